@@ -1,0 +1,5 @@
+//! halka, the product: the `halka` command's subcommands as library functions, so the binary
+//! stays thin and tests call the same code.
+
+pub mod cli;
+pub mod sim;
