@@ -1,1 +1,24 @@
-//! placeholder
+//! How one node keeps data.
+//!
+//! A key maps to a [`Record`]: the set of concurrent versions (siblings) written for it and
+//! the causal context that summarises every version the record has seen. Records merge by a
+//! join that is commutative, associative and idempotent, so replicas can exchange them in
+//! any order, any number of times, and converge. See `DESIGN.md` ("Versions and clocks") for
+//! why halka uses dotted version vectors.
+//!
+//! Records live in an [`Engine`]: [`MemoryEngine`] for tests and the embedded demo,
+//! [`FjallEngine`] for durable storage with a configurable [`SyncPolicy`].
+
+mod clock;
+mod codec;
+pub mod engine;
+mod error;
+mod limits;
+mod record;
+
+pub use clock::{Dot, NodeId, VersionVector};
+pub use codec::{decode_record, encode_record};
+pub use engine::{Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy};
+pub use error::StoreError;
+pub use limits::{LimitError, Limits};
+pub use record::{MAX_SIBLINGS, Record, Version, Write};

@@ -1,0 +1,255 @@
+//! The durable engine, on fjall (an LSM tree with a write-ahead journal).
+//!
+//! Durability follows [`SyncPolicy`]:
+//! - `Always`: a write returns only after the journal is fsynced. Concurrent writers share
+//!   fsyncs (group commit): each waits until some fsync started after its own insert.
+//! - `Periodic`: a background thread fsyncs every `interval_ms`; a crash loses at most that
+//!   window of acknowledged writes (a power loss, that is — a killed process loses nothing
+//!   the OS already has).
+//!
+//! After a failed fsync the engine is poisoned: the journal's state on disk is unknown, so
+//! it refuses all further writes instead of acknowledging writes it may not keep. Reopening
+//! recovers from the journal.
+
+use super::Engine;
+use crate::{Limits, Record, StoreError, decode_record, encode_record};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// When acknowledged writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum SyncPolicy {
+    /// fsync before acknowledging each write (shared between concurrent writers).
+    Always,
+    /// fsync in the background every `interval_ms` milliseconds.
+    Periodic { interval_ms: u64 },
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        SyncPolicy::Periodic { interval_ms: 100 }
+    }
+}
+
+/// How to open a [`FjallEngine`].
+#[derive(Debug, Clone)]
+pub struct FjallOptions {
+    pub path: PathBuf,
+    pub sync: SyncPolicy,
+    pub limits: Limits,
+}
+
+/// Stripes serialise read-modify-write per key; a power of two so the stripe is a mask.
+const STRIPES: usize = 256;
+
+struct Inner {
+    db: Database,
+    records: Keyspace,
+    stripes: Box<[Mutex<()>]>,
+    hasher: RandomState,
+    sync: SyncPolicy,
+    limits: Limits,
+    /// Set after a failed fsync, with the error text.
+    poisoned: Mutex<Option<String>>,
+    /// Writes inserted so far, and the count covered by the last completed fsync.
+    inserted: AtomicU64,
+    synced: Mutex<u64>,
+    /// Test hook: make the next fsync fail.
+    fail_next_sync: AtomicBool,
+}
+
+impl Inner {
+    fn check_poison(&self) -> Result<(), StoreError> {
+        match &*self.poisoned.lock() {
+            Some(e) => Err(StoreError::Poisoned(e.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fsync(&self) -> Result<(), StoreError> {
+        let result = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
+            Err("injected fsync failure".to_string())
+        } else {
+            self.db
+                .persist(PersistMode::SyncAll)
+                .map_err(|e| e.to_string())
+        };
+        result.map_err(|e| {
+            tracing::error!(error = %e, "fsync failed; refusing further writes");
+            *self.poisoned.lock() = Some(e.clone());
+            StoreError::Poisoned(e)
+        })
+    }
+
+    /// Group commit: returns once an fsync that started after write `seq` completed.
+    fn sync_through(&self, seq: u64) -> Result<(), StoreError> {
+        let mut synced = self.synced.lock();
+        if *synced >= seq {
+            return Ok(());
+        }
+        self.check_poison()?;
+        let target = self.inserted.load(Ordering::SeqCst);
+        self.fsync()?;
+        *synced = target;
+        Ok(())
+    }
+}
+
+/// A durable engine in a data directory.
+pub struct FjallEngine {
+    inner: Arc<Inner>,
+    flusher: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for FjallEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallEngine")
+            .field("path", &self.inner.records.path())
+            .field("sync", &self.inner.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FjallEngine {
+    /// Opens (or creates) the engine in `options.path`, recovering from the journal.
+    ///
+    /// # Errors
+    /// The directory cannot be created or the data in it cannot be recovered.
+    pub fn open(options: FjallOptions) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&options.path).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create data directory {}: {e}",
+                options.path.display()
+            ))
+        })?;
+        let db = Database::builder(&options.path)
+            .open()
+            .map_err(|e| StoreError::Io(format!("opening {}: {e}", options.path.display())))?;
+        let records = db
+            .keyspace("records", KeyspaceCreateOptions::default)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            db,
+            records,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            hasher: RandomState::new(),
+            sync: options.sync,
+            limits: options.limits,
+            poisoned: Mutex::new(None),
+            inserted: AtomicU64::new(0),
+            synced: Mutex::new(0),
+            fail_next_sync: AtomicBool::new(false),
+        });
+        let flusher = match options.sync {
+            SyncPolicy::Always => None,
+            SyncPolicy::Periodic { interval_ms } => Some(
+                spawn_flusher(&inner, interval_ms)
+                    .map_err(|e| StoreError::Io(format!("cannot start fsync thread: {e}")))?,
+            ),
+        };
+        Ok(Self { inner, flusher })
+    }
+
+    /// Makes the next fsync fail, to test poisoning. Not for production use.
+    #[doc(hidden)]
+    pub fn inject_sync_failure(&self) {
+        self.inner.fail_next_sync.store(true, Ordering::SeqCst);
+    }
+}
+
+fn spawn_flusher(
+    inner: &Arc<Inner>,
+    interval_ms: u64,
+) -> std::io::Result<(mpsc::Sender<()>, JoinHandle<()>)> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let inner = Arc::clone(inner);
+    let interval = Duration::from_millis(interval_ms.max(1));
+    let handle = std::thread::Builder::new()
+        .name("halka-fsync".into())
+        .spawn(move || {
+            // Runs until the engine drops its sender.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                if inner.poisoned.lock().is_some() {
+                    continue;
+                }
+                let seq = inner.inserted.load(Ordering::SeqCst);
+                let _ = inner.sync_through(seq);
+            }
+        })?;
+    Ok((stop, handle))
+}
+
+impl Drop for FjallEngine {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.flusher.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+        if self.inner.poisoned.lock().is_none() {
+            let _ = self.inner.fsync();
+        }
+    }
+}
+
+impl Engine for FjallEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+        let raw = self
+            .inner
+            .records
+            .get(key)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        raw.map(|bytes| decode_record(&bytes)).transpose()
+    }
+
+    fn update(
+        &self,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+    ) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        inner.check_poison()?;
+        let seq = {
+            let stripe = (inner.hasher.hash_one(key) as usize) & (STRIPES - 1);
+            let _guard = inner.stripes[stripe].lock();
+            let current = self.get(key)?;
+            let Some(next) = f(current.as_ref()) else {
+                return Ok(());
+            };
+            inner
+                .records
+                .insert(key, encode_record(&next)?)
+                .map_err(|e| StoreError::Io(e.to_string()))?;
+            inner.inserted.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        match inner.sync {
+            SyncPolicy::Always => inner.sync_through(seq),
+            SyncPolicy::Periodic { .. } => Ok(()),
+        }
+    }
+
+    fn key_count(&self) -> u64 {
+        self.inner.records.approximate_len() as u64
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.check_poison()?;
+        let seq = self.inner.inserted.load(Ordering::SeqCst);
+        self.inner.sync_through(seq.max(1))
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    fn is_blocking(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,98 @@
+//! Storage engines: where a node's records live.
+//!
+//! An engine stores one [`Record`] per key and offers a single atomic primitive,
+//! [`Engine::update`] (read-modify-write of one key). Everything the replica protocol needs —
+//! applying a client write, merging a record from a peer — is built on it here, once, so
+//! both engines behave identically; `tests/engine_suite.rs` runs one suite against both.
+
+mod fjall;
+mod memory;
+
+pub use self::fjall::{FjallEngine, FjallOptions, SyncPolicy};
+pub use memory::MemoryEngine;
+
+use crate::{Dot, Limits, NodeId, Record, StoreError, Write};
+use std::fmt;
+
+/// One node's record store.
+pub trait Engine: Send + Sync + fmt::Debug + 'static {
+    /// The stored record for `key`, if any.
+    ///
+    /// # Errors
+    /// I/O failure or a corrupt stored record.
+    fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError>;
+
+    /// Atomically replaces the record for `key` with `f(current)`; `None` from `f` leaves the
+    /// key untouched. When this returns `Ok`, the new record is durable to the engine's sync
+    /// policy. `f` may be called more than once and must not have side effects beyond its
+    /// return value.
+    ///
+    /// # Errors
+    /// I/O failure, a corrupt stored record, or an engine poisoned by a failed fsync.
+    fn update(
+        &self,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+    ) -> Result<(), StoreError>;
+
+    /// Number of keys stored (approximate for LSM engines).
+    fn key_count(&self) -> u64;
+
+    /// Makes every acknowledged write durable now.
+    ///
+    /// # Errors
+    /// The fsync failed (and the engine is now poisoned).
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// The size limits this engine enforces.
+    fn limits(&self) -> &Limits;
+
+    /// Whether calls may block on disk I/O, so async callers should move them to a
+    /// blocking thread.
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    /// Applies a client write as the coordinating replica `node` and returns the resulting
+    /// record and the new version's dot.
+    ///
+    /// # Errors
+    /// Limits (nothing is stored), or as [`Engine::update`].
+    fn apply_write(
+        &self,
+        key: &[u8],
+        node: &NodeId,
+        write: &Write,
+    ) -> Result<(Record, Dot), StoreError> {
+        self.limits().check_key(key)?;
+        if let Some(v) = &write.value {
+            self.limits().check_value(v)?;
+        }
+        let mut result = None;
+        self.update(key, &mut |current| {
+            let (record, dot) = Record::apply_write(current, node, write);
+            result = Some((record.clone(), dot));
+            Some(record)
+        })?;
+        result.ok_or_else(|| StoreError::Io("write was not applied".into()))
+    }
+
+    /// Merges `incoming` into the stored record for `key`.
+    ///
+    /// # Errors
+    /// Limits (nothing is stored), or as [`Engine::update`].
+    fn merge(&self, key: &[u8], incoming: &Record) -> Result<(), StoreError> {
+        self.limits().check_key(key)?;
+        for v in incoming.values() {
+            self.limits().check_value(v)?;
+        }
+        self.update(key, &mut |current| match current {
+            None => Some(incoming.clone()),
+            Some(stored) => {
+                let merged = stored.merge(incoming);
+                // Skip the write (and its fsync) when the peer told us nothing new.
+                (merged != *stored).then_some(merged)
+            }
+        })
+    }
+}

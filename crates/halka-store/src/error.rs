@@ -1,0 +1,18 @@
+use crate::LimitError;
+use thiserror::Error;
+
+/// Why a storage operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    /// An earlier fsync failed. The engine no longer knows what is on disk, so it refuses
+    /// writes until it is reopened (and recovers from its journal).
+    #[error("storage engine refused the write: an earlier fsync failed ({0}); restart the node")]
+    Poisoned(String),
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    #[error("stored record for a key is corrupt: {0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,68 @@
+//! Size limits, checked before anything is stored.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Maximum sizes of keys and values.
+///
+/// Defaults: keys up to 1 KiB, values up to 1 MiB — Dynamo's guidance for objects, and small
+/// enough that a value travels in one RPC frame and a record's siblings fit comfortably in
+/// memory. Raise them in configuration if your data needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest key, in bytes. Empty keys are always rejected.
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_key_bytes: 1024,
+            max_value_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// A key or value outside the configured limits.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum LimitError {
+    #[error("key must not be empty")]
+    EmptyKey,
+    #[error("key is {size} bytes; the maximum is {max} bytes")]
+    KeyTooLarge { size: usize, max: usize },
+    #[error("value is {size} bytes; the maximum is {max} bytes")]
+    ValueTooLarge { size: usize, max: usize },
+}
+
+impl Limits {
+    /// # Errors
+    /// The key is empty or longer than `max_key_bytes`.
+    pub fn check_key(&self, key: &[u8]) -> Result<(), LimitError> {
+        if key.is_empty() {
+            return Err(LimitError::EmptyKey);
+        }
+        if key.len() > self.max_key_bytes {
+            return Err(LimitError::KeyTooLarge {
+                size: key.len(),
+                max: self.max_key_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// # Errors
+    /// The value is longer than `max_value_bytes`.
+    pub fn check_value(&self, value: &[u8]) -> Result<(), LimitError> {
+        if value.len() > self.max_value_bytes {
+            return Err(LimitError::ValueTooLarge {
+                size: value.len(),
+                max: self.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+}

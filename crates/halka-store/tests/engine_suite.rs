@@ -1,0 +1,219 @@
+//! One behaviour suite, run against every engine.
+
+use bytes::Bytes;
+use halka_store::{
+    Engine, FjallEngine, FjallOptions, Limits, MemoryEngine, NodeId, Record, StoreError,
+    SyncPolicy, VersionVector, Write,
+};
+use std::sync::Arc;
+
+fn write(value: &str, context: &VersionVector) -> Write {
+    Write {
+        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+        context: context.clone(),
+        timestamp_ms: 1,
+    }
+}
+
+fn small_limits() -> Limits {
+    Limits {
+        max_key_bytes: 16,
+        max_value_bytes: 32,
+    }
+}
+
+fn write_then_read(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    let (record, dot) = engine
+        .apply_write(b"k", &a, &write("v1", &VersionVector::new()))
+        .unwrap();
+    assert_eq!(dot.counter, 1);
+    assert_eq!(engine.get(b"k").unwrap(), Some(record));
+    assert_eq!(engine.get(b"missing").unwrap(), None);
+    assert_eq!(engine.key_count(), 1);
+}
+
+fn causal_overwrite_and_siblings(engine: &dyn Engine) {
+    let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+    let (r1, _) = engine
+        .apply_write(b"k", &a, &write("v1", &VersionVector::new()))
+        .unwrap();
+    let (r2, _) = engine
+        .apply_write(b"k", &a, &write("v2", r1.context()))
+        .unwrap();
+    assert_eq!(r2.values().count(), 1);
+    // A concurrent version arriving from a peer becomes a sibling.
+    let (theirs, _) = Record::apply_write(None, &b, &write("w", &VersionVector::new()));
+    engine.merge(b"k", &theirs).unwrap();
+    let stored = engine.get(b"k").unwrap().unwrap();
+    assert_eq!(stored.values().count(), 2);
+    // Merging again changes nothing (idempotent).
+    engine.merge(b"k", &theirs).unwrap();
+    assert_eq!(engine.get(b"k").unwrap().unwrap(), stored);
+}
+
+fn limits_reject_and_store_nothing(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    let big_key = vec![b'k'; 17];
+    let err = engine
+        .apply_write(&big_key, &a, &write("v", &VersionVector::new()))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Limit(_)), "{err}");
+    assert!(err.to_string().contains("maximum is 16"), "{err}");
+    let big_value = "x".repeat(33);
+    assert!(
+        engine
+            .apply_write(b"k", &a, &write(&big_value, &VersionVector::new()))
+            .is_err()
+    );
+    assert!(
+        engine
+            .apply_write(b"", &a, &write("v", &VersionVector::new()))
+            .is_err()
+    );
+    assert_eq!(engine.get(b"k").unwrap(), None);
+    assert_eq!(engine.get(&big_key).unwrap(), None);
+    assert_eq!(engine.key_count(), 0);
+}
+
+fn concurrent_writers_get_distinct_dots(engine: Arc<dyn Engine>) {
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                let a = NodeId::new("a");
+                (0..50)
+                    .map(|_| {
+                        engine
+                            .apply_write(b"hot", &a, &write("v", &VersionVector::new()))
+                            .unwrap()
+                            .1
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut dots: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .map(|d| d.counter)
+        .collect();
+    dots.sort_unstable();
+    assert_eq!(
+        dots,
+        (1..=200).collect::<Vec<_>>(),
+        "every write got its own counter"
+    );
+    let stored = engine.get(b"hot").unwrap().unwrap();
+    assert_eq!(
+        stored.versions().len(),
+        halka_store::MAX_SIBLINGS,
+        "blind writes are bounded siblings"
+    );
+}
+
+macro_rules! engine_suite {
+    ($module:ident, $make:expr) => {
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn write_then_read() {
+                let (_dir, e) = $make(Limits::default());
+                super::write_then_read(e.as_ref());
+            }
+
+            #[test]
+            fn causal_overwrite_and_siblings() {
+                let (_dir, e) = $make(Limits::default());
+                super::causal_overwrite_and_siblings(e.as_ref());
+            }
+
+            #[test]
+            fn limits_reject_and_store_nothing() {
+                let (_dir, e) = $make(small_limits());
+                super::limits_reject_and_store_nothing(e.as_ref());
+            }
+
+            #[test]
+            fn concurrent_writers_get_distinct_dots() {
+                let (_dir, e) = $make(Limits::default());
+                super::concurrent_writers_get_distinct_dots(e);
+            }
+        }
+    };
+}
+
+fn memory(limits: Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
+    (None, Arc::new(MemoryEngine::new(limits)))
+}
+
+fn fjall_with(sync: SyncPolicy) -> impl Fn(Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
+    move |limits| {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FjallEngine::open(FjallOptions {
+            path: dir.path().into(),
+            sync,
+            limits,
+        })
+        .unwrap();
+        (Some(dir), Arc::new(engine))
+    }
+}
+
+engine_suite!(memory_engine, memory);
+engine_suite!(fjall_always, fjall_with(SyncPolicy::Always));
+engine_suite!(
+    fjall_periodic,
+    fjall_with(SyncPolicy::Periodic { interval_ms: 10 })
+);
+
+#[test]
+fn fjall_keeps_data_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        FjallEngine::open(FjallOptions {
+            path: dir.path().into(),
+            sync: SyncPolicy::Periodic { interval_ms: 1000 },
+            limits: Limits::default(),
+        })
+        .unwrap()
+    };
+    let (record, _) = {
+        let e = open();
+        e.apply_write(
+            b"k",
+            &NodeId::new("a"),
+            &write("kept", &VersionVector::new()),
+        )
+        .unwrap()
+    };
+    assert_eq!(open().get(b"k").unwrap(), Some(record));
+}
+
+#[test]
+fn failed_fsync_poisons_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = FjallEngine::open(FjallOptions {
+        path: dir.path().into(),
+        sync: SyncPolicy::Always,
+        limits: Limits::default(),
+    })
+    .unwrap();
+    let a = NodeId::new("a");
+    e.apply_write(b"before", &a, &write("v", &VersionVector::new()))
+        .unwrap();
+    e.inject_sync_failure();
+    let err = e
+        .apply_write(b"k", &a, &write("v", &VersionVector::new()))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Poisoned(_)), "{err}");
+    // Every later write is refused, even though no further fsync fails.
+    let err = e
+        .apply_write(b"k2", &a, &write("v", &VersionVector::new()))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Poisoned(_)), "{err}");
+    assert!(err.to_string().contains("restart the node"));
+    // Reads keep working.
+    assert!(e.get(b"before").unwrap().is_some());
+}
