@@ -1,5 +1,7 @@
 //! Placement invariants, checked over random member lists and keys.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
 use halka_ring::stats::moved;
 use halka_ring::{Member, Placement, PreferenceList, Strategy};
 use proptest::prelude::*;

@@ -1,6 +1,8 @@
 //! A process SIGKILLed in the middle of writes with `SyncPolicy::Always` loses none of the
 //! writes it acknowledged. The writer is this test binary re-executed as a child process.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
 use bytes::Bytes;
 use halka_store::{
     Engine, FjallEngine, FjallOptions, Limits, NodeId, SyncPolicy, VersionVector, Write,

@@ -1,5 +1,7 @@
 //! One behaviour suite, run against every engine.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
 use bytes::Bytes;
 use halka_store::{
     Engine, FjallEngine, FjallOptions, Limits, MemoryEngine, NodeId, Record, StoreError,
