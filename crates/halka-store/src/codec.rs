@@ -46,6 +46,7 @@ mod tests {
                 value: Some(Bytes::from_static(b"Ozer")),
                 context: VersionVector::new(),
                 timestamp_ms: 1000,
+                overwrite: false,
             },
         );
         let bytes = encode_record(&record).unwrap();

@@ -50,6 +50,11 @@ pub struct Write {
     /// are replaced; others remain as siblings.
     pub context: VersionVector,
     pub timestamp_ms: u64,
+    /// Replace every version the coordinating replica holds, as if the client had read
+    /// them: the semantics of a plain `SET`/`DEL` from a client that keeps no context.
+    /// Versions the coordinating replica has not seen still survive as siblings.
+    #[serde(default)]
+    pub overwrite: bool,
 }
 
 /// All that a replica knows about one key.
@@ -153,11 +158,14 @@ impl Record {
             node: node.clone(),
             counter,
         };
-        let mut versions: Vec<Version> = base
-            .versions
-            .into_iter()
-            .filter(|v| !write.context.covers(&v.dot))
-            .collect();
+        let mut versions: Vec<Version> = if write.overwrite {
+            Vec::new()
+        } else {
+            base.versions
+                .into_iter()
+                .filter(|v| !write.context.covers(&v.dot))
+                .collect()
+        };
         let at = versions.partition_point(|v| v.dot < dot);
         versions.insert(
             at,
@@ -208,6 +216,7 @@ mod tests {
             value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
             context: context.clone(),
             timestamp_ms: ts,
+            overwrite: false,
         }
     }
 
@@ -252,6 +261,22 @@ mod tests {
             2,
             "a blind write must not silently replace"
         );
+    }
+
+    #[test]
+    fn overwrite_replaces_everything_the_replica_holds() {
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        let empty = VersionVector::new();
+        let (ra, _) = Record::apply_write(None, &a, &write(Some("x"), &empty, 1));
+        let (rb, _) = Record::apply_write(None, &b, &write(Some("y"), &empty, 2));
+        let both = ra.merge(&rb);
+        let (r, _) = Record::apply_write(
+            Some(&both),
+            &a,
+            &Write { overwrite: true, ..write(Some("z"), &empty, 3) },
+        );
+        assert_eq!(r.values().collect::<Vec<_>>(), [&Bytes::from_static(b"z")]);
+        assert!(r.merge(&both) == r, "replaced versions do not come back");
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn crash_writer_child() {
                     value: Some(Bytes::from(format!("v-{t}-{i}"))),
                     context: VersionVector::new(),
                     timestamp_ms: i,
+                    overwrite: false,
                 };
                 engine.apply_write(key.as_bytes(), &node, &write).unwrap();
                 if tx.send(key).is_err() {

@@ -14,6 +14,7 @@ fn write(value: &str, context: &VersionVector) -> Write {
         value: Some(Bytes::copy_from_slice(value.as_bytes())),
         context: context.clone(),
         timestamp_ms: 1,
+        overwrite: false,
     }
 }
 
@@ -114,6 +115,24 @@ fn concurrent_writers_get_distinct_dots(engine: Arc<dyn Engine>) {
     );
 }
 
+fn scan_visits_every_key(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    for i in 0..100 {
+        let key = format!("key-{i}");
+        engine.apply_write(key.as_bytes(), &a, &write("v", &VersionVector::new())).unwrap();
+    }
+    let mut seen = Vec::new();
+    engine.scan(&mut |k, r| {
+        assert_eq!(r.values().count(), 1);
+        seen.push(String::from_utf8(k.to_vec()).unwrap());
+    })
+    .unwrap();
+    seen.sort();
+    let mut expected: Vec<String> = (0..100).map(|i| format!("key-{i}")).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
 macro_rules! engine_suite {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -135,6 +154,12 @@ macro_rules! engine_suite {
             fn limits_reject_and_store_nothing() {
                 let (_dir, e) = $make(small_limits());
                 super::limits_reject_and_store_nothing(e.as_ref());
+            }
+
+            #[test]
+            fn scan_visits_every_key() {
+                let (_dir, e) = $make(Limits::default());
+                super::scan_visits_every_key(e.as_ref());
             }
 
             #[test]

@@ -35,6 +35,13 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         f: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
     ) -> Result<(), StoreError>;
 
+    /// Calls `f` with every stored key and record, in no particular order. Used to move data
+    /// when membership changes. `f` runs while engine resources are held: keep it short.
+    ///
+    /// # Errors
+    /// I/O failure or a corrupt stored record.
+    fn scan(&self, f: &mut dyn FnMut(&[u8], Record)) -> Result<(), StoreError>;
+
     /// Number of keys stored (approximate for LSM engines).
     fn key_count(&self) -> u64;
 
