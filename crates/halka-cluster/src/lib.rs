@@ -1,1 +1,29 @@
-//! placeholder
+//! How halka nodes cooperate.
+//!
+//! The [`Coordinator`] turns a client request into quorum operations on the N replicas of a
+//! key: it fans out to all of them at once, returns at the W-th acknowledgement or R-th
+//! answer, and leaves the stragglers to finish in the background under a deadline. Replicas
+//! sit behind the [`Replica`] trait, so the same coordinator drives replicas in this process
+//! ([`LocalReplica`]), on other hosts (the RPC client), or behind fault injection
+//! ([`FaultyReplica`]) in tests and simulations.
+//!
+//! [`Cluster`] is the embedded form: every replica in one process, with the seed project's
+//! API (`add_node`, `put(key, value, w)`, `get(key, r)`).
+
+mod background;
+mod cluster;
+mod coordinator;
+mod error;
+mod faulty;
+mod local;
+mod replica;
+mod view;
+
+pub use background::Background;
+pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
+pub use coordinator::{Coordinator, CoordinatorConfig, GetResult, PutResult};
+pub use error::{ClusterError, QuorumError};
+pub use faulty::{FaultPlan, FaultyReplica};
+pub use local::LocalReplica;
+pub use replica::{Replica, ReplicaError, ReplicaFuture};
+pub use view::View;

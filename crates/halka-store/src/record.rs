@@ -273,7 +273,10 @@ mod tests {
         let (r, _) = Record::apply_write(
             Some(&both),
             &a,
-            &Write { overwrite: true, ..write(Some("z"), &empty, 3) },
+            &Write {
+                overwrite: true,
+                ..write(Some("z"), &empty, 3)
+            },
         );
         assert_eq!(r.values().collect::<Vec<_>>(), [&Bytes::from_static(b"z")]);
         assert!(r.merge(&both) == r, "replaced versions do not come back");

@@ -119,14 +119,17 @@ fn scan_visits_every_key(engine: &dyn Engine) {
     let a = NodeId::new("a");
     for i in 0..100 {
         let key = format!("key-{i}");
-        engine.apply_write(key.as_bytes(), &a, &write("v", &VersionVector::new())).unwrap();
+        engine
+            .apply_write(key.as_bytes(), &a, &write("v", &VersionVector::new()))
+            .unwrap();
     }
     let mut seen = Vec::new();
-    engine.scan(&mut |k, r| {
-        assert_eq!(r.values().count(), 1);
-        seen.push(String::from_utf8(k.to_vec()).unwrap());
-    })
-    .unwrap();
+    engine
+        .scan(&mut |k, r| {
+            assert_eq!(r.values().count(), 1);
+            seen.push(String::from_utf8(k.to_vec()).unwrap());
+        })
+        .unwrap();
     seen.sort();
     let mut expected: Vec<String> = (0..100).map(|i| format!("key-{i}")).collect();
     expected.sort();

@@ -237,7 +237,9 @@ impl Engine for FjallEngine {
 
     fn scan(&self, f: &mut dyn FnMut(&[u8], Record)) -> Result<(), StoreError> {
         for guard in self.inner.records.iter() {
-            let (key, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|e| StoreError::Io(e.to_string()))?;
             f(&key, decode_record(&value)?);
         }
         Ok(())

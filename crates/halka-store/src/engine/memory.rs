@@ -72,8 +72,11 @@ impl Engine for MemoryEngine {
     fn scan(&self, f: &mut dyn FnMut(&[u8], Record)) -> Result<(), StoreError> {
         for shard in &*self.shards {
             // Copy the shard out so `f` never runs under the lock.
-            let entries: Vec<(Bytes, Record)> =
-                shard.read().iter().map(|(k, r)| (k.clone(), r.clone())).collect();
+            let entries: Vec<(Bytes, Record)> = shard
+                .read()
+                .iter()
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
             for (k, r) in entries {
                 f(&k, r);
             }

@@ -1,0 +1,453 @@
+//! The quorum coordinator.
+//!
+//! A write goes first to one *coordinating* replica, which numbers the new version (its
+//! dot) against what it already holds — that is what keeps dotted version vectors exact —
+//! and returns the resulting record. The coordinator then sends that record to the other
+//! replicas at once and returns at the W-th acknowledgement, counting the coordinating
+//! replica as one. A read asks all N replicas at once and returns at the R-th answer with
+//! the merge of the answers. Either returns at once with a [`QuorumError`] as soon as
+//! success has become impossible.
+//!
+//! Whatever is still in flight when a request returns is handed to [`Background`], bounded
+//! by the per-call deadline, so it finishes (or times out) without holding up the client
+//! and without outliving the deadline. Reads compare every answer — including late ones —
+//! with the merged record and write the merge back to stale replicas (read repair).
+
+use crate::error::check_quorum;
+use crate::view::{View, ViewGuard};
+use crate::{Background, ClusterError, QuorumError, Replica, ReplicaError};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use halka_store::{Limits, NodeId, Record, VersionVector, Write};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Coordinator settings, with the defaults a new cluster gets.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Replication factor N.
+    pub replication: usize,
+    /// Deadline for each replica call.
+    pub timeout: Duration,
+    pub limits: Limits,
+    /// Background tasks (stragglers, read repair) in flight at most.
+    pub max_background: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            replication: 3,
+            timeout: Duration::from_secs(1),
+            limits: Limits::default(),
+            max_background: 4096,
+        }
+    }
+}
+
+/// What a successful write reports.
+#[derive(Debug, Clone)]
+pub struct PutResult {
+    /// Causal context of the new record; pass it back to replace what this write produced.
+    pub context: VersionVector,
+    /// Replicas that acknowledged before the call returned (at least W).
+    pub acked: Vec<NodeId>,
+}
+
+/// What a successful read reports.
+#[derive(Debug, Clone)]
+pub struct GetResult {
+    /// The first R answers, in arrival order: each replica's record (`None` if it had
+    /// nothing). The seed project's map of replica → value.
+    pub replies: Vec<(NodeId, Option<Record>)>,
+    /// The merge of the answers.
+    pub record: Record,
+}
+
+impl GetResult {
+    /// Live sibling values of the merged record (empty when absent or deleted).
+    pub fn values(&self) -> impl Iterator<Item = &Bytes> {
+        self.record.values()
+    }
+
+    /// Last-writer-wins value, for clients that want exactly one.
+    #[must_use]
+    pub fn value(&self) -> Option<&Bytes> {
+        self.record.lww_value()
+    }
+
+    /// The causal context to pass to a write that resolves these siblings.
+    #[must_use]
+    pub fn context(&self) -> &VersionVector {
+        self.record.context()
+    }
+}
+
+type Call<T> = Pin<Box<dyn Future<Output = (NodeId, Result<T, ReplicaError>)> + Send>>;
+
+/// Quorum reads and writes over the current [`View`].
+#[derive(Debug)]
+pub struct Coordinator {
+    view: ArcSwap<View>,
+    config: CoordinatorConfig,
+    background: Background,
+    clock: fn() -> u64,
+    /// Last timestamp handed out: timestamps from one coordinator strictly increase, so
+    /// last-writer-wins orders its own sequential writes even within one millisecond.
+    last_timestamp: AtomicU64,
+}
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Coordinator {
+    #[must_use]
+    pub fn new(view: View, config: CoordinatorConfig) -> Self {
+        let background = Background::new(config.max_background);
+        Self {
+            view: ArcSwap::from_pointee(view),
+            config,
+            background,
+            clock: wall_clock_ms,
+            last_timestamp: AtomicU64::new(0),
+        }
+    }
+
+    /// Replaces the timestamp source (milliseconds) used for last-writer-wins ordering.
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &CoordinatorConfig {
+        &self.config
+    }
+
+    /// The current membership view.
+    #[must_use]
+    pub fn view(&self) -> Arc<View> {
+        self.view.load_full()
+    }
+
+    #[must_use]
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
+    /// Installs a new view and returns the previous one (not yet retired).
+    pub fn swap_view(&self, view: View) -> Arc<View> {
+        self.view.swap(Arc::new(view))
+    }
+
+    /// The current view, entered: it cannot be retired while the guard lives.
+    async fn enter(&self) -> (Arc<View>, ViewGuard) {
+        loop {
+            let view = self.view.load_full();
+            if let Some(guard) = view.enter().await {
+                return (view, guard);
+            }
+        }
+    }
+
+    fn call<T, F>(&self, replica: &Arc<dyn Replica>, op: F) -> Call<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Replica) -> crate::ReplicaFuture<T>,
+    {
+        let id = replica.id().clone();
+        let timeout = self.config.timeout;
+        let fut = op(replica.as_ref());
+        Box::pin(async move {
+            let result = match tokio::time::timeout(timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(ReplicaError::Timeout(timeout.as_millis() as u64)),
+            };
+            if result.is_err() {
+                metrics::counter!("halka_replica_errors_total").increment(1);
+            }
+            (id, result)
+        })
+    }
+
+    fn check_write(&self, view: &View, key: &[u8], w: usize) -> Result<(), ClusterError> {
+        check_quorum("w", w, self.config.replication)?;
+        if w > view.width() {
+            return Err(ClusterError::TooFewNodes {
+                name: "w",
+                given: w,
+                nodes: view.width(),
+            });
+        }
+        self.config.limits.check_key(key)?;
+        Ok(())
+    }
+
+    /// Writes `value` (or a tombstone for `None`) to `key` and waits for `w`
+    /// acknowledgements. With a `context`, the write replaces exactly the versions that
+    /// context covers; without one it replaces whatever the coordinating replica holds
+    /// (plain `SET` semantics), and concurrent versions elsewhere survive as siblings.
+    ///
+    /// # Errors
+    /// Bad `w` or sizes (before any I/O), or [`QuorumError`] naming the failed replicas.
+    pub async fn write(
+        &self,
+        key: Bytes,
+        value: Option<Bytes>,
+        context: Option<VersionVector>,
+        w: usize,
+    ) -> Result<PutResult, ClusterError> {
+        let (view, guard) = self.enter().await;
+        self.check_write(&view, &key, w)?;
+        if let Some(v) = &value {
+            self.config.limits.check_value(v)?;
+        }
+        let overwrite = context.is_none();
+        let write = Write {
+            value,
+            context: context.unwrap_or_default(),
+            timestamp_ms: self.timestamp(),
+            overwrite,
+        };
+        let preference = view.preference(&key);
+        let n = preference.len();
+        let mut failures = Vec::new();
+
+        // The coordinating replica: the first in preference order that answers.
+        let mut coordinated = None;
+        for (pos, &idx) in preference.iter().enumerate() {
+            if n - failures.len() < w {
+                break;
+            }
+            let replica = view.replica(idx);
+            let (id, result) = self
+                .call(replica, |r| r.coordinate_write(key.clone(), write.clone()))
+                .await;
+            match result {
+                Ok(record) => {
+                    coordinated = Some((pos, id, record));
+                    break;
+                }
+                Err(e) => failures.push((id, e)),
+            }
+        }
+        let Some((pos, coordinator, record)) = coordinated else {
+            return Err(self.quorum_failed("write", w, 0, n, failures));
+        };
+        let mut acked = vec![coordinator];
+
+        // Replicas after the coordinator receive the record; those before it already failed.
+        let mut pending: FuturesUnordered<Call<()>> = preference[pos + 1..]
+            .iter()
+            .map(|&idx| self.call(view.replica(idx), |r| r.merge(key.clone(), record.clone())))
+            .collect();
+        while acked.len() < w {
+            if acked.len() + pending.len() < w {
+                self.finish_in_background(pending, guard, |_, _| {});
+                return Err(self.quorum_failed("write", w, acked.len(), n, failures));
+            }
+            match pending.next().await {
+                Some((id, Ok(()))) => acked.push(id),
+                Some((id, Err(e))) => failures.push((id, e)),
+                None => break,
+            }
+        }
+        if acked.len() < w {
+            return Err(self.quorum_failed("write", w, acked.len(), n, failures));
+        }
+        drain_ready(&mut pending, |_, _| {});
+        self.finish_in_background(pending, guard, |_, _| {});
+        Ok(PutResult {
+            context: record.context().clone(),
+            acked,
+        })
+    }
+
+    fn timestamp(&self) -> u64 {
+        let now = (self.clock)();
+        let prev = self
+            .last_timestamp
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+                Some(now.max(last + 1))
+            })
+            .unwrap_or(now);
+        now.max(prev + 1)
+    }
+
+    /// Reads `key` from `r` replicas and merges their answers.
+    ///
+    /// # Errors
+    /// Bad `r` (before any I/O), or [`QuorumError`] naming the failed replicas.
+    pub async fn get(&self, key: Bytes, r: usize) -> Result<GetResult, ClusterError> {
+        let (view, guard) = self.enter().await;
+        check_quorum("r", r, self.config.replication)?;
+        if r > view.width() {
+            return Err(ClusterError::TooFewNodes {
+                name: "r",
+                given: r,
+                nodes: view.width(),
+            });
+        }
+        self.config.limits.check_key(&key)?;
+        let preference = view.preference(&key);
+        let n = preference.len();
+        let mut pending: FuturesUnordered<Call<Option<Record>>> = preference
+            .iter()
+            .map(|&idx| self.call(view.replica(idx), |rep| rep.get(key.clone())))
+            .collect();
+        let mut replies = Vec::with_capacity(r);
+        let mut failures = Vec::new();
+        while replies.len() < r {
+            if replies.len() + pending.len() < r {
+                self.finish_in_background(pending, guard, |_, _| {});
+                return Err(self.quorum_failed("read", r, replies.len(), n, failures));
+            }
+            match pending.next().await {
+                Some((id, Ok(record))) => replies.push((id, record)),
+                Some((id, Err(e))) => failures.push((id, e)),
+                None => break,
+            }
+        }
+        if replies.len() < r {
+            return Err(self.quorum_failed("read", r, replies.len(), n, failures));
+        }
+        // Answers that are already in count for repair too, without waiting for them.
+        let mut late = Vec::new();
+        drain_ready(&mut pending, |id, record| late.push((id, record)));
+        let merged = replies
+            .iter()
+            .chain(late.iter())
+            .filter_map(|(_, rec)| rec.as_ref())
+            .fold(Record::default(), |acc, rec| acc.merge(rec));
+
+        let stale: Vec<NodeId> = replies
+            .iter()
+            .chain(late.iter())
+            .filter(|(_, rec)| is_stale(rec.as_ref(), &merged))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.repair(&view, &key, id, &merged);
+        }
+        // Stragglers are compared when they arrive, and repaired if stale.
+        if !pending.is_empty() {
+            let (view2, key2, merged2) = (Arc::clone(&view), key.clone(), merged.clone());
+            let this = self.repairer();
+            self.finish_in_background(pending, guard, move |id, record| {
+                if is_stale(record.as_ref(), &merged2) {
+                    this.repair_now(&view2, &key2, id, &merged2);
+                }
+            });
+        }
+        Ok(GetResult {
+            replies,
+            record: merged,
+        })
+    }
+
+    fn repairer(&self) -> Repairer {
+        Repairer {
+            background: self.background.clone(),
+            timeout: self.config.timeout,
+        }
+    }
+
+    fn repair(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Record) {
+        self.repairer().repair_now(view, key, id, merged);
+    }
+
+    fn quorum_failed(
+        &self,
+        op: &'static str,
+        required: usize,
+        succeeded: usize,
+        replicas: usize,
+        failures: Vec<(NodeId, ReplicaError)>,
+    ) -> ClusterError {
+        metrics::counter!("halka_quorum_failures_total", "op" => op).increment(1);
+        ClusterError::Quorum(QuorumError {
+            op,
+            required,
+            succeeded,
+            replicas,
+            failures,
+        })
+    }
+
+    /// Lets the calls still in flight finish in the background (each is bounded by the
+    /// per-call deadline), feeding successful answers to `on_answer`. The view guard moves
+    /// along, so a membership change waits for them.
+    fn finish_in_background<T, F>(
+        &self,
+        mut pending: FuturesUnordered<Call<T>>,
+        guard: ViewGuard,
+        mut on_answer: F,
+    ) where
+        T: Send + 'static,
+        F: FnMut(NodeId, T) + Send + 'static,
+    {
+        if pending.is_empty() {
+            return;
+        }
+        self.background.spawn(async move {
+            while let Some((id, result)) = pending.next().await {
+                if let Ok(value) = result {
+                    on_answer(id, value);
+                }
+            }
+            drop(guard);
+        });
+    }
+}
+
+/// Read repair, detached from the request.
+#[derive(Debug, Clone)]
+struct Repairer {
+    background: Background,
+    timeout: Duration,
+}
+
+impl Repairer {
+    fn repair_now(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Record) {
+        let Some(replica) = view.replicas().iter().find(|r| *r.id() == id).cloned() else {
+            return;
+        };
+        metrics::counter!("halka_read_repairs_total").increment(1);
+        let fut = replica.merge(key.clone(), merged.clone());
+        let timeout = self.timeout;
+        self.background.spawn(async move {
+            if let Ok(Err(e)) | Err(e) = tokio::time::timeout(timeout, fut)
+                .await
+                .map_err(|_| ReplicaError::Timeout(0))
+            {
+                tracing::debug!(node = %id, error = %e, "read repair failed");
+            }
+        });
+    }
+}
+
+/// True when a replica's answer lacks something the merged record has.
+fn is_stale(answer: Option<&Record>, merged: &Record) -> bool {
+    match answer {
+        None => !merged.is_empty(),
+        Some(rec) => rec != merged,
+    }
+}
+
+/// Takes answers that are already complete, without waiting.
+fn drain_ready<T>(pending: &mut FuturesUnordered<Call<T>>, mut on_answer: impl FnMut(NodeId, T)) {
+    while let Some(Some((id, result))) = pending.next().now_or_never() {
+        if let Ok(value) = result {
+            on_answer(id, value);
+        }
+    }
+}

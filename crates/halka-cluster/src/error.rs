@@ -1,0 +1,105 @@
+use crate::ReplicaError;
+use halka_ring::PlacementError;
+use halka_store::{LimitError, NodeId};
+use std::fmt;
+use thiserror::Error;
+
+/// Why a cluster operation failed. Messages say what was wrong and what is allowed.
+#[derive(Debug, Clone, Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// `w` or `r` outside `1..=n`; rejected before any I/O.
+    #[error("{name}={given} {}", quorum_hint(*.given, *.n))]
+    BadQuorum {
+        name: &'static str,
+        given: usize,
+        n: usize,
+    },
+    /// The cluster has fewer nodes than the quorum needs.
+    #[error("{name}={given} needs {given} replicas but the cluster has only {nodes} node(s)")]
+    TooFewNodes {
+        name: &'static str,
+        given: usize,
+        nodes: usize,
+    },
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error(transparent)]
+    Quorum(#[from] QuorumError),
+    #[error("node {0:?} is already a member")]
+    DuplicateNode(String),
+    #[error("node {0:?} is not a member")]
+    UnknownNode(String),
+    #[error("invalid placement: {0}")]
+    Placement(#[from] PlacementError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+fn quorum_hint(given: usize, n: usize) -> String {
+    if given == 0 {
+        format!("is invalid; it must be between 1 and the replication factor n={n}")
+    } else {
+        format!("exceeds replication factor n={n}; allowed range is 1..={n}")
+    }
+}
+
+/// Not enough replicas answered.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub struct QuorumError {
+    /// `"write"` or `"read"`.
+    pub op: &'static str,
+    pub required: usize,
+    pub succeeded: usize,
+    pub replicas: usize,
+    /// Replicas that failed, and why.
+    pub failures: Vec<(NodeId, ReplicaError)>,
+}
+
+impl fmt::Display for QuorumError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} quorum not reached: {} of {} required replicas answered (of {})",
+            self.op, self.succeeded, self.required, self.replicas
+        )?;
+        for (i, (node, err)) in self.failures.iter().enumerate() {
+            f.write_str(if i == 0 { "; failed: " } else { ", " })?;
+            write!(f, "{node} ({err})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks `1 <= given <= n`.
+///
+/// # Errors
+/// [`ClusterError::BadQuorum`] with a message naming the allowed range.
+pub fn check_quorum(name: &'static str, given: usize, n: usize) -> Result<(), ClusterError> {
+    if given == 0 || given > n {
+        return Err(ClusterError::BadQuorum { name, given, n });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quorum_errors_name_the_allowed_range() {
+        let e = check_quorum("w", 4, 3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "w=4 exceeds replication factor n=3; allowed range is 1..=3"
+        );
+        let e = check_quorum("r", 0, 3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r=0 is invalid; it must be between 1 and the replication factor n=3"
+        );
+        assert!(check_quorum("w", 3, 3).is_ok());
+    }
+}

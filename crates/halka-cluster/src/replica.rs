@@ -1,0 +1,50 @@
+//! The replica interface: what a coordinator can ask of one node's storage.
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use halka_store::{NodeId, Record, Write};
+use std::fmt;
+use thiserror::Error;
+
+/// Futures returned by replicas are `'static` so that a request that returned early can
+/// hand its stragglers to the background.
+pub type ReplicaFuture<T> = BoxFuture<'static, Result<T, ReplicaError>>;
+
+/// Why one replica did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    #[error("timed out after {0} ms")]
+    Timeout(u64),
+    #[error("unreachable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+/// One node's storage as the coordinator sees it.
+pub trait Replica: Send + Sync + fmt::Debug + 'static {
+    /// The node this replica lives on.
+    fn id(&self) -> &NodeId;
+
+    /// Applies a client write as the coordinating replica: the replica numbers the new
+    /// version and returns the resulting record, which the coordinator sends to the others.
+    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Record>;
+
+    /// Merges a record into the replica's copy.
+    fn merge(&self, key: Bytes, record: Record) -> ReplicaFuture<()>;
+
+    /// The replica's record for `key`.
+    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Record>>;
+
+    /// Every record the replica holds, for moving data when membership changes.
+    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Record)>> {
+        Box::pin(async {
+            Err(ReplicaError::Rejected(
+                "this replica cannot be scanned".into(),
+            ))
+        })
+    }
+}

@@ -1,0 +1,355 @@
+//! Quorum semantics of the coordinator, through the embedded cluster API.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+use bytes::Bytes;
+use halka_cluster::{Cluster, ClusterError, FaultPlan, FaultyReplica, LocalReplica, Replica};
+use halka_ring::Strategy;
+use halka_store::VersionVector;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SEED_NODES: [&str; 6] = ["foo", "bar", "bazz", "zapp", "zucc", "bars"];
+
+/// A cluster whose replicas are all wrapped in `FaultyReplica`, with handles to change plans.
+struct Harness {
+    cluster: Cluster,
+    faults: Arc<Mutex<BTreeMap<String, FaultyReplica>>>,
+    locals: Arc<Mutex<BTreeMap<String, LocalReplica>>>,
+}
+
+impl Harness {
+    async fn new(n: usize, nodes: &[&str], timeout: Duration) -> Self {
+        let faults: Arc<Mutex<BTreeMap<String, FaultyReplica>>> = Arc::default();
+        let locals: Arc<Mutex<BTreeMap<String, LocalReplica>>> = Arc::default();
+        let (f, l) = (faults.clone(), locals.clone());
+        let cluster = Cluster::builder()
+            .replication(n)
+            .timeout(timeout)
+            .wrap_replicas(move |local| {
+                let id = local.id().to_string();
+                let seed = halka_ring::key_hash(id.as_bytes());
+                let faulty =
+                    FaultyReplica::new(Arc::new(local.clone()), FaultPlan::default(), seed);
+                f.lock().insert(id.clone(), faulty.clone());
+                l.lock().insert(id, local);
+                Arc::new(faulty)
+            })
+            .build()
+            .unwrap();
+        for node in nodes {
+            cluster.add_node(node).await.unwrap();
+        }
+        Self {
+            cluster,
+            faults,
+            locals,
+        }
+    }
+
+    fn set(&self, node: &str, plan: FaultPlan) {
+        self.faults.lock()[node].set_plan(plan);
+    }
+
+    /// The preference list of `key`, by node id.
+    fn preference(&self, key: &str) -> Vec<String> {
+        let view = self.cluster.coordinator().view();
+        view.preference(key.as_bytes())
+            .iter()
+            .map(|&i| view.members()[usize::from(i)].id.clone())
+            .collect()
+    }
+
+    fn stored(&self, node: &str, key: &str) -> Option<halka_store::Record> {
+        self.locals.lock()[node]
+            .engine()
+            .get(key.as_bytes())
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn seed_example_returns_three_replicas_values() {
+    let h = Harness::new(5, &SEED_NODES, Duration::from_secs(1)).await;
+    h.cluster.put("Mahmut", "Ozer", 3).await.unwrap();
+    let got = h.cluster.get("Mahmut", 3).await.unwrap();
+    assert_eq!(got.replies.len(), 3);
+    let preference = h.preference("Mahmut");
+    for (node, record) in &got.replies {
+        assert!(preference.contains(&node.to_string()));
+        assert_eq!(
+            record.as_ref().unwrap().lww_value().unwrap(),
+            &Bytes::from_static(b"Ozer")
+        );
+    }
+    assert_eq!(got.value(), Some(&Bytes::from_static(b"Ozer")));
+}
+
+#[tokio::test]
+async fn impossible_quorums_are_rejected_before_any_io() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
+    for (w, msg) in [
+        (4, "w=4 exceeds replication factor n=3"),
+        (0, "w=0 is invalid"),
+    ] {
+        let err = h.cluster.put("k", "v", w).await.unwrap_err();
+        assert!(matches!(err, ClusterError::BadQuorum { .. }), "{err}");
+        assert!(err.to_string().contains(msg), "{err}");
+    }
+    let err = h.cluster.get("k", 9).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("r=9 exceeds replication factor n=3"),
+        "{err}"
+    );
+    let ops: u64 = h
+        .cluster
+        .node_stats()
+        .iter()
+        .map(|s| s.reads + s.writes)
+        .sum();
+    assert_eq!(ops, 0, "no replica was contacted");
+}
+
+#[tokio::test]
+async fn oversized_keys_and_values_are_rejected_and_nothing_is_stored() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
+    let err = h.cluster.put(vec![b'k'; 2000], "v", 2).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("key is 2000 bytes; the maximum is 1024 bytes"),
+        "{err}"
+    );
+    let err = h
+        .cluster
+        .put("k", vec![0_u8; 2 << 20], 2)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("maximum is 1048576 bytes"),
+        "{err}"
+    );
+    assert!(
+        h.cluster
+            .node_stats()
+            .iter()
+            .all(|s| s.keys == 0 && s.writes == 0)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_replica_is_not_waited_for() {
+    let h = Harness::new(5, &SEED_NODES, Duration::from_secs(1)).await;
+    // Slow a replica that is not the coordinating one (the first in preference order):
+    // the coordinating replica's answer is needed before the others can be written.
+    let slow = h.preference("Mahmut")[2].clone();
+    h.set(&slow, FaultPlan::slow(Duration::from_millis(200)));
+    let start = Instant::now();
+    let put = h.cluster.put("Mahmut", "Ozer", 3).await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "put waited {:?}",
+        start.elapsed()
+    );
+    assert!(!put.acked.iter().any(|n| n.as_str() == slow));
+    let start = Instant::now();
+    let got = h.cluster.get("Mahmut", 3).await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "get waited {:?}",
+        start.elapsed()
+    );
+    assert!(!got.replies.iter().any(|(n, _)| n.as_str() == slow));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_quorum_returns_at_once_naming_the_failed_replicas() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
+    let pref = h.preference("k");
+    h.set(&pref[1], FaultPlan::down());
+    h.set(&pref[2], FaultPlan::down());
+    let start = Instant::now();
+    let err = h.cluster.put("k", "v", 2).await.unwrap_err();
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "no waiting once failure is certain"
+    );
+    let ClusterError::Quorum(q) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((q.required, q.succeeded, q.failures.len()), (2, 1, 2));
+    let text = err.to_string();
+    assert!(
+        text.contains(&pref[1]) && text.contains(&pref[2]) && text.contains("injected fault"),
+        "{text}"
+    );
+    // w=1 still succeeds.
+    h.cluster.put("k", "v", 1).await.unwrap();
+    // A silent replica fails by deadline, and the error says so.
+    h.set(&pref[1], FaultPlan::silent());
+    h.set(&pref[2], FaultPlan::default());
+    let start = Instant::now();
+    let err = h.cluster.get("k", 3).await.unwrap_err();
+    assert!(err.to_string().contains("timed out after 1000 ms"), "{err}");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "a silent replica costs one deadline"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_task_outlives_its_deadline() {
+    let h = Harness::new(3, &["a", "b", "c", "d", "e"], Duration::from_millis(100)).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+    h.set("a", FaultPlan::slow(Duration::from_millis(50)));
+    h.set("b", FaultPlan::silent());
+    h.set(
+        "c",
+        FaultPlan {
+            jitter: Duration::from_millis(30),
+            error_rate: 0.2,
+            silence_rate: 0.2,
+            ..FaultPlan::default()
+        },
+    );
+    let mut ok = 0;
+    for i in 0..10_000 {
+        let key = format!("key-{i}");
+        let result = if i % 2 == 0 {
+            h.cluster.put(key, "v", 1).await.map(|_| ())
+        } else {
+            h.cluster.get(key, 1).await.map(|_| ())
+        };
+        ok += usize::from(result.is_ok());
+    }
+    assert!(ok > 9_000, "most operations succeed with w=r=1: {ok}");
+    assert!(
+        metrics.num_alive_tasks() > baseline,
+        "stragglers were handed to the background"
+    );
+    // Every straggler is bounded by the 100 ms deadline: waiting just past it drains all.
+    tokio::time::timeout(
+        Duration::from_millis(101),
+        h.cluster.coordinator().background().drain(),
+    )
+    .await
+    .expect("background work outlived its deadline");
+    assert_eq!(metrics.num_alive_tasks(), baseline);
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_repair_fixes_a_stale_replica() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_millis(100)).await;
+    let pref = h.preference("k");
+    h.set(&pref[2], FaultPlan::down());
+    h.cluster.put("k", "v", 2).await.unwrap();
+    h.cluster.coordinator().background().drain().await;
+    assert!(h.stored(&pref[2], "k").is_none());
+    h.set(&pref[2], FaultPlan::default());
+    let got = h.cluster.get("k", 3).await.unwrap();
+    assert_eq!(got.value(), Some(&Bytes::from_static(b"v")));
+    h.cluster.coordinator().background().drain().await;
+    let repaired = h
+        .stored(&pref[2], "k")
+        .expect("read repair wrote the record back");
+    assert_eq!(repaired.lww_value(), Some(&Bytes::from_static(b"v")));
+}
+
+#[tokio::test]
+async fn concurrent_writes_become_siblings_and_a_causal_put_resolves_them() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
+    // Two clients both write without having seen each other's write.
+    h.cluster
+        .put_with_context("cart", "milk", VersionVector::new(), 2)
+        .await
+        .unwrap();
+    h.cluster
+        .put_with_context("cart", "eggs", VersionVector::new(), 2)
+        .await
+        .unwrap();
+    let got = h.cluster.get("cart", 2).await.unwrap();
+    let mut values: Vec<_> = got.values().cloned().collect();
+    values.sort();
+    assert_eq!(
+        values,
+        [Bytes::from_static(b"eggs"), Bytes::from_static(b"milk")]
+    );
+    h.cluster
+        .put_with_context("cart", "eggs,milk", got.context().clone(), 2)
+        .await
+        .unwrap();
+    let got = h.cluster.get("cart", 3).await.unwrap();
+    assert_eq!(
+        got.values().collect::<Vec<_>>(),
+        [&Bytes::from_static(b"eggs,milk")]
+    );
+}
+
+#[tokio::test]
+async fn delete_hides_the_value() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
+    h.cluster.put("k", "v", 2).await.unwrap();
+    h.cluster.delete("k", 2).await.unwrap();
+    let got = h.cluster.get("k", 2).await.unwrap();
+    assert_eq!(got.value(), None);
+    assert_eq!(got.values().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_add_node_admits_each_name_once() {
+    let cluster = Arc::new(
+        Cluster::builder()
+            .strategy(Strategy::Partitioned { partitions: 256 })
+            .build()
+            .unwrap(),
+    );
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let cluster = cluster.clone();
+            tokio::spawn(async move { cluster.add_node(&format!("node-{}", i % 25)).await })
+        })
+        .collect();
+    let mut duplicates = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => {}
+            Err(ClusterError::DuplicateNode(_)) => duplicates += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(duplicates, 75);
+    let mut expected: Vec<String> = (0..25).map(|i| format!("node-{i}")).collect();
+    expected.sort();
+    assert_eq!(cluster.members(), expected);
+}
+
+#[tokio::test]
+async fn adding_and_removing_nodes_keeps_data_readable() {
+    let cluster = Cluster::builder().build().unwrap();
+    for n in ["a", "b", "c"] {
+        cluster.add_node(n).await.unwrap();
+    }
+    for i in 0..300 {
+        cluster
+            .put(format!("k{i}"), format!("v{i}"), 2)
+            .await
+            .unwrap();
+    }
+    cluster.add_node("d").await.unwrap();
+    cluster.remove_node("a").await.unwrap();
+    cluster.remove_node("b").await.unwrap();
+    for i in 0..300 {
+        let got = cluster.get(format!("k{i}"), 2).await.unwrap();
+        assert_eq!(got.value(), Some(&Bytes::from(format!("v{i}"))), "k{i}");
+    }
+    assert!(matches!(
+        cluster.remove_node("zz").await,
+        Err(ClusterError::UnknownNode(_))
+    ));
+}
