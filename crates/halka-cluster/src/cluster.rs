@@ -162,9 +162,7 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster")
-            .field("view_epoch", &self.coordinator.view().epoch())
-            .finish()
+        f.debug_struct("Cluster").field("view_epoch", &self.coordinator.view().epoch()).finish()
     }
 }
 
@@ -202,13 +200,7 @@ impl Cluster {
     pub async fn add_member(&self, member: Member) -> Result<(), ClusterError> {
         // Cheap check against the current view first (the seed's double-checked locking):
         // most duplicates never touch the membership lock.
-        if self
-            .coordinator
-            .view()
-            .members()
-            .iter()
-            .any(|m| m.id == member.id)
-        {
+        if self.coordinator.view().members().iter().any(|m| m.id == member.id) {
             return Err(ClusterError::DuplicateNode(member.id));
         }
         let mut nodes = self.nodes.lock().await;
@@ -223,17 +215,9 @@ impl Cluster {
             Some(wrap) => wrap(local.clone()),
             None => Arc::new(local.clone()),
         };
-        let mut next: BTreeMap<String, Node> = nodes
-            .iter()
-            .map(|(k, n)| (k.clone(), n.clone_node()))
-            .collect();
-        next.insert(
-            member.id.clone(),
-            Node {
-                member: member.clone(),
-                replica,
-            },
-        );
+        let mut next: BTreeMap<String, Node> =
+            nodes.iter().map(|(k, n)| (k.clone(), n.clone_node())).collect();
+        next.insert(member.id.clone(), Node { member: member.clone(), replica });
         self.install(&next).await?;
         *nodes = next;
         self.locals.write().insert(member.id, local);
@@ -285,12 +269,8 @@ impl Cluster {
         Ok(match &self.engine {
             EngineKind::Memory => Arc::new(MemoryEngine::new(limits)),
             EngineKind::Fjall { dir, sync } => Arc::new(
-                FjallEngine::open(FjallOptions {
-                    path: dir.join(id),
-                    sync: *sync,
-                    limits,
-                })
-                .map_err(|e| ClusterError::Storage(e.to_string()))?,
+                FjallEngine::open(FjallOptions { path: dir.join(id), sync: *sync, limits })
+                    .map_err(|e| ClusterError::Storage(e.to_string()))?,
             ),
         })
     }
@@ -306,9 +286,7 @@ impl Cluster {
         value: impl Into<Bytes>,
         w: usize,
     ) -> Result<PutResult, ClusterError> {
-        self.coordinator
-            .write(key.into(), Some(value.into()), None, w)
-            .await
+        self.coordinator.write(key.into(), Some(value.into()), None, w).await
     }
 
     /// Writes `value` replacing exactly the versions `context` covers (from an earlier
@@ -323,9 +301,7 @@ impl Cluster {
         context: VersionVector,
         w: usize,
     ) -> Result<PutResult, ClusterError> {
-        self.coordinator
-            .write(key.into(), Some(value.into()), Some(context), w)
-            .await
+        self.coordinator.write(key.into(), Some(value.into()), Some(context), w).await
     }
 
     /// Deletes `key` (writes a tombstone) and waits for `w` acknowledgements.
@@ -347,12 +323,7 @@ impl Cluster {
     /// Member ids, sorted.
     #[must_use]
     pub fn members(&self) -> Vec<String> {
-        self.coordinator
-            .view()
-            .members()
-            .iter()
-            .map(|m| m.id.clone())
-            .collect()
+        self.coordinator.view().members().iter().map(|m| m.id.clone()).collect()
     }
 
     /// Keys and operations per node, sorted by id.
@@ -363,12 +334,7 @@ impl Cluster {
             .iter()
             .map(|(id, local)| {
                 let (reads, writes) = local.op_counts();
-                NodeStats {
-                    id: id.clone(),
-                    keys: local.engine().key_count(),
-                    reads,
-                    writes,
-                }
+                NodeStats { id: id.clone(), keys: local.engine().key_count(), reads, writes }
             })
             .collect()
     }
@@ -376,10 +342,7 @@ impl Cluster {
 
 impl Node {
     fn clone_node(&self) -> Node {
-        Node {
-            member: self.member.clone(),
-            replica: Arc::clone(&self.replica),
-        }
+        Node { member: self.member.clone(), replica: Arc::clone(&self.replica) }
     }
 }
 
@@ -401,11 +364,8 @@ async fn transfer(old: &View, new: &View, timeout: Duration) -> Result<(), Clust
             Err(_) => continue,
         };
         for (key, record) in records {
-            let before: Vec<&NodeId> = old
-                .preference(&key)
-                .iter()
-                .map(|&i| old.replica(i).id())
-                .collect();
+            let before: Vec<&NodeId> =
+                old.preference(&key).iter().map(|&i| old.replica(i).id()).collect();
             for &idx in new.preference(&key).iter() {
                 let target = new.replica(idx);
                 if before.contains(&target.id()) {

@@ -14,15 +14,13 @@
 //! with the merged record and write the merge back to stale replicas (read repair).
 
 use crate::error::check_quorum;
+use crate::fanout::{Fanout, call_one};
 use crate::view::{View, ViewGuard};
-use crate::{Background, ClusterError, QuorumError, Replica, ReplicaError};
+use crate::{Background, ClusterError, QuorumError, ReplicaError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use halka_store::{Limits, NodeId, Record, VersionVector, Write};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -64,9 +62,9 @@ pub struct PutResult {
 pub struct GetResult {
     /// The first R answers, in arrival order: each replica's record (`None` if it had
     /// nothing). The seed project's map of replica → value.
-    pub replies: Vec<(NodeId, Option<Record>)>,
+    pub replies: Vec<(NodeId, Option<Arc<Record>>)>,
     /// The merge of the answers.
-    pub record: Record,
+    pub record: Arc<Record>,
 }
 
 impl GetResult {
@@ -87,8 +85,6 @@ impl GetResult {
         self.record.context()
     }
 }
-
-type Call<T> = Pin<Box<dyn Future<Output = (NodeId, Result<T, ReplicaError>)> + Send>>;
 
 /// Quorum reads and writes over the current [`View`].
 #[derive(Debug)]
@@ -159,34 +155,10 @@ impl Coordinator {
         }
     }
 
-    fn call<T, F>(&self, replica: &Arc<dyn Replica>, op: F) -> Call<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Replica) -> crate::ReplicaFuture<T>,
-    {
-        let id = replica.id().clone();
-        let timeout = self.config.timeout;
-        let fut = op(replica.as_ref());
-        Box::pin(async move {
-            let result = match tokio::time::timeout(timeout, fut).await {
-                Ok(r) => r,
-                Err(_) => Err(ReplicaError::Timeout(timeout.as_millis() as u64)),
-            };
-            if result.is_err() {
-                metrics::counter!("halka_replica_errors_total").increment(1);
-            }
-            (id, result)
-        })
-    }
-
     fn check_write(&self, view: &View, key: &[u8], w: usize) -> Result<(), ClusterError> {
         check_quorum("w", w, self.config.replication)?;
         if w > view.width() {
-            return Err(ClusterError::TooFewNodes {
-                name: "w",
-                given: w,
-                nodes: view.width(),
-            });
+            return Err(ClusterError::TooFewNodes { name: "w", given: w, nodes: view.width() });
         }
         self.config.limits.check_key(key)?;
         Ok(())
@@ -223,21 +195,20 @@ impl Coordinator {
         let mut failures = Vec::new();
 
         // The coordinating replica: the first in preference order that answers.
+        let timeout = self.config.timeout;
         let mut coordinated = None;
         for (pos, &idx) in preference.iter().enumerate() {
             if n - failures.len() < w {
                 break;
             }
             let replica = view.replica(idx);
-            let (id, result) = self
-                .call(replica, |r| r.coordinate_write(key.clone(), write.clone()))
-                .await;
-            match result {
-                Ok(record) => {
+            let call = replica.coordinate_write(key.clone(), write.clone());
+            match call_one(replica.id().clone(), call, timeout).await {
+                (id, Ok(record)) => {
                     coordinated = Some((pos, id, record));
                     break;
                 }
-                Err(e) => failures.push((id, e)),
+                (id, Err(e)) => failures.push((id, e)),
             }
         }
         let Some((pos, coordinator, record)) = coordinated else {
@@ -246,16 +217,17 @@ impl Coordinator {
         let mut acked = vec![coordinator];
 
         // Replicas after the coordinator receive the record; those before it already failed.
-        let mut pending: FuturesUnordered<Call<()>> = preference[pos + 1..]
-            .iter()
-            .map(|&idx| self.call(view.replica(idx), |r| r.merge(key.clone(), record.clone())))
-            .collect();
+        let mut fanout = Fanout::new(timeout);
+        for &idx in &preference[pos + 1..] {
+            let replica = view.replica(idx);
+            fanout.start(replica.id().clone(), replica.merge(key.clone(), Arc::clone(&record)));
+        }
         while acked.len() < w {
-            if acked.len() + pending.len() < w {
-                self.finish_in_background(pending, guard, |_, _| {});
+            if acked.len() + fanout.len() < w {
+                self.finish_in_background(fanout, guard, |_, _| {});
                 return Err(self.quorum_failed("write", w, acked.len(), n, failures));
             }
-            match pending.next().await {
+            match fanout.next().await {
                 Some((id, Ok(()))) => acked.push(id),
                 Some((id, Err(e))) => failures.push((id, e)),
                 None => break,
@@ -264,21 +236,15 @@ impl Coordinator {
         if acked.len() < w {
             return Err(self.quorum_failed("write", w, acked.len(), n, failures));
         }
-        drain_ready(&mut pending, |_, _| {});
-        self.finish_in_background(pending, guard, |_, _| {});
-        Ok(PutResult {
-            context: record.context().clone(),
-            acked,
-        })
+        self.finish_in_background(fanout, guard, |_, _| {});
+        Ok(PutResult { context: record.context().clone(), acked })
     }
 
     fn timestamp(&self) -> u64 {
         let now = (self.clock)();
         let prev = self
             .last_timestamp
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
-                Some(now.max(last + 1))
-            })
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| Some(now.max(last + 1)))
             .unwrap_or(now);
         now.max(prev + 1)
     }
@@ -291,27 +257,24 @@ impl Coordinator {
         let (view, guard) = self.enter().await;
         check_quorum("r", r, self.config.replication)?;
         if r > view.width() {
-            return Err(ClusterError::TooFewNodes {
-                name: "r",
-                given: r,
-                nodes: view.width(),
-            });
+            return Err(ClusterError::TooFewNodes { name: "r", given: r, nodes: view.width() });
         }
         self.config.limits.check_key(&key)?;
         let preference = view.preference(&key);
         let n = preference.len();
-        let mut pending: FuturesUnordered<Call<Option<Record>>> = preference
-            .iter()
-            .map(|&idx| self.call(view.replica(idx), |rep| rep.get(key.clone())))
-            .collect();
+        let mut fanout = Fanout::new(self.config.timeout);
+        for &idx in preference.iter() {
+            let replica = view.replica(idx);
+            fanout.start(replica.id().clone(), replica.get(key.clone()));
+        }
         let mut replies = Vec::with_capacity(r);
         let mut failures = Vec::new();
         while replies.len() < r {
-            if replies.len() + pending.len() < r {
-                self.finish_in_background(pending, guard, |_, _| {});
+            if replies.len() + fanout.len() < r {
+                self.finish_in_background(fanout, guard, |_, _| {});
                 return Err(self.quorum_failed("read", r, replies.len(), n, failures));
             }
-            match pending.next().await {
+            match fanout.next().await {
                 Some((id, Ok(record))) => replies.push((id, record)),
                 Some((id, Err(e))) => failures.push((id, e)),
                 None => break,
@@ -322,46 +285,33 @@ impl Coordinator {
         }
         // Answers that are already in count for repair too, without waiting for them.
         let mut late = Vec::new();
-        drain_ready(&mut pending, |id, record| late.push((id, record)));
-        let merged = replies
-            .iter()
-            .chain(late.iter())
-            .filter_map(|(_, rec)| rec.as_ref())
-            .fold(Record::default(), |acc, rec| acc.merge(rec));
-
-        let stale: Vec<NodeId> = replies
-            .iter()
-            .chain(late.iter())
-            .filter(|(_, rec)| is_stale(rec.as_ref(), &merged))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in stale {
-            self.repair(&view, &key, id, &merged);
+        fanout.drain_now(|id, result| {
+            if let Ok(record) = result {
+                late.push((id, record));
+            }
+        });
+        let merged = merge_answers(replies.iter().chain(late.iter()).map(|(_, rec)| rec));
+        for (id, rec) in replies.iter().chain(late.iter()) {
+            if is_stale(rec.as_ref(), &merged) {
+                self.repair(&view, &key, id.clone(), &merged);
+            }
         }
         // Stragglers are compared when they arrive, and repaired if stale.
-        if !pending.is_empty() {
-            let (view2, key2, merged2) = (Arc::clone(&view), key.clone(), merged.clone());
-            let this = self.repairer();
-            self.finish_in_background(pending, guard, move |id, record| {
-                if is_stale(record.as_ref(), &merged2) {
-                    this.repair_now(&view2, &key2, id, &merged2);
-                }
-            });
-        }
-        Ok(GetResult {
-            replies,
-            record: merged,
-        })
+        let (view2, key2, merged2) = (Arc::clone(&view), key.clone(), Arc::clone(&merged));
+        let repairer = self.repairer();
+        self.finish_in_background(fanout, guard, move |id, record| {
+            if is_stale(record.as_ref(), &merged2) {
+                repairer.repair_now(&view2, &key2, id, &merged2);
+            }
+        });
+        Ok(GetResult { replies, record: merged })
     }
 
     fn repairer(&self) -> Repairer {
-        Repairer {
-            background: self.background.clone(),
-            timeout: self.config.timeout,
-        }
+        Repairer { background: self.background.clone(), timeout: self.config.timeout }
     }
 
-    fn repair(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Record) {
+    fn repair(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Arc<Record>) {
         self.repairer().repair_now(view, key, id, merged);
     }
 
@@ -374,30 +324,25 @@ impl Coordinator {
         failures: Vec<(NodeId, ReplicaError)>,
     ) -> ClusterError {
         metrics::counter!("halka_quorum_failures_total", "op" => op).increment(1);
-        ClusterError::Quorum(QuorumError {
-            op,
-            required,
-            succeeded,
-            replicas,
-            failures,
-        })
+        ClusterError::Quorum(QuorumError { op, required, succeeded, replicas, failures })
     }
 
     /// Lets the calls still in flight finish in the background (each is bounded by the
     /// per-call deadline), feeding successful answers to `on_answer`. The view guard moves
     /// along, so a membership change waits for them.
-    fn finish_in_background<T, F>(
-        &self,
-        mut pending: FuturesUnordered<Call<T>>,
-        guard: ViewGuard,
-        mut on_answer: F,
-    ) where
+    fn finish_in_background<T, F>(&self, mut fanout: Fanout<T>, guard: ViewGuard, mut on_answer: F)
+    where
         T: Send + 'static,
         F: FnMut(NodeId, T) + Send + 'static,
     {
-        if pending.is_empty() {
+        fanout.drain_now(|id, result| {
+            if let Ok(value) = result {
+                on_answer(id, value);
+            }
+        });
+        let Some(mut pending) = fanout.into_pending() else {
             return;
-        }
+        };
         self.background.spawn(async move {
             while let Some((id, result)) = pending.next().await {
                 if let Ok(value) = result {
@@ -417,7 +362,7 @@ struct Repairer {
 }
 
 impl Repairer {
-    fn repair_now(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Record) {
+    fn repair_now(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Arc<Record>) {
         let Some(replica) = view.replicas().iter().find(|r| *r.id() == id).cloned() else {
             return;
         };
@@ -425,9 +370,8 @@ impl Repairer {
         let fut = replica.merge(key.clone(), merged.clone());
         let timeout = self.timeout;
         self.background.spawn(async move {
-            if let Ok(Err(e)) | Err(e) = tokio::time::timeout(timeout, fut)
-                .await
-                .map_err(|_| ReplicaError::Timeout(0))
+            if let Ok(Err(e)) | Err(e) =
+                tokio::time::timeout(timeout, fut).await.map_err(|_| ReplicaError::Timeout(0))
             {
                 tracing::debug!(node = %id, error = %e, "read repair failed");
             }
@@ -435,19 +379,23 @@ impl Repairer {
     }
 }
 
-/// True when a replica's answer lacks something the merged record has.
-fn is_stale(answer: Option<&Record>, merged: &Record) -> bool {
-    match answer {
-        None => !merged.is_empty(),
-        Some(rec) => rec != merged,
+/// The join of the answers, sharing the answer itself when they all agree (the common case).
+fn merge_answers<'a>(answers: impl Iterator<Item = &'a Option<Arc<Record>>>) -> Arc<Record> {
+    let mut acc: Option<Arc<Record>> = None;
+    for rec in answers.flatten() {
+        acc = Some(match acc {
+            None => Arc::clone(rec),
+            Some(a) if a.same_as(rec) => a,
+            Some(a) => Arc::new(a.merge(rec)),
+        });
     }
+    acc.unwrap_or_default()
 }
 
-/// Takes answers that are already complete, without waiting.
-fn drain_ready<T>(pending: &mut FuturesUnordered<Call<T>>, mut on_answer: impl FnMut(NodeId, T)) {
-    while let Some(Some((id, result))) = pending.next().now_or_never() {
-        if let Ok(value) = result {
-            on_answer(id, value);
-        }
+/// True when a replica's answer lacks something the merged record has.
+fn is_stale(answer: Option<&Arc<Record>>, merged: &Record) -> bool {
+    match answer {
+        None => !merged.is_empty(),
+        Some(rec) => !rec.same_as(merged),
     }
 }

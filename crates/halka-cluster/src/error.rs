@@ -10,18 +10,10 @@ use thiserror::Error;
 pub enum ClusterError {
     /// `w` or `r` outside `1..=n`; rejected before any I/O.
     #[error("{name}={given} {}", quorum_hint(*.given, *.n))]
-    BadQuorum {
-        name: &'static str,
-        given: usize,
-        n: usize,
-    },
+    BadQuorum { name: &'static str, given: usize, n: usize },
     /// The cluster has fewer nodes than the quorum needs.
     #[error("{name}={given} needs {given} replicas but the cluster has only {nodes} node(s)")]
-    TooFewNodes {
-        name: &'static str,
-        given: usize,
-        nodes: usize,
-    },
+    TooFewNodes { name: &'static str, given: usize, nodes: usize },
     #[error(transparent)]
     Limit(#[from] LimitError),
     #[error(transparent)]
@@ -91,10 +83,7 @@ mod tests {
     #[test]
     fn quorum_errors_name_the_allowed_range() {
         let e = check_quorum("w", 4, 3).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "w=4 exceeds replication factor n=3; allowed range is 1..=3"
-        );
+        assert_eq!(e.to_string(), "w=4 exceeds replication factor n=3; allowed range is 1..=3");
         let e = check_quorum("r", 0, 3).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -27,26 +27,17 @@ pub struct FaultPlan {
 impl FaultPlan {
     #[must_use]
     pub fn slow(delay: Duration) -> Self {
-        Self {
-            fixed_delay: delay,
-            ..Self::default()
-        }
+        Self { fixed_delay: delay, ..Self::default() }
     }
 
     #[must_use]
     pub fn down() -> Self {
-        Self {
-            error_rate: 1.0,
-            ..Self::default()
-        }
+        Self { error_rate: 1.0, ..Self::default() }
     }
 
     #[must_use]
     pub fn silent() -> Self {
-        Self {
-            silence_rate: 1.0,
-            ..Self::default()
-        }
+        Self { silence_rate: 1.0, ..Self::default() }
     }
 }
 
@@ -125,22 +116,22 @@ impl Replica for FaultyReplica {
         self.inner.id()
     }
 
-    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Record> {
+    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
         let inner = Arc::clone(&self.inner);
         self.wrap(move || inner.coordinate_write(key, write))
     }
 
-    fn merge(&self, key: Bytes, record: Record) -> ReplicaFuture<()> {
+    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
         let inner = Arc::clone(&self.inner);
         self.wrap(move || inner.merge(key, record))
     }
 
-    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Record>> {
+    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
         let inner = Arc::clone(&self.inner);
         self.wrap(move || inner.get(key))
     }
 
-    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Record)>> {
+    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
         self.inner.scan()
     }
 }

@@ -14,6 +14,7 @@ mod background;
 mod cluster;
 mod coordinator;
 mod error;
+mod fanout;
 mod faulty;
 mod local;
 mod replica;

@@ -24,11 +24,7 @@ pub struct LocalReplica {
 impl LocalReplica {
     #[must_use]
     pub fn new(id: NodeId, engine: Arc<dyn Engine>) -> Self {
-        Self {
-            id,
-            engine,
-            ops: Arc::default(),
-        }
+        Self { id, engine, ops: Arc::default() }
     }
 
     #[must_use]
@@ -39,10 +35,7 @@ impl LocalReplica {
     /// (reads, writes) served so far.
     #[must_use]
     pub fn op_counts(&self) -> (u64, u64) {
-        (
-            self.ops.reads.load(Ordering::Relaxed),
-            self.ops.writes.load(Ordering::Relaxed),
-        )
+        (self.ops.reads.load(Ordering::Relaxed), self.ops.writes.load(Ordering::Relaxed))
     }
 
     /// Runs `op` against the engine: inline for memory engines (it cannot block), on the
@@ -79,23 +72,23 @@ impl Replica for LocalReplica {
         &self.id
     }
 
-    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Record> {
+    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
         self.ops.writes.fetch_add(1, Ordering::Relaxed);
         let node = self.id.clone();
         self.run(move |e| e.apply_write(&key, &node, &write).map(|(record, _)| record))
     }
 
-    fn merge(&self, key: Bytes, record: Record) -> ReplicaFuture<()> {
+    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
         self.ops.writes.fetch_add(1, Ordering::Relaxed);
         self.run(move |e| e.merge(&key, &record))
     }
 
-    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Record>> {
+    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
         self.ops.reads.fetch_add(1, Ordering::Relaxed);
         self.run(move |e| e.get(&key))
     }
 
-    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Record)>> {
+    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
         self.run(|e| {
             let mut out = Vec::new();
             e.scan(&mut |k, r| out.push((Bytes::copy_from_slice(k), r)))?;

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use halka_store::{NodeId, Record, Write};
 use std::fmt;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Futures returned by replicas are `'static` so that a request that returned early can
@@ -31,20 +32,16 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
 
     /// Applies a client write as the coordinating replica: the replica numbers the new
     /// version and returns the resulting record, which the coordinator sends to the others.
-    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Record>;
+    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>>;
 
     /// Merges a record into the replica's copy.
-    fn merge(&self, key: Bytes, record: Record) -> ReplicaFuture<()>;
+    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()>;
 
     /// The replica's record for `key`.
-    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Record>>;
+    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>>;
 
     /// Every record the replica holds, for moving data when membership changes.
-    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Record)>> {
-        Box::pin(async {
-            Err(ReplicaError::Rejected(
-                "this replica cannot be scanned".into(),
-            ))
-        })
+    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        Box::pin(async { Err(ReplicaError::Rejected("this replica cannot be scanned".into())) })
     }
 }

@@ -43,11 +43,7 @@ impl Harness {
         for node in nodes {
             cluster.add_node(node).await.unwrap();
         }
-        Self {
-            cluster,
-            faults,
-            locals,
-        }
+        Self { cluster, faults, locals }
     }
 
     fn set(&self, node: &str, plan: FaultPlan) {
@@ -63,11 +59,8 @@ impl Harness {
             .collect()
     }
 
-    fn stored(&self, node: &str, key: &str) -> Option<halka_store::Record> {
-        self.locals.lock()[node]
-            .engine()
-            .get(key.as_bytes())
-            .unwrap()
+    fn stored(&self, node: &str, key: &str) -> Option<Arc<halka_store::Record>> {
+        self.locals.lock()[node].engine().get(key.as_bytes()).unwrap()
     }
 }
 
@@ -80,10 +73,7 @@ async fn seed_example_returns_three_replicas_values() {
     let preference = h.preference("Mahmut");
     for (node, record) in &got.replies {
         assert!(preference.contains(&node.to_string()));
-        assert_eq!(
-            record.as_ref().unwrap().lww_value().unwrap(),
-            &Bytes::from_static(b"Ozer")
-        );
+        assert_eq!(record.as_ref().unwrap().lww_value().unwrap(), &Bytes::from_static(b"Ozer"));
     }
     assert_eq!(got.value(), Some(&Bytes::from_static(b"Ozer")));
 }
@@ -91,26 +81,14 @@ async fn seed_example_returns_three_replicas_values() {
 #[tokio::test]
 async fn impossible_quorums_are_rejected_before_any_io() {
     let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
-    for (w, msg) in [
-        (4, "w=4 exceeds replication factor n=3"),
-        (0, "w=0 is invalid"),
-    ] {
+    for (w, msg) in [(4, "w=4 exceeds replication factor n=3"), (0, "w=0 is invalid")] {
         let err = h.cluster.put("k", "v", w).await.unwrap_err();
         assert!(matches!(err, ClusterError::BadQuorum { .. }), "{err}");
         assert!(err.to_string().contains(msg), "{err}");
     }
     let err = h.cluster.get("k", 9).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("r=9 exceeds replication factor n=3"),
-        "{err}"
-    );
-    let ops: u64 = h
-        .cluster
-        .node_stats()
-        .iter()
-        .map(|s| s.reads + s.writes)
-        .sum();
+    assert!(err.to_string().contains("r=9 exceeds replication factor n=3"), "{err}");
+    let ops: u64 = h.cluster.node_stats().iter().map(|s| s.reads + s.writes).sum();
     assert_eq!(ops, 0, "no replica was contacted");
 }
 
@@ -118,26 +96,10 @@ async fn impossible_quorums_are_rejected_before_any_io() {
 async fn oversized_keys_and_values_are_rejected_and_nothing_is_stored() {
     let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
     let err = h.cluster.put(vec![b'k'; 2000], "v", 2).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("key is 2000 bytes; the maximum is 1024 bytes"),
-        "{err}"
-    );
-    let err = h
-        .cluster
-        .put("k", vec![0_u8; 2 << 20], 2)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("maximum is 1048576 bytes"),
-        "{err}"
-    );
-    assert!(
-        h.cluster
-            .node_stats()
-            .iter()
-            .all(|s| s.keys == 0 && s.writes == 0)
-    );
+    assert!(err.to_string().contains("key is 2000 bytes; the maximum is 1024 bytes"), "{err}");
+    let err = h.cluster.put("k", vec![0_u8; 2 << 20], 2).await.unwrap_err();
+    assert!(err.to_string().contains("maximum is 1048576 bytes"), "{err}");
+    assert!(h.cluster.node_stats().iter().all(|s| s.keys == 0 && s.writes == 0));
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,19 +111,11 @@ async fn slow_replica_is_not_waited_for() {
     h.set(&slow, FaultPlan::slow(Duration::from_millis(200)));
     let start = Instant::now();
     let put = h.cluster.put("Mahmut", "Ozer", 3).await.unwrap();
-    assert!(
-        start.elapsed() < Duration::from_millis(200),
-        "put waited {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(200), "put waited {:?}", start.elapsed());
     assert!(!put.acked.iter().any(|n| n.as_str() == slow));
     let start = Instant::now();
     let got = h.cluster.get("Mahmut", 3).await.unwrap();
-    assert!(
-        start.elapsed() < Duration::from_millis(200),
-        "get waited {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(200), "get waited {:?}", start.elapsed());
     assert!(!got.replies.iter().any(|(n, _)| n.as_str() == slow));
 }
 
@@ -173,14 +127,8 @@ async fn failed_quorum_returns_at_once_naming_the_failed_replicas() {
     h.set(&pref[2], FaultPlan::down());
     let start = Instant::now();
     let err = h.cluster.put("k", "v", 2).await.unwrap_err();
-    assert_eq!(
-        start.elapsed(),
-        Duration::ZERO,
-        "no waiting once failure is certain"
-    );
-    let ClusterError::Quorum(q) = &err else {
-        panic!("{err}")
-    };
+    assert_eq!(start.elapsed(), Duration::ZERO, "no waiting once failure is certain");
+    let ClusterError::Quorum(q) = &err else { panic!("{err}") };
     assert_eq!((q.required, q.succeeded, q.failures.len()), (2, 1, 2));
     let text = err.to_string();
     assert!(
@@ -195,11 +143,7 @@ async fn failed_quorum_returns_at_once_naming_the_failed_replicas() {
     let start = Instant::now();
     let err = h.cluster.get("k", 3).await.unwrap_err();
     assert!(err.to_string().contains("timed out after 1000 ms"), "{err}");
-    assert_eq!(
-        start.elapsed(),
-        Duration::from_secs(1),
-        "a silent replica costs one deadline"
-    );
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "a silent replica costs one deadline");
 }
 
 #[tokio::test(start_paused = true)]
@@ -229,17 +173,11 @@ async fn no_task_outlives_its_deadline() {
         ok += usize::from(result.is_ok());
     }
     assert!(ok > 9_000, "most operations succeed with w=r=1: {ok}");
-    assert!(
-        metrics.num_alive_tasks() > baseline,
-        "stragglers were handed to the background"
-    );
+    assert!(metrics.num_alive_tasks() > baseline, "stragglers were handed to the background");
     // Every straggler is bounded by the 100 ms deadline: waiting just past it drains all.
-    tokio::time::timeout(
-        Duration::from_millis(101),
-        h.cluster.coordinator().background().drain(),
-    )
-    .await
-    .expect("background work outlived its deadline");
+    tokio::time::timeout(Duration::from_millis(101), h.cluster.coordinator().background().drain())
+        .await
+        .expect("background work outlived its deadline");
     assert_eq!(metrics.num_alive_tasks(), baseline);
 }
 
@@ -255,9 +193,7 @@ async fn read_repair_fixes_a_stale_replica() {
     let got = h.cluster.get("k", 3).await.unwrap();
     assert_eq!(got.value(), Some(&Bytes::from_static(b"v")));
     h.cluster.coordinator().background().drain().await;
-    let repaired = h
-        .stored(&pref[2], "k")
-        .expect("read repair wrote the record back");
+    let repaired = h.stored(&pref[2], "k").expect("read repair wrote the record back");
     assert_eq!(repaired.lww_value(), Some(&Bytes::from_static(b"v")));
 }
 
@@ -265,30 +201,15 @@ async fn read_repair_fixes_a_stale_replica() {
 async fn concurrent_writes_become_siblings_and_a_causal_put_resolves_them() {
     let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
     // Two clients both write without having seen each other's write.
-    h.cluster
-        .put_with_context("cart", "milk", VersionVector::new(), 2)
-        .await
-        .unwrap();
-    h.cluster
-        .put_with_context("cart", "eggs", VersionVector::new(), 2)
-        .await
-        .unwrap();
+    h.cluster.put_with_context("cart", "milk", VersionVector::new(), 2).await.unwrap();
+    h.cluster.put_with_context("cart", "eggs", VersionVector::new(), 2).await.unwrap();
     let got = h.cluster.get("cart", 2).await.unwrap();
     let mut values: Vec<_> = got.values().cloned().collect();
     values.sort();
-    assert_eq!(
-        values,
-        [Bytes::from_static(b"eggs"), Bytes::from_static(b"milk")]
-    );
-    h.cluster
-        .put_with_context("cart", "eggs,milk", got.context().clone(), 2)
-        .await
-        .unwrap();
+    assert_eq!(values, [Bytes::from_static(b"eggs"), Bytes::from_static(b"milk")]);
+    h.cluster.put_with_context("cart", "eggs,milk", got.context().clone(), 2).await.unwrap();
     let got = h.cluster.get("cart", 3).await.unwrap();
-    assert_eq!(
-        got.values().collect::<Vec<_>>(),
-        [&Bytes::from_static(b"eggs,milk")]
-    );
+    assert_eq!(got.values().collect::<Vec<_>>(), [&Bytes::from_static(b"eggs,milk")]);
 }
 
 #[tokio::test]
@@ -304,10 +225,7 @@ async fn delete_hides_the_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_add_node_admits_each_name_once() {
     let cluster = Arc::new(
-        Cluster::builder()
-            .strategy(Strategy::Partitioned { partitions: 256 })
-            .build()
-            .unwrap(),
+        Cluster::builder().strategy(Strategy::Partitioned { partitions: 256 }).build().unwrap(),
     );
     let tasks: Vec<_> = (0..100)
         .map(|i| {
@@ -336,10 +254,7 @@ async fn adding_and_removing_nodes_keeps_data_readable() {
         cluster.add_node(n).await.unwrap();
     }
     for i in 0..300 {
-        cluster
-            .put(format!("k{i}"), format!("v{i}"), 2)
-            .await
-            .unwrap();
+        cluster.put(format!("k{i}"), format!("v{i}"), 2).await.unwrap();
     }
     cluster.add_node("d").await.unwrap();
     cluster.remove_node("a").await.unwrap();
@@ -348,8 +263,5 @@ async fn adding_and_removing_nodes_keeps_data_readable() {
         let got = cluster.get(format!("k{i}"), 2).await.unwrap();
         assert_eq!(got.value(), Some(&Bytes::from(format!("v{i}"))), "k{i}");
     }
-    assert!(matches!(
-        cluster.remove_node("zz").await,
-        Err(ClusterError::UnknownNode(_))
-    ));
+    assert!(matches!(cluster.remove_node("zz").await, Err(ClusterError::UnknownNode(_))));
 }

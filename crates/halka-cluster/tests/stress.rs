@@ -55,10 +55,7 @@ async fn churn(cluster: Arc<Cluster>) {
         cluster.add_node(&format!("extra-{round}")).await.unwrap();
         tokio::task::yield_now().await;
         if round > 0 {
-            cluster
-                .remove_node(&format!("extra-{}", round - 1))
-                .await
-                .unwrap();
+            cluster.remove_node(&format!("extra-{}", round - 1)).await.unwrap();
         }
     }
 }
@@ -76,9 +73,8 @@ async fn concurrent_operations_and_membership_changes_lose_no_acknowledged_write
         cluster.add_node(n).await.unwrap();
     }
     let run = async {
-        let writers: Vec<_> = (0..WRITERS)
-            .map(|id| tokio::spawn(writer(cluster.clone(), id)))
-            .collect();
+        let writers: Vec<_> =
+            (0..WRITERS).map(|id| tokio::spawn(writer(cluster.clone(), id))).collect();
         let membership = tokio::spawn(churn(cluster.clone()));
         let mut expected = BTreeMap::new();
         for w in writers {
@@ -90,11 +86,7 @@ async fn concurrent_operations_and_membership_changes_lose_no_acknowledged_write
     let expected = tokio::time::timeout(Duration::from_secs(120), run)
         .await
         .expect("deadlock: the stress run did not finish");
-    assert!(
-        expected.len() > 200,
-        "enough keys were written: {}",
-        expected.len()
-    );
+    assert!(expected.len() > 200, "enough keys were written: {}", expected.len());
 
     for (key, last) in &expected {
         let got = cluster.get(key.clone(), 2).await.unwrap();

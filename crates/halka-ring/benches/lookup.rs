@@ -18,9 +18,7 @@ fn strategies() -> Vec<(String, Strategy)> {
 }
 
 fn lookups(c: &mut Criterion) {
-    let members: Vec<Member> = (1..=6)
-        .map(|i| Member::new(format!("node-{i:04}")))
-        .collect();
+    let members: Vec<Member> = (1..=6).map(|i| Member::new(format!("node-{i:04}"))).collect();
     let keys: Vec<String> = (0..1024).map(|i| format!("key-{i:012}")).collect();
     let mut group = c.benchmark_group("lookup");
     for (label, strategy) in strategies() {
@@ -34,20 +32,17 @@ fn lookups(c: &mut Criterion) {
         });
         for n in [3, 5] {
             let mut out = PreferenceList::new();
-            group.bench_function(
-                BenchmarkId::new(format!("preference_list_n{n}"), &label),
-                |b| {
-                    b.iter(|| {
-                        i = (i + 1) & 1023;
-                        placement.preference_list_into(
-                            key_hash(black_box(keys[i].as_bytes())),
-                            n,
-                            &mut out,
-                        );
-                        black_box(&out);
-                    });
-                },
-            );
+            group.bench_function(BenchmarkId::new(format!("preference_list_n{n}"), &label), |b| {
+                b.iter(|| {
+                    i = (i + 1) & 1023;
+                    placement.preference_list_into(
+                        key_hash(black_box(keys[i].as_bytes())),
+                        n,
+                        &mut out,
+                    );
+                    black_box(&out);
+                });
+            });
         }
     }
     group.finish();

@@ -16,9 +16,7 @@ impl Jump {
     /// # Errors
     /// See [`PlacementError`].
     pub fn new(members: &[Member]) -> Result<Self, PlacementError> {
-        Ok(Self {
-            members: canonical(members)?,
-        })
+        Ok(Self { members: canonical(members)? })
     }
 }
 

@@ -20,11 +20,7 @@ impl Member {
     /// A member with weight 1 in the default zone.
     #[must_use]
     pub fn new(id: impl Into<String>) -> Self {
-        Self {
-            id: id.into(),
-            zone: String::new(),
-            weight: 1,
-        }
+        Self { id: id.into(), zone: String::new(), weight: 1 }
     }
 
     #[must_use]
@@ -47,10 +43,7 @@ pub(crate) fn canonical(members: &[Member]) -> Result<Vec<Member>, PlacementErro
     }
     let max = usize::from(NodeIdx::MAX);
     if members.len() > max {
-        return Err(PlacementError::TooManyMembers {
-            count: members.len(),
-            max,
-        });
+        return Err(PlacementError::TooManyMembers { count: members.len(), max });
     }
     let mut sorted = members.to_vec();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));

@@ -13,9 +13,7 @@ impl Modulo {
     /// # Errors
     /// See [`PlacementError`].
     pub fn new(members: &[Member]) -> Result<Self, PlacementError> {
-        Ok(Self {
-            members: canonical(members)?,
-        })
+        Ok(Self { members: canonical(members)? })
     }
 }
 

@@ -61,21 +61,12 @@ impl Partitioned {
             return Err(PlacementError::BadPartitionCount(partitions));
         }
         if replicas == 0 || replicas > MAX_REPLICAS {
-            return Err(PlacementError::BadReplication {
-                replicas,
-                max: MAX_REPLICAS,
-            });
+            return Err(PlacementError::BadReplication { replicas, max: MAX_REPLICAS });
         }
         let members = canonical(members)?;
         let width = replicas.min(members.len());
         let table = build_table(&members, partitions as usize, width);
-        Ok(Self {
-            members,
-            partitions,
-            bits: partitions.trailing_zeros(),
-            width,
-            table,
-        })
+        Ok(Self { members, partitions, bits: partitions.trailing_zeros(), width, table })
     }
 
     #[must_use]
@@ -87,11 +78,7 @@ impl Partitioned {
     #[inline]
     #[must_use]
     pub fn partition(&self, hash: u64) -> usize {
-        if self.bits == 0 {
-            0
-        } else {
-            (hash >> (64 - self.bits)) as usize
-        }
+        if self.bits == 0 { 0 } else { (hash >> (64 - self.bits)) as usize }
     }
 
     /// The replica row of partition `p`.
@@ -145,12 +132,8 @@ fn quotas(members: &[Member], q: usize) -> Vec<usize> {
 fn build_table(members: &[Member], q: usize, width: usize) -> Vec<NodeIdx> {
     let n = members.len();
     let seeds: Vec<u64> = members.iter().map(|m| node_seed(&m.id)).collect();
-    let zone_ids: BTreeMap<&str, usize> = members
-        .iter()
-        .map(|m| m.zone.as_str())
-        .enumerate()
-        .map(|(i, z)| (z, i))
-        .collect();
+    let zone_ids: BTreeMap<&str, usize> =
+        members.iter().map(|m| m.zone.as_str()).enumerate().map(|(i, z)| (z, i)).collect();
     let zone_of: Vec<usize> = members.iter().map(|m| zone_ids[m.zone.as_str()]).collect();
     let enforce_zones = zone_ids.len() >= width;
     let quota = quotas(members, q);
@@ -230,10 +213,7 @@ mod tests {
 
     #[test]
     fn quotas_sum_and_follow_weights() {
-        let m = vec![
-            Member::new("a").with_weight(1),
-            Member::new("b").with_weight(3),
-        ];
+        let m = vec![Member::new("a").with_weight(1), Member::new("b").with_weight(3)];
         assert_eq!(quotas(&m, 4096), vec![1024, 3072]);
         let m: Vec<Member> = (0..7).map(|i| Member::new(format!("n{i}"))).collect();
         let q = quotas(&m, 4096);

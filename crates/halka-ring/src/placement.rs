@@ -45,9 +45,7 @@ pub enum Strategy {
 
 impl Default for Strategy {
     fn default() -> Self {
-        Strategy::Partitioned {
-            partitions: crate::DEFAULT_PARTITIONS,
-        }
+        Strategy::Partitioned { partitions: crate::DEFAULT_PARTITIONS }
     }
 }
 

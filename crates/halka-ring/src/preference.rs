@@ -15,10 +15,7 @@ pub struct PreferenceList {
 impl PreferenceList {
     #[must_use]
     pub const fn new() -> Self {
-        Self {
-            len: 0,
-            nodes: [0; MAX_REPLICAS],
-        }
+        Self { len: 0, nodes: [0; MAX_REPLICAS] }
     }
 
     /// Appends `node` unless it is already present or the list is full. Returns whether it

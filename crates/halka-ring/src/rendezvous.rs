@@ -23,12 +23,7 @@ impl Rendezvous {
         let seeds = members.iter().map(|m| node_seed(&m.id)).collect();
         let weights: Vec<f64> = members.iter().map(|m| f64::from(m.weight)).collect();
         let uniform = members.iter().all(|m| m.weight == members[0].weight);
-        Ok(Self {
-            members,
-            seeds,
-            weights,
-            uniform,
-        })
+        Ok(Self { members, seeds, weights, uniform })
     }
 
     #[inline]

@@ -51,14 +51,7 @@ impl VnodeRing {
             walk(&owners, start, width, &mut list);
             successors.extend_from_slice(&list);
         }
-        Ok(Self {
-            members,
-            vnodes,
-            tokens,
-            owners,
-            successors,
-            width,
-        })
+        Ok(Self { members, vnodes, tokens, owners, successors, width })
     }
 
     #[must_use]
@@ -126,10 +119,8 @@ impl Ring {
     /// See [`PlacementError`].
     pub fn new(members: &[Member]) -> Result<Self, PlacementError> {
         // Weights are validated, then ignored: a single token cannot express capacity.
-        let unweighted: Vec<Member> = canonical(members)?
-            .into_iter()
-            .map(|m| Member { weight: 1, ..m })
-            .collect();
+        let unweighted: Vec<Member> =
+            canonical(members)?.into_iter().map(|m| Member { weight: 1, ..m }).collect();
         VnodeRing::new(&unweighted, 1).map(Ring)
     }
 }

@@ -18,10 +18,7 @@ pub fn spread(counts: &[u64], weights: &[u32]) -> Spread {
     let total_w: f64 = weights.iter().map(|&w| f64::from(w)).sum();
     let total_c: f64 = counts.iter().map(|&c| c as f64).sum();
     if counts.is_empty() || total_c == 0.0 {
-        return Spread {
-            max_over_mean: 1.0,
-            cv: 0.0,
-        };
+        return Spread { max_over_mean: 1.0, cv: 0.0 };
     }
     // Load relative to a node's fair share: 1.0 means exactly its share.
     let rel: Vec<f64> = counts
@@ -32,10 +29,7 @@ pub fn spread(counts: &[u64], weights: &[u32]) -> Spread {
     let mean = rel.iter().sum::<f64>() / rel.len() as f64;
     let var = rel.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / rel.len() as f64;
     let max = rel.iter().copied().fold(f64::MIN, f64::max);
-    Spread {
-        max_over_mean: max / mean,
-        cv: var.sqrt() / mean,
-    }
+    Spread { max_over_mean: max / mean, cv: var.sqrt() / mean }
 }
 
 /// Keys per node as primary owner, and replica slots per node for `n` replicas.
@@ -70,13 +64,7 @@ pub fn moved(
     let remap: Vec<Option<u16>> = before
         .members()
         .iter()
-        .map(|m| {
-            after
-                .members()
-                .iter()
-                .position(|a| a.id == m.id)
-                .map(crate::member::idx)
-        })
+        .map(|m| after.members().iter().position(|a| a.id == m.id).map(crate::member::idx))
         .collect();
     let (mut keys_moved, mut slots_moved, mut slots_total) = (0_u64, 0_u64, 0_u64);
     let (mut old, mut new) = (PreferenceList::new(), PreferenceList::new());
@@ -95,8 +83,5 @@ pub fn moved(
         slots_total += new.len() as u64;
     }
     let keys = hashes.len().max(1) as f64;
-    (
-        keys_moved as f64 / keys,
-        slots_moved as f64 / slots_total.max(1) as f64,
-    )
+    (keys_moved as f64 / keys, slots_moved as f64 / slots_total.max(1) as f64)
 }

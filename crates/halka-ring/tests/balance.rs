@@ -7,15 +7,11 @@ use halka_ring::stats::{loads, moved, spread};
 use halka_ring::{Member, Placement, Strategy, key_hash};
 
 fn nodes(count: usize) -> Vec<Member> {
-    (1..=count)
-        .map(|i| Member::new(format!("node-{i:04}")))
-        .collect()
+    (1..=count).map(|i| Member::new(format!("node-{i:04}"))).collect()
 }
 
 fn hashes(count: usize) -> Vec<u64> {
-    (0..count)
-        .map(|i| key_hash(format!("key-{i:012}").as_bytes()))
-        .collect()
+    (0..count).map(|i| key_hash(format!("key-{i:012}").as_bytes())).collect()
 }
 
 fn cvs(p: &dyn Placement, h: &[u64], n: usize) -> (f64, f64) {

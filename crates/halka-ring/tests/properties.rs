@@ -16,15 +16,11 @@ const STRATEGIES: [Strategy; 6] = [
 ];
 
 fn members(count: usize) -> Vec<Member> {
-    (0..count)
-        .map(|i| Member::new(format!("n{i:03}")))
-        .collect()
+    (0..count).map(|i| Member::new(format!("n{i:03}"))).collect()
 }
 
 fn ids(p: &dyn Placement, pl: &PreferenceList) -> Vec<String> {
-    pl.iter()
-        .map(|&i| p.members()[usize::from(i)].id.clone())
-        .collect()
+    pl.iter().map(|&i| p.members()[usize::from(i)].id.clone()).collect()
 }
 
 proptest! {

@@ -23,9 +23,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, StoreError> {
         Some((&FORMAT_V1, body)) => {
             postcard::from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))
         }
-        Some((other, _)) => Err(StoreError::Corrupt(format!(
-            "unknown record format {other}"
-        ))),
+        Some((other, _)) => Err(StoreError::Corrupt(format!("unknown record format {other}"))),
         None => Err(StoreError::Corrupt("empty record".into())),
     }
 }
@@ -52,9 +50,7 @@ mod tests {
         let bytes = encode_record(&record).unwrap();
         assert_eq!(
             bytes,
-            [
-                1, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r'
-            ]
+            [1, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r']
         );
         assert_eq!(decode_record(&bytes).unwrap(), record);
         assert!(decode_record(&[9, 0]).is_err());

@@ -19,10 +19,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_key_bytes: 1024,
-            max_value_bytes: 1024 * 1024,
-        }
+        Self { max_key_bytes: 1024, max_value_bytes: 1024 * 1024 }
     }
 }
 
@@ -46,10 +43,7 @@ impl Limits {
             return Err(LimitError::EmptyKey);
         }
         if key.len() > self.max_key_bytes {
-            return Err(LimitError::KeyTooLarge {
-                size: key.len(),
-                max: self.max_key_bytes,
-            });
+            return Err(LimitError::KeyTooLarge { size: key.len(), max: self.max_key_bytes });
         }
         Ok(())
     }
@@ -58,10 +52,7 @@ impl Limits {
     /// The value is longer than `max_value_bytes`.
     pub fn check_value(&self, value: &[u8]) -> Result<(), LimitError> {
         if value.len() > self.max_value_bytes {
-            return Err(LimitError::ValueTooLarge {
-                size: value.len(),
-                max: self.max_value_bytes,
-            });
+            return Err(LimitError::ValueTooLarge { size: value.len(), max: self.max_value_bytes });
         }
         Ok(())
     }

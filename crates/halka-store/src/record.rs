@@ -14,6 +14,8 @@
 use crate::{Dot, NodeId, VersionVector};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Siblings kept per key. Concurrent writers beyond this drop the oldest siblings by
 /// last-writer-wins order, so a hot key under a write storm stays bounded in size. The
@@ -61,8 +63,8 @@ pub struct Write {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     context: VersionVector,
-    /// Concurrent versions, sorted by dot.
-    versions: Vec<Version>,
+    /// Concurrent versions, sorted by dot. Usually one, kept inline.
+    versions: SmallVec<[Version; 1]>,
 }
 
 impl Record {
@@ -84,6 +86,15 @@ impl Record {
         self.versions.is_empty() && self.context.is_empty()
     }
 
+    /// Whether two records hold the same versions and context. Dots identify versions, so
+    /// this compares no values: much cheaper than `==` on large values.
+    #[must_use]
+    pub fn same_as(&self, other: &Record) -> bool {
+        self.context == other.context
+            && self.versions.len() == other.versions.len()
+            && self.versions.iter().zip(&other.versions).all(|(a, b)| a.dot == b.dot)
+    }
+
     /// Values of the live (non-tombstone) siblings, in dot order.
     pub fn values(&self) -> impl Iterator<Item = &Bytes> {
         self.versions.iter().filter_map(|v| v.value.as_ref())
@@ -92,9 +103,7 @@ impl Record {
     /// The last-writer-wins version among the siblings (possibly a tombstone).
     #[must_use]
     pub fn lww(&self) -> Option<&Version> {
-        self.versions
-            .iter()
-            .max_by(|a, b| a.lww_key().cmp(&b.lww_key()))
+        self.versions.iter().max_by(|a, b| a.lww_key().cmp(&b.lww_key()))
     }
 
     /// The last-writer-wins value; `None` when the winner is a tombstone or there is none.
@@ -107,7 +116,7 @@ impl Record {
     #[must_use]
     pub fn merge(&self, other: &Record) -> Record {
         let (a, b) = (&self.versions, &other.versions);
-        let mut versions = Vec::with_capacity(a.len().max(b.len()));
+        let mut versions = SmallVec::with_capacity(a.len().max(b.len()));
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
             let order = match (a.get(i), b.get(j)) {
@@ -154,17 +163,11 @@ impl Record {
     pub fn apply_write(current: Option<&Record>, node: &NodeId, write: &Write) -> (Record, Dot) {
         let base = current.cloned().unwrap_or_default();
         let counter = base.context.get(node).max(write.context.get(node)) + 1;
-        let dot = Dot {
-            node: node.clone(),
-            counter,
-        };
-        let mut versions: Vec<Version> = if write.overwrite {
-            Vec::new()
+        let dot = Dot { node: node.clone(), counter };
+        let mut versions: SmallVec<[Version; 1]> = if write.overwrite {
+            SmallVec::new()
         } else {
-            base.versions
-                .into_iter()
-                .filter(|v| !write.context.covers(&v.dot))
-                .collect()
+            base.versions.into_iter().filter(|v| !write.context.covers(&v.dot)).collect()
         };
         let at = versions.partition_point(|v| v.dot < dot);
         versions.insert(
@@ -192,10 +195,33 @@ impl Record {
         self.versions.sort_by(|a, b| a.dot.cmp(&b.dot));
     }
 
+    /// Folds `incoming` into `stored` for a replica, sharing rather than copying when it
+    /// can: `None` when nothing changes, `incoming` itself when it already contains
+    /// everything `stored` has (the common case: a newer write arriving), otherwise the
+    /// merge.
+    #[must_use]
+    pub fn absorb(stored: &Arc<Record>, incoming: &Arc<Record>) -> Option<Arc<Record>> {
+        if stored.same_as(incoming) {
+            return None;
+        }
+        let has = |r: &Record, dot: &Dot| r.versions.iter().any(|v| v.dot == *dot);
+        let supersedes = incoming.context.dominates(&stored.context)
+            && incoming
+                .versions
+                .iter()
+                .all(|v| has(stored, &v.dot) || !stored.context.covers(&v.dot));
+        if supersedes {
+            return Some(Arc::clone(incoming));
+        }
+        let merged = stored.merge(incoming);
+        (!merged.same_as(stored)).then(|| Arc::new(merged))
+    }
+
     /// Builds a record from parts (used by decoders and tests). Versions are sorted and
     /// their dots folded into the context, so the result satisfies the record invariants.
     #[must_use]
-    pub fn from_parts(mut context: VersionVector, mut versions: Vec<Version>) -> Record {
+    pub fn from_parts(mut context: VersionVector, versions: Vec<Version>) -> Record {
+        let mut versions: SmallVec<[Version; 1]> = SmallVec::from_vec(versions);
         versions.sort_by(|a, b| a.dot.cmp(&b.dot));
         versions.dedup_by(|a, b| a.dot == b.dot);
         for v in &versions {
@@ -225,10 +251,7 @@ mod tests {
         let a = NodeId::new("a");
         let (r1, _) = Record::apply_write(None, &a, &write(Some("v1"), &VersionVector::new(), 1));
         let (r2, _) = Record::apply_write(Some(&r1), &a, &write(Some("v2"), r1.context(), 2));
-        assert_eq!(
-            r2.values().collect::<Vec<_>>(),
-            [&Bytes::from_static(b"v2")]
-        );
+        assert_eq!(r2.values().collect::<Vec<_>>(), [&Bytes::from_static(b"v2")]);
     }
 
     #[test]
@@ -242,10 +265,7 @@ mod tests {
         assert_eq!(both.lww_value(), Some(&Bytes::from_static(b"y")));
         let (resolved, _) =
             Record::apply_write(Some(&both), &a, &write(Some("z"), both.context(), 3));
-        assert_eq!(
-            resolved.values().collect::<Vec<_>>(),
-            [&Bytes::from_static(b"z")]
-        );
+        assert_eq!(resolved.values().collect::<Vec<_>>(), [&Bytes::from_static(b"z")]);
         // The stale sibling arriving late does not come back.
         assert_eq!(resolved.merge(&rb), resolved);
     }
@@ -256,11 +276,7 @@ mod tests {
         let empty = VersionVector::new();
         let (r1, _) = Record::apply_write(None, &a, &write(Some("1"), &empty, 1));
         let (r2, _) = Record::apply_write(Some(&r1), &a, &write(Some("2"), &empty, 1));
-        assert_eq!(
-            r2.values().count(),
-            2,
-            "a blind write must not silently replace"
-        );
+        assert_eq!(r2.values().count(), 2, "a blind write must not silently replace");
     }
 
     #[test]
@@ -273,10 +289,7 @@ mod tests {
         let (r, _) = Record::apply_write(
             Some(&both),
             &a,
-            &Write {
-                overwrite: true,
-                ..write(Some("z"), &empty, 3)
-            },
+            &Write { overwrite: true, ..write(Some("z"), &empty, 3) },
         );
         assert_eq!(r.values().collect::<Vec<_>>(), [&Bytes::from_static(b"z")]);
         assert!(r.merge(&both) == r, "replaced versions do not come back");
@@ -303,10 +316,7 @@ mod tests {
         }
         assert_eq!(r.versions().len(), MAX_SIBLINGS);
         // The newest survive.
-        assert_eq!(
-            r.lww().map(|v| v.timestamp_ms),
-            Some(MAX_SIBLINGS as u64 + 9)
-        );
+        assert_eq!(r.lww().map(|v| v.timestamp_ms), Some(MAX_SIBLINGS as u64 + 9));
         assert!(r.versions().iter().all(|v| v.timestamp_ms >= 10));
     }
 }

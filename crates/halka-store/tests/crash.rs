@@ -60,12 +60,7 @@ fn crash_writer_child() {
 fn sigkill_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "crash_writer_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "crash_writer_child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -89,10 +84,8 @@ fn sigkill_loses_no_acknowledged_write() {
     }
 
     let engine = open(dir.path());
-    let lost: Vec<&String> = acked
-        .iter()
-        .filter(|k| engine.get(k.as_bytes()).unwrap().is_none())
-        .collect();
+    let lost: Vec<&String> =
+        acked.iter().filter(|k| engine.get(k.as_bytes()).unwrap().is_none()).collect();
     assert!(
         lost.is_empty(),
         "{} of {} acknowledged writes lost: {:?}",

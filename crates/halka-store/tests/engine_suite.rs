@@ -19,17 +19,12 @@ fn write(value: &str, context: &VersionVector) -> Write {
 }
 
 fn small_limits() -> Limits {
-    Limits {
-        max_key_bytes: 16,
-        max_value_bytes: 32,
-    }
+    Limits { max_key_bytes: 16, max_value_bytes: 32 }
 }
 
 fn write_then_read(engine: &dyn Engine) {
     let a = NodeId::new("a");
-    let (record, dot) = engine
-        .apply_write(b"k", &a, &write("v1", &VersionVector::new()))
-        .unwrap();
+    let (record, dot) = engine.apply_write(b"k", &a, &write("v1", &VersionVector::new())).unwrap();
     assert_eq!(dot.counter, 1);
     assert_eq!(engine.get(b"k").unwrap(), Some(record));
     assert_eq!(engine.get(b"missing").unwrap(), None);
@@ -38,42 +33,28 @@ fn write_then_read(engine: &dyn Engine) {
 
 fn causal_overwrite_and_siblings(engine: &dyn Engine) {
     let (a, b) = (NodeId::new("a"), NodeId::new("b"));
-    let (r1, _) = engine
-        .apply_write(b"k", &a, &write("v1", &VersionVector::new()))
-        .unwrap();
-    let (r2, _) = engine
-        .apply_write(b"k", &a, &write("v2", r1.context()))
-        .unwrap();
+    let (r1, _) = engine.apply_write(b"k", &a, &write("v1", &VersionVector::new())).unwrap();
+    let (r2, _) = engine.apply_write(b"k", &a, &write("v2", r1.context())).unwrap();
     assert_eq!(r2.values().count(), 1);
     // A concurrent version arriving from a peer becomes a sibling.
     let (theirs, _) = Record::apply_write(None, &b, &write("w", &VersionVector::new()));
-    engine.merge(b"k", &theirs).unwrap();
+    engine.merge(b"k", &Arc::new(theirs.clone())).unwrap();
     let stored = engine.get(b"k").unwrap().unwrap();
     assert_eq!(stored.values().count(), 2);
     // Merging again changes nothing (idempotent).
-    engine.merge(b"k", &theirs).unwrap();
+    engine.merge(b"k", &Arc::new(theirs.clone())).unwrap();
     assert_eq!(engine.get(b"k").unwrap().unwrap(), stored);
 }
 
 fn limits_reject_and_store_nothing(engine: &dyn Engine) {
     let a = NodeId::new("a");
     let big_key = vec![b'k'; 17];
-    let err = engine
-        .apply_write(&big_key, &a, &write("v", &VersionVector::new()))
-        .unwrap_err();
+    let err = engine.apply_write(&big_key, &a, &write("v", &VersionVector::new())).unwrap_err();
     assert!(matches!(err, StoreError::Limit(_)), "{err}");
     assert!(err.to_string().contains("maximum is 16"), "{err}");
     let big_value = "x".repeat(33);
-    assert!(
-        engine
-            .apply_write(b"k", &a, &write(&big_value, &VersionVector::new()))
-            .is_err()
-    );
-    assert!(
-        engine
-            .apply_write(b"", &a, &write("v", &VersionVector::new()))
-            .is_err()
-    );
+    assert!(engine.apply_write(b"k", &a, &write(&big_value, &VersionVector::new())).is_err());
+    assert!(engine.apply_write(b"", &a, &write("v", &VersionVector::new())).is_err());
     assert_eq!(engine.get(b"k").unwrap(), None);
     assert_eq!(engine.get(&big_key).unwrap(), None);
     assert_eq!(engine.key_count(), 0);
@@ -96,17 +77,10 @@ fn concurrent_writers_get_distinct_dots(engine: Arc<dyn Engine>) {
             })
         })
         .collect();
-    let mut dots: Vec<u64> = threads
-        .into_iter()
-        .flat_map(|t| t.join().unwrap())
-        .map(|d| d.counter)
-        .collect();
+    let mut dots: Vec<u64> =
+        threads.into_iter().flat_map(|t| t.join().unwrap()).map(|d| d.counter).collect();
     dots.sort_unstable();
-    assert_eq!(
-        dots,
-        (1..=200).collect::<Vec<_>>(),
-        "every write got its own counter"
-    );
+    assert_eq!(dots, (1..=200).collect::<Vec<_>>(), "every write got its own counter");
     let stored = engine.get(b"hot").unwrap().unwrap();
     assert_eq!(
         stored.versions().len(),
@@ -119,9 +93,7 @@ fn scan_visits_every_key(engine: &dyn Engine) {
     let a = NodeId::new("a");
     for i in 0..100 {
         let key = format!("key-{i}");
-        engine
-            .apply_write(key.as_bytes(), &a, &write("v", &VersionVector::new()))
-            .unwrap();
+        engine.apply_write(key.as_bytes(), &a, &write("v", &VersionVector::new())).unwrap();
     }
     let mut seen = Vec::new();
     engine
@@ -181,22 +153,15 @@ fn memory(limits: Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
 fn fjall_with(sync: SyncPolicy) -> impl Fn(Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
     move |limits| {
         let dir = tempfile::tempdir().unwrap();
-        let engine = FjallEngine::open(FjallOptions {
-            path: dir.path().into(),
-            sync,
-            limits,
-        })
-        .unwrap();
+        let engine =
+            FjallEngine::open(FjallOptions { path: dir.path().into(), sync, limits }).unwrap();
         (Some(dir), Arc::new(engine))
     }
 }
 
 engine_suite!(memory_engine, memory);
 engine_suite!(fjall_always, fjall_with(SyncPolicy::Always));
-engine_suite!(
-    fjall_periodic,
-    fjall_with(SyncPolicy::Periodic { interval_ms: 10 })
-);
+engine_suite!(fjall_periodic, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }));
 
 #[test]
 fn fjall_keeps_data_across_reopen() {
@@ -211,12 +176,7 @@ fn fjall_keeps_data_across_reopen() {
     };
     let (record, _) = {
         let e = open();
-        e.apply_write(
-            b"k",
-            &NodeId::new("a"),
-            &write("kept", &VersionVector::new()),
-        )
-        .unwrap()
+        e.apply_write(b"k", &NodeId::new("a"), &write("kept", &VersionVector::new())).unwrap()
     };
     assert_eq!(open().get(b"k").unwrap(), Some(record));
 }
@@ -231,17 +191,12 @@ fn failed_fsync_poisons_the_engine() {
     })
     .unwrap();
     let a = NodeId::new("a");
-    e.apply_write(b"before", &a, &write("v", &VersionVector::new()))
-        .unwrap();
+    e.apply_write(b"before", &a, &write("v", &VersionVector::new())).unwrap();
     e.inject_sync_failure();
-    let err = e
-        .apply_write(b"k", &a, &write("v", &VersionVector::new()))
-        .unwrap_err();
+    let err = e.apply_write(b"k", &a, &write("v", &VersionVector::new())).unwrap_err();
     assert!(matches!(err, StoreError::Poisoned(_)), "{err}");
     // Every later write is refused, even though no further fsync fails.
-    let err = e
-        .apply_write(b"k2", &a, &write("v", &VersionVector::new()))
-        .unwrap_err();
+    let err = e.apply_write(b"k2", &a, &write("v", &VersionVector::new())).unwrap_err();
     assert!(matches!(err, StoreError::Poisoned(_)), "{err}");
     assert!(err.to_string().contains("restart the node"));
     // Reads keep working.

@@ -11,10 +11,7 @@ const NODES: [&str; 3] = ["a", "b", "c"];
 
 fn version(node: usize, counter: u64) -> Version {
     Version {
-        dot: Dot {
-            node: NodeId::new(NODES[node]),
-            counter,
-        },
+        dot: Dot { node: NodeId::new(NODES[node]), counter },
         // Content is a function of the dot, as uniqueness of dots guarantees.
         timestamp_ms: counter * 7 + node as u64,
         value: (!counter.is_multiple_of(4))
@@ -23,20 +20,11 @@ fn version(node: usize, counter: u64) -> Version {
 }
 
 fn record() -> impl Strategy<Value = Record> {
-    (
-        prop::collection::vec(0_u64..6, 3),
-        prop::collection::vec((0_usize..3, 1_u64..6), 0..5),
-    )
+    (prop::collection::vec(0_u64..6, 3), prop::collection::vec((0_usize..3, 1_u64..6), 0..5))
         .prop_map(|(ctx, dots)| {
-            let context: VersionVector = NODES
-                .iter()
-                .zip(ctx)
-                .map(|(n, c)| (NodeId::new(n), c))
-                .collect();
-            Record::from_parts(
-                context,
-                dots.into_iter().map(|(n, c)| version(n, c)).collect(),
-            )
+            let context: VersionVector =
+                NODES.iter().zip(ctx).map(|(n, c)| (NodeId::new(n), c)).collect();
+            Record::from_parts(context, dots.into_iter().map(|(n, c)| version(n, c)).collect())
         })
 }
 

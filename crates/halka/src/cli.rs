@@ -4,11 +4,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "halka",
-    version,
-    about = "halka: a Dynamo-style distributed key-value store"
-)]
+#[command(name = "halka", version, about = "halka: a Dynamo-style distributed key-value store")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -24,6 +20,61 @@ pub enum Format {
 pub enum Command {
     /// Placement simulator: load balance and data movement for every strategy.
     Sim(SimArgs),
+    /// The seed project's example on an embedded cluster: quorums, siblings, hot spots.
+    Demo,
+    /// Benchmark: the seed's workload against an embedded cluster.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineArg {
+    Memory,
+    Fjall,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncArg {
+    Always,
+    Periodic,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Run every node in this process (the only mode so far).
+    #[arg(long, default_value_t = true)]
+    pub embedded: bool,
+    #[arg(long, default_value_t = 6)]
+    pub nodes: usize,
+    /// Replication factor N.
+    #[arg(long, default_value_t = 5)]
+    pub replication: usize,
+    /// Write quorum W.
+    #[arg(long, default_value_t = 3)]
+    pub w: usize,
+    /// Read quorum R.
+    #[arg(long, default_value_t = 3)]
+    pub r: usize,
+    #[arg(long, value_enum, default_value_t = EngineArg::Memory)]
+    pub engine: EngineArg,
+    /// Sync policy for `--engine fjall`.
+    #[arg(long, value_enum, default_value_t = SyncArg::Periodic)]
+    pub sync: SyncArg,
+    /// Data directory for `--engine fjall` (default: a temporary directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keys written before the measured run.
+    #[arg(long, default_value_t = 100_000)]
+    pub keyspace: u64,
+    /// Operations in each measured run (50% put, 50% get).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub ops: u64,
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// Concurrent client tasks, one run per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,8")]
+    pub clients: Vec<usize>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]

@@ -78,9 +78,7 @@ impl Inner {
         let result = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
             Err("injected fsync failure".to_string())
         } else {
-            self.db
-                .persist(PersistMode::SyncAll)
-                .map_err(|e| e.to_string())
+            self.db.persist(PersistMode::SyncAll).map_err(|e| e.to_string())
         };
         result.map_err(|e| {
             tracing::error!(error = %e, "fsync failed; refusing further writes");
@@ -125,10 +123,7 @@ impl FjallEngine {
     /// The directory cannot be created or the data in it cannot be recovered.
     pub fn open(options: FjallOptions) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&options.path).map_err(|e| {
-            StoreError::Io(format!(
-                "cannot create data directory {}: {e}",
-                options.path.display()
-            ))
+            StoreError::Io(format!("cannot create data directory {}: {e}", options.path.display()))
         })?;
         let db = Database::builder(&options.path)
             .open()
@@ -172,18 +167,16 @@ fn spawn_flusher(
     let (stop, stopped) = mpsc::channel::<()>();
     let inner = Arc::clone(inner);
     let interval = Duration::from_millis(interval_ms.max(1));
-    let handle = std::thread::Builder::new()
-        .name("halka-fsync".into())
-        .spawn(move || {
-            // Runs until the engine drops its sender.
-            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-                if inner.poisoned.lock().is_some() {
-                    continue;
-                }
-                let seq = inner.inserted.load(Ordering::SeqCst);
-                let _ = inner.sync_through(seq);
+    let handle = std::thread::Builder::new().name("halka-fsync".into()).spawn(move || {
+        // Runs until the engine drops its sender.
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+            if inner.poisoned.lock().is_some() {
+                continue;
             }
-        })?;
+            let seq = inner.inserted.load(Ordering::SeqCst);
+            let _ = inner.sync_through(seq);
+        }
+    })?;
     Ok((stop, handle))
 }
 
@@ -200,19 +193,15 @@ impl Drop for FjallEngine {
 }
 
 impl Engine for FjallEngine {
-    fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
-        let raw = self
-            .inner
-            .records
-            .get(key)
-            .map_err(|e| StoreError::Io(e.to_string()))?;
-        raw.map(|bytes| decode_record(&bytes)).transpose()
+    fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
+        let raw = self.inner.records.get(key).map_err(|e| StoreError::Io(e.to_string()))?;
+        raw.map(|bytes| decode_record(&bytes).map(Arc::new)).transpose()
     }
 
     fn update(
         &self,
         key: &[u8],
-        f: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+        f: &mut dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>>,
     ) -> Result<(), StoreError> {
         let inner = &*self.inner;
         inner.check_poison()?;
@@ -235,12 +224,10 @@ impl Engine for FjallEngine {
         }
     }
 
-    fn scan(&self, f: &mut dyn FnMut(&[u8], Record)) -> Result<(), StoreError> {
+    fn scan(&self, f: &mut dyn FnMut(&[u8], Arc<Record>)) -> Result<(), StoreError> {
         for guard in self.inner.records.iter() {
-            let (key, value) = guard
-                .into_inner()
-                .map_err(|e| StoreError::Io(e.to_string()))?;
-            f(&key, decode_record(&value)?);
+            let (key, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
+            f(&key, Arc::new(decode_record(&value)?));
         }
         Ok(())
     }

@@ -1,20 +1,27 @@
 //! The in-memory engine: sharded hash maps behind reader-writer locks. Fast and volatile —
-//! for tests, simulations and the embedded demo.
+//! for tests, simulations and the embedded demo. Maps use foldhash: keys here never decide
+//! placement, so a fast per-process-seeded hash is the right choice.
 
 use super::Engine;
 use crate::{Limits, Record, StoreError};
-use bytes::Bytes;
+use foldhash::fast::RandomState;
 use parking_lot::RwLock;
+use smallvec::SmallVec;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Shards spread lock contention; a power of two so the shard is a mask.
 const SHARDS: usize = 64;
 
+/// Keys up to 24 bytes live inside the map entry, saving a cache miss per lookup.
+type Key = SmallVec<[u8; 24]>;
+type Map = HashMap<Key, Arc<Record>, RandomState>;
+
 #[derive(Debug)]
 pub struct MemoryEngine {
-    shards: Box<[RwLock<HashMap<Bytes, Record>>]>,
+    shards: Box<[RwLock<Map>]>,
     hasher: RandomState,
     keys: AtomicU64,
     limits: Limits,
@@ -24,14 +31,16 @@ impl MemoryEngine {
     #[must_use]
     pub fn new(limits: Limits) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::with_hasher(RandomState::default())))
+                .collect(),
+            hasher: RandomState::default(),
             keys: AtomicU64::new(0),
             limits,
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &RwLock<HashMap<Bytes, Record>> {
+    fn shard(&self, key: &[u8]) -> &RwLock<Map> {
         &self.shards[(self.hasher.hash_one(key) as usize) & (SHARDS - 1)]
     }
 }
@@ -43,14 +52,14 @@ impl Default for MemoryEngine {
 }
 
 impl Engine for MemoryEngine {
-    fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
+    fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
         Ok(self.shard(key).read().get(key).cloned())
     }
 
     fn update(
         &self,
         key: &[u8],
-        f: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+        f: &mut dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>>,
     ) -> Result<(), StoreError> {
         let mut shard = self.shard(key).write();
         match shard.get_mut(key) {
@@ -61,7 +70,7 @@ impl Engine for MemoryEngine {
             }
             None => {
                 if let Some(next) = f(None) {
-                    shard.insert(Bytes::copy_from_slice(key), next);
+                    shard.insert(Key::from_slice(key), next);
                     self.keys.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -69,14 +78,11 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
-    fn scan(&self, f: &mut dyn FnMut(&[u8], Record)) -> Result<(), StoreError> {
+    fn scan(&self, f: &mut dyn FnMut(&[u8], Arc<Record>)) -> Result<(), StoreError> {
         for shard in &*self.shards {
             // Copy the shard out so `f` never runs under the lock.
-            let entries: Vec<(Bytes, Record)> = shard
-                .read()
-                .iter()
-                .map(|(k, r)| (k.clone(), r.clone()))
-                .collect();
+            let entries: Vec<(Key, Arc<Record>)> =
+                shard.read().iter().map(|(k, r)| (k.clone(), Arc::clone(r))).collect();
             for (k, r) in entries {
                 f(&k, r);
             }

@@ -13,6 +13,7 @@ pub use memory::MemoryEngine;
 
 use crate::{Dot, Limits, NodeId, Record, StoreError, Write};
 use std::fmt;
+use std::sync::Arc;
 
 /// One node's record store.
 pub trait Engine: Send + Sync + fmt::Debug + 'static {
@@ -20,7 +21,7 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// I/O failure or a corrupt stored record.
-    fn get(&self, key: &[u8]) -> Result<Option<Record>, StoreError>;
+    fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError>;
 
     /// Atomically replaces the record for `key` with `f(current)`; `None` from `f` leaves the
     /// key untouched. When this returns `Ok`, the new record is durable to the engine's sync
@@ -32,7 +33,7 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     fn update(
         &self,
         key: &[u8],
-        f: &mut dyn FnMut(Option<&Record>) -> Option<Record>,
+        f: &mut dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>>,
     ) -> Result<(), StoreError>;
 
     /// Calls `f` with every stored key and record, in no particular order. Used to move data
@@ -40,7 +41,7 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// I/O failure or a corrupt stored record.
-    fn scan(&self, f: &mut dyn FnMut(&[u8], Record)) -> Result<(), StoreError>;
+    fn scan(&self, f: &mut dyn FnMut(&[u8], Arc<Record>)) -> Result<(), StoreError>;
 
     /// Number of keys stored (approximate for LSM engines).
     fn key_count(&self) -> u64;
@@ -70,15 +71,16 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         key: &[u8],
         node: &NodeId,
         write: &Write,
-    ) -> Result<(Record, Dot), StoreError> {
+    ) -> Result<(Arc<Record>, Dot), StoreError> {
         self.limits().check_key(key)?;
         if let Some(v) = &write.value {
             self.limits().check_value(v)?;
         }
         let mut result = None;
         self.update(key, &mut |current| {
-            let (record, dot) = Record::apply_write(current, node, write);
-            result = Some((record.clone(), dot));
+            let (record, dot) = Record::apply_write(current.map(|r| &**r), node, write);
+            let record = Arc::new(record);
+            result = Some((Arc::clone(&record), dot));
             Some(record)
         })?;
         result.ok_or_else(|| StoreError::Io("write was not applied".into()))
@@ -88,18 +90,15 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// Limits (nothing is stored), or as [`Engine::update`].
-    fn merge(&self, key: &[u8], incoming: &Record) -> Result<(), StoreError> {
+    fn merge(&self, key: &[u8], incoming: &Arc<Record>) -> Result<(), StoreError> {
         self.limits().check_key(key)?;
         for v in incoming.values() {
             self.limits().check_value(v)?;
         }
+        // `absorb` returns None when the peer told us nothing new: no write, no fsync.
         self.update(key, &mut |current| match current {
-            None => Some(incoming.clone()),
-            Some(stored) => {
-                let merged = stored.merge(incoming);
-                // Skip the write (and its fsync) when the peer told us nothing new.
-                (merged != *stored).then_some(merged)
-            }
+            None => Some(Arc::clone(incoming)),
+            Some(stored) => Record::absorb(stored, incoming),
         })
     }
 }

@@ -47,14 +47,8 @@ pub struct SimRow {
 /// The strategies and settings a run covers, in output order.
 fn settings(opts: &SimOptions) -> Vec<Strategy> {
     let mut out = vec![Strategy::Modulo, Strategy::Ring];
-    out.extend(
-        opts.vnodes
-            .iter()
-            .map(|&vnodes| Strategy::VnodeRing { vnodes }),
-    );
-    out.push(Strategy::Partitioned {
-        partitions: opts.partitions,
-    });
+    out.extend(opts.vnodes.iter().map(|&vnodes| Strategy::VnodeRing { vnodes }));
+    out.push(Strategy::Partitioned { partitions: opts.partitions });
     out.push(Strategy::Jump);
     out.push(Strategy::Rendezvous);
     out
@@ -62,9 +56,7 @@ fn settings(opts: &SimOptions) -> Vec<Strategy> {
 
 fn members(count: usize) -> Vec<Member> {
     // Equal-length names: the case where an affine token hash such as CRC-32 fails.
-    (1..=count)
-        .map(|i| Member::new(format!("node-{i:04}")))
-        .collect()
+    (1..=count).map(|i| Member::new(format!("node-{i:04}"))).collect()
 }
 
 /// Runs the simulation and returns one row per strategy setting.
@@ -101,11 +93,7 @@ pub fn run(opts: &SimOptions) -> anyhow::Result<Vec<SimRow>> {
         let (moved_keys, moved_slots, ideal) = if opts.add > 0 {
             let grown = strategy.build(&after, opts.replicas)?;
             let (k, s) = moved(placement.as_ref(), grown.as_ref(), &hashes, opts.replicas);
-            (
-                Some(k),
-                Some(s),
-                Some(opts.add as f64 / (opts.nodes + opts.add) as f64),
-            )
+            (Some(k), Some(s), Some(opts.add as f64 / (opts.nodes + opts.add) as f64))
         } else {
             (None, None, None)
         };
@@ -227,33 +215,18 @@ mod tests {
         let names: Vec<_> = rows.iter().map(|r| r.strategy).collect();
         assert_eq!(
             names,
-            [
-                "modulo",
-                "ring",
-                "vnode-ring",
-                "vnode-ring",
-                "partitioned",
-                "jump",
-                "rendezvous"
-            ]
+            ["modulo", "ring", "vnode-ring", "vnode-ring", "partitioned", "jump", "rendezvous"]
         );
         let modulo = &rows[0];
         assert!((modulo.moved_fraction.unwrap() - 6.0 / 7.0).abs() < 0.02);
-        assert!(
-            rows[4].load_cv < rows[1].load_cv,
-            "partitioned beats a one-token ring"
-        );
+        assert!(rows[4].load_cv < rows[1].load_cv, "partitioned beats a one-token ring");
     }
 
     #[test]
     fn plot_writes_an_svg() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sim.svg");
-        run(&SimOptions {
-            plot: Some(path.clone()),
-            ..small()
-        })
-        .unwrap();
+        run(&SimOptions { plot: Some(path.clone()), ..small() }).unwrap();
         let svg = std::fs::read_to_string(path).unwrap();
         assert!(svg.contains("<svg") && svg.contains("vnode-ring"));
     }

@@ -9,10 +9,7 @@ use std::path::Path;
 /// # Errors
 /// A path that is not `.svg`, or a failed write.
 pub fn draw(path: &Path, rows: &[SimRow]) -> anyhow::Result<()> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or_default();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
     anyhow::ensure!(
         ext.eq_ignore_ascii_case("svg"),
         "--plot {}: only .svg output is supported (got {:?})",
@@ -24,8 +21,7 @@ pub fn draw(path: &Path, rows: &[SimRow]) -> anyhow::Result<()> {
     let (left, right) = root.split_horizontally(640);
     loads(&left, rows)?;
     cv_by_vnodes(&right, rows)?;
-    root.present()
-        .map_err(|e| anyhow::anyhow!("plot {}: {e}", path.display()))?;
+    root.present().map_err(|e| anyhow::anyhow!("plot {}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -41,42 +37,24 @@ type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 fn loads(area: &Area<'_>, rows: &[SimRow]) -> anyhow::Result<()> {
     let nodes = rows.first().map_or(1, |r| r.node_loads.len());
-    let ymax = rows
-        .iter()
-        .flat_map(|r| r.node_loads.iter().copied())
-        .fold(1.0, f64::max);
+    let ymax = rows.iter().flat_map(|r| r.node_loads.iter().copied()).fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "primary load per node (1.0 = fair share)",
-            ("sans-serif", 18),
-        )
+        .caption("primary load per node (1.0 = fair share)", ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(40)
         .build_cartesian_2d(0.5..nodes as f64 + 0.5, 0.0..ymax * 1.1)?;
-    chart
-        .configure_mesh()
-        .x_desc("node")
-        .y_desc("load / mean")
-        .draw()?;
+    chart.configure_mesh().x_desc("node").y_desc("load / mean").draw()?;
     for (i, r) in rows.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = r
-            .node_loads
-            .iter()
-            .enumerate()
-            .map(|(n, &l)| (n as f64 + 1.0, l))
-            .collect();
+        let points: Vec<(f64, f64)> =
+            r.node_loads.iter().enumerate().map(|(n, &l)| (n as f64 + 1.0, l)).collect();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
             .label(label(r))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     Ok(())
 }
 
@@ -94,11 +72,7 @@ fn cv_by_vnodes(area: &Area<'_>, rows: &[SimRow]) -> anyhow::Result<()> {
         .x_label_area_size(30)
         .y_label_area_size(40)
         .build_cartesian_2d((1.0..xmax).log_scale(), 0.0..ymax * 1.1)?;
-    chart
-        .configure_mesh()
-        .x_desc("vnodes per node")
-        .y_desc("CV %")
-        .draw()?;
+    chart.configure_mesh().x_desc("vnodes per node").y_desc("CV %").draw()?;
     chart
         .draw_series(LineSeries::new(ring.clone(), RED.stroke_width(2)))?
         .label("vnode-ring")
@@ -112,17 +86,10 @@ fn cv_by_vnodes(area: &Area<'_>, rows: &[SimRow]) -> anyhow::Result<()> {
     if let Some(p) = rows.iter().find(|r| r.strategy == "partitioned") {
         let cv = p.load_cv * 100.0;
         chart
-            .draw_series(LineSeries::new(
-                vec![(1.0, cv), (xmax, cv)],
-                GREEN.stroke_width(2),
-            ))?
+            .draw_series(LineSeries::new(vec![(1.0, cv), (xmax, cv)], GREEN.stroke_width(2)))?
             .label(label(p))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], GREEN));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     Ok(())
 }
