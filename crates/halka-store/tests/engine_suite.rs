@@ -37,12 +37,12 @@ fn causal_overwrite_and_siblings(engine: &dyn Engine) {
     let (r2, _) = engine.apply_write(b"k", &a, &write("v2", r1.context())).unwrap();
     assert_eq!(r2.values().count(), 1);
     // A concurrent version arriving from a peer becomes a sibling.
-    let (theirs, _) = Record::apply_write(None, &b, &write("w", &VersionVector::new()));
-    engine.merge(b"k", &Arc::new(theirs.clone())).unwrap();
+    let theirs = Arc::new(Record::apply_write(None, &b, &write("w", &VersionVector::new())).0);
+    engine.merge(b"k", &theirs).unwrap();
     let stored = engine.get(b"k").unwrap().unwrap();
     assert_eq!(stored.values().count(), 2);
     // Merging again changes nothing (idempotent).
-    engine.merge(b"k", &Arc::new(theirs.clone())).unwrap();
+    engine.merge(b"k", &theirs).unwrap();
     assert_eq!(engine.get(b"k").unwrap().unwrap(), stored);
 }
 

@@ -11,7 +11,7 @@
 //! it refuses all further writes instead of acknowledging writes it may not keep. Reopening
 //! recovers from the journal.
 
-use super::Engine;
+use super::{Engine, Updater};
 use crate::{Limits, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::Mutex;
@@ -198,11 +198,7 @@ impl Engine for FjallEngine {
         raw.map(|bytes| decode_record(&bytes).map(Arc::new)).transpose()
     }
 
-    fn update(
-        &self,
-        key: &[u8],
-        f: &mut dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>>,
-    ) -> Result<(), StoreError> {
+    fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError> {
         let inner = &*self.inner;
         inner.check_poison()?;
         let seq = {

@@ -2,7 +2,7 @@
 //! for tests, simulations and the embedded demo. Maps use foldhash: keys here never decide
 //! placement, so a fast per-process-seeded hash is the right choice.
 
-use super::Engine;
+use super::{Engine, Updater};
 use crate::{Limits, Record, StoreError};
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
@@ -56,11 +56,7 @@ impl Engine for MemoryEngine {
         Ok(self.shard(key).read().get(key).cloned())
     }
 
-    fn update(
-        &self,
-        key: &[u8],
-        f: &mut dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>>,
-    ) -> Result<(), StoreError> {
+    fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError> {
         let mut shard = self.shard(key).write();
         match shard.get_mut(key) {
             Some(slot) => {

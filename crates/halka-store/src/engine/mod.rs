@@ -15,6 +15,10 @@ use crate::{Dot, Limits, NodeId, Record, StoreError, Write};
 use std::fmt;
 use std::sync::Arc;
 
+/// The read-modify-write step of [`Engine::update`]: given the stored record, the record
+/// to store instead, or `None` to leave it.
+pub type Updater<'a> = dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>> + 'a;
+
 /// One node's record store.
 pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// The stored record for `key`, if any.
@@ -30,11 +34,7 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// I/O failure, a corrupt stored record, or an engine poisoned by a failed fsync.
-    fn update(
-        &self,
-        key: &[u8],
-        f: &mut dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>>,
-    ) -> Result<(), StoreError>;
+    fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError>;
 
     /// Calls `f` with every stored key and record, in no particular order. Used to move data
     /// when membership changes. `f` runs while engine resources are held: keep it short.
