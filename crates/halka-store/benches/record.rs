@@ -1,1 +1,56 @@
-fn main() {}
+//! Record operations on the write path. Run: `cargo bench -p halka-store --bench record`.
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use halka_store::{Engine, Limits, MemoryEngine, NodeId, Record, VersionVector, Write};
+use std::hint::black_box;
+use std::sync::Arc;
+
+fn write(value: &'static [u8], overwrite: bool) -> Write {
+    Write {
+        value: Some(Bytes::from_static(value)),
+        context: VersionVector::new(),
+        timestamp_ms: 1,
+        overwrite,
+    }
+}
+
+fn records(c: &mut Criterion) {
+    let (a, b) = (NodeId::new("node-1"), NodeId::new("node-2"));
+    let value = &[b'x'; 100];
+    let (ra, _) = Record::apply_write(None, &a, &write(value, true));
+    let (rb, _) = Record::apply_write(None, &b, &write(value, true));
+    c.bench_function("record/apply_write_overwrite", |bench| {
+        let w = write(value, true);
+        bench.iter(|| black_box(Record::apply_write(Some(&ra), &a, &w)));
+    });
+    c.bench_function("record/merge_concurrent", |bench| {
+        bench.iter(|| black_box(ra.merge(black_box(&rb))));
+    });
+    let (newer, _) = Record::apply_write(Some(&ra), &a, &write(value, true));
+    let (old, new) = (Arc::new(ra.clone()), Arc::new(newer));
+    c.bench_function("record/absorb_newer", |bench| {
+        bench.iter(|| black_box(Record::absorb(black_box(&old), black_box(&new))));
+    });
+    c.bench_function("record/encode_decode", |bench| {
+        bench.iter(|| {
+            let bytes = halka_store::encode_record(black_box(&ra)).expect("encodes");
+            black_box(halka_store::decode_record(&bytes).expect("decodes"))
+        });
+    });
+    let engine = MemoryEngine::new(Limits::default());
+    let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i:012}")).collect();
+    for k in &keys {
+        engine.apply_write(k.as_bytes(), &a, &write(value, true)).expect("stored");
+    }
+    let mut i = 0;
+    c.bench_function("memory_engine/get_10k_keys", |bench| {
+        bench.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(engine.get(keys[i].as_bytes()).expect("read"))
+        });
+    });
+}
+
+criterion_group!(benches, records);
+criterion_main!(benches);

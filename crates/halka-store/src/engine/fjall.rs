@@ -242,7 +242,10 @@ impl Engine for FjallEngine {
         &self.inner.limits
     }
 
+    /// Only `Always` waits for the disk on the write path; with `Periodic`, reads and writes
+    /// touch the memtable, the block cache and the OS page cache, which is cheaper to do
+    /// inline than to hand to a blocking thread.
     fn is_blocking(&self) -> bool {
-        true
+        self.inner.sync == SyncPolicy::Always
     }
 }
