@@ -18,6 +18,7 @@ mod fanout;
 mod faulty;
 mod local;
 mod replica;
+pub mod rpc;
 mod view;
 
 pub use background::Background;

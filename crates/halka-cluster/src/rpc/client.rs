@@ -1,0 +1,303 @@
+//! The RPC client: a replica on another node, reached over one multiplexed connection.
+
+use super::message::{Envelope, Request, Response, decode, encode};
+use super::server::codec;
+use crate::{Replica, ReplicaError, ReplicaFuture};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use halka_store::{NodeId, Record, Write};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct RpcClientConfig {
+    pub max_frame_bytes: usize,
+    pub connect_timeout: Duration,
+    /// First wait after a failed connect; doubles up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// Requests queued for the connection's writer.
+    pub queue: usize,
+}
+
+impl Default for RpcClientConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: super::DEFAULT_MAX_FRAME_BYTES,
+            connect_timeout: Duration::from_millis(500),
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            queue: 4096,
+        }
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
+
+#[derive(Clone)]
+struct Conn {
+    tx: mpsc::Sender<Bytes>,
+    pending: Pending,
+    alive: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Backoff {
+    retry_at: Option<Instant>,
+    delay: Duration,
+    last_error: String,
+}
+
+struct Peer {
+    id: NodeId,
+    addr: String,
+    config: RpcClientConfig,
+    conn: Mutex<Option<Conn>>,
+    backoff: Mutex<Backoff>,
+    connecting: tokio::sync::Mutex<()>,
+    next_id: AtomicU64,
+    /// Cancels the connection tasks when the last handle goes.
+    _stop: DropGuard,
+    stop: CancellationToken,
+}
+
+/// A replica on another node.
+#[derive(Clone)]
+pub struct RemoteReplica {
+    peer: Arc<Peer>,
+}
+
+impl std::fmt::Debug for RemoteReplica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteReplica")
+            .field("id", &self.peer.id)
+            .field("addr", &self.peer.addr)
+            .finish()
+    }
+}
+
+/// Removes a request's slot if its caller gives up (deadline) before the answer comes.
+struct PendingGuard {
+    pending: Pending,
+    id: u64,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.pending.lock().remove(&self.id);
+    }
+}
+
+impl RemoteReplica {
+    /// A replica for node `id` at `addr` (`host:port`). Connects on first use.
+    #[must_use]
+    pub fn new(id: NodeId, addr: String, config: RpcClientConfig) -> Self {
+        let stop = CancellationToken::new();
+        let backoff =
+            Backoff { retry_at: None, delay: config.backoff_min, last_error: String::new() };
+        Self {
+            peer: Arc::new(Peer {
+                id,
+                addr,
+                config,
+                conn: Mutex::new(None),
+                backoff: Mutex::new(backoff),
+                connecting: tokio::sync::Mutex::new(()),
+                next_id: AtomicU64::new(1),
+                _stop: stop.clone().drop_guard(),
+                stop,
+            }),
+        }
+    }
+
+    /// Round trip to the peer, for liveness checks.
+    ///
+    /// # Errors
+    /// The peer is unreachable.
+    pub async fn ping(&self) -> Result<(), ReplicaError> {
+        match call(&self.peer, Request::Ping).await? {
+            Response::Pong => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Whether a connection is open now.
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.peer.conn.lock().as_ref().is_some_and(|c| c.alive.load(Ordering::Acquire))
+    }
+
+    #[must_use]
+    pub fn addr(&self) -> &str {
+        &self.peer.addr
+    }
+}
+
+fn live(peer: &Peer) -> Option<Conn> {
+    peer.conn.lock().as_ref().filter(|c| c.alive.load(Ordering::Acquire)).cloned()
+}
+
+async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
+    if let Some(conn) = live(peer) {
+        return Ok(conn);
+    }
+    // One connect attempt at a time; the others wait for its outcome.
+    let _connecting = peer.connecting.lock().await;
+    if let Some(conn) = live(peer) {
+        return Ok(conn);
+    }
+    {
+        let backoff = peer.backoff.lock();
+        if let Some(at) = backoff.retry_at
+            && Instant::now() < at
+        {
+            return Err(ReplicaError::Unavailable(format!(
+                "{}: {} (retrying in {} ms)",
+                peer.addr,
+                backoff.last_error,
+                at.saturating_duration_since(Instant::now()).as_millis()
+            )));
+        }
+    }
+    let attempt =
+        tokio::time::timeout(peer.config.connect_timeout, TcpStream::connect(&peer.addr)).await;
+    let stream = match attempt {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(failed(peer, format!("connect failed: {e}"))),
+        Err(_) => return Err(failed(peer, "connect timed out".into())),
+    };
+    let _ = stream.set_nodelay(true);
+    let conn = start(stream, &peer.config, peer.stop.child_token());
+    *peer.conn.lock() = Some(conn.clone());
+    let mut backoff = peer.backoff.lock();
+    backoff.retry_at = None;
+    backoff.delay = peer.config.backoff_min;
+    tracing::debug!(peer = %peer.id, addr = %peer.addr, "rpc connected");
+    Ok(conn)
+}
+
+fn failed(peer: &Peer, error: String) -> ReplicaError {
+    let mut backoff = peer.backoff.lock();
+    backoff.retry_at = Some(Instant::now() + backoff.delay);
+    backoff.delay = (backoff.delay * 2).min(peer.config.backoff_max);
+    backoff.last_error.clone_from(&error);
+    ReplicaError::Unavailable(format!("{}: {error}", peer.addr))
+}
+
+/// Spawns the connection's writer and reader. Both end when the socket fails, the peer
+/// closes it, or `stop` is cancelled; pending requests then fail at once.
+fn start(stream: TcpStream, config: &RpcClientConfig, stop: CancellationToken) -> Conn {
+    let (read, write) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(config.queue);
+    let pending: Pending = Arc::default();
+    let alive = Arc::new(AtomicBool::new(true));
+    let mut sink = FramedWrite::new(write, codec(config.max_frame_bytes));
+    let mut frames = FramedRead::new(read, codec(config.max_frame_bytes));
+
+    let (w_stop, w_alive) = (stop.clone(), Arc::clone(&alive));
+    tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                () = w_stop.cancelled() => break,
+                frame = rx.recv() => match frame { Some(f) => f, None => break },
+            };
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+        w_alive.store(false, Ordering::Release);
+        w_stop.cancel();
+    });
+    let (r_pending, r_alive) = (Arc::clone(&pending), Arc::clone(&alive));
+    tokio::spawn(async move {
+        loop {
+            let frame = tokio::select! {
+                () = stop.cancelled() => break,
+                frame = frames.next() => frame,
+            };
+            let Some(Ok(bytes)) = frame else { break };
+            match decode::<Response>(&bytes) {
+                Ok(env) => {
+                    if let Some(waiter) = r_pending.lock().remove(&env.id) {
+                        let _ = waiter.send(env.body);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "closing rpc connection: undecodable response");
+                    break;
+                }
+            }
+        }
+        r_alive.store(false, Ordering::Release);
+        stop.cancel();
+        // Waiters see their sender dropped: "connection closed".
+        r_pending.lock().clear();
+    });
+    Conn { tx, pending, alive }
+}
+
+async fn call(peer: &Arc<Peer>, request: Request) -> Result<Response, ReplicaError> {
+    let conn = connection(peer).await?;
+    let id = peer.next_id.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = oneshot::channel();
+    conn.pending.lock().insert(id, tx);
+    let _guard = PendingGuard { pending: Arc::clone(&conn.pending), id };
+    let frame = encode(&Envelope { id, body: request })
+        .map_err(|e| ReplicaError::Rejected(format!("cannot encode request: {e}")))?;
+    if conn.tx.send(frame).await.is_err() {
+        return Err(ReplicaError::Unavailable(format!("{}: connection closed", peer.addr)));
+    }
+    rx.await.map_err(|_| ReplicaError::Unavailable(format!("{}: connection closed", peer.addr)))
+}
+
+fn unexpected(response: &Response) -> ReplicaError {
+    ReplicaError::Unavailable(format!("unexpected response {response:?}"))
+}
+
+impl Replica for RemoteReplica {
+    fn id(&self) -> &NodeId {
+        &self.peer.id
+    }
+
+    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
+        let peer = Arc::clone(&self.peer);
+        Box::pin(async move {
+            match call(&peer, Request::CoordinateWrite { key, write }).await? {
+                Response::Record(r) => Ok(r),
+                Response::Error(e) => Err(e.into()),
+                other => Err(unexpected(&other)),
+            }
+        })
+    }
+
+    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
+        let peer = Arc::clone(&self.peer);
+        Box::pin(async move {
+            match call(&peer, Request::Merge { key, record }).await? {
+                Response::Ack => Ok(()),
+                Response::Error(e) => Err(e.into()),
+                other => Err(unexpected(&other)),
+            }
+        })
+    }
+
+    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
+        let peer = Arc::clone(&self.peer);
+        Box::pin(async move {
+            match call(&peer, Request::Get { key }).await? {
+                Response::MaybeRecord(r) => Ok(r),
+                Response::Error(e) => Err(e.into()),
+                other => Err(unexpected(&other)),
+            }
+        })
+    }
+}

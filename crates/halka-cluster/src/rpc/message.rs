@@ -1,0 +1,109 @@
+//! Wire messages. Changing a variant's layout needs a new format byte.
+
+use crate::ReplicaError;
+use bytes::Bytes;
+use halka_store::{Record, Write};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The format byte that starts every frame body.
+pub const FORMAT_V1: u8 = 1;
+
+/// A message with the id that pairs a response with its request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub id: u64,
+    pub body: T,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    CoordinateWrite { key: Bytes, write: Write },
+    Merge { key: Bytes, record: Arc<Record> },
+    Get { key: Bytes },
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Record(Arc<Record>),
+    MaybeRecord(Option<Arc<Record>>),
+    Ack,
+    Pong,
+    Error(WireError),
+}
+
+/// A [`ReplicaError`] as it crosses the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireError {
+    Storage(String),
+    Rejected(String),
+    Unavailable(String),
+}
+
+impl From<ReplicaError> for WireError {
+    fn from(e: ReplicaError) -> Self {
+        match e {
+            ReplicaError::Storage(m) => WireError::Storage(m),
+            ReplicaError::Rejected(m) => WireError::Rejected(m),
+            other => WireError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<WireError> for ReplicaError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Storage(m) => ReplicaError::Storage(m),
+            WireError::Rejected(m) => ReplicaError::Rejected(m),
+            WireError::Unavailable(m) => ReplicaError::Unavailable(m),
+        }
+    }
+}
+
+/// Encodes a message into a frame body.
+///
+/// # Errors
+/// Only if serialisation fails, which it does not for these types.
+pub fn encode<T: Serialize>(msg: &Envelope<T>) -> Result<Bytes, postcard::Error> {
+    postcard::to_extend(msg, vec![FORMAT_V1]).map(Bytes::from)
+}
+
+/// Decodes a frame body.
+///
+/// # Errors
+/// An unknown format byte or a body that does not decode.
+pub fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> Result<Envelope<T>, String> {
+    match frame.split_first() {
+        Some((&FORMAT_V1, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+        Some((v, _)) => Err(format!("unknown frame format {v}")),
+        None => Err("empty frame".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halka_store::VersionVector;
+
+    #[test]
+    fn messages_round_trip() {
+        let req = Envelope {
+            id: 7,
+            body: Request::CoordinateWrite {
+                key: Bytes::from_static(b"k"),
+                write: Write {
+                    value: Some(Bytes::from_static(b"v")),
+                    context: VersionVector::new(),
+                    timestamp_ms: 5,
+                    overwrite: true,
+                },
+            },
+        };
+        let bytes = encode(&req).unwrap();
+        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(decode::<Request>(&bytes).unwrap(), req);
+        assert!(decode::<Request>(&[2, 0]).unwrap_err().contains("unknown frame format"));
+        assert!(decode::<Request>(&[1, 200, 200]).is_err());
+    }
+}

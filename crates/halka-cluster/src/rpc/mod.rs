@@ -1,0 +1,22 @@
+//! Internal RPC between nodes.
+//!
+//! One TCP connection per peer pair carries every request between them: frames are
+//! length-delimited (a 4-byte big-endian length, then the body), each body a format byte
+//! followed by a postcard-encoded [`Envelope`]. Requests carry ids, so many are in flight
+//! at once and answers come back in any order (pipelining). A frame over the size limit or
+//! one that does not decode closes that connection with a logged error; the node keeps
+//! serving every other connection.
+//!
+//! [`RemoteReplica`] is the client side and implements [`crate::Replica`]; [`serve`] is the
+//! server side, answering from the node's [`crate::LocalReplica`].
+
+mod client;
+mod message;
+mod server;
+
+pub use client::{RemoteReplica, RpcClientConfig};
+pub use message::{Envelope, FORMAT_V1, Request, Response, decode, encode};
+pub use server::{RpcServerConfig, serve};
+
+/// Largest frame accepted by default: a record of a few maximum-size siblings.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;

@@ -1,0 +1,179 @@
+//! The RPC server: answers peers' requests from this node's replica.
+
+use super::message::{Envelope, Request, Response, WireError, decode, encode};
+use crate::Replica;
+use bytes::Bytes;
+use futures::{FutureExt, SinkExt, StreamExt};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Server limits.
+#[derive(Debug, Clone)]
+pub struct RpcServerConfig {
+    /// Frames larger than this close the connection.
+    pub max_frame_bytes: usize,
+    /// Requests one connection may have in flight; the reader waits beyond it
+    /// (backpressure on the peer through TCP).
+    pub max_in_flight: usize,
+    /// Connections accepted at once.
+    pub max_connections: usize,
+}
+
+impl Default for RpcServerConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: super::DEFAULT_MAX_FRAME_BYTES,
+            max_in_flight: 1024,
+            max_connections: 1024,
+        }
+    }
+}
+
+pub(crate) fn codec(max_frame_bytes: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().max_frame_length(max_frame_bytes).new_codec()
+}
+
+/// Serves RPC on `listener` until `shutdown` completes, then stops accepting, lets requests
+/// in flight finish and returns.
+pub async fn serve(
+    listener: TcpListener,
+    replica: Arc<dyn Replica>,
+    config: RpcServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let limit = Arc::new(Semaphore::new(config.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = Arc::clone(&limit).acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let (replica, config, cancel) =
+                    (Arc::clone(&replica), config.clone(), cancel.child_token());
+                tracker.spawn(async move {
+                    connection(stream, replica, config, cancel).await;
+                    tracing::debug!(%peer, "rpc connection closed");
+                    drop(permit);
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "rpc accept failed"),
+        }
+    }
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    replica: Arc<dyn Replica>,
+    config: RpcServerConfig,
+    cancel: CancellationToken,
+) {
+    let peer = stream.peer_addr().ok();
+    let (read, write) = stream.into_split();
+    let mut frames = FramedRead::new(read, codec(config.max_frame_bytes));
+    let mut sink = FramedWrite::new(write, codec(config.max_frame_bytes));
+    let (tx, mut rx) = mpsc::channel::<Bytes>(config.max_in_flight);
+    let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+    let handlers = TaskTracker::new();
+
+    let writer = async move {
+        while let Some(frame) = rx.recv().await {
+            if let Err(e) = sink.send(frame).await {
+                tracing::debug!(error = %e, "rpc write failed");
+                break;
+            }
+        }
+    };
+    let reader = async move {
+        loop {
+            let frame = tokio::select! {
+                () = cancel.cancelled() => break,
+                frame = frames.next() => frame,
+            };
+            let bytes = match frame {
+                None => break,
+                Some(Ok(bytes)) => bytes,
+                Some(Err(e)) => {
+                    tracing::warn!(?peer, error = %e, "closing rpc connection: bad frame");
+                    break;
+                }
+            };
+            let envelope = match decode::<Request>(&bytes) {
+                Ok(env) => env,
+                Err(e) => {
+                    tracing::warn!(?peer, error = %e, "closing rpc connection: undecodable frame");
+                    break;
+                }
+            };
+            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
+            let mut answer = handle(replica.as_ref(), envelope.body);
+            let id = envelope.id;
+            // Replicas in this process usually answer at once: reply inline, no task.
+            if let Some(body) = (&mut answer).now_or_never() {
+                if send(&tx, id, body).await.is_err() {
+                    break;
+                }
+                drop(permit);
+                continue;
+            }
+            let tx = tx.clone();
+            handlers.spawn(async move {
+                let _ = send(&tx, id, answer.await).await;
+                drop(permit);
+            });
+        }
+        // Dropping our sender lets the writer finish once in-flight handlers have replied.
+        drop(tx);
+        handlers.close();
+        handlers.wait().await;
+    };
+    tokio::join!(reader, writer);
+}
+
+async fn send(tx: &mpsc::Sender<Bytes>, id: u64, body: Response) -> Result<(), ()> {
+    let frame = encode(&Envelope { id, body }).map_err(|e| {
+        tracing::error!(error = %e, "cannot encode rpc response");
+    })?;
+    tx.send(frame).await.map_err(|_| ())
+}
+
+fn handle(
+    replica: &dyn Replica,
+    request: Request,
+) -> futures::future::BoxFuture<'static, Response> {
+    fn answer<T>(r: Result<T, crate::ReplicaError>, ok: impl FnOnce(T) -> Response) -> Response {
+        match r {
+            Ok(v) => ok(v),
+            Err(e) => Response::Error(WireError::from(e)),
+        }
+    }
+    match request {
+        Request::CoordinateWrite { key, write } => {
+            replica.coordinate_write(key, write).map(|r| answer(r, Response::Record)).boxed()
+        }
+        Request::Merge { key, record } => {
+            replica.merge(key, record).map(|r| answer(r, |()| Response::Ack)).boxed()
+        }
+        Request::Get { key } => replica.get(key).map(|r| answer(r, Response::MaybeRecord)).boxed(),
+        Request::Ping => futures::future::ready(Response::Pong).boxed(),
+    }
+}

@@ -1,0 +1,122 @@
+//! The internal RPC: remote replicas over real loopback sockets.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+use bytes::Bytes;
+use halka_cluster::rpc::{RemoteReplica, RpcClientConfig, RpcServerConfig, serve};
+use halka_cluster::{LocalReplica, Replica, ReplicaError};
+use halka_store::{MemoryEngine, NodeId, VersionVector, Write};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+async fn server(
+    max_frame_bytes: usize,
+) -> (String, LocalReplica, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let config = RpcServerConfig { max_frame_bytes, ..RpcServerConfig::default() };
+    let task = tokio::spawn(serve(listener, Arc::new(local.clone()), config, async {
+        let _ = stopped.await;
+    }));
+    (addr, local, stop, task)
+}
+
+fn write(v: &'static str) -> Write {
+    Write {
+        value: Some(Bytes::from_static(v.as_bytes())),
+        context: VersionVector::new(),
+        timestamp_ms: 1,
+        overwrite: true,
+    }
+}
+
+#[tokio::test]
+async fn remote_replica_round_trips_every_call() {
+    let (addr, _local, _stop, _task) = server(1 << 20).await;
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, RpcClientConfig::default());
+    remote.ping().await.unwrap();
+    let record = remote.coordinate_write(Bytes::from_static(b"k"), write("v")).await.unwrap();
+    assert_eq!(record.lww_value(), Some(&Bytes::from_static(b"v")));
+    let got = remote.get(Bytes::from_static(b"k")).await.unwrap().unwrap();
+    assert_eq!(got, record);
+    remote.merge(Bytes::from_static(b"k2"), record.clone()).await.unwrap();
+    assert!(remote.get(Bytes::from_static(b"k2")).await.unwrap().is_some());
+    // Pipelining: many requests in flight on the one connection.
+    let calls: Vec<_> = (0..500).map(|i| remote.get(Bytes::from(format!("k{i}")))).collect();
+    for c in futures::future::join_all(calls).await {
+        c.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn bad_frames_close_only_their_connection() {
+    let (addr, _local, _stop, _task) = server(1024).await;
+    let good = RemoteReplica::new(NodeId::new("srv"), addr.clone(), RpcClientConfig::default());
+    good.ping().await.unwrap();
+
+    // A frame that does not decode.
+    let mut garbage = TcpStream::connect(&addr).await.unwrap();
+    garbage.write_all(&[0, 0, 0, 3, 9, 9, 9]).await.unwrap();
+    // A frame over the size limit.
+    let mut huge = TcpStream::connect(&addr).await.unwrap();
+    huge.write_all(&[0, 1, 0, 0]).await.unwrap();
+    for mut s in [garbage, huge] {
+        let mut buf = [0_u8; 16];
+        let n = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await.unwrap_or(0);
+        assert_eq!(n, 0, "the server closed the offending connection");
+    }
+    good.ping().await.unwrap();
+    // An oversized request from a client fails that request's connection, not the server.
+    let big = Write { value: Some(Bytes::from(vec![0_u8; 4096])), ..write("") };
+    assert!(good.coordinate_write(Bytes::from_static(b"k"), big).await.is_err());
+    let again = RemoteReplica::new(NodeId::new("srv"), addr, RpcClientConfig::default());
+    again.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_peer_fails_fast_and_reconnects_after_backoff() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let config =
+        RpcClientConfig { backoff_min: Duration::from_millis(20), ..RpcClientConfig::default() };
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr.to_string(), config);
+    let err = remote.ping().await.unwrap_err();
+    assert!(matches!(err, ReplicaError::Unavailable(_)), "{err}");
+    // Within the backoff window no connection is attempted.
+    let err = remote.ping().await.unwrap_err();
+    assert!(err.to_string().contains("retrying in"), "{err}");
+
+    // The peer comes back on the same address.
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
+    tokio::spawn(serve(
+        listener,
+        Arc::new(local),
+        RpcServerConfig::default(),
+        futures::future::pending(),
+    ));
+    let mut attempts = 0;
+    while remote.ping().await.is_err() {
+        attempts += 1;
+        assert!(attempts < 100, "never reconnected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(remote.is_connected());
+}
+
+#[tokio::test]
+async fn server_shutdown_fails_pending_calls_instead_of_hanging() {
+    let (addr, _local, stop, task) = server(1 << 20).await;
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, RpcClientConfig::default());
+    remote.ping().await.unwrap();
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(5), remote.ping()).await.expect("no hang");
+    assert!(err.is_err());
+}
