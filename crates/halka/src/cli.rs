@@ -24,6 +24,126 @@ pub enum Command {
     Demo,
     /// Benchmark: the seed's workload against an embedded cluster.
     Bench(BenchArgs),
+    /// Run one node.
+    Server(ServerArgs),
+    /// Start a local cluster of `--nodes` server processes on loopback.
+    Dev(DevArgs),
+    /// Read a key from a node (shows each replica's answer with --json).
+    Get(GetArgs),
+    /// Write a key through a node.
+    Put(PutArgs),
+    /// Delete a key through a node.
+    Del(DelArgs),
+    /// A node's view of the cluster.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// TOML configuration file; flags below override its fields.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[arg(long)]
+    pub node_id: Option<String>,
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Redis-protocol listen address (default 127.0.0.1:6380).
+    #[arg(long)]
+    pub redis_addr: Option<String>,
+    /// HTTP listen address (default 127.0.0.1:8080).
+    #[arg(long)]
+    pub http_addr: Option<String>,
+    /// Internal RPC listen address (default 127.0.0.1:7380).
+    #[arg(long)]
+    pub peer_addr: Option<String>,
+    /// Static members as `id=host:port` pairs, comma separated (overrides the file's list).
+    #[arg(long, value_delimiter = ',')]
+    pub members: Vec<String>,
+    #[arg(long)]
+    pub replication: Option<usize>,
+    #[arg(long)]
+    pub r: Option<usize>,
+    #[arg(long)]
+    pub w: Option<usize>,
+    #[arg(long, value_enum)]
+    pub sync: Option<SyncArg>,
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineArg>,
+    /// Log filter, e.g. `info` or `halka=debug` (default: RUST_LOG, else info).
+    #[arg(long)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Redis-protocol port of the first node; node i uses port + i.
+    #[arg(long, default_value_t = 6380)]
+    pub port: u16,
+    /// HTTP port of the first node; node i uses http-port + i.
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    /// Internal RPC port of the first node; node i uses peer-port + i.
+    #[arg(long, default_value_t = 7380)]
+    pub peer_port: u16,
+    #[arg(long, default_value = "./halka-data")]
+    pub data_dir: PathBuf,
+    /// Keep data in a temporary directory, removed on exit.
+    #[arg(long)]
+    pub ephemeral: bool,
+    #[arg(long, default_value_t = 3)]
+    pub replication: usize,
+    #[arg(long, value_enum, default_value_t = SyncArg::Periodic)]
+    pub sync: SyncArg,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClientArgs {
+    /// A node's Redis-protocol address.
+    #[arg(long, default_value = "127.0.0.1:6380")]
+    pub addr: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    pub key: String,
+    /// Read quorum for this request (default: the node's).
+    #[arg(long)]
+    pub r: Option<usize>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PutArgs {
+    pub key: String,
+    pub value: String,
+    /// Write quorum for this request (default: the node's).
+    #[arg(long)]
+    pub w: Option<usize>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DelArgs {
+    pub key: String,
+    #[arg(long)]
+    pub w: Option<usize>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,5 +3,12 @@
 
 pub mod bench;
 pub mod cli;
+pub mod client;
+pub mod commands;
+pub mod config;
 pub mod demo;
+pub mod dev;
+pub mod http;
+pub mod node;
+pub mod resp;
 pub mod sim;

@@ -1,24 +1,126 @@
 use anyhow::Context;
 use clap::Parser;
-use halka::cli::{BenchArgs, Cli, Command, EngineArg, Format, SimArgs, SyncArg};
-use halka::{bench, demo, sim};
+use halka::cli::{
+    BenchArgs, Cli, Command, DevArgs, EngineArg, Format, ServerArgs, SimArgs, SyncArg,
+};
+use halka::config::SyncChoice;
+use halka::{bench, commands, demo, dev, node, sim};
 use halka_store::SyncPolicy;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Sim(args) => run_sim(args),
-        Command::Demo => {
-            let transcript = runtime()?.block_on(demo::run())?;
-            print!("{transcript}");
-            Ok(())
-        }
+        Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())).map(|t| print!("{t}")),
         Command::Bench(args) => run_bench(args),
+        Command::Server(args) => run_server(&args),
+        Command::Dev(args) => run_dev(args),
+        Command::Get(args) => client(commands::get(&args)),
+        Command::Put(args) => client(commands::put(&args)),
+        Command::Del(args) => client(commands::del(&args)),
+        Command::Status(args) => client(commands::status(&args)),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")
+}
+
+fn client(fut: impl std::future::Future<Output = anyhow::Result<String>>) -> anyhow::Result<()> {
+    let out = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)?;
+    println!("{out}");
+    Ok(())
+}
+
+/// Cancelled on SIGTERM or Ctrl-C.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        t.cancel();
+    });
+    token
+}
+
+fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
+    let config = commands::server_config(args)?;
+    let filter = match &args.log_level {
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level).context("--log-level")?,
+        None => tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
+        }),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    runtime()?.block_on(async move {
+        let listeners = node::Listeners::bind(&config).await?;
+        node::run(config, listeners, shutdown_on_signals()).await
+    })
+}
+
+fn run_dev(args: DevArgs) -> anyhow::Result<()> {
+    let temp;
+    let data_dir = if args.ephemeral {
+        temp = tempfile::tempdir().context("creating a temporary data directory")?;
+        temp.path().to_path_buf()
+    } else {
+        args.data_dir.clone()
+    };
+    let opts = dev::DevOptions {
+        nodes: args.nodes,
+        port: args.port,
+        http_port: args.http_port,
+        peer_port: args.peer_port,
+        data_dir: data_dir.clone(),
+        replication: args.replication,
+        sync: match args.sync {
+            SyncArg::Always => SyncChoice::Always,
+            SyncArg::Periodic => SyncChoice::Periodic,
+        },
+    };
+    let configs = dev::configs(&opts)?;
+    let exe = std::env::current_exe().context("locating the halka binary")?;
+    let mut children = dev::start(&exe, &configs, &data_dir)?;
+    let rt = runtime()?;
+    let ready = rt.block_on(dev::wait_ready(&configs, Duration::from_secs(15)));
+    if ready.is_ok() {
+        print!("{}", dev::banner(&configs, &data_dir));
+        rt.block_on(async { shutdown_on_signals().cancelled().await });
+    }
+    // Ctrl-C reaches the children too (same process group); SIGTERM them in case it came
+    // from elsewhere, then wait for each to finish its graceful shutdown.
+    for child in &children {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    for child in &mut children {
+        let _ = child.wait();
+    }
+    ready
 }
 
 fn run_sim(args: SimArgs) -> anyhow::Result<()> {

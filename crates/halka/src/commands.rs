@@ -1,0 +1,216 @@
+//! The client subcommands (`get`, `put`, `del`, `status`) and `server`'s flag handling.
+
+use crate::cli::{
+    ClientArgs, DelArgs, EngineArg, GetArgs, PutArgs, ServerArgs, StatusArgs, SyncArg,
+};
+use crate::client::RespClient;
+use crate::config::{EngineChoice, MemberConfig, NodeConfig, SyncChoice};
+use crate::resp::frame::Frame;
+use anyhow::{Context, bail};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The server's configuration: file (if any), then flags.
+///
+/// # Errors
+/// An unreadable or invalid file, or invalid flags.
+pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
+    let (mut c, origin) = match &args.config {
+        Some(path) => (NodeConfig::from_file(path)?, path.display().to_string()),
+        None => (NodeConfig::default(), "command-line flags".to_string()),
+    };
+    if let Some(v) = &args.node_id {
+        c.node_id.clone_from(v);
+        if args.config.is_none() && args.data_dir.is_none() {
+            c.data_dir = format!("halka-data/{v}").into();
+        }
+    }
+    if let Some(v) = &args.data_dir {
+        c.data_dir.clone_from(v);
+    }
+    if let Some(v) = &args.redis_addr {
+        c.redis_addr.clone_from(v);
+    }
+    if let Some(v) = &args.http_addr {
+        c.http_addr.clone_from(v);
+    }
+    if let Some(v) = &args.peer_addr {
+        c.peer_addr.clone_from(v);
+    }
+    if !args.members.is_empty() {
+        c.members = args
+            .members
+            .iter()
+            .map(|m| {
+                let (id, addr) = m
+                    .split_once('=')
+                    .with_context(|| format!("--members entry {m:?}: expected id=host:port"))?;
+                Ok(MemberConfig {
+                    id: id.into(),
+                    peer_addr: addr.into(),
+                    zone: String::new(),
+                    weight: 1,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    let explicit_members = !c.members.is_empty();
+    if let Some(v) = args.replication {
+        c.replication = v;
+    }
+    if let Some(v) = args.r {
+        c.r = v;
+    }
+    if let Some(v) = args.w {
+        c.w = v;
+    }
+    if let Some(v) = args.sync {
+        c.storage.sync = match v {
+            SyncArg::Always => SyncChoice::Always,
+            SyncArg::Periodic => SyncChoice::Periodic,
+        };
+    }
+    if let Some(v) = args.engine {
+        c.storage.engine = match v {
+            EngineArg::Fjall => EngineChoice::Fjall,
+            EngineArg::Memory => EngineChoice::Memory,
+        };
+    }
+    let finished = c.finish(&origin)?;
+    if !explicit_members && (args.replication.is_some() || args.r.is_some() || args.w.is_some()) {
+        bail!(
+            "{origin}: --replication, --r and --w need a member list (--members or the config file)"
+        );
+    }
+    Ok(finished)
+}
+
+async fn connect(c: &ClientArgs) -> anyhow::Result<RespClient> {
+    RespClient::connect(&c.addr, Duration::from_millis(c.timeout_ms)).await
+}
+
+fn text(frame: &Frame) -> Option<String> {
+    match frame {
+        Frame::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Frame::Simple(s) => Some(s.clone()),
+        Frame::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn check(frame: Frame) -> anyhow::Result<Frame> {
+    match frame {
+        Frame::Error(e) => bail!("{e}"),
+        other => Ok(other),
+    }
+}
+
+/// Sets the connection's write quorum, keeping its read quorum.
+async fn set_w(client: &mut RespClient, w: usize) -> anyhow::Result<()> {
+    let current = check(client.call(&[b"HALKA.CONSISTENCY"]).await?)?;
+    let Frame::Array(items) = current else { bail!("unexpected reply to HALKA.CONSISTENCY") };
+    let r = items.get(1).and_then(text).unwrap_or_else(|| "1".into());
+    let w = w.to_string();
+    check(client.call(&[b"HALKA.CONSISTENCY", r.as_bytes(), w.as_bytes()]).await?)?;
+    Ok(())
+}
+
+/// `halka get`.
+///
+/// # Errors
+/// Connection failures or an error reply.
+pub async fn get(args: &GetArgs) -> anyhow::Result<String> {
+    let mut client = connect(&args.client).await?;
+    let r = args.r.map(|r| r.to_string());
+    let mut cmd: Vec<&[u8]> = vec![b"HALKA.GETALL", args.key.as_bytes()];
+    if let Some(r) = &r {
+        cmd.push(r.as_bytes());
+    }
+    let Frame::Array(items) = check(client.call(&cmd).await?)? else {
+        bail!("unexpected reply to HALKA.GETALL")
+    };
+    let mut replicas = BTreeMap::new();
+    let mut resolved = None;
+    for pair in items.chunks(2) {
+        let name = text(&pair[0]).unwrap_or_default();
+        let value = pair.get(1).and_then(text);
+        if name == "resolved" {
+            resolved = value;
+        } else {
+            replicas.insert(name, value);
+        }
+    }
+    if args.client.json {
+        return Ok(json!({ "key": args.key, "value": resolved, "replicas": replicas }).to_string());
+    }
+    match resolved {
+        Some(v) => Ok(v),
+        None => bail!("(nil): key {:?} not found", args.key),
+    }
+}
+
+/// `halka put`.
+///
+/// # Errors
+/// Connection failures or an error reply.
+pub async fn put(args: &PutArgs) -> anyhow::Result<String> {
+    let mut client = connect(&args.client).await?;
+    if let Some(w) = args.w {
+        set_w(&mut client, w).await?;
+    }
+    check(client.call(&[b"SET", args.key.as_bytes(), args.value.as_bytes()]).await?)?;
+    Ok(if args.client.json {
+        json!({ "key": args.key, "ok": true }).to_string()
+    } else {
+        "OK".into()
+    })
+}
+
+/// `halka del`.
+///
+/// # Errors
+/// Connection failures or an error reply.
+pub async fn del(args: &DelArgs) -> anyhow::Result<String> {
+    let mut client = connect(&args.client).await?;
+    if let Some(w) = args.w {
+        set_w(&mut client, w).await?;
+    }
+    let n = text(&check(client.call(&[b"DEL", args.key.as_bytes()]).await?)?).unwrap_or_default();
+    Ok(if args.client.json {
+        json!({ "key": args.key, "deleted": n == "1" }).to_string()
+    } else {
+        format!("(integer) {n}")
+    })
+}
+
+/// `halka status`: the node's INFO, halka and keyspace sections.
+///
+/// # Errors
+/// Connection failures or an error reply.
+pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
+    let mut client = connect(&args.client).await?;
+    let info = text(&check(client.call(&[b"INFO"]).await?)?).unwrap_or_default();
+    let fields: BTreeMap<String, String> = info
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect();
+    if args.client.json {
+        return Ok(serde_json::to_string(&fields)?);
+    }
+    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    Ok(format!(
+        "node {} (halka {})\nmembers: {}\nreplication N={} R={} W={}  sync={}\nkeys on this node: {}\nclients: {}  uptime: {}s",
+        get("node"),
+        get("halka_version"),
+        get("members"),
+        get("replication"),
+        get("r"),
+        get("w"),
+        get("sync"),
+        get("db0").split(',').next().unwrap_or("").trim_start_matches("keys="),
+        get("connected_clients"),
+        get("uptime_in_seconds"),
+    ))
+}

@@ -1,0 +1,308 @@
+//! Node configuration: a TOML file, with command-line flags layered on top.
+//!
+//! Every field has a default, so a single node runs with no file at all. Errors name the
+//! file, the field and what is allowed.
+
+use halka_store::{Limits, SyncPolicy};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// One member of the static member list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    /// Unique node id; placement hashes it, so it must not change.
+    pub id: String,
+    /// Address other nodes use for internal RPC.
+    pub peer_addr: String,
+    /// Failure domain; replicas spread over distinct zones when there are enough.
+    #[serde(default)]
+    pub zone: String,
+    /// Relative capacity (default 1).
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Which storage engine the node uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineChoice {
+    /// Durable, on fjall, in `data_dir`.
+    Fjall,
+    /// Volatile; for experiments only.
+    Memory,
+}
+
+/// When acknowledged writes reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncChoice {
+    /// fsync before acknowledging (shared by concurrent writes).
+    Always,
+    /// fsync every `sync_interval_ms`.
+    Periodic,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub engine: EngineChoice,
+    pub sync: SyncChoice,
+    pub sync_interval_ms: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { engine: EngineChoice::Fjall, sync: SyncChoice::Periodic, sync_interval_ms: 100 }
+    }
+}
+
+impl StorageConfig {
+    #[must_use]
+    pub fn sync_policy(&self) -> SyncPolicy {
+        match self.sync {
+            SyncChoice::Always => SyncPolicy::Always,
+            SyncChoice::Periodic => SyncPolicy::Periodic { interval_ms: self.sync_interval_ms },
+        }
+    }
+}
+
+/// A node's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// This node's id; must appear in `members`.
+    pub node_id: String,
+    /// Where the engine keeps its files.
+    pub data_dir: PathBuf,
+    /// Redis-protocol listener.
+    pub redis_addr: String,
+    /// HTTP listener (API, metrics, health).
+    pub http_addr: String,
+    /// Internal RPC listener.
+    pub peer_addr: String,
+    /// Replication factor N.
+    pub replication: usize,
+    /// Default read quorum R.
+    pub r: usize,
+    /// Default write quorum W.
+    pub w: usize,
+    /// Deadline for each replica call.
+    pub timeout_ms: u64,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace_ms: u64,
+    /// Client connections served at once (Redis protocol).
+    pub max_connections: usize,
+    pub storage: StorageConfig,
+    pub limits: Limits,
+    /// The static member list. Every node must be given the same list.
+    pub members: Vec<MemberConfig>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: "node-1".into(),
+            data_dir: PathBuf::from("halka-data/node-1"),
+            redis_addr: "127.0.0.1:6380".into(),
+            http_addr: "127.0.0.1:8080".into(),
+            peer_addr: "127.0.0.1:7380".into(),
+            replication: 3,
+            r: 2,
+            w: 2,
+            timeout_ms: 1000,
+            shutdown_grace_ms: 5000,
+            max_connections: 10_000,
+            storage: StorageConfig::default(),
+            limits: Limits::default(),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// A configuration problem, naming where it is and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{origin}: field `{field}`: {message}")]
+    Invalid { origin: String, field: &'static str, message: String },
+}
+
+impl NodeConfig {
+    /// Reads a TOML file. Unknown fields are errors, so typos do not pass silently.
+    ///
+    /// # Errors
+    /// The file cannot be read or does not parse.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// Fills in the member list when none is given (a single-node cluster of this node),
+    /// then checks every field. `origin` names where the config came from, for errors.
+    ///
+    /// # Errors
+    /// The first invalid field.
+    pub fn finish(mut self, origin: &str) -> Result<Self, ConfigError> {
+        let invalid = |field, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            field,
+            message,
+        };
+        if self.node_id.is_empty() {
+            return Err(invalid("node_id", "must not be empty".into()));
+        }
+        if self.members.is_empty() {
+            // A node alone: one copy of everything, so the defaults need no file at all.
+            self.members.push(MemberConfig {
+                id: self.node_id.clone(),
+                peer_addr: self.peer_addr.clone(),
+                zone: String::new(),
+                weight: 1,
+            });
+            self.replication = 1;
+            self.r = 1;
+            self.w = 1;
+        }
+        for (field, addr) in [
+            ("redis_addr", &self.redis_addr),
+            ("http_addr", &self.http_addr),
+            ("peer_addr", &self.peer_addr),
+        ] {
+            addr.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    field,
+                    format!("{addr:?} is not a socket address like 127.0.0.1:6380 ({e})"),
+                )
+            })?;
+        }
+        let mut ids: Vec<&str> = self.members.iter().map(|m| m.id.as_str()).collect();
+        ids.sort_unstable();
+        if let Some(dup) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(
+                "members",
+                format!("member id {:?} appears more than once", dup[0]),
+            ));
+        }
+        if let Some(m) = self.members.iter().find(|m| m.weight == 0 || m.id.is_empty()) {
+            return Err(invalid(
+                "members",
+                format!("member {:?}: ids must be non-empty and weights at least 1", m.id),
+            ));
+        }
+        if !self.members.iter().any(|m| m.id == self.node_id) {
+            return Err(invalid(
+                "node_id",
+                format!("{:?} is not in the member list ({})", self.node_id, ids.join(", ")),
+            ));
+        }
+        let max = halka_ring::MAX_REPLICAS.min(self.members.len());
+        if !(1..=max).contains(&self.replication) {
+            return Err(invalid(
+                "replication",
+                format!(
+                    "{} is outside 1..={max} (at most the member count, {})",
+                    self.replication,
+                    self.members.len()
+                ),
+            ));
+        }
+        for (field, q) in [("r", self.r), ("w", self.w)] {
+            if q == 0 || q > self.replication {
+                return Err(invalid(
+                    field,
+                    format!("{q} is outside 1..={} (the replication factor)", self.replication),
+                ));
+            }
+        }
+        if self.timeout_ms == 0 {
+            return Err(invalid("timeout_ms", "must be at least 1".into()));
+        }
+        if self.limits.max_key_bytes == 0 || self.limits.max_value_bytes == 0 {
+            return Err(invalid(
+                "limits",
+                "max_key_bytes and max_value_bytes must be at least 1".into(),
+            ));
+        }
+        if self.storage.sync == SyncChoice::Periodic && self.storage.sync_interval_ms == 0 {
+            return Err(invalid(
+                "storage.sync_interval_ms",
+                "must be at least 1 with sync = \"periodic\"".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).unwrap();
+        NodeConfig::from_file(&path).and_then(|c| c.finish(&path.display().to_string()))
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = parse(
+            r#"
+            node_id = "a"
+            replication = 3
+            r = 2
+            w = 2
+            [storage]
+            sync = "always"
+            [limits]
+            max_value_bytes = 4096
+            [[members]]
+            id = "a"
+            peer_addr = "127.0.0.1:7001"
+            zone = "z1"
+            [[members]]
+            id = "b"
+            peer_addr = "127.0.0.1:7002"
+            [[members]]
+            id = "c"
+            peer_addr = "127.0.0.1:7003"
+            weight = 2
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.members.len(), 3);
+        assert_eq!(c.storage.sync_policy(), SyncPolicy::Always);
+        assert_eq!(c.limits.max_value_bytes, 4096);
+        assert_eq!(c.limits.max_key_bytes, 1024);
+    }
+
+    #[test]
+    fn errors_name_file_field_and_allowed_values() {
+        let e = parse("node_id = \"a\"\nreplicaton = 3\n").unwrap_err().to_string();
+        assert!(e.contains("node.toml") && e.contains("replicaton"), "{e}");
+        let e = parse("node_id = \"a\"\nreplication = 1\nw = 2\n").unwrap_err().to_string();
+        assert!(e.contains("field `w`") && e.contains("1..=1"), "{e}");
+        let e = parse("node_id = \"a\"\nredis_addr = \"nowhere\"\n").unwrap_err().to_string();
+        assert!(e.contains("redis_addr") && e.contains("socket address"), "{e}");
+        let e = parse("node_id = \"x\"\n[[members]]\nid = \"a\"\npeer_addr = \"127.0.0.1:1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not in the member list"), "{e}");
+        let e = parse("[storage]\nsync = \"sometimes\"\n").unwrap_err().to_string();
+        assert!(e.contains("sometimes") && e.contains("always"), "{e}");
+        assert_eq!(parse("").unwrap().replication, 1, "a lone node needs no file");
+    }
+}

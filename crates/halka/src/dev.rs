@@ -1,0 +1,141 @@
+//! `halka dev`: a local multi-node cluster in one command. Each node is a real
+//! `halka server` process on loopback, with its own data directory.
+
+use crate::config::{MemberConfig, NodeConfig, StorageConfig, SyncChoice};
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub nodes: usize,
+    pub port: u16,
+    pub http_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    pub replication: usize,
+    pub sync: SyncChoice,
+}
+
+/// The configs of the dev cluster's nodes: node i listens on `port + i`, `http_port + i`
+/// and `peer_port + i`.
+///
+/// # Errors
+/// Ports that would overflow, or an invalid replication factor.
+pub fn configs(opts: &DevOptions) -> anyhow::Result<Vec<NodeConfig>> {
+    if opts.nodes == 0 || opts.nodes > 64 {
+        bail!("--nodes must be between 1 and 64");
+    }
+    let port = |base: u16, i: usize| -> anyhow::Result<u16> {
+        u16::try_from(usize::from(base) + i).context("port number out of range")
+    };
+    let members: Vec<MemberConfig> = (0..opts.nodes)
+        .map(|i| {
+            Ok(MemberConfig {
+                id: format!("node-{}", i + 1),
+                peer_addr: format!("127.0.0.1:{}", port(opts.peer_port, i)?),
+                zone: String::new(),
+                weight: 1,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let replication = opts.replication.min(opts.nodes);
+    let quorum = replication / 2 + 1;
+    (0..opts.nodes)
+        .map(|i| {
+            let config = NodeConfig {
+                node_id: members[i].id.clone(),
+                data_dir: opts.data_dir.join(&members[i].id),
+                redis_addr: format!("127.0.0.1:{}", port(opts.port, i)?),
+                http_addr: format!("127.0.0.1:{}", port(opts.http_port, i)?),
+                peer_addr: members[i].peer_addr.clone(),
+                replication,
+                r: quorum,
+                w: quorum,
+                storage: StorageConfig { sync: opts.sync, ..StorageConfig::default() },
+                members: members.clone(),
+                ..NodeConfig::default()
+            };
+            Ok(config.finish("halka dev")?)
+        })
+        .collect()
+}
+
+/// Writes each node's config file under the data directory and starts the nodes.
+///
+/// # Errors
+/// A config cannot be written or a node cannot be started.
+pub fn start(exe: &Path, configs: &[NodeConfig], data_dir: &Path) -> anyhow::Result<Vec<Child>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut children = Vec::new();
+    for c in configs {
+        let path = data_dir.join(format!("{}.toml", c.node_id));
+        std::fs::write(&path, toml::to_string(c).context("encoding config")?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let child = Command::new(exe)
+            .arg("server")
+            .arg("--config")
+            .arg(&path)
+            .spawn()
+            .with_context(|| format!("starting {}", c.node_id))?;
+        children.push(child);
+    }
+    Ok(children)
+}
+
+/// Waits until every node accepts Redis-protocol connections.
+///
+/// # Errors
+/// A node did not come up within `timeout`.
+pub async fn wait_ready(configs: &[NodeConfig], timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    for c in configs {
+        loop {
+            if tokio::net::TcpStream::connect(&c.redis_addr).await.is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not start listening on {} within {:?}",
+                    c.node_id,
+                    c.redis_addr,
+                    timeout
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
+}
+
+/// How to connect, for the terminal.
+#[must_use]
+pub fn banner(configs: &[NodeConfig], data_dir: &Path) -> String {
+    use std::fmt::Write;
+    let mut s = format!(
+        "halka dev: {} nodes, N={}, R={}, W={}, data in {}\n",
+        configs.len(),
+        configs[0].replication,
+        configs[0].r,
+        configs[0].w,
+        data_dir.display()
+    );
+    for c in configs {
+        let _ = writeln!(
+            s,
+            "  {}  redis {}  http {}  peer {}",
+            c.node_id, c.redis_addr, c.http_addr, c.peer_addr
+        );
+    }
+    let redis_port = configs[0].redis_addr.rsplit(':').next().unwrap_or("6380");
+    let _ = write!(
+        s,
+        "\nTry:\n  redis-cli -p {redis_port} set greeting merhaba\n  redis-cli -p {redis_port} get greeting\n  curl -X PUT --data-binary Ozer http://{}/v1/kv/Mahmut\n  curl http://{}/v1/kv/Mahmut\n  curl http://{}/v1/cluster\n\nCtrl-C stops the cluster.\n",
+        configs[0].http_addr,
+        configs[configs.len() - 1].http_addr,
+        configs[0].http_addr,
+    );
+    s
+}

@@ -1,0 +1,301 @@
+//! The HTTP/JSON front end: key operations with per-request quorums, siblings and causal
+//! context, cluster status, Prometheus metrics and a health check.
+//!
+//! Values travel as JSON strings when they are UTF-8 and as base64 otherwise (`encoding`
+//! says which); request bodies are the raw value. The causal context is an opaque
+//! URL-safe token: pass the one a GET returned in `X-Halka-Context` (or `?context=`) to
+//! make a PUT replace exactly the siblings that GET saw.
+
+use crate::node::{NodeState, metrics_handle};
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use bytes::Bytes;
+use halka_cluster::{ClusterError, GetResult};
+use halka_store::{Record, Version, VersionVector};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Serves HTTP until `shutdown` is cancelled, finishing requests in flight.
+pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: CancellationToken) {
+    let app = router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "http server failed");
+    }
+}
+
+/// The routes, for `serve` and for tests.
+pub fn router(state: Arc<NodeState>) -> Router {
+    // The body limit is the value limit plus one byte, so an oversized value is seen (and
+    // rejected with a clear message) rather than cut off.
+    let body_limit = state.config.limits.max_value_bytes + 1;
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+#[derive(Debug)]
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<ClusterError> for ApiError {
+    fn from(e: ClusterError) -> Self {
+        let status = match &e {
+            ClusterError::Quorum(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ClusterError::Limit(l) if l.to_string().starts_with("value") => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KvParams {
+    r: Option<usize>,
+    w: Option<usize>,
+    context: Option<String>,
+}
+
+fn observe(op: &'static str, started: Instant) {
+    metrics::counter!("halka_requests_total", "protocol" => "http", "op" => op).increment(1);
+    metrics::histogram!("halka_request_duration_seconds", "protocol" => "http", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+}
+
+fn key_bytes(state: &NodeState, key: &str) -> Result<Bytes, ApiError> {
+    let key = Bytes::copy_from_slice(key.as_bytes());
+    state
+        .config
+        .limits
+        .check_key(&key)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(key)
+}
+
+#[derive(Serialize)]
+struct JsonVersion {
+    value: Option<String>,
+    encoding: &'static str,
+    deleted: bool,
+    timestamp_ms: u64,
+    node: String,
+}
+
+fn json_value(v: &[u8]) -> (String, &'static str) {
+    match std::str::from_utf8(v) {
+        Ok(s) => (s.to_string(), "utf8"),
+        Err(_) => (STANDARD.encode(v), "base64"),
+    }
+}
+
+fn json_version(v: &Version) -> JsonVersion {
+    let (value, encoding) = v.value.as_deref().map_or((None, "utf8"), |b| {
+        let (s, e) = json_value(b);
+        (Some(s), e)
+    });
+    JsonVersion {
+        value,
+        encoding,
+        deleted: v.value.is_none(),
+        timestamp_ms: v.timestamp_ms,
+        node: v.dot.node.to_string(),
+    }
+}
+
+fn encode_context(vv: &VersionVector) -> String {
+    URL_SAFE_NO_PAD.encode(postcard::to_allocvec(vv).unwrap_or_default())
+}
+
+fn decode_context(token: &str) -> Result<VersionVector, ApiError> {
+    let bad = |why: String| {
+        ApiError(StatusCode::BAD_REQUEST, format!("invalid causal context {token:?}: {why}"))
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|e| bad(e.to_string()))?;
+    postcard::from_bytes(&bytes).map_err(|e| bad(e.to_string()))
+}
+
+fn record_json(key: &str, result: &GetResult) -> Value {
+    let winner = result.record.lww().and_then(|v| v.value.as_deref()).map(json_value);
+    let siblings: Vec<JsonVersion> = result.record.versions().iter().map(json_version).collect();
+    let replicas: Vec<Value> = result
+        .replies
+        .iter()
+        .map(|(node, rec)| {
+            let versions: Vec<JsonVersion> = rec
+                .as_deref()
+                .map(Record::versions)
+                .unwrap_or_default()
+                .iter()
+                .map(json_version)
+                .collect();
+            json!({ "node": node.to_string(), "found": rec.is_some(), "versions": versions })
+        })
+        .collect();
+    json!({
+        "key": key,
+        "value": winner.as_ref().map(|w| &w.0),
+        "encoding": winner.as_ref().map_or("utf8", |w| w.1),
+        "siblings": siblings,
+        "context": encode_context(result.context()),
+        "replicas": replicas,
+    })
+}
+
+async fn get_key(
+    State(state): State<Arc<NodeState>>,
+    Path(key): Path<String>,
+    Query(params): Query<KvParams>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let k = key_bytes(&state, &key)?;
+    let r = params.r.unwrap_or(state.config.r);
+    let result = state.coordinator.get(k, r).await?;
+    observe("get", started);
+    let found = result.values().next().is_some();
+    let status = if found { StatusCode::OK } else { StatusCode::NOT_FOUND };
+    let mut body = record_json(&key, &result);
+    if !found {
+        body["error"] = json!(format!("key {key:?} not found"));
+    }
+    Ok((status, axum::Json(body)).into_response())
+}
+
+async fn put_key(
+    State(state): State<Arc<NodeState>>,
+    Path(key): Path<String>,
+    Query(params): Query<KvParams>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let body = body.map_err(|e| {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!(
+                "value is larger than the maximum of {} bytes",
+                state.config.limits.max_value_bytes
+            )
+        } else {
+            e.body_text()
+        };
+        ApiError(status, message)
+    })?;
+    let k = key_bytes(&state, &key)?;
+    let token = headers
+        .get("x-halka-context")
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "X-Halka-Context must be ASCII".into()))?
+        .or(params.context);
+    let context = token.as_deref().map(decode_context).transpose()?;
+    let w = params.w.unwrap_or(state.config.w);
+    let put = state.coordinator.write(k, Some(body), context, w).await?;
+    observe("put", started);
+    let acked: Vec<String> = put.acked.iter().map(ToString::to_string).collect();
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({ "key": key, "context": encode_context(&put.context), "acked": acked })),
+    )
+        .into_response())
+}
+
+async fn delete_key(
+    State(state): State<Arc<NodeState>>,
+    Path(key): Path<String>,
+    Query(params): Query<KvParams>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let k = key_bytes(&state, &key)?;
+    let context = params.context.as_deref().map(decode_context).transpose()?;
+    let w = params.w.unwrap_or(state.config.w);
+    let put = state.coordinator.write(k, None, context, w).await?;
+    observe("delete", started);
+    let acked: Vec<String> = put.acked.iter().map(ToString::to_string).collect();
+    Ok(axum::Json(json!({ "key": key, "deleted": true, "acked": acked })).into_response())
+}
+
+async fn health(State(state): State<Arc<NodeState>>) -> Response {
+    axum::Json(json!({ "status": "ok", "node": state.config.node_id })).into_response()
+}
+
+async fn metrics() -> Response {
+    match metrics_handle() {
+        Some(h) => ([("content-type", "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => ApiError(StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable".into())
+            .into_response(),
+    }
+}
+
+async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
+    let pings = state.peers.iter().map(|p| async move {
+        let alive = tokio::time::timeout(Duration::from_millis(300), p.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        (halka_cluster::Replica::id(p).to_string(), alive)
+    });
+    let alive: std::collections::BTreeMap<String, bool> =
+        futures::future::join_all(pings).await.into_iter().collect();
+    let view = state.coordinator.view();
+    let mut primaries = vec![0_u64; view.members().len()];
+    if let Some(placement) = view.placement() {
+        // One probe per partition: how many partitions each node leads.
+        let partitions = u64::from(halka_ring::DEFAULT_PARTITIONS);
+        let shift = 64 - partitions.trailing_zeros();
+        for p in 0..partitions {
+            primaries[usize::from(placement.owner(p << shift))] += 1;
+        }
+    }
+    let members: Vec<Value> = state
+        .config
+        .members
+        .iter()
+        .map(|m| {
+            let me = m.id == state.config.node_id;
+            let idx = view.members().iter().position(|v| v.id == m.id).unwrap_or(0);
+            json!({
+                "id": m.id,
+                "peer_addr": m.peer_addr,
+                "zone": m.zone,
+                "weight": m.weight,
+                "self": me,
+                "alive": me || alive.get(&m.id).copied().unwrap_or(false),
+                "primary_partitions": primaries.get(idx).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "node": state.config.node_id,
+        "replication": state.config.replication,
+        "r": state.config.r,
+        "w": state.config.w,
+        "placement": { "strategy": "partitioned", "partitions": halka_ring::DEFAULT_PARTITIONS },
+        "members": members,
+        "keys_on_this_node": state.local_keys(),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}

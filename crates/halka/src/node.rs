@@ -1,0 +1,232 @@
+//! A halka node: storage, the coordinator, and the three listeners (Redis protocol, HTTP,
+//! internal RPC). `run` takes its listeners and a shutdown token, so the binary and the
+//! tests start nodes the same way (tests bind port 0).
+
+use crate::config::{EngineChoice, NodeConfig};
+use anyhow::Context;
+use halka_cluster::rpc::{RemoteReplica, RpcClientConfig, RpcServerConfig};
+use halka_cluster::{Coordinator, CoordinatorConfig, LocalReplica, Replica, View};
+use halka_ring::{Member, Strategy};
+use halka_store::{Engine, FjallEngine, FjallOptions, MemoryEngine, NodeId};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the front ends share.
+#[derive(Debug)]
+pub struct NodeState {
+    pub config: NodeConfig,
+    pub coordinator: Arc<Coordinator>,
+    pub engine: Arc<dyn Engine>,
+    /// The other members, for liveness reports.
+    pub peers: Vec<RemoteReplica>,
+    pub started: Instant,
+    pub redis_port: u16,
+    clients: AtomicI64,
+}
+
+impl NodeState {
+    pub(crate) fn client_connected(&self, delta: i64) {
+        let now = self.clients.fetch_add(delta, Ordering::Relaxed) + delta;
+        metrics::gauge!("halka_connected_clients").set(now as f64);
+    }
+
+    #[must_use]
+    pub fn connected_clients(&self) -> i64 {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Keys stored on this node (approximate with the durable engine).
+    #[must_use]
+    pub fn local_keys(&self) -> u64 {
+        self.engine.key_count()
+    }
+}
+
+/// The node's listeners, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    pub redis: TcpListener,
+    pub http: TcpListener,
+    pub peer: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in `config`.
+    ///
+    /// # Errors
+    /// An address is in use or not allowed.
+    pub async fn bind(config: &NodeConfig) -> anyhow::Result<Self> {
+        let bind = |addr: String, what: &'static str| async move {
+            TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen for {what} on {addr}"))
+        };
+        Ok(Self {
+            redis: bind(config.redis_addr.clone(), "Redis clients").await?,
+            http: bind(config.http_addr.clone(), "HTTP").await?,
+            peer: bind(config.peer_addr.clone(), "peers").await?,
+        })
+    }
+}
+
+/// The process-wide Prometheus recorder (one per process, shared by nodes in one process).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ])
+                .ok()?
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            Some(handle)
+        })
+        .clone()
+}
+
+fn open_engine(config: &NodeConfig) -> anyhow::Result<Arc<dyn Engine>> {
+    Ok(match config.storage.engine {
+        EngineChoice::Memory => Arc::new(MemoryEngine::new(config.limits)),
+        EngineChoice::Fjall => Arc::new(
+            FjallEngine::open(FjallOptions {
+                path: config.data_dir.clone(),
+                sync: config.storage.sync_policy(),
+                limits: config.limits,
+            })
+            .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
+        ),
+    })
+}
+
+/// Builds the node's state: engine, replicas for every member, placement and coordinator.
+///
+/// # Errors
+/// The engine cannot be opened or the member list does not make a placement.
+pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
+    let engine = open_engine(&config)?;
+    let mut members: Vec<Member> = config
+        .members
+        .iter()
+        .map(|m| Member { id: m.id.clone(), zone: m.zone.clone(), weight: m.weight })
+        .collect();
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    let placement = Strategy::default().build(&members, config.replication)?;
+    let rpc = RpcClientConfig {
+        max_frame_bytes: frame_limit(&config),
+        connect_timeout: Duration::from_millis(config.timeout_ms.min(500)),
+        ..RpcClientConfig::default()
+    };
+    let mut peers = Vec::new();
+    // In placement order (sorted by id), which is how the view indexes replicas.
+    let replicas: Vec<Arc<dyn Replica>> = members
+        .iter()
+        .map(|m| -> Arc<dyn Replica> {
+            if m.id == config.node_id {
+                Arc::new(LocalReplica::new(NodeId::new(&m.id), Arc::clone(&engine)))
+            } else {
+                let addr = config
+                    .members
+                    .iter()
+                    .find(|c| c.id == m.id)
+                    .map(|c| c.peer_addr.clone())
+                    .unwrap_or_default();
+                let remote = RemoteReplica::new(NodeId::new(&m.id), addr, rpc.clone());
+                peers.push(remote.clone());
+                Arc::new(remote)
+            }
+        })
+        .collect();
+    let view = View::new(1, Some(placement), replicas, config.replication);
+    let coordinator = Coordinator::new(
+        view,
+        CoordinatorConfig {
+            replication: config.replication,
+            timeout: Duration::from_millis(config.timeout_ms),
+            limits: config.limits,
+            max_background: 16 * 1024,
+        },
+    );
+    Ok(Arc::new(NodeState {
+        config,
+        coordinator: Arc::new(coordinator),
+        engine,
+        peers,
+        started: Instant::now(),
+        redis_port,
+        clients: AtomicI64::new(0),
+    }))
+}
+
+/// Room for a record with a handful of maximum-size siblings.
+fn frame_limit(config: &NodeConfig) -> usize {
+    (config.limits.max_value_bytes + config.limits.max_key_bytes).saturating_mul(4) + 64 * 1024
+}
+
+/// Runs a node until `shutdown` is cancelled, then stops accepting, lets requests in flight
+/// finish (up to `shutdown_grace_ms`), and flushes the engine.
+///
+/// # Errors
+/// Startup failures, or a failed final flush.
+pub async fn run(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let _ = metrics_handle();
+    let redis_port = listeners.redis.local_addr()?.port();
+    let state = build(config, redis_port)?;
+    let grace = Duration::from_millis(state.config.shutdown_grace_ms);
+    let local: Arc<dyn Replica> = {
+        let view = state.coordinator.view();
+        let me = view.replicas().iter().find(|r| r.id().as_str() == state.config.node_id).cloned();
+        me.context("this node is missing from its own view")?
+    };
+    tracing::info!(
+        node = %state.config.node_id,
+        redis = %listeners.redis.local_addr()?,
+        http = %listeners.http.local_addr()?,
+        peer = %listeners.peer.local_addr()?,
+        members = state.config.members.len(),
+        "halka node serving"
+    );
+    let rpc_config = RpcServerConfig {
+        max_frame_bytes: frame_limit(&state.config),
+        ..RpcServerConfig::default()
+    };
+    let rpc_stop = shutdown.clone();
+    let rpc =
+        tokio::spawn(halka_cluster::rpc::serve(listeners.peer, local, rpc_config, async move {
+            rpc_stop.cancelled().await;
+        }));
+    let redis =
+        tokio::spawn(crate::resp::serve(listeners.redis, Arc::clone(&state), shutdown.clone()));
+    let http =
+        tokio::spawn(crate::http::serve(listeners.http, Arc::clone(&state), shutdown.clone()));
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: waiting for requests in flight");
+    let drained = tokio::time::timeout(grace, async {
+        let _ = redis.await;
+        let _ = http.await;
+        let _ = rpc.await;
+        state.coordinator.background().drain().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "requests still in flight after the grace period"
+        );
+    }
+    state.engine.flush().context("final flush of the storage engine")?;
+    tracing::info!("stopped");
+    Ok(())
+}

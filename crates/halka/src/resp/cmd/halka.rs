@@ -1,0 +1,56 @@
+//! halka's own commands.
+
+use super::{Args, Session, cluster_error};
+use crate::node::NodeState;
+use crate::resp::frame::Frame;
+use halka_cluster::check_quorum;
+
+/// `HALKA.CONSISTENCY` shows this connection's r and w; `HALKA.CONSISTENCY <r> <w>` sets them.
+pub fn consistency(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
+    if args.remaining() == 0 {
+        return Ok(Frame::Array(vec![
+            Frame::bulk("r"),
+            Frame::Integer(s.r as i64),
+            Frame::bulk("w"),
+            Frame::Integer(s.w as i64),
+        ]));
+    }
+    let r = args.next_usize()?;
+    let w = args.next_usize()?;
+    args.finish()?;
+    let n = state.config.replication;
+    check_quorum("r", r, n).map_err(|e| cluster_error(&e))?;
+    check_quorum("w", w, n).map_err(|e| cluster_error(&e))?;
+    s.r = r;
+    s.w = w;
+    Ok(Frame::ok())
+}
+
+/// `HALKA.GETALL <key> [r]`: the value each answering replica holds (last-writer-wins per
+/// replica, nil when it has none), as a flat array `node value node value ...`, then the
+/// resolved value under the key `resolved`.
+pub async fn getall(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let r = if args.remaining() > 0 { args.next_usize()? } else { s.r };
+    args.finish()?;
+    let got = state.coordinator.get(key, r).await.map_err(|e| cluster_error(&e))?;
+    let mut pairs: Vec<(String, Frame)> = got
+        .replies
+        .iter()
+        .map(|(node, rec)| {
+            let v = rec
+                .as_ref()
+                .and_then(|r| r.lww_value())
+                .map_or(Frame::Null, |v| Frame::Bulk(v.clone()));
+            (node.to_string(), v)
+        })
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Frame, Frame)> =
+        pairs.into_iter().map(|(n, v)| (Frame::bulk(n), v)).collect();
+    out.push((
+        Frame::bulk("resolved"),
+        got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())),
+    ));
+    Ok(Frame::Map(out))
+}

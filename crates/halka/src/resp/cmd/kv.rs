@@ -1,0 +1,117 @@
+//! Key-value commands: GET, SET [NX|XX], DEL, EXISTS, MGET, MSET.
+
+use super::{Args, Session, cluster_error};
+use crate::node::NodeState;
+use crate::resp::frame::Frame;
+use bytes::Bytes;
+use futures::future::join_all;
+
+pub async fn get(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    args.finish()?;
+    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
+    Ok(got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
+}
+
+/// `SET key value [NX|XX]`. NX and XX check with a quorum read before writing; that check
+/// is not atomic against a concurrent writer on another node (there is no cluster-wide
+/// lock in a Dynamo-style store).
+pub async fn set(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    let mut condition = None;
+    for opt in args.rest() {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"NX" if condition.is_none() => condition = Some(false),
+            b"XX" if condition.is_none() => condition = Some(true),
+            b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL" => {
+                return Err(Frame::error("ERR expiry is not supported by halka"));
+            }
+            b"GET" => return Err(Frame::error("ERR SET ... GET is not supported by halka")),
+            _ => return Err(Frame::error("ERR syntax error")),
+        }
+    }
+    if let Some(must_exist) = condition {
+        let exists = state
+            .coordinator
+            .get(key.clone(), s.r)
+            .await
+            .map_err(|e| cluster_error(&e))?
+            .value()
+            .is_some();
+        if exists != must_exist {
+            return Ok(Frame::Null);
+        }
+    }
+    state.coordinator.write(key, Some(value), None, s.w).await.map_err(|e| cluster_error(&e))?;
+    Ok(Frame::ok())
+}
+
+/// `DEL key...`: counts keys that had a value, as Redis does, so it reads before deleting.
+pub async fn del(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let keys = nonempty(args)?;
+    let results = join_all(keys.into_iter().map(|k| async move {
+        let existed = state.coordinator.get(k.clone(), s.r).await?.value().is_some();
+        if existed {
+            state.coordinator.write(k, None, None, s.w).await?;
+        }
+        Ok::<_, halka_cluster::ClusterError>(existed)
+    }))
+    .await;
+    let mut count = 0;
+    for r in results {
+        count += i64::from(r.map_err(|e| cluster_error(&e))?);
+    }
+    Ok(Frame::Integer(count))
+}
+
+pub async fn exists(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let keys = nonempty(args)?;
+    let results = join_all(keys.into_iter().map(|k| state.coordinator.get(k, s.r))).await;
+    let mut count = 0;
+    for r in results {
+        count += i64::from(r.map_err(|e| cluster_error(&e))?.value().is_some());
+    }
+    Ok(Frame::Integer(count))
+}
+
+pub async fn mget(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let keys = nonempty(args)?;
+    let results = join_all(keys.into_iter().map(|k| state.coordinator.get(k, s.r))).await;
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        out.push(
+            r.map_err(|e| cluster_error(&e))?
+                .value()
+                .map_or(Frame::Null, |v| Frame::Bulk(v.clone())),
+        );
+    }
+    Ok(Frame::Array(out))
+}
+
+/// `MSET k v [k v ...]`: all pairs are validated before any is written.
+pub async fn mset(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let pairs = args.rest();
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
+        return Err(super::wrong_arity("mset"));
+    }
+    let limits = &state.config.limits;
+    for pair in pairs.chunks(2) {
+        limits.check_key(&pair[0]).map_err(|e| Frame::error(format!("ERR {e}")))?;
+        limits.check_value(&pair[1]).map_err(|e| Frame::error(format!("ERR {e}")))?;
+    }
+    let writes = pairs
+        .chunks(2)
+        .map(|p| state.coordinator.write(p[0].clone(), Some(p[1].clone()), None, s.w));
+    for r in join_all(writes).await {
+        r.map_err(|e| cluster_error(&e))?;
+    }
+    Ok(Frame::ok())
+}
+
+fn nonempty(args: &mut Args) -> Result<Vec<Bytes>, Frame> {
+    if args.remaining() == 0 {
+        return Err(super::wrong_arity(&args.name));
+    }
+    Ok(args.rest())
+}

@@ -1,0 +1,152 @@
+//! Redis commands: a parser per command family and one dispatcher.
+//!
+//! Siblings resolve by last-writer-wins on this protocol: a Redis client expects one value.
+//! `HALKA.GETALL` shows each replica's answer for clients that want to see more.
+
+mod halka;
+mod kv;
+mod server;
+
+use super::frame::Frame;
+use crate::node::NodeState;
+use bytes::Bytes;
+use halka_cluster::ClusterError;
+
+/// Per-connection state.
+#[derive(Debug)]
+pub struct Session {
+    pub id: u64,
+    pub resp3: bool,
+    pub name: Option<Bytes>,
+    /// Read and write quorums for this connection (`HALKA.CONSISTENCY`).
+    pub r: usize,
+    pub w: usize,
+}
+
+/// What the connection does after replying.
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    Continue,
+    Close,
+}
+
+/// Arguments after the command name, with typed accessors that produce Redis-style errors.
+#[derive(Debug)]
+pub struct Args {
+    name: String,
+    args: std::vec::IntoIter<Bytes>,
+}
+
+impl Args {
+    fn next_bytes(&mut self) -> Result<Bytes, Frame> {
+        self.args.next().ok_or_else(|| wrong_arity(&self.name))
+    }
+
+    fn next_string(&mut self) -> Result<String, Frame> {
+        let b = self.next_bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| Frame::error("ERR argument is not valid UTF-8"))
+    }
+
+    fn next_usize(&mut self) -> Result<usize, Frame> {
+        self.next_string()?
+            .parse()
+            .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
+    }
+
+    fn rest(&mut self) -> Vec<Bytes> {
+        self.args.by_ref().collect()
+    }
+
+    fn remaining(&self) -> usize {
+        self.args.len()
+    }
+
+    fn finish(&mut self) -> Result<(), Frame> {
+        if self.args.len() > 0 {
+            return Err(Frame::error(format!(
+                "ERR syntax error in '{}'",
+                self.name.to_lowercase()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn wrong_arity(name: &str) -> Frame {
+    Frame::error(format!("ERR wrong number of arguments for '{}' command", name.to_lowercase()))
+}
+
+/// A cluster error as a RESP error reply.
+pub(crate) fn cluster_error(e: &ClusterError) -> Frame {
+    let prefix = match e {
+        ClusterError::Quorum(_) => "NOQUORUM",
+        _ => "ERR",
+    };
+    Frame::error(format!("{prefix} {e}"))
+}
+
+/// Runs one command.
+pub async fn execute(
+    state: &NodeState,
+    session: &mut Session,
+    request: Vec<Bytes>,
+) -> (Frame, After) {
+    let mut it = request.into_iter();
+    let Some(name) = it.next() else {
+        return (Frame::error("ERR empty command"), After::Continue);
+    };
+    let name = String::from_utf8_lossy(&name).to_ascii_uppercase();
+    let mut args = Args { name: name.clone(), args: it };
+    let started = std::time::Instant::now();
+    let result = match name.as_str() {
+        "GET" => kv::get(state, session, &mut args).await,
+        "SET" => kv::set(state, session, &mut args).await,
+        "DEL" | "UNLINK" => kv::del(state, session, &mut args).await,
+        "EXISTS" => kv::exists(state, session, &mut args).await,
+        "MGET" => kv::mget(state, session, &mut args).await,
+        "MSET" => kv::mset(state, session, &mut args).await,
+        "PING" => server::ping(&mut args),
+        "ECHO" => server::echo(&mut args),
+        "HELLO" => server::hello(state, session, &mut args),
+        "INFO" => server::info(state, session, &mut args),
+        "COMMAND" => server::command(&mut args),
+        "CLIENT" => server::client(session, &mut args),
+        "CONFIG" => server::config(state, &mut args),
+        "SELECT" => server::select(&mut args),
+        "DBSIZE" => Ok(Frame::Integer(i64::try_from(state.local_keys()).unwrap_or(i64::MAX))),
+        "QUIT" => return (Frame::ok(), After::Close),
+        "HALKA.CONSISTENCY" => halka::consistency(state, session, &mut args),
+        "HALKA.GETALL" => halka::getall(state, session, &mut args).await,
+        _ => Err(Frame::error(format!(
+            "ERR unknown command '{}', with args beginning with: {}",
+            name.to_lowercase(),
+            args.rest()
+                .iter()
+                .take(3)
+                .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ))),
+    };
+    let op = metric_op(&name);
+    metrics::counter!("halka_requests_total", "protocol" => "resp", "op" => op).increment(1);
+    metrics::histogram!("halka_request_duration_seconds", "protocol" => "resp", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(frame) | Err(frame) => (frame, After::Continue),
+    }
+}
+
+/// A bounded label set: unknown commands share one label.
+fn metric_op(name: &str) -> &'static str {
+    match name {
+        "GET" => "get",
+        "SET" => "set",
+        "DEL" | "UNLINK" => "del",
+        "EXISTS" => "exists",
+        "MGET" => "mget",
+        "MSET" => "mset",
+        "HALKA.GETALL" => "getall",
+        _ => "other",
+    }
+}

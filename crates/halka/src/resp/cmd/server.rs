@@ -1,0 +1,197 @@
+//! Connection and server commands: PING, ECHO, HELLO, INFO, COMMAND, CLIENT, CONFIG, SELECT.
+
+use super::{Args, Session};
+use crate::node::NodeState;
+use crate::resp::frame::Frame;
+use std::fmt::Write as _;
+
+pub fn ping(args: &mut Args) -> Result<Frame, Frame> {
+    match args.remaining() {
+        0 => Ok(Frame::Simple("PONG".into())),
+        1 => Ok(Frame::Bulk(args.next_bytes()?)),
+        _ => Err(super::wrong_arity("ping")),
+    }
+}
+
+pub fn echo(args: &mut Args) -> Result<Frame, Frame> {
+    let msg = args.next_bytes()?;
+    args.finish().map_err(|_| super::wrong_arity("echo"))?;
+    Ok(Frame::Bulk(msg))
+}
+
+/// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
+pub fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
+    if args.remaining() > 0 {
+        let version = args.next_string()?;
+        match version.as_str() {
+            "2" => s.resp3 = false,
+            "3" => s.resp3 = true,
+            _ => {
+                return Err(Frame::error(
+                    "NOPROTO unsupported protocol version; halka speaks 2 and 3",
+                ));
+            }
+        }
+        while args.remaining() > 0 {
+            match args.next_string()?.to_ascii_uppercase().as_str() {
+                "SETNAME" => s.name = Some(args.next_bytes()?),
+                "AUTH" => {
+                    args.next_bytes()?;
+                    args.next_bytes()?;
+                }
+                _ => return Err(Frame::error("ERR syntax error in HELLO")),
+            }
+        }
+    }
+    Ok(Frame::Map(vec![
+        (Frame::bulk("server"), Frame::bulk("halka")),
+        (Frame::bulk("version"), Frame::bulk(env!("CARGO_PKG_VERSION"))),
+        (Frame::bulk("proto"), Frame::Integer(if s.resp3 { 3 } else { 2 })),
+        (Frame::bulk("id"), Frame::Integer(s.id as i64)),
+        // "standalone": clients must not try Redis Cluster slot routing against halka.
+        (Frame::bulk("mode"), Frame::bulk("standalone")),
+        (Frame::bulk("role"), Frame::bulk("master")),
+        (Frame::bulk("modules"), Frame::Array(Vec::new())),
+        (Frame::bulk("halka_node"), Frame::bulk(state.config.node_id.clone())),
+    ]))
+}
+
+/// `INFO [section]`: server, clients, keyspace and a `halka` section.
+pub fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let section =
+        if args.remaining() > 0 { args.next_string()?.to_ascii_lowercase() } else { "all".into() };
+    let all = matches!(section.as_str(), "all" | "everything" | "default");
+    let c = &state.config;
+    let mut out = String::new();
+    if all || section == "server" {
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:7.2.0\r\nhalka_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id(),
+            state.redis_port,
+            state.started.elapsed().as_secs()
+        );
+    }
+    if all || section == "clients" {
+        let _ = write!(out, "# Clients\r\nconnected_clients:{}\r\n\r\n", state.connected_clients());
+    }
+    if all || section == "keyspace" {
+        let _ = write!(
+            out,
+            "# Keyspace\r\ndb0:keys={},expires=0,avg_ttl=0\r\n\r\n",
+            state.local_keys()
+        );
+    }
+    if all || section == "halka" {
+        let members: Vec<String> = c.members.iter().map(|m| m.id.clone()).collect();
+        let _ = write!(
+            out,
+            "# Halka\r\nnode:{}\r\nmembers:{}\r\nreplication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\n\r\n",
+            c.node_id,
+            members.join(","),
+            c.replication,
+            c.r,
+            c.w,
+            s.r,
+            s.w,
+            match c.storage.sync {
+                crate::config::SyncChoice::Always => "always",
+                crate::config::SyncChoice::Periodic => "periodic",
+            }
+        );
+    }
+    Ok(Frame::Bulk(out.into()))
+}
+
+/// Enough of `COMMAND` for redis-cli and client libraries: they probe it at connect.
+pub fn command(args: &mut Args) -> Result<Frame, Frame> {
+    let sub =
+        if args.remaining() > 0 { args.next_string()?.to_ascii_uppercase() } else { String::new() };
+    match sub.as_str() {
+        "COUNT" => Ok(Frame::Integer(COMMANDS.len() as i64)),
+        "DOCS" | "INFO" | "" => Ok(Frame::Array(Vec::new())),
+        _ => Err(Frame::error(format!(
+            "ERR unknown subcommand '{sub}'. Try COMMAND COUNT, COMMAND DOCS"
+        ))),
+    }
+}
+
+const COMMANDS: [&str; 21] = [
+    "get",
+    "set",
+    "del",
+    "unlink",
+    "exists",
+    "mget",
+    "mset",
+    "ping",
+    "echo",
+    "hello",
+    "info",
+    "command",
+    "client",
+    "config",
+    "select",
+    "dbsize",
+    "quit",
+    "halka.consistency",
+    "halka.getall",
+    "type",
+    "ttl",
+];
+
+pub fn client(s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
+    let sub = args.next_string()?.to_ascii_uppercase();
+    match sub.as_str() {
+        "SETNAME" => {
+            s.name = Some(args.next_bytes()?);
+            args.finish()?;
+            Ok(Frame::ok())
+        }
+        "GETNAME" => Ok(s.name.clone().map_or(Frame::Null, Frame::Bulk)),
+        "SETINFO" => {
+            args.next_bytes()?;
+            args.next_bytes()?;
+            args.finish()?;
+            Ok(Frame::ok())
+        }
+        "ID" => Ok(Frame::Integer(s.id as i64)),
+        _ => Err(Frame::error(format!(
+            "ERR unknown subcommand '{}'; halka supports CLIENT SETNAME, GETNAME, SETINFO, ID",
+            sub.to_lowercase()
+        ))),
+    }
+}
+
+/// `CONFIG GET` answers the parameters benchmark tools ask about; nothing can be set.
+pub fn config(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
+    let sub = args.next_string()?.to_ascii_uppercase();
+    if sub != "GET" {
+        return Err(Frame::error(
+            "ERR halka is configured by its config file; only CONFIG GET is supported",
+        ));
+    }
+    let mut out = Vec::new();
+    for pattern in args.rest() {
+        let p = String::from_utf8_lossy(&pattern).to_ascii_lowercase();
+        let always = state.config.storage.sync == crate::config::SyncChoice::Always;
+        for (name, value) in [("save", ""), ("appendonly", if always { "yes" } else { "no" })] {
+            if p == name || p == "*" {
+                out.push(Frame::bulk(name));
+                out.push(Frame::bulk(value));
+            }
+        }
+    }
+    Ok(Frame::Array(out))
+}
+
+pub fn select(args: &mut Args) -> Result<Frame, Frame> {
+    let db = args.next_string()?;
+    args.finish()?;
+    if db == "0" {
+        Ok(Frame::ok())
+    } else {
+        Err(Frame::error("ERR halka has a single database; only SELECT 0 is allowed"))
+    }
+}
