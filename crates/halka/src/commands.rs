@@ -55,7 +55,6 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
             })
             .collect::<anyhow::Result<_>>()?;
     }
-    let explicit_members = !c.members.is_empty();
     if let Some(v) = args.replication {
         c.replication = v;
     }
@@ -77,13 +76,7 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
             EngineArg::Memory => EngineChoice::Memory,
         };
     }
-    let finished = c.finish(&origin)?;
-    if !explicit_members && (args.replication.is_some() || args.r.is_some() || args.w.is_some()) {
-        bail!(
-            "{origin}: --replication, --r and --w need a member list (--members or the config file)"
-        );
-    }
-    Ok(finished)
+    Ok(c.finish(&origin)?)
 }
 
 async fn connect(c: &ClientArgs) -> anyhow::Result<RespClient> {

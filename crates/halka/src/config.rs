@@ -87,11 +87,11 @@ pub struct NodeConfig {
     pub http_addr: String,
     /// Internal RPC listener.
     pub peer_addr: String,
-    /// Replication factor N.
+    /// Replication factor N. 0 (the default) means 3, or the member count if smaller.
     pub replication: usize,
-    /// Default read quorum R.
+    /// Default read quorum R. 0 (the default) means a majority of N.
     pub r: usize,
-    /// Default write quorum W.
+    /// Default write quorum W. 0 (the default) means a majority of N.
     pub w: usize,
     /// Deadline for each replica call.
     pub timeout_ms: u64,
@@ -113,9 +113,9 @@ impl Default for NodeConfig {
             redis_addr: "127.0.0.1:6380".into(),
             http_addr: "127.0.0.1:8080".into(),
             peer_addr: "127.0.0.1:7380".into(),
-            replication: 3,
-            r: 2,
-            w: 2,
+            replication: 0,
+            r: 0,
+            w: 0,
             timeout_ms: 1000,
             shutdown_grace_ms: 5000,
             max_connections: 10_000,
@@ -165,16 +165,22 @@ impl NodeConfig {
             return Err(invalid("node_id", "must not be empty".into()));
         }
         if self.members.is_empty() {
-            // A node alone: one copy of everything, so the defaults need no file at all.
+            // A node alone: the defaults need no file at all.
             self.members.push(MemberConfig {
                 id: self.node_id.clone(),
                 peer_addr: self.peer_addr.clone(),
                 zone: String::new(),
                 weight: 1,
             });
-            self.replication = 1;
-            self.r = 1;
-            self.w = 1;
+        }
+        if self.replication == 0 {
+            self.replication = self.members.len().min(3);
+        }
+        if self.r == 0 {
+            self.r = self.replication / 2 + 1;
+        }
+        if self.w == 0 {
+            self.w = self.replication / 2 + 1;
         }
         for (field, addr) in [
             ("redis_addr", &self.redis_addr),

@@ -64,9 +64,10 @@ async fn connection(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let limits = ParseLimits {
-        // Room for the largest key or value plus nothing else: a bigger bulk string can
-        // only be a mistake or an attack.
-        max_bulk_bytes: state.config.limits.max_value_bytes.max(state.config.limits.max_key_bytes),
+        // Values somewhat over the limit still parse, so they get a clear "value is N bytes;
+        // the maximum is M" and the connection stays open; far bigger bulk strings are a
+        // protocol error that closes it, as in Redis.
+        max_bulk_bytes: state.config.limits.max_value_bytes.saturating_mul(2).max(1 << 20),
         max_array_len: 1024 * 1024,
         max_inline_bytes: 64 * 1024,
     };

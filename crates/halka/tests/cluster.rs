@@ -1,0 +1,232 @@
+//! Real `halka server` processes: replication, quorums under SIGKILL, durability across
+//! restarts, bad input, graceful shutdown.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::{Raw, TestCluster, http};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::time::{Duration, Instant};
+
+#[test]
+fn writes_replicate_across_processes() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = Raw::connect(&c.redis_addr(0));
+    assert_eq!(a.cmd(&["SET", "Mahmut", "Ozer"]), "+OK\r\n");
+    // Every node can read it, and with r=3 every replica answers with it.
+    for i in 0..3 {
+        let mut n = Raw::connect(&c.redis_addr(i));
+        assert_eq!(n.cmd(&["GET", "Mahmut"]), "$4\r\nOzer\r\n");
+    }
+    let all = Raw::connect(&c.redis_addr(1)).cmd(&["HALKA.GETALL", "Mahmut", "3"]);
+    for id in ["node-1", "node-2", "node-3"] {
+        assert!(all.contains(id), "{all}");
+    }
+    assert_eq!(all.matches("Ozer").count(), 4, "three replicas and the resolved value: {all}");
+}
+
+#[test]
+fn quorums_with_one_node_killed_and_durability_after_restart() {
+    let mut c = TestCluster::start(3, "always");
+    let mut a = Raw::connect(&c.redis_addr(0));
+    for i in 0..50 {
+        assert_eq!(a.cmd(&["HALKA.CONSISTENCY", "2", "3"]), "+OK\r\n");
+        assert_eq!(a.cmd(&["SET", &format!("before-{i}"), "v"]), "+OK\r\n");
+    }
+    c.kill(2);
+    // w=2 still succeeds; w=3 fails at once, naming the dead node.
+    assert_eq!(a.cmd(&["HALKA.CONSISTENCY", "2", "2"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["SET", "during", "v"]), "+OK\r\n");
+    assert_eq!(a.cmd(&["HALKA.CONSISTENCY", "2", "3"]), "+OK\r\n");
+    let started = Instant::now();
+    let reply = a.cmd(&["SET", "k3", "v"]);
+    assert!(started.elapsed() < Duration::from_millis(400), "failed fast: {:?}", started.elapsed());
+    // It returns as soon as success is impossible, so the count is of answers so far.
+    assert!(reply.starts_with("-NOQUORUM write quorum not reached"), "{reply}");
+    assert!(reply.contains("of 3 required replicas answered"), "{reply}");
+    assert!(reply.contains("node-3"), "{reply}");
+    assert_eq!(a.cmd(&["HALKA.CONSISTENCY", "3", "2"]), "+OK\r\n");
+    assert!(a.cmd(&["GET", "before-1"]).starts_with("-NOQUORUM read quorum not reached"));
+
+    // Restarted with the same data directory, node-3 has everything it acknowledged.
+    c.launch(2);
+    let mut b = Raw::connect(&c.redis_addr(1));
+    for i in 0..50 {
+        let all = b.cmd(&["HALKA.GETALL", &format!("before-{i}"), "3"]);
+        let node3 = all.split("node-3\r\n").nth(1).unwrap_or_default();
+        assert!(node3.starts_with("$1\r\nv"), "node-3 lost before-{i}: {all}");
+    }
+}
+
+#[test]
+fn no_acknowledged_write_is_lost_across_sigkill_cycles() {
+    let mut c = TestCluster::start(3, "periodic");
+    let addrs: Vec<String> = (0..3).map(|i| c.redis_addr(i)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (addrs, stop) = (addrs.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            let mut i = 0_u64;
+            let mut node = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(s) = std::net::TcpStream::connect(&addrs[node]) else {
+                    node = (node + 1) % addrs.len();
+                    continue;
+                };
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut conn = Raw(s);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("key-{i}");
+                    i += 1;
+                    let reply = conn.cmd(&["SET", &key, &key]);
+                    if reply == "+OK\r\n" {
+                        acked.push(key);
+                    } else if reply.is_empty() {
+                        break; // this node died; move on
+                    }
+                }
+                node = (node + 1) % addrs.len();
+            }
+            acked
+        })
+    };
+    let mut rng = SmallRng::seed_from_u64(20);
+    for _ in 0..20 {
+        let victim = rng.random_range(0..3);
+        c.kill(victim);
+        c.launch(victim);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.join().unwrap();
+    assert!(acked.len() > 100, "the load ran: {} writes acknowledged", acked.len());
+    let mut check = Raw::connect(&c.redis_addr(0));
+    for key in &acked {
+        let reply = check.cmd(&["GET", key]);
+        assert_eq!(reply, format!("${}\r\n{key}\r\n", key.len()), "lost acknowledged write {key}");
+    }
+}
+
+#[test]
+fn bad_input_gets_errors_and_stores_nothing() {
+    let c = TestCluster::start_with(
+        1,
+        "periodic",
+        "[limits]\nmax_key_bytes = 16\nmax_value_bytes = 64\n",
+    );
+    let addr = c.redis_addr(0);
+    let mut conn = Raw::connect(&addr);
+    let reply = conn.cmd(&["NOSUCH", "a"]);
+    assert!(reply.starts_with("-ERR unknown command 'nosuch'"), "{reply}");
+    let reply = conn.cmd(&["SET", "k"]);
+    assert!(reply.starts_with("-ERR wrong number of arguments for 'set'"), "{reply}");
+    let reply = conn.cmd(&["SET", &"k".repeat(17), "v"]);
+    assert!(reply.contains("key is 17 bytes; the maximum is 16 bytes"), "{reply}");
+    let reply = conn.cmd(&["MSET", "a", "1", "b", &"x".repeat(65)]);
+    assert!(reply.starts_with("-ERR"), "{reply}");
+    assert_eq!(conn.cmd(&["EXISTS", "a", "b"]), ":0\r\n", "MSET stored nothing");
+    assert!(
+        conn.cmd(&["HALKA.CONSISTENCY", "2", "1"]).contains("r=2 exceeds replication factor n=1")
+    );
+    assert!(conn.cmd(&["SET", "k", "v", "EX", "10"]).contains("expiry is not supported"));
+
+    // Malformed frames: an error reply, then the connection closes; the node lives on.
+    let mut bad = Raw::connect(&addr);
+    let reply = bad.send(b"*1\r\n$abc\r\n");
+    assert!(reply.starts_with("-ERR Protocol error"), "{reply}");
+    assert!(bad.closed());
+    let mut huge = Raw::connect(&addr);
+    let reply = huge.send(b"*2\r\n$3\r\nSET\r\n$100000000\r\n");
+    assert!(reply.contains("invalid bulk length"), "{reply}");
+    assert!(huge.closed());
+    assert_eq!(Raw::connect(&addr).cmd(&["PING"]), "+PONG\r\n");
+
+    // HTTP: oversized bodies, bad contexts, bad quorums — JSON errors, nothing stored.
+    let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/big"), &[b'x'; 65], &[]);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("the maximum is 64 bytes"), "{body}");
+    let (status, body) =
+        http("PUT", &c.http_url(0, "/v1/kv/k"), b"v", &[("X-Halka-Context", "!!!")]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid causal context"), "{body}");
+    let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/k?w=5"), b"v", &[]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("w=5 exceeds replication factor n=1"), "{body}");
+    let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/bigger"), &[b'x'; 1000], &[]);
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("larger than the maximum of 64 bytes"), "{body}");
+    let (status, _) = http("GET", &c.http_url(0, "/v1/kv/big"), b"", &[]);
+    assert_eq!(status, 404);
+    let (status, _) = http("GET", &c.http_url(0, "/v1/kv/k"), b"", &[]);
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn http_api_handles_siblings_with_causal_context() {
+    let c = TestCluster::start(3, "periodic");
+    let url = |p: &str| c.http_url(0, p);
+    let (status, body) = http("PUT", &url("/v1/kv/cart"), b"milk", &[]);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let first_context = v["context"].as_str().unwrap().to_string();
+    // Two writers that both saw only the first version: their writes become siblings.
+    http("PUT", &url("/v1/kv/cart"), b"eggs", &[("X-Halka-Context", &first_context)]);
+    http("PUT", &c.http_url(1, "/v1/kv/cart"), b"bread", &[("X-Halka-Context", &first_context)]);
+    let (status, body) = http("GET", &url("/v1/kv/cart?r=3"), b"", &[]);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut siblings: Vec<&str> =
+        v["siblings"].as_array().unwrap().iter().map(|s| s["value"].as_str().unwrap()).collect();
+    siblings.sort_unstable();
+    assert_eq!(siblings, ["bread", "eggs"], "{body}");
+    assert_eq!(v["replicas"].as_array().unwrap().len(), 3);
+    // A PUT with the merged context resolves them.
+    let context = v["context"].as_str().unwrap().to_string();
+    http("PUT", &url("/v1/kv/cart"), b"bread,eggs", &[("X-Halka-Context", &context)]);
+    let (_, body) = http("GET", &url("/v1/kv/cart?r=3"), b"", &[]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["siblings"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(v["value"], "bread,eggs");
+
+    let (status, body) = http("DELETE", &url("/v1/kv/cart"), b"", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(http("GET", &url("/v1/kv/cart"), b"", &[]).0, 404);
+
+    let (_, body) = http("GET", &url("/v1/cluster"), b"", &[]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    assert!(v["members"].as_array().unwrap().iter().all(|m| m["alive"] == true), "{body}");
+    let (_, metrics) = http("GET", &url("/metrics"), b"", &[]);
+    assert!(metrics.contains("halka_requests_total{protocol=\"http\",op=\"put\"}"), "{metrics}");
+    assert_eq!(http("GET", &url("/health"), b"", &[]).0, 200);
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let mut c = TestCluster::start(1, "periodic");
+    assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["SET", "k", "v"]), "+OK\r\n");
+    let status = c.terminate(0);
+    assert!(status.success(), "{status:?}");
+    c.launch(0);
+    assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["GET", "k"]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn bad_config_file_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "node_id = \"a\"\nw = 7\n").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["server", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml") && err.contains("field `w`") && err.contains("1..=1"),
+        "{err}"
+    );
+}

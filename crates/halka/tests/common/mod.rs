@@ -1,0 +1,188 @@
+//! Test harness: real `halka server` processes on loopback.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_halka");
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct NodeProc {
+    pub id: String,
+    pub config: PathBuf,
+    pub redis_port: u16,
+    pub http_port: u16,
+    child: Option<Child>,
+}
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub nodes: Vec<NodeProc>,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes with replication `n.min(3)`, R=W=2 by default, and `sync`.
+    pub fn start(n: usize, sync: &str) -> Self {
+        Self::start_with(n, sync, "")
+    }
+
+    pub fn start_with(n: usize, sync: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16, u16)> =
+            (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
+        let mut members = String::new();
+        for (i, (_, _, peer)) in ports.iter().enumerate() {
+            members += &format!(
+                "[[members]]\nid = \"node-{}\"\npeer_addr = \"127.0.0.1:{peer}\"\n",
+                i + 1
+            );
+        }
+        let mut nodes = Vec::new();
+        for (i, (redis, http, peer)) in ports.iter().enumerate() {
+            let id = format!("node-{}", i + 1);
+            let data = dir.path().join(&id);
+            let config = dir.path().join(format!("{id}.toml"));
+            let text = format!(
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\n{extra}\n[storage]\nsync = \"{sync}\"\n{members}",
+                data.display()
+            );
+            std::fs::write(&config, text).unwrap();
+            nodes.push(NodeProc { id, config, redis_port: *redis, http_port: *http, child: None });
+        }
+        let mut cluster = Self { dir, nodes };
+        for i in 0..n {
+            cluster.launch(i);
+        }
+        cluster
+    }
+
+    /// Starts node `i` and waits for its "serving" log line.
+    pub fn launch(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let mut child = Command::new(BIN)
+            .args(["server", "--config"])
+            .arg(&node.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("halka node serving")
+                    && let Some(tx) = ready.take()
+                {
+                    let _ = tx.send(());
+                }
+                if std::env::var_os("HALKA_TEST_LOGS").is_some() {
+                    eprintln!("[child] {line}");
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("{} did not start", node.id));
+        node.child = Some(child);
+    }
+
+    /// SIGKILL node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM node `i` and return its exit status.
+    pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
+        let mut c = self.nodes[i].child.take().unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        c.wait().unwrap()
+    }
+
+    pub fn redis_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].redis_port)
+    }
+
+    pub fn http_url(&self, i: usize, path: &str) -> String {
+        format!("127.0.0.1:{}{path}", self.nodes[i].http_port)
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A blocking RESP connection for tests that want to see raw replies.
+pub struct Raw(pub TcpStream);
+
+impl Raw {
+    pub fn connect(addr: &str) -> Self {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw(s)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> String {
+        self.0.write_all(bytes).unwrap();
+        let mut buf = vec![0_u8; 64 * 1024];
+        let n = self.0.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    pub fn cmd(&mut self, args: &[&str]) -> String {
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out += &format!("${}\r\n{a}\r\n", a.len());
+        }
+        self.send(out.as_bytes())
+    }
+
+    /// True once the server has closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut buf = [0_u8; 64];
+        matches!(self.0.read(&mut buf), Ok(0))
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns (status, body).
+pub fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
+    let (host, path) = url.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
+    let mut s = TcpStream::connect(host).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
