@@ -66,7 +66,7 @@ fn no_acknowledged_write_is_lost_across_sigkill_cycles() {
     let addrs: Vec<String> = (0..3).map(|i| c.redis_addr(i)).collect();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (addrs, stop) = (addrs.clone(), stop.clone());
+        let stop = stop.clone();
         std::thread::spawn(move || {
             let mut acked = Vec::new();
             let mut i = 0_u64;

@@ -1,0 +1,104 @@
+//! Clients nobody here wrote: redis-cli, redis-benchmark and the `redis` crate.
+//!
+//! redis-cli and redis-benchmark come from Debian's redis-tools, which `.ci/run` installs.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::TestCluster;
+use std::process::Command;
+
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
+    assert!(
+        found.status.success(),
+        "{name} is not installed; install Debian's redis-tools (see .ci/run)"
+    );
+    Command::new(name)
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = tool("redis-cli").arg("-p").arg(port.to_string()).args(args).output().unwrap();
+    assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+#[test]
+fn redis_cli_speaks_to_halka() {
+    let c = TestCluster::start(3, "periodic");
+    let (p0, p2) = (c.nodes[0].redis_port, c.nodes[2].redis_port);
+    assert_eq!(cli(p0, &["PING"]), "PONG");
+    assert_eq!(cli(p0, &["SET", "Mahmut", "Ozer"]), "OK");
+    assert_eq!(cli(p2, &["GET", "Mahmut"]), "Ozer");
+    assert_eq!(cli(p0, &["SET", "Mahmut", "x", "NX"]), "");
+    assert_eq!(cli(p0, &["MSET", "a", "1", "b", "2"]), "OK");
+    assert_eq!(cli(p2, &["MGET", "a", "b", "nope"]), "1\n2", "nil prints as an empty line");
+    assert_eq!(cli(p0, &["EXISTS", "a", "b", "nope"]), "2");
+    assert_eq!(cli(p0, &["DEL", "a", "nope"]), "1");
+    assert_eq!(cli(p0, &["ECHO", "merhaba"]), "merhaba");
+    assert!(cli(p0, &["INFO", "halka"]).contains("replication:3"));
+    assert!(cli(p0, &["NOSUCHCOMMAND"]).contains("ERR unknown command"));
+    assert!(cli(p0, &["-3", "HELLO", "3"]).contains("halka"));
+    assert!(cli(p0, &["HALKA.GETALL", "Mahmut", "3"]).contains("node-1"));
+    assert!(
+        cli(p0, &["HALKA.CONSISTENCY", "9", "1"]).contains("r=9 exceeds replication factor n=3")
+    );
+}
+
+#[test]
+fn redis_benchmark_runs_against_halka() {
+    let c = TestCluster::start(3, "periodic");
+    let port = c.nodes[0].redis_port.to_string();
+    for pipeline in ["1", "16"] {
+        let out = tool("redis-benchmark")
+            .args([
+                "-p", &port, "-t", "set,get", "-n", "2000", "-c", "8", "-d", "100", "-r", "1000",
+                "-P", pipeline, "-q",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            text.contains("SET:") && text.contains("GET:") && text.contains("requests per second"),
+            "{text}"
+        );
+    }
+    // What it wrote is really there, on another node.
+    let keys = cli(c.nodes[1].redis_port, &["EXISTS", "key:000000000001", "key:000000000002"]);
+    assert!(keys.parse::<u32>().unwrap() > 0, "{keys}");
+}
+
+#[tokio::test]
+async fn redis_crate_client_works() {
+    let c = TestCluster::start(3, "periodic");
+    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(1))).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET").arg("lib").arg("value").query_async(&mut conn).await.unwrap();
+    let got: Option<String> = redis::cmd("GET").arg("lib").query_async(&mut conn).await.unwrap();
+    assert_eq!(got.as_deref(), Some("value"));
+    let _: () = redis::cmd("MSET")
+        .arg("x")
+        .arg("1")
+        .arg("y")
+        .arg("2")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let many: Vec<Option<String>> =
+        redis::cmd("MGET").arg("x").arg("y").arg("z").query_async(&mut conn).await.unwrap();
+    assert_eq!(many, [Some("1".into()), Some("2".into()), None]);
+    let deleted: i64 = redis::cmd("DEL").arg("x").arg("z").query_async(&mut conn).await.unwrap();
+    assert_eq!(deleted, 1);
+    let err = redis::cmd("SET").arg("k").query_async::<()>(&mut conn).await.unwrap_err();
+    assert!(err.to_string().contains("wrong number of arguments"), "{err}");
+    // A pipeline of many commands in one write.
+    let mut pipe = redis::pipe();
+    for i in 0..100 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
+    }
+    pipe.cmd("GET").arg("p99");
+    let (last,): (String,) = pipe.query_async(&mut conn).await.unwrap();
+    assert_eq!(last, "99");
+}
