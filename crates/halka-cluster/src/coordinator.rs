@@ -35,6 +35,9 @@ pub struct CoordinatorConfig {
     pub limits: Limits,
     /// Background tasks (stragglers, read repair) in flight at most.
     pub max_background: usize,
+    /// This process's node, if it is a member: when it holds a key it coordinates the
+    /// key's writes itself, saving a network round trip before the fan-out.
+    pub local_node: Option<NodeId>,
 }
 
 impl Default for CoordinatorConfig {
@@ -44,6 +47,7 @@ impl Default for CoordinatorConfig {
             timeout: Duration::from_secs(1),
             limits: Limits::default(),
             max_background: 4096,
+            local_node: None,
         }
     }
 }
@@ -190,7 +194,13 @@ impl Coordinator {
             timestamp_ms: self.timestamp(),
             overwrite,
         };
-        let preference = view.preference(&key);
+        let mut preference = view.preference(&key);
+        if let Some(local) = &self.config.local_node
+            && let Some(pos) = preference.iter().position(|&i| view.replica(i).id() == local)
+        {
+            // Local first, the rest in preference order.
+            preference[..=pos].rotate_right(1);
+        }
         let n = preference.len();
         let mut failures = Vec::new();
 

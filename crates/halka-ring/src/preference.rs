@@ -58,6 +58,13 @@ impl Deref for PreferenceList {
     }
 }
 
+impl std::ops::DerefMut for PreferenceList {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [NodeIdx] {
+        &mut self.nodes[..usize::from(self.len)]
+    }
+}
+
 impl std::fmt::Debug for PreferenceList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()

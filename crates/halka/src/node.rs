@@ -152,6 +152,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             timeout: Duration::from_millis(config.timeout_ms),
             limits: config.limits,
             max_background: 16 * 1024,
+            local_node: Some(NodeId::new(&config.node_id)),
         },
     );
     Ok(Arc::new(NodeState {
