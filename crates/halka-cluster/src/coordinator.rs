@@ -204,7 +204,9 @@ impl Coordinator {
         let n = preference.len();
         let mut failures = Vec::new();
 
-        // The coordinating replica: the first in preference order that answers.
+        // The coordinating replica: the first in preference order that answers. It
+        // answers once the write is applied; its durability is awaited alongside the other
+        // replicas' writes, so its fsync overlaps theirs.
         let timeout = self.config.timeout;
         let mut coordinated = None;
         for (pos, &idx) in preference.iter().enumerate() {
@@ -212,22 +214,22 @@ impl Coordinator {
                 break;
             }
             let replica = view.replica(idx);
-            let call = replica.coordinate_write(key.clone(), write.clone());
+            let call = replica.coordinate_write_deferred(key.clone(), write.clone());
             match call_one(replica.id().clone(), call, timeout).await {
-                (id, Ok(record)) => {
-                    coordinated = Some((pos, id, record));
+                (id, Ok((record, durable))) => {
+                    coordinated = Some((pos, id, record, durable));
                     break;
                 }
                 (id, Err(e)) => failures.push((id, e)),
             }
         }
-        let Some((pos, coordinator, record)) = coordinated else {
+        let Some((pos, coordinator, record, durable)) = coordinated else {
             return Err(self.quorum_failed("write", w, 0, n, failures));
         };
-        let mut acked = vec![coordinator];
-
-        // Replicas after the coordinator receive the record; those before it already failed.
+        let mut acked = Vec::with_capacity(w);
         let mut fanout = Fanout::new(timeout);
+        fanout.start(coordinator, durable);
+        // Replicas after the coordinator receive the record; those before it already failed.
         for &idx in &preference[pos + 1..] {
             let replica = view.replica(idx);
             fanout.start(replica.id().clone(), replica.merge(key.clone(), Arc::clone(&record)));

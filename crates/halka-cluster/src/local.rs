@@ -78,6 +78,33 @@ impl Replica for LocalReplica {
         self.run(move |e| e.apply_write(&key, &node, &write).map(|(record, _)| record))
     }
 
+    fn coordinate_write_deferred(
+        &self,
+        key: Bytes,
+        write: Write,
+    ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
+        self.ops.writes.fetch_add(1, Ordering::Relaxed);
+        let node = self.id.clone();
+        let engine = Arc::clone(&self.engine);
+        let applied = self.run(move |e| e.apply_write_deferred(&key, &node, &write));
+        Box::pin(async move {
+            let (record, _, token) = applied.await?;
+            let durable: ReplicaFuture<()> = match token {
+                Some(token) if engine.is_blocking() => Box::pin(async move {
+                    tokio::task::spawn_blocking(move || engine.wait_durable(token))
+                        .await
+                        .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
+                        .map_err(store_error)
+                }),
+                Some(token) => {
+                    futures::future::ready(engine.wait_durable(token).map_err(store_error)).boxed()
+                }
+                None => futures::future::ready(Ok(())).boxed(),
+            };
+            Ok((record, durable))
+        })
+    }
+
     fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
         self.ops.writes.fetch_add(1, Ordering::Relaxed);
         self.run(move |e| e.merge(&key, &record))

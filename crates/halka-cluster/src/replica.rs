@@ -34,6 +34,23 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     /// version and returns the resulting record, which the coordinator sends to the others.
     fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>>;
 
+    /// Like [`Replica::coordinate_write`], but answers with the record as soon as it is
+    /// applied, together with a future that completes when it is durable. The coordinator
+    /// starts the other replicas' writes while this replica's fsync runs. By default the
+    /// record is durable when it arrives.
+    fn coordinate_write_deferred(
+        &self,
+        key: Bytes,
+        write: Write,
+    ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
+        let call = self.coordinate_write(key, write);
+        Box::pin(async move {
+            let record = call.await?;
+            let durable: ReplicaFuture<()> = Box::pin(async { Ok(()) });
+            Ok((record, durable))
+        })
+    }
+
     /// Merges a record into the replica's copy.
     fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()>;
 

@@ -18,7 +18,7 @@ mod record;
 
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
-pub use engine::{Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy};
+pub use engine::{Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken};
 pub use error::StoreError;
 pub use limits::{LimitError, Limits};
 pub use record::{MAX_SIBLINGS, Record, Version, Write};

@@ -102,3 +102,28 @@ async fn redis_crate_client_works() {
     let (last,): (String,) = pipe.query_async(&mut conn).await.unwrap();
     assert_eq!(last, "99");
 }
+
+#[test]
+fn pipelined_commands_keep_their_order_on_one_key() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = common::Raw::connect(&c.redis_addr(0));
+    // SET then GET of the same key in one write: the GET must see the SET.
+    let mut batch = String::new();
+    for i in 0..50 {
+        batch += &format!(
+            "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n{i}\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+            i.to_string().len()
+        );
+    }
+    let mut expected = String::new();
+    for i in 0..50 {
+        expected += &format!("+OK\r\n${}\r\n{i}\r\n", i.to_string().len());
+    }
+    let mut got = conn.send(batch.as_bytes());
+    while got.len() < expected.len() {
+        let more = conn.send(b"");
+        assert!(!more.is_empty(), "short reply: {got}");
+        got += &more;
+    }
+    assert_eq!(got, expected);
+}

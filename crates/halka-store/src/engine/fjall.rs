@@ -11,7 +11,7 @@
 //! it refuses all further writes instead of acknowledging writes it may not keep. Reopening
 //! recovers from the journal.
 
-use super::{Engine, Updater};
+use super::{Engine, SyncToken, Updater};
 use crate::{Limits, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::Mutex;
@@ -199,6 +199,17 @@ impl Engine for FjallEngine {
     }
 
     fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError> {
+        match self.update_deferred(key, f)? {
+            Some(token) => self.wait_durable(token),
+            None => Ok(()),
+        }
+    }
+
+    fn update_deferred(
+        &self,
+        key: &[u8],
+        f: &mut Updater<'_>,
+    ) -> Result<Option<SyncToken>, StoreError> {
         let inner = &*self.inner;
         inner.check_poison()?;
         let seq = {
@@ -206,7 +217,7 @@ impl Engine for FjallEngine {
             let _guard = inner.stripes[stripe].lock();
             let current = self.get(key)?;
             let Some(next) = f(current.as_ref()) else {
-                return Ok(());
+                return Ok(None);
             };
             inner
                 .records
@@ -214,8 +225,12 @@ impl Engine for FjallEngine {
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             inner.inserted.fetch_add(1, Ordering::SeqCst) + 1
         };
-        match inner.sync {
-            SyncPolicy::Always => inner.sync_through(seq),
+        Ok(Some(SyncToken(seq)))
+    }
+
+    fn wait_durable(&self, token: SyncToken) -> Result<(), StoreError> {
+        match self.inner.sync {
+            SyncPolicy::Always => self.inner.sync_through(token.0),
             SyncPolicy::Periodic { .. } => Ok(()),
         }
     }

@@ -19,6 +19,10 @@ use std::sync::Arc;
 /// to store instead, or `None` to leave it.
 pub type Updater<'a> = dyn FnMut(Option<&Arc<Record>>) -> Option<Arc<Record>> + 'a;
 
+/// Identifies a write whose durability can be awaited separately from applying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncToken(pub u64);
+
 /// One node's record store.
 pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// The stored record for `key`, if any.
@@ -35,6 +39,28 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// I/O failure, a corrupt stored record, or an engine poisoned by a failed fsync.
     fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError>;
+
+    /// Like [`Engine::update`], but returns as soon as the new record is visible, with a
+    /// token to wait for its durability ([`Engine::wait_durable`]); `None` when `f` left
+    /// the key alone. Lets a coordinator overlap its own fsync with the replicas' writes.
+    ///
+    /// # Errors
+    /// As [`Engine::update`].
+    fn update_deferred(
+        &self,
+        key: &[u8],
+        f: &mut Updater<'_>,
+    ) -> Result<Option<SyncToken>, StoreError> {
+        self.update(key, f).map(|()| None)
+    }
+
+    /// Waits until the write behind `token` is durable under the sync policy.
+    ///
+    /// # Errors
+    /// The fsync failed (and the engine is now poisoned).
+    fn wait_durable(&self, _token: SyncToken) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Calls `f` with every stored key and record, in no particular order. Used to move data
     /// when membership changes. `f` runs while engine resources are held: keep it short.
@@ -72,18 +98,36 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         node: &NodeId,
         write: &Write,
     ) -> Result<(Arc<Record>, Dot), StoreError> {
+        let (record, dot, token) = self.apply_write_deferred(key, node, write)?;
+        if let Some(token) = token {
+            self.wait_durable(token)?;
+        }
+        Ok((record, dot))
+    }
+
+    /// [`Engine::apply_write`] without waiting for durability: the caller awaits the token.
+    ///
+    /// # Errors
+    /// Limits (nothing is stored), or as [`Engine::update`].
+    fn apply_write_deferred(
+        &self,
+        key: &[u8],
+        node: &NodeId,
+        write: &Write,
+    ) -> Result<(Arc<Record>, Dot, Option<SyncToken>), StoreError> {
         self.limits().check_key(key)?;
         if let Some(v) = &write.value {
             self.limits().check_value(v)?;
         }
         let mut result = None;
-        self.update(key, &mut |current| {
+        let token = self.update_deferred(key, &mut |current| {
             let (record, dot) = Record::apply_write(current.map(|r| &**r), node, write);
             let record = Arc::new(record);
             result = Some((Arc::clone(&record), dot));
             Some(record)
         })?;
-        result.ok_or_else(|| StoreError::Io("write was not applied".into()))
+        let (record, dot) = result.ok_or_else(|| StoreError::Io("write was not applied".into()))?;
+        Ok((record, dot, token))
     }
 
     /// Merges `incoming` into the stored record for `key`.

@@ -9,7 +9,7 @@ pub mod cmd;
 pub mod frame;
 
 use crate::node::NodeState;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use cmd::{After, Session};
 use frame::{Frame, ParseLimits, parse_request};
 use std::io::Cursor;
@@ -22,6 +22,64 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Pipelined requests answered per write.
+const MAX_BATCH: usize = 256;
+
+/// Runs pipelined requests and appends their replies in order. Consecutive single-key
+/// commands on distinct keys run concurrently — their quorum round trips overlap — while
+/// anything else, or a second command on a key already in the group, waits for the group
+/// before it, so a pipeline behaves exactly as if its commands ran one by one.
+async fn run_batch(
+    state: &NodeState,
+    session: &mut Session,
+    batch: Vec<Vec<Bytes>>,
+    output: &mut BytesMut,
+) -> After {
+    let mut group: Vec<Vec<Bytes>> = Vec::new();
+    for request in batch {
+        let joins = cmd::single_key(&request)
+            .is_some_and(|key| !group.iter().any(|g| cmd::single_key(g) == Some(key)));
+        if !joins {
+            flush_group(state, session, &mut group, output).await;
+        }
+        if cmd::single_key(&request).is_some() {
+            group.push(request);
+            continue;
+        }
+        let (reply, after) = cmd::execute(state, session, request).await;
+        reply.encode(session.resp3, output);
+        if after == After::Close {
+            return After::Close;
+        }
+    }
+    flush_group(state, session, &mut group, output).await;
+    After::Continue
+}
+
+async fn flush_group(
+    state: &NodeState,
+    session: &Session,
+    group: &mut Vec<Vec<Bytes>>,
+    output: &mut BytesMut,
+) {
+    match group.len() {
+        0 => {}
+        1 => {
+            let request = group.pop().unwrap_or_default();
+            cmd::execute_shared(state, session, request).await.encode(session.resp3, output);
+        }
+        _ => {
+            let replies = futures::future::join_all(
+                group.drain(..).map(|r| cmd::execute_shared(state, session, r)),
+            )
+            .await;
+            for reply in replies {
+                reply.encode(session.resp3, output);
+            }
+        }
+    }
+}
 
 /// Accepts Redis-protocol clients until `shutdown` is cancelled, then waits for open
 /// connections to finish their current command.
@@ -82,32 +140,44 @@ async fn connection(
     let mut output = BytesMut::with_capacity(16 * 1024);
     loop {
         // Answer every complete request already buffered, then write once.
+        let mut batch: Vec<Vec<Bytes>> = Vec::new();
+        let mut closing = None;
         loop {
             let mut cursor = Cursor::new(&input[..]);
-            let request = match parse_request(&mut cursor, &limits) {
-                Ok(Some(req)) => req,
+            match parse_request(&mut cursor, &limits) {
+                Ok(Some(req)) => {
+                    let consumed = cursor.position() as usize;
+                    input.advance(consumed);
+                    if !req.is_empty() {
+                        batch.push(req);
+                    }
+                    if batch.len() == MAX_BATCH {
+                        break;
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
-                    Frame::error(format!("ERR {e}")).encode(session.resp3, &mut output);
-                    stream.write_all(&output).await?;
-                    return Ok(());
+                    closing = Some(Frame::error(format!("ERR {e}")));
+                    break;
                 }
-            };
-            let consumed = cursor.position() as usize;
-            input.advance(consumed);
-            if request.is_empty() {
-                continue;
             }
-            let (reply, after) = cmd::execute(state, &mut session, request).await;
-            reply.encode(session.resp3, &mut output);
-            if after == After::Close {
-                stream.write_all(&output).await?;
-                return Ok(());
-            }
+        }
+        let more_buffered = batch.len() == MAX_BATCH;
+        if run_batch(state, &mut session, batch, &mut output).await == After::Close {
+            stream.write_all(&output).await?;
+            return Ok(());
+        }
+        if let Some(error) = closing {
+            error.encode(session.resp3, &mut output);
+            stream.write_all(&output).await?;
+            return Ok(());
         }
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();
+        }
+        if more_buffered {
+            continue;
         }
         let read = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

@@ -85,6 +85,47 @@ pub(crate) fn cluster_error(e: &ClusterError) -> Frame {
     Frame::error(format!("{prefix} {e}"))
 }
 
+/// The key of a command that reads or writes exactly one key and nothing else, so it may
+/// run concurrently with other such commands on other keys within one pipeline.
+#[must_use]
+pub fn single_key(request: &[Bytes]) -> Option<&Bytes> {
+    let name = request.first()?;
+    let simple = match request.len() {
+        2 => {
+            name.eq_ignore_ascii_case(b"GET")
+                || name.eq_ignore_ascii_case(b"DEL")
+                || name.eq_ignore_ascii_case(b"EXISTS")
+        }
+        3 => name.eq_ignore_ascii_case(b"SET"),
+        _ => false,
+    };
+    simple.then(|| &request[1])
+}
+
+/// Runs one command that [`single_key`] accepted; it needs only shared access to the
+/// session, so several can run at once.
+pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<Bytes>) -> Frame {
+    let name = String::from_utf8_lossy(&request[0]).to_ascii_uppercase();
+    let mut args = Args {
+        name: name.clone(),
+        args: request.into_iter().skip(1).collect::<Vec<_>>().into_iter(),
+    };
+    let started = std::time::Instant::now();
+    let result = match name.as_str() {
+        "GET" => kv::get(state, session, &mut args).await,
+        "SET" => kv::set(state, session, &mut args).await,
+        "DEL" => kv::del(state, session, &mut args).await,
+        _ => kv::exists(state, session, &mut args).await,
+    };
+    let op = metric_op(&name);
+    metrics::counter!("halka_requests_total", "protocol" => "resp", "op" => op).increment(1);
+    metrics::histogram!("halka_request_duration_seconds", "protocol" => "resp", "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(frame) | Err(frame) => frame,
+    }
+}
+
 /// Runs one command.
 pub async fn execute(
     state: &NodeState,
