@@ -4,7 +4,7 @@ use super::message::{Envelope, Request, Response, decode, encode};
 use super::server::codec;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use halka_store::{NodeId, Record, Write};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -210,7 +210,7 @@ fn start(stream: TcpStream, config: &RpcClientConfig, stop: CancellationToken) -
                 () = w_stop.cancelled() => break,
                 frame = rx.recv() => match frame { Some(f) => f, None => break },
             };
-            if sink.send(frame).await.is_err() {
+            if super::server::write_batch(&mut sink, frame, &mut rx).await.is_err() {
                 break;
             }
         }

@@ -97,7 +97,7 @@ async fn connection(
 
     let writer = async move {
         while let Some(frame) = rx.recv().await {
-            if let Err(e) = sink.send(frame).await {
+            if let Err(e) = write_batch(&mut sink, frame, &mut rx).await {
                 tracing::debug!(error = %e, "rpc write failed");
                 break;
             }
@@ -147,6 +147,27 @@ async fn connection(
         handlers.wait().await;
     };
     tokio::join!(reader, writer);
+}
+
+/// Writes `first` and every frame already queued behind it with one flush: under load many
+/// answers share a system call instead of paying one each.
+pub(crate) async fn write_batch<W>(
+    sink: &mut FramedWrite<W, LengthDelimitedCodec>,
+    first: Bytes,
+    rx: &mut mpsc::Receiver<Bytes>,
+) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    const MAX_BATCH: usize = 256;
+    sink.feed(first).await?;
+    for _ in 1..MAX_BATCH {
+        match rx.try_recv() {
+            Ok(frame) => sink.feed(frame).await?,
+            Err(_) => break,
+        }
+    }
+    SinkExt::<Bytes>::flush(sink).await
 }
 
 async fn send(tx: &mpsc::Sender<Bytes>, id: u64, body: Response) -> Result<(), ()> {
