@@ -3,7 +3,7 @@
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use futures::FutureExt;
-use halka_store::{Engine, NodeId, Record, StoreError, Write};
+use halka_store::{Engine, NodeId, Record, StoreError, SyncToken, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,25 +38,32 @@ impl LocalReplica {
         (self.ops.reads.load(Ordering::Relaxed), self.ops.writes.load(Ordering::Relaxed))
     }
 
-    /// Runs `op` against the engine: inline for memory engines (it cannot block), on the
-    /// blocking pool for disk engines so fsyncs never stall the async runtime.
-    fn run<T, F>(&self, op: F) -> ReplicaFuture<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Engine) -> Result<T, StoreError> + Send + 'static,
-    {
-        if self.engine.is_blocking() {
-            let engine = Arc::clone(&self.engine);
-            async move {
-                tokio::task::spawn_blocking(move || op(engine.as_ref()))
-                    .await
-                    .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
-                    .map_err(store_error)
-            }
-            .boxed()
-        } else {
-            futures::future::ready(op(self.engine.as_ref()).map_err(store_error)).boxed()
+    /// Runs `op` inline: reads and deferred writes do not wait for the disk.
+    fn inline<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Engine) -> Result<T, StoreError>,
+    ) -> Result<T, ReplicaError> {
+        op(self.engine.as_ref()).map_err(store_error)
+    }
+
+    /// Resolves when the write behind `token` is durable. An fsync runs on the blocking
+    /// pool so it never stalls the async runtime; concurrent waiters share fsyncs (group
+    /// commit in the engine).
+    fn durable(&self, token: Option<SyncToken>) -> ReplicaFuture<()> {
+        let Some(token) = token else {
+            return futures::future::ready(Ok(())).boxed();
+        };
+        let engine = Arc::clone(&self.engine);
+        if !engine.is_blocking() {
+            return futures::future::ready(engine.wait_durable(token).map_err(store_error)).boxed();
         }
+        async move {
+            tokio::task::spawn_blocking(move || engine.wait_durable(token))
+                .await
+                .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
+                .map_err(store_error)
+        }
+        .boxed()
     }
 }
 
@@ -73,9 +80,13 @@ impl Replica for LocalReplica {
     }
 
     fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
-        self.ops.writes.fetch_add(1, Ordering::Relaxed);
-        let node = self.id.clone();
-        self.run(move |e| e.apply_write(&key, &node, &write).map(|(record, _)| record))
+        let deferred = self.coordinate_write_deferred(key, write);
+        async move {
+            let (record, durable) = deferred.await?;
+            durable.await?;
+            Ok(record)
+        }
+        .boxed()
     }
 
     fn coordinate_write_deferred(
@@ -84,42 +95,41 @@ impl Replica for LocalReplica {
         write: Write,
     ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
         self.ops.writes.fetch_add(1, Ordering::Relaxed);
-        let node = self.id.clone();
-        let engine = Arc::clone(&self.engine);
-        let applied = self.run(move |e| e.apply_write_deferred(&key, &node, &write));
-        Box::pin(async move {
-            let (record, _, token) = applied.await?;
-            let durable: ReplicaFuture<()> = match token {
-                Some(token) if engine.is_blocking() => Box::pin(async move {
-                    tokio::task::spawn_blocking(move || engine.wait_durable(token))
-                        .await
-                        .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
-                        .map_err(store_error)
-                }),
-                Some(token) => {
-                    futures::future::ready(engine.wait_durable(token).map_err(store_error)).boxed()
-                }
-                None => futures::future::ready(Ok(())).boxed(),
-            };
-            Ok((record, durable))
-        })
+        let applied = self.inline(|e| e.apply_write_deferred(&key, &self.id, &write));
+        let result = applied.map(|(record, _, token)| (record, self.durable(token)));
+        futures::future::ready(result).boxed()
     }
 
     fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
         self.ops.writes.fetch_add(1, Ordering::Relaxed);
-        self.run(move |e| e.merge(&key, &record))
+        match self.inline(|e| e.merge_deferred(&key, &record)) {
+            Ok(token) => self.durable(token),
+            Err(e) => futures::future::ready(Err(e)).boxed(),
+        }
     }
 
     fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
         self.ops.reads.fetch_add(1, Ordering::Relaxed);
-        self.run(move |e| e.get(&key))
+        futures::future::ready(self.inline(|e| e.get(&key))).boxed()
     }
 
     fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
-        self.run(|e| {
+        let engine = Arc::clone(&self.engine);
+        let scan = move || {
             let mut out = Vec::new();
-            e.scan(&mut |k, r| out.push((Bytes::copy_from_slice(k), r)))?;
-            Ok(out)
-        })
+            engine
+                .scan(&mut |k, r| out.push((Bytes::copy_from_slice(k), r)))
+                .map(|()| out)
+                .map_err(store_error)
+        };
+        if !self.engine.is_blocking() {
+            return futures::future::ready(scan()).boxed();
+        }
+        async move {
+            tokio::task::spawn_blocking(scan)
+                .await
+                .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
+        }
+        .boxed()
     }
 }

@@ -14,7 +14,7 @@
 use super::{Engine, SyncToken, Updater};
 use crate::{Limits, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
@@ -61,7 +61,10 @@ struct Inner {
     poisoned: Mutex<Option<String>>,
     /// Writes inserted so far, and the count covered by the last completed fsync.
     inserted: AtomicU64,
-    synced: Mutex<u64>,
+    synced: AtomicU64,
+    /// Whether a leader is fsyncing now; waiters sleep on `sync_done`.
+    sync_state: Mutex<bool>,
+    sync_done: Condvar,
     /// Test hook: make the next fsync fail.
     fail_next_sync: AtomicBool,
 }
@@ -78,7 +81,7 @@ impl Inner {
         let result = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
             Err("injected fsync failure".to_string())
         } else {
-            self.db.persist(PersistMode::SyncAll).map_err(|e| e.to_string())
+            self.db.persist(PersistMode::SyncData).map_err(|e| e.to_string())
         };
         result.map_err(|e| {
             tracing::error!(error = %e, "fsync failed; refusing further writes");
@@ -88,16 +91,36 @@ impl Inner {
     }
 
     /// Group commit: returns once an fsync that started after write `seq` completed.
+    ///
+    /// One waiter at a time leads: it fsyncs everything inserted so far while the others
+    /// sleep on a condition variable, and wakes them all at once when it is done. Those it
+    /// covered return; the rest elect the next leader. (Handing a mutex from waiter to
+    /// waiter instead serialises dozens of thread wake-ups behind every fsync.)
     fn sync_through(&self, seq: u64) -> Result<(), StoreError> {
-        let mut synced = self.synced.lock();
-        if *synced >= seq {
+        if self.synced.load(Ordering::Acquire) >= seq {
             return Ok(());
         }
-        self.check_poison()?;
+        let mut leading = self.sync_state.lock();
+        loop {
+            if self.synced.load(Ordering::Acquire) >= seq {
+                return Ok(());
+            }
+            self.check_poison()?;
+            if !*leading {
+                break;
+            }
+            self.sync_done.wait(&mut leading);
+        }
+        *leading = true;
+        drop(leading);
         let target = self.inserted.load(Ordering::SeqCst);
-        self.fsync()?;
-        *synced = target;
-        Ok(())
+        let result = self.fsync();
+        if result.is_ok() {
+            self.synced.fetch_max(target, Ordering::AcqRel);
+        }
+        *self.sync_state.lock() = false;
+        self.sync_done.notify_all();
+        result
     }
 }
 
@@ -140,7 +163,9 @@ impl FjallEngine {
             limits: options.limits,
             poisoned: Mutex::new(None),
             inserted: AtomicU64::new(0),
-            synced: Mutex::new(0),
+            synced: AtomicU64::new(0),
+            sync_state: Mutex::new(false),
+            sync_done: Condvar::new(),
             fail_next_sync: AtomicBool::new(false),
         });
         let flusher = match options.sync {
@@ -257,9 +282,7 @@ impl Engine for FjallEngine {
         &self.inner.limits
     }
 
-    /// Only `Always` waits for the disk on the write path; with `Periodic`, reads and writes
-    /// touch the memtable, the block cache and the OS page cache, which is cheaper to do
-    /// inline than to hand to a blocking thread.
+    /// With `Always`, waiting for durability is an fsync.
     fn is_blocking(&self) -> bool {
         self.inner.sync == SyncPolicy::Always
     }

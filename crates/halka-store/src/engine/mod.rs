@@ -81,8 +81,10 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// The size limits this engine enforces.
     fn limits(&self) -> &Limits;
 
-    /// Whether calls may block on disk I/O, so async callers should move them to a
-    /// blocking thread.
+    /// Whether waiting for durability ([`Engine::wait_durable`], [`Engine::flush`]) or a
+    /// full [`Engine::scan`] blocks on the disk, so async callers should move those calls to
+    /// a blocking thread. Reads and deferred writes stay inline: they touch the memtable,
+    /// the block cache and the OS page cache.
     fn is_blocking(&self) -> bool {
         false
     }
@@ -135,12 +137,27 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// Limits (nothing is stored), or as [`Engine::update`].
     fn merge(&self, key: &[u8], incoming: &Arc<Record>) -> Result<(), StoreError> {
+        match self.merge_deferred(key, incoming)? {
+            Some(token) => self.wait_durable(token),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Engine::merge`] without waiting for durability: the caller awaits the token.
+    ///
+    /// # Errors
+    /// Limits (nothing is stored), or as [`Engine::update`].
+    fn merge_deferred(
+        &self,
+        key: &[u8],
+        incoming: &Arc<Record>,
+    ) -> Result<Option<SyncToken>, StoreError> {
         self.limits().check_key(key)?;
         for v in incoming.values() {
             self.limits().check_value(v)?;
         }
         // `absorb` returns None when the peer told us nothing new: no write, no fsync.
-        self.update(key, &mut |current| match current {
+        self.update_deferred(key, &mut |current| match current {
             None => Some(Arc::clone(incoming)),
             Some(stored) => Record::absorb(stored, incoming),
         })
