@@ -223,6 +223,18 @@ mod tests {
     }
 
     #[test]
+    fn plot_writes_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.png");
+        run(&SimOptions { plot: Some(path.clone()), ..small() }).unwrap();
+        let png = std::fs::read(path).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let err =
+            run(&SimOptions { plot: Some(dir.path().join("sim.gif")), ..small() }).unwrap_err();
+        assert!(err.to_string().contains("must end in .svg or .png"), "{err}");
+    }
+
+    #[test]
     fn plot_writes_an_svg() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sim.svg");

@@ -1,27 +1,73 @@
-//! SVG plots for the simulator: per-node load by strategy, and load CV against vnodes.
+//! Plots for the simulator (SVG or PNG, by file extension): per-node load by strategy,
+//! and load CV against vnodes.
 
 use super::SimRow;
+use anyhow::Context;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::FontStyle;
 use std::path::Path;
+use std::sync::OnceLock;
 
-/// Draws the two panels into `path` (SVG).
+const SIZE: (u32, u32) = (1200, 500);
+
+/// Where PNG output looks for a TrueType font (SVG needs none: the viewer renders text).
+const FONT_PATHS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+];
+
+/// Draws the two panels into `path`: `.svg` or `.png`.
 ///
 /// # Errors
-/// A path that is not `.svg`, or a failed write.
+/// Another extension, no font for PNG text, or a failed write.
 pub fn draw(path: &Path, rows: &[SimRow]) -> anyhow::Result<()> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
-    anyhow::ensure!(
-        ext.eq_ignore_ascii_case("svg"),
-        "--plot {}: only .svg output is supported (got {:?})",
-        path.display(),
-        ext
-    );
-    let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
+    match ext.as_str() {
+        "svg" => panels(&SVGBackend::new(path, SIZE).into_drawing_area(), rows),
+        "png" => {
+            register_font()?;
+            panels(&BitMapBackend::new(path, SIZE).into_drawing_area(), rows)
+        }
+        _ => anyhow::bail!(
+            "--plot {}: the file must end in .svg or .png (got {ext:?})",
+            path.display()
+        ),
+    }
+    .with_context(|| format!("drawing {}", path.display()))
+}
+
+/// Registers a system TrueType font as "sans-serif" for bitmap text, once per process.
+fn register_font() -> anyhow::Result<()> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let candidates = std::env::var("HALKA_FONT").into_iter().chain(FONT_PATHS.iter().map(|p| (*p).to_string()));
+            for path in candidates {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    // Plotters keeps fonts for the life of the process.
+                    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                    return plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                        .map_err(|_| format!("{path} is not a usable TrueType font"));
+                }
+            }
+            Err("PNG output needs a TrueType font for its text: install fonts-dejavu-core or set HALKA_FONT to a .ttf file (or plot to .svg)".to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn panels<DB>(root: &DrawingArea<DB, Shift>, rows: &[SimRow]) -> anyhow::Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(640);
     loads(&left, rows)?;
     cv_by_vnodes(&right, rows)?;
-    root.present().map_err(|e| anyhow::anyhow!("plot {}: {e}", path.display()))?;
+    root.present()?;
     Ok(())
 }
 
@@ -33,9 +79,11 @@ fn label(r: &SimRow) -> String {
     }
 }
 
-type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
-
-fn loads(area: &Area<'_>, rows: &[SimRow]) -> anyhow::Result<()> {
+fn loads<DB>(area: &DrawingArea<DB, Shift>, rows: &[SimRow]) -> anyhow::Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
     let nodes = rows.first().map_or(1, |r| r.node_loads.len());
     let ymax = rows.iter().flat_map(|r| r.node_loads.iter().copied()).fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(area)
@@ -58,7 +106,11 @@ fn loads(area: &Area<'_>, rows: &[SimRow]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn cv_by_vnodes(area: &Area<'_>, rows: &[SimRow]) -> anyhow::Result<()> {
+fn cv_by_vnodes<DB>(area: &DrawingArea<DB, Shift>, rows: &[SimRow]) -> anyhow::Result<()>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
     let ring: Vec<(f64, f64)> = rows
         .iter()
         .filter(|r| r.strategy == "vnode-ring")
