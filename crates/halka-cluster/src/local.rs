@@ -1,5 +1,6 @@
 //! A replica backed by an engine in this process.
 
+use crate::syncer::Syncer;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use futures::FutureExt;
@@ -19,12 +20,14 @@ pub struct LocalReplica {
     id: NodeId,
     engine: Arc<dyn Engine>,
     ops: Arc<OpCounters>,
+    /// Started on the first durable write (it needs a runtime).
+    syncer: Arc<std::sync::OnceLock<Syncer>>,
 }
 
 impl LocalReplica {
     #[must_use]
     pub fn new(id: NodeId, engine: Arc<dyn Engine>) -> Self {
-        Self { id, engine, ops: Arc::default() }
+        Self { id, engine, ops: Arc::default(), syncer: Arc::default() }
     }
 
     #[must_use]
@@ -46,22 +49,21 @@ impl LocalReplica {
         op(self.engine.as_ref()).map_err(store_error)
     }
 
-    /// Resolves when the write behind `token` is durable. An fsync runs on the blocking
-    /// pool so it never stalls the async runtime; concurrent waiters share fsyncs (group
-    /// commit in the engine).
+    /// Resolves when the write behind `token` is durable. fsyncs run on the blocking pool,
+    /// one at a time per engine, each covering every write waiting for it (see `syncer`).
     fn durable(&self, token: Option<SyncToken>) -> ReplicaFuture<()> {
         let Some(token) = token else {
             return futures::future::ready(Ok(())).boxed();
         };
-        let engine = Arc::clone(&self.engine);
-        if !engine.is_blocking() {
-            return futures::future::ready(engine.wait_durable(token).map_err(store_error)).boxed();
+        if !self.engine.is_blocking() {
+            return futures::future::ready(self.engine.wait_durable(token).map_err(store_error))
+                .boxed();
         }
+        let syncers = Arc::clone(&self.syncer);
+        let engine = Arc::clone(&self.engine);
         async move {
-            tokio::task::spawn_blocking(move || engine.wait_durable(token))
-                .await
-                .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
-                .map_err(store_error)
+            let syncer = syncers.get_or_init(|| Syncer::start(engine));
+            syncer.wait(token).await.map_err(ReplicaError::Storage)
         }
         .boxed()
     }

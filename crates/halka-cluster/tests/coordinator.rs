@@ -265,3 +265,35 @@ async fn adding_and_removing_nodes_keeps_data_readable() {
     }
     assert!(matches!(cluster.remove_node("zz").await, Err(ClusterError::UnknownNode(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_fsync_fails_the_write_and_every_later_one() {
+    use halka_store::{FjallEngine, FjallOptions, Limits, SyncPolicy, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(
+        FjallEngine::open(FjallOptions {
+            path: dir.path().into(),
+            sync: SyncPolicy::Always,
+            limits: Limits::default(),
+        })
+        .unwrap(),
+    );
+    let replica = LocalReplica::new(halka_store::NodeId::new("a"), engine.clone());
+    let write = || Write {
+        value: Some(Bytes::from_static(b"v")),
+        context: VersionVector::new(),
+        timestamp_ms: 1,
+        overwrite: true,
+    };
+    // Many concurrent durable writes share fsyncs and all succeed.
+    let writes: Vec<_> =
+        (0..64).map(|i| replica.coordinate_write(Bytes::from(format!("k{i}")), write())).collect();
+    for w in futures::future::join_all(writes).await {
+        w.unwrap();
+    }
+    engine.inject_sync_failure();
+    let err = replica.coordinate_write(Bytes::from_static(b"x"), write()).await.unwrap_err();
+    assert!(err.to_string().contains("injected fsync failure"), "{err}");
+    let err = replica.coordinate_write(Bytes::from_static(b"y"), write()).await.unwrap_err();
+    assert!(err.to_string().contains("restart the node"), "{err}");
+}
