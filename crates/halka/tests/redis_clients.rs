@@ -37,6 +37,10 @@ fn redis_cli_speaks_to_halka() {
     assert_eq!(cli(p0, &["EXISTS", "a", "b", "nope"]), "2");
     assert_eq!(cli(p0, &["DEL", "a", "nope"]), "1");
     assert_eq!(cli(p0, &["ECHO", "merhaba"]), "merhaba");
+    assert_eq!(cli(p0, &["TYPE", "Mahmut"]), "string");
+    assert_eq!(cli(p0, &["TYPE", "nope"]), "none");
+    assert_eq!(cli(p0, &["TTL", "Mahmut"]), "-1");
+    assert_eq!(cli(p0, &["TTL", "nope"]), "-2");
     assert!(cli(p0, &["INFO", "halka"]).contains("replication:3"));
     assert!(cli(p0, &["NOSUCHCOMMAND"]).contains("ERR unknown command"));
     assert!(cli(p0, &["-3", "HELLO", "3"]).contains("halka"));

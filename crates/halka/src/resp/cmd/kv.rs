@@ -109,6 +109,22 @@ pub async fn mset(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     Ok(Frame::ok())
 }
 
+/// `TYPE key`: every value is a string.
+pub async fn type_of(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    args.finish()?;
+    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
+    Ok(Frame::Simple(if got.value().is_some() { "string" } else { "none" }.into()))
+}
+
+/// `TTL key` / `PTTL key`: keys never expire, so -1 for a key that exists, -2 otherwise.
+pub async fn ttl(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    args.finish()?;
+    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
+    Ok(Frame::Integer(if got.value().is_some() { -1 } else { -2 }))
+}
+
 fn nonempty(args: &mut Args) -> Result<Vec<Bytes>, Frame> {
     if args.remaining() == 0 {
         return Err(super::wrong_arity(&args.name));

@@ -146,6 +146,8 @@ pub async fn execute(
         "EXISTS" => kv::exists(state, session, &mut args).await,
         "MGET" => kv::mget(state, session, &mut args).await,
         "MSET" => kv::mset(state, session, &mut args).await,
+        "TYPE" => kv::type_of(state, session, &mut args).await,
+        "TTL" | "PTTL" => kv::ttl(state, session, &mut args).await,
         "PING" => server::ping(&mut args),
         "ECHO" => server::echo(&mut args),
         "HELLO" => server::hello(state, session, &mut args),

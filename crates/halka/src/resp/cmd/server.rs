@@ -117,7 +117,7 @@ pub fn command(args: &mut Args) -> Result<Frame, Frame> {
     }
 }
 
-const COMMANDS: [&str; 21] = [
+const COMMANDS: [&str; 22] = [
     "get",
     "set",
     "del",
@@ -139,6 +139,7 @@ const COMMANDS: [&str; 21] = [
     "halka.getall",
     "type",
     "ttl",
+    "pttl",
 ];
 
 pub fn client(s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
