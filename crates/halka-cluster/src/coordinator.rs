@@ -15,6 +15,7 @@
 
 use crate::error::check_quorum;
 use crate::fanout::{Fanout, call_one};
+use crate::suspects::Suspects;
 use crate::view::{View, ViewGuard};
 use crate::{Background, ClusterError, QuorumError, ReplicaError};
 use arc_swap::ArcSwap;
@@ -97,6 +98,7 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     background: Background,
     clock: fn() -> u64,
+    suspects: Suspects,
     /// Last timestamp handed out: timestamps from one coordinator strictly increase, so
     /// last-writer-wins orders its own sequential writes even within one millisecond.
     last_timestamp: AtomicU64,
@@ -118,6 +120,7 @@ impl Coordinator {
             background,
             clock: wall_clock_ms,
             last_timestamp: AtomicU64::new(0),
+            suspects: Suspects::default(),
         }
     }
 
@@ -201,6 +204,8 @@ impl Coordinator {
             // Local first, the rest in preference order.
             preference[..=pos].rotate_right(1);
         }
+        // Recently failed replicas go last as coordinator candidates (stable order otherwise).
+        preference.sort_by_key(|&i| self.suspects.is_suspected(view.replica(i).id()));
         let n = preference.len();
         let mut failures = Vec::new();
 
@@ -217,10 +222,14 @@ impl Coordinator {
             let call = replica.coordinate_write_deferred(key.clone(), write.clone());
             match call_one(replica.id().clone(), call, timeout).await {
                 (id, Ok((record, durable))) => {
+                    self.suspects.clear(&id);
                     coordinated = Some((pos, id, record, durable));
                     break;
                 }
-                (id, Err(e)) => failures.push((id, e)),
+                (id, Err(e)) => {
+                    self.suspects.suspect(&id);
+                    failures.push((id, e));
+                }
             }
         }
         let Some((pos, coordinator, record, durable)) = coordinated else {

@@ -19,6 +19,7 @@ mod faulty;
 mod local;
 mod replica;
 pub mod rpc;
+mod suspects;
 mod syncer;
 mod view;
 

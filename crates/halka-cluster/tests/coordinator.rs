@@ -297,3 +297,21 @@ async fn failed_fsync_fails_the_write_and_every_later_one() {
     let err = replica.coordinate_write(Bytes::from_static(b"y"), write()).await.unwrap_err();
     assert!(err.to_string().contains("restart the node"), "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_coordinating_replica_costs_one_deadline_not_every_write() {
+    let h = Harness::new(3, &["a", "b", "c", "d", "e"], Duration::from_secs(1)).await;
+    let first = h.preference("k")[0].clone();
+    h.set(&first, FaultPlan::silent());
+    let start = Instant::now();
+    h.cluster.put("k", "v1", 2).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "the first write finds out by deadline");
+    let start = Instant::now();
+    h.cluster.put("k", "v2", 2).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO, "later writes skip the suspect");
+    // The suspicion lapses and the replica, healthy again, coordinates once more.
+    h.set(&first, FaultPlan::default());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let put = h.cluster.put("k", "v3", 3).await.unwrap();
+    assert_eq!(put.acked[0].as_str(), first);
+}
