@@ -158,6 +158,24 @@ pub enum SyncArg {
     Periodic,
 }
 
+impl From<SyncArg> for crate::config::SyncChoice {
+    fn from(arg: SyncArg) -> Self {
+        match arg {
+            SyncArg::Always => Self::Always,
+            SyncArg::Periodic => Self::Periodic,
+        }
+    }
+}
+
+impl From<EngineArg> for crate::config::EngineChoice {
+    fn from(arg: EngineArg) -> Self {
+        match arg {
+            EngineArg::Fjall => Self::Fjall,
+            EngineArg::Memory => Self::Memory,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Run every node in this process (the only mode so far).

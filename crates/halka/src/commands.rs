@@ -1,10 +1,8 @@
 //! The client subcommands (`get`, `put`, `del`, `status`) and `server`'s flag handling.
 
-use crate::cli::{
-    ClientArgs, DelArgs, EngineArg, GetArgs, PutArgs, ServerArgs, StatusArgs, SyncArg,
-};
+use crate::cli::{ClientArgs, DelArgs, GetArgs, PutArgs, ServerArgs, StatusArgs};
 use crate::client::RespClient;
-use crate::config::{EngineChoice, MemberConfig, NodeConfig, SyncChoice};
+use crate::config::{MemberConfig, NodeConfig};
 use crate::resp::frame::Frame;
 use anyhow::{Context, bail};
 use serde_json::json;
@@ -65,16 +63,10 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
         c.w = v;
     }
     if let Some(v) = args.sync {
-        c.storage.sync = match v {
-            SyncArg::Always => SyncChoice::Always,
-            SyncArg::Periodic => SyncChoice::Periodic,
-        };
+        c.storage.sync = v.into();
     }
     if let Some(v) = args.engine {
-        c.storage.engine = match v {
-            EngineArg::Fjall => EngineChoice::Fjall,
-            EngineArg::Memory => EngineChoice::Memory,
-        };
+        c.storage.engine = v.into();
     }
     Ok(c.finish(&origin)?)
 }

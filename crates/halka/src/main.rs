@@ -3,7 +3,6 @@ use clap::Parser;
 use halka::cli::{
     BenchArgs, Cli, Command, DevArgs, EngineArg, Format, ServerArgs, SimArgs, SyncArg,
 };
-use halka::config::SyncChoice;
 use halka::{bench, commands, demo, dev, node, sim};
 use halka_store::SyncPolicy;
 use std::time::Duration;
@@ -93,10 +92,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         peer_port: args.peer_port,
         data_dir: data_dir.clone(),
         replication: args.replication,
-        sync: match args.sync {
-            SyncArg::Always => SyncChoice::Always,
-            SyncArg::Periodic => SyncChoice::Periodic,
-        },
+        sync: args.sync.into(),
     };
     let configs = dev::configs(&opts)?;
     let exe = std::env::current_exe().context("locating the halka binary")?;
