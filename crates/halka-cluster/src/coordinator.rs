@@ -21,6 +21,7 @@ use crate::{Background, ClusterError, QuorumError, ReplicaError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::StreamExt;
+use halka_ring::NodeIdx;
 use halka_store::{Limits, NodeId, Record, VersionVector, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,6 +207,7 @@ impl Coordinator {
         }
         // Recently failed replicas go last as coordinator candidates (stable order otherwise).
         preference.sort_by_key(|&i| self.suspects.is_suspected(view.replica(i).id()));
+        prefetch(&view, &preference, &key);
         let n = preference.len();
         let mut failures = Vec::new();
 
@@ -282,6 +284,7 @@ impl Coordinator {
         }
         self.config.limits.check_key(&key)?;
         let preference = view.preference(&key);
+        prefetch(&view, &preference, &key);
         let n = preference.len();
         let mut fanout = Fanout::new(self.config.timeout);
         for &idx in preference.iter() {
@@ -418,5 +421,13 @@ fn is_stale(answer: Option<&Arc<Record>>, merged: &Record) -> bool {
     match answer {
         None => !merged.is_empty(),
         Some(rec) => !rec.same_as(merged),
+    }
+}
+
+/// Lets every replica of `key` start fetching it before any is asked, so that in-process
+/// replicas' cache misses overlap rather than add up.
+fn prefetch(view: &View, preference: &[NodeIdx], key: &[u8]) {
+    for &idx in preference {
+        view.replica(idx).prefetch(key);
     }
 }

@@ -81,6 +81,10 @@ impl Replica for LocalReplica {
         &self.id
     }
 
+    fn prefetch(&self, key: &[u8]) {
+        self.engine.prefetch(key);
+    }
+
     fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
         let deferred = self.coordinate_write_deferred(key, write);
         async move {

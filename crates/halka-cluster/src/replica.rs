@@ -30,6 +30,12 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     /// The node this replica lives on.
     fn id(&self) -> &NodeId;
 
+    /// Hints that `key` is about to be read or written here; see [`Engine::prefetch`].
+    /// Must not block.
+    ///
+    /// [`Engine::prefetch`]: halka_store::Engine::prefetch
+    fn prefetch(&self, _key: &[u8]) {}
+
     /// Applies a client write as the coordinating replica: the replica numbers the new
     /// version and returns the resulting record, which the coordinator sends to the others.
     fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>>;

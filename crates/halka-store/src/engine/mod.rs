@@ -25,6 +25,11 @@ pub struct SyncToken(pub u64);
 
 /// One node's record store.
 pub trait Engine: Send + Sync + fmt::Debug + 'static {
+    /// Hints that `key` is about to be read or written. A coordinator calls it on every
+    /// replica of a key before asking any of them, so engines that can start fetching the
+    /// key's memory without blocking let those fetches overlap.
+    fn prefetch(&self, _key: &[u8]) {}
+
     /// The stored record for `key`, if any.
     ///
     /// # Errors

@@ -1,0 +1,3 @@
+module seedgo
+
+go 1.19
