@@ -154,11 +154,10 @@ impl Coordinator {
     }
 
     /// The current view, entered: it cannot be retired while the guard lives.
-    async fn enter(&self) -> (Arc<View>, ViewGuard) {
+    fn enter(&self) -> ViewGuard {
         loop {
-            let view = self.view.load_full();
-            if let Some(guard) = view.enter().await {
-                return (view, guard);
+            if let Some(guard) = self.view.load_full().enter() {
+                return guard;
             }
         }
     }
@@ -186,7 +185,7 @@ impl Coordinator {
         context: Option<VersionVector>,
         w: usize,
     ) -> Result<PutResult, ClusterError> {
-        let (view, guard) = self.enter().await;
+        let view = self.enter();
         self.check_write(&view, &key, w)?;
         if let Some(v) = &value {
             self.config.limits.check_value(v)?;
@@ -247,7 +246,7 @@ impl Coordinator {
         }
         while acked.len() < w {
             if acked.len() + fanout.len() < w {
-                self.finish_in_background(fanout, guard, |_, _| {});
+                self.finish_in_background(fanout, view, |_, _, _| {});
                 return Err(self.quorum_failed("write", w, acked.len(), n, failures));
             }
             match fanout.next().await {
@@ -259,7 +258,7 @@ impl Coordinator {
         if acked.len() < w {
             return Err(self.quorum_failed("write", w, acked.len(), n, failures));
         }
-        self.finish_in_background(fanout, guard, |_, _| {});
+        self.finish_in_background(fanout, view, |_, _, _| {});
         Ok(PutResult { context: record.context().clone(), acked })
     }
 
@@ -277,7 +276,7 @@ impl Coordinator {
     /// # Errors
     /// Bad `r` (before any I/O), or [`QuorumError`] naming the failed replicas.
     pub async fn get(&self, key: Bytes, r: usize) -> Result<GetResult, ClusterError> {
-        let (view, guard) = self.enter().await;
+        let view = self.enter();
         check_quorum("r", r, self.config.replication)?;
         if r > view.width() {
             return Err(ClusterError::TooFewNodes { name: "r", given: r, nodes: view.width() });
@@ -295,7 +294,7 @@ impl Coordinator {
         let mut failures = Vec::new();
         while replies.len() < r {
             if replies.len() + fanout.len() < r {
-                self.finish_in_background(fanout, guard, |_, _| {});
+                self.finish_in_background(fanout, view, |_, _, _| {});
                 return Err(self.quorum_failed("read", r, replies.len(), n, failures));
             }
             match fanout.next().await {
@@ -321,11 +320,11 @@ impl Coordinator {
             }
         }
         // Stragglers are compared when they arrive, and repaired if stale.
-        let (view2, key2, merged2) = (Arc::clone(&view), key.clone(), Arc::clone(&merged));
+        let (key2, merged2) = (key.clone(), Arc::clone(&merged));
         let repairer = self.repairer();
-        self.finish_in_background(fanout, guard, move |id, record| {
+        self.finish_in_background(fanout, view, move |view, id, record| {
             if is_stale(record.as_ref(), &merged2) {
-                repairer.repair_now(&view2, &key2, id, &merged2);
+                repairer.repair_now(view, &key2, id, &merged2);
             }
         });
         Ok(GetResult { replies, record: merged })
@@ -335,7 +334,7 @@ impl Coordinator {
         Repairer { background: self.background.clone(), timeout: self.config.timeout }
     }
 
-    fn repair(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Arc<Record>) {
+    fn repair(&self, view: &View, key: &Bytes, id: NodeId, merged: &Arc<Record>) {
         self.repairer().repair_now(view, key, id, merged);
     }
 
@@ -354,14 +353,14 @@ impl Coordinator {
     /// Lets the calls still in flight finish in the background (each is bounded by the
     /// per-call deadline), feeding successful answers to `on_answer`. The view guard moves
     /// along, so a membership change waits for them.
-    fn finish_in_background<T, F>(&self, mut fanout: Fanout<T>, guard: ViewGuard, mut on_answer: F)
+    fn finish_in_background<T, F>(&self, mut fanout: Fanout<T>, view: ViewGuard, mut on_answer: F)
     where
         T: Send + 'static,
-        F: FnMut(NodeId, T) + Send + 'static,
+        F: FnMut(&View, NodeId, T) + Send + 'static,
     {
         fanout.drain_now(|id, result| {
             if let Ok(value) = result {
-                on_answer(id, value);
+                on_answer(&view, id, value);
             }
         });
         let Some(mut pending) = fanout.into_pending() else {
@@ -370,10 +369,10 @@ impl Coordinator {
         self.background.spawn(async move {
             while let Some((id, result)) = pending.next().await {
                 if let Ok(value) = result {
-                    on_answer(id, value);
+                    on_answer(&view, id, value);
                 }
             }
-            drop(guard);
+            drop(view);
         });
     }
 }
@@ -386,7 +385,7 @@ struct Repairer {
 }
 
 impl Repairer {
-    fn repair_now(&self, view: &Arc<View>, key: &Bytes, id: NodeId, merged: &Arc<Record>) {
+    fn repair_now(&self, view: &View, key: &Bytes, id: NodeId, merged: &Arc<Record>) {
         let Some(replica) = view.replicas().iter().find(|r| *r.id() == id).cloned() else {
             return;
         };

@@ -1,9 +1,9 @@
 //! A replica wrapper that injects latency, errors and silence, driven by a seeded RNG so a
 //! failing test replays exactly.
 
+use crate::replica::deferred;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
-use futures::FutureExt;
 use halka_store::{NodeId, Record, Write};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -92,20 +92,18 @@ impl FaultyReplica {
 
     fn wrap<T: Send + 'static>(&self, call: impl FnOnce() -> ReplicaFuture<T>) -> ReplicaFuture<T> {
         match self.fate() {
-            Fate::Silence => futures::future::pending().boxed(),
-            Fate::Fail(delay) => async move {
+            Fate::Silence => deferred(futures::future::pending()),
+            Fate::Fail(delay) => deferred(async move {
                 tokio::time::sleep(delay).await;
                 Err(ReplicaError::Unavailable("injected fault".into()))
-            }
-            .boxed(),
+            }),
             Fate::Answer(delay) if delay.is_zero() => call(),
             Fate::Answer(delay) => {
                 let fut = call();
-                async move {
+                deferred(async move {
                     tokio::time::sleep(delay).await;
                     fut.await
-                }
-                .boxed()
+                })
             }
         }
     }

@@ -1,9 +1,9 @@
 //! A replica backed by an engine in this process.
 
+use crate::replica::{answered, deferred};
 use crate::syncer::Syncer;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
-use futures::FutureExt;
 use halka_store::{Engine, NodeId, Record, StoreError, SyncToken, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,19 +53,17 @@ impl LocalReplica {
     /// one at a time per engine, each covering every write waiting for it (see `syncer`).
     fn durable(&self, token: Option<SyncToken>) -> ReplicaFuture<()> {
         let Some(token) = token else {
-            return futures::future::ready(Ok(())).boxed();
+            return answered(Ok(()));
         };
         if !self.engine.is_blocking() {
-            return futures::future::ready(self.engine.wait_durable(token).map_err(store_error))
-                .boxed();
+            return answered(self.engine.wait_durable(token).map_err(store_error));
         }
         let syncers = Arc::clone(&self.syncer);
         let engine = Arc::clone(&self.engine);
-        async move {
+        deferred(async move {
             let syncer = syncers.get_or_init(|| Syncer::start(engine));
             syncer.wait(token).await.map_err(ReplicaError::Storage)
-        }
-        .boxed()
+        })
     }
 }
 
@@ -86,13 +84,12 @@ impl Replica for LocalReplica {
     }
 
     fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
-        let deferred = self.coordinate_write_deferred(key, write);
-        async move {
-            let (record, durable) = deferred.await?;
+        let applied = self.coordinate_write_deferred(key, write);
+        deferred(async move {
+            let (record, durable) = applied.await?;
             durable.await?;
             Ok(record)
-        }
-        .boxed()
+        })
     }
 
     fn coordinate_write_deferred(
@@ -103,20 +100,20 @@ impl Replica for LocalReplica {
         self.ops.writes.fetch_add(1, Ordering::Relaxed);
         let applied = self.inline(|e| e.apply_write_deferred(&key, &self.id, &write));
         let result = applied.map(|(record, _, token)| (record, self.durable(token)));
-        futures::future::ready(result).boxed()
+        answered(result)
     }
 
     fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
         self.ops.writes.fetch_add(1, Ordering::Relaxed);
         match self.inline(|e| e.merge_deferred(&key, &record)) {
             Ok(token) => self.durable(token),
-            Err(e) => futures::future::ready(Err(e)).boxed(),
+            Err(e) => answered(Err(e)),
         }
     }
 
     fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
         self.ops.reads.fetch_add(1, Ordering::Relaxed);
-        futures::future::ready(self.inline(|e| e.get(&key))).boxed()
+        answered(self.inline(|e| e.get(&key)))
     }
 
     fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
@@ -129,13 +126,12 @@ impl Replica for LocalReplica {
                 .map_err(store_error)
         };
         if !self.engine.is_blocking() {
-            return futures::future::ready(scan()).boxed();
+            return answered(scan());
         }
-        async move {
+        deferred(async move {
             tokio::task::spawn_blocking(scan)
                 .await
                 .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
-        }
-        .boxed()
+        })
     }
 }

@@ -1,15 +1,32 @@
 //! The replica interface: what a coordinator can ask of one node's storage.
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Either, Ready};
 use halka_store::{NodeId, Record, Write};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use thiserror::Error;
 
-/// Futures returned by replicas are `'static` so that a request that returned early can
-/// hand its stragglers to the background.
-pub type ReplicaFuture<T> = BoxFuture<'static, Result<T, ReplicaError>>;
+/// What a replica call returns: the answer itself when the replica had it at once (an
+/// engine in this process), otherwise a boxed future — so inline answers cost no
+/// allocation. Futures are `'static` so that a request that returned early can hand its
+/// stragglers to the background.
+pub type ReplicaFuture<T> =
+    Either<Ready<Result<T, ReplicaError>>, BoxFuture<'static, Result<T, ReplicaError>>>;
+
+/// A replica call answered on the spot.
+pub fn answered<T>(result: Result<T, ReplicaError>) -> ReplicaFuture<T> {
+    Either::Left(futures::future::ready(result))
+}
+
+/// A replica call that completes later.
+pub fn deferred<T>(
+    fut: impl Future<Output = Result<T, ReplicaError>> + Send + 'static,
+) -> ReplicaFuture<T> {
+    Either::Right(fut.boxed())
+}
 
 /// Why one replica did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -50,10 +67,9 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         write: Write,
     ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
         let call = self.coordinate_write(key, write);
-        Box::pin(async move {
+        deferred(async move {
             let record = call.await?;
-            let durable: ReplicaFuture<()> = Box::pin(async { Ok(()) });
-            Ok((record, durable))
+            Ok((record, answered(Ok(()))))
         })
     }
 
@@ -65,6 +81,6 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
 
     /// Every record the replica holds, for moving data when membership changes.
     fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
-        Box::pin(async { Err(ReplicaError::Rejected("this replica cannot be scanned".into())) })
+        answered(Err(ReplicaError::Rejected("this replica cannot be scanned".into())))
     }
 }

@@ -1,15 +1,40 @@
 //! An immutable membership snapshot: placement plus the replica for each member.
 //!
 //! Requests load the current view once and use it throughout, so a membership change never
-//! tears a request in half. A change swaps in a new view, then takes the old view's gate
-//! for writing — which waits for every request still using it — and retires it; a request
-//! that reaches a retired view's gate late reloads the current view instead.
+//! tears a request in half. A change swaps in a new view, then closes the old view's gate
+//! and waits for every request still inside; a request that reaches a closed gate late
+//! reloads the current view instead.
+//!
+//! The gate counts requests in striped counters, one cache line per stripe, and a request
+//! touches only its own thread's stripe: every operation enters a gate, and a shared
+//! counter would bounce one cache line between all cores on every call.
 
 use crate::Replica;
+use crossbeam_utils::CachePadded;
 use halka_ring::{Member, NodeIdx, Placement, PreferenceList, key_hash};
+use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::Notify;
+
+const STRIPES: usize = 16;
+
+#[derive(Debug, Default)]
+struct Gate {
+    inside: [CachePadded<AtomicUsize>; STRIPES],
+    closed: AtomicBool,
+    /// Signalled by requests leaving a closed gate.
+    left: Notify,
+}
+
+/// This thread's stripe: threads are numbered as they first enter a gate.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
 
 #[derive(Debug)]
 pub struct View {
@@ -18,12 +43,35 @@ pub struct View {
     /// Indexed by `NodeIdx` (members sorted by id).
     replicas: Vec<Arc<dyn Replica>>,
     replication: usize,
-    gate: Arc<RwLock<()>>,
-    retired: AtomicBool,
+    gate: Gate,
 }
 
-/// Holding this keeps a view from being retired.
-pub type ViewGuard = OwnedRwLockReadGuard<()>;
+/// A request's pass through a view's gate: while it lives, the view is not retired.
+#[derive(Debug)]
+pub struct ViewGuard {
+    view: Arc<View>,
+    stripe: usize,
+}
+
+impl Deref for ViewGuard {
+    type Target = View;
+
+    fn deref(&self) -> &View {
+        &self.view
+    }
+}
+
+impl Drop for ViewGuard {
+    fn drop(&mut self) {
+        let gate = &self.view.gate;
+        // SeqCst pairs with `retire`: either it sees this request gone, or this sees the
+        // gate closed and wakes it.
+        gate.inside[self.stripe].fetch_sub(1, Ordering::SeqCst);
+        if gate.closed.load(Ordering::SeqCst) {
+            gate.left.notify_one();
+        }
+    }
+}
 
 impl View {
     /// A view over `placement`'s members; `replicas[i]` serves member `i`.
@@ -34,14 +82,7 @@ impl View {
         replicas: Vec<Arc<dyn Replica>>,
         replication: usize,
     ) -> Self {
-        Self {
-            epoch,
-            placement,
-            replicas,
-            replication,
-            gate: Arc::new(RwLock::new(())),
-            retired: AtomicBool::new(false),
-        }
+        Self { epoch, placement, replicas, replication, gate: Gate::default() }
     }
 
     #[must_use]
@@ -86,14 +127,50 @@ impl View {
         &self.replicas
     }
 
-    pub(crate) async fn enter(self: &Arc<Self>) -> Option<ViewGuard> {
-        let guard = Arc::clone(&self.gate).read_owned().await;
-        (!self.retired.load(Ordering::Acquire)).then_some(guard)
+    /// A pass through this view's gate, or `None` once the view is being retired.
+    pub(crate) fn enter(self: Arc<Self>) -> Option<ViewGuard> {
+        let stripe = stripe();
+        self.gate.inside[stripe].fetch_add(1, Ordering::SeqCst);
+        let closed = self.gate.closed.load(Ordering::SeqCst);
+        let guard = ViewGuard { view: self, stripe };
+        // Dropping the pass of a request that came too late counts it out again.
+        (!closed).then_some(guard)
     }
 
-    /// Waits for every request using this view to finish, then retires it.
+    /// Closes the gate and waits for every request inside to leave.
     pub(crate) async fn retire(&self) {
-        let _exclusive = self.gate.write().await;
-        self.retired.store(true, Ordering::Release);
+        let gate = &self.gate;
+        gate.closed.store(true, Ordering::SeqCst);
+        loop {
+            let left = gate.left.notified();
+            if gate.inside.iter().all(|n| n.load(Ordering::SeqCst) == 0) {
+                return;
+            }
+            left.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[tokio::test]
+    async fn retire_waits_for_every_pass_and_turns_latecomers_away() {
+        let view = Arc::new(View::new(1, None, Vec::new(), 3));
+        let first = Arc::clone(&view).enter().expect("open gate");
+        // A pass moved to another thread counts out on its own stripe.
+        let second = Arc::clone(&view).enter().expect("open gate");
+        let second = std::thread::spawn(move || second);
+
+        let mut retire = Box::pin(view.retire());
+        assert!((&mut retire).now_or_never().is_none(), "retired with passes outstanding");
+        assert!(Arc::clone(&view).enter().is_none(), "a closed gate let a request in");
+
+        drop(first);
+        assert!((&mut retire).now_or_never().is_none(), "retired with one pass outstanding");
+        drop(second.join().expect("thread"));
+        retire.await;
     }
 }

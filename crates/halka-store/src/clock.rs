@@ -2,18 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+use smol_str::SmolStr;
 use std::fmt;
-use std::sync::Arc;
 
-/// A node's stable name. Cheap to clone: clocks copy it on every write.
+/// A node's stable name. Cheap to clone: clocks and every replica call copy it. Names up
+/// to 23 bytes are stored inline, so a clone is a copy rather than a reference-count
+/// update — which matters because all cores clone the same few ids all the time, and a
+/// shared count would bounce its cache line between them.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct NodeId(Arc<str>);
+pub struct NodeId(SmolStr);
 
 impl NodeId {
     #[must_use]
     pub fn new(id: &str) -> Self {
-        Self(Arc::from(id))
+        Self(SmolStr::new(id))
     }
 
     #[must_use]

@@ -2,6 +2,7 @@
 
 use super::message::{Envelope, Request, Response, decode, encode};
 use super::server::codec;
+use crate::replica::deferred;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -270,7 +271,7 @@ impl Replica for RemoteReplica {
 
     fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
         let peer = Arc::clone(&self.peer);
-        Box::pin(async move {
+        deferred(async move {
             match call(&peer, Request::CoordinateWrite { key, write }).await? {
                 Response::Record(r) => Ok(r),
                 Response::Error(e) => Err(e.into()),
@@ -281,7 +282,7 @@ impl Replica for RemoteReplica {
 
     fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
         let peer = Arc::clone(&self.peer);
-        Box::pin(async move {
+        deferred(async move {
             match call(&peer, Request::Merge { key, record }).await? {
                 Response::Ack => Ok(()),
                 Response::Error(e) => Err(e.into()),
@@ -292,7 +293,7 @@ impl Replica for RemoteReplica {
 
     fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
         let peer = Arc::clone(&self.peer);
-        Box::pin(async move {
+        deferred(async move {
             match call(&peer, Request::Get { key }).await? {
                 Response::MaybeRecord(r) => Ok(r),
                 Response::Error(e) => Err(e.into()),
