@@ -372,7 +372,7 @@ async fn transfer(old: &View, new: &View, timeout: Duration) -> Result<(), Clust
                     continue;
                 }
                 if let Ok(Err(e)) =
-                    tokio::time::timeout(timeout, target.merge(key.clone(), record.clone())).await
+                    tokio::time::timeout(timeout, target.merge(&key, &record)).await
                 {
                     tracing::warn!(node = %target.id(), error = %e, "transfer merge failed");
                 }

@@ -156,7 +156,7 @@ impl Coordinator {
     /// The current view, entered: it cannot be retired while the guard lives.
     fn enter(&self) -> ViewGuard {
         loop {
-            if let Some(guard) = self.view.load_full().enter() {
+            if let Some(guard) = View::enter(self.view.load()) {
                 return guard;
             }
         }
@@ -242,7 +242,7 @@ impl Coordinator {
         // Replicas after the coordinator receive the record; those before it already failed.
         for &idx in &preference[pos + 1..] {
             let replica = view.replica(idx);
-            fanout.start(replica.id().clone(), replica.merge(key.clone(), Arc::clone(&record)));
+            fanout.start(replica.id().clone(), replica.merge(&key, &record));
         }
         while acked.len() < w {
             if acked.len() + fanout.len() < w {
@@ -288,7 +288,7 @@ impl Coordinator {
         let mut fanout = Fanout::new(self.config.timeout);
         for &idx in preference.iter() {
             let replica = view.replica(idx);
-            fanout.start(replica.id().clone(), replica.get(key.clone()));
+            fanout.start(replica.id().clone(), replica.get(&key));
         }
         let mut replies = Vec::with_capacity(r);
         let mut failures = Vec::new();
@@ -390,7 +390,7 @@ impl Repairer {
             return;
         };
         metrics::counter!("halka_read_repairs_total").increment(1);
-        let fut = replica.merge(key.clone(), merged.clone());
+        let fut = replica.merge(key, merged);
         let timeout = self.timeout;
         self.background.spawn(async move {
             if let Ok(Err(e)) | Err(e) =

@@ -119,14 +119,12 @@ impl Replica for FaultyReplica {
         self.wrap(move || inner.coordinate_write(key, write))
     }
 
-    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
-        let inner = Arc::clone(&self.inner);
-        self.wrap(move || inner.merge(key, record))
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        self.wrap(|| self.inner.merge(key, record))
     }
 
-    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
-        let inner = Arc::clone(&self.inner);
-        self.wrap(move || inner.get(key))
+    fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
+        self.wrap(|| self.inner.get(key))
     }
 
     fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {

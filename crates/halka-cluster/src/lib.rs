@@ -18,6 +18,7 @@ mod fanout;
 mod faulty;
 mod local;
 mod replica;
+mod stripe;
 pub mod rpc;
 mod suspects;
 mod syncer;

@@ -1,18 +1,18 @@
 //! A replica backed by an engine in this process.
 
 use crate::replica::{answered, deferred};
+use crate::stripe;
 use crate::syncer::Syncer;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use halka_store::{Engine, NodeId, Record, StoreError, SyncToken, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Operation counters, for hot-spot reports.
 #[derive(Debug, Default)]
 pub(crate) struct OpCounters {
-    pub reads: AtomicU64,
-    pub writes: AtomicU64,
+    pub reads: stripe::Counter,
+    pub writes: stripe::Counter,
 }
 
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ impl LocalReplica {
     /// (reads, writes) served so far.
     #[must_use]
     pub fn op_counts(&self) -> (u64, u64) {
-        (self.ops.reads.load(Ordering::Relaxed), self.ops.writes.load(Ordering::Relaxed))
+        (self.ops.reads.total(), self.ops.writes.total())
     }
 
     /// Runs `op` inline: reads and deferred writes do not wait for the disk.
@@ -97,23 +97,23 @@ impl Replica for LocalReplica {
         key: Bytes,
         write: Write,
     ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
-        self.ops.writes.fetch_add(1, Ordering::Relaxed);
+        self.ops.writes.increment();
         let applied = self.inline(|e| e.apply_write_deferred(&key, &self.id, &write));
         let result = applied.map(|(record, _, token)| (record, self.durable(token)));
         answered(result)
     }
 
-    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
-        self.ops.writes.fetch_add(1, Ordering::Relaxed);
-        match self.inline(|e| e.merge_deferred(&key, &record)) {
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        self.ops.writes.increment();
+        match self.inline(|e| e.merge_deferred(key, record)) {
             Ok(token) => self.durable(token),
             Err(e) => answered(Err(e)),
         }
     }
 
-    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
-        self.ops.reads.fetch_add(1, Ordering::Relaxed);
-        answered(self.inline(|e| e.get(&key)))
+    fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
+        self.ops.reads.increment();
+        answered(self.inline(|e| e.get(key)))
     }
 
     fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {

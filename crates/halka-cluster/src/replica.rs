@@ -74,10 +74,10 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Merges a record into the replica's copy.
-    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()>;
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()>;
 
     /// The replica's record for `key`.
-    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>>;
+    fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>>;
 
     /// Every record the replica holds, for moving data when membership changes.
     fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {

@@ -10,6 +10,7 @@
 //! counter would bounce one cache line between all cores on every call.
 
 use crate::Replica;
+use crate::stripe::{self, STRIPES};
 use crossbeam_utils::CachePadded;
 use halka_ring::{Member, NodeIdx, Placement, PreferenceList, key_hash};
 use std::ops::Deref;
@@ -17,23 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
-const STRIPES: usize = 16;
-
 #[derive(Debug, Default)]
 struct Gate {
     inside: [CachePadded<AtomicUsize>; STRIPES],
     closed: AtomicBool,
     /// Signalled by requests leaving a closed gate.
     left: Notify,
-}
-
-/// This thread's stripe: threads are numbered as they first enter a gate.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
-    }
-    STRIPE.with(|s| *s)
 }
 
 #[derive(Debug)]
@@ -49,7 +39,9 @@ pub struct View {
 /// A request's pass through a view's gate: while it lives, the view is not retired.
 #[derive(Debug)]
 pub struct ViewGuard {
-    view: Arc<View>,
+    /// An `arc_swap` guard rather than an `Arc`: loading one does not touch the view's
+    /// shared reference count (see `stripe`) unless the thread holds many at once.
+    view: arc_swap::Guard<Arc<View>>,
     stripe: usize,
 }
 
@@ -128,11 +120,11 @@ impl View {
     }
 
     /// A pass through this view's gate, or `None` once the view is being retired.
-    pub(crate) fn enter(self: Arc<Self>) -> Option<ViewGuard> {
-        let stripe = stripe();
-        self.gate.inside[stripe].fetch_add(1, Ordering::SeqCst);
-        let closed = self.gate.closed.load(Ordering::SeqCst);
-        let guard = ViewGuard { view: self, stripe };
+    pub(crate) fn enter(view: arc_swap::Guard<Arc<View>>) -> Option<ViewGuard> {
+        let stripe = stripe::index();
+        view.gate.inside[stripe].fetch_add(1, Ordering::SeqCst);
+        let closed = view.gate.closed.load(Ordering::SeqCst);
+        let guard = ViewGuard { view, stripe };
         // Dropping the pass of a request that came too late counts it out again.
         (!closed).then_some(guard)
     }
@@ -158,15 +150,16 @@ mod tests {
 
     #[tokio::test]
     async fn retire_waits_for_every_pass_and_turns_latecomers_away() {
-        let view = Arc::new(View::new(1, None, Vec::new(), 3));
-        let first = Arc::clone(&view).enter().expect("open gate");
+        let current = arc_swap::ArcSwap::from_pointee(View::new(1, None, Vec::new(), 3));
+        let view = current.load_full();
+        let first = View::enter(current.load()).expect("open gate");
         // A pass moved to another thread counts out on its own stripe.
-        let second = Arc::clone(&view).enter().expect("open gate");
+        let second = View::enter(current.load()).expect("open gate");
         let second = std::thread::spawn(move || second);
 
         let mut retire = Box::pin(view.retire());
         assert!((&mut retire).now_or_never().is_none(), "retired with passes outstanding");
-        assert!(Arc::clone(&view).enter().is_none(), "a closed gate let a request in");
+        assert!(View::enter(current.load()).is_none(), "a closed gate let a request in");
 
         drop(first);
         assert!((&mut retire).now_or_never().is_none(), "retired with one pass outstanding");

@@ -42,12 +42,12 @@ async fn remote_replica_round_trips_every_call() {
     remote.ping().await.unwrap();
     let record = remote.coordinate_write(Bytes::from_static(b"k"), write("v")).await.unwrap();
     assert_eq!(record.lww_value(), Some(&Bytes::from_static(b"v")));
-    let got = remote.get(Bytes::from_static(b"k")).await.unwrap().unwrap();
+    let got = remote.get(&Bytes::from_static(b"k")).await.unwrap().unwrap();
     assert_eq!(got, record);
-    remote.merge(Bytes::from_static(b"k2"), record.clone()).await.unwrap();
-    assert!(remote.get(Bytes::from_static(b"k2")).await.unwrap().is_some());
+    remote.merge(&Bytes::from_static(b"k2"), &record).await.unwrap();
+    assert!(remote.get(&Bytes::from_static(b"k2")).await.unwrap().is_some());
     // Pipelining: many requests in flight on the one connection.
-    let calls: Vec<_> = (0..500).map(|i| remote.get(Bytes::from(format!("k{i}")))).collect();
+    let calls: Vec<_> = (0..500).map(|i| remote.get(&Bytes::from(format!("k{i}")))).collect();
     for c in futures::future::join_all(calls).await {
         c.unwrap();
     }

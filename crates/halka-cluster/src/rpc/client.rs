@@ -280,8 +280,8 @@ impl Replica for RemoteReplica {
         })
     }
 
-    fn merge(&self, key: Bytes, record: Arc<Record>) -> ReplicaFuture<()> {
-        let peer = Arc::clone(&self.peer);
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        let (peer, key, record) = (Arc::clone(&self.peer), key.clone(), Arc::clone(record));
         deferred(async move {
             match call(&peer, Request::Merge { key, record }).await? {
                 Response::Ack => Ok(()),
@@ -291,8 +291,8 @@ impl Replica for RemoteReplica {
         })
     }
 
-    fn get(&self, key: Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
-        let peer = Arc::clone(&self.peer);
+    fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
+        let (peer, key) = (Arc::clone(&self.peer), key.clone());
         deferred(async move {
             match call(&peer, Request::Get { key }).await? {
                 Response::MaybeRecord(r) => Ok(r),

@@ -192,9 +192,9 @@ fn handle(
             replica.coordinate_write(key, write).map(|r| answer(r, Response::Record)).boxed()
         }
         Request::Merge { key, record } => {
-            replica.merge(key, record).map(|r| answer(r, |()| Response::Ack)).boxed()
+            replica.merge(&key, &record).map(|r| answer(r, |()| Response::Ack)).boxed()
         }
-        Request::Get { key } => replica.get(key).map(|r| answer(r, Response::MaybeRecord)).boxed(),
+        Request::Get { key } => replica.get(&key).map(|r| answer(r, Response::MaybeRecord)).boxed(),
         Request::Ping => futures::future::ready(Response::Pong).boxed(),
     }
 }
