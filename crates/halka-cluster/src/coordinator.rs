@@ -220,7 +220,7 @@ impl Coordinator {
                 break;
             }
             let replica = view.replica(idx);
-            let call = replica.coordinate_write_deferred(key.clone(), write.clone());
+            let call = replica.coordinate_write_deferred(&key, &write);
             match call_one(replica.id().clone(), call, timeout).await {
                 (id, Ok((record, durable))) => {
                     self.suspects.clear(&id);

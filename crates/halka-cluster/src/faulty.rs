@@ -114,9 +114,8 @@ impl Replica for FaultyReplica {
         self.inner.id()
     }
 
-    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
-        let inner = Arc::clone(&self.inner);
-        self.wrap(move || inner.coordinate_write(key, write))
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+        self.wrap(|| self.inner.coordinate_write(key, write))
     }
 
     fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {

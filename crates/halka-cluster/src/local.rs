@@ -83,7 +83,7 @@ impl Replica for LocalReplica {
         self.engine.prefetch(key);
     }
 
-    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
         let applied = self.coordinate_write_deferred(key, write);
         deferred(async move {
             let (record, durable) = applied.await?;
@@ -94,11 +94,11 @@ impl Replica for LocalReplica {
 
     fn coordinate_write_deferred(
         &self,
-        key: Bytes,
-        write: Write,
+        key: &Bytes,
+        write: &Write,
     ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
         self.ops.writes.increment();
-        let applied = self.inline(|e| e.apply_write_deferred(&key, &self.id, &write));
+        let applied = self.inline(|e| e.apply_write_deferred(key, &self.id, write));
         let result = applied.map(|(record, _, token)| (record, self.durable(token)));
         answered(result)
     }

@@ -55,7 +55,7 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
 
     /// Applies a client write as the coordinating replica: the replica numbers the new
     /// version and returns the resulting record, which the coordinator sends to the others.
-    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>>;
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>>;
 
     /// Like [`Replica::coordinate_write`], but answers with the record as soon as it is
     /// applied, together with a future that completes when it is durable. The coordinator
@@ -63,8 +63,8 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     /// record is durable when it arrives.
     fn coordinate_write_deferred(
         &self,
-        key: Bytes,
-        write: Write,
+        key: &Bytes,
+        write: &Write,
     ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
         let call = self.coordinate_write(key, write);
         deferred(async move {

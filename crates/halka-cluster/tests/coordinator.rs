@@ -287,14 +287,14 @@ async fn failed_fsync_fails_the_write_and_every_later_one() {
     };
     // Many concurrent durable writes share fsyncs and all succeed.
     let writes: Vec<_> =
-        (0..64).map(|i| replica.coordinate_write(Bytes::from(format!("k{i}")), write())).collect();
+        (0..64).map(|i| replica.coordinate_write(&Bytes::from(format!("k{i}")), &write())).collect();
     for w in futures::future::join_all(writes).await {
         w.unwrap();
     }
     engine.inject_sync_failure();
-    let err = replica.coordinate_write(Bytes::from_static(b"x"), write()).await.unwrap_err();
+    let err = replica.coordinate_write(&Bytes::from_static(b"x"), &write()).await.unwrap_err();
     assert!(err.to_string().contains("injected fsync failure"), "{err}");
-    let err = replica.coordinate_write(Bytes::from_static(b"y"), write()).await.unwrap_err();
+    let err = replica.coordinate_write(&Bytes::from_static(b"y"), &write()).await.unwrap_err();
     assert!(err.to_string().contains("restart the node"), "{err}");
 }
 

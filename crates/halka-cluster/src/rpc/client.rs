@@ -269,8 +269,8 @@ impl Replica for RemoteReplica {
         &self.peer.id
     }
 
-    fn coordinate_write(&self, key: Bytes, write: Write) -> ReplicaFuture<Arc<Record>> {
-        let peer = Arc::clone(&self.peer);
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+        let (peer, key, write) = (Arc::clone(&self.peer), key.clone(), write.clone());
         deferred(async move {
             match call(&peer, Request::CoordinateWrite { key, write }).await? {
                 Response::Record(r) => Ok(r),

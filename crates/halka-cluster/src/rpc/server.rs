@@ -189,7 +189,7 @@ fn handle(
     }
     match request {
         Request::CoordinateWrite { key, write } => {
-            replica.coordinate_write(key, write).map(|r| answer(r, Response::Record)).boxed()
+            replica.coordinate_write(&key, &write).map(|r| answer(r, Response::Record)).boxed()
         }
         Request::Merge { key, record } => {
             replica.merge(&key, &record).map(|r| answer(r, |()| Response::Ack)).boxed()
