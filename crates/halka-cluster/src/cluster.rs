@@ -371,8 +371,7 @@ async fn transfer(old: &View, new: &View, timeout: Duration) -> Result<(), Clust
                 if before.contains(&target.id()) {
                     continue;
                 }
-                if let Ok(Err(e)) =
-                    tokio::time::timeout(timeout, target.merge(&key, &record)).await
+                if let Ok(Err(e)) = tokio::time::timeout(timeout, target.merge(&key, &record)).await
                 {
                     tracing::warn!(node = %target.id(), error = %e, "transfer merge failed");
                 }

@@ -286,8 +286,9 @@ async fn failed_fsync_fails_the_write_and_every_later_one() {
         overwrite: true,
     };
     // Many concurrent durable writes share fsyncs and all succeed.
-    let writes: Vec<_> =
-        (0..64).map(|i| replica.coordinate_write(&Bytes::from(format!("k{i}")), &write())).collect();
+    let writes: Vec<_> = (0..64)
+        .map(|i| replica.coordinate_write(&Bytes::from(format!("k{i}")), &write()))
+        .collect();
     for w in futures::future::join_all(writes).await {
         w.unwrap();
     }
@@ -314,4 +315,22 @@ async fn a_hung_coordinating_replica_costs_one_deadline_not_every_write() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let put = h.cluster.put("k", "v3", 3).await.unwrap();
     assert_eq!(put.acked[0].as_str(), first);
+}
+
+/// Timestamps follow the clock: a burst of writes within one millisecond must not push
+/// them ahead of it (last-writer-wins across coordinators compares them).
+#[tokio::test]
+async fn timestamps_do_not_run_ahead_of_the_clock() {
+    let cluster = Cluster::builder().replication(3).clock(|| 1_000).build().unwrap();
+    for n in ["a", "b", "c"] {
+        cluster.add_node(n).await.unwrap();
+    }
+    for i in 0..100 {
+        cluster.put("k", format!("v{i}"), 3).await.unwrap();
+    }
+    let got = cluster.get("k", 3).await.unwrap();
+    let versions = got.record.versions();
+    assert_eq!(versions.len(), 1, "sequential overwrites leave one version");
+    assert_eq!(versions[0].timestamp_ms, 1_000);
+    assert_eq!(got.value().unwrap(), "v99");
 }

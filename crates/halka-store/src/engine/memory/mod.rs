@@ -6,6 +6,7 @@ mod table;
 
 use super::{Engine, Updater};
 use crate::{Limits, Record, StoreError};
+use crossbeam_utils::CachePadded;
 use foldhash::fast::RandomState;
 use parking_lot::RwLock;
 use std::hash::BuildHasher;
@@ -16,18 +17,16 @@ use table::{Key, Table};
 /// Shards spread lock contention; a power of two so the shard is a shift.
 const SHARD_BITS: u32 = 6;
 
-#[derive(Debug, Default)]
-struct Shard {
-    table: RwLock<Table>,
-    /// The table's [`Table::layout`], readable without the lock: [`Engine::prefetch`] must
-    /// not take it, because a lock is an atomic read-modify-write, which on x86 waits for
-    /// every earlier load — including the prefetches of the other replicas.
-    layout: AtomicU64,
-}
-
 #[derive(Debug)]
 pub struct MemoryEngine {
-    shards: Box<[Shard]>,
+    /// One cache line per shard: taking a lock writes its line, and neighbours would
+    /// otherwise contend for lines they do not use.
+    shards: Box<[CachePadded<RwLock<Table>>]>,
+    /// Each shard's [`Table::layout`], readable without the lock: [`Engine::prefetch`]
+    /// must not take it, because a lock is an atomic read-modify-write, which on x86 waits
+    /// for every earlier load — including the prefetches of the other replicas. Kept apart
+    /// from the locks, so this read-mostly array stays cached on every core.
+    layouts: Box<[AtomicU64]>,
     hasher: RandomState,
     keys: AtomicU64,
     limits: Limits,
@@ -36,17 +35,17 @@ pub struct MemoryEngine {
 impl MemoryEngine {
     #[must_use]
     pub fn new(limits: Limits) -> Self {
-        let shards: Box<[Shard]> = (0..1 << SHARD_BITS).map(|_| Shard::default()).collect();
-        for s in &*shards {
-            s.layout.store(s.table.read().layout(), Ordering::Relaxed);
-        }
-        Self { shards, hasher: RandomState::default(), keys: AtomicU64::new(0), limits }
+        let shards: Box<[_]> =
+            (0..1 << SHARD_BITS).map(|_| CachePadded::new(RwLock::new(Table::default()))).collect();
+        let layouts = shards.iter().map(|s| AtomicU64::new(s.read().layout())).collect();
+        Self { shards, layouts, hasher: RandomState::default(), keys: AtomicU64::new(0), limits }
     }
 
-    fn locate(&self, key: &[u8]) -> (&Shard, u64) {
+    /// The key's hash and shard: the top bits pick the shard, the low bits the slot, so
+    /// the two are independent.
+    fn locate(&self, key: &[u8]) -> (u64, usize) {
         let hash = self.hasher.hash_one(key);
-        // The top bits pick the shard, the low bits the slot: independent of each other.
-        (&self.shards[(hash >> (64 - SHARD_BITS)) as usize], hash)
+        (hash, (hash >> (64 - SHARD_BITS)) as usize)
     }
 }
 
@@ -58,21 +57,23 @@ impl Default for MemoryEngine {
 
 impl Engine for MemoryEngine {
     fn prefetch(&self, key: &[u8]) {
-        let (shard, hash) = self.locate(key);
-        let home = Table::home(shard.layout.load(Ordering::Relaxed), hash);
+        let (hash, shard) = self.locate(key);
+        let home = Table::home(self.layouts[shard].load(Ordering::Relaxed), hash);
         // A slot may straddle two cache lines; ask for both ends.
         prefetch::read(home);
         prefetch::read(home + std::mem::size_of::<Option<(Key, Arc<Record>)>>() - 1);
+        // The lock is about to be written whether this is a read or a write.
+        prefetch::write(std::ptr::from_ref(&self.shards[shard]) as usize);
     }
 
     fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
-        let (shard, hash) = self.locate(key);
-        Ok(shard.table.read().get(hash, key).cloned())
+        let (hash, shard) = self.locate(key);
+        Ok(self.shards[shard].read().get(hash, key).cloned())
     }
 
     fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError> {
-        let (shard, hash) = self.locate(key);
-        let mut table = shard.table.write();
+        let (hash, shard) = self.locate(key);
+        let mut table = self.shards[shard].write();
         match table.get_mut(hash, key) {
             Some(slot) => {
                 if let Some(next) = f(Some(slot)) {
@@ -82,7 +83,7 @@ impl Engine for MemoryEngine {
             None => {
                 if let Some(next) = f(None) {
                     if table.insert_new(hash, key, next, |k| self.hasher.hash_one(k)) {
-                        shard.layout.store(table.layout(), Ordering::Relaxed);
+                        self.layouts[shard].store(table.layout(), Ordering::Relaxed);
                     }
                     self.keys.fetch_add(1, Ordering::Relaxed);
                 }
@@ -95,7 +96,7 @@ impl Engine for MemoryEngine {
         for shard in &*self.shards {
             // Copy the shard out so `f` never runs under the lock.
             let entries: Vec<(Key, Arc<Record>)> =
-                shard.table.read().iter().map(|(k, r)| (k.clone(), Arc::clone(r))).collect();
+                shard.read().iter().map(|(k, r)| (k.clone(), Arc::clone(r))).collect();
             for (k, r) in entries {
                 f(&k, r);
             }
@@ -130,6 +131,19 @@ mod prefetch {
             std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
                 addr as *const i8,
             );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = addr;
+    }
+
+    /// Like [`read`], but asks for the line in a writable state, so a later atomic update
+    /// does not have to fetch it again from the core that wrote it last.
+    #[inline]
+    pub(super) fn write(addr: usize) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as for `read`; PREFETCHW reads no memory and writes none.
+        unsafe {
+            std::arch::asm!("prefetchw [{}]", in(reg) addr, options(nostack, preserves_flags, readonly));
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = addr;
