@@ -269,8 +269,12 @@ impl Cluster {
         Ok(match &self.engine {
             EngineKind::Memory => Arc::new(MemoryEngine::new(limits)),
             EngineKind::Fjall { dir, sync } => Arc::new(
-                FjallEngine::open(FjallOptions { path: dir.join(id), sync: *sync, limits })
-                    .map_err(|e| ClusterError::Storage(e.to_string()))?,
+                FjallEngine::open(FjallOptions {
+                    sync: *sync,
+                    limits,
+                    ..FjallOptions::new(dir.join(id))
+                })
+                .map_err(|e| ClusterError::Storage(e.to_string()))?,
             ),
         })
     }

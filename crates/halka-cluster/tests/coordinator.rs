@@ -268,13 +268,12 @@ async fn adding_and_removing_nodes_keeps_data_readable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_fsync_fails_the_write_and_every_later_one() {
-    use halka_store::{FjallEngine, FjallOptions, Limits, SyncPolicy, Write};
+    use halka_store::{FjallEngine, FjallOptions, SyncPolicy, Write};
     let dir = tempfile::tempdir().unwrap();
     let engine = Arc::new(
         FjallEngine::open(FjallOptions {
-            path: dir.path().into(),
             sync: SyncPolicy::Always,
-            limits: Limits::default(),
+            ..FjallOptions::new(dir.path())
         })
         .unwrap(),
     );

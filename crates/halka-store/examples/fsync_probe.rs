@@ -2,9 +2,7 @@
 //! `cargo run --release -p halka-store --example fsync_probe -- <threads> <puts per thread> <dir>`
 
 use bytes::Bytes;
-use halka_store::{
-    Engine, FjallEngine, FjallOptions, Limits, NodeId, SyncPolicy, VersionVector, Write,
-};
+use halka_store::{Engine, FjallEngine, FjallOptions, NodeId, SyncPolicy, VersionVector, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,12 +13,8 @@ fn main() {
     let dir = args.get(3).cloned().unwrap_or_else(|| "/tmp/halka-fsync-probe".into());
     let _ = std::fs::remove_dir_all(&dir);
     let engine = Arc::new(
-        FjallEngine::open(FjallOptions {
-            path: dir.clone().into(),
-            sync: SyncPolicy::Always,
-            limits: Limits::default(),
-        })
-        .expect("open"),
+        FjallEngine::open(FjallOptions { sync: SyncPolicy::Always, ..FjallOptions::new(&dir) })
+            .expect("open"),
     );
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)

@@ -4,21 +4,14 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
 use bytes::Bytes;
-use halka_store::{
-    Engine, FjallEngine, FjallOptions, Limits, NodeId, SyncPolicy, VersionVector, Write,
-};
+use halka_store::{Engine, FjallEngine, FjallOptions, NodeId, SyncPolicy, VersionVector, Write};
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 
 const CHILD_ENV: &str = "HALKA_CRASH_WRITER_DIR";
 
 fn open(path: &std::path::Path) -> FjallEngine {
-    FjallEngine::open(FjallOptions {
-        path: path.into(),
-        sync: SyncPolicy::Always,
-        limits: Limits::default(),
-    })
-    .unwrap()
+    FjallEngine::open(FjallOptions { sync: SyncPolicy::Always, ..FjallOptions::new(path) }).unwrap()
 }
 
 /// The child: writes keys forever from four threads, printing each one after it is acked.

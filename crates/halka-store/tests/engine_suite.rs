@@ -150,27 +150,33 @@ fn memory(limits: Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
     (None, Arc::new(MemoryEngine::new(limits)))
 }
 
-fn fjall_with(sync: SyncPolicy) -> impl Fn(Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
+fn fjall_with(
+    sync: SyncPolicy,
+    cache_bytes: u64,
+) -> impl Fn(Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
     move |limits| {
         let dir = tempfile::tempdir().unwrap();
-        let engine =
-            FjallEngine::open(FjallOptions { path: dir.path().into(), sync, limits }).unwrap();
+        let options = FjallOptions { sync, limits, cache_bytes, ..FjallOptions::new(dir.path()) };
+        let engine = FjallEngine::open(options).unwrap();
         (Some(dir), Arc::new(engine))
     }
 }
 
 engine_suite!(memory_engine, memory);
-engine_suite!(fjall_always, fjall_with(SyncPolicy::Always));
-engine_suite!(fjall_periodic, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }));
+const CACHE: u64 = FjallOptions::DEFAULT_CACHE_BYTES;
+engine_suite!(fjall_always, fjall_with(SyncPolicy::Always, CACHE));
+engine_suite!(fjall_periodic, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }, CACHE));
+// Without the record cache, and with one far smaller than the data (constant eviction).
+engine_suite!(fjall_uncached, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }, 0));
+engine_suite!(fjall_tiny_cache, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }, 2048));
 
 #[test]
 fn fjall_keeps_data_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let open = || {
         FjallEngine::open(FjallOptions {
-            path: dir.path().into(),
             sync: SyncPolicy::Periodic { interval_ms: 1000 },
-            limits: Limits::default(),
+            ..FjallOptions::new(dir.path())
         })
         .unwrap()
     };
@@ -185,9 +191,8 @@ fn fjall_keeps_data_across_reopen() {
 fn failed_fsync_poisons_the_engine() {
     let dir = tempfile::tempdir().unwrap();
     let e = FjallEngine::open(FjallOptions {
-        path: dir.path().into(),
         sync: SyncPolicy::Always,
-        limits: Limits::default(),
+        ..FjallOptions::new(dir.path())
     })
     .unwrap();
     let a = NodeId::new("a");

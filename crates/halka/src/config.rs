@@ -3,7 +3,7 @@
 //! Every field has a default, so a single node runs with no file at all. Errors name the
 //! file, the field and what is allowed.
 
-use halka_store::{Limits, SyncPolicy};
+use halka_store::{FjallOptions, Limits, SyncPolicy};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,9 @@ pub enum SyncChoice {
     Periodic,
 }
 
+/// Largest record cache accepted, in MiB.
+const MAX_CACHE_MB: u64 = 1 << 20;
+
 /// Storage settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -55,11 +58,18 @@ pub struct StorageConfig {
     pub engine: EngineChoice,
     pub sync: SyncChoice,
     pub sync_interval_ms: u64,
+    /// Mebibytes of decoded records cached in memory by the fjall engine; 0 turns it off.
+    pub cache_mb: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { engine: EngineChoice::Fjall, sync: SyncChoice::Periodic, sync_interval_ms: 100 }
+        Self {
+            engine: EngineChoice::Fjall,
+            sync: SyncChoice::Periodic,
+            sync_interval_ms: 100,
+            cache_mb: FjallOptions::DEFAULT_CACHE_BYTES >> 20,
+        }
     }
 }
 
@@ -242,6 +252,12 @@ impl NodeConfig {
                 "max_key_bytes and max_value_bytes must be at least 1".into(),
             ));
         }
+        if self.storage.cache_mb > MAX_CACHE_MB {
+            return Err(invalid(
+                "storage.cache_mb",
+                format!("must be at most {MAX_CACHE_MB} (1 TiB)"),
+            ));
+        }
         if self.storage.sync == SyncChoice::Periodic && self.storage.sync_interval_ms == 0 {
             return Err(invalid(
                 "storage.sync_interval_ms",
@@ -309,6 +325,8 @@ mod tests {
         assert!(e.contains("not in the member list"), "{e}");
         let e = parse("[storage]\nsync = \"sometimes\"\n").unwrap_err().to_string();
         assert!(e.contains("sometimes") && e.contains("always"), "{e}");
+        let e = parse("[storage]\ncache_mb = 99999999999\n").unwrap_err().to_string();
+        assert!(e.contains("storage.cache_mb") && e.contains("at most"), "{e}");
         assert_eq!(parse("").unwrap().replication, 1, "a lone node needs no file");
     }
 }

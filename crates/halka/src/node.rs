@@ -97,9 +97,10 @@ fn open_engine(config: &NodeConfig) -> anyhow::Result<Arc<dyn Engine>> {
         EngineChoice::Memory => Arc::new(MemoryEngine::new(config.limits)),
         EngineChoice::Fjall => Arc::new(
             FjallEngine::open(FjallOptions {
-                path: config.data_dir.clone(),
                 sync: config.storage.sync_policy(),
                 limits: config.limits,
+                cache_bytes: config.storage.cache_mb << 20,
+                ..FjallOptions::new(&config.data_dir)
             })
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
         ),

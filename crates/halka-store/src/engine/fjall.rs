@@ -45,6 +45,45 @@ pub struct FjallOptions {
     pub path: PathBuf,
     pub sync: SyncPolicy,
     pub limits: Limits,
+    /// Bytes of decoded records kept in memory (approximately); 0 turns the cache off.
+    pub cache_bytes: u64,
+}
+
+impl FjallOptions {
+    /// Default cache size: the working set of a small node, without crowding a laptop.
+    pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
+    /// Options for `path` with every default.
+    #[must_use]
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            sync: SyncPolicy::default(),
+            limits: Limits::default(),
+            cache_bytes: Self::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
+/// Decoded records by key, in front of the LSM tree.
+///
+/// Every write reads the key first (the replica protocol merges into what is stored), and
+/// in fjall a read is a skip-list search through the memtable, then the block cache, then a
+/// decode. Keeping decoded records answers both reads and those read-before-writes from
+/// one hash lookup. The cache is filled only under the key's stripe lock, so a read that
+/// misses cannot put back a record an update has just replaced.
+type RecordCache = quick_cache::sync::Cache<Box<[u8]>, Arc<Record>, RecordWeight>;
+
+#[derive(Debug, Clone, Copy)]
+struct RecordWeight;
+
+impl quick_cache::Weighter<Box<[u8]>, Arc<Record>> for RecordWeight {
+    fn weight(&self, key: &Box<[u8]>, record: &Arc<Record>) -> u64 {
+        // Approximate: the slot, the key, each version's fixed part and value, the context.
+        let versions: usize =
+            record.versions().iter().map(|v| 64 + v.value.as_ref().map_or(0, |b| b.len())).sum();
+        (64 + key.len() + versions + 32 * record.context().iter().count()) as u64
+    }
 }
 
 /// Stripes serialise read-modify-write per key; a power of two so the stripe is a mask.
@@ -53,6 +92,7 @@ const STRIPES: usize = 256;
 struct Inner {
     db: Database,
     records: Keyspace,
+    cache: Option<RecordCache>,
     stripes: Box<[Mutex<()>]>,
     hasher: RandomState,
     sync: SyncPolicy,
@@ -157,6 +197,11 @@ impl FjallEngine {
         let inner = Arc::new(Inner {
             db,
             records,
+            cache: (options.cache_bytes > 0).then(|| {
+                // quick_cache sizes its tables from an item estimate; ~200 bytes a record.
+                let items = usize::try_from(options.cache_bytes / 200).unwrap_or(usize::MAX);
+                RecordCache::with_weighter(items.max(16), options.cache_bytes, RecordWeight)
+            }),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             hasher: RandomState::new(),
             sync: options.sync,
@@ -217,10 +262,44 @@ impl Drop for FjallEngine {
     }
 }
 
-impl Engine for FjallEngine {
-    fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
+impl FjallEngine {
+    fn stripe(&self, key: &[u8]) -> &Mutex<()> {
+        &self.inner.stripes[(self.inner.hasher.hash_one(key) as usize) & (STRIPES - 1)]
+    }
+
+    /// The stored record from the LSM tree, bypassing the cache.
+    fn read_stored(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
         let raw = self.inner.records.get(key).map_err(|e| StoreError::Io(e.to_string()))?;
         raw.map(|bytes| decode_record(&bytes).map(Arc::new)).transpose()
+    }
+
+    /// The stored record, through the cache. The caller holds the key's stripe lock, so
+    /// what it caches is current.
+    fn read_locked(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
+        let Some(cache) = &self.inner.cache else {
+            return self.read_stored(key);
+        };
+        if let Some(record) = cache.get(key) {
+            return Ok(Some(record));
+        }
+        let record = self.read_stored(key)?;
+        if let Some(r) = &record {
+            cache.insert(key.into(), Arc::clone(r));
+        }
+        Ok(record)
+    }
+}
+
+impl Engine for FjallEngine {
+    fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
+        if let Some(record) = self.inner.cache.as_ref().and_then(|c| c.get(key)) {
+            return Ok(Some(record));
+        }
+        if self.inner.cache.is_none() {
+            return self.read_stored(key);
+        }
+        let _guard = self.stripe(key).lock();
+        self.read_locked(key)
     }
 
     fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError> {
@@ -238,9 +317,8 @@ impl Engine for FjallEngine {
         let inner = &*self.inner;
         inner.check_poison()?;
         let seq = {
-            let stripe = (inner.hasher.hash_one(key) as usize) & (STRIPES - 1);
-            let _guard = inner.stripes[stripe].lock();
-            let current = self.get(key)?;
+            let _guard = self.stripe(key).lock();
+            let current = self.read_locked(key)?;
             let Some(next) = f(current.as_ref()) else {
                 return Ok(None);
             };
@@ -248,6 +326,9 @@ impl Engine for FjallEngine {
                 .records
                 .insert(key, encode_record(&next)?)
                 .map_err(|e| StoreError::Io(e.to_string()))?;
+            if let Some(cache) = &inner.cache {
+                cache.insert(key.into(), next);
+            }
             inner.inserted.fetch_add(1, Ordering::SeqCst) + 1
         };
         Ok(Some(SyncToken(seq)))
