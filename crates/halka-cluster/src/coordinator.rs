@@ -22,6 +22,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::StreamExt;
 use halka_ring::NodeIdx;
+use smallvec::SmallVec;
 use halka_store::{Limits, NodeId, Record, VersionVector, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,13 +55,19 @@ impl Default for CoordinatorConfig {
     }
 }
 
+/// Replicas that acknowledged a write; inline up to N = 5, so results allocate nothing.
+pub type Acks = SmallVec<[NodeId; 5]>;
+
+/// Replicas' answers to a read, in arrival order; inline up to N = 5.
+pub type Replies = SmallVec<[(NodeId, Option<Arc<Record>>); 5]>;
+
 /// What a successful write reports.
 #[derive(Debug, Clone)]
 pub struct PutResult {
     /// Causal context of the new record; pass it back to replace what this write produced.
     pub context: VersionVector,
     /// Replicas that acknowledged before the call returned (at least W).
-    pub acked: Vec<NodeId>,
+    pub acked: Acks,
 }
 
 /// What a successful read reports.
@@ -68,7 +75,7 @@ pub struct PutResult {
 pub struct GetResult {
     /// The first R answers, in arrival order: each replica's record (`None` if it had
     /// nothing). The seed project's map of replica → value.
-    pub replies: Vec<(NodeId, Option<Arc<Record>>)>,
+    pub replies: Replies,
     /// The merge of the answers.
     pub record: Arc<Record>,
 }
@@ -236,7 +243,7 @@ impl Coordinator {
         let Some((pos, coordinator, record, durable)) = coordinated else {
             return Err(self.quorum_failed("write", w, 0, n, failures));
         };
-        let mut acked = Vec::with_capacity(w);
+        let mut acked = Acks::new();
         let mut fanout = Fanout::new(timeout);
         fanout.start(coordinator, durable);
         // Replicas after the coordinator receive the record; those before it already failed.
@@ -298,7 +305,7 @@ impl Coordinator {
             let replica = view.replica(idx);
             fanout.start(replica.id().clone(), replica.get(&key));
         }
-        let mut replies = Vec::with_capacity(r);
+        let mut replies = Replies::new();
         let mut failures = Vec::new();
         while replies.len() < r {
             if replies.len() + fanout.len() < r {
@@ -315,7 +322,7 @@ impl Coordinator {
             return Err(self.quorum_failed("read", r, replies.len(), n, failures));
         }
         // Answers that are already in count for repair too, without waiting for them.
-        let mut late = Vec::new();
+        let mut late = Replies::new();
         fanout.drain_now(|id, result| {
             if let Ok(record) = result {
                 late.push((id, record));
