@@ -59,9 +59,12 @@ impl Engine for MemoryEngine {
     fn prefetch(&self, key: &[u8]) {
         let (hash, shard) = self.locate(key);
         let home = Table::home(self.layouts[shard].load(Ordering::Relaxed), hash);
-        // A slot may straddle two cache lines; ask for both ends.
-        prefetch::read(home);
-        prefetch::read(home + std::mem::size_of::<Option<(Key, Arc<Record>)>>() - 1);
+        // Cover the home slot and the next one: slots straddle cache lines, and at the
+        // load factors the table runs at, a lookup often probes one slot further.
+        let end = home + 2 * std::mem::size_of::<Option<(Key, Arc<Record>)>>() - 1;
+        for line in (home & !63..=end).step_by(64) {
+            prefetch::read(line);
+        }
         // The lock is about to be written whether this is a read or a write.
         prefetch::write(std::ptr::from_ref(&self.shards[shard]) as usize);
     }
