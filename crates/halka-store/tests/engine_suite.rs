@@ -207,3 +207,29 @@ fn failed_fsync_poisons_the_engine() {
     // Reads keep working.
     assert!(e.get(b"before").unwrap().is_some());
 }
+
+/// `always` syncs fjall's journal through the engine's own handle, outside fjall's lock
+/// (see `engine/journal.rs`); if fjall's on-disk layout changes, this is the test that says
+/// so, instead of the engine quietly falling back to the slower path.
+#[test]
+fn fsync_finds_fjalls_journal_on_new_and_reopened_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        FjallEngine::open(FjallOptions {
+            sync: SyncPolicy::Always,
+            ..FjallOptions::new(dir.path())
+        })
+        .unwrap()
+    };
+    let a = NodeId::new("a");
+    let (record, _) = {
+        let e = open();
+        assert!(e.syncs_journal_directly(), "no journal found in a new directory");
+        e.apply_write(b"k", &a, &write("v", &VersionVector::new())).unwrap()
+    };
+    let e = open();
+    assert!(e.syncs_journal_directly(), "no journal found after reopening");
+    assert_eq!(e.get(b"k").unwrap(), Some(record));
+    e.apply_write(b"k2", &a, &write("w", &VersionVector::new())).unwrap();
+    e.flush().unwrap();
+}

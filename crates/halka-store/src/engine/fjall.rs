@@ -11,6 +11,7 @@
 //! it refuses all further writes instead of acknowledging writes it may not keep. Reopening
 //! recovers from the journal.
 
+use super::journal::JournalFile;
 use super::{Engine, SyncToken, Updater};
 use crate::{Limits, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -93,6 +94,9 @@ struct Inner {
     db: Database,
     records: Keyspace,
     cache: Option<RecordCache>,
+    /// Our handle on fjall's newest journal; `None` falls back to fjall's own sync.
+    /// Locked only by the one thread syncing at a time.
+    journal: Mutex<Option<JournalFile>>,
     stripes: Box<[Mutex<()>]>,
     hasher: RandomState,
     sync: SyncPolicy,
@@ -121,13 +125,23 @@ impl Inner {
         let result = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
             Err("injected fsync failure".to_string())
         } else {
-            self.db.persist(PersistMode::SyncData).map_err(|e| e.to_string())
+            self.sync_journal()
         };
         result.map_err(|e| {
             tracing::error!(error = %e, "fsync failed; refusing further writes");
             *self.poisoned.lock() = Some(e.clone());
             StoreError::Poisoned(e)
         })
+    }
+
+    /// See the `journal` module: flush fjall's buffer, then sync outside its lock.
+    fn sync_journal(&self) -> Result<(), String> {
+        let mut journal = self.journal.lock();
+        let Some(journal) = journal.as_mut() else {
+            return self.db.persist(PersistMode::SyncData).map_err(|e| e.to_string());
+        };
+        self.db.persist(PersistMode::Buffer).map_err(|e| e.to_string())?;
+        journal.sync_data().map_err(|e| format!("syncing the journal: {e}"))
     }
 
     /// Group commit: returns once an fsync that started after write `seq` completed.
@@ -194,9 +208,14 @@ impl FjallEngine {
         let records = db
             .keyspace("records", KeyspaceCreateOptions::default)
             .map_err(|e| StoreError::Io(e.to_string()))?;
+        let journal = JournalFile::newest(&options.path);
+        if journal.is_none() {
+            tracing::warn!(path = %options.path.display(), "fjall journal not found; fsyncs will hold fjall's journal lock");
+        }
         let inner = Arc::new(Inner {
             db,
             records,
+            journal: Mutex::new(journal),
             cache: (options.cache_bytes > 0).then(|| {
                 // quick_cache sizes its tables from an item estimate; ~200 bytes a record.
                 let items = usize::try_from(options.cache_bytes / 200).unwrap_or(usize::MAX);
@@ -221,6 +240,14 @@ impl FjallEngine {
             ),
         };
         Ok(Self { inner, flusher })
+    }
+
+    /// Whether fsyncs go through the engine's own journal handle (see `journal`). Not for
+    /// production use.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn syncs_journal_directly(&self) -> bool {
+        self.inner.journal.lock().is_some()
     }
 
     /// Makes the next fsync fail, to test poisoning. Not for production use.

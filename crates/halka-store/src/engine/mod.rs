@@ -6,6 +6,7 @@
 //! both engines behave identically; `tests/engine_suite.rs` runs one suite against both.
 
 mod fjall;
+mod journal;
 mod memory;
 
 pub use self::fjall::{FjallEngine, FjallOptions, SyncPolicy};
