@@ -319,12 +319,13 @@ impl FjallEngine {
 
 impl Engine for FjallEngine {
     fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
-        if let Some(record) = self.inner.cache.as_ref().and_then(|c| c.get(key)) {
+        let Some(cache) = &self.inner.cache else {
+            return self.read_stored(key);
+        };
+        if let Some(record) = cache.get(key) {
             return Ok(Some(record));
         }
-        if self.inner.cache.is_none() {
-            return self.read_stored(key);
-        }
+        // A miss fills the cache, which only happens under the stripe lock.
         let _guard = self.stripe(key).lock();
         self.read_locked(key)
     }

@@ -61,7 +61,7 @@ impl Engine for MemoryEngine {
         let home = Table::home(self.layouts[shard].load(Ordering::Relaxed), hash);
         // Cover the home slot and the next one: slots straddle cache lines, and at the
         // load factors the table runs at, a lookup often probes one slot further.
-        let end = home + 2 * std::mem::size_of::<Option<(Key, Arc<Record>)>>() - 1;
+        let end = home + 2 * Table::SLOT_BYTES - 1;
         for line in (home & !63..=end).step_by(64) {
             prefetch::read(line);
         }

@@ -37,6 +37,9 @@ fn empty_slots(n: usize) -> Box<[Slot]> {
 }
 
 impl Table {
+    /// Bytes per slot, for callers prefetching from [`home`](Self::home).
+    pub(super) const SLOT_BYTES: usize = std::mem::size_of::<Slot>();
+
     fn mask(&self) -> usize {
         self.slots.len() - 1
     }
@@ -52,7 +55,7 @@ impl Table {
     pub(super) fn home(layout: u64, hash: u64) -> usize {
         let base = (layout & ((1 << 56) - 1)) as usize;
         let mask = (1_usize << (layout >> 56)) - 1;
-        base + (hash as usize & mask) * std::mem::size_of::<Slot>()
+        base + (hash as usize & mask) * Self::SLOT_BYTES
     }
 
     fn position(&self, hash: u64, key: &[u8]) -> Result<usize, usize> {
