@@ -3,7 +3,8 @@
 
 use crate::view::View;
 use crate::{
-    ClusterError, Coordinator, CoordinatorConfig, GetResult, LocalReplica, PutResult, Replica,
+    ClusterError, Coordinator, CoordinatorConfig, GetResult, LocalReplica, PutResult, ReadFanout,
+    Replica,
 };
 use bytes::Bytes;
 use halka_ring::{Member, Strategy};
@@ -73,6 +74,13 @@ impl ClusterBuilder {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.config.timeout = timeout;
+        self
+    }
+
+    /// Which replicas a read asks (default: all N, the seed's design).
+    #[must_use]
+    pub fn read_fanout(mut self, reads: ReadFanout) -> Self {
+        self.config.reads = reads;
         self
     }
 

@@ -4,8 +4,9 @@
 //! dot) against what it already holds — that is what keeps dotted version vectors exact —
 //! and returns the resulting record. The coordinator then sends that record to the other
 //! replicas at once and returns at the W-th acknowledgement, counting the coordinating
-//! replica as one. A read asks all N replicas at once and returns at the R-th answer with
-//! the merge of the answers. Either returns at once with a [`QuorumError`] as soon as
+//! replica as one. A read asks replicas as [`ReadFanout`] says — all N at once, or R of
+//! them with another asked whenever one fails or is slow — and returns at the R-th answer
+//! with the merge of the answers. Either returns at once with a [`QuorumError`] as soon as
 //! success has become impossible.
 //!
 //! Whatever is still in flight when a request returns is handed to [`Background`], bounded
@@ -21,7 +22,7 @@ use crate::{Background, ClusterError, QuorumError, ReplicaError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::StreamExt;
-use halka_ring::NodeIdx;
+use halka_ring::{NodeIdx, PreferenceList};
 use halka_store::{Limits, NodeId, Record, VersionVector, Write};
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -39,8 +40,25 @@ pub struct CoordinatorConfig {
     /// Background tasks (stragglers, read repair) in flight at most.
     pub max_background: usize,
     /// This process's node, if it is a member: when it holds a key it coordinates the
-    /// key's writes itself, saving a network round trip before the fan-out.
+    /// key's writes itself, saving a network round trip before the fan-out, and it is the
+    /// first replica a read asks.
     pub local_node: Option<NodeId>,
+    /// Which replicas a read asks.
+    pub reads: ReadFanout,
+}
+
+/// Which replicas a read asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFanout {
+    /// All N at once; the read returns at the R-th answer and the rest are still compared
+    /// (and repaired) when they arrive. The seed's design, and the cheapest when replicas
+    /// are in-process: their answers are already there.
+    All,
+    /// R replicas first — this node when it holds the key, then preference order, recently
+    /// failed replicas last — and one more each time an asked replica fails, or when they
+    /// have not all answered after `hedge`. Saves N − R requests per read over the
+    /// network; only the replicas that answered are compared and repaired.
+    Quorum { hedge: Duration },
 }
 
 impl Default for CoordinatorConfig {
@@ -51,6 +69,7 @@ impl Default for CoordinatorConfig {
             limits: Limits::default(),
             max_background: 4096,
             local_node: None,
+            reads: ReadFanout::All,
         }
     }
 }
@@ -204,15 +223,7 @@ impl Coordinator {
             timestamp_ms: self.timestamp(),
             overwrite,
         };
-        let mut preference = view.preference(&key);
-        if let Some(local) = &self.config.local_node
-            && let Some(pos) = preference.iter().position(|&i| view.replica(i).id() == local)
-        {
-            // Local first, the rest in preference order.
-            preference[..=pos].rotate_right(1);
-        }
-        // Recently failed replicas go last as coordinator candidates (stable order otherwise).
-        preference.sort_by_key(|&i| self.suspects.is_suspected(view.replica(i).id()));
+        let preference = self.ask_order(&view, &key);
         prefetch(&view, &preference, &key);
         let n = preference.len();
         let mut failures = Vec::new();
@@ -297,24 +308,69 @@ impl Coordinator {
             return Err(ClusterError::TooFewNodes { name: "r", given: r, nodes: view.width() });
         }
         self.config.limits.check_key(&key)?;
-        let preference = view.preference(&key);
+        let preference = match self.config.reads {
+            ReadFanout::All => view.preference(&key),
+            ReadFanout::Quorum { .. } => self.ask_order(&view, &key),
+        };
         prefetch(&view, &preference, &key);
         let n = preference.len();
+        let (first, hedge) = match self.config.reads {
+            ReadFanout::All => (n, None),
+            ReadFanout::Quorum { hedge } => (r.min(n), Some(hedge)),
+        };
         let mut fanout = Fanout::new(self.config.timeout);
-        for &idx in preference.iter() {
-            let replica = view.replica(idx);
+        let ask = |fanout: &mut Fanout<_>, asked: &mut usize| {
+            let replica = view.replica(preference[*asked]);
             fanout.start(replica.id().clone(), replica.get(&key));
+            *asked += 1;
+        };
+        let mut asked = 0;
+        while asked < first {
+            ask(&mut fanout, &mut asked);
         }
+        // Armed on the first wait only: reads answered at once arm no timer.
+        let mut hedge_at = None;
         let mut replies = Replies::new();
         let mut failures = Vec::new();
         while replies.len() < r {
-            if replies.len() + fanout.len() < r {
+            if replies.len() + fanout.len() + (n - asked) < r {
                 self.finish_in_background(fanout, view, |_, _, _| {});
                 return Err(self.quorum_failed("read", r, replies.len(), n, failures));
             }
-            match fanout.next().await {
-                Some((id, Ok(record))) => replies.push((id, record)),
-                Some((id, Err(e))) => failures.push((id, e)),
+            if fanout.len() == 0 {
+                ask(&mut fanout, &mut asked);
+                continue;
+            }
+            let answer = match hedge {
+                Some(after) if asked < n => {
+                    let at = *hedge_at.get_or_insert_with(|| tokio::time::Instant::now() + after);
+                    tokio::select! {
+                        biased;
+                        answer = fanout.next() => answer,
+                        () = tokio::time::sleep_until(at) => {
+                            // Slow answers: ask one more replica, and give the next one as
+                            // long again.
+                            ask(&mut fanout, &mut asked);
+                            hedge_at = Some(tokio::time::Instant::now() + after);
+                            continue;
+                        }
+                    }
+                }
+                _ => fanout.next().await,
+            };
+            match answer {
+                Some((id, Ok(record))) => {
+                    if hedge.is_some() {
+                        self.suspects.clear(&id);
+                    }
+                    replies.push((id, record));
+                }
+                Some((id, Err(e))) => {
+                    if hedge.is_some() {
+                        self.suspects.suspect(&id);
+                    }
+                    failures.push((id, e));
+                }
                 None => break,
             }
         }
@@ -343,6 +399,20 @@ impl Coordinator {
             }
         });
         Ok(GetResult { replies, record: merged })
+    }
+
+    /// The order in which to ask `key`'s replicas: this node first when it holds the key,
+    /// then preference order, with recently failed replicas moved last.
+    fn ask_order(&self, view: &View, key: &[u8]) -> PreferenceList {
+        let mut preference = view.preference(key);
+        if let Some(local) = &self.config.local_node
+            && let Some(pos) = preference.iter().position(|&i| view.replica(i).id() == local)
+        {
+            preference[..=pos].rotate_right(1);
+        }
+        // A stable sort: the order is otherwise kept.
+        preference.sort_by_key(|&i| self.suspects.is_suspected(view.replica(i).id()));
+        preference
     }
 
     fn repairer(&self) -> Repairer {

@@ -26,7 +26,9 @@ mod view;
 
 pub use background::Background;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
-pub use coordinator::{Acks, Coordinator, CoordinatorConfig, GetResult, PutResult, Replies};
+pub use coordinator::{
+    Acks, Coordinator, CoordinatorConfig, GetResult, PutResult, ReadFanout, Replies,
+};
 pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};
 pub use local::LocalReplica;

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
 use bytes::Bytes;
-use halka_cluster::{Cluster, ClusterError, FaultPlan, FaultyReplica, LocalReplica, Replica};
+use halka_cluster::{
+    Cluster, ClusterError, FaultPlan, FaultyReplica, LocalReplica, ReadFanout, Replica,
+};
 use halka_ring::Strategy;
 use halka_store::VersionVector;
 use parking_lot::Mutex;
@@ -23,12 +25,17 @@ struct Harness {
 
 impl Harness {
     async fn new(n: usize, nodes: &[&str], timeout: Duration) -> Self {
+        Self::with_reads(n, nodes, timeout, ReadFanout::All).await
+    }
+
+    async fn with_reads(n: usize, nodes: &[&str], timeout: Duration, reads: ReadFanout) -> Self {
         let faults: Arc<Mutex<BTreeMap<String, FaultyReplica>>> = Arc::default();
         let locals: Arc<Mutex<BTreeMap<String, LocalReplica>>> = Arc::default();
         let (f, l) = (faults.clone(), locals.clone());
         let cluster = Cluster::builder()
             .replication(n)
             .timeout(timeout)
+            .read_fanout(reads)
             .wrap_replicas(move |local| {
                 let id = local.id().to_string();
                 let seed = halka_ring::key_hash(id.as_bytes());
@@ -57,6 +64,11 @@ impl Harness {
             .iter()
             .map(|&i| view.members()[usize::from(i)].id.clone())
             .collect()
+    }
+
+    /// Reads served so far by each node.
+    fn reads(&self) -> BTreeMap<String, u64> {
+        self.cluster.node_stats().into_iter().map(|s| (s.id, s.reads)).collect()
     }
 
     fn stored(&self, node: &str, key: &str) -> Option<Arc<halka_store::Record>> {
@@ -195,6 +207,54 @@ async fn read_repair_fixes_a_stale_replica() {
     h.cluster.coordinator().background().drain().await;
     let repaired = h.stored(&pref[2], "k").expect("read repair wrote the record back");
     assert_eq!(repaired.lww_value(), Some(&Bytes::from_static(b"v")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn quorum_reads_ask_r_replicas_and_one_more_when_one_fails_or_is_slow() {
+    let hedge = Duration::from_millis(10);
+    let reads = ReadFanout::Quorum { hedge };
+    let h = Harness::with_reads(3, &["a", "b", "c"], Duration::from_secs(1), reads).await;
+    let pref = h.preference("k");
+    h.cluster.put("k", "v", 3).await.unwrap();
+
+    // All healthy: the first two in preference order, and nobody else, are asked.
+    let before = h.reads();
+    let got = h.cluster.get("k", 2).await.unwrap();
+    assert_eq!(got.value(), Some(&Bytes::from_static(b"v")));
+    let after = h.reads();
+    let asked: Vec<&String> = pref.iter().filter(|n| after[*n] > before[*n]).collect();
+    assert_eq!(asked, [&pref[0], &pref[1]]);
+
+    // A failed replica is replaced at once by the next one.
+    h.set(&pref[1], FaultPlan::down());
+    let start = Instant::now();
+    let got = h.cluster.get("k", 2).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let mut answered: Vec<&str> = got.replies.iter().map(|(n, _)| n.as_str()).collect();
+    answered.sort_unstable();
+    let mut expected = [pref[0].as_str(), pref[2].as_str()];
+    expected.sort_unstable();
+    assert_eq!(answered, expected);
+
+    // A slow replica gets `hedge` before the next one is asked as well. (The failed one
+    // above is now suspected and asked last, so make the first one slow instead.)
+    h.set(&pref[1], FaultPlan::default());
+    h.set(&pref[0], FaultPlan::slow(Duration::from_millis(300)));
+    let start = Instant::now();
+    let got = h.cluster.get("k", 2).await.unwrap();
+    assert_eq!(start.elapsed(), hedge, "the read waited one hedge, not the slow replica");
+    assert!(!got.replies.iter().any(|(n, _)| n.as_str() == pref[0]));
+
+    // Once too few are left to answer, the read fails at once (without asking the last
+    // one) and names the failed replicas, as every read does.
+    h.set(&pref[0], FaultPlan::down());
+    h.set(&pref[1], FaultPlan::down());
+    let start = Instant::now();
+    let err = h.cluster.get("k", 2).await.unwrap_err();
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let ClusterError::Quorum(q) = &err else { panic!("{err}") };
+    assert_eq!((q.required, q.succeeded, q.failures.len()), (2, 0, 2), "{err}");
+    assert!(err.to_string().contains(&pref[0]) && err.to_string().contains(&pref[1]), "{err}");
 }
 
 #[tokio::test]

@@ -3,10 +3,12 @@
 //! Every field has a default, so a single node runs with no file at all. Errors name the
 //! file, the field and what is allowed.
 
+use halka_cluster::ReadFanout;
 use halka_store::{FjallOptions, Limits, SyncPolicy};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// One member of the static member list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +48,16 @@ pub enum SyncChoice {
     Always,
     /// fsync every `sync_interval_ms`.
     Periodic,
+}
+
+/// Which replicas a read asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFanoutChoice {
+    /// R replicas (this node first), one more when one fails or after `read_hedge_ms`.
+    Quorum,
+    /// All N at once; every late answer is still compared and repaired.
+    All,
 }
 
 /// Largest record cache accepted, in MiB.
@@ -105,6 +117,11 @@ pub struct NodeConfig {
     pub w: usize,
     /// Deadline for each replica call.
     pub timeout_ms: u64,
+    /// Which replicas a read asks: `quorum` (R of them) or `all` (N).
+    pub read_fanout: ReadFanoutChoice,
+    /// With `read_fanout = "quorum"`: how long to wait for the asked replicas before
+    /// asking one more.
+    pub read_hedge_ms: u64,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,
     /// Client connections served at once (Redis protocol).
@@ -127,11 +144,26 @@ impl Default for NodeConfig {
             r: 0,
             w: 0,
             timeout_ms: 1000,
+            read_fanout: ReadFanoutChoice::Quorum,
+            read_hedge_ms: 5,
             shutdown_grace_ms: 5000,
             max_connections: 10_000,
             storage: StorageConfig::default(),
             limits: Limits::default(),
             members: Vec::new(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The coordinator's read plan.
+    #[must_use]
+    pub fn read_fanout(&self) -> ReadFanout {
+        match self.read_fanout {
+            ReadFanoutChoice::All => ReadFanout::All,
+            ReadFanoutChoice::Quorum => {
+                ReadFanout::Quorum { hedge: Duration::from_millis(self.read_hedge_ms) }
+            }
         }
     }
 }
@@ -246,6 +278,12 @@ impl NodeConfig {
         if self.timeout_ms == 0 {
             return Err(invalid("timeout_ms", "must be at least 1".into()));
         }
+        if self.read_hedge_ms == 0 || self.read_hedge_ms > self.timeout_ms {
+            return Err(invalid(
+                "read_hedge_ms",
+                format!("{} is outside 1..={} (timeout_ms)", self.read_hedge_ms, self.timeout_ms),
+            ));
+        }
         if self.limits.max_key_bytes == 0 || self.limits.max_value_bytes == 0 {
             return Err(invalid(
                 "limits",
@@ -325,6 +363,10 @@ mod tests {
         assert!(e.contains("not in the member list"), "{e}");
         let e = parse("[storage]\nsync = \"sometimes\"\n").unwrap_err().to_string();
         assert!(e.contains("sometimes") && e.contains("always"), "{e}");
+        let e = parse("read_fanout = \"some\"\n").unwrap_err().to_string();
+        assert!(e.contains("some") && e.contains("quorum"), "{e}");
+        let e = parse("read_hedge_ms = 5000\n").unwrap_err().to_string();
+        assert!(e.contains("read_hedge_ms") && e.contains("1..=1000"), "{e}");
         let e = parse("[storage]\ncache_mb = 99999999999\n").unwrap_err().to_string();
         assert!(e.contains("storage.cache_mb") && e.contains("at most"), "{e}");
         assert_eq!(parse("").unwrap().replication, 1, "a lone node needs no file");

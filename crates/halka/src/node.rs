@@ -154,6 +154,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             limits: config.limits,
             max_background: 16 * 1024,
             local_node: Some(NodeId::new(&config.node_id)),
+            reads: config.read_fanout(),
         },
     );
     Ok(Arc::new(NodeState {
