@@ -8,6 +8,12 @@ use halka_store::SyncPolicy;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+// Requests allocate and free many small buffers across threads (frames, records, futures);
+// jemalloc's per-thread caches do that with less contention than glibc's arenas (SET +6%,
+// p99 -8% on the benchmark cluster; mimalloc was as fast but doubled SET p99).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
