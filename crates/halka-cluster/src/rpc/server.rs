@@ -161,6 +161,10 @@ where
 {
     const MAX_BATCH: usize = 256;
     sink.feed(first).await?;
+    // Let the tasks that are ready now run first: they are mostly requests about to queue
+    // frames for this same connection, and without the pause the writer (woken on another
+    // worker by the first frame) sends nearly every frame in a system call of its own.
+    tokio::task::yield_now().await;
     for _ in 1..MAX_BATCH {
         match rx.try_recv() {
             Ok(frame) => sink.feed(frame).await?,
