@@ -22,12 +22,26 @@ pub struct LocalReplica {
     ops: Arc<OpCounters>,
     /// Started on the first durable write (it needs a runtime).
     syncer: Arc<std::sync::OnceLock<Syncer>>,
+    /// Whether coordinating writes let other ready tasks write before flushing.
+    share_flushes: bool,
 }
 
 impl LocalReplica {
     #[must_use]
     pub fn new(id: NodeId, engine: Arc<dyn Engine>) -> Self {
-        Self { id, engine, ops: Arc::default(), syncer: Arc::default() }
+        Self { id, engine, ops: Arc::default(), syncer: Arc::default(), share_flushes: false }
+    }
+
+    /// Lets the writes this replica coordinates share journal flushes: they wait for the
+    /// syncer task, which flushes once the other tasks ready on its worker have run — on a
+    /// node serving many clients, mostly other coordinating writes — so one flush covers
+    /// them all. For a node whose coordinating writes are awaited alongside remote
+    /// replicas (a network round trip), which hides the pause; in-process replicas answer
+    /// sooner, and the coordinator would then hand the paused wait to the background.
+    #[must_use]
+    pub fn with_shared_flushes(mut self) -> Self {
+        self.share_flushes = true;
+        self
     }
 
     #[must_use]
@@ -51,12 +65,22 @@ impl LocalReplica {
 
     /// Resolves when the write behind `token` is durable. fsyncs run on the blocking pool,
     /// one at a time per engine, each covering every write waiting for it (see `syncer`).
+    /// Otherwise the wait (a journal buffer flush) runs when the future is first polled,
+    /// not now: a caller that applies several writes before polling any — the RPC server
+    /// with a batch of frames — flushes once for all of them.
     fn durable(&self, token: Option<SyncToken>) -> ReplicaFuture<()> {
+        self.durable_with(token, false)
+    }
+
+    /// [`LocalReplica::durable`], through the syncer task even when waiting does not block
+    /// when `shared` (see [`LocalReplica::with_shared_flushes`]).
+    fn durable_with(&self, token: Option<SyncToken>, shared: bool) -> ReplicaFuture<()> {
         let Some(token) = token else {
             return answered(Ok(()));
         };
-        if !self.engine.is_blocking() {
-            return answered(self.engine.wait_durable(token).map_err(store_error));
+        if !self.engine.is_blocking() && !shared {
+            let engine = Arc::clone(&self.engine);
+            return deferred(async move { engine.wait_durable(token).map_err(store_error) });
         }
         let syncers = Arc::clone(&self.syncer);
         let engine = Arc::clone(&self.engine);
@@ -99,7 +123,8 @@ impl Replica for LocalReplica {
     ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
         self.ops.writes.increment();
         let applied = self.inline(|e| e.apply_write_deferred(key, &self.id, write));
-        let result = applied.map(|(record, _, token)| (record, self.durable(token)));
+        let result = applied
+            .map(|(record, _, token)| (record, self.durable_with(token, self.share_flushes)));
         answered(result)
     }
 

@@ -5,7 +5,9 @@
 //! behind every fsync. Instead, each engine gets one syncer task: writers record the
 //! highest write they need and wait on a watch channel; the syncer fsyncs through the
 //! highest request on the blocking pool — one fsync for everything queued — and publishes
-//! the result, waking every covered writer at once.
+//! the result, waking every covered writer at once. When waiting does not block (the
+//! journal only has to reach the OS), the syncer flushes inline, after yielding once so
+//! that the writes of every task ready at the time share the flush.
 
 use halka_store::{Engine, SyncToken};
 use std::sync::Arc;
@@ -43,15 +45,24 @@ impl Syncer {
                     () = w.notified() => {}
                 }
                 // Keep syncing while requests arrive faster than fsyncs complete.
+                let blocking = engine.is_blocking();
                 loop {
+                    if !blocking {
+                        // A journal buffer flush, quick enough to run here — after the tasks
+                        // ready now have run, so that it covers their writes too.
+                        tokio::task::yield_now().await;
+                    }
                     let want = req.load(Ordering::Acquire);
                     if want <= tx.borrow().through {
                         break;
                     }
-                    let engine = Arc::clone(&engine);
-                    let result =
+                    let result = if blocking {
+                        let engine = Arc::clone(&engine);
                         tokio::task::spawn_blocking(move || engine.wait_durable(SyncToken(want)))
-                            .await;
+                            .await
+                    } else {
+                        Ok(engine.wait_durable(SyncToken(want)))
+                    };
                     let failed = match result {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(e.to_string()),

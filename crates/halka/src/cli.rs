@@ -69,6 +69,9 @@ pub struct ServerArgs {
     pub sync: Option<SyncArg>,
     #[arg(long, value_enum)]
     pub engine: Option<EngineArg>,
+    /// Async worker threads (default: one per CPU core).
+    #[arg(long)]
+    pub worker_threads: Option<usize>,
     /// Log filter, e.g. `info` or `halka=debug` (default: RUST_LOG, else info).
     #[arg(long)]
     pub log_level: Option<String>,

@@ -68,6 +68,9 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
     if let Some(v) = args.engine {
         c.storage.engine = v.into();
     }
+    if let Some(v) = args.worker_threads {
+        c.worker_threads = v;
+    }
     Ok(c.finish(&origin)?)
 }
 

@@ -60,6 +60,9 @@ pub enum ReadFanoutChoice {
     All,
 }
 
+/// Most async worker threads accepted.
+const MAX_WORKER_THREADS: usize = 1024;
+
 /// Largest record cache accepted, in MiB.
 const MAX_CACHE_MB: u64 = 1 << 20;
 
@@ -126,6 +129,9 @@ pub struct NodeConfig {
     pub shutdown_grace_ms: u64,
     /// Client connections served at once (Redis protocol).
     pub max_connections: usize,
+    /// Async worker threads; 0 (the default) means one per CPU core. Nodes that share a
+    /// host should split its cores rather than each take all of them.
+    pub worker_threads: usize,
     pub storage: StorageConfig,
     pub limits: Limits,
     /// The static member list. Every node must be given the same list.
@@ -148,6 +154,7 @@ impl Default for NodeConfig {
             read_hedge_ms: 5,
             shutdown_grace_ms: 5000,
             max_connections: 10_000,
+            worker_threads: 0,
             storage: StorageConfig::default(),
             limits: Limits::default(),
             members: Vec::new(),
@@ -278,6 +285,15 @@ impl NodeConfig {
         if self.timeout_ms == 0 {
             return Err(invalid("timeout_ms", "must be at least 1".into()));
         }
+        if self.worker_threads > MAX_WORKER_THREADS {
+            return Err(invalid(
+                "worker_threads",
+                format!(
+                    "{} is more than {MAX_WORKER_THREADS} (0 means one per CPU core)",
+                    self.worker_threads
+                ),
+            ));
+        }
         if self.read_hedge_ms == 0 || self.read_hedge_ms > self.timeout_ms {
             return Err(invalid(
                 "read_hedge_ms",
@@ -363,6 +379,8 @@ mod tests {
         assert!(e.contains("not in the member list"), "{e}");
         let e = parse("[storage]\nsync = \"sometimes\"\n").unwrap_err().to_string();
         assert!(e.contains("sometimes") && e.contains("always"), "{e}");
+        let e = parse("worker_threads = 5000\n").unwrap_err().to_string();
+        assert!(e.contains("worker_threads") && e.contains("1024"), "{e}");
         let e = parse("read_fanout = \"some\"\n").unwrap_err().to_string();
         assert!(e.contains("some") && e.contains("quorum"), "{e}");
         let e = parse("read_hedge_ms = 5000\n").unwrap_err().to_string();

@@ -41,6 +41,10 @@ pub fn configs(opts: &DevOptions) -> anyhow::Result<Vec<NodeConfig>> {
         })
         .collect::<anyhow::Result<_>>()?;
     let replication = opts.replication.min(opts.nodes);
+    // The nodes share this host's cores: threads beyond them only preempt each other
+    // (measured: GET +20-30% with one worker per node for three nodes on two cores).
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let worker_threads = (cores / opts.nodes).max(1);
     let quorum = replication / 2 + 1;
     (0..opts.nodes)
         .map(|i| {
@@ -55,6 +59,7 @@ pub fn configs(opts: &DevOptions) -> anyhow::Result<Vec<NodeConfig>> {
                 w: quorum,
                 storage: StorageConfig { sync: opts.sync, ..StorageConfig::default() },
                 members: members.clone(),
+                worker_threads,
                 ..NodeConfig::default()
             };
             Ok(config.finish("halka dev")?)

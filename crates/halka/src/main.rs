@@ -77,7 +77,11 @@ fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
         }),
     };
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    runtime()?.block_on(async move {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.worker_threads > 0 {
+        runtime.worker_threads(config.worker_threads);
+    }
+    runtime.enable_all().build().context("starting runtime")?.block_on(async move {
         let listeners = node::Listeners::bind(&config).await?;
         node::run(config, listeners, shutdown_on_signals()).await
     })

@@ -131,7 +131,10 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         .iter()
         .map(|m| -> Arc<dyn Replica> {
             if m.id == config.node_id {
-                Arc::new(LocalReplica::new(NodeId::new(&m.id), Arc::clone(&engine)))
+                Arc::new(
+                    LocalReplica::new(NodeId::new(&m.id), Arc::clone(&engine))
+                        .with_shared_flushes(),
+                )
             } else {
                 let addr = config
                     .members

@@ -103,43 +103,48 @@ async fn connection(
             }
         }
     };
+    // Requests applied but not yet answered hold permits; keeping them to half the limit
+    // leaves room for the next frame's permit, which only spawned handlers then hold.
+    let batch_limit = (config.max_in_flight / 2).clamp(1, 64);
     let reader = async move {
-        loop {
-            let frame = tokio::select! {
+        let mut started = Vec::with_capacity(batch_limit);
+        let mut open = true;
+        while open {
+            let mut frame = tokio::select! {
                 () = cancel.cancelled() => break,
-                frame = frames.next() => frame,
+                frame = frames.next() => Some(frame),
             };
-            let bytes = match frame {
-                None => break,
-                Some(Ok(bytes)) => bytes,
-                Some(Err(e)) => {
-                    tracing::warn!(?peer, error = %e, "closing rpc connection: bad frame");
+            // Start every request already received before answering any: replica writes
+            // that arrived together then share one journal flush (see `LocalReplica`).
+            while let Some(next) = frame.take() {
+                let Some(envelope) = decode_frame(next, peer) else {
+                    open = false;
                     break;
-                }
-            };
-            let envelope = match decode::<Request>(&bytes) {
-                Ok(env) => env,
-                Err(e) => {
-                    tracing::warn!(?peer, error = %e, "closing rpc connection: undecodable frame");
+                };
+                let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+                    open = false;
                     break;
+                };
+                started.push((envelope.id, handle(replica.as_ref(), envelope.body), permit));
+                if started.len() < batch_limit {
+                    frame = frames.next().now_or_never();
                 }
-            };
-            let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else { break };
-            let mut answer = handle(replica.as_ref(), envelope.body);
-            let id = envelope.id;
-            // Replicas in this process usually answer at once: reply inline, no task.
-            if let Some(body) = (&mut answer).now_or_never() {
-                if send(&tx, id, body).await.is_err() {
-                    break;
-                }
-                drop(permit);
-                continue;
             }
-            let tx = tx.clone();
-            handlers.spawn(async move {
-                let _ = send(&tx, id, answer.await).await;
-                drop(permit);
-            });
+            for (id, mut answer, permit) in started.drain(..) {
+                // Replicas in this process usually answer at once: reply inline, no task.
+                if let Some(body) = (&mut answer).now_or_never() {
+                    if send(&tx, id, body).await.is_err() {
+                        open = false;
+                    }
+                    drop(permit);
+                    continue;
+                }
+                let tx = tx.clone();
+                handlers.spawn(async move {
+                    let _ = send(&tx, id, answer.await).await;
+                    drop(permit);
+                });
+            }
         }
         // Dropping our sender lets the writer finish once in-flight handlers have replied.
         drop(tx);
@@ -172,6 +177,26 @@ where
         }
     }
     SinkExt::<Bytes>::flush(sink).await
+}
+
+/// The request in a frame from the stream, or `None` when the connection is done: closed
+/// by the peer, failed, or sent a frame that is too large or does not decode.
+fn decode_frame(
+    frame: Option<std::io::Result<bytes::BytesMut>>,
+    peer: Option<std::net::SocketAddr>,
+) -> Option<Envelope<Request>> {
+    let bytes = match frame? {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            tracing::warn!(?peer, error = %e, "closing rpc connection: bad frame");
+            return None;
+        }
+    };
+    decode::<Request>(&bytes)
+        .map_err(|e| {
+            tracing::warn!(?peer, error = %e, "closing rpc connection: undecodable frame");
+        })
+        .ok()
 }
 
 async fn send(tx: &mpsc::Sender<Bytes>, id: u64, body: Response) -> Result<(), ()> {
