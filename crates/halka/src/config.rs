@@ -341,6 +341,9 @@ mod tests {
             replication = 3
             r = 2
             w = 2
+            read_fanout = "all"
+            read_hedge_ms = 10
+            worker_threads = 2
             [storage]
             sync = "always"
             [limits]
@@ -363,6 +366,10 @@ mod tests {
         assert_eq!(c.storage.sync_policy(), SyncPolicy::Always);
         assert_eq!(c.limits.max_value_bytes, 4096);
         assert_eq!(c.limits.max_key_bytes, 1024);
+        assert_eq!(c.read_fanout(), ReadFanout::All);
+        assert_eq!(c.worker_threads, 2);
+        let defaults = parse("").unwrap();
+        assert_eq!(defaults.read_fanout(), ReadFanout::Quorum { hedge: Duration::from_millis(5) });
     }
 
     #[test]
