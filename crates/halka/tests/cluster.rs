@@ -61,6 +61,28 @@ fn quorums_with_one_node_killed_and_durability_after_restart() {
 }
 
 #[test]
+fn a_hung_node_slows_neither_reads_nor_writes() {
+    // A hung node is the hard case: its connections stay open and calls to it only end at
+    // the 500 ms deadline. Reads ask another replica after the hedge delay, writes need
+    // only W = 2 of the three acknowledgements.
+    let c = TestCluster::start_with(3, "periodic", "read_hedge_ms = 5");
+    let mut a = Raw::connect(&c.redis_addr(0));
+    for i in 0..20 {
+        assert_eq!(a.cmd(&["SET", &format!("k{i}"), "v"]), "+OK\r\n");
+    }
+    c.signal(1, nix::sys::signal::Signal::SIGSTOP);
+    for i in 0..20 {
+        let started = Instant::now();
+        assert_eq!(a.cmd(&["GET", &format!("k{i}")]), "$1\r\nv\r\n");
+        assert_eq!(a.cmd(&["SET", &format!("k{i}"), "w"]), "+OK\r\n");
+        // Waiting for the hung node would take its 500 ms deadline.
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(450), "k{i}: GET and SET took {took:?}");
+    }
+    c.signal(1, nix::sys::signal::Signal::SIGCONT);
+}
+
+#[test]
 fn no_acknowledged_write_is_lost_across_sigkill_cycles() {
     let mut c = TestCluster::start(3, "periodic");
     let addrs: Vec<String> = (0..3).map(|i| c.redis_addr(i)).collect();

@@ -104,6 +104,12 @@ impl TestCluster {
         }
     }
 
+    /// Sends `signal` to node `i` (SIGSTOP hangs it: its sockets stay open, nothing answers).
+    pub fn signal(&self, i: usize, signal: nix::sys::signal::Signal) {
+        let child = self.nodes[i].child.as_ref().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    }
+
     /// SIGTERM node `i` and return its exit status.
     pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
         let mut c = self.nodes[i].child.take().unwrap();
