@@ -107,6 +107,23 @@ fn open_engine(config: &NodeConfig) -> anyhow::Result<Arc<dyn Engine>> {
     })
 }
 
+/// How often latency histograms are folded into their buckets.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets until `shutdown`. The recorder
+/// keeps every sample until then (or until a scrape), so a node nobody scrapes would
+/// otherwise grow by about 20 MB per million requests.
+async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
 /// Builds the node's state: engine, replicas for every member, placement and coordinator.
 ///
 /// # Errors
@@ -186,7 +203,8 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let _ = metrics_handle();
+    let upkeep =
+        metrics_handle().map(|handle| tokio::spawn(metrics_upkeep(handle, shutdown.clone())));
     let redis_port = listeners.redis.local_addr()?.port();
     let state = build(config, redis_port)?;
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
@@ -219,6 +237,9 @@ pub async fn run(
 
     shutdown.cancelled().await;
     tracing::info!("shutting down: waiting for requests in flight");
+    if let Some(upkeep) = upkeep {
+        let _ = upkeep.await;
+    }
     let drained = tokio::time::timeout(grace, async {
         let _ = redis.await;
         let _ = http.await;
