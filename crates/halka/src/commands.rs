@@ -189,7 +189,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
     }
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
     Ok(format!(
-        "node {} (halka {})\nmembers: {}\nreplication N={} R={} W={}  sync={}\nkeys on this node: {}\nclients: {}  uptime: {}s",
+        "node {} (halka {})\nmembers: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: {}\nclients: {}  uptime: {}s",
         get("node"),
         get("halka_version"),
         get("members"),
@@ -197,6 +197,8 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
         get("r"),
         get("w"),
         get("sync"),
+        get("read_fanout"),
+        get("read_hedge_ms"),
         get("db0").split(',').next().unwrap_or("").trim_start_matches("keys="),
         get("connected_clients"),
         get("uptime_in_seconds"),

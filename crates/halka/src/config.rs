@@ -60,6 +60,17 @@ pub enum ReadFanoutChoice {
     All,
 }
 
+impl ReadFanoutChoice {
+    /// The name used in config files and status output.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadFanoutChoice::Quorum => "quorum",
+            ReadFanoutChoice::All => "all",
+        }
+    }
+}
+
 /// Most async worker threads accepted.
 const MAX_WORKER_THREADS: usize = 1024;
 

@@ -292,6 +292,7 @@ async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
         "replication": state.config.replication,
         "r": state.config.r,
         "w": state.config.w,
+        "reads": { "fanout": state.config.read_fanout.as_str(), "hedge_ms": state.config.read_hedge_ms },
         "placement": { "strategy": "partitioned", "partitions": halka_ring::DEFAULT_PARTITIONS },
         "members": members,
         "keys_on_this_node": state.local_keys(),

@@ -219,6 +219,7 @@ fn http_api_handles_siblings_with_causal_context() {
     let (_, body) = http("GET", &url("/v1/cluster"), b"", &[]);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["members"].as_array().unwrap().len(), 3);
+    assert_eq!(v["reads"]["fanout"], "quorum", "{body}");
     assert!(v["members"].as_array().unwrap().iter().all(|m| m["alive"] == true), "{body}");
     let (_, metrics) = http("GET", &url("/metrics"), b"", &[]);
     assert!(metrics.contains("halka_requests_total{protocol=\"http\",op=\"put\"}"), "{metrics}");

@@ -41,7 +41,8 @@ fn redis_cli_speaks_to_halka() {
     assert_eq!(cli(p0, &["TYPE", "nope"]), "none");
     assert_eq!(cli(p0, &["TTL", "Mahmut"]), "-1");
     assert_eq!(cli(p0, &["TTL", "nope"]), "-2");
-    assert!(cli(p0, &["INFO", "halka"]).contains("replication:3"));
+    let info = cli(p0, &["INFO", "halka"]);
+    assert!(info.contains("replication:3") && info.contains("read_fanout:quorum"), "{info}");
     assert!(cli(p0, &["NOSUCHCOMMAND"]).contains("ERR unknown command"));
     assert!(cli(p0, &["-3", "HELLO", "3"]).contains("halka"));
     assert!(cli(p0, &["HALKA.GETALL", "Mahmut", "3"]).contains("node-1"));

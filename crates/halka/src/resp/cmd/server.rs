@@ -87,7 +87,7 @@ pub fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Fr
         let members: Vec<String> = c.members.iter().map(|m| m.id.clone()).collect();
         let _ = write!(
             out,
-            "# Halka\r\nnode:{}\r\nmembers:{}\r\nreplication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\n\r\n",
+            "# Halka\r\nnode:{}\r\nmembers:{}\r\nreplication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\nread_fanout:{}\r\nread_hedge_ms:{}\r\n\r\n",
             c.node_id,
             members.join(","),
             c.replication,
@@ -98,7 +98,9 @@ pub fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Fr
             match c.storage.sync {
                 crate::config::SyncChoice::Always => "always",
                 crate::config::SyncChoice::Periodic => "periodic",
-            }
+            },
+            c.read_fanout.as_str(),
+            c.read_hedge_ms,
         );
     }
     Ok(Frame::Bulk(out.into()))
