@@ -106,7 +106,7 @@ impl ClusterBuilder {
         self
     }
 
-    /// Timestamp source for last-writer-wins (milliseconds).
+    /// Timestamp source for last-writer-wins (microseconds).
     #[must_use]
     pub fn clock(mut self, clock: fn() -> u64) -> Self {
         self.clock = Some(clock);

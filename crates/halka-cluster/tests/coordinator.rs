@@ -29,13 +29,25 @@ impl Harness {
     }
 
     async fn with_reads(n: usize, nodes: &[&str], timeout: Duration, reads: ReadFanout) -> Self {
+        Self::build(n, nodes, timeout, reads, None).await
+    }
+
+    async fn build(
+        n: usize,
+        nodes: &[&str],
+        timeout: Duration,
+        reads: ReadFanout,
+        clock: Option<fn() -> u64>,
+    ) -> Self {
         let faults: Arc<Mutex<BTreeMap<String, FaultyReplica>>> = Arc::default();
         let locals: Arc<Mutex<BTreeMap<String, LocalReplica>>> = Arc::default();
         let (f, l) = (faults.clone(), locals.clone());
-        let cluster = Cluster::builder()
-            .replication(n)
-            .timeout(timeout)
-            .read_fanout(reads)
+        let cluster = Cluster::builder().replication(n).timeout(timeout).read_fanout(reads);
+        let cluster = match clock {
+            Some(clock) => cluster.clock(clock),
+            None => cluster,
+        };
+        let cluster = cluster
             .wrap_replicas(move |local| {
                 let id = local.id().to_string();
                 let seed = halka_ring::key_hash(id.as_bytes());
@@ -341,7 +353,7 @@ async fn failed_fsync_fails_the_write_and_every_later_one() {
     let write = || Write {
         value: Some(Bytes::from_static(b"v")),
         context: VersionVector::new(),
-        timestamp_ms: 1,
+        timestamp_us: 1,
         overwrite: true,
     };
     // Many concurrent durable writes share fsyncs and all succeed.
@@ -379,17 +391,54 @@ async fn a_hung_coordinating_replica_costs_one_deadline_not_every_write() {
 /// Timestamps follow the clock: a burst of writes within one millisecond must not push
 /// them ahead of it (last-writer-wins across coordinators compares them).
 #[tokio::test]
-async fn timestamps_do_not_run_ahead_of_the_clock() {
+async fn sequential_writes_are_ordered_without_running_ahead_of_the_clock() {
+    // A clock stuck at one microsecond: the timestamps still order the writes, moving on
+    // by exactly one per write (a per-write millisecond bump used to run ahead by a
+    // second per thousand writes).
     let cluster = Cluster::builder().replication(3).clock(|| 1_000).build().unwrap();
     for n in ["a", "b", "c"] {
         cluster.add_node(n).await.unwrap();
     }
-    for i in 0..100 {
+    let first = cluster.put("k", "v0", 3).await.unwrap();
+    let first_ts = cluster.get("k", 3).await.unwrap().record.versions()[0].timestamp_us;
+    assert!(first_ts >= 1_000, "{first:?}");
+    for i in 1..100 {
         cluster.put("k", format!("v{i}"), 3).await.unwrap();
     }
     let got = cluster.get("k", 3).await.unwrap();
     let versions = got.record.versions();
     assert_eq!(versions.len(), 1, "sequential overwrites leave one version");
-    assert_eq!(versions[0].timestamp_ms, 1_000);
+    assert_eq!(versions[0].timestamp_us, first_ts + 99);
     assert_eq!(got.value().unwrap(), "v99");
+}
+
+#[tokio::test]
+async fn same_tick_overwrites_that_meet_as_siblings_resolve_to_the_later_one() {
+    // Two contextless writes in one clock tick (the clock is stopped), the second
+    // coordinated by a replica that never saw the first (it was down): they become
+    // siblings, and last-writer-wins must still pick the second. With equal timestamps the
+    // node id decided, so the first write's coordinator is the highest id.
+    let h = Harness::build(
+        3,
+        &["a", "b", "c"],
+        Duration::from_secs(1),
+        ReadFanout::All,
+        Some(|| 1_000),
+    )
+    .await;
+    let highest = h.preference("k").into_iter().max().unwrap();
+    let others: Vec<String> = h.preference("k").into_iter().filter(|n| *n != highest).collect();
+    for n in &others {
+        h.set(n, FaultPlan::down());
+    }
+    h.cluster.put("k", "first", 1).await.unwrap();
+    h.set(&highest, FaultPlan::down());
+    for n in &others {
+        h.set(n, FaultPlan::default());
+    }
+    h.cluster.put("k", "second", 1).await.unwrap();
+    h.set(&highest, FaultPlan::default());
+    let got = h.cluster.get("k", 3).await.unwrap();
+    assert_eq!(got.values().count(), 2, "the writes are concurrent: {:?}", got.record);
+    assert_eq!(got.value().unwrap(), "second");
 }

@@ -30,7 +30,7 @@ fn write(v: &'static str) -> Write {
     Write {
         value: Some(Bytes::from_static(v.as_bytes())),
         context: VersionVector::new(),
-        timestamp_ms: 1,
+        timestamp_us: 1,
         overwrite: true,
     }
 }

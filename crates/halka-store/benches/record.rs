@@ -10,7 +10,7 @@ fn write(value: &'static [u8], overwrite: bool) -> Write {
     Write {
         value: Some(Bytes::from_static(value)),
         context: VersionVector::new(),
-        timestamp_ms: 1,
+        timestamp_us: 1,
         overwrite,
     }
 }

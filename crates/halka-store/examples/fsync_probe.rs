@@ -27,7 +27,7 @@ fn main() {
                     let w = Write {
                         value: Some(Bytes::from(vec![b'x'; 100])),
                         context: VersionVector::new(),
-                        timestamp_ms: 0,
+                        timestamp_us: 0,
                         overwrite: true,
                     };
                     let t0 = Instant::now();

@@ -43,7 +43,7 @@ mod tests {
             &Write {
                 value: Some(Bytes::from_static(b"Ozer")),
                 context: VersionVector::new(),
-                timestamp_ms: 1000,
+                timestamp_us: 1000,
                 overwrite: false,
             },
         );

@@ -28,9 +28,12 @@ pub const MAX_SIBLINGS: usize = 64;
 pub struct Version {
     /// The write that created this version; unique per key.
     pub dot: Dot,
-    /// Wall-clock milliseconds at the coordinator. Used only to pick a winner among
-    /// siblings for clients that want one value (last writer wins), never for causality.
-    pub timestamp_ms: u64,
+    /// Wall-clock microseconds at the coordinator (strictly increasing per coordinator
+    /// thread). Used only to pick a winner among siblings for clients that want one value
+    /// (last writer wins), never for causality. Records written before timestamps were in
+    /// microseconds hold milliseconds: a thousand times smaller, so they lose to any newer
+    /// write, as they should.
+    pub timestamp_us: u64,
     /// The value, or `None` for a tombstone.
     pub value: Option<Bytes>,
 }
@@ -39,7 +42,7 @@ impl Version {
     /// Last-writer-wins order: later timestamp, then higher node id, then higher counter.
     /// Total and deterministic, so every replica and client picks the same winner.
     fn lww_key(&self) -> (u64, &NodeId, u64) {
-        (self.timestamp_ms, &self.dot.node, self.dot.counter)
+        (self.timestamp_us, &self.dot.node, self.dot.counter)
     }
 }
 
@@ -51,7 +54,8 @@ pub struct Write {
     /// The causal context the client read (empty for a blind write). Versions it covers
     /// are replaced; others remain as siblings.
     pub context: VersionVector,
-    pub timestamp_ms: u64,
+    /// See [`Version::timestamp_us`].
+    pub timestamp_us: u64,
     /// Replace every version the coordinating replica holds, as if the client had read
     /// them: the semantics of a plain `SET`/`DEL` from a client that keeps no context.
     /// Versions the coordinating replica has not seen still survive as siblings.
@@ -179,7 +183,7 @@ impl Record {
             at,
             Version {
                 dot: dot.clone(),
-                timestamp_ms: write.timestamp_ms,
+                timestamp_us: write.timestamp_us,
                 value: write.value.clone(),
             },
         );
@@ -246,7 +250,7 @@ mod tests {
         Write {
             value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
             context: context.clone(),
-            timestamp_ms: ts,
+            timestamp_us: ts,
             overwrite: false,
         }
     }
@@ -321,7 +325,7 @@ mod tests {
         }
         assert_eq!(r.versions().len(), MAX_SIBLINGS);
         // The newest survive.
-        assert_eq!(r.lww().map(|v| v.timestamp_ms), Some(MAX_SIBLINGS as u64 + 9));
-        assert!(r.versions().iter().all(|v| v.timestamp_ms >= 10));
+        assert_eq!(r.lww().map(|v| v.timestamp_us), Some(MAX_SIBLINGS as u64 + 9));
+        assert!(r.versions().iter().all(|v| v.timestamp_us >= 10));
     }
 }

@@ -43,7 +43,7 @@ fn crash_writer_child() {
                 let write = Write {
                     value: Some(Bytes::from(format!("v-{t}-{i}"))),
                     context: VersionVector::new(),
-                    timestamp_ms: i,
+                    timestamp_us: i,
                     overwrite: false,
                 };
                 engine.apply_write(key.as_bytes(), &node, &write).unwrap();

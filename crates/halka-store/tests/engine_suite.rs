@@ -13,7 +13,7 @@ fn write(value: &str, context: &VersionVector) -> Write {
     Write {
         value: Some(Bytes::copy_from_slice(value.as_bytes())),
         context: context.clone(),
-        timestamp_ms: 1,
+        timestamp_us: 1,
         overwrite: false,
     }
 }

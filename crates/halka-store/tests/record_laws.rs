@@ -13,7 +13,7 @@ fn version(node: usize, counter: u64) -> Version {
     Version {
         dot: Dot { node: NodeId::new(NODES[node]), counter },
         // Content is a function of the dot, as uniqueness of dots guarantees.
-        timestamp_ms: counter * 7 + node as u64,
+        timestamp_us: counter * 7 + node as u64,
         value: (!counter.is_multiple_of(4))
             .then(|| Bytes::from(format!("{}{counter}", NODES[node]))),
     }

@@ -101,7 +101,7 @@ struct JsonVersion {
     value: Option<String>,
     encoding: &'static str,
     deleted: bool,
-    timestamp_ms: u64,
+    timestamp_us: u64,
     node: String,
 }
 
@@ -121,7 +121,7 @@ fn json_version(v: &Version) -> JsonVersion {
         value,
         encoding,
         deleted: v.value.is_none(),
-        timestamp_ms: v.timestamp_ms,
+        timestamp_us: v.timestamp_us,
         node: v.dot.node.to_string(),
     }
 }

@@ -95,7 +95,7 @@ mod tests {
                 write: Write {
                     value: Some(Bytes::from_static(b"v")),
                     context: VersionVector::new(),
-                    timestamp_ms: 5,
+                    timestamp_us: 5,
                     overwrite: true,
                 },
             },
