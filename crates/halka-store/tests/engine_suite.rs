@@ -153,10 +153,17 @@ fn memory(limits: Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
 fn fjall_with(
     sync: SyncPolicy,
     cache_bytes: u64,
+    background_threads: Option<usize>,
 ) -> impl Fn(Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
     move |limits| {
         let dir = tempfile::tempdir().unwrap();
-        let options = FjallOptions { sync, limits, cache_bytes, ..FjallOptions::new(dir.path()) };
+        let options = FjallOptions {
+            sync,
+            limits,
+            cache_bytes,
+            background_threads,
+            ..FjallOptions::new(dir.path())
+        };
         let engine = FjallEngine::open(options).unwrap();
         (Some(dir), Arc::new(engine))
     }
@@ -164,11 +171,14 @@ fn fjall_with(
 
 engine_suite!(memory_engine, memory);
 const CACHE: u64 = FjallOptions::DEFAULT_CACHE_BYTES;
-engine_suite!(fjall_always, fjall_with(SyncPolicy::Always, CACHE));
-engine_suite!(fjall_periodic, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }, CACHE));
+const PERIODIC: SyncPolicy = SyncPolicy::Periodic { interval_ms: 10 };
+engine_suite!(fjall_always, fjall_with(SyncPolicy::Always, CACHE, None));
+engine_suite!(fjall_periodic, fjall_with(PERIODIC, CACHE, None));
 // Without the record cache, and with one far smaller than the data (constant eviction).
-engine_suite!(fjall_uncached, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }, 0));
-engine_suite!(fjall_tiny_cache, fjall_with(SyncPolicy::Periodic { interval_ms: 10 }, 2048));
+engine_suite!(fjall_uncached, fjall_with(PERIODIC, 0, None));
+engine_suite!(fjall_tiny_cache, fjall_with(PERIODIC, 2048, None));
+// One background thread, as `halka dev` gives each node on a two-core host.
+engine_suite!(fjall_one_background_thread, fjall_with(PERIODIC, CACHE, Some(1)));
 
 #[test]
 fn fjall_keeps_data_across_reopen() {

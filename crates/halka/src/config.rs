@@ -86,6 +86,9 @@ pub struct StorageConfig {
     pub sync_interval_ms: u64,
     /// Mebibytes of decoded records cached in memory by the fjall engine; 0 turns it off.
     pub cache_mb: u64,
+    /// fjall's background threads (memtable flushes, compaction); 0 (the default) means
+    /// one per core, up to four.
+    pub background_threads: usize,
 }
 
 impl Default for StorageConfig {
@@ -95,6 +98,7 @@ impl Default for StorageConfig {
             sync: SyncChoice::Periodic,
             sync_interval_ms: 100,
             cache_mb: FjallOptions::DEFAULT_CACHE_BYTES >> 20,
+            background_threads: 0,
         }
     }
 }
@@ -323,6 +327,15 @@ impl NodeConfig {
                 format!("must be at most {MAX_CACHE_MB} (1 TiB)"),
             ));
         }
+        if self.storage.background_threads > MAX_WORKER_THREADS {
+            return Err(invalid(
+                "storage.background_threads",
+                format!(
+                    "{} is more than {MAX_WORKER_THREADS} (0 means one per core, up to four)",
+                    self.storage.background_threads
+                ),
+            ));
+        }
         if self.storage.sync == SyncChoice::Periodic && self.storage.sync_interval_ms == 0 {
             return Err(invalid(
                 "storage.sync_interval_ms",
@@ -357,6 +370,7 @@ mod tests {
             worker_threads = 2
             [storage]
             sync = "always"
+            background_threads = 1
             [limits]
             max_value_bytes = 4096
             [[members]]
@@ -379,6 +393,7 @@ mod tests {
         assert_eq!(c.limits.max_key_bytes, 1024);
         assert_eq!(c.read_fanout(), ReadFanout::All);
         assert_eq!(c.worker_threads, 2);
+        assert_eq!(c.storage.background_threads, 1);
         let defaults = parse("").unwrap();
         assert_eq!(defaults.read_fanout(), ReadFanout::Quorum { hedge: Duration::from_millis(5) });
     }
@@ -397,6 +412,8 @@ mod tests {
         assert!(e.contains("not in the member list"), "{e}");
         let e = parse("[storage]\nsync = \"sometimes\"\n").unwrap_err().to_string();
         assert!(e.contains("sometimes") && e.contains("always"), "{e}");
+        let e = parse("[storage]\nbackground_threads = 5000\n").unwrap_err().to_string();
+        assert!(e.contains("storage.background_threads"), "{e}");
         let e = parse("worker_threads = 5000\n").unwrap_err().to_string();
         assert!(e.contains("worker_threads") && e.contains("1024"), "{e}");
         let e = parse("read_fanout = \"some\"\n").unwrap_err().to_string();

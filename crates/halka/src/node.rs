@@ -100,6 +100,8 @@ fn open_engine(config: &NodeConfig) -> anyhow::Result<Arc<dyn Engine>> {
                 sync: config.storage.sync_policy(),
                 limits: config.limits,
                 cache_bytes: config.storage.cache_mb << 20,
+                background_threads: (config.storage.background_threads > 0)
+                    .then_some(config.storage.background_threads),
                 ..FjallOptions::new(&config.data_dir)
             })
             .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,

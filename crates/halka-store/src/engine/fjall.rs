@@ -53,6 +53,9 @@ pub struct FjallOptions {
     pub limits: Limits,
     /// Bytes of decoded records kept in memory (approximately); 0 turns the cache off.
     pub cache_bytes: u64,
+    /// fjall's background threads (memtable flushes, compaction); `None` leaves fjall's
+    /// default, one per core up to four.
+    pub background_threads: Option<usize>,
 }
 
 impl FjallOptions {
@@ -67,6 +70,7 @@ impl FjallOptions {
             sync: SyncPolicy::default(),
             limits: Limits::default(),
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
+            background_threads: None,
         }
     }
 }
@@ -229,7 +233,11 @@ impl FjallEngine {
         std::fs::create_dir_all(&options.path).map_err(|e| {
             StoreError::Io(format!("cannot create data directory {}: {e}", options.path.display()))
         })?;
-        let db = Database::builder(&options.path)
+        let mut builder = Database::builder(&options.path);
+        if let Some(threads) = options.background_threads {
+            builder = builder.worker_threads(threads.max(1));
+        }
+        let db = builder
             .open()
             .map_err(|e| StoreError::Io(format!("opening {}: {e}", options.path.display())))?;
         let records = db
