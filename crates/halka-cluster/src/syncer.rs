@@ -39,13 +39,13 @@ impl Syncer {
         let stop = CancellationToken::new();
         let (req, w, cancel) = (Arc::clone(&requested), Arc::clone(&wake), stop.clone());
         tokio::spawn(async move {
+            let blocking = engine.is_blocking();
             loop {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = w.notified() => {}
                 }
                 // Keep syncing while requests arrive faster than fsyncs complete.
-                let blocking = engine.is_blocking();
                 loop {
                     if !blocking {
                         // A journal buffer flush, quick enough to run here — after the tasks

@@ -71,7 +71,7 @@ impl ReadFanoutChoice {
     }
 }
 
-/// Most async worker threads accepted.
+/// Most threads of either kind (async workers, storage background threads) accepted.
 const MAX_WORKER_THREADS: usize = 1024;
 
 /// Largest record cache accepted, in MiB.
@@ -300,14 +300,16 @@ impl NodeConfig {
         if self.timeout_ms == 0 {
             return Err(invalid("timeout_ms", "must be at least 1".into()));
         }
-        if self.worker_threads > MAX_WORKER_THREADS {
-            return Err(invalid(
-                "worker_threads",
-                format!(
-                    "{} is more than {MAX_WORKER_THREADS} (0 means one per CPU core)",
-                    self.worker_threads
-                ),
-            ));
+        for (field, threads, zero) in [
+            ("worker_threads", self.worker_threads, "one per CPU core"),
+            ("storage.background_threads", self.storage.background_threads, "fjall's default"),
+        ] {
+            if threads > MAX_WORKER_THREADS {
+                return Err(invalid(
+                    field,
+                    format!("{threads} is more than {MAX_WORKER_THREADS} (0 means {zero})"),
+                ));
+            }
         }
         if self.read_hedge_ms == 0 || self.read_hedge_ms > self.timeout_ms {
             return Err(invalid(
@@ -325,15 +327,6 @@ impl NodeConfig {
             return Err(invalid(
                 "storage.cache_mb",
                 format!("must be at most {MAX_CACHE_MB} (1 TiB)"),
-            ));
-        }
-        if self.storage.background_threads > MAX_WORKER_THREADS {
-            return Err(invalid(
-                "storage.background_threads",
-                format!(
-                    "{} is more than {MAX_WORKER_THREADS} (0 means one per core, up to four)",
-                    self.storage.background_threads
-                ),
             ));
         }
         if self.storage.sync == SyncChoice::Periodic && self.storage.sync_interval_ms == 0 {

@@ -112,13 +112,8 @@ impl TestCluster {
 
     /// SIGTERM node `i` and return its exit status.
     pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
-        let mut c = self.nodes[i].child.take().unwrap();
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        c.wait().unwrap()
+        self.signal(i, nix::sys::signal::Signal::SIGTERM);
+        self.nodes[i].child.take().unwrap().wait().unwrap()
     }
 
     pub fn redis_addr(&self, i: usize) -> String {
