@@ -4,8 +4,9 @@
 use crate::config::{MemberConfig, NodeConfig, StorageConfig, SyncChoice};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub struct DevOptions {
@@ -72,14 +73,44 @@ pub fn configs(opts: &DevOptions) -> anyhow::Result<Vec<NodeConfig>> {
         .collect()
 }
 
+/// A node process of the dev cluster.
+#[derive(Debug)]
+pub struct Node {
+    pub id: String,
+    pub child: Child,
+}
+
+/// Fails, naming the port and its owner, if any address a node would listen on is taken:
+/// a node that cannot bind exits, and a client meeting whatever holds the port instead
+/// would be talking to something else.
+///
+/// # Errors
+/// An address is in use or cannot be bound.
+pub fn check_ports(configs: &[NodeConfig]) -> anyhow::Result<()> {
+    for c in configs {
+        for (what, addr) in
+            [("Redis", &c.redis_addr), ("HTTP", &c.http_addr), ("peer", &c.peer_addr)]
+        {
+            std::net::TcpListener::bind(addr).map_err(|e| {
+                anyhow::anyhow!(
+                    "{addr} ({} {what} port) cannot be used: {e}; is another cluster running? \
+                     --port, --http-port and --peer-port choose other ports",
+                    c.node_id
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes each node's config file under the data directory and starts the nodes.
 ///
 /// # Errors
 /// A config cannot be written or a node cannot be started.
-pub fn start(exe: &Path, configs: &[NodeConfig], data_dir: &Path) -> anyhow::Result<Vec<Child>> {
+pub fn start(exe: &Path, configs: &[NodeConfig], data_dir: &Path) -> anyhow::Result<Vec<Node>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let mut children = Vec::new();
+    let mut nodes = Vec::new();
     for c in configs {
         let path = data_dir.join(format!("{}.toml", c.node_id));
         std::fs::write(&path, toml::to_string(c).context("encoding config")?)
@@ -88,11 +119,81 @@ pub fn start(exe: &Path, configs: &[NodeConfig], data_dir: &Path) -> anyhow::Res
             .arg("server")
             .arg("--config")
             .arg(&path)
+            // A node left behind by an early error would hold its ports and data.
+            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", c.node_id))?;
-        children.push(child);
+        nodes.push(Node { id: c.node_id.clone(), child });
     }
-    Ok(children)
+    Ok(nodes)
+}
+
+/// Runs the cluster: starts the nodes, prints `banner` once all of them serve, and stops
+/// them all when `shutdown` is cancelled — or when any one exits on its own, which is then
+/// the error.
+///
+/// # Errors
+/// A port is taken, a node cannot start, does not come up in time, or exits.
+pub async fn run(
+    exe: &Path,
+    configs: &[NodeConfig],
+    data_dir: &Path,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    check_ports(configs)?;
+    let mut nodes = start(exe, configs, data_dir)?;
+    let ready = tokio::select! {
+        ready = wait_ready(configs, READY_TIMEOUT) => ready,
+        exited = first_exit(&mut nodes) => Err(exited),
+        () = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted while starting")),
+    };
+    let outcome = match ready {
+        Ok(()) => {
+            print!("{}", banner(configs, data_dir));
+            tokio::select! {
+                () = shutdown.cancelled() => Ok(()),
+                exited = first_exit(&mut nodes) => Err(exited),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    stop(&mut nodes).await;
+    outcome
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a node may take over its graceful shutdown before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Resolves when the first node exits, with what to tell the user.
+async fn first_exit(nodes: &mut [Node]) -> anyhow::Error {
+    let waits = nodes.iter_mut().map(|n| Box::pin(async move { (&n.id, n.child.wait().await) }));
+    let ((id, status), _, _) = futures::future::select_all(waits).await;
+    match status {
+        Ok(status) => anyhow::anyhow!("{id} exited ({status}); stopped the other nodes"),
+        Err(e) => anyhow::anyhow!("cannot watch {id}: {e}; stopped the other nodes"),
+    }
+}
+
+/// SIGTERMs every node still running (Ctrl-C reaches them anyway, through the process
+/// group, but a SIGTERM to `halka dev` alone does not) and waits for each to finish its
+/// graceful shutdown.
+async fn stop(nodes: &mut [Node]) {
+    for node in nodes.iter() {
+        if let Some(pid) = node.child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    for node in nodes.iter_mut() {
+        if tokio::time::timeout(STOP_TIMEOUT, node.child.wait()).await.is_err() {
+            eprintln!("{} did not stop within {STOP_TIMEOUT:?}; killing it", node.id);
+            let _ = node.child.kill().await;
+        }
+    }
 }
 
 /// Waits until every node accepts Redis-protocol connections.

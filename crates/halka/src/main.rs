@@ -5,7 +5,6 @@ use halka::cli::{
 };
 use halka::{bench, commands, demo, dev, node, sim};
 use halka_store::SyncPolicy;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 // Requests allocate and free many small buffers across threads (frames, records, futures);
@@ -76,7 +75,13 @@ fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn")
         }),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour only for a terminal: escape codes make log files hard to read and grep.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if config.worker_threads > 0 {
         runtime.worker_threads(config.worker_threads);
@@ -106,27 +111,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     };
     let configs = dev::configs(&opts)?;
     let exe = std::env::current_exe().context("locating the halka binary")?;
-    let mut children = dev::start(&exe, &configs, &data_dir)?;
-    let rt = runtime()?;
-    let ready = rt.block_on(dev::wait_ready(&configs, Duration::from_secs(15)));
-    if ready.is_ok() {
-        print!("{}", dev::banner(&configs, &data_dir));
-        rt.block_on(async { shutdown_on_signals().cancelled().await });
-    }
-    // Ctrl-C reaches the children too (same process group); SIGTERM them in case it came
-    // from elsewhere, then wait for each to finish its graceful shutdown.
-    for child in &children {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-    }
-    for child in &mut children {
-        let _ = child.wait();
-    }
-    ready
+    runtime()?.block_on(async { dev::run(&exe, &configs, &data_dir, shutdown_on_signals()).await })
 }
 
 fn run_sim(args: SimArgs) -> anyhow::Result<()> {

@@ -1,0 +1,173 @@
+//! `halka dev`, the README's first command: a whole local cluster from one process.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::{BIN, Raw, free_port, http};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Nine consecutive free loopback ports: Redis, HTTP and peer ports for three nodes. No
+/// two tests get overlapping blocks, though the clusters bind theirs only later.
+fn port_block() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    loop {
+        let base = free_port();
+        if base < 65_000
+            && given.iter().all(|g| base.abs_diff(*g) >= 9)
+            && (1..9).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok())
+        {
+            given.push(base);
+            return base;
+        }
+    }
+}
+
+struct Dev {
+    child: Child,
+    base: u16,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Dev {
+    fn spawn(base: u16, data: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["dev", "--nodes", "3"])
+            .args(["--port", &base.to_string()])
+            .args(["--http-port", &(base + 3).to_string()])
+            .args(["--peer-port", &(base + 6).to_string()])
+            .args(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Self { child, base, stdout, stderr }
+    }
+
+    /// Waits for the banner's last line; returns the banner.
+    fn wait_banner(&self) -> String {
+        let mut banner = String::new();
+        loop {
+            let line = self.stdout.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| {
+                panic!("no banner; stdout so far:\n{banner}\nstderr:\n{}", self.errors())
+            });
+            banner += &line;
+            banner.push('\n');
+            if line.contains("Ctrl-C stops the cluster") {
+                return banner;
+            }
+        }
+    }
+
+    fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "halka dev still running after {within:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Everything the cluster printed on stderr so far.
+    fn errors(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    fn redis(&self, i: u16) -> String {
+        format!("127.0.0.1:{}", self.base + i)
+    }
+
+    fn all_ports_closed(&self) -> bool {
+        (0..9).all(|i| TcpStream::connect(("127.0.0.1", self.base + i)).is_err())
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn pid_of_node(config: &Path) -> Pid {
+    let needle = config.to_str().unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().map_while(Result::ok) {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        if cmdline.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()) {
+            return Pid::from_raw(entry.file_name().to_str().unwrap().parse().unwrap());
+        }
+    }
+    panic!("no process runs with {needle}");
+}
+
+#[test]
+fn dev_cluster_serves_every_interface_and_stops_on_ctrl_c() {
+    let mut dev = Dev::spawn(port_block(), &["--ephemeral"]);
+    let banner = dev.wait_banner();
+    assert!(banner.contains(&format!("redis-cli -p {}", dev.base)), "{banner}");
+
+    assert_eq!(Raw::connect(&dev.redis(0)).cmd(&["SET", "greeting", "merhaba"]), "+OK\r\n");
+    assert_eq!(Raw::connect(&dev.redis(2)).cmd(&["GET", "greeting"]), "$7\r\nmerhaba\r\n");
+    let (status, body) =
+        http("GET", &format!("127.0.0.1:{}/v1/kv/greeting", dev.base + 4), b"", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("merhaba"), "{body}");
+
+    kill(Pid::from_raw(dev.child.id() as i32), Signal::SIGINT).unwrap();
+    let status = dev.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}: {}", dev.errors());
+    assert!(dev.all_ports_closed(), "a node outlived halka dev");
+}
+
+#[test]
+fn dev_refuses_a_port_in_use_and_starts_nothing() {
+    let base = port_block();
+    let _taken = TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
+    let mut dev = Dev::spawn(base, &["--ephemeral"]);
+    let status = dev.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    let errors = dev.errors();
+    assert!(
+        errors.contains(&format!("127.0.0.1:{} (node-2 Redis port) cannot be used", base + 1)),
+        "{errors}"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", base)).is_err(), "node-1 was started");
+}
+
+#[test]
+fn dev_stops_the_cluster_when_a_node_dies() {
+    let data = tempfile::tempdir().unwrap();
+    let mut dev = Dev::spawn(port_block(), &["--data-dir", data.path().to_str().unwrap()]);
+    dev.wait_banner();
+    kill(pid_of_node(&data.path().join("node-2.toml")), Signal::SIGKILL).unwrap();
+    let status = dev.wait_exit(Duration::from_secs(30));
+    assert!(!status.success());
+    let errors = dev.errors();
+    assert!(errors.contains("node-2 exited (signal: 9 (SIGKILL))"), "{errors}");
+    assert!(dev.all_ports_closed(), "the other nodes outlived halka dev");
+}
