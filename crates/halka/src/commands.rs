@@ -134,7 +134,7 @@ pub async fn get(args: &GetArgs) -> anyhow::Result<String> {
     }
     match resolved {
         Some(v) => Ok(v),
-        None => bail!("(nil): key {:?} not found", args.key),
+        None => bail!("key {:?} not found", args.key),
     }
 }
 

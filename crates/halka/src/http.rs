@@ -8,9 +8,9 @@
 
 use crate::node::{NodeState, metrics_handle};
 use axum::Router;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
@@ -46,6 +46,8 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/cluster", get(cluster))
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -70,6 +72,33 @@ impl From<ClusterError> for ApiError {
         };
         ApiError(status, e.to_string())
     }
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route for {method} {}; the API serves /v1/kv/{{key}}, /v1/cluster, /metrics \
+             and /health",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}; the Allow header lists what is", uri.path()),
+    )
+}
+
+// Query-string and path extraction failures become JSON errors, like every other error.
+fn query(params: Result<Query<KvParams>, QueryRejection>) -> Result<KvParams, ApiError> {
+    params.map(|Query(p)| p).map_err(|e| ApiError(e.status(), e.body_text()))
+}
+
+fn path(key: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    key.map(|Path(k)| k).map_err(|e| ApiError(e.status(), e.body_text()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,10 +196,11 @@ fn record_json(key: &str, result: &GetResult) -> Value {
 
 async fn get_key(
     State(state): State<Arc<NodeState>>,
-    Path(key): Path<String>,
-    Query(params): Query<KvParams>,
+    key: Result<Path<String>, PathRejection>,
+    params: Result<Query<KvParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
     let r = params.r.unwrap_or(state.config.r);
     let result = state.coordinator.get(k, r).await?;
@@ -186,8 +216,8 @@ async fn get_key(
 
 async fn put_key(
     State(state): State<Arc<NodeState>>,
-    Path(key): Path<String>,
-    Query(params): Query<KvParams>,
+    key: Result<Path<String>, PathRejection>,
+    params: Result<Query<KvParams>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -204,6 +234,7 @@ async fn put_key(
         };
         ApiError(status, message)
     })?;
+    let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
     let token = headers
         .get("x-halka-context")
@@ -225,10 +256,11 @@ async fn put_key(
 
 async fn delete_key(
     State(state): State<Arc<NodeState>>,
-    Path(key): Path<String>,
-    Query(params): Query<KvParams>,
+    key: Result<Path<String>, PathRejection>,
+    params: Result<Query<KvParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
+    let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
     let context = params.context.as_deref().map(decode_context).transpose()?;
     let w = params.w.unwrap_or(state.config.w);

@@ -179,6 +179,19 @@ fn bad_input_gets_errors_and_stores_nothing() {
     let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/bigger"), &[b'x'; 1000], &[]);
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("larger than the maximum of 64 bytes"), "{body}");
+    // Bad query strings, paths and methods: JSON errors too, never plain text.
+    for (method, path, status, says) in [
+        ("PUT", "/v1/kv/k?w=two", 400, "w: invalid digit"),
+        ("GET", "/v1/kv/k?quorum=2", 400, "unknown field `quorum`"),
+        ("GET", "/v1/kv/%FF", 400, "Invalid UTF-8"),
+        ("GET", "/v1/keys", 404, "no route for GET /v1/keys"),
+        ("POST", "/v1/kv/k", 405, "POST is not allowed on /v1/kv/k"),
+    ] {
+        let (got, body) = http(method, &c.http_url(0, path), b"v", &[]);
+        assert_eq!(got, status, "{method} {path}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(json["error"].as_str().unwrap().contains(says), "{method} {path}: {body}");
+    }
     let (status, _) = http("GET", &c.http_url(0, "/v1/kv/big"), b"", &[]);
     assert_eq!(status, 404);
     let (status, _) = http("GET", &c.http_url(0, "/v1/kv/k"), b"", &[]);
