@@ -165,6 +165,15 @@ fn bad_input_gets_errors_and_stores_nothing() {
     assert!(huge.closed());
     assert_eq!(Raw::connect(&addr).cmd(&["PING"]), "+PONG\r\n");
 
+    // Inline commands, as typed into telnet: quotes as Redis reads them; an unbalanced
+    // quote is a protocol error that stores nothing.
+    let mut telnet = Raw::connect(&addr);
+    assert_eq!(telnet.send(b"SET greeting \"hi there\"\n"), "+OK\r\n");
+    assert_eq!(telnet.send(b"GET greeting\r\n"), "$8\r\nhi there\r\n");
+    let reply = telnet.send(b"SET open \"quote\r\n");
+    assert!(reply.contains("unbalanced quotes"), "{reply}");
+    assert_eq!(Raw::connect(&addr).cmd(&["EXISTS", "open"]), ":0\r\n");
+
     // HTTP: oversized bodies, bad contexts, bad quorums — JSON errors, nothing stored.
     let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/big"), &[b'x'; 65], &[]);
     assert_eq!(status, 413, "{body}");
