@@ -35,7 +35,7 @@ impl Background {
     {
         let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("halka_background_dropped_total").increment(1);
+            metrics::counter!(crate::telemetry::BACKGROUND_DROPPED).increment(1);
             return false;
         };
         self.tracker.spawn(async move {

@@ -17,6 +17,7 @@
 use crate::error::check_quorum;
 use crate::fanout::{Fanout, call_one};
 use crate::suspects::Suspects;
+use crate::telemetry;
 use crate::view::{View, ViewGuard};
 use crate::{Background, ClusterError, QuorumError, ReplicaError};
 use arc_swap::ArcSwap;
@@ -430,7 +431,7 @@ impl Coordinator {
         replicas: usize,
         failures: Vec<(NodeId, ReplicaError)>,
     ) -> ClusterError {
-        metrics::counter!("halka_quorum_failures_total", "op" => op).increment(1);
+        metrics::counter!(telemetry::QUORUM_FAILURES, "op" => op).increment(1);
         ClusterError::Quorum(QuorumError { op, required, succeeded, replicas, failures })
     }
 
@@ -473,7 +474,7 @@ impl Repairer {
         let Some(replica) = view.replicas().iter().find(|r| *r.id() == id).cloned() else {
             return;
         };
-        metrics::counter!("halka_read_repairs_total").increment(1);
+        metrics::counter!(telemetry::READ_REPAIRS).increment(1);
         let fut = replica.merge(key, merged);
         let timeout = self.timeout;
         self.background.spawn(async move {

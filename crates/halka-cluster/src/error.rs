@@ -22,7 +22,8 @@ pub enum ClusterError {
     DuplicateNode(String),
     #[error("node {0:?} is not a member")]
     UnknownNode(String),
-    #[error("invalid placement: {0}")]
+    /// Its messages say what is wrong with the placement.
+    #[error(transparent)]
     Placement(#[from] PlacementError),
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -52,14 +53,20 @@ pub struct QuorumError {
 
 impl fmt::Display for QuorumError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.op == "write" { "w" } else { "r" };
         write!(
             f,
-            "{} quorum not reached: {} of {} required replicas answered (of {})",
-            self.op, self.succeeded, self.required, self.replicas
+            "{} quorum not reached: {name}={} of {} replicas, {} answered",
+            self.op, self.required, self.replicas, self.succeeded
         )?;
         for (i, (node, err)) in self.failures.iter().enumerate() {
             f.write_str(if i == 0 { "; failed: " } else { ", " })?;
             write!(f, "{node} ({err})")?;
+        }
+        if self.op == "write" {
+            // No rollback, as in Dynamo: replicas that took the write keep it, and a later
+            // read or repair may spread it.
+            f.write_str("; the write may still be stored on the replicas it reached")?;
         }
         Ok(())
     }
@@ -90,5 +97,19 @@ mod tests {
             "r=0 is invalid; it must be between 1 and the replication factor n=3"
         );
         assert!(check_quorum("w", 3, 3).is_ok());
+    }
+
+    #[test]
+    fn quorum_failures_say_what_was_needed_and_what_failed() {
+        let failures = vec![(NodeId::new("b"), ReplicaError::Timeout(500))];
+        let e = QuorumError { op: "write", required: 3, succeeded: 2, replicas: 3, failures };
+        assert_eq!(
+            e.to_string(),
+            "write quorum not reached: w=3 of 3 replicas, 2 answered; failed: b (timed out \
+             after 500 ms); the write may still be stored on the replicas it reached"
+        );
+        let e =
+            QuorumError { op: "read", required: 2, succeeded: 1, replicas: 3, failures: vec![] };
+        assert_eq!(e.to_string(), "read quorum not reached: r=2 of 3 replicas, 1 answered");
     }
 }

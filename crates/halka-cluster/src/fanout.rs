@@ -26,9 +26,9 @@ pub(crate) struct Fanout<T> {
     timeout: Duration,
 }
 
-fn count_error<T>(result: &Result<T, ReplicaError>) {
-    if result.is_err() {
-        metrics::counter!("halka_replica_errors_total").increment(1);
+fn count_error<T>(id: &NodeId, result: &Result<T, ReplicaError>) {
+    if let Err(e) = result {
+        crate::telemetry::count_replica_error(id, e);
     }
 }
 
@@ -44,7 +44,7 @@ pub(crate) async fn call_one<T>(
             .await
             .unwrap_or(Err(ReplicaError::Timeout(timeout.as_millis() as u64))),
     };
-    count_error(&result);
+    count_error(&id, &result);
     (id, result)
 }
 
@@ -56,7 +56,7 @@ impl<T: Send + 'static> Fanout<T> {
     /// Starts a call.
     pub(crate) fn start(&mut self, id: NodeId, mut fut: ReplicaFuture<T>) {
         if let Some(result) = (&mut fut).now_or_never() {
-            count_error(&result);
+            count_error(&id, &result);
             self.ready.push((id, result));
             return;
         }

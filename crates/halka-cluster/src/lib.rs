@@ -22,6 +22,7 @@ pub mod rpc;
 mod stripe;
 mod suspects;
 mod syncer;
+pub mod telemetry;
 mod view;
 
 pub use background::Background;

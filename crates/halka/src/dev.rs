@@ -129,11 +129,13 @@ pub fn start(exe: &Path, configs: &[NodeConfig], data_dir: &Path) -> anyhow::Res
 }
 
 /// Runs the cluster: starts the nodes, prints `banner` once all of them serve, and stops
-/// them all when `shutdown` is cancelled — or when any one exits on its own, which is then
-/// the error.
+/// them when `shutdown` is cancelled. A node that exits while starting fails the whole
+/// start; one that exits later (killed, say, to watch the quorums cope) is reported and the
+/// others keep serving.
 ///
 /// # Errors
-/// A port is taken, a node cannot start, does not come up in time, or exits.
+/// A port is taken, a node cannot start or does not come up in time, or every node has
+/// exited.
 pub async fn run(
     exe: &Path,
     configs: &[NodeConfig],
@@ -144,16 +146,15 @@ pub async fn run(
     let mut nodes = start(exe, configs, data_dir)?;
     let ready = tokio::select! {
         ready = wait_ready(configs, READY_TIMEOUT) => ready,
-        exited = first_exit(&mut nodes) => Err(exited),
+        (id, status) = first_exit(&mut nodes) => {
+            Err(anyhow::anyhow!("{id} exited while starting ({status}); stopped the others"))
+        }
         () = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted while starting")),
     };
     let outcome = match ready {
         Ok(()) => {
             print!("{}", banner(configs, data_dir));
-            tokio::select! {
-                () = shutdown.cancelled() => Ok(()),
-                exited = first_exit(&mut nodes) => Err(exited),
-            }
+            supervise(&mut nodes, &shutdown).await
         }
         Err(e) => Err(e),
     };
@@ -161,19 +162,34 @@ pub async fn run(
     outcome
 }
 
+/// Reports nodes that exit until `shutdown`, or until none is left.
+async fn supervise(nodes: &mut Vec<Node>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    while !nodes.is_empty() {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            (id, status) = first_exit(nodes) => {
+                eprintln!("halka dev: {id} exited ({status}); the other nodes keep serving");
+                nodes.retain(|n| n.id != id);
+            }
+        }
+    }
+    bail!("every node has exited")
+}
+
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a node may take over its graceful shutdown before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Resolves when the first node exits, with what to tell the user.
-async fn first_exit(nodes: &mut [Node]) -> anyhow::Error {
+/// Resolves when the first node exits: its id and how it ended.
+async fn first_exit(nodes: &mut [Node]) -> (String, String) {
     let waits = nodes.iter_mut().map(|n| Box::pin(async move { (&n.id, n.child.wait().await) }));
     let ((id, status), _, _) = futures::future::select_all(waits).await;
-    match status {
-        Ok(status) => anyhow::anyhow!("{id} exited ({status}); stopped the other nodes"),
-        Err(e) => anyhow::anyhow!("cannot watch {id}: {e}; stopped the other nodes"),
-    }
+    let status = match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("cannot watch it: {e}"),
+    };
+    (id.clone(), status)
 }
 
 /// SIGTERMs every node still running (Ctrl-C reaches them anyway, through the process

@@ -92,6 +92,21 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// HELP text for every metric a node exports; counters start at zero (see
+/// `halka_cluster::telemetry`).
+fn describe_metrics(config: &NodeConfig) {
+    metrics::describe_counter!("halka_requests_total", "Client requests, by protocol and op");
+    metrics::describe_histogram!(
+        "halka_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Client request latency, by protocol and op"
+    );
+    metrics::describe_gauge!("halka_connected_clients", "Open Redis-protocol connections");
+    metrics::gauge!("halka_connected_clients").set(0.0);
+    let members: Vec<NodeId> = config.members.iter().map(|m| NodeId::new(&m.id)).collect();
+    halka_cluster::telemetry::describe(&members);
+}
+
 fn open_engine(config: &NodeConfig) -> anyhow::Result<Arc<dyn Engine>> {
     Ok(match config.storage.engine {
         EngineChoice::Memory => Arc::new(MemoryEngine::new(config.limits)),
@@ -209,6 +224,7 @@ pub async fn run(
         metrics_handle().map(|handle| tokio::spawn(metrics_upkeep(handle, shutdown.clone())));
     let redis_port = listeners.redis.local_addr()?.port();
     let state = build(config, redis_port)?;
+    describe_metrics(&state.config);
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let local: Arc<dyn Replica> = {
         let view = state.coordinator.view();

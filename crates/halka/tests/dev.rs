@@ -160,14 +160,32 @@ fn dev_refuses_a_port_in_use_and_starts_nothing() {
 }
 
 #[test]
-fn dev_stops_the_cluster_when_a_node_dies() {
+fn dev_reports_a_dead_node_and_the_others_keep_serving() {
     let data = tempfile::tempdir().unwrap();
     let mut dev = Dev::spawn(port_block(), &["--data-dir", data.path().to_str().unwrap()]);
     dev.wait_banner();
     kill(pid_of_node(&data.path().join("node-2.toml")), Signal::SIGKILL).unwrap();
+    let report = loop {
+        let line = dev.stderr.recv_timeout(Duration::from_secs(30)).expect("no report");
+        if line.starts_with("halka dev:") {
+            break line;
+        }
+    };
+    assert_eq!(
+        report,
+        "halka dev: node-2 exited (signal: 9 (SIGKILL)); the other nodes keep serving"
+    );
+    // W=2 of N=3 still succeeds on the two live nodes; W=3 cannot.
+    let mut conn = Raw::connect(&dev.redis(0));
+    assert_eq!(conn.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["HALKA.CONSISTENCY", "2", "3"]), "+OK\r\n");
+    let reply = conn.cmd(&["SET", "k", "v"]);
+    assert!(reply.starts_with("-NOQUORUM write quorum not reached: w=3"), "{reply}");
+    assert!(reply.contains("node-2 (unreachable"), "{reply}");
+    assert_eq!(Raw::connect(&dev.redis(2)).cmd(&["GET", "k"]), "$1\r\nv\r\n");
+
+    kill(Pid::from_raw(dev.child.id() as i32), Signal::SIGINT).unwrap();
     let status = dev.wait_exit(Duration::from_secs(30));
-    assert!(!status.success());
-    let errors = dev.errors();
-    assert!(errors.contains("node-2 exited (signal: 9 (SIGKILL))"), "{errors}");
-    assert!(dev.all_ports_closed(), "the other nodes outlived halka dev");
+    assert!(status.success(), "{status:?}: {}", dev.errors());
+    assert!(dev.all_ports_closed(), "a node outlived halka dev");
 }

@@ -1,0 +1,59 @@
+//! The metrics the coordinator records, described for exporters.
+//!
+//! Counters appear at zero from the start: an alert on `rate(...)` or a dashboard panel
+//! then has a series to read before the first failure, rather than none at all.
+
+use crate::ReplicaError;
+use halka_store::NodeId;
+
+pub(crate) const QUORUM_FAILURES: &str = "halka_quorum_failures_total";
+pub(crate) const READ_REPAIRS: &str = "halka_read_repairs_total";
+pub(crate) const REPLICA_ERRORS: &str = "halka_replica_errors_total";
+pub(crate) const BACKGROUND_DROPPED: &str = "halka_background_dropped_total";
+
+/// The `kind` label of a replica error.
+pub(crate) fn error_kind(e: &ReplicaError) -> &'static str {
+    match e {
+        ReplicaError::Timeout(_) => "timeout",
+        ReplicaError::Unavailable(_) => "unavailable",
+        ReplicaError::Storage(_) => "storage",
+        ReplicaError::Rejected(_) => "rejected",
+    }
+}
+
+pub(crate) fn count_replica_error(replica: &NodeId, e: &ReplicaError) {
+    metrics::counter!(REPLICA_ERRORS, "replica" => replica.to_string(), "kind" => error_kind(e))
+        .increment(1);
+}
+
+/// Describes the coordinator's metrics to the installed recorder and registers its
+/// counters at zero, one series per replica in `replicas` for the per-replica ones.
+pub fn describe(replicas: &[NodeId]) {
+    metrics::describe_counter!(
+        QUORUM_FAILURES,
+        "Requests that failed because too few replicas answered (op: read or write)"
+    );
+    metrics::describe_counter!(
+        READ_REPAIRS,
+        "Merged records written back to replicas that answered a read with stale data"
+    );
+    metrics::describe_counter!(
+        REPLICA_ERRORS,
+        "Replica calls that failed, by replica and kind (timeout, unavailable, storage, rejected)"
+    );
+    metrics::describe_counter!(
+        BACKGROUND_DROPPED,
+        "Straggler calls and repairs dropped because the background queue was full"
+    );
+    for op in ["read", "write"] {
+        metrics::counter!(QUORUM_FAILURES, "op" => op).increment(0);
+    }
+    metrics::counter!(READ_REPAIRS).increment(0);
+    metrics::counter!(BACKGROUND_DROPPED).increment(0);
+    for replica in replicas {
+        for kind in ["timeout", "unavailable", "storage", "rejected"] {
+            metrics::counter!(REPLICA_ERRORS, "replica" => replica.to_string(), "kind" => kind)
+                .increment(0);
+        }
+    }
+}
