@@ -189,7 +189,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
     }
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
     Ok(format!(
-        "node {} (halka {})\nmembers: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: {}\nclients: {}  uptime: {}s",
+        "node {} (halka {})\nmembers: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
         get("node"),
         get("halka_version"),
         get("members"),

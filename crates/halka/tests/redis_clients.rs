@@ -34,8 +34,8 @@ fn redis_cli_speaks_to_halka() {
     assert_eq!(cli(p0, &["SET", "Mahmut", "x", "NX"]), "");
     assert_eq!(cli(p0, &["MSET", "a", "1", "b", "2"]), "OK");
     assert_eq!(cli(p2, &["MGET", "a", "b", "nope"]), "1\n2", "nil prints as an empty line");
-    assert_eq!(cli(p0, &["EXISTS", "a", "b", "nope"]), "2");
-    assert_eq!(cli(p0, &["DEL", "a", "nope"]), "1");
+    assert_eq!(cli(p0, &["EXISTS", "a", "b", "nope", "a"]), "3", "every mention counts");
+    assert_eq!(cli(p0, &["DEL", "a", "nope", "a"]), "1", "a key named twice is deleted once");
     assert_eq!(cli(p0, &["ECHO", "merhaba"]), "merhaba");
     assert_eq!(cli(p0, &["TYPE", "Mahmut"]), "string");
     assert_eq!(cli(p0, &["TYPE", "nope"]), "none");

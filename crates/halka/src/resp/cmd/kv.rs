@@ -49,7 +49,10 @@ pub async fn set(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fram
 
 /// `DEL key...`: counts keys that had a value, as Redis does, so it reads before deleting.
 pub async fn del(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
-    let keys = nonempty(args)?;
+    let mut keys = nonempty(args)?;
+    // A key named twice is deleted, and counted, once (EXISTS counts every mention).
+    let mut seen = std::collections::HashSet::new();
+    keys.retain(|k| seen.insert(k.clone()));
     let results = join_all(keys.into_iter().map(|k| async move {
         let existed = state.coordinator.get(k.clone(), s.r).await?.value().is_some();
         if existed {
