@@ -188,11 +188,26 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
         return Ok(serde_json::to_string(&fields)?);
     }
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let node = get("node");
+    let peers: BTreeMap<String, String> = get("peers")
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(id, state)| (id.to_string(), state.to_string()))
+        .collect();
+    let members: Vec<String> = get("members")
+        .split(',')
+        .filter(|m| !m.is_empty())
+        .map(|m| match peers.get(m) {
+            _ if m == node => format!("{m} (this node)"),
+            Some(state) => format!("{m} {state}"),
+            None => m.to_string(),
+        })
+        .collect();
     Ok(format!(
         "node {} (halka {})\nmembers: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
-        get("node"),
+        node,
         get("halka_version"),
-        get("members"),
+        members.join(", "),
         get("replication"),
         get("r"),
         get("w"),

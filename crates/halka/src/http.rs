@@ -21,7 +21,7 @@ use halka_store::{Record, Version, VersionVector};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -283,14 +283,7 @@ async fn metrics() -> Response {
 }
 
 async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
-    let pings = state.peers.iter().map(|p| async move {
-        let alive = tokio::time::timeout(Duration::from_millis(300), p.ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
-        (halka_cluster::Replica::id(p).to_string(), alive)
-    });
-    let alive: std::collections::BTreeMap<String, bool> =
-        futures::future::join_all(pings).await.into_iter().collect();
+    let alive = state.peer_liveness().await;
     let view = state.coordinator.view();
     let mut primaries = vec![0_u64; view.members().len()];
     if let Some(placement) = view.placement() {

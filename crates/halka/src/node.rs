@@ -39,12 +39,26 @@ impl NodeState {
         self.clients.load(Ordering::Relaxed)
     }
 
+    /// Whether each other member answers a ping now, by id. A member that does not answer
+    /// within `LIVENESS_TIMEOUT` counts as down.
+    pub async fn peer_liveness(&self) -> std::collections::BTreeMap<String, bool> {
+        let pings = self.peers.iter().map(|p| async move {
+            let alive =
+                tokio::time::timeout(LIVENESS_TIMEOUT, p.ping()).await.is_ok_and(|r| r.is_ok());
+            (Replica::id(p).to_string(), alive)
+        });
+        futures::future::join_all(pings).await.into_iter().collect()
+    }
+
     /// Keys stored on this node (approximate with the durable engine).
     #[must_use]
     pub fn local_keys(&self) -> u64 {
         self.engine.key_count()
     }
 }
+
+/// How long a liveness report waits for a member's ping.
+const LIVENESS_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// The node's listeners, bound by the caller.
 #[derive(Debug)]

@@ -151,7 +151,7 @@ pub async fn execute(
         "PING" => server::ping(&mut args),
         "ECHO" => server::echo(&mut args),
         "HELLO" => server::hello(state, session, &mut args),
-        "INFO" => server::info(state, session, &mut args),
+        "INFO" => server::info(state, session, &mut args).await,
         "COMMAND" => server::command(&mut args),
         "CLIENT" => server::client(session, &mut args),
         "CONFIG" => server::config(state, &mut args),

@@ -57,7 +57,7 @@ pub fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Fram
 }
 
 /// `INFO [section]`: server, clients, keyspace and a `halka` section.
-pub fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let section =
         if args.remaining() > 0 { args.next_string()?.to_ascii_lowercase() } else { "all".into() };
     let all = matches!(section.as_str(), "all" | "everything" | "default");
@@ -85,11 +85,18 @@ pub fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Fr
     }
     if all || section == "halka" {
         let members: Vec<String> = c.members.iter().map(|m| m.id.clone()).collect();
+        let peers: Vec<String> = state
+            .peer_liveness()
+            .await
+            .into_iter()
+            .map(|(id, up)| format!("{id}={}", if up { "up" } else { "down" }))
+            .collect();
         let _ = write!(
             out,
-            "# Halka\r\nnode:{}\r\nmembers:{}\r\nreplication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\nread_fanout:{}\r\nread_hedge_ms:{}\r\n\r\n",
+            "# Halka\r\nnode:{}\r\nmembers:{}\r\npeers:{}\r\nreplication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\nread_fanout:{}\r\nread_hedge_ms:{}\r\n\r\n",
             c.node_id,
             members.join(","),
+            peers.join(","),
             c.replication,
             c.r,
             c.w,

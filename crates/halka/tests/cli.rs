@@ -1,0 +1,75 @@
+//! The `halka get|put|del|status` client commands, run as a user runs them.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::{BIN, TestCluster};
+use serde_json::Value;
+
+/// Runs `halka <args>`; returns (success, stdout, stderr).
+fn halka(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(BIN).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_string();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+fn ok(args: &[&str]) -> String {
+    let (success, out, err) = halka(args);
+    assert!(success, "halka {args:?} failed: {err}");
+    out
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = ok(args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("halka {args:?}: {e}: {out}"))
+}
+
+fn fails(args: &[&str]) -> String {
+    let (success, out, err) = halka(args);
+    assert!(!success, "halka {args:?} succeeded: {out}");
+    err
+}
+
+#[test]
+fn client_commands_against_any_node() {
+    let mut c = TestCluster::start(3, "periodic");
+    let (a, b) = (c.redis_addr(0), c.redis_addr(2));
+    let (a, b) = (a.as_str(), b.as_str());
+
+    assert_eq!(ok(&["put", "Mahmut", "Ozer", "--addr", a]), "OK");
+    assert_eq!(ok(&["get", "Mahmut", "--addr", b]), "Ozer");
+    let got = json(&["get", "Mahmut", "--json", "--addr", b]);
+    assert_eq!(got["value"], "Ozer");
+    assert_eq!(got["replicas"].as_object().unwrap().len(), 2, "R=2 answers: {got}");
+    let got = json(&["get", "Mahmut", "--r", "3", "--json", "--addr", b]);
+    let replicas = got["replicas"].as_object().unwrap();
+    assert_eq!(replicas.len(), 3, "{got}");
+    assert!(replicas.values().all(|v| v == "Ozer"), "{got}");
+
+    assert_eq!(json(&["put", "k", "v", "--w", "3", "--json", "--addr", a])["ok"], true);
+    assert_eq!(json(&["del", "k", "--json", "--addr", b])["deleted"], true);
+    assert_eq!(ok(&["del", "k", "--addr", b]), "(integer) 0");
+    assert!(fails(&["get", "k", "--addr", a]).contains("key \"k\" not found"));
+
+    // Bad quorums and unreachable nodes: an error that says what was wrong.
+    let err = fails(&["get", "Mahmut", "--r", "4", "--addr", a]);
+    assert!(err.contains("r=4 exceeds replication factor n=3"), "{err}");
+    let err = fails(&["put", "k", "v", "--w", "0", "--addr", a]);
+    assert!(err.contains("w=0 is invalid"), "{err}");
+    let err = fails(&["get", "k", "--addr", "127.0.0.1:1"]);
+    assert!(err.contains("connecting to 127.0.0.1:1"), "{err}");
+
+    let status = ok(&["status", "--addr", a]);
+    assert!(status.contains("members: node-1 (this node), node-2 up, node-3 up"), "{status}");
+    assert!(status.contains("replication N=3 R=2 W=2"), "{status}");
+    assert_eq!(json(&["status", "--json", "--addr", a])["node"], "node-1");
+
+    // A dead node: status says so, and W=2 writes still go through.
+    c.kill(1);
+    let status = ok(&["status", "--addr", a]);
+    assert!(status.contains("node-2 down, node-3 up"), "{status}");
+    assert_eq!(ok(&["put", "after", "v", "--addr", a]), "OK");
+    let err = fails(&["put", "after", "v", "--w", "3", "--addr", a]);
+    assert!(err.contains("w=3 of 3 replicas") && err.contains("node-2"), "{err}");
+}
