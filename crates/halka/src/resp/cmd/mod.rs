@@ -156,6 +156,11 @@ pub async fn execute(
         "CLIENT" => server::client(session, &mut args),
         "CONFIG" => server::config(state, &mut args),
         "SELECT" => server::select(&mut args),
+        // Said plainly, rather than "unknown command", to a client configured with a password.
+        "AUTH" => Err(Frame::error(
+            "ERR AUTH is not supported: halka has no passwords or users; keep its ports on a \
+             private network",
+        )),
         "DBSIZE" => Ok(Frame::Integer(i64::try_from(state.local_keys()).unwrap_or(i64::MAX))),
         "QUIT" => return (Frame::ok(), After::Close),
         "HALKA.CONSISTENCY" => halka::consistency(state, session, &mut args),
