@@ -259,6 +259,42 @@ fn sigterm_shuts_down_gracefully() {
 }
 
 #[test]
+fn sigterm_under_load_finishes_what_it_started_and_keeps_every_acknowledged_write() {
+    let mut c = TestCluster::start(3, "periodic");
+    let acked_total = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (addr, acked_total) = (c.redis_addr(0), acked_total.clone());
+            std::thread::spawn(move || {
+                let mut conn = Raw::connect(&addr);
+                let mut acked = Vec::new();
+                for i in 0.. {
+                    let key = format!("w{t}-{i}");
+                    match conn.cmd(&["SET", &key, "v"]).as_str() {
+                        "+OK\r\n" => acked.push(key),
+                        "" => return acked, // closed by the shutdown
+                        other => panic!("{key}: a reply that is neither OK nor a close: {other:?}"),
+                    }
+                    acked_total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                unreachable!()
+            })
+        })
+        .collect();
+    while acked_total.load(std::sync::atomic::Ordering::Relaxed) < 400 {
+        std::thread::yield_now();
+    }
+    let status = c.terminate(0);
+    assert!(status.success(), "{status:?}");
+    let acked: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    c.launch(0);
+    let mut check = Raw::connect(&c.redis_addr(0));
+    for key in &acked {
+        assert_eq!(check.cmd(&["GET", key]), "$1\r\nv\r\n", "lost acknowledged write {key}");
+    }
+}
+
+#[test]
 fn bad_config_file_names_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
