@@ -33,7 +33,7 @@ pub struct ParseLimits {
     pub max_inline_bytes: usize,
 }
 
-fn protocol(msg: impl Into<String>) -> ParseError {
+pub(super) fn protocol(msg: impl Into<String>) -> ParseError {
     ParseError::Protocol(msg.into())
 }
 
@@ -50,7 +50,7 @@ pub fn parse_request(
         return Ok(None);
     }
     if buf.chunk()[0] != b'*' {
-        return parse_inline(buf, limits);
+        return super::inline::parse(buf, limits);
     }
     buf.advance(1);
     let Some(len) = line_int(buf, limits.max_inline_bytes)? else { return Ok(None) };
@@ -122,98 +122,6 @@ fn line_int(buf: &mut Cursor<&[u8]>, max: usize) -> Result<Option<i64>, ParseErr
         .and_then(|s| s.parse::<i64>().ok())
         .map(Some)
         .ok_or_else(|| protocol("invalid length"))
-}
-
-/// Inline commands (`PING\r\n`), as typed into telnet: a line ending in LF (CR
-/// optional), split into arguments as Redis splits them, quotes and escapes included.
-fn parse_inline(
-    buf: &mut Cursor<&[u8]>,
-    limits: &ParseLimits,
-) -> Result<Option<Vec<Bytes>>, ParseError> {
-    let start = buf.position() as usize;
-    let rest = &buf.get_ref()[start..];
-    let Some(end) = rest.iter().position(|b| *b == b'\n') else {
-        return if rest.len() > limits.max_inline_bytes {
-            Err(protocol("too big inline request"))
-        } else {
-            Ok(None)
-        };
-    };
-    if end > limits.max_inline_bytes {
-        return Err(protocol("too big inline request"));
-    }
-    buf.set_position((start + end + 1) as u64);
-    let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
-    split_inline(line).map(Some)
-}
-
-/// Splits an inline command into arguments: whitespace separates them; `"..."` may hold
-/// spaces and the escapes `\n \r \t \b \a \\ \" \xHH`; `'...'` is literal except `\'`.
-/// A closing quote must end the argument.
-fn split_inline(line: &[u8]) -> Result<Vec<Bytes>, ParseError> {
-    let unbalanced = || protocol("unbalanced quotes in request");
-    let mut args = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < line.len() && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i == line.len() {
-            return Ok(args);
-        }
-        let mut arg = Vec::new();
-        while i < line.len() && !line[i].is_ascii_whitespace() {
-            match line[i] {
-                quote @ (b'"' | b'\'') => {
-                    i += 1;
-                    loop {
-                        let Some(&c) = line.get(i) else { return Err(unbalanced()) };
-                        i += 1;
-                        match (quote, c) {
-                            (_, c) if c == quote => break,
-                            (b'"', b'\\') => {
-                                let Some(&e) = line.get(i) else { return Err(unbalanced()) };
-                                i += 1;
-                                arg.push(match e {
-                                    b'n' => b'\n',
-                                    b'r' => b'\r',
-                                    b't' => b'\t',
-                                    b'b' => 0x08,
-                                    b'a' => 0x07,
-                                    b'x' if line.len() >= i + 2 => {
-                                        match std::str::from_utf8(&line[i..i + 2])
-                                            .ok()
-                                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                                        {
-                                            Some(byte) => {
-                                                i += 2;
-                                                byte
-                                            }
-                                            None => b'x',
-                                        }
-                                    }
-                                    other => other,
-                                });
-                            }
-                            (b'\'', b'\\') if line.get(i) == Some(&b'\'') => {
-                                arg.push(b'\'');
-                                i += 1;
-                            }
-                            (_, c) => arg.push(c),
-                        }
-                    }
-                    if line.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
-                        return Err(unbalanced());
-                    }
-                }
-                c => {
-                    arg.push(c);
-                    i += 1;
-                }
-            }
-        }
-        args.push(Bytes::from(arg));
-    }
 }
 
 impl Frame {
@@ -346,20 +254,6 @@ mod tests {
         assert_eq!(parse(b"PING  hello\r\n").unwrap().unwrap().len(), 2);
         assert_eq!(parse(b"PING\n").unwrap().unwrap(), [Bytes::from_static(b"PING")]);
         assert_eq!(parse(b"\r\n").unwrap().unwrap(), Vec::<Bytes>::new());
-    }
-
-    #[test]
-    fn inline_commands_split_like_redis() {
-        let args = |line: &[u8]| parse(line).unwrap().unwrap();
-        assert_eq!(args(b"SET k \"a b\"\r\n"), ["SET", "k", "a b"]);
-        assert_eq!(args(b"SET k \"\\x41\\n\\\"\\x4\"\r\n")[2], &b"A\n\"x4"[..]);
-        assert_eq!(args(b"SET k 'it\\'s \\n'\r\n")[2], "it's \\n");
-        assert_eq!(args(b"SET k \"\"\r\n")[2], "");
-        assert_eq!(args(b"GET\t\"\\xff\"\r\n")[1], &[0xff][..]);
-        for bad in [&b"SET k \"open\r\n"[..], b"SET k 'open\r\n", b"SET k \"a\"b\r\n"] {
-            let e = parse(bad).unwrap_err().to_string();
-            assert!(e.contains("unbalanced quotes"), "{e}");
-        }
     }
 
     #[test]

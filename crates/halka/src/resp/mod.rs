@@ -7,6 +7,7 @@
 
 pub mod cmd;
 pub mod frame;
+mod inline;
 
 use crate::node::NodeState;
 use bytes::{Buf, Bytes, BytesMut};
