@@ -178,8 +178,11 @@ pub fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> (
         req += &format!("{k}: {v}\r\n");
     }
     req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    // One write: a server that answers before reading the body (404, 413) and closes
+    // would otherwise reset the connection under a second write, losing its answer.
+    let mut request = req.into_bytes();
+    request.extend_from_slice(body);
+    s.write_all(&request).unwrap();
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp).into_owned();
