@@ -28,7 +28,7 @@ pub enum Command {
     Server(ServerArgs),
     /// Start a local cluster of `--nodes` server processes on loopback.
     Dev(DevArgs),
-    /// Read a key from a node (shows each replica's answer with --json).
+    /// Read a key from a node: the value byte for byte (each replica's answer with --json).
     Get(GetArgs),
     /// Write a key through a node.
     Put(PutArgs),
@@ -126,7 +126,8 @@ pub struct GetArgs {
 #[derive(Debug, clap::Args)]
 pub struct PutArgs {
     pub key: String,
-    pub value: String,
+    /// The value; read from standard input when omitted, byte for byte.
+    pub value: Option<String>,
     /// Write quorum for this request (default: the node's).
     #[arg(long)]
     pub w: Option<usize>,

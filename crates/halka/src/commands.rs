@@ -104,11 +104,18 @@ async fn set_w(client: &mut RespClient, w: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `halka get`.
+/// Whether JSON can show these values as text; when any is not UTF-8, all are shown as
+/// base64 (`encoding` says which), so binary values round-trip exactly.
+fn all_utf8<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> bool {
+    values.all(|v| std::str::from_utf8(v).is_ok())
+}
+
+/// `halka get`: the value's bytes, or with `--json` the value and each replica's answer.
 ///
 /// # Errors
-/// Connection failures or an error reply.
-pub async fn get(args: &GetArgs) -> anyhow::Result<String> {
+/// Connection failures, an error reply, or a missing key.
+pub async fn get(args: &GetArgs) -> anyhow::Result<Vec<u8>> {
+    use base64::Engine as _;
     let mut client = connect(&args.client).await?;
     let r = args.r.map(|r| r.to_string());
     let mut cmd: Vec<&[u8]> = vec![b"HALKA.GETALL", args.key.as_bytes()];
@@ -122,7 +129,10 @@ pub async fn get(args: &GetArgs) -> anyhow::Result<String> {
     let mut resolved = None;
     for pair in items.chunks(2) {
         let name = text(&pair[0]).unwrap_or_default();
-        let value = pair.get(1).and_then(text);
+        let value = match pair.get(1) {
+            Some(Frame::Bulk(b)) => Some(b.clone()),
+            _ => None,
+        };
         if name == "resolved" {
             resolved = value;
         } else {
@@ -130,10 +140,25 @@ pub async fn get(args: &GetArgs) -> anyhow::Result<String> {
         }
     }
     if args.client.json {
-        return Ok(json!({ "key": args.key, "value": resolved, "replicas": replicas }).to_string());
+        let all = resolved.iter().chain(replicas.values().flatten()).map(|b| &b[..]);
+        let utf8 = all_utf8(all);
+        let encoding = if utf8 { "utf8" } else { "base64" };
+        let show = |v: &bytes::Bytes| {
+            if utf8 {
+                String::from_utf8_lossy(v).into_owned()
+            } else {
+                base64::engine::general_purpose::STANDARD.encode(v)
+            }
+        };
+        let replicas: BTreeMap<_, _> =
+            replicas.iter().map(|(k, v)| (k, v.as_ref().map(show))).collect();
+        let value = resolved.as_ref().map(show);
+        let out =
+            json!({ "key": args.key, "value": value, "encoding": encoding, "replicas": replicas });
+        return Ok(out.to_string().into_bytes());
     }
     match resolved {
-        Some(v) => Ok(v),
+        Some(v) => Ok(v.to_vec()),
         None => bail!("key {:?} not found", args.key),
     }
 }
@@ -147,7 +172,16 @@ pub async fn put(args: &PutArgs) -> anyhow::Result<String> {
     if let Some(w) = args.w {
         set_w(&mut client, w).await?;
     }
-    check(client.call(&[b"SET", args.key.as_bytes(), args.value.as_bytes()]).await?)?;
+    let value = match &args.value {
+        Some(v) => v.clone().into_bytes(),
+        None => {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                .context("reading the value from standard input")?;
+            v
+        }
+    };
+    check(client.call(&[b"SET", args.key.as_bytes(), &value]).await?)?;
     Ok(if args.client.json {
         json!({ "key": args.key, "ok": true }).to_string()
     } else {

@@ -22,9 +22,11 @@ fn main() -> std::process::ExitCode {
         Command::Server(args) => run_server(&args),
         Command::Dev(args) => run_dev(args),
         Command::Get(args) => client(commands::get(&args)),
-        Command::Put(args) => client(commands::put(&args)),
-        Command::Del(args) => client(commands::del(&args)),
-        Command::Status(args) => client(commands::status(&args)),
+        Command::Put(args) => client(async { commands::put(&args).await.map(String::into_bytes) }),
+        Command::Del(args) => client(async { commands::del(&args).await.map(String::into_bytes) }),
+        Command::Status(args) => {
+            client(async { commands::status(&args).await.map(String::into_bytes) })
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -39,10 +41,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting runtime")
 }
 
-fn client(fut: impl std::future::Future<Output = anyhow::Result<String>>) -> anyhow::Result<()> {
-    let out = tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)?;
-    println!("{out}");
-    Ok(())
+/// Runs a client command and writes its output: bytes as they are (values need not be
+/// text), then a newline.
+fn client(fut: impl std::future::Future<Output = anyhow::Result<Vec<u8>>>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out =
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)?;
+    out.push(b'\n');
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&out).and_then(|()| stdout.flush()).context("writing to standard output")
 }
 
 /// Cancelled on SIGTERM or Ctrl-C.

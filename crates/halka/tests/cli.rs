@@ -40,7 +40,7 @@ fn client_commands_against_any_node() {
     assert_eq!(ok(&["put", "Mahmut", "Ozer", "--addr", a]), "OK");
     assert_eq!(ok(&["get", "Mahmut", "--addr", b]), "Ozer");
     let got = json(&["get", "Mahmut", "--json", "--addr", b]);
-    assert_eq!(got["value"], "Ozer");
+    assert_eq!((&got["value"], &got["encoding"]), (&"Ozer".into(), &"utf8".into()));
     assert_eq!(got["replicas"].as_object().unwrap().len(), 2, "R=2 answers: {got}");
     let got = json(&["get", "Mahmut", "--r", "3", "--json", "--addr", b]);
     let replicas = got["replicas"].as_object().unwrap();
@@ -60,6 +60,25 @@ fn client_commands_against_any_node() {
     let err = fails(&["get", "k", "--addr", "127.0.0.1:1"]);
     assert!(err.contains("connecting to 127.0.0.1:1"), "{err}");
 
+    // Values are bytes: from standard input when VALUE is omitted, out exactly as stored,
+    // base64 in JSON when they are not text.
+    let binary: Vec<u8> = (0..=255).rev().collect();
+    let mut put = std::process::Command::new(BIN)
+        .args(["put", "bin", "--addr", a])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut put.stdin.take().unwrap(), &binary).unwrap();
+    assert!(put.wait_with_output().unwrap().status.success());
+    let out = std::process::Command::new(BIN).args(["get", "bin", "--addr", b]).output().unwrap();
+    assert_eq!(out.stdout, [&binary[..], b"\n"].concat());
+    let got = json(&["get", "bin", "--json", "--addr", b]);
+    assert_eq!(got["encoding"], "base64");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(got["value"].as_str().unwrap());
+    assert_eq!(decoded.unwrap(), binary);
+
     let status = ok(&["status", "--addr", a]);
     assert!(status.contains("members: node-1 (this node), node-2 up, node-3 up"), "{status}");
     assert!(status.contains("replication N=3 R=2 W=2"), "{status}");
@@ -67,6 +86,25 @@ fn client_commands_against_any_node() {
 
     // A dead node: status says so, and W=2 writes still go through.
     c.kill(1);
+    // Values are bytes: from standard input when VALUE is omitted, out exactly as stored,
+    // base64 in JSON when they are not text.
+    let binary: Vec<u8> = (0..=255).rev().collect();
+    let mut put = std::process::Command::new(BIN)
+        .args(["put", "bin", "--addr", a])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut put.stdin.take().unwrap(), &binary).unwrap();
+    assert!(put.wait_with_output().unwrap().status.success());
+    let out = std::process::Command::new(BIN).args(["get", "bin", "--addr", b]).output().unwrap();
+    assert_eq!(out.stdout, [&binary[..], b"\n"].concat());
+    let got = json(&["get", "bin", "--json", "--addr", b]);
+    assert_eq!(got["encoding"], "base64");
+    use base64::Engine as _;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(got["value"].as_str().unwrap());
+    assert_eq!(decoded.unwrap(), binary);
+
     let status = ok(&["status", "--addr", a]);
     assert!(status.contains("node-2 down, node-3 up"), "{status}");
     assert_eq!(ok(&["put", "after", "v", "--addr", a]), "OK");
