@@ -10,5 +10,6 @@ pub mod demo;
 pub mod dev;
 pub mod http;
 pub mod node;
+pub mod placement_memo;
 pub mod resp;
 pub mod sim;

@@ -106,6 +106,27 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// See `placement_memo`: a durable node whose member list or N changed since its data
+/// directory was last served says so, since no data moves to match.
+fn warn_on_placement_change(config: &NodeConfig) {
+    if config.storage.engine != EngineChoice::Fjall {
+        return;
+    }
+    let current = crate::placement_memo::describe(config);
+    match crate::placement_memo::check_and_record(&config.data_dir, &current) {
+        Ok(None) => {}
+        Ok(Some(previous)) => tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            previous = %previous.trim_end().replace('\n', "; "),
+            now = %current.trim_end().replace('\n', "; "),
+            "placement changed since this data directory was last served: halka does not \
+             move data between nodes yet, so keys whose replicas moved read as missing or \
+             old until written again; start from empty data directories to avoid this"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot record this node's placement inputs"),
+    }
+}
+
 /// HELP text for every metric a node exports; counters start at zero (see
 /// `halka_cluster::telemetry`).
 fn describe_metrics(config: &NodeConfig) {
@@ -239,6 +260,7 @@ pub async fn run(
     let redis_port = listeners.redis.local_addr()?.port();
     let state = build(config, redis_port)?;
     describe_metrics(&state.config);
+    warn_on_placement_change(&state.config);
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let local: Arc<dyn Replica> = {
         let view = state.coordinator.view();

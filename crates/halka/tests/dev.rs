@@ -189,3 +189,30 @@ fn dev_reports_a_dead_node_and_the_others_keep_serving() {
     assert!(status.success(), "{status:?}: {}", dev.errors());
     assert!(dev.all_ports_closed(), "a node outlived halka dev");
 }
+
+#[test]
+fn dev_warns_when_a_data_directory_comes_back_under_another_placement() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let stop = |mut dev: Dev| {
+        kill(Pid::from_raw(dev.child.id() as i32), Signal::SIGINT).unwrap();
+        assert!(dev.wait_exit(Duration::from_secs(30)).success());
+        dev.errors()
+    };
+    let first = Dev::spawn(port_block(), &["--data-dir", dir, "--replication", "2"]);
+    first.wait_banner();
+    let logs = stop(first);
+    assert!(!logs.contains("placement changed"), "a new directory has no history: {logs}");
+
+    let same = Dev::spawn(port_block(), &["--data-dir", dir, "--replication", "2"]);
+    same.wait_banner();
+    let logs = stop(same);
+    assert!(!logs.contains("placement changed"), "nothing changed: {logs}");
+
+    let changed = Dev::spawn(port_block(), &["--data-dir", dir, "--replication", "3"]);
+    changed.wait_banner();
+    let logs = stop(changed);
+    let warnings = logs.lines().filter(|l| l.contains("placement changed")).count();
+    assert_eq!(warnings, 3, "one warning per node: {logs}");
+    assert!(logs.contains("previous=replication = 2") && logs.contains("now=replication = 3"));
+}
