@@ -233,6 +233,9 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
         .filter(|m| !m.is_empty())
         .map(|m| match peers.get(m) {
             _ if m == node => format!("{m} (this node)"),
+            Some(state) if state == "other-placement" => {
+                format!("{m} answers but has another member list or N")
+            }
             Some(state) => format!("{m} {state}"),
             None => m.to_string(),
         })

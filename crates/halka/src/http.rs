@@ -6,7 +6,7 @@
 //! URL-safe token: pass the one a GET returned in `X-Halka-Context` (or `?context=`) to
 //! make a PUT replace exactly the siblings that GET saw.
 
-use crate::node::{NodeState, metrics_handle};
+use crate::node::{NodeState, PeerState, metrics_handle};
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -283,7 +283,7 @@ async fn metrics() -> Response {
 }
 
 async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
-    let alive = state.peer_liveness().await;
+    let peers = state.peer_states().await;
     let view = state.coordinator.view();
     let mut primaries = vec![0_u64; view.members().len()];
     if let Some(placement) = view.placement() {
@@ -307,7 +307,8 @@ async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
                 "zone": m.zone,
                 "weight": m.weight,
                 "self": me,
-                "alive": me || alive.get(&m.id).copied().unwrap_or(false),
+                "alive": me || peers.get(&m.id).is_some_and(|p| *p != PeerState::Down),
+                "state": if me { "self" } else { peers.get(&m.id).map_or("down", |p| p.as_str()) },
                 "primary_partitions": primaries.get(idx).copied().unwrap_or(0),
             })
         })

@@ -9,6 +9,7 @@ use halka_cluster::{Coordinator, CoordinatorConfig, LocalReplica, Replica, View}
 use halka_ring::{Member, Strategy};
 use halka_store::{Engine, FjallEngine, FjallOptions, MemoryEngine, NodeId};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -25,6 +26,9 @@ pub struct NodeState {
     pub peers: Vec<RemoteReplica>,
     pub started: Instant,
     pub redis_port: u16,
+    /// Fingerprint of this node's placement inputs (`placement_memo::describe`); every
+    /// member of a cluster must have the same one.
+    pub placement: u64,
     clients: AtomicI64,
 }
 
@@ -39,15 +43,18 @@ impl NodeState {
         self.clients.load(Ordering::Relaxed)
     }
 
-    /// Whether each other member answers a ping now, by id. A member that does not answer
-    /// within `LIVENESS_TIMEOUT` counts as down.
-    pub async fn peer_liveness(&self) -> std::collections::BTreeMap<String, bool> {
-        let pings = self.peers.iter().map(|p| async move {
-            let alive =
-                tokio::time::timeout(LIVENESS_TIMEOUT, p.ping()).await.is_ok_and(|r| r.is_ok());
-            (Replica::id(p).to_string(), alive)
+    /// How each other member answers now, by id. A member that does not answer within
+    /// `LIVENESS_TIMEOUT` counts as down.
+    pub async fn peer_states(&self) -> BTreeMap<String, PeerState> {
+        let asks = self.peers.iter().map(|p| async move {
+            let state = match tokio::time::timeout(LIVENESS_TIMEOUT, p.hello()).await {
+                Ok(Ok(theirs)) if theirs == self.placement => PeerState::Up,
+                Ok(Ok(_)) => PeerState::OtherPlacement,
+                _ => PeerState::Down,
+            };
+            (Replica::id(p).to_string(), state)
         });
-        futures::future::join_all(pings).await.into_iter().collect()
+        futures::future::join_all(asks).await.into_iter().collect()
     }
 
     /// Keys stored on this node (approximate with the durable engine).
@@ -57,7 +64,28 @@ impl NodeState {
     }
 }
 
-/// How long a liveness report waits for a member's ping.
+/// How another member answers, as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Up,
+    Down,
+    /// It answers, but computes placement from another member list or replication factor:
+    /// the two nodes disagree on which nodes hold which keys.
+    OtherPlacement,
+}
+
+impl PeerState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Up => "up",
+            PeerState::Down => "down",
+            PeerState::OtherPlacement => "other-placement",
+        }
+    }
+}
+
+/// How long a liveness report waits for a member's answer.
 const LIVENESS_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// The node's listeners, bound by the caller.
@@ -104,6 +132,44 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
             Some(handle)
         })
         .clone()
+}
+
+/// How often a node asks the other members how they are.
+const PEER_CHECK: Duration = Duration::from_secs(10);
+
+/// Logs each change in how the other members answer, until `shutdown`: a member going
+/// down or coming back, and — loudly — one that computes placement from another member
+/// list, which static membership cannot survive quietly (each side would send keys to
+/// replicas the other does not read).
+async fn watch_peers(state: Arc<NodeState>, shutdown: CancellationToken) {
+    let mut known: BTreeMap<String, PeerState> = BTreeMap::new();
+    // The first look waits a period: members of a cluster being started come up one by
+    // one, and asking at once would report the ones not started yet as down (and put
+    // their connections into reconnect backoff).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PEER_CHECK, PEER_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (peer, now) in state.peer_states().await {
+            let before = known.insert(peer.clone(), now);
+            if before == Some(now) || (before.is_none() && now == PeerState::Up) {
+                continue;
+            }
+            match now {
+                PeerState::Up => tracing::info!(%peer, "member answers again"),
+                PeerState::Down => tracing::warn!(%peer, "member does not answer"),
+                PeerState::OtherPlacement => tracing::error!(
+                    %peer,
+                    "member computes placement from another member list or replication \
+                     factor: the two nodes disagree on which nodes hold which keys; give every \
+                     node the same [[members]] and replication"
+                ),
+            }
+        }
+    }
 }
 
 /// See `placement_memo`: a durable node whose member list or N changed since its data
@@ -229,6 +295,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             reads: config.read_fanout(),
         },
     );
+    let placement = halka_ring::key_hash(crate::placement_memo::describe(&config).as_bytes());
     Ok(Arc::new(NodeState {
         config,
         coordinator: Arc::new(coordinator),
@@ -237,6 +304,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         started: Instant::now(),
         redis_port,
         clients: AtomicI64::new(0),
+        placement,
     }))
 }
 
@@ -277,8 +345,10 @@ pub async fn run(
     );
     let rpc_config = RpcServerConfig {
         max_frame_bytes: frame_limit(&state.config),
+        placement: state.placement,
         ..RpcServerConfig::default()
     };
+    let watcher = tokio::spawn(watch_peers(Arc::clone(&state), shutdown.clone()));
     let rpc_stop = shutdown.clone();
     let rpc =
         tokio::spawn(halka_cluster::rpc::serve(listeners.peer, local, rpc_config, async move {
@@ -294,6 +364,7 @@ pub async fn run(
     if let Some(upkeep) = upkeep {
         let _ = upkeep.await;
     }
+    let _ = watcher.await;
     let drained = tokio::time::timeout(grace, async {
         let _ = redis.await;
         let _ = http.await;

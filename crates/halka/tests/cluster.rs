@@ -295,6 +295,27 @@ fn sigterm_under_load_finishes_what_it_started_and_keeps_every_acknowledged_writ
 }
 
 #[test]
+fn members_with_different_member_lists_are_told_apart() {
+    let mut c = TestCluster::start(3, "periodic");
+    let peers = |c: &TestCluster, i: usize| {
+        let info = Raw::connect(&c.redis_addr(i)).cmd(&["INFO", "halka"]);
+        info.lines().find_map(|l| l.strip_prefix("peers:")).unwrap_or_default().to_string()
+    };
+    assert_eq!(peers(&c, 0), "node-2=up,node-3=up");
+    // node-3 alone now weighs itself double: it places keys differently.
+    c.terminate(2);
+    let mut config = std::fs::read_to_string(&c.nodes[2].config).unwrap();
+    config += "weight = 2\n";
+    std::fs::write(&c.nodes[2].config, config).unwrap();
+    c.launch(2);
+    assert_eq!(peers(&c, 0), "node-2=up,node-3=other-placement");
+    assert_eq!(peers(&c, 2), "node-1=other-placement,node-2=other-placement");
+    let (_, body) = http("GET", &c.http_url(1, "/v1/cluster"), b"", &[]);
+    let cluster: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(cluster["members"][2]["state"], "other-placement", "{body}");
+}
+
+#[test]
 fn bad_config_file_names_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

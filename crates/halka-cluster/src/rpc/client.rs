@@ -131,6 +131,17 @@ impl RemoteReplica {
         }
     }
 
+    /// The peer's placement fingerprint (`RpcServerConfig::placement`).
+    ///
+    /// # Errors
+    /// The peer is unreachable.
+    pub async fn hello(&self) -> Result<u64, ReplicaError> {
+        match call(&self.peer, Request::Hello).await? {
+            Response::Hello { placement } => Ok(placement),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Whether a connection is open now.
     #[must_use]
     pub fn is_connected(&self) -> bool {

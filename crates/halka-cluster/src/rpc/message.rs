@@ -1,4 +1,5 @@
-//! Wire messages. Changing a variant's layout needs a new format byte.
+//! Wire messages. Changing a variant's layout needs a new format byte; variants are only
+//! ever appended, which leaves the earlier ones' encoding as it was.
 
 use crate::ReplicaError;
 use bytes::Bytes;
@@ -18,10 +19,20 @@ pub struct Envelope<T> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    CoordinateWrite { key: Bytes, write: Write },
-    Merge { key: Bytes, record: Arc<Record> },
-    Get { key: Bytes },
+    CoordinateWrite {
+        key: Bytes,
+        write: Write,
+    },
+    Merge {
+        key: Bytes,
+        record: Arc<Record>,
+    },
+    Get {
+        key: Bytes,
+    },
     Ping,
+    /// Asks for the peer's placement fingerprint (see `RpcServerConfig::placement`).
+    Hello,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +42,7 @@ pub enum Response {
     Ack,
     Pong,
     Error(WireError),
+    Hello { placement: u64 },
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

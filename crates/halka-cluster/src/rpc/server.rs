@@ -22,6 +22,9 @@ pub struct RpcServerConfig {
     pub max_in_flight: usize,
     /// Connections accepted at once.
     pub max_connections: usize,
+    /// A fingerprint of what this node computes placement from, told to peers that ask
+    /// (`Request::Hello`): nodes of one cluster must agree on it.
+    pub placement: u64,
 }
 
 impl Default for RpcServerConfig {
@@ -30,6 +33,7 @@ impl Default for RpcServerConfig {
             max_frame_bytes: super::DEFAULT_MAX_FRAME_BYTES,
             max_in_flight: 1024,
             max_connections: 1024,
+            placement: 0,
         }
     }
 }
@@ -106,6 +110,7 @@ async fn connection(
     // Requests applied but not yet answered hold permits; keeping them to half the limit
     // leaves room for the next frame's permit, which only spawned handlers then hold.
     let batch_limit = (config.max_in_flight / 2).clamp(1, 64);
+    let placement = config.placement;
     let reader = async move {
         let mut started = Vec::with_capacity(batch_limit);
         let mut open = true;
@@ -125,7 +130,8 @@ async fn connection(
                     open = false;
                     break;
                 };
-                started.push((envelope.id, handle(replica.as_ref(), envelope.body), permit));
+                let answer = handle(replica.as_ref(), placement, envelope.body);
+                started.push((envelope.id, answer, permit));
                 if started.len() < batch_limit {
                     frame = frames.next().now_or_never();
                 }
@@ -208,6 +214,7 @@ async fn send(tx: &mpsc::Sender<Bytes>, id: u64, body: Response) -> Result<(), (
 
 fn handle(
     replica: &dyn Replica,
+    placement: u64,
     request: Request,
 ) -> futures::future::BoxFuture<'static, Response> {
     fn answer<T>(r: Result<T, crate::ReplicaError>, ok: impl FnOnce(T) -> Response) -> Response {
@@ -225,5 +232,6 @@ fn handle(
         }
         Request::Get { key } => replica.get(&key).map(|r| answer(r, Response::MaybeRecord)).boxed(),
         Request::Ping => futures::future::ready(Response::Pong).boxed(),
+        Request::Hello => futures::future::ready(Response::Hello { placement }).boxed(),
     }
 }

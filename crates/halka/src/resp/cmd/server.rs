@@ -86,10 +86,10 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     if all || section == "halka" {
         let members: Vec<String> = c.members.iter().map(|m| m.id.clone()).collect();
         let peers: Vec<String> = state
-            .peer_liveness()
+            .peer_states()
             .await
             .into_iter()
-            .map(|(id, up)| format!("{id}={}", if up { "up" } else { "down" }))
+            .map(|(id, peer)| format!("{id}={}", peer.as_str()))
             .collect();
         let _ = write!(
             out,
