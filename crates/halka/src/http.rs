@@ -6,7 +6,8 @@
 //! URL-safe token: pass the one a GET returned in `X-Halka-Context` (or `?context=`) to
 //! make a PUT replace exactly the siblings that GET saw.
 
-use crate::node::{NodeState, PeerState, metrics_handle};
+use crate::node::{NodeState, metrics_handle};
+use crate::peers::PeerState;
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};

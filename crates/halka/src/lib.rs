@@ -10,6 +10,7 @@ pub mod demo;
 pub mod dev;
 pub mod http;
 pub mod node;
+pub mod peers;
 pub mod placement_memo;
 pub mod resp;
 pub mod sim;

@@ -3,6 +3,7 @@
 //! tests start nodes the same way (tests bind port 0).
 
 use crate::config::{EngineChoice, NodeConfig};
+use crate::peers::PeerState;
 use anyhow::Context;
 use halka_cluster::rpc::{RemoteReplica, RpcClientConfig, RpcServerConfig};
 use halka_cluster::{Coordinator, CoordinatorConfig, LocalReplica, Replica, View};
@@ -26,7 +27,7 @@ pub struct NodeState {
     pub peers: Vec<RemoteReplica>,
     pub started: Instant,
     pub redis_port: u16,
-    /// Fingerprint of this node's placement inputs (`placement_memo::describe`); every
+    /// Fingerprint of this node's placement inputs (`placement_memo::fingerprint`); every
     /// member of a cluster must have the same one.
     pub placement: u64,
     clients: AtomicI64,
@@ -43,18 +44,9 @@ impl NodeState {
         self.clients.load(Ordering::Relaxed)
     }
 
-    /// How each other member answers now, by id. A member that does not answer within
-    /// `LIVENESS_TIMEOUT` counts as down.
+    /// How each other member answers now, by id.
     pub async fn peer_states(&self) -> BTreeMap<String, PeerState> {
-        let asks = self.peers.iter().map(|p| async move {
-            let state = match tokio::time::timeout(LIVENESS_TIMEOUT, p.hello()).await {
-                Ok(Ok(theirs)) if theirs == self.placement => PeerState::Up,
-                Ok(Ok(_)) => PeerState::OtherPlacement,
-                _ => PeerState::Down,
-            };
-            (Replica::id(p).to_string(), state)
-        });
-        futures::future::join_all(asks).await.into_iter().collect()
+        crate::peers::states(&self.peers, self.placement).await
     }
 
     /// Keys stored on this node (approximate with the durable engine).
@@ -63,30 +55,6 @@ impl NodeState {
         self.engine.key_count()
     }
 }
-
-/// How another member answers, as this node sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerState {
-    Up,
-    Down,
-    /// It answers, but computes placement from another member list or replication factor:
-    /// the two nodes disagree on which nodes hold which keys.
-    OtherPlacement,
-}
-
-impl PeerState {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PeerState::Up => "up",
-            PeerState::Down => "down",
-            PeerState::OtherPlacement => "other-placement",
-        }
-    }
-}
-
-/// How long a liveness report waits for a member's answer.
-const LIVENESS_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// The node's listeners, bound by the caller.
 #[derive(Debug)]
@@ -132,65 +100,6 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
             Some(handle)
         })
         .clone()
-}
-
-/// How often a node asks the other members how they are.
-const PEER_CHECK: Duration = Duration::from_secs(10);
-
-/// Logs each change in how the other members answer, until `shutdown`: a member going
-/// down or coming back, and — loudly — one that computes placement from another member
-/// list, which static membership cannot survive quietly (each side would send keys to
-/// replicas the other does not read).
-async fn watch_peers(state: Arc<NodeState>, shutdown: CancellationToken) {
-    let mut known: BTreeMap<String, PeerState> = BTreeMap::new();
-    // The first look waits a period: members of a cluster being started come up one by
-    // one, and asking at once would report the ones not started yet as down (and put
-    // their connections into reconnect backoff).
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PEER_CHECK, PEER_CHECK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        for (peer, now) in state.peer_states().await {
-            let before = known.insert(peer.clone(), now);
-            if before == Some(now) || (before.is_none() && now == PeerState::Up) {
-                continue;
-            }
-            match now {
-                PeerState::Up => tracing::info!(%peer, "member answers again"),
-                PeerState::Down => tracing::warn!(%peer, "member does not answer"),
-                PeerState::OtherPlacement => tracing::error!(
-                    %peer,
-                    "member computes placement from another member list or replication \
-                     factor: the two nodes disagree on which nodes hold which keys; give every \
-                     node the same [[members]] and replication"
-                ),
-            }
-        }
-    }
-}
-
-/// See `placement_memo`: a durable node whose member list or N changed since its data
-/// directory was last served says so, since no data moves to match.
-fn warn_on_placement_change(config: &NodeConfig) {
-    if config.storage.engine != EngineChoice::Fjall {
-        return;
-    }
-    let current = crate::placement_memo::describe(config);
-    match crate::placement_memo::check_and_record(&config.data_dir, &current) {
-        Ok(None) => {}
-        Ok(Some(previous)) => tracing::warn!(
-            data_dir = %config.data_dir.display(),
-            previous = %previous.trim_end().replace('\n', "; "),
-            now = %current.trim_end().replace('\n', "; "),
-            "placement changed since this data directory was last served: halka does not \
-             move data between nodes yet, so keys whose replicas moved read as missing or \
-             old until written again; start from empty data directories to avoid this"
-        ),
-        Err(e) => tracing::warn!(error = %e, "cannot record this node's placement inputs"),
-    }
 }
 
 /// HELP text for every metric a node exports; counters start at zero (see
@@ -295,7 +204,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             reads: config.read_fanout(),
         },
     );
-    let placement = halka_ring::key_hash(crate::placement_memo::describe(&config).as_bytes());
+    let placement = crate::placement_memo::fingerprint(&config);
     Ok(Arc::new(NodeState {
         config,
         coordinator: Arc::new(coordinator),
@@ -328,7 +237,7 @@ pub async fn run(
     let redis_port = listeners.redis.local_addr()?.port();
     let state = build(config, redis_port)?;
     describe_metrics(&state.config);
-    warn_on_placement_change(&state.config);
+    crate::placement_memo::warn_on_change(&state.config);
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let local: Arc<dyn Replica> = {
         let view = state.coordinator.view();
@@ -348,7 +257,7 @@ pub async fn run(
         placement: state.placement,
         ..RpcServerConfig::default()
     };
-    let watcher = tokio::spawn(watch_peers(Arc::clone(&state), shutdown.clone()));
+    let watcher = tokio::spawn(crate::peers::watch(Arc::clone(&state), shutdown.clone()));
     let rpc_stop = shutdown.clone();
     let rpc =
         tokio::spawn(halka_cluster::rpc::serve(listeners.peer, local, rpc_config, async move {

@@ -1,4 +1,5 @@
-//! What placement a data directory was last served under.
+//! What a node computes placement from: fingerprinted for peers to compare, and noted in
+//! the data directory to compare with the last run.
 //!
 //! Placement follows from the member ids, zones and weights and from N. Data does not yet
 //! move between processes when those change, so after a change the keys whose replicas
@@ -6,7 +7,7 @@
 //! breaks loudly on its own, so each node keeps a note of its placement inputs in its data
 //! directory and warns at startup when they differ from the last run.
 
-use crate::config::NodeConfig;
+use crate::config::{EngineChoice, NodeConfig};
 use std::path::Path;
 
 /// The note's file name, beside fjall's files (fjall only reads its own names there).
@@ -23,6 +24,12 @@ pub fn describe(config: &NodeConfig) -> String {
         .collect();
     members.sort();
     format!("replication = {}\n{}\n", config.replication, members.join("\n"))
+}
+
+/// A stable hash of [`describe`]: what nodes compare to check that they agree.
+#[must_use]
+pub fn fingerprint(config: &NodeConfig) -> u64 {
+    halka_ring::key_hash(describe(config).as_bytes())
 }
 
 /// Compares the note in `data_dir` with `current` and writes `current` in its place.
@@ -45,6 +52,27 @@ pub fn check_and_record(data_dir: &Path, current: &str) -> std::io::Result<Optio
     std::fs::write(&tmp, current)?;
     std::fs::rename(&tmp, &path)?;
     Ok(previous)
+}
+
+/// Logs a warning when a durable node's placement inputs changed since its data directory
+/// was last served, since no data moves to match.
+pub fn warn_on_change(config: &NodeConfig) {
+    if config.storage.engine != EngineChoice::Fjall {
+        return;
+    }
+    let current = describe(config);
+    match check_and_record(&config.data_dir, &current) {
+        Ok(None) => {}
+        Ok(Some(previous)) => tracing::warn!(
+            data_dir = %config.data_dir.display(),
+            previous = %previous.trim_end().replace('\n', "; "),
+            now = %current.trim_end().replace('\n', "; "),
+            "placement changed since this data directory was last served: halka does not \
+             move data between nodes yet, so keys whose replicas moved read as missing or \
+             old until written again; start from empty data directories to avoid this"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot record this node's placement inputs"),
+    }
 }
 
 #[cfg(test)]

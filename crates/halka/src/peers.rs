@@ -1,0 +1,87 @@
+//! How the other members answer, as this node sees them: up, down, or up but computing
+//! placement from other inputs. Read on demand (`INFO halka`, `/v1/cluster`) and watched in
+//! the background, which logs each change.
+
+use crate::node::NodeState;
+use halka_cluster::Replica;
+use halka_cluster::rpc::RemoteReplica;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How another member answers, as this node sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    Up,
+    Down,
+    /// It answers, but computes placement from another member list or replication factor:
+    /// the two nodes disagree on which nodes hold which keys.
+    OtherPlacement,
+}
+
+impl PeerState {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Up => "up",
+            PeerState::Down => "down",
+            PeerState::OtherPlacement => "other-placement",
+        }
+    }
+}
+
+/// How long a report waits for a member's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Asks every peer for its placement fingerprint and compares it with `placement`. A
+/// member that does not answer within `ANSWER_TIMEOUT` counts as down.
+pub async fn states(peers: &[RemoteReplica], placement: u64) -> BTreeMap<String, PeerState> {
+    let asks = peers.iter().map(|p| async move {
+        let state = match tokio::time::timeout(ANSWER_TIMEOUT, p.hello()).await {
+            Ok(Ok(theirs)) if theirs == placement => PeerState::Up,
+            Ok(Ok(_)) => PeerState::OtherPlacement,
+            _ => PeerState::Down,
+        };
+        (Replica::id(p).to_string(), state)
+    });
+    futures::future::join_all(asks).await.into_iter().collect()
+}
+
+/// How often a node asks the other members how they are.
+const PEER_CHECK: Duration = Duration::from_secs(10);
+
+/// Logs each change in how the other members answer, until `shutdown`: a member going
+/// down or coming back, and — loudly — one that computes placement from another member
+/// list, which static membership cannot survive quietly (each side would send keys to
+/// replicas the other does not read).
+pub async fn watch(state: Arc<NodeState>, shutdown: CancellationToken) {
+    let mut known: BTreeMap<String, PeerState> = BTreeMap::new();
+    // The first look waits a period: members of a cluster being started come up one by
+    // one, and asking at once would report the ones not started yet as down (and put
+    // their connections into reconnect backoff).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PEER_CHECK, PEER_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (peer, now) in state.peer_states().await {
+            let before = known.insert(peer.clone(), now);
+            if before == Some(now) || (before.is_none() && now == PeerState::Up) {
+                continue;
+            }
+            match now {
+                PeerState::Up => tracing::info!(%peer, "member answers again"),
+                PeerState::Down => tracing::warn!(%peer, "member does not answer"),
+                PeerState::OtherPlacement => tracing::error!(
+                    %peer,
+                    "member computes placement from another member list or replication \
+                     factor: the two nodes disagree on which nodes hold which keys; give every \
+                     node the same [[members]] and replication"
+                ),
+            }
+        }
+    }
+}
