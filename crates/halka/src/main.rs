@@ -93,6 +93,12 @@ fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
     if config.worker_threads > 0 {
         runtime.worker_threads(config.worker_threads);
     }
+    // A busy node has many short tasks ready at once; checking the sockets after every
+    // 200 of them rather than tokio's 61 makes fewer, fuller `epoll_wait` rounds. On the
+    // benchmark cluster (6 alternated rounds): SET p99 ~2.07 → ~1.84 ms and +5% SET/s,
+    // pipelined SET p99 ~44 → ~32 ms, GET a little better, `always` unchanged; 1000
+    // measured like 200, 16 worse than 61.
+    runtime.event_interval(200);
     runtime.enable_all().build().context("starting runtime")?.block_on(async move {
         let listeners = node::Listeners::bind(&config).await?;
         node::run(config, listeners, shutdown_on_signals()).await
