@@ -11,6 +11,9 @@ pub(crate) const READ_REPAIRS: &str = "halka_read_repairs_total";
 pub(crate) const REPLICA_ERRORS: &str = "halka_replica_errors_total";
 pub(crate) const BACKGROUND_DROPPED: &str = "halka_background_dropped_total";
 
+/// Every value of the `kind` label, as [`error_kind`] gives them.
+const ERROR_KINDS: [&str; 4] = ["timeout", "unavailable", "storage", "rejected"];
+
 /// The `kind` label of a replica error.
 pub(crate) fn error_kind(e: &ReplicaError) -> &'static str {
     match e {
@@ -51,7 +54,7 @@ pub fn describe(replicas: &[NodeId]) {
     metrics::counter!(READ_REPAIRS).increment(0);
     metrics::counter!(BACKGROUND_DROPPED).increment(0);
     for replica in replicas {
-        for kind in ["timeout", "unavailable", "storage", "rejected"] {
+        for kind in ERROR_KINDS {
             metrics::counter!(REPLICA_ERRORS, "replica" => replica.to_string(), "kind" => kind)
                 .increment(0);
         }

@@ -70,6 +70,12 @@ impl Dev {
         }
     }
 
+    /// Ctrl-C, as a terminal sends it, and how `halka dev` then exits.
+    fn ctrl_c(&mut self) -> ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        self.wait_exit(Duration::from_secs(30))
+    }
+
     fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
@@ -138,8 +144,7 @@ fn dev_cluster_serves_every_interface_and_stops_on_ctrl_c() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("merhaba"), "{body}");
 
-    kill(Pid::from_raw(dev.child.id() as i32), Signal::SIGINT).unwrap();
-    let status = dev.wait_exit(Duration::from_secs(30));
+    let status = dev.ctrl_c();
     assert!(status.success(), "{status:?}: {}", dev.errors());
     assert!(dev.all_ports_closed(), "a node outlived halka dev");
 }
@@ -184,8 +189,7 @@ fn dev_reports_a_dead_node_and_the_others_keep_serving() {
     assert!(reply.contains("node-2 (unreachable"), "{reply}");
     assert_eq!(Raw::connect(&dev.redis(2)).cmd(&["GET", "k"]), "$1\r\nv\r\n");
 
-    kill(Pid::from_raw(dev.child.id() as i32), Signal::SIGINT).unwrap();
-    let status = dev.wait_exit(Duration::from_secs(30));
+    let status = dev.ctrl_c();
     assert!(status.success(), "{status:?}: {}", dev.errors());
     assert!(dev.all_ports_closed(), "a node outlived halka dev");
 }
@@ -195,8 +199,7 @@ fn dev_warns_when_a_data_directory_comes_back_under_another_placement() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().to_str().unwrap();
     let stop = |mut dev: Dev| {
-        kill(Pid::from_raw(dev.child.id() as i32), Signal::SIGINT).unwrap();
-        assert!(dev.wait_exit(Duration::from_secs(30)).success());
+        assert!(dev.ctrl_c().success());
         dev.errors()
     };
     let first = Dev::spawn(port_block(), &["--data-dir", dir, "--replication", "2"]);
