@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BIN, Raw, free_port, http};
+use common::{BIN, Raw, free_ports, http};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader};
@@ -14,21 +14,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Nine consecutive free loopback ports: Redis, HTTP and peer ports for three nodes. No
-/// two tests get overlapping blocks, though the clusters bind theirs only later.
+/// Nine consecutive free loopback ports: Redis, HTTP and peer ports for three nodes.
 fn port_block() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap();
-    loop {
-        let base = free_port();
-        if base < 65_000
-            && given.iter().all(|g| base.abs_diff(*g) >= 9)
-            && (1..9).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok())
-        {
-            given.push(base);
-            return base;
-        }
-    }
+    free_ports(9)
 }
 
 struct Dev {

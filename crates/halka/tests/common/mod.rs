@@ -14,7 +14,37 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_halka");
 
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_ports(1)
+}
+
+/// `n` consecutive free loopback ports; returns the first. They lie below the kernel's
+/// ephemeral range, so no client connection can take one as its local port while its node
+/// is down for a restart (that made a restarted node fail to bind), and this process never
+/// hands a port out twice, so parallel tests cannot collide either.
+pub fn free_ports(n: u16) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    const LOW: u32 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(LOW + u32::from(n)).max(1);
+    let mut given = GIVEN.lock().unwrap();
+    // Start where the process id says, so test binaries run side by side (nextest) tend
+    // to look in different places.
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for step in 0..span {
+        let base = u16::try_from(LOW + (start + step) % span).unwrap();
+        let ports = base..base + n;
+        if ports.clone().any(|p| given.contains(&p)) {
+            continue;
+        }
+        if ports.clone().all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            given.extend(ports);
+            return base;
+        }
+    }
+    panic!("no {n} consecutive free ports below {ephemeral}");
 }
 
 pub struct NodeProc {
