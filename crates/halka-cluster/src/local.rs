@@ -94,6 +94,7 @@ impl LocalReplica {
 fn store_error(e: StoreError) -> ReplicaError {
     match e {
         StoreError::Limit(l) => ReplicaError::Rejected(l.to_string()),
+        StoreError::Invalid(i) => ReplicaError::Rejected(i.to_string()),
         other => ReplicaError::Storage(other.to_string()),
     }
 }

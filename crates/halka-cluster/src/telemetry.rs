@@ -10,6 +10,23 @@ pub(crate) const QUORUM_FAILURES: &str = "halka_quorum_failures_total";
 pub(crate) const READ_REPAIRS: &str = "halka_read_repairs_total";
 pub(crate) const REPLICA_ERRORS: &str = "halka_replica_errors_total";
 pub(crate) const BACKGROUND_DROPPED: &str = "halka_background_dropped_total";
+pub(crate) const PEERS_REJECTED: &str = "halka_peer_connections_rejected_total";
+
+/// Every value of the `reason` label of [`PEERS_REJECTED`].
+const REJECT_REASONS: [&str; 8] = [
+    "not_a_peer",
+    "not_a_member",
+    "wrong_secret",
+    "wrong_node",
+    "refused",
+    "io",
+    "timeout",
+    "busy",
+];
+
+pub(crate) fn count_rejected_peer(reason: &'static str) {
+    metrics::counter!(PEERS_REJECTED, "reason" => reason).increment(1);
+}
 
 /// Every value of the `kind` label, as [`error_kind`] gives them.
 const ERROR_KINDS: [&str; 4] = ["timeout", "unavailable", "storage", "rejected"];
@@ -48,6 +65,14 @@ pub fn describe(replicas: &[NodeId]) {
         BACKGROUND_DROPPED,
         "Straggler calls and repairs dropped because the background queue was full"
     );
+    metrics::describe_counter!(
+        PEERS_REJECTED,
+        "Connections to the peer port closed before serving anything, by reason \
+         (wrong_secret, not_a_member, not_a_peer, timeout, busy, ...)"
+    );
+    for reason in REJECT_REASONS {
+        metrics::counter!(PEERS_REJECTED, "reason" => reason).increment(0);
+    }
     for op in ["read", "write"] {
         metrics::counter!(QUORUM_FAILURES, "op" => op).increment(0);
     }

@@ -3,14 +3,24 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
 use bytes::Bytes;
-use halka_cluster::rpc::{RemoteReplica, RpcClientConfig, RpcServerConfig, serve};
-use halka_cluster::{LocalReplica, Replica, ReplicaError};
+use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig, serve};
+use halka_cluster::{ClusterSecret, LocalReplica, Replica, ReplicaError};
 use halka_store::{MemoryEngine, NodeId, VersionVector, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+
+const SECRET: &[u8] = b"a secret for the rpc tests";
+
+fn auth(node: &str, secret: &[u8]) -> PeerAuth {
+    PeerAuth::new(NodeId::new(node), &ClusterSecret::new(secret).unwrap(), None)
+}
+
+fn client_config() -> RpcClientConfig {
+    RpcClientConfig::new(auth("cli", SECRET))
+}
 
 async fn server(
     max_frame_bytes: usize,
@@ -19,7 +29,7 @@ async fn server(
     let addr = listener.local_addr().unwrap().to_string();
     let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = RpcServerConfig { max_frame_bytes, ..RpcServerConfig::default() };
+    let config = RpcServerConfig { max_frame_bytes, ..RpcServerConfig::new(auth("srv", SECRET)) };
     let task = tokio::spawn(serve(listener, Arc::new(local.clone()), config, async {
         let _ = stopped.await;
     }));
@@ -38,7 +48,7 @@ fn write(v: &'static str) -> Write {
 #[tokio::test]
 async fn remote_replica_round_trips_every_call() {
     let (addr, _local, _stop, _task) = server(1 << 20).await;
-    let remote = RemoteReplica::new(NodeId::new("srv"), addr, RpcClientConfig::default());
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
     remote.ping().await.unwrap();
     let record = remote.coordinate_write(&Bytes::from_static(b"k"), &write("v")).await.unwrap();
     assert_eq!(record.lww_value(), Some(&Bytes::from_static(b"v")));
@@ -56,7 +66,7 @@ async fn remote_replica_round_trips_every_call() {
 #[tokio::test]
 async fn bad_frames_close_only_their_connection() {
     let (addr, _local, _stop, _task) = server(1024).await;
-    let good = RemoteReplica::new(NodeId::new("srv"), addr.clone(), RpcClientConfig::default());
+    let good = RemoteReplica::new(NodeId::new("srv"), addr.clone(), client_config());
     good.ping().await.unwrap();
 
     // A frame that does not decode.
@@ -74,7 +84,7 @@ async fn bad_frames_close_only_their_connection() {
     // An oversized request from a client fails that request's connection, not the server.
     let big = Write { value: Some(Bytes::from(vec![0_u8; 4096])), ..write("") };
     assert!(good.coordinate_write(&Bytes::from_static(b"k"), &big).await.is_err());
-    let again = RemoteReplica::new(NodeId::new("srv"), addr, RpcClientConfig::default());
+    let again = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
     again.ping().await.unwrap();
 }
 
@@ -83,8 +93,7 @@ async fn unreachable_peer_fails_fast_and_reconnects_after_backoff() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let config =
-        RpcClientConfig { backoff_min: Duration::from_millis(20), ..RpcClientConfig::default() };
+    let config = RpcClientConfig { backoff_min: Duration::from_millis(20), ..client_config() };
     let remote = RemoteReplica::new(NodeId::new("srv"), addr.to_string(), config);
     let err = remote.ping().await.unwrap_err();
     assert!(matches!(err, ReplicaError::Unavailable(_)), "{err}");
@@ -98,7 +107,7 @@ async fn unreachable_peer_fails_fast_and_reconnects_after_backoff() {
     tokio::spawn(serve(
         listener,
         Arc::new(local),
-        RpcServerConfig::default(),
+        RpcServerConfig::new(auth("srv", SECRET)),
         futures::future::pending(),
     ));
     let mut attempts = 0;
@@ -113,10 +122,45 @@ async fn unreachable_peer_fails_fast_and_reconnects_after_backoff() {
 #[tokio::test]
 async fn server_shutdown_fails_pending_calls_instead_of_hanging() {
     let (addr, _local, stop, task) = server(1 << 20).await;
-    let remote = RemoteReplica::new(NodeId::new("srv"), addr, RpcClientConfig::default());
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
     remote.ping().await.unwrap();
     stop.send(()).unwrap();
     task.await.unwrap();
     let err = tokio::time::timeout(Duration::from_secs(5), remote.ping()).await.expect("no hang");
     assert!(err.is_err());
+}
+
+/// The 14-byte `Get` that used to read any record from the peer port, sent by a stranger
+/// who skips the handshake.
+#[tokio::test]
+async fn a_request_without_the_handshake_reads_nothing() {
+    let (addr, local, _stop, _task) = server(1 << 20).await;
+    local.coordinate_write(&Bytes::from_static(b"secret-key"), &write("v")).await.unwrap();
+    let frame = halka_cluster::rpc::encode(&halka_cluster::rpc::Envelope {
+        id: 1,
+        body: halka_cluster::rpc::Request::Get { key: Bytes::from_static(b"secret-key") },
+    })
+    .unwrap();
+    let mut stranger = TcpStream::connect(&addr).await.unwrap();
+    let mut bytes = u32::try_from(frame.len()).unwrap().to_be_bytes().to_vec();
+    bytes.extend_from_slice(&frame);
+    stranger.write_all(&bytes).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut stranger, &mut reply).await.unwrap();
+    assert!(reply.is_empty(), "a stranger got an answer: {reply:?}");
+}
+
+#[tokio::test]
+async fn a_node_with_another_secret_can_neither_read_nor_write() {
+    let (addr, local, _stop, _task) = server(1 << 20).await;
+    let intruder = RemoteReplica::new(
+        NodeId::new("srv"),
+        addr,
+        RpcClientConfig::new(auth("cli", b"not the cluster secret")),
+    );
+    let err = intruder.coordinate_write(&Bytes::from_static(b"k"), &write("evil")).await;
+    assert!(err.unwrap_err().to_string().contains("wrong cluster secret"));
+    let err = intruder.get(&Bytes::from_static(b"k")).await.unwrap_err();
+    assert!(matches!(err, ReplicaError::Unavailable(_)), "{err}");
+    assert_eq!(local.get(&Bytes::from_static(b"k")).await.unwrap(), None);
 }

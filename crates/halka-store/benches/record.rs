@@ -18,8 +18,8 @@ fn write(value: &'static [u8], overwrite: bool) -> Write {
 fn records(c: &mut Criterion) {
     let (a, b) = (NodeId::new("node-1"), NodeId::new("node-2"));
     let value = &[b'x'; 100];
-    let (ra, _) = Record::apply_write(None, &a, &write(value, true));
-    let (rb, _) = Record::apply_write(None, &b, &write(value, true));
+    let (ra, _) = Record::apply_write(None, &a, &write(value, true)).expect("numbered");
+    let (rb, _) = Record::apply_write(None, &b, &write(value, true)).expect("numbered");
     c.bench_function("record/apply_write_overwrite", |bench| {
         let w = write(value, true);
         bench.iter(|| black_box(Record::apply_write(Some(&ra), &a, &w)));
@@ -27,7 +27,7 @@ fn records(c: &mut Criterion) {
     c.bench_function("record/merge_concurrent", |bench| {
         bench.iter(|| black_box(ra.merge(black_box(&rb))));
     });
-    let (newer, _) = Record::apply_write(Some(&ra), &a, &write(value, true));
+    let (newer, _) = Record::apply_write(Some(&ra), &a, &write(value, true)).expect("numbered");
     let (old, new) = (Arc::new(ra.clone()), Arc::new(newer));
     c.bench_function("record/absorb_newer", |bench| {
         bench.iter(|| black_box(Record::absorb(black_box(&old), black_box(&new))));

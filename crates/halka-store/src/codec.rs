@@ -46,7 +46,8 @@ mod tests {
                 timestamp_us: 1000,
                 overwrite: false,
             },
-        );
+        )
+        .unwrap();
         let bytes = encode_record(&record).unwrap();
         assert_eq!(
             bytes,

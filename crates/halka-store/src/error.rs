@@ -1,4 +1,4 @@
-use crate::LimitError;
+use crate::{InvalidRecord, LimitError};
 use thiserror::Error;
 
 /// Why a storage operation failed.
@@ -7,6 +7,9 @@ use thiserror::Error;
 pub enum StoreError {
     #[error(transparent)]
     Limit(#[from] LimitError),
+    /// Causal metadata from outside that fails validation; nothing was stored.
+    #[error("invalid causal metadata: {0}")]
+    Invalid(#[from] InvalidRecord),
     /// An earlier fsync failed. The engine no longer knows what is on disk, so it refuses
     /// writes until it is reopened (and recovers from its journal).
     #[error("storage engine refused the write: an earlier fsync failed ({0}); restart the node")]

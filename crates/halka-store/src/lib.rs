@@ -15,6 +15,7 @@ pub mod engine;
 mod error;
 mod limits;
 mod record;
+mod validate;
 
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
@@ -22,3 +23,4 @@ pub use engine::{Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, Sy
 pub use error::StoreError;
 pub use limits::{LimitError, Limits};
 pub use record::{MAX_SIBLINGS, Record, Version, Write};
+pub use validate::{InvalidRecord, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES};

@@ -11,6 +11,7 @@
 //! Deletes are versions without a value (tombstones), so a delete replaces exactly the
 //! versions its writer had seen and no more.
 
+use crate::validate::{InvalidRecord, MAX_COUNTER};
 use crate::{Dot, NodeId, VersionVector};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -168,10 +169,23 @@ impl Record {
     /// The dot's counter is one past every write of `node` to this key that the replica or
     /// the client has seen, so a node numbers its writes to a key contiguously — which is
     /// what lets a version vector summarise them.
-    #[must_use]
-    pub fn apply_write(current: Option<&Record>, node: &NodeId, write: &Write) -> (Record, Dot) {
+    ///
+    /// # Errors
+    /// The counter would pass [`MAX_COUNTER`]: only a forged context gets there, and a
+    /// wrapped counter would make every later write to the key count as already seen.
+    pub fn apply_write(
+        current: Option<&Record>,
+        node: &NodeId,
+        write: &Write,
+    ) -> Result<(Record, Dot), InvalidRecord> {
         let base = current.cloned().unwrap_or_default();
-        let counter = base.context.get(node).max(write.context.get(node)) + 1;
+        let counter = base
+            .context
+            .get(node)
+            .max(write.context.get(node))
+            .checked_add(1)
+            .filter(|c| *c <= MAX_COUNTER)
+            .ok_or_else(|| InvalidRecord::CounterExhausted { node: node.to_string() })?;
         let dot = Dot { node: node.clone(), counter };
         let mut versions: SmallVec<[Version; 1]> = if write.overwrite {
             SmallVec::new()
@@ -192,7 +206,7 @@ impl Record {
         context.observe(node, counter);
         let mut record = Record { context, versions };
         record.prune();
-        (record, dot)
+        Ok((record, dot))
     }
 
     fn prune(&mut self) {
@@ -246,6 +260,10 @@ impl Record {
 mod tests {
     use super::*;
 
+    fn apply(current: Option<&Record>, node: &NodeId, write: &Write) -> (Record, Dot) {
+        Record::apply_write(current, node, write).unwrap()
+    }
+
     fn write(value: Option<&str>, context: &VersionVector, ts: u64) -> Write {
         Write {
             value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
@@ -258,8 +276,8 @@ mod tests {
     #[test]
     fn causal_write_replaces_what_it_saw() {
         let a = NodeId::new("a");
-        let (r1, _) = Record::apply_write(None, &a, &write(Some("v1"), &VersionVector::new(), 1));
-        let (r2, _) = Record::apply_write(Some(&r1), &a, &write(Some("v2"), r1.context(), 2));
+        let (r1, _) = apply(None, &a, &write(Some("v1"), &VersionVector::new(), 1));
+        let (r2, _) = apply(Some(&r1), &a, &write(Some("v2"), r1.context(), 2));
         assert_eq!(r2.values().collect::<Vec<_>>(), [&Bytes::from_static(b"v2")]);
     }
 
@@ -267,13 +285,12 @@ mod tests {
     fn concurrent_writes_become_siblings_and_a_causal_write_resolves_them() {
         let (a, b) = (NodeId::new("a"), NodeId::new("b"));
         let empty = VersionVector::new();
-        let (ra, _) = Record::apply_write(None, &a, &write(Some("x"), &empty, 1));
-        let (rb, _) = Record::apply_write(None, &b, &write(Some("y"), &empty, 2));
+        let (ra, _) = apply(None, &a, &write(Some("x"), &empty, 1));
+        let (rb, _) = apply(None, &b, &write(Some("y"), &empty, 2));
         let both = ra.merge(&rb);
         assert_eq!(both.values().count(), 2);
         assert_eq!(both.lww_value(), Some(&Bytes::from_static(b"y")));
-        let (resolved, _) =
-            Record::apply_write(Some(&both), &a, &write(Some("z"), both.context(), 3));
+        let (resolved, _) = apply(Some(&both), &a, &write(Some("z"), both.context(), 3));
         assert_eq!(resolved.values().collect::<Vec<_>>(), [&Bytes::from_static(b"z")]);
         // The stale sibling arriving late does not come back.
         assert_eq!(resolved.merge(&rb), resolved);
@@ -283,8 +300,8 @@ mod tests {
     fn blind_writes_through_one_node_are_siblings() {
         let a = NodeId::new("a");
         let empty = VersionVector::new();
-        let (r1, _) = Record::apply_write(None, &a, &write(Some("1"), &empty, 1));
-        let (r2, _) = Record::apply_write(Some(&r1), &a, &write(Some("2"), &empty, 1));
+        let (r1, _) = apply(None, &a, &write(Some("1"), &empty, 1));
+        let (r2, _) = apply(Some(&r1), &a, &write(Some("2"), &empty, 1));
         assert_eq!(r2.values().count(), 2, "a blind write must not silently replace");
     }
 
@@ -292,14 +309,11 @@ mod tests {
     fn overwrite_replaces_everything_the_replica_holds() {
         let (a, b) = (NodeId::new("a"), NodeId::new("b"));
         let empty = VersionVector::new();
-        let (ra, _) = Record::apply_write(None, &a, &write(Some("x"), &empty, 1));
-        let (rb, _) = Record::apply_write(None, &b, &write(Some("y"), &empty, 2));
+        let (ra, _) = apply(None, &a, &write(Some("x"), &empty, 1));
+        let (rb, _) = apply(None, &b, &write(Some("y"), &empty, 2));
         let both = ra.merge(&rb);
-        let (r, _) = Record::apply_write(
-            Some(&both),
-            &a,
-            &Write { overwrite: true, ..write(Some("z"), &empty, 3) },
-        );
+        let (r, _) =
+            apply(Some(&both), &a, &Write { overwrite: true, ..write(Some("z"), &empty, 3) });
         assert_eq!(r.values().collect::<Vec<_>>(), [&Bytes::from_static(b"z")]);
         assert!(r.merge(&both) == r, "replaced versions do not come back");
     }
@@ -307,8 +321,8 @@ mod tests {
     #[test]
     fn tombstone_hides_the_value_it_saw() {
         let a = NodeId::new("a");
-        let (r1, _) = Record::apply_write(None, &a, &write(Some("v"), &VersionVector::new(), 1));
-        let (r2, _) = Record::apply_write(Some(&r1), &a, &write(None, r1.context(), 2));
+        let (r1, _) = apply(None, &a, &write(Some("v"), &VersionVector::new(), 1));
+        let (r2, _) = apply(Some(&r1), &a, &write(None, r1.context(), 2));
         assert_eq!(r2.values().count(), 0);
         assert_eq!(r2.lww_value(), None);
         assert_eq!(r2.versions().len(), 1);
@@ -320,12 +334,20 @@ mod tests {
         let mut r = Record::default();
         for i in 0..(MAX_SIBLINGS as u64 + 10) {
             let node = NodeId::new(&format!("n{i}"));
-            let (next, _) = Record::apply_write(Some(&r), &node, &write(Some("v"), &empty, i));
+            let (next, _) = apply(Some(&r), &node, &write(Some("v"), &empty, i));
             r = next;
         }
         assert_eq!(r.versions().len(), MAX_SIBLINGS);
         // The newest survive.
         assert_eq!(r.lww().map(|v| v.timestamp_us), Some(MAX_SIBLINGS as u64 + 9));
         assert!(r.versions().iter().all(|v| v.timestamp_us >= 10));
+    }
+
+    #[test]
+    fn a_counter_at_the_limit_is_refused_not_wrapped() {
+        let a = NodeId::new("a");
+        let context: VersionVector = [(a.clone(), MAX_COUNTER)].into_iter().collect();
+        let err = Record::apply_write(None, &a, &write(Some("v"), &context, 1)).unwrap_err();
+        assert_eq!(err, InvalidRecord::CounterExhausted { node: "a".into() });
     }
 }

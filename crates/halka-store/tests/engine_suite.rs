@@ -37,7 +37,8 @@ fn causal_overwrite_and_siblings(engine: &dyn Engine) {
     let (r2, _) = engine.apply_write(b"k", &a, &write("v2", r1.context())).unwrap();
     assert_eq!(r2.values().count(), 1);
     // A concurrent version arriving from a peer becomes a sibling.
-    let theirs = Arc::new(Record::apply_write(None, &b, &write("w", &VersionVector::new())).0);
+    let theirs =
+        Arc::new(Record::apply_write(None, &b, &write("w", &VersionVector::new())).unwrap().0);
     engine.merge(b"k", &theirs).unwrap();
     let stored = engine.get(b"k").unwrap().unwrap();
     assert_eq!(stored.values().count(), 2);
@@ -108,6 +109,23 @@ fn scan_visits_every_key(engine: &dyn Engine) {
     assert_eq!(seen, expected);
 }
 
+/// A record or context no honest node produces is refused, and what was stored stays.
+fn hostile_metadata_is_refused_and_stores_nothing(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    let (stored, _) = engine.apply_write(b"k", &a, &write("v1", &VersionVector::new())).unwrap();
+    let forged: VersionVector = [(a.clone(), u64::MAX)].into_iter().collect();
+    let err = engine.apply_write(b"k", &a, &write("v2", &forged)).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    // The same context inside a record sent by a "peer".
+    let record = Arc::new(Record::from_parts(forged, Vec::new()));
+    let err = engine.merge(b"k", &record).unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert_eq!(engine.get(b"k").unwrap(), Some(stored.clone()));
+    // A later honest write still lands.
+    let (next, _) = engine.apply_write(b"k", &a, &write("v3", stored.context())).unwrap();
+    assert_eq!(next.lww_value(), Some(&Bytes::from_static(b"v3")));
+}
+
 macro_rules! engine_suite {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -129,6 +147,12 @@ macro_rules! engine_suite {
             fn limits_reject_and_store_nothing() {
                 let (_dir, e) = $make(small_limits());
                 super::limits_reject_and_store_nothing(e.as_ref());
+            }
+
+            #[test]
+            fn hostile_metadata_is_refused_and_stores_nothing() {
+                let (_dir, e) = $make(Limits::default());
+                super::hostile_metadata_is_refused_and_stores_nothing(e.as_ref());
             }
 
             #[test]

@@ -36,6 +36,8 @@ pub enum Command {
     Del(DelArgs),
     /// A node's view of the cluster.
     Status(StatusArgs),
+    /// Print a new random cluster secret (for `cluster_secret` in every member's config).
+    Secret,
 }
 
 #[derive(Debug, clap::Args)]

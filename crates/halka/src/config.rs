@@ -3,7 +3,7 @@
 //! Every field has a default, so a single node runs with no file at all. Errors name the
 //! file, the field and what is allowed.
 
-use halka_cluster::ReadFanout;
+use halka_cluster::{ClusterSecret, ReadFanout};
 use halka_store::{FjallOptions, Limits, SyncPolicy};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -28,6 +28,17 @@ pub struct MemberConfig {
 
 fn one() -> u32 {
     1
+}
+
+/// The cluster secret as written in the config file; never printed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(pub String);
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretString(..)")
+    }
 }
 
 /// Which storage engine the node uses.
@@ -149,6 +160,14 @@ pub struct NodeConfig {
     pub worker_threads: usize,
     pub storage: StorageConfig,
     pub limits: Limits,
+    /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
+    /// nodes prove they know it before serving each other, and it signs the causal-context
+    /// tokens clients get. Required when `peer_addr` is not a loopback address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_secret: Option<SecretString>,
+    /// Refuse to serve Redis and HTTP clients beyond loopback. halka has no client
+    /// authentication yet, so turning this off exposes every key to whoever can connect.
+    pub protected_mode: bool,
     /// The static member list. Every node must be given the same list.
     pub members: Vec<MemberConfig>,
 }
@@ -172,12 +191,24 @@ impl Default for NodeConfig {
             worker_threads: 0,
             storage: StorageConfig::default(),
             limits: Limits::default(),
+            cluster_secret: None,
+            protected_mode: true,
             members: Vec::new(),
         }
     }
 }
 
 impl NodeConfig {
+    /// The cluster secret, or the well-known stand-in when none is configured (allowed on
+    /// loopback only; see [`NodeConfig::finish`]).
+    #[must_use]
+    pub fn secret(&self) -> ClusterSecret {
+        self.cluster_secret
+            .as_ref()
+            .and_then(|s| ClusterSecret::new(s.0.as_bytes()).ok())
+            .unwrap_or_else(ClusterSecret::unconfigured)
+    }
+
     /// The coordinator's read plan.
     #[must_use]
     pub fn read_fanout(&self) -> ReadFanout {
@@ -258,6 +289,7 @@ impl NodeConfig {
                 )
             })?;
         }
+        self.check_exposure(&invalid)?;
         let mut ids: Vec<&str> = self.members.iter().map(|m| m.id.as_str()).collect();
         ids.sort_unstable();
         if let Some(dup) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -339,6 +371,50 @@ impl NodeConfig {
     }
 }
 
+fn is_loopback(addr: &str) -> bool {
+    addr.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
+}
+
+impl NodeConfig {
+    /// Protected defaults: nothing listens beyond this host unless the file says so, and
+    /// never the peer port without a secret.
+    fn check_exposure(
+        &self,
+        invalid: &impl Fn(&'static str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.cluster_secret {
+            ClusterSecret::new(secret.0.as_bytes())
+                .map_err(|e| invalid("cluster_secret", e.to_string()))?;
+        }
+        if self.cluster_secret.is_none() && !is_loopback(&self.peer_addr) {
+            return Err(invalid(
+                "peer_addr",
+                format!(
+                    "{} is reachable beyond this host, so the peer port needs a \
+                     `cluster_secret` (the same on every member; `halka secret` prints one)",
+                    self.peer_addr
+                ),
+            ));
+        }
+        if self.protected_mode {
+            for (field, addr) in [("redis_addr", &self.redis_addr), ("http_addr", &self.http_addr)]
+            {
+                if !is_loopback(addr) {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{addr} is reachable beyond this host, and halka does not \
+                             authenticate clients yet; set `protected_mode = false` to serve \
+                             it anyway (behind a firewall that admits only your clients)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +492,30 @@ mod tests {
         let e = parse("[storage]\ncache_mb = 99999999999\n").unwrap_err().to_string();
         assert!(e.contains("storage.cache_mb") && e.contains("at most"), "{e}");
         assert_eq!(parse("").unwrap().replication, 1, "a lone node needs no file");
+    }
+
+    #[test]
+    fn the_peer_port_beyond_loopback_needs_a_secret() {
+        let e = parse("peer_addr = \"0.0.0.0:7380\"\n").unwrap_err().to_string();
+        assert!(e.contains("peer_addr") && e.contains("cluster_secret"), "{e}");
+        let ok = parse("peer_addr = \"0.0.0.0:7380\"\ncluster_secret = \"0123456789abcdef0123\"\n");
+        assert!(ok.unwrap().secret().is_configured());
+        let e = parse("cluster_secret = \"short\"\n").unwrap_err().to_string();
+        assert!(e.contains("cluster_secret") && e.contains("at least 16"), "{e}");
+    }
+
+    #[test]
+    fn clients_beyond_loopback_need_protected_mode_off() {
+        let e = parse("redis_addr = \"0.0.0.0:6380\"\n").unwrap_err().to_string();
+        assert!(e.contains("redis_addr") && e.contains("protected_mode = false"), "{e}");
+        let e = parse("http_addr = \"[::]:8080\"\n").unwrap_err().to_string();
+        assert!(e.contains("http_addr"), "{e}");
+        assert!(parse("redis_addr = \"0.0.0.0:6380\"\nprotected_mode = false\n").is_ok());
+    }
+
+    #[test]
+    fn the_secret_is_never_printed() {
+        let c = parse("cluster_secret = \"0123456789abcdef-very-secret\"\n").unwrap();
+        assert!(!format!("{c:?}").contains("very-secret"));
     }
 }

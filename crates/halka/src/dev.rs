@@ -1,7 +1,7 @@
 //! `halka dev`: a local multi-node cluster in one command. Each node is a real
 //! `halka server` process on loopback, with its own data directory.
 
-use crate::config::{MemberConfig, NodeConfig, StorageConfig, SyncChoice};
+use crate::config::{MemberConfig, NodeConfig, SecretString, StorageConfig, SyncChoice};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +17,42 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     pub replication: usize,
     pub sync: SyncChoice,
+    /// The nodes' shared cluster secret (see [`load_or_create_secret`]).
+    pub secret: String,
+}
+
+/// A new random cluster secret: 32 bytes from the OS, as hex.
+#[must_use]
+pub fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The dev cluster's secret, kept in `data_dir/cluster-secret` (mode 0600) so that a
+/// cluster restarted on the same directory keeps it; created on first use.
+///
+/// # Errors
+/// The file cannot be read or written.
+pub fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = data_dir.join("cluster-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(secret) => return Ok(secret.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let secret = new_secret();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(secret.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
 }
 
 /// The configs of the dev cluster's nodes: node i listens on `port + i`, `http_port + i`
@@ -66,6 +102,7 @@ pub fn configs(opts: &DevOptions) -> anyhow::Result<Vec<NodeConfig>> {
                 },
                 members: members.clone(),
                 worker_threads,
+                cluster_secret: Some(SecretString(opts.secret.clone())),
                 ..NodeConfig::default()
             };
             Ok(config.finish("halka dev")?)
@@ -113,7 +150,7 @@ pub fn start(exe: &Path, configs: &[NodeConfig], data_dir: &Path) -> anyhow::Res
     let mut nodes = Vec::new();
     for c in configs {
         let path = data_dir.join(format!("{}.toml", c.node_id));
-        std::fs::write(&path, toml::to_string(c).context("encoding config")?)
+        write_private(&path, &toml::to_string(c).context("encoding config")?)
             .with_context(|| format!("writing {}", path.display()))?;
         let child = Command::new(exe)
             .arg("server")
@@ -126,6 +163,21 @@ pub fn start(exe: &Path, configs: &[NodeConfig], data_dir: &Path) -> anyhow::Res
         nodes.push(Node { id: c.node_id.clone(), child });
     }
     Ok(nodes)
+}
+
+/// Writes a file only its owner can read: node configs hold the cluster secret.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // A file from an earlier run keeps its mode through `open`: narrow it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
 }
 
 /// Runs the cluster: starts the nodes, prints `banner` once all of them serve, and stops

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use halka_cluster::{ClusterError, GetResult};
 use halka_store::{Record, Version, VersionVector};
@@ -156,19 +156,29 @@ fn json_version(v: &Version) -> JsonVersion {
     }
 }
 
-fn encode_context(vv: &VersionVector) -> String {
-    URL_SAFE_NO_PAD.encode(postcard::to_allocvec(vv).unwrap_or_default())
+/// The causal context a write names: `X-Halka-Context`, else `?context=`.
+fn request_context(
+    state: &NodeState,
+    key: &[u8],
+    headers: &HeaderMap,
+    query: Option<String>,
+) -> Result<Option<VersionVector>, ApiError> {
+    let token = headers
+        .get("x-halka-context")
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "X-Halka-Context must be ASCII".into()))?
+        .or(query);
+    token
+        .map(|t| {
+            state.tokens.decode(key, &t).map_err(|e| {
+                ApiError(StatusCode::BAD_REQUEST, format!("invalid causal context {t:?}: {e}"))
+            })
+        })
+        .transpose()
 }
 
-fn decode_context(token: &str) -> Result<VersionVector, ApiError> {
-    let bad = |why: String| {
-        ApiError(StatusCode::BAD_REQUEST, format!("invalid causal context {token:?}: {why}"))
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|e| bad(e.to_string()))?;
-    postcard::from_bytes(&bytes).map_err(|e| bad(e.to_string()))
-}
-
-fn record_json(key: &str, result: &GetResult) -> Value {
+fn record_json(state: &NodeState, key: &str, result: &GetResult) -> Value {
     let winner = result.record.lww().and_then(|v| v.value.as_deref()).map(json_value);
     let siblings: Vec<JsonVersion> = result.record.versions().iter().map(json_version).collect();
     let replicas: Vec<Value> = result
@@ -190,7 +200,7 @@ fn record_json(key: &str, result: &GetResult) -> Value {
         "value": winner.as_ref().map(|w| &w.0),
         "encoding": winner.as_ref().map_or("utf8", |w| w.1),
         "siblings": siblings,
-        "context": encode_context(result.context()),
+        "context": state.tokens.encode(key.as_bytes(), result.context()),
         "replicas": replicas,
     })
 }
@@ -208,7 +218,7 @@ async fn get_key(
     observe("get", started);
     let found = result.values().next().is_some();
     let status = if found { StatusCode::OK } else { StatusCode::NOT_FOUND };
-    let mut body = record_json(&key, &result);
+    let mut body = record_json(&state, &key, &result);
     if !found {
         body["error"] = json!(format!("key {key:?} not found"));
     }
@@ -237,20 +247,18 @@ async fn put_key(
     })?;
     let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
-    let token = headers
-        .get("x-halka-context")
-        .map(|v| v.to_str().map(str::to_string))
-        .transpose()
-        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "X-Halka-Context must be ASCII".into()))?
-        .or(params.context);
-    let context = token.as_deref().map(decode_context).transpose()?;
+    let context = request_context(&state, &k, &headers, params.context)?;
     let w = params.w.unwrap_or(state.config.w);
     let put = state.coordinator.write(k, Some(body), context, w).await?;
     observe("put", started);
     let acked: Vec<String> = put.acked.iter().map(ToString::to_string).collect();
     Ok((
         StatusCode::OK,
-        axum::Json(json!({ "key": key, "context": encode_context(&put.context), "acked": acked })),
+        axum::Json(json!({
+            "key": key,
+            "context": state.tokens.encode(key.as_bytes(), &put.context),
+            "acked": acked,
+        })),
     )
         .into_response())
 }
@@ -259,11 +267,12 @@ async fn delete_key(
     State(state): State<Arc<NodeState>>,
     key: Result<Path<String>, PathRejection>,
     params: Result<Query<KvParams>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
-    let context = params.context.as_deref().map(decode_context).transpose()?;
+    let context = request_context(&state, &k, &headers, params.context)?;
     let w = params.w.unwrap_or(state.config.w);
     let put = state.coordinator.write(k, None, context, w).await?;
     observe("delete", started);

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod context_token;
 pub mod demo;
 pub mod dev;
 pub mod http;

@@ -3,9 +3,10 @@
 //! tests start nodes the same way (tests bind port 0).
 
 use crate::config::{EngineChoice, NodeConfig};
+use crate::context_token::TokenKey;
 use crate::peers::PeerState;
 use anyhow::Context;
-use halka_cluster::rpc::{RemoteReplica, RpcClientConfig, RpcServerConfig};
+use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
 use halka_cluster::{Coordinator, CoordinatorConfig, LocalReplica, Replica, View};
 use halka_ring::{Member, Strategy};
 use halka_store::{Engine, FjallEngine, FjallOptions, MemoryEngine, NodeId};
@@ -30,6 +31,10 @@ pub struct NodeState {
     /// Fingerprint of this node's placement inputs (`placement_memo::fingerprint`); every
     /// member of a cluster must have the same one.
     pub placement: u64,
+    /// Signs and checks the causal-context tokens handed to clients.
+    pub tokens: TokenKey,
+    /// This node's identity towards peers.
+    pub auth: PeerAuth,
     clients: AtomicI64,
 }
 
@@ -164,10 +169,16 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         .collect();
     members.sort_by(|a, b| a.id.cmp(&b.id));
     let placement = Strategy::default().build(&members, config.replication)?;
+    let secret = config.secret();
+    let auth = PeerAuth::new(
+        NodeId::new(&config.node_id),
+        &secret,
+        Some(members.iter().map(|m| NodeId::new(&m.id)).collect()),
+    );
     let rpc = RpcClientConfig {
         max_frame_bytes: frame_limit(&config),
         connect_timeout: Duration::from_millis(config.timeout_ms.min(500)),
-        ..RpcClientConfig::default()
+        ..RpcClientConfig::new(auth.clone())
     };
     let mut peers = Vec::new();
     // In placement order (sorted by id), which is how the view indexes replicas.
@@ -214,6 +225,8 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         redis_port,
         clients: AtomicI64::new(0),
         placement,
+        tokens: TokenKey::new(&secret),
+        auth,
     }))
 }
 
@@ -238,6 +251,12 @@ pub async fn run(
     let state = build(config, redis_port)?;
     describe_metrics(&state.config);
     crate::placement_memo::warn_on_change(&state.config);
+    if !state.config.secret().is_configured() && state.config.members.len() > 1 {
+        tracing::warn!(
+            "no cluster_secret: peers prove membership with a well-known key, which keeps out \
+             nodes of other clusters but not an attacker on this host; set cluster_secret"
+        );
+    }
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let local: Arc<dyn Replica> = {
         let view = state.coordinator.view();
@@ -255,7 +274,7 @@ pub async fn run(
     let rpc_config = RpcServerConfig {
         max_frame_bytes: frame_limit(&state.config),
         placement: state.placement,
-        ..RpcServerConfig::default()
+        ..RpcServerConfig::new(state.auth.clone())
     };
     let watcher = tokio::spawn(crate::peers::watch(Arc::clone(&state), shutdown.clone()));
     let rpc_stop = shutdown.clone();

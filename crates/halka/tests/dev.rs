@@ -70,7 +70,11 @@ impl Dev {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "halka dev still running after {within:?}");
+            assert!(
+                Instant::now() < deadline,
+                "halka dev still running after {within:?}; stderr:\n{}",
+                self.errors()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -1,5 +1,6 @@
 //! The RPC client: a replica on another node, reached over one multiplexed connection.
 
+use super::handshake::{self, PeerAuth};
 use super::message::{Envelope, Request, Response, decode, encode};
 use super::server::codec;
 use crate::replica::deferred;
@@ -28,11 +29,16 @@ pub struct RpcClientConfig {
     pub backoff_max: Duration,
     /// Requests queued for the connection's writer.
     pub queue: usize,
+    /// This node's identity and the secret it proves to peers.
+    pub auth: PeerAuth,
 }
 
-impl Default for RpcClientConfig {
-    fn default() -> Self {
+impl RpcClientConfig {
+    /// Defaults for a node identified by `auth`.
+    #[must_use]
+    pub fn new(auth: PeerAuth) -> Self {
         Self {
+            auth,
             max_frame_bytes: super::DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_millis(500),
             backoff_min: Duration::from_millis(50),
@@ -187,7 +193,23 @@ async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
         Ok(Err(e)) => return Err(failed(peer, format!("connect failed: {e}"))),
         Err(_) => return Err(failed(peer, "connect timed out".into())),
     };
+    let mut stream = stream;
     let _ = stream.set_nodelay(true);
+    let shaken = tokio::time::timeout(
+        peer.config.connect_timeout,
+        handshake::client(&mut stream, &peer.config.auth, &peer.id),
+    )
+    .await;
+    match shaken {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            if !matches!(e, handshake::HandshakeError::Io(_)) {
+                tracing::warn!(peer = %peer.id, addr = %peer.addr, error = %e, "peer handshake failed");
+            }
+            return Err(failed(peer, format!("handshake failed: {e}")));
+        }
+        Err(_) => return Err(failed(peer, "handshake timed out".into())),
+    };
     let conn = start(stream, &peer.config, peer.stop.child_token());
     *peer.conn.lock() = Some(conn.clone());
     let mut backoff = peer.backoff.lock();

@@ -7,14 +7,20 @@
 //! one that does not decode closes that connection with a logged error; the node keeps
 //! serving every other connection.
 //!
+//! Before any request, both ends run the [`handshake`]: each proves it knows the cluster
+//! secret and the client proves it is a member, so a stranger on the peer port can read
+//! or write nothing.
+//!
 //! [`RemoteReplica`] is the client side and implements [`crate::Replica`]; [`serve`] is the
 //! server side, answering from the node's [`crate::LocalReplica`].
 
 mod client;
+pub mod handshake;
 mod message;
 mod server;
 
 pub use client::{RemoteReplica, RpcClientConfig};
+pub use handshake::{HandshakeError, PeerAuth};
 pub use message::{Envelope, FORMAT_V1, Request, Response, decode, encode};
 pub use server::{RpcServerConfig, serve};
 

@@ -1,11 +1,13 @@
 //! The RPC server: answers peers' requests from this node's replica.
 
+use super::handshake::{self, PeerAuth};
 use super::message::{Envelope, Request, Response, WireError, decode, encode};
 use crate::Replica;
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -20,19 +22,32 @@ pub struct RpcServerConfig {
     /// Requests one connection may have in flight; the reader waits beyond it
     /// (backpressure on the peer through TCP).
     pub max_in_flight: usize,
-    /// Connections accepted at once.
+    /// Authenticated connections served at once.
     pub max_connections: usize,
+    /// Connections still in their handshake at once. Strangers can hold only these
+    /// slots, and each for at most `handshake_timeout`: members always find a free one
+    /// among `max_connections`.
+    pub max_handshakes: usize,
+    /// How long a new connection has to complete the handshake.
+    pub handshake_timeout: Duration,
+    /// This node's identity, the members it accepts, and the secret they prove.
+    pub auth: PeerAuth,
     /// A fingerprint of what this node computes placement from, told to peers that ask
     /// (`Request::Hello`): nodes of one cluster must agree on it.
     pub placement: u64,
 }
 
-impl Default for RpcServerConfig {
-    fn default() -> Self {
+impl RpcServerConfig {
+    /// Defaults for a node identified by `auth`.
+    #[must_use]
+    pub fn new(auth: PeerAuth) -> Self {
         Self {
             max_frame_bytes: super::DEFAULT_MAX_FRAME_BYTES,
             max_in_flight: 1024,
             max_connections: 1024,
+            max_handshakes: 64,
+            handshake_timeout: Duration::from_secs(5),
+            auth,
             placement: 0,
         }
     }
@@ -53,32 +68,63 @@ pub async fn serve(
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let limit = Arc::new(Semaphore::new(config.max_connections));
+    let handshakes = Arc::new(Semaphore::new(config.max_handshakes));
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            permit = Arc::clone(&limit).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
         let accepted = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                let (replica, config, cancel) =
-                    (Arc::clone(&replica), config.clone(), cancel.child_token());
-                tracker.spawn(async move {
-                    connection(stream, replica, config, cancel).await;
-                    tracing::debug!(%peer, "rpc connection closed");
-                    drop(permit);
-                });
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "rpc accept failed");
+                continue;
             }
-            Err(e) => tracing::warn!(error = %e, "rpc accept failed"),
-        }
+        };
+        // Closing at once when every handshake slot is taken keeps a flood of strangers
+        // from queueing: members retry with backoff and get in once it passes.
+        let Ok(handshake_permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+            tracing::warn!(%peer, "peer port busy with handshakes: closing a new connection");
+            crate::telemetry::count_rejected_peer("busy");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (replica, config, cancel, limit) =
+            (Arc::clone(&replica), config.clone(), cancel.child_token(), Arc::clone(&limit));
+        tracker.spawn(async move {
+            let mut stream = stream;
+            let shaken = tokio::select! {
+                () = cancel.cancelled() => return,
+                shaken = tokio::time::timeout(
+                    config.handshake_timeout,
+                    handshake::server(&mut stream, &config.auth),
+                ) => shaken,
+            };
+            drop(handshake_permit);
+            // Counted before the stream closes, so whoever sees the close sees the count.
+            let node = match shaken {
+                Ok(Ok(ok)) => ok,
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "rejected a peer connection");
+                    crate::telemetry::count_rejected_peer(e.reason());
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "rejected a peer connection: no handshake in time");
+                    crate::telemetry::count_rejected_peer("timeout");
+                    return;
+                }
+            };
+            let Ok(permit) = limit.try_acquire_owned() else {
+                tracing::warn!(%peer, %node, "too many peer connections: closing a new one");
+                crate::telemetry::count_rejected_peer("busy");
+                return;
+            };
+            connection(stream, replica, config, cancel).await;
+            tracing::debug!(%peer, %node, "rpc connection closed");
+            drop(permit);
+        });
     }
     cancel.cancel();
     tracker.close();

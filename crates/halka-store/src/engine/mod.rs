@@ -127,14 +127,25 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         if let Some(v) = &write.value {
             self.limits().check_value(v)?;
         }
+        write.context.validate()?;
         let mut result = None;
-        let token = self.update_deferred(key, &mut |current| {
-            let (record, dot) = Record::apply_write(current.map(|r| &**r), node, write);
-            let record = Arc::new(record);
-            result = Some((Arc::clone(&record), dot));
-            Some(record)
+        let token = self.update_deferred(key, &mut |current| match Record::apply_write(
+            current.map(|r| &**r),
+            node,
+            write,
+        ) {
+            Ok((record, dot)) => {
+                let record = Arc::new(record);
+                result = Some(Ok((Arc::clone(&record), dot)));
+                Some(record)
+            }
+            Err(e) => {
+                result = Some(Err(e));
+                None
+            }
         })?;
-        let (record, dot) = result.ok_or_else(|| StoreError::Io("write was not applied".into()))?;
+        let (record, dot) =
+            result.ok_or_else(|| StoreError::Io("write was not applied".into()))??;
         Ok((record, dot, token))
     }
 
@@ -162,6 +173,7 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         for v in incoming.values() {
             self.limits().check_value(v)?;
         }
+        incoming.validate()?;
         // `absorb` returns None when the peer told us nothing new: no write, no fsync.
         self.update_deferred(key, &mut |current| match current {
             None => Some(Arc::clone(incoming)),

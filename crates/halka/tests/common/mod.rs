@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_halka");
 
+/// The cluster secret every test cluster's nodes share.
+pub const SECRET: &str = "test-cluster-secret-0123456789";
+
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     free_ports(1)
@@ -52,6 +55,7 @@ pub struct NodeProc {
     pub config: PathBuf,
     pub redis_port: u16,
     pub http_port: u16,
+    pub peer_port: u16,
     child: Option<Child>,
 }
 
@@ -83,11 +87,18 @@ impl TestCluster {
             let data = dir.path().join(&id);
             let config = dir.path().join(format!("{id}.toml"));
             let text = format!(
-                "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\n{extra}\n[storage]\nsync = \"{sync}\"\n{members}",
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\ncluster_secret = \"{SECRET}\"\n{extra}\n[storage]\nsync = \"{sync}\"\n{members}",
                 data.display()
             );
             std::fs::write(&config, text).unwrap();
-            nodes.push(NodeProc { id, config, redis_port: *redis, http_port: *http, child: None });
+            nodes.push(NodeProc {
+                id,
+                config,
+                redis_port: *redis,
+                http_port: *http,
+                peer_port: *peer,
+                child: None,
+            });
         }
         let mut cluster = Self { dir, nodes };
         for i in 0..n {
@@ -148,6 +159,10 @@ impl TestCluster {
 
     pub fn redis_addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.nodes[i].redis_port)
+    }
+
+    pub fn peer_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.nodes[i].peer_port)
     }
 
     pub fn http_url(&self, i: usize, path: &str) -> String {

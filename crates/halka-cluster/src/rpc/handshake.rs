@@ -1,0 +1,358 @@
+//! The peer handshake: before any request is served, both ends of a connection prove that
+//! they know the cluster secret, and the client proves it is a member.
+//!
+//! ```text
+//! client                                   server
+//!   ClientHello { node, nonce_c }   ──▶      is `node` a member?
+//!                                   ◀──    ServerHello { node, nonce_s } | Refused
+//!   the node expected?
+//!   ClientProof { proof_c }         ──▶      proof_c right?
+//!                                   ◀──    ServerProof { proof_s } | Refused { reason }
+//!   proof_s right?
+//! ```
+//!
+//! The client proves first so that the server, which is the side an operator watches for
+//! intruders, sees (and counts) every wrong secret.
+//!
+//! Each proof is a BLAKE3 MAC, under a key derived from the secret, of the whole exchange
+//! (both nonces, both node ids) and the prover's role, so a proof cannot be replayed on
+//! another connection or reflected back to its sender, and the secret never crosses the
+//! wire. Messages are ordinary frames (postcard in the length-delimited codec) capped at
+//! [`MAX_HANDSHAKE_FRAME_BYTES`], so a stranger can make the server read at most that
+//! much; the exchange runs over any byte stream, so TLS can later wrap it unchanged.
+
+use crate::secret::ClusterSecret;
+use futures::{SinkExt, StreamExt};
+use halka_store::NodeId;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Largest handshake message; the real frame limit applies only after authentication.
+pub const MAX_HANDSHAKE_FRAME_BYTES: usize = 1024;
+
+/// Says "this is halka's peer protocol" before anything else is parsed.
+const MAGIC: [u8; 4] = *b"HLKA";
+const VERSION: u8 = 1;
+const PURPOSE: &str = "peer handshake v1";
+
+/// Who this node is, which peers it accepts, and the key that proves membership.
+#[derive(Clone)]
+pub struct PeerAuth {
+    node: NodeId,
+    key: [u8; 32],
+    /// Node ids allowed to connect; `None` accepts any node that knows the secret.
+    members: Option<Arc<[NodeId]>>,
+}
+
+impl std::fmt::Debug for PeerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerAuth")
+            .field("node", &self.node)
+            .field("members", &self.members)
+            .finish()
+    }
+}
+
+impl PeerAuth {
+    /// `node` proving membership with `secret`; only `members` may connect to it.
+    #[must_use]
+    pub fn new(node: NodeId, secret: &ClusterSecret, members: Option<Vec<NodeId>>) -> Self {
+        Self { node, key: secret.key(PURPOSE), members: members.map(Arc::from) }
+    }
+
+    /// This node's id.
+    #[must_use]
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    fn proof(&self, role: &str, exchange: &Exchange<'_>) -> [u8; 32] {
+        let transcript = postcard::to_allocvec(&(role, exchange)).unwrap_or_default();
+        *blake3::keyed_hash(&self.key, &transcript).as_bytes()
+    }
+
+    fn admits(&self, node: &NodeId) -> bool {
+        *node != self.node && self.members.as_ref().is_none_or(|m| m.contains(node))
+    }
+}
+
+/// What both proofs cover.
+#[derive(Serialize)]
+struct Exchange<'a> {
+    client: &'a NodeId,
+    server: &'a NodeId,
+    client_nonce: [u8; 32],
+    server_nonce: [u8; 32],
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Message {
+    ClientHello { magic: [u8; 4], version: u8, node: NodeId, nonce: [u8; 32] },
+    ServerHello { node: NodeId, nonce: [u8; 32] },
+    ClientProof { proof: [u8; 32] },
+    ServerProof { proof: [u8; 32] },
+    Refused { reason: String },
+}
+
+/// Why a handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum HandshakeError {
+    #[error("not a halka peer (bad first message: {0})")]
+    NotAPeer(String),
+    #[error("node {0} is not in this node's member list")]
+    NotAMember(String),
+    #[error("wrong cluster secret")]
+    WrongSecret,
+    #[error("expected node {expected}, found node {found}: check the member list's peer_addr")]
+    WrongNode { expected: String, found: String },
+    #[error("refused by the peer: {0}")]
+    Refused(String),
+    #[error("connection failed during the handshake: {0}")]
+    Io(String),
+}
+
+impl HandshakeError {
+    /// The `reason` label of the rejected-peer metric.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            HandshakeError::NotAPeer(_) => "not_a_peer",
+            HandshakeError::NotAMember(_) => "not_a_member",
+            HandshakeError::WrongSecret => "wrong_secret",
+            HandshakeError::WrongNode { .. } => "wrong_node",
+            HandshakeError::Refused(_) => "refused",
+            HandshakeError::Io(_) => "io",
+        }
+    }
+}
+
+fn nonce() -> [u8; 32] {
+    // Nonces must be unpredictable, so they come from the OS, not a seeded generator.
+    rand::random()
+}
+
+async fn send<S>(
+    framed: &mut Framed<S, LengthDelimitedCodec>,
+    m: &Message,
+) -> Result<(), HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let bytes = postcard::to_allocvec(m).map_err(|e| HandshakeError::Io(e.to_string()))?;
+    framed
+        .send(bytes::Bytes::from(bytes))
+        .await
+        .map_err(|e: std::io::Error| HandshakeError::Io(e.to_string()))
+}
+
+async fn receive<S>(framed: &mut Framed<S, LengthDelimitedCodec>) -> Result<Message, HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match framed.next().await {
+        Some(Ok(bytes)) => {
+            postcard::from_bytes(&bytes).map_err(|e| HandshakeError::NotAPeer(e.to_string()))
+        }
+        Some(Err(e)) => Err(HandshakeError::NotAPeer(e.to_string())),
+        None => Err(HandshakeError::Io("closed by the other side".into())),
+    }
+}
+
+fn framed<S: AsyncRead + AsyncWrite>(stream: S) -> Framed<S, LengthDelimitedCodec> {
+    // Called with `&mut` streams: the caller keeps the connection.
+    let codec =
+        LengthDelimitedCodec::builder().max_frame_length(MAX_HANDSHAKE_FRAME_BYTES).new_codec();
+    Framed::new(stream, codec)
+}
+
+/// Runs the client side on a new connection to `expected`; the stream is then ready for
+/// requests.
+///
+/// # Errors
+/// The server does not know the secret, is another node, or refused this one.
+pub async fn client<S>(
+    stream: &mut S,
+    auth: &PeerAuth,
+    expected: &NodeId,
+) -> Result<(), HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut framed = framed(stream);
+    let client_nonce = nonce();
+    let hello = Message::ClientHello {
+        magic: MAGIC,
+        version: VERSION,
+        node: auth.node.clone(),
+        nonce: client_nonce,
+    };
+    send(&mut framed, &hello).await?;
+    let (server, server_nonce) = match receive(&mut framed).await? {
+        Message::ServerHello { node, nonce } => (node, nonce),
+        Message::Refused { reason } => return Err(HandshakeError::Refused(reason)),
+        other => return Err(HandshakeError::NotAPeer(format!("{other:?}"))),
+    };
+    if server != *expected {
+        return Err(HandshakeError::WrongNode {
+            expected: expected.to_string(),
+            found: server.to_string(),
+        });
+    }
+    let exchange = Exchange { client: &auth.node, server: &server, client_nonce, server_nonce };
+    send(&mut framed, &Message::ClientProof { proof: auth.proof("client", &exchange) }).await?;
+    match receive(&mut framed).await? {
+        Message::ServerProof { proof } if equal(&auth.proof("server", &exchange), &proof) => {
+            unframed(framed)
+        }
+        Message::ServerProof { .. } => Err(HandshakeError::WrongSecret),
+        Message::Refused { reason } => Err(HandshakeError::Refused(reason)),
+        other => Err(HandshakeError::NotAPeer(format!("{other:?}"))),
+    }
+}
+
+/// Runs the server side on an accepted connection; returns the authenticated peer's id. A
+/// refused peer is told why; the caller closes the connection (after counting it).
+///
+/// # Errors
+/// The client is not a halka node, not a member, or does not know the secret.
+pub async fn server<S>(stream: &mut S, auth: &PeerAuth) -> Result<NodeId, HandshakeError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut framed = framed(stream);
+    let (client, client_nonce) = match receive(&mut framed).await? {
+        Message::ClientHello { magic, version, node, nonce }
+            if magic == MAGIC && version == VERSION =>
+        {
+            (node, nonce)
+        }
+        other => return Err(HandshakeError::NotAPeer(format!("{other:?}"))),
+    };
+    if !auth.admits(&client) {
+        let error = HandshakeError::NotAMember(client.to_string());
+        let _ = send(&mut framed, &Message::Refused { reason: error.to_string() }).await;
+        return Err(error);
+    }
+    let server_nonce = nonce();
+    send(&mut framed, &Message::ServerHello { node: auth.node.clone(), nonce: server_nonce })
+        .await?;
+    let proof = match receive(&mut framed).await? {
+        Message::ClientProof { proof } => proof,
+        other => return Err(HandshakeError::NotAPeer(format!("{other:?}"))),
+    };
+    let exchange = Exchange { client: &client, server: &auth.node, client_nonce, server_nonce };
+    if !equal(&auth.proof("client", &exchange), &proof) {
+        let _ =
+            send(&mut framed, &Message::Refused { reason: "wrong cluster secret".into() }).await;
+        return Err(HandshakeError::WrongSecret);
+    }
+    send(&mut framed, &Message::ServerProof { proof: auth.proof("server", &exchange) }).await?;
+    unframed(framed)?;
+    Ok(client)
+}
+
+/// The stream under the handshake's framing. Neither side sends before the handshake is
+/// over, so nothing may be buffered; anything that is was sent out of turn.
+fn unframed<S>(framed: Framed<S, LengthDelimitedCodec>) -> Result<(), HandshakeError> {
+    if !framed.read_buffer().is_empty() {
+        return Err(HandshakeError::NotAPeer("sent requests before the handshake ended".into()));
+    }
+    Ok(())
+}
+
+/// Constant-time comparison, so timing does not reveal how much of a proof was right.
+fn equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    blake3::Hash::from_bytes(*a) == blake3::Hash::from_bytes(*b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth(node: &str, secret: &[u8], members: Option<&[&str]>) -> PeerAuth {
+        PeerAuth::new(
+            NodeId::new(node),
+            &ClusterSecret::new(secret).unwrap(),
+            members.map(|m| m.iter().map(|n| NodeId::new(n)).collect()),
+        )
+    }
+
+    async fn run(
+        client_auth: PeerAuth,
+        server_auth: PeerAuth,
+        expected: &str,
+    ) -> (Result<(), HandshakeError>, Result<NodeId, HandshakeError>) {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let expected = NodeId::new(expected);
+        // Each side closes its end when done, as a real connection does.
+        tokio::join!(async move { client(&mut a, &client_auth, &expected).await }, async move {
+            server(&mut b, &server_auth).await
+        })
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef";
+
+    #[tokio::test]
+    async fn members_with_the_secret_are_accepted() {
+        let (c, s) = run(auth("a", SECRET, None), auth("b", SECRET, Some(&["a", "b"])), "b").await;
+        assert_eq!(c, Ok(()));
+        assert_eq!(s, Ok(NodeId::new("a")));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_is_refused_on_both_sides() {
+        let (c, s) = run(auth("a", b"another secret!!", None), auth("b", SECRET, None), "b").await;
+        assert_eq!(c, Err(HandshakeError::Refused("wrong cluster secret".into())));
+        assert_eq!(s, Err(HandshakeError::WrongSecret), "the server counts it");
+    }
+
+    #[tokio::test]
+    async fn a_node_outside_the_member_list_is_refused() {
+        let (c, s) = run(auth("x", SECRET, None), auth("b", SECRET, Some(&["a", "b"])), "b").await;
+        assert!(matches!(c, Err(HandshakeError::Refused(ref r)) if r.contains("x")), "{c:?}");
+        assert_eq!(s, Err(HandshakeError::NotAMember("x".into())));
+    }
+
+    #[tokio::test]
+    async fn a_server_with_another_secret_is_refused_by_the_client() {
+        // An impostor that accepts any client still cannot produce the right proof.
+        let (mut a, b) = tokio::io::duplex(4096);
+        let impostor = async move {
+            let mut framed = framed(b);
+            receive(&mut framed).await.unwrap();
+            let hello = Message::ServerHello { node: NodeId::new("b"), nonce: [7; 32] };
+            send(&mut framed, &hello).await.unwrap();
+            receive(&mut framed).await.unwrap();
+            send(&mut framed, &Message::ServerProof { proof: [0; 32] }).await.unwrap();
+            framed
+        };
+        let (client_auth, expected) = (auth("a", SECRET, None), NodeId::new("b"));
+        let (c, _) = tokio::join!(client(&mut a, &client_auth, &expected), impostor);
+        assert_eq!(c, Err(HandshakeError::WrongSecret));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_another_node_is_refused() {
+        let (c, _) = run(auth("a", SECRET, None), auth("c", SECRET, None), "b").await;
+        assert!(matches!(c, Err(HandshakeError::WrongNode { .. })), "{c:?}");
+    }
+
+    #[tokio::test]
+    async fn a_stranger_speaking_another_protocol_is_not_a_peer() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let server_auth = auth("b", SECRET, None);
+        let (_, s) = tokio::join!(
+            async {
+                use tokio::io::AsyncWriteExt;
+                a.write_all(b"\0\0\0\x05hello").await.unwrap();
+                a
+            },
+            server(&mut b, &server_auth)
+        );
+        assert!(matches!(s, Err(HandshakeError::NotAPeer(_))), "{s:?}");
+    }
+}

@@ -1,0 +1,171 @@
+//! Checks for causal metadata that comes from outside this node: records sent by peers
+//! and contexts passed back by clients.
+//!
+//! A record is trusted only after these checks. Without them a single message could wrap a
+//! counter (every later write to the key would count as already seen and vanish), grow a
+//! key past the sibling cap, or break the sorted layout that lookups rely on. The checks
+//! are linear in the record's size, so every merge and every write runs them.
+
+use crate::record::MAX_SIBLINGS;
+use crate::{Record, VersionVector};
+use thiserror::Error;
+
+/// Largest counter accepted in a context or a dot. A node would need 2^62 writes to one
+/// key to reach it, so honest records never do, and `+ 1` on an accepted counter cannot
+/// overflow.
+pub const MAX_COUNTER: u64 = 1 << 62;
+
+/// Most entries accepted in one causal context: one per node that ever coordinated a
+/// write to the key (a node gets a new entry after each incarnation, see DESIGN.md).
+pub const MAX_CONTEXT_ENTRIES: usize = 1024;
+
+/// Longest node id (in bytes) accepted inside causal metadata.
+pub const MAX_NODE_ID_BYTES: usize = 255;
+
+/// Why a record or causal context was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidRecord {
+    #[error("causal context has {count} entries; at most {MAX_CONTEXT_ENTRIES} are allowed")]
+    TooManyEntries { count: usize },
+    #[error("a node id in the causal metadata is empty or longer than {MAX_NODE_ID_BYTES} bytes")]
+    BadNodeId,
+    #[error("causal context is not sorted by node or names a node twice")]
+    ContextUnsorted,
+    #[error("counter {counter} for node {node:?} is above the largest allowed ({MAX_COUNTER})")]
+    CounterTooLarge { node: String, counter: u64 },
+    #[error("record holds {count} versions; at most {MAX_SIBLINGS} are allowed")]
+    TooManyVersions { count: usize },
+    #[error("versions are not sorted by dot, repeat a dot, or have a zero counter")]
+    VersionsUnsorted,
+    #[error("version ({node:?}, {counter}) is not covered by the record's own context")]
+    DotOutsideContext { node: String, counter: u64 },
+    #[error("node {node:?} has issued {MAX_COUNTER} writes to this key; no more can be numbered")]
+    CounterExhausted { node: String },
+}
+
+impl VersionVector {
+    /// Checks a context from outside: bounded size, sorted unique node ids of sane length,
+    /// counters with room to grow.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate(&self) -> Result<(), InvalidRecord> {
+        let entries: Vec<_> = self.iter().collect();
+        if entries.len() > MAX_CONTEXT_ENTRIES {
+            return Err(InvalidRecord::TooManyEntries { count: entries.len() });
+        }
+        for (node, counter) in &entries {
+            if node.as_str().is_empty() || node.as_str().len() > MAX_NODE_ID_BYTES {
+                return Err(InvalidRecord::BadNodeId);
+            }
+            if *counter > MAX_COUNTER {
+                return Err(InvalidRecord::CounterTooLarge {
+                    node: node.to_string(),
+                    counter: *counter,
+                });
+            }
+        }
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(InvalidRecord::ContextUnsorted);
+        }
+        Ok(())
+    }
+}
+
+impl Record {
+    /// Checks a record from outside: its context (see [`VersionVector::validate`]), at most
+    /// [`MAX_SIBLINGS`] versions sorted by unique dots, each dot covered by the context.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate(&self) -> Result<(), InvalidRecord> {
+        self.context().validate()?;
+        let versions = self.versions();
+        if versions.len() > MAX_SIBLINGS {
+            return Err(InvalidRecord::TooManyVersions { count: versions.len() });
+        }
+        if versions.iter().any(|v| v.dot.counter == 0)
+            || versions.windows(2).any(|w| w[0].dot >= w[1].dot)
+        {
+            return Err(InvalidRecord::VersionsUnsorted);
+        }
+        if let Some(v) = versions.iter().find(|v| !self.context().covers(&v.dot)) {
+            return Err(InvalidRecord::DotOutsideContext {
+                node: v.dot.node.to_string(),
+                counter: v.dot.counter,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Dot, NodeId, Version};
+
+    fn hostile(context: Vec<(&str, u64)>, dots: Vec<(&str, u64)>) -> Record {
+        // Built through serde, as a peer's message would be: no invariant is enforced.
+        #[derive(serde::Serialize)]
+        struct Raw {
+            context: Vec<(NodeId, u64)>,
+            versions: Vec<Version>,
+        }
+        let raw = Raw {
+            context: context.into_iter().map(|(n, c)| (NodeId::new(n), c)).collect(),
+            versions: dots
+                .into_iter()
+                .map(|(n, c)| Version {
+                    dot: Dot { node: NodeId::new(n), counter: c },
+                    timestamp_us: 1,
+                    value: None,
+                })
+                .collect(),
+        };
+        postcard::from_bytes(&postcard::to_allocvec(&raw).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn honest_records_pass() {
+        assert_eq!(hostile(vec![("a", 2), ("b", 1)], vec![("a", 2), ("b", 1)]).validate(), Ok(()));
+        assert_eq!(Record::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn counters_near_the_top_are_refused() {
+        let r = hostile(vec![("a", u64::MAX)], vec![]);
+        assert!(matches!(r.validate(), Err(InvalidRecord::CounterTooLarge { .. })));
+    }
+
+    #[test]
+    fn unsorted_or_repeated_context_entries_are_refused() {
+        let r = hostile(vec![("b", 1), ("a", 1)], vec![]);
+        assert_eq!(r.validate(), Err(InvalidRecord::ContextUnsorted));
+        let r = hostile(vec![("a", 1), ("a", 2)], vec![]);
+        assert_eq!(r.validate(), Err(InvalidRecord::ContextUnsorted));
+    }
+
+    #[test]
+    fn more_versions_than_the_sibling_cap_are_refused() {
+        let n = MAX_SIBLINGS as u64 + 1;
+        let r = hostile(vec![("a", n)], (1..=n).map(|c| ("a", c)).collect());
+        assert_eq!(r.validate(), Err(InvalidRecord::TooManyVersions { count: n as usize }));
+    }
+
+    #[test]
+    fn versions_out_of_order_or_outside_the_context_are_refused() {
+        let r = hostile(vec![("a", 2)], vec![("a", 2), ("a", 1)]);
+        assert_eq!(r.validate(), Err(InvalidRecord::VersionsUnsorted));
+        let r = hostile(vec![("a", 1)], vec![("a", 0)]);
+        assert_eq!(r.validate(), Err(InvalidRecord::VersionsUnsorted));
+        let r = hostile(vec![("a", 1)], vec![("a", 3)]);
+        assert!(matches!(r.validate(), Err(InvalidRecord::DotOutsideContext { .. })));
+    }
+
+    #[test]
+    fn oversized_node_ids_are_refused() {
+        let long = "x".repeat(MAX_NODE_ID_BYTES + 1);
+        assert_eq!(hostile(vec![(&long, 1)], vec![]).validate(), Err(InvalidRecord::BadNodeId));
+    }
+}

@@ -1,0 +1,142 @@
+//! Hostile input through the real ports: forged causal contexts over HTTP, strangers and
+//! impostors on the peer port. Each attack is refused with a clear error, and the node
+//! keeps serving everyone else.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Raw, SECRET, TestCluster, http};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// What the attack in the report sent: postcard of a version vector whose counters are all
+/// `u64::MAX`, base64url, no signature.
+fn forged_token(nodes: &[&str]) -> String {
+    let vv: Vec<(String, u64)> = nodes.iter().map(|n| ((*n).to_string(), u64::MAX)).collect();
+    URL_SAFE_NO_PAD.encode(postcard::to_allocvec(&vv).unwrap())
+}
+
+#[test]
+fn a_forged_context_is_refused_and_the_key_stays_writable() {
+    let c = TestCluster::start(3, "periodic");
+    let url = c.http_url(0, "/v1/kv/victim");
+    let forged = forged_token(&["node-1", "node-2", "node-3"]);
+    let (status, body) = http("PUT", &url, b"x", &[("X-Halka-Context", &forged)]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not issued by this cluster"), "{body}");
+    // Nothing was stored, and later writes land and read back through every node.
+    assert_eq!(http("GET", &url, b"", &[]).0, 404);
+    for i in 0..3 {
+        assert_eq!(http("PUT", &c.http_url(i, "/v1/kv/victim"), b"v", &[]).0, 200);
+        let (status, body) = http("GET", &c.http_url((i + 1) % 3, "/v1/kv/victim?r=2"), b"", &[]);
+        assert_eq!((status, json(&body)["value"].as_str()), (200, Some("v")), "{body}");
+    }
+    assert!(Raw::connect(&c.redis_addr(1)).cmd(&["SET", "victim", "w"]).starts_with("+OK"));
+    assert!(Raw::connect(&c.redis_addr(2)).cmd(&["GET", "victim"]).contains("w"));
+}
+
+#[test]
+fn a_context_issued_for_another_key_is_refused() {
+    let c = TestCluster::start(3, "periodic");
+    let (_, body) = http("PUT", &c.http_url(0, "/v1/kv/a"), b"1", &[]);
+    let token = json(&body)["context"].as_str().unwrap().to_string();
+    let (status, body) =
+        http("PUT", &c.http_url(0, "/v1/kv/b"), b"2", &[("X-Halka-Context", &token)]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("for this key"), "{body}");
+    // The token still works for the key it was issued for, on any node.
+    let (status, _) = http("PUT", &c.http_url(2, "/v1/kv/a"), b"3", &[("X-Halka-Context", &token)]);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn delete_replaces_only_what_its_context_header_saw() {
+    let c = TestCluster::start(3, "periodic");
+    let url = |i: usize| c.http_url(i, "/v1/kv/doc");
+    let (_, body) = http("PUT", &url(0), b"old", &[]);
+    let old = json(&body)["context"].as_str().unwrap().to_string();
+    // A writer that read "old" replaces it with "new"...
+    let (status, _) = http("PUT", &url(1), b"new", &[("X-Halka-Context", &old)]);
+    assert_eq!(status, 200);
+    // ...and a delete meant for "old" must not erase "new".
+    let (status, body) = http("DELETE", &url(0), b"", &[("X-Halka-Context", &old)]);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http("GET", &c.http_url(2, "/v1/kv/doc?r=3"), b"", &[]);
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    let live: Vec<&str> =
+        v["siblings"].as_array().unwrap().iter().filter_map(|s| s["value"].as_str()).collect();
+    assert_eq!(live, ["new"], "{body}");
+    // A garbage context on DELETE is an error, not a blind delete.
+    let (status, body) = http("DELETE", &url(0), b"", &[("X-Halka-Context", "garbage")]);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(http("GET", &c.http_url(2, "/v1/kv/doc"), b"", &[]).0, 200);
+}
+
+/// Reads the peer port's answer to `bytes` until it closes the connection.
+fn peer_port_answer(addr: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    answer
+}
+
+fn metric(c: &TestCluster, i: usize, series: &str) -> f64 {
+    let (_, text) = http("GET", &c.http_url(i, "/metrics"), b"", &[]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+#[test]
+fn a_stranger_on_the_peer_port_reads_and_writes_nothing() {
+    let c = TestCluster::start(3, "periodic");
+    assert!(Raw::connect(&c.redis_addr(0)).cmd(&["SET", "private", "data"]).starts_with("+OK"));
+    let peer = c.peer_addr(0);
+    // `Get { key: "private" }` as the peer protocol frames it, sent without a handshake.
+    let body = halka_cluster::rpc::encode(&halka_cluster::rpc::Envelope {
+        id: 1,
+        body: halka_cluster::rpc::Request::Get { key: "private".into() },
+    })
+    .unwrap();
+    let mut get = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    get.extend_from_slice(&body);
+    let answer = peer_port_answer(&peer, &get);
+    assert!(answer.is_empty(), "a stranger got an answer: {answer:?}");
+    let garbage = peer_port_answer(&peer, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(garbage.is_empty(), "{garbage:?}");
+    assert!(metric(&c, 0, "halka_peer_connections_rejected_total{reason=\"not_a_peer\"}") >= 2.0);
+    // The node keeps serving clients and peers.
+    assert!(Raw::connect(&c.redis_addr(0)).cmd(&["GET", "private"]).contains("data"));
+    let (status, _) = http("PUT", &c.http_url(0, "/v1/kv/after?w=3"), b"v", &[]);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_node_with_another_secret_is_shut_out() {
+    let mut c = TestCluster::start(3, "periodic");
+    c.kill(2);
+    let config = std::fs::read_to_string(&c.nodes[2].config).unwrap();
+    std::fs::write(&c.nodes[2].config, config.replace(SECRET, "an-impostor-s-own-secret")).unwrap();
+    c.launch(2);
+    // The impostor's writes reach no member: it has only itself, so W=2 fails.
+    let reply = Raw::connect(&c.redis_addr(2)).cmd(&["SET", "k", "evil"]);
+    assert!(reply.starts_with("-"), "{reply}");
+    assert!(metric(&c, 0, "halka_peer_connections_rejected_total{reason=\"wrong_secret\"}") >= 1.0);
+    // The members do not accept it as a replica either.
+    let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/k?w=3"), b"good", &[]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("node-3"), "{body}");
+    let (status, body) = http("GET", &c.http_url(1, "/v1/kv/k?r=2"), b"", &[]);
+    assert_eq!((status, json(&body)["value"].as_str()), (200, Some("good")), "{body}");
+}
