@@ -18,6 +18,9 @@ pub(crate) struct OpCounters {
 #[derive(Debug, Clone)]
 pub struct LocalReplica {
     id: NodeId,
+    /// The actor id in the dots of writes this replica coordinates: `id` unless set by
+    /// [`LocalReplica::with_actor`].
+    actor: NodeId,
     engine: Arc<dyn Engine>,
     ops: Arc<OpCounters>,
     /// Started on the first durable write (it needs a runtime).
@@ -29,7 +32,23 @@ pub struct LocalReplica {
 impl LocalReplica {
     #[must_use]
     pub fn new(id: NodeId, engine: Arc<dyn Engine>) -> Self {
-        Self { id, engine, ops: Arc::default(), syncer: Arc::default(), share_flushes: false }
+        Self {
+            actor: id.clone(),
+            id,
+            engine,
+            ops: Arc::default(),
+            syncer: Arc::default(),
+            share_flushes: false,
+        }
+    }
+
+    /// Numbers the writes this replica coordinates as `actor` rather than as its node id.
+    /// A node whose store may have lost dots it issued (a lost disk, a crash before the
+    /// journal was synced) must take an actor it never used: see `halka::incarnation`.
+    #[must_use]
+    pub fn with_actor(mut self, actor: NodeId) -> Self {
+        self.actor = actor;
+        self
     }
 
     /// Lets the writes this replica coordinates share journal flushes: they wait for the
@@ -123,7 +142,7 @@ impl Replica for LocalReplica {
         write: &Write,
     ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
         self.ops.writes.increment();
-        let applied = self.inline(|e| e.apply_write_deferred(key, &self.id, write));
+        let applied = self.inline(|e| e.apply_write_deferred(key, &self.actor, write));
         let result = applied
             .map(|(record, _, token)| (record, self.durable_with(token, self.share_flushes)));
         answered(result)

@@ -325,6 +325,7 @@ async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
         .collect();
     axum::Json(json!({
         "node": state.config.node_id,
+        "actor": state.incarnation.actor.as_str(),
         "replication": state.config.replication,
         "r": state.config.r,
         "w": state.config.w,

@@ -4,6 +4,7 @@
 
 use crate::config::{EngineChoice, NodeConfig};
 use crate::context_token::TokenKey;
+use crate::incarnation::Incarnation;
 use crate::peers::PeerState;
 use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
@@ -35,6 +36,8 @@ pub struct NodeState {
     pub tokens: TokenKey,
     /// This node's identity towards peers.
     pub auth: PeerAuth,
+    /// The actor id in the dots of writes this node coordinates.
+    pub incarnation: Incarnation,
     clients: AtomicI64,
 }
 
@@ -162,6 +165,7 @@ async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
 /// The engine cannot be opened or the member list does not make a placement.
 pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
     let engine = open_engine(&config)?;
+    let incarnation = Incarnation::begin(&config).context("starting this node's incarnation")?;
     let mut members: Vec<Member> = config
         .members
         .iter()
@@ -188,6 +192,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             if m.id == config.node_id {
                 Arc::new(
                     LocalReplica::new(NodeId::new(&m.id), Arc::clone(&engine))
+                        .with_actor(incarnation.actor.clone())
                         .with_shared_flushes(),
                 )
             } else {
@@ -227,6 +232,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         placement,
         tokens: TokenKey::new(&secret),
         auth,
+        incarnation,
     }))
 }
 
@@ -269,6 +275,8 @@ pub async fn run(
         http = %listeners.http.local_addr()?,
         peer = %listeners.peer.local_addr()?,
         members = state.config.members.len(),
+        actor = %state.incarnation.actor,
+        resumed = state.incarnation.resumed,
         "halka node serving"
     );
     let rpc_config = RpcServerConfig {
@@ -307,6 +315,10 @@ pub async fn run(
         );
     }
     state.engine.flush().context("final flush of the storage engine")?;
+    if drained.is_ok() {
+        // Only now is every dot this actor issued durable here, and no write can follow.
+        state.incarnation.end_cleanly().context("recording the clean shutdown")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }
