@@ -9,7 +9,8 @@ use crate::{
 use bytes::Bytes;
 use halka_ring::{Member, Strategy};
 use halka_store::{
-    Engine, FjallEngine, FjallOptions, Limits, MemoryEngine, NodeId, SyncPolicy, VersionVector,
+    Engine, FjallEngine, FjallOptions, HashRange, Limits, MemoryEngine, NodeId, SyncPolicy,
+    VersionVector,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -358,6 +359,9 @@ impl Node {
     }
 }
 
+/// Transfers walk each store in 2^8 ranges of the hash space.
+const TRANSFER_CHUNK_BITS: u32 = 8;
+
 /// Copies every record held under `old` to the replicas that hold its key under `new` but
 /// did not under `old`. Merges are joins, so copying to a replica that already has newer
 /// data loses nothing.
@@ -365,8 +369,13 @@ async fn transfer(old: &View, new: &View, timeout: Duration) -> Result<(), Clust
     if old.replicas().is_empty() || new.replicas().is_empty() {
         return Ok(());
     }
-    for source in old.replicas() {
-        let records = match tokio::time::timeout(timeout * 30, source.scan()).await {
+    // A range of the hash space at a time, so no step holds more than 1/256 of a store.
+    for (source, range) in old
+        .replicas()
+        .iter()
+        .flat_map(|s| HashRange::chunks(TRANSFER_CHUNK_BITS).map(move |r| (s, r)))
+    {
+        let records = match tokio::time::timeout(timeout * 30, source.scan_range(range)).await {
             Ok(Ok(records)) => records,
             // A source that cannot be read leaves its keys to read repair.
             Ok(Err(e)) => {

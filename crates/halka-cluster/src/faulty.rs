@@ -4,7 +4,7 @@
 use crate::replica::deferred;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
-use halka_store::{NodeId, Record, Write};
+use halka_store::{HashRange, NodeId, Record, Write};
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -126,7 +126,7 @@ impl Replica for FaultyReplica {
         self.wrap(|| self.inner.get(key))
     }
 
-    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
-        self.inner.scan()
+    fn scan_range(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        self.inner.scan_range(range)
     }
 }

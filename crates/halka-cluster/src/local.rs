@@ -5,7 +5,7 @@ use crate::stripe;
 use crate::syncer::Syncer;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
-use halka_store::{Engine, NodeId, Record, StoreError, SyncToken, Write};
+use halka_store::{Engine, HashRange, NodeId, Record, StoreError, SyncToken, Write};
 use std::sync::Arc;
 
 /// Operation counters, for hot-spot reports.
@@ -161,12 +161,12 @@ impl Replica for LocalReplica {
         answered(self.inline(|e| e.get(key)))
     }
 
-    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+    fn scan_range(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
         let engine = Arc::clone(&self.engine);
         let scan = move || {
             let mut out = Vec::new();
             engine
-                .scan(&mut |k, r| out.push((Bytes::copy_from_slice(k), r)))
+                .scan_range(range, &mut |k, r| out.push((Bytes::copy_from_slice(k), r)))
                 .map(|()| out)
                 .map_err(store_error)
         };

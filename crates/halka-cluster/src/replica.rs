@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Either, Ready};
-use halka_store::{NodeId, Record, Write};
+use halka_store::{HashRange, NodeId, Record, Write};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -79,8 +79,10 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     /// The replica's record for `key`.
     fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>>;
 
-    /// Every record the replica holds, for moving data when membership changes.
-    fn scan(&self) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+    /// The records whose keys hash into `range` (a partition, or a chunk of the hash
+    /// space), for moving data when membership changes. Callers walk the store a range
+    /// at a time, so no answer holds more than one range.
+    fn scan_range(&self, _range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
         answered(Err(ReplicaError::Rejected("this replica cannot be scanned".into())))
     }
 }

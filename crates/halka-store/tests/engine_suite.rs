@@ -126,6 +126,27 @@ fn hostile_metadata_is_refused_and_stores_nothing(engine: &dyn Engine) {
     assert_eq!(next.lww_value(), Some(&Bytes::from_static(b"v3")));
 }
 
+/// Every key is in exactly one partition's range, the one its placement hash names.
+fn scan_range_visits_exactly_its_partition(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    for i in 0..300 {
+        let key = format!("key-{i}");
+        engine.apply_write(key.as_bytes(), &a, &write("v", &VersionVector::new())).unwrap();
+    }
+    let bits = 4;
+    let mut seen = std::collections::BTreeSet::new();
+    for (p, range) in halka_store::HashRange::chunks(bits).enumerate() {
+        engine
+            .scan_range(range, &mut |k, _| {
+                let hash = halka_store::layout::key_hash(k);
+                assert_eq!(hash >> (64 - bits), p as u64, "{k:?} outside partition {p}");
+                assert!(seen.insert(k.to_vec()), "{k:?} visited twice");
+            })
+            .unwrap();
+    }
+    assert_eq!(seen.len(), 300);
+}
+
 macro_rules! engine_suite {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -153,6 +174,12 @@ macro_rules! engine_suite {
             fn hostile_metadata_is_refused_and_stores_nothing() {
                 let (_dir, e) = $make(Limits::default());
                 super::hostile_metadata_is_refused_and_stores_nothing(e.as_ref());
+            }
+
+            #[test]
+            fn scan_range_visits_exactly_its_partition() {
+                let (_dir, e) = $make(Limits::default());
+                super::scan_range_visits_exactly_its_partition(e.as_ref());
             }
 
             #[test]

@@ -18,6 +18,7 @@
 
 use super::journal::JournalFile;
 use super::{Engine, SyncToken, Updater};
+use crate::layout::{HashRange, storage_key, user_key};
 use crate::{Limits, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::{Condvar, Mutex};
@@ -209,6 +210,37 @@ impl Inner {
     }
 }
 
+/// The keyspace of records, keyed by `layout::storage_key`.
+const RECORDS: &str = "records-by-hash";
+
+/// The keyspace of the first layout, keyed by the bare key.
+const RECORDS_V1: &str = "records";
+
+/// Moves a data directory of the first layout (records keyed by the bare key, so a
+/// partition was not a range) to the current one. Crash-safe: the old keyspace goes only
+/// after the copy is synced, and a copy interrupted before that is simply redone (each
+/// insert writes the same bytes again).
+fn migrate_v1(db: &Database, records: &Keyspace) -> Result<(), StoreError> {
+    if !db.keyspace_exists(RECORDS_V1) {
+        return Ok(());
+    }
+    let io = |e: fjall::Error| StoreError::Io(format!("migrating to the hash layout: {e}"));
+    let old = db.keyspace(RECORDS_V1, KeyspaceCreateOptions::default).map_err(io)?;
+    let mut moved = 0_u64;
+    for guard in old.iter() {
+        let (key, value) = guard.into_inner().map_err(io)?;
+        // Decoding checks each record before it moves.
+        decode_record(&value)?;
+        records.insert(&*storage_key(&key), value).map_err(io)?;
+        moved += 1;
+    }
+    db.persist(PersistMode::SyncAll).map_err(io)?;
+    db.delete_keyspace(old).map_err(io)?;
+    db.persist(PersistMode::SyncAll).map_err(io)?;
+    tracing::info!(records = moved, "data directory migrated to the hash layout");
+    Ok(())
+}
+
 /// A durable engine in a data directory.
 pub struct FjallEngine {
     inner: Arc<Inner>,
@@ -241,8 +273,9 @@ impl FjallEngine {
             .open()
             .map_err(|e| StoreError::Io(format!("opening {}: {e}", options.path.display())))?;
         let records = db
-            .keyspace("records", || KeyspaceCreateOptions::default().manual_journal_persist(true))
+            .keyspace(RECORDS, || KeyspaceCreateOptions::default().manual_journal_persist(true))
             .map_err(|e| StoreError::Io(e.to_string()))?;
+        migrate_v1(&db, &records)?;
         let journal = JournalFile::newest(&options.path);
         if journal.is_none() {
             tracing::warn!(path = %options.path.display(), "fjall journal not found; fsyncs will hold fjall's journal lock");
@@ -332,7 +365,8 @@ impl FjallEngine {
 
     /// The stored record from the LSM tree, bypassing the cache.
     fn read_stored(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
-        let raw = self.inner.records.get(key).map_err(|e| StoreError::Io(e.to_string()))?;
+        let raw =
+            self.inner.records.get(storage_key(key)).map_err(|e| StoreError::Io(e.to_string()))?;
         raw.map(|bytes| decode_record(&bytes).map(Arc::new)).transpose()
     }
 
@@ -388,7 +422,7 @@ impl Engine for FjallEngine {
             };
             inner
                 .records
-                .insert(key, encode_record(&next)?)
+                .insert(&*storage_key(key), encode_record(&next)?)
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             if let Some(cache) = &inner.cache {
                 cache.insert(key.into(), next);
@@ -405,10 +439,23 @@ impl Engine for FjallEngine {
         }
     }
 
-    fn scan(&self, f: &mut dyn FnMut(&[u8], Arc<Record>)) -> Result<(), StoreError> {
-        for guard in self.inner.records.iter() {
-            let (key, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
-            f(&key, Arc::new(decode_record(&value)?));
+    fn scan_range(
+        &self,
+        range: HashRange,
+        f: &mut dyn FnMut(&[u8], Arc<Record>),
+    ) -> Result<(), StoreError> {
+        use std::ops::Bound;
+        let start = Bound::Included(range.first.to_be_bytes());
+        // Storage keys are the hash and then the key: the range ends before the next hash.
+        let end = match range.last.checked_add(1) {
+            Some(next) => Bound::Excluded(next.to_be_bytes()),
+            None => Bound::Unbounded,
+        };
+        for guard in self.inner.records.range((start, end)) {
+            let (stored, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
+            let key = user_key(&stored)
+                .ok_or_else(|| StoreError::Corrupt(format!("storage key {stored:?}")))?;
+            f(key, Arc::new(decode_record(&value)?));
         }
         Ok(())
     }

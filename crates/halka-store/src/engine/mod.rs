@@ -12,6 +12,7 @@ mod memory;
 pub use self::fjall::{FjallEngine, FjallOptions, SyncPolicy};
 pub use memory::MemoryEngine;
 
+use crate::layout::HashRange;
 use crate::{Dot, Limits, NodeId, Record, StoreError, Write};
 use std::fmt;
 use std::sync::Arc;
@@ -73,7 +74,20 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     ///
     /// # Errors
     /// I/O failure or a corrupt stored record.
-    fn scan(&self, f: &mut dyn FnMut(&[u8], Arc<Record>)) -> Result<(), StoreError>;
+    fn scan(&self, f: &mut dyn FnMut(&[u8], Arc<Record>)) -> Result<(), StoreError> {
+        self.scan_range(HashRange::ALL, f)
+    }
+
+    /// Calls `f` for every key whose placement hash lies in `range` (a partition, see
+    /// `layout`), in hash order where the engine keeps one.
+    ///
+    /// # Errors
+    /// I/O failure or a corrupt stored record.
+    fn scan_range(
+        &self,
+        range: HashRange,
+        f: &mut dyn FnMut(&[u8], Arc<Record>),
+    ) -> Result<(), StoreError>;
 
     /// Number of keys stored (approximate for LSM engines).
     fn key_count(&self) -> u64;
