@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use halka_store::{Engine, Limits, MemoryEngine, NodeId, Record, VersionVector, Write};
+use halka_store::{
+    Engine, FjallEngine, FjallOptions, Limits, MemoryEngine, NodeId, Record, VersionVector, Write,
+};
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -45,6 +47,41 @@ fn records(c: &mut Criterion) {
     }
     let mut i = 0;
     c.bench_function("memory_engine/get_10k_keys", |bench| {
+        bench.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(engine.get(keys[i].as_bytes()).expect("read"))
+        });
+    });
+    validation(c, &ra);
+    layout(c, &keys);
+}
+
+/// What validating causal metadata from outside adds to every merge.
+fn validation(c: &mut Criterion, record: &Record) {
+    c.bench_function("validate/record_one_version", |bench| {
+        bench.iter(|| black_box(black_box(record).validate()));
+    });
+}
+
+/// The hash layout's cost on every fjall read and write (the storage key), next to a
+/// whole uncached fjall read for scale.
+fn layout(c: &mut Criterion, keys: &[String]) {
+    let mut i = 0;
+    c.bench_function("layout/storage_key_16b", |bench| {
+        bench.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(halka_store::layout::storage_key(black_box(keys[i].as_bytes())))
+        });
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine =
+        FjallEngine::open(FjallOptions { cache_bytes: 0, ..FjallOptions::new(dir.path()) })
+            .expect("opens");
+    let a = NodeId::new("node-1");
+    for k in keys {
+        engine.apply_write(k.as_bytes(), &a, &write(&[b'x'; 100], true)).expect("stored");
+    }
+    c.bench_function("fjall_engine/get_uncached_10k_keys", |bench| {
         bench.iter(|| {
             i = (i + 1) % keys.len();
             black_box(engine.get(keys[i].as_bytes()).expect("read"))

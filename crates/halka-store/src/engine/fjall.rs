@@ -18,11 +18,13 @@
 
 use super::journal::JournalFile;
 use super::{Engine, SyncToken, Updater};
+use crate::hints::{Hint, HintStats, HintStore, Stored, hint_bytes};
 use crate::layout::{HashRange, storage_key, user_key};
-use crate::{Limits, Record, StoreError, decode_record, encode_record};
+use crate::{Limits, NodeId, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use parking_lot::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,6 +105,8 @@ const STRIPES: usize = 256;
 struct Inner {
     db: Database,
     records: Keyspace,
+    /// Hints for other nodes (see `hints`), keyed by owner then key.
+    hints: Keyspace,
     cache: Option<RecordCache>,
     /// Our handle on fjall's newest journal; `None` falls back to fjall's own sync.
     /// Locked only by the one thread syncing at a time.
@@ -213,6 +217,9 @@ impl Inner {
 /// The keyspace of records, keyed by `layout::storage_key`.
 const RECORDS: &str = "records-by-hash";
 
+/// The keyspace of hints, keyed by `hint_key`.
+const HINTS: &str = "hints";
+
 /// The keyspace of the first layout, keyed by the bare key.
 const RECORDS_V1: &str = "records";
 
@@ -276,6 +283,9 @@ impl FjallEngine {
             .keyspace(RECORDS, || KeyspaceCreateOptions::default().manual_journal_persist(true))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         migrate_v1(&db, &records)?;
+        let hints = db
+            .keyspace(HINTS, || KeyspaceCreateOptions::default().manual_journal_persist(true))
+            .map_err(|e| StoreError::Io(e.to_string()))?;
         let journal = JournalFile::newest(&options.path);
         if journal.is_none() {
             tracing::warn!(path = %options.path.display(), "fjall journal not found; fsyncs will hold fjall's journal lock");
@@ -283,6 +293,7 @@ impl FjallEngine {
         let inner = Arc::new(Inner {
             db,
             records,
+            hints,
             journal: Mutex::new(journal),
             cache: (options.cache_bytes > 0).then(|| {
                 // quick_cache sizes its tables from an item estimate; ~200 bytes a record.
@@ -317,6 +328,28 @@ impl FjallEngine {
     #[must_use]
     pub fn syncs_journal_directly(&self) -> bool {
         self.inner.journal.lock().is_some()
+    }
+
+    /// The hint store in this engine's directory, sharing its journal: a hint is in the
+    /// OS when `put` returns (it survives the process being killed) and on disk with the
+    /// next fsync.
+    ///
+    /// # Errors
+    /// The stored hints cannot be read (to count them).
+    pub fn hints(&self, max_bytes_per_owner: u64) -> Result<Arc<dyn HintStore>, StoreError> {
+        let mut stats: BTreeMap<NodeId, HintStats> = BTreeMap::new();
+        for guard in self.inner.hints.iter() {
+            let (stored, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
+            let (owner, key) = split_hint_key(&stored)?;
+            let entry = stats.entry(owner).or_default();
+            entry.hints += 1;
+            entry.bytes += hint_bytes(key, &decode_record(&value)?);
+        }
+        Ok(Arc::new(FjallHints {
+            inner: Arc::clone(&self.inner),
+            max_bytes_per_owner,
+            stats: Mutex::new(stats),
+        }))
     }
 
     /// Makes the next fsync fail, to test poisoning. Not for production use.
@@ -384,6 +417,133 @@ impl FjallEngine {
             cache.insert(key.into(), Arc::clone(r));
         }
         Ok(record)
+    }
+}
+
+/// `[owner length][owner][key]`: one owner's hints are one prefix.
+fn hint_key(owner: &NodeId, key: &[u8]) -> Vec<u8> {
+    let owner = owner.as_str().as_bytes();
+    let len = u8::try_from(owner.len()).unwrap_or(u8::MAX);
+    let mut out = Vec::with_capacity(1 + owner.len() + key.len());
+    out.push(len);
+    out.extend_from_slice(&owner[..usize::from(len)]);
+    out.extend_from_slice(key);
+    out
+}
+
+fn split_hint_key(stored: &[u8]) -> Result<(NodeId, &[u8]), StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("hint key {stored:?}"));
+    let (&len, rest) = stored.split_first().ok_or_else(corrupt)?;
+    let (owner, key) = rest.split_at_checked(usize::from(len)).ok_or_else(corrupt)?;
+    Ok((NodeId::new(std::str::from_utf8(owner).map_err(|_| corrupt())?), key))
+}
+
+struct FjallHints {
+    inner: Arc<Inner>,
+    max_bytes_per_owner: u64,
+    /// Pending hints by owner; also serialises hint updates (they are rare).
+    stats: Mutex<BTreeMap<NodeId, HintStats>>,
+}
+
+impl std::fmt::Debug for FjallHints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallHints").field("stats", &*self.stats.lock()).finish_non_exhaustive()
+    }
+}
+
+impl FjallHints {
+    fn read(&self, stored_key: &[u8]) -> Result<Option<Record>, StoreError> {
+        let raw = self.inner.hints.get(stored_key).map_err(|e| StoreError::Io(e.to_string()))?;
+        raw.map(|bytes| decode_record(&bytes)).transpose()
+    }
+}
+
+impl HintStore for FjallHints {
+    fn put(&self, owner: &NodeId, key: &[u8], record: &Arc<Record>) -> Result<Stored, StoreError> {
+        record.validate()?;
+        self.inner.check_poison()?;
+        let stored_key = hint_key(owner, key);
+        let mut stats = self.stats.lock();
+        let current = self.read(&stored_key)?;
+        let before = current.as_ref().map_or(0, |r| hint_bytes(key, r));
+        let merged = match current {
+            Some(stored) => stored.merge(record),
+            None => Record::clone(record),
+        };
+        let after = hint_bytes(key, &merged);
+        let entry = stats.entry(owner.clone()).or_default();
+        if entry.bytes - before + after > self.max_bytes_per_owner {
+            return Ok(Stored::Dropped);
+        }
+        self.inner
+            .hints
+            .insert(stored_key, encode_record(&merged)?)
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        entry.bytes = entry.bytes - before + after;
+        entry.hints += u64::from(before == 0);
+        drop(stats);
+        let seq = self.inner.inserted.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.flush_through(seq)?;
+        Ok(Stored::Kept)
+    }
+
+    fn batch(
+        &self,
+        owner: &NodeId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Hint>, StoreError> {
+        use std::ops::Bound;
+        let prefix = hint_key(owner, b"");
+        let start = match after {
+            Some(a) => Bound::Excluded(hint_key(owner, a)),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::new();
+        for guard in self.inner.hints.range((start, Bound::Unbounded)) {
+            let (stored, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
+            if !stored.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            out.push(Hint {
+                key: bytes::Bytes::copy_from_slice(&stored[prefix.len()..]),
+                record: Arc::new(decode_record(&value)?),
+            });
+        }
+        Ok(out)
+    }
+
+    fn remove_delivered(
+        &self,
+        owner: &NodeId,
+        key: &[u8],
+        delivered: &Record,
+    ) -> Result<(), StoreError> {
+        let stored_key = hint_key(owner, key);
+        let mut stats = self.stats.lock();
+        let Some(current) = self.read(&stored_key)? else {
+            return Ok(());
+        };
+        if !current.same_as(delivered) {
+            return Ok(());
+        }
+        self.inner.hints.remove(stored_key).map_err(|e| StoreError::Io(e.to_string()))?;
+        if let Some(entry) = stats.get_mut(owner) {
+            entry.hints = entry.hints.saturating_sub(1);
+            entry.bytes = entry.bytes.saturating_sub(hint_bytes(key, &current));
+            if entry.hints == 0 {
+                stats.remove(owner);
+            }
+        }
+        drop(stats);
+        // The removal needs no fsync of its own: a hint that comes back after a crash
+        // is delivered again, and merging it twice changes nothing.
+        self.inner.inserted.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn stats(&self) -> BTreeMap<NodeId, HintStats> {
+        self.stats.lock().clone()
     }
 }
 
