@@ -19,7 +19,7 @@ use crate::fanout::{Fanout, call_one};
 use crate::suspects::Suspects;
 use crate::telemetry;
 use crate::view::{View, ViewGuard};
-use crate::{Background, ClusterError, QuorumError, ReplicaError};
+use crate::{Background, ClusterError, Handoff, QuorumError, ReplicaError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -126,6 +126,8 @@ pub struct Coordinator {
     background: Background,
     clock: fn() -> u64,
     suspects: Suspects,
+    /// Where writes a replica missed are kept for it; `None` keeps none.
+    handoff: Option<Arc<Handoff>>,
 }
 
 fn wall_clock_us() -> u64 {
@@ -144,6 +146,35 @@ impl Coordinator {
             background,
             clock: wall_clock_us,
             suspects: Suspects::default(),
+            handoff: None,
+        }
+    }
+
+    /// Keeps writes that a replica did not acknowledge as hints in `handoff`, which
+    /// delivers them when the replica answers again (see [`Handoff::run`]).
+    #[must_use]
+    pub fn with_handoff(mut self, handoff: Arc<Handoff>) -> Self {
+        self.handoff = Some(handoff);
+        self
+    }
+
+    /// The hints this coordinator keeps, if it keeps any.
+    #[must_use]
+    pub fn handoff(&self) -> Option<&Arc<Handoff>> {
+        self.handoff.as_ref()
+    }
+
+    /// Keeps `record` for each replica in `missed`.
+    fn keep_hints<'a>(
+        &self,
+        missed: impl IntoIterator<Item = &'a NodeId>,
+        key: &Bytes,
+        record: &Arc<Record>,
+    ) {
+        if let Some(handoff) = &self.handoff {
+            for owner in missed {
+                handoff.keep(owner, key, record);
+            }
         }
     }
 
@@ -250,6 +281,8 @@ impl Coordinator {
         let Some((pos, coordinator, record, durable)) = coordinated else {
             return Err(self.quorum_failed("write", w, 0, n, failures));
         };
+        // Replicas skipped as coordinating replica hold none of this write.
+        self.keep_hints(failures.iter().map(|(id, _)| id), &key, &record);
         let mut acked = Acks::new();
         let mut fanout = Fanout::new(timeout);
         fanout.start(coordinator, durable);
@@ -260,19 +293,22 @@ impl Coordinator {
         }
         while acked.len() < w {
             if acked.len() + fanout.len() < w {
-                self.finish_in_background(fanout, view, |_, _, _| {});
+                self.finish_in_background(fanout, view, self.hinter(&key, &record));
                 return Err(self.quorum_failed("write", w, acked.len(), n, failures));
             }
             match fanout.next().await {
                 Some((id, Ok(()))) => acked.push(id),
-                Some((id, Err(e))) => failures.push((id, e)),
+                Some((id, Err(e))) => {
+                    self.keep_hints([&id], &key, &record);
+                    failures.push((id, e));
+                }
                 None => break,
             }
         }
         if acked.len() < w {
             return Err(self.quorum_failed("write", w, acked.len(), n, failures));
         }
-        self.finish_in_background(fanout, view, |_, _, _| {});
+        self.finish_in_background(fanout, view, self.hinter(&key, &record));
         Ok(PutResult { context: record.context().clone(), acked })
     }
 
@@ -393,8 +429,10 @@ impl Coordinator {
         // Stragglers are compared when they arrive, and repaired if stale.
         let (key2, merged2) = (key.clone(), Arc::clone(&merged));
         let repairer = self.repairer();
-        self.finish_in_background(fanout, view, move |view, id, record| {
-            if is_stale(record.as_ref(), &merged2) {
+        self.finish_in_background(fanout, view, move |view, id, result| {
+            if let Ok(record) = result
+                && is_stale(record.as_ref(), &merged2)
+            {
                 repairer.repair_now(view, &key2, id, &merged2);
             }
         });
@@ -441,24 +479,33 @@ impl Coordinator {
     fn finish_in_background<T, F>(&self, mut fanout: Fanout<T>, view: ViewGuard, mut on_answer: F)
     where
         T: Send + 'static,
-        F: FnMut(&View, NodeId, T) + Send + 'static,
+        F: FnMut(&View, NodeId, Result<T, ReplicaError>) + Send + 'static,
     {
-        fanout.drain_now(|id, result| {
-            if let Ok(value) = result {
-                on_answer(&view, id, value);
-            }
-        });
+        fanout.drain_now(|id, result| on_answer(&view, id, result));
         let Some(mut pending) = fanout.into_pending() else {
             return;
         };
         self.background.spawn(async move {
             while let Some((id, result)) = pending.next().await {
-                if let Ok(value) = result {
-                    on_answer(&view, id, value);
-                }
+                on_answer(&view, id, result);
             }
             drop(view);
         });
+    }
+
+    /// For a write's stragglers: keeps a hint for each replica that fails.
+    fn hinter(
+        &self,
+        key: &Bytes,
+        record: &Arc<Record>,
+    ) -> impl FnMut(&View, NodeId, Result<(), ReplicaError>) + Send + 'static {
+        // Nothing is cloned for a coordinator that keeps no hints.
+        let hint = self.handoff.clone().map(|h| (h, key.clone(), Arc::clone(record)));
+        move |_, id, result| {
+            if let (Some((handoff, key, record)), Err(_)) = (&hint, result) {
+                handoff.keep(&id, key, record);
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@ mod coordinator;
 mod error;
 mod fanout;
 mod faulty;
+mod handoff;
 mod local;
 mod replica;
 pub mod rpc;
@@ -33,6 +34,7 @@ pub use coordinator::{
 };
 pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};
+pub use handoff::{Handoff, HandoffConfig};
 pub use local::LocalReplica;
 pub use replica::{Replica, ReplicaError, ReplicaFuture};
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};

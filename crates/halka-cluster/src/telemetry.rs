@@ -10,6 +10,10 @@ pub(crate) const QUORUM_FAILURES: &str = "halka_quorum_failures_total";
 pub(crate) const READ_REPAIRS: &str = "halka_read_repairs_total";
 pub(crate) const REPLICA_ERRORS: &str = "halka_replica_errors_total";
 pub(crate) const BACKGROUND_DROPPED: &str = "halka_background_dropped_total";
+pub(crate) const HINTS_STORED: &str = "halka_hints_stored_total";
+pub(crate) const HINTS_DROPPED: &str = "halka_hints_dropped_total";
+pub(crate) const HINTS_DELIVERED: &str = "halka_hints_delivered_total";
+pub(crate) const HINTS_PENDING: &str = "halka_hints_pending";
 pub(crate) const PEERS_REJECTED: &str = "halka_peer_connections_rejected_total";
 
 /// Every value of the `reason` label of [`PEERS_REJECTED`].
@@ -70,6 +74,21 @@ pub fn describe(replicas: &[NodeId]) {
         "Connections to the peer port closed before serving anything, by reason \
          (wrong_secret, not_a_member, not_a_peer, timeout, busy, ...)"
     );
+    metrics::describe_counter!(
+        HINTS_STORED,
+        "Writes kept as hints for a replica that did not acknowledge them"
+    );
+    metrics::describe_counter!(
+        HINTS_DROPPED,
+        "Hints not kept because their owner's hints were at the byte bound (anti-entropy \
+         repairs those keys)"
+    );
+    metrics::describe_counter!(HINTS_DELIVERED, "Hints handed to their owner and removed");
+    metrics::describe_gauge!(HINTS_PENDING, "Hints waiting for their owner");
+    for counter in [HINTS_STORED, HINTS_DROPPED, HINTS_DELIVERED] {
+        metrics::counter!(counter).increment(0);
+    }
+    metrics::gauge!(HINTS_PENDING).set(0.0);
     for reason in REJECT_REASONS {
         metrics::counter!(PEERS_REJECTED, "reason" => reason).increment(0);
     }

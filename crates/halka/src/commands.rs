@@ -240,11 +240,16 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
             None => m.to_string(),
         })
         .collect();
+    let hints = match get("hints_pending") {
+        h if h.is_empty() => "none".to_string(),
+        h => h.replace('=', " ").replace(',', ", "),
+    };
     Ok(format!(
-        "node {} (halka {})\nmembers: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
+        "node {} (halka {})\nmembers: {}\nhints pending: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
         node,
         get("halka_version"),
         members.join(", "),
+        hints,
         get("replication"),
         get("r"),
         get("w"),

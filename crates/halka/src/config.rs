@@ -124,6 +124,24 @@ impl StorageConfig {
     }
 }
 
+/// Hinted handoff: writes an owner missed, kept and delivered when it answers again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoffSettings {
+    /// Keep hints at all (anti-entropy alone repairs missed writes when off).
+    pub enabled: bool,
+    /// Mebibytes of hints kept per owner; beyond, new hints are dropped and counted.
+    pub max_mb_per_owner: u64,
+    /// Hints delivered per second at most.
+    pub max_per_second: u32,
+}
+
+impl Default for HandoffSettings {
+    fn default() -> Self {
+        Self { enabled: true, max_mb_per_owner: 256, max_per_second: 10_000 }
+    }
+}
+
 /// A node's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -160,6 +178,7 @@ pub struct NodeConfig {
     pub worker_threads: usize,
     pub storage: StorageConfig,
     pub limits: Limits,
+    pub handoff: HandoffSettings,
     /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
     /// nodes prove they know it before serving each other, and it signs the causal-context
     /// tokens clients get. Required when `peer_addr` is not a loopback address.
@@ -191,6 +210,7 @@ impl Default for NodeConfig {
             worker_threads: 0,
             storage: StorageConfig::default(),
             limits: Limits::default(),
+            handoff: HandoffSettings::default(),
             cluster_secret: None,
             protected_mode: true,
             members: Vec::new(),
@@ -353,6 +373,12 @@ impl NodeConfig {
             return Err(invalid(
                 "limits",
                 "max_key_bytes and max_value_bytes must be at least 1".into(),
+            ));
+        }
+        if self.handoff.max_per_second == 0 {
+            return Err(invalid(
+                "handoff.max_per_second",
+                "must be at least 1 (set handoff.enabled = false to keep no hints)".into(),
             ));
         }
         if self.storage.cache_mb > MAX_CACHE_MB {

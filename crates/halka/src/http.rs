@@ -333,6 +333,9 @@ async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
         "placement": { "strategy": "partitioned", "partitions": halka_ring::DEFAULT_PARTITIONS },
         "members": members,
         "keys_on_this_node": state.local_keys(),
+        "hints_pending": state.hints_pending().into_iter().map(|(id, s)| {
+            (id, json!({ "hints": s.hints, "bytes": s.bytes }))
+        }).collect::<serde_json::Map<_, _>>(),
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))
     .into_response()

@@ -8,9 +8,13 @@ use crate::incarnation::Incarnation;
 use crate::peers::PeerState;
 use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
-use halka_cluster::{Coordinator, CoordinatorConfig, LocalReplica, Replica, View};
+use halka_cluster::{
+    Coordinator, CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, Replica, View,
+};
 use halka_ring::{Member, Strategy};
-use halka_store::{Engine, FjallEngine, FjallOptions, MemoryEngine, NodeId};
+use halka_store::{
+    Engine, FjallEngine, FjallOptions, HintStore, MemoryEngine, MemoryHints, NodeId,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -55,6 +59,15 @@ impl NodeState {
     /// How each other member answers now, by id.
     pub async fn peer_states(&self) -> BTreeMap<String, PeerState> {
         crate::peers::states(&self.peers, self.placement).await
+    }
+
+    /// Hints this node keeps for other members, by owner.
+    #[must_use]
+    pub fn hints_pending(&self) -> BTreeMap<String, halka_store::HintStats> {
+        self.coordinator
+            .handoff()
+            .map(|h| h.pending().into_iter().map(|(id, s)| (id.to_string(), s)).collect())
+            .unwrap_or_default()
     }
 
     /// Keys stored on this node (approximate with the durable engine).
@@ -125,11 +138,16 @@ fn describe_metrics(config: &NodeConfig) {
     halka_cluster::telemetry::describe(&members);
 }
 
-fn open_engine(config: &NodeConfig) -> anyhow::Result<Arc<dyn Engine>> {
+/// The engine and the hint store beside it.
+fn open_engine(config: &NodeConfig) -> anyhow::Result<(Arc<dyn Engine>, Arc<dyn HintStore>)> {
+    let hint_bytes = config.handoff.max_mb_per_owner << 20;
     Ok(match config.storage.engine {
-        EngineChoice::Memory => Arc::new(MemoryEngine::new(config.limits)),
-        EngineChoice::Fjall => Arc::new(
-            FjallEngine::open(FjallOptions {
+        EngineChoice::Memory => {
+            (Arc::new(MemoryEngine::new(config.limits)), Arc::new(MemoryHints::new(hint_bytes)))
+        }
+        EngineChoice::Fjall => {
+            let opening = || format!("opening data directory {}", config.data_dir.display());
+            let engine = FjallEngine::open(FjallOptions {
                 sync: config.storage.sync_policy(),
                 limits: config.limits,
                 cache_bytes: config.storage.cache_mb << 20,
@@ -137,8 +155,10 @@ fn open_engine(config: &NodeConfig) -> anyhow::Result<Arc<dyn Engine>> {
                     .then_some(config.storage.background_threads),
                 ..FjallOptions::new(&config.data_dir)
             })
-            .with_context(|| format!("opening data directory {}", config.data_dir.display()))?,
-        ),
+            .with_context(opening)?;
+            let hints = engine.hints(hint_bytes).with_context(opening)?;
+            (Arc::new(engine), hints)
+        }
     })
 }
 
@@ -164,7 +184,7 @@ async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
 /// # Errors
 /// The engine cannot be opened or the member list does not make a placement.
 pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
-    let engine = open_engine(&config)?;
+    let (engine, hint_store) = open_engine(&config)?;
     let incarnation = Incarnation::begin(&config).context("starting this node's incarnation")?;
     let mut members: Vec<Member> = config
         .members
@@ -209,6 +229,14 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         })
         .collect();
     let view = View::new(1, Some(placement), replicas, config.replication);
+    let handoff = Handoff::new(
+        hint_store,
+        HandoffConfig {
+            max_per_second: config.handoff.max_per_second,
+            timeout: Duration::from_millis(config.timeout_ms),
+            ..HandoffConfig::default()
+        },
+    );
     let coordinator = Coordinator::new(
         view,
         CoordinatorConfig {
@@ -220,6 +248,8 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             reads: config.read_fanout(),
         },
     );
+    let coordinator =
+        if config.handoff.enabled { coordinator.with_handoff(handoff) } else { coordinator };
     let placement = crate::placement_memo::fingerprint(&config);
     Ok(Arc::new(NodeState {
         config,
@@ -285,6 +315,9 @@ pub async fn run(
         ..RpcServerConfig::new(state.auth.clone())
     };
     let watcher = tokio::spawn(crate::peers::watch(Arc::clone(&state), shutdown.clone()));
+    let handoff = state.coordinator.handoff().map(|handoff| {
+        tokio::spawn(Arc::clone(handoff).run(Arc::clone(&state.coordinator), shutdown.clone()))
+    });
     let rpc_stop = shutdown.clone();
     let rpc =
         tokio::spawn(halka_cluster::rpc::serve(listeners.peer, local, rpc_config, async move {
@@ -301,6 +334,9 @@ pub async fn run(
         let _ = upkeep.await;
     }
     let _ = watcher.await;
+    if let Some(handoff) = handoff {
+        let _ = handoff.await;
+    }
     let drained = tokio::time::timeout(grace, async {
         let _ = redis.await;
         let _ = http.await;

@@ -91,12 +91,16 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
             .into_iter()
             .map(|(id, peer)| format!("{id}={}", peer.as_str()))
             .collect();
+        let hints: Vec<String> =
+            state.hints_pending().into_iter().map(|(id, s)| format!("{id}={}", s.hints)).collect();
         let _ = write!(
             out,
-            "# Halka\r\nnode:{}\r\nmembers:{}\r\npeers:{}\r\nreplication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\nread_fanout:{}\r\nread_hedge_ms:{}\r\n\r\n",
+            "# Halka\r\nnode:{}\r\nactor:{}\r\nmembers:{}\r\npeers:{}\r\nhints_pending:{}\r\nreplication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\nread_fanout:{}\r\nread_hedge_ms:{}\r\n\r\n",
             c.node_id,
+            state.incarnation.actor,
             members.join(","),
             peers.join(","),
+            hints.join(","),
             c.replication,
             c.r,
             c.w,

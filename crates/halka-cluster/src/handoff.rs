@@ -1,0 +1,156 @@
+//! Hinted handoff: writes a replica missed are kept for it and handed over when it
+//! answers again (Dynamo §4.6).
+//!
+//! The coordinator keeps a hint whenever an owner of a key does not acknowledge a write —
+//! it failed, timed out, or was skipped as coordinating replica — including failures that
+//! arrive after the client was answered. Hints never count towards W: they are kept by the
+//! node that coordinated, which in the smallest clusters (three nodes, N = 3) is itself
+//! another owner, as Cassandra's coordinators keep theirs.
+//!
+//! A background task walks the pending hints every `interval`: for each owner it sends a
+//! batch of merges and removes each hint the owner acknowledged (if it was not merged
+//! with a newer write meanwhile); an owner that fails a merge is left for the next round.
+//! Delivery is throttled to `max_per_second`. Records are joins, so a hint delivered twice
+//! or after a newer write cannot undo anything.
+
+use crate::telemetry;
+use crate::{Coordinator, ReplicaError, View};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use halka_store::{HintStats, HintStore, NodeId, Record, Stored};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How hints are delivered.
+#[derive(Debug, Clone)]
+pub struct HandoffConfig {
+    /// Pause between delivery rounds.
+    pub interval: Duration,
+    /// Hints delivered per second at most, over all owners.
+    pub max_per_second: u32,
+    /// Merges in flight to one owner at once.
+    pub concurrency: usize,
+    /// Deadline for one merge.
+    pub timeout: Duration,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(100),
+            max_per_second: 10_000,
+            concurrency: 64,
+            timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The hints this node keeps, and their delivery.
+#[derive(Debug)]
+pub struct Handoff {
+    store: Arc<dyn HintStore>,
+    config: HandoffConfig,
+}
+
+impl Handoff {
+    #[must_use]
+    pub fn new(store: Arc<dyn HintStore>, config: HandoffConfig) -> Arc<Self> {
+        Arc::new(Self { store, config })
+    }
+
+    /// Keeps `record` for `owner`, which did not acknowledge it.
+    pub(crate) fn keep(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) {
+        match self.store.put(owner, key, record) {
+            Ok(Stored::Kept) => metrics::counter!(telemetry::HINTS_STORED).increment(1),
+            Ok(Stored::Dropped) => metrics::counter!(telemetry::HINTS_DROPPED).increment(1),
+            Err(e) => {
+                metrics::counter!(telemetry::HINTS_DROPPED).increment(1);
+                tracing::warn!(%owner, error = %e, "cannot keep a hint");
+            }
+        }
+    }
+
+    /// Pending hints by owner.
+    #[must_use]
+    pub fn pending(&self) -> BTreeMap<NodeId, HintStats> {
+        self.store.stats()
+    }
+
+    /// Delivers hints until `shutdown`, reading the current view from `coordinator`.
+    pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let view = coordinator.view();
+            let budget = (u64::from(self.config.max_per_second)
+                * self.config.interval.as_millis() as u64
+                / 1000)
+                .max(1) as usize;
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = self.deliver_round(&view, budget) => {}
+            }
+        }
+    }
+
+    /// One round: up to `budget` hints over all owners. Returns how many were delivered.
+    pub async fn deliver_round(&self, view: &View, mut budget: usize) -> usize {
+        let pending = self.store.stats();
+        let total: u64 = pending.values().map(|s| s.hints).sum();
+        metrics::gauge!(telemetry::HINTS_PENDING).set(total as f64);
+        let mut delivered = 0;
+        for owner in pending.keys() {
+            if budget == 0 {
+                break;
+            }
+            let Some(replica) = view.replicas().iter().find(|r| r.id() == owner) else {
+                continue;
+            };
+            let hints = match self.store.batch(owner, None, budget) {
+                Ok(hints) => hints,
+                Err(e) => {
+                    tracing::warn!(%owner, error = %e, "cannot read hints");
+                    continue;
+                }
+            };
+            let mut calls = FuturesUnordered::new();
+            let mut hints = hints.into_iter();
+            let mut failed = false;
+            loop {
+                while !failed && calls.len() < self.config.concurrency {
+                    let Some(hint) = hints.next() else { break };
+                    let call = replica.merge(&hint.key, &hint.record);
+                    let timeout = self.config.timeout;
+                    calls.push(async move {
+                        let result = tokio::time::timeout(timeout, call)
+                            .await
+                            .unwrap_or(Err(ReplicaError::Timeout(timeout.as_millis() as u64)));
+                        (hint, result)
+                    });
+                }
+                let Some((hint, result)) = calls.next().await else { break };
+                budget = budget.saturating_sub(1);
+                match result {
+                    Ok(()) => {
+                        if let Err(e) = self.store.remove_delivered(owner, &hint.key, &hint.record)
+                        {
+                            tracing::warn!(%owner, error = %e, "cannot remove a delivered hint");
+                        }
+                        delivered += 1;
+                        metrics::counter!(telemetry::HINTS_DELIVERED).increment(1);
+                    }
+                    // The owner is not answering yet: leave the rest for a later round.
+                    Err(_) => failed = true,
+                }
+            }
+        }
+        delivered
+    }
+}
