@@ -125,7 +125,8 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     background: Background,
     clock: fn() -> u64,
-    suspects: Suspects,
+    /// Shared with background stragglers, whose late answers count too.
+    suspects: Arc<Suspects>,
     /// Where writes a replica missed are kept for it; `None` keeps none.
     handoff: Option<Arc<Handoff>>,
 }
@@ -145,7 +146,7 @@ impl Coordinator {
             config,
             background,
             clock: wall_clock_us,
-            suspects: Suspects::default(),
+            suspects: Arc::default(),
             handoff: None,
         }
     }
@@ -297,8 +298,12 @@ impl Coordinator {
                 return Err(self.quorum_failed("write", w, acked.len(), n, failures));
             }
             match fanout.next().await {
-                Some((id, Ok(()))) => acked.push(id),
+                Some((id, Ok(()))) => {
+                    self.suspects.clear(&id);
+                    acked.push(id);
+                }
                 Some((id, Err(e))) => {
+                    self.suspects.suspect(&id);
                     self.keep_hints([&id], &key, &record);
                     failures.push((id, e));
                 }
@@ -396,15 +401,11 @@ impl Coordinator {
             };
             match answer {
                 Some((id, Ok(record))) => {
-                    if hedge.is_some() {
-                        self.suspects.clear(&id);
-                    }
+                    self.suspects.clear(&id);
                     replies.push((id, record));
                 }
                 Some((id, Err(e))) => {
-                    if hedge.is_some() {
-                        self.suspects.suspect(&id);
-                    }
+                    self.suspects.suspect(&id);
                     failures.push((id, e));
                 }
                 None => break,
@@ -428,13 +429,16 @@ impl Coordinator {
         }
         // Stragglers are compared when they arrive, and repaired if stale.
         let (key2, merged2) = (key.clone(), Arc::clone(&merged));
-        let repairer = self.repairer();
-        self.finish_in_background(fanout, view, move |view, id, result| {
-            if let Ok(record) = result
-                && is_stale(record.as_ref(), &merged2)
-            {
-                repairer.repair_now(view, &key2, id, &merged2);
+        let (repairer, suspects) = (self.repairer(), Arc::clone(&self.suspects));
+        self.finish_in_background(fanout, view, move |view, id, result| match result {
+            Ok(record) => {
+                suspects.clear(&id);
+                if is_stale(record.as_ref(), &merged2) {
+                    repairer.repair_now(view, &key2, id, &merged2);
+                }
             }
+            // A replica that answers after the read returned is hung or slow: pass it over.
+            Err(_) => suspects.suspect(&id),
         });
         Ok(GetResult { replies, record: merged })
     }
@@ -493,7 +497,7 @@ impl Coordinator {
         });
     }
 
-    /// For a write's stragglers: keeps a hint for each replica that fails.
+    /// For a write's stragglers: suspects and keeps a hint for each replica that fails.
     fn hinter(
         &self,
         key: &Bytes,
@@ -501,8 +505,14 @@ impl Coordinator {
     ) -> impl FnMut(&View, NodeId, Result<(), ReplicaError>) + Send + 'static {
         // Nothing is cloned for a coordinator that keeps no hints.
         let hint = self.handoff.clone().map(|h| (h, key.clone(), Arc::clone(record)));
+        let suspects = Arc::clone(&self.suspects);
         move |_, id, result| {
-            if let (Some((handoff, key, record)), Err(_)) = (&hint, result) {
+            if result.is_ok() {
+                suspects.clear(&id);
+                return;
+            }
+            suspects.suspect(&id);
+            if let Some((handoff, key, record)) = &hint {
                 handoff.keep(&id, key, record);
             }
         }

@@ -1,10 +1,14 @@
-//! Replicas that recently failed as coordinators.
+//! Replicas that recently failed, passed over until they answer again.
 //!
-//! A write waits for its coordinating replica before anything else happens, so a replica
-//! that is down or hung costs every write routed to it first — a full deadline when it is
-//! hung. After such a failure the replica is *suspected* for a while: coordinators try the
-//! others first. It stays in the preference list and still receives the record (a
-//! suspicion is not a membership change), and it is tried again once the suspicion lapses.
+//! A write waits for its coordinating replica, and a read for the replicas it asked, so a
+//! replica that is down or hung would cost every request routed to it — a full deadline
+//! as coordinator, a hedge delay as a read replica. After any failure (also one that
+//! arrives after the request returned, from a straggler) the replica is *suspected*:
+//! requests ask the others first. It stays in the preference list and still receives
+//! every record (a suspicion is not a membership change). Any successful answer clears
+//! the suspicion. When it has lasted `SUSPICION` without news, exactly one request — the
+//! first to look — asks the replica again as a probe, and the suspicion is renewed for
+//! everyone else meanwhile; the probe's answer clears or renews it.
 
 use halka_store::NodeId;
 use parking_lot::RwLock;
@@ -29,17 +33,39 @@ impl Suspects {
     }
 
     pub(crate) fn clear(&self, node: &NodeId) {
-        if self.any.load(Ordering::Acquire) && self.until.write().remove(node).is_some() {
+        // Every answer clears its replica: look before taking the write lock, so healthy
+        // replicas cost a shared read while another is suspected.
+        if !self.any.load(Ordering::Acquire) || !self.until.read().contains_key(node) {
+            return;
+        }
+        if self.until.write().remove(node).is_some() {
             let empty = self.until.read().is_empty();
             self.any.store(!empty, Ordering::Release);
         }
     }
 
-    /// Whether `node` failed recently. Free when nothing is suspected (the common case).
+    /// Whether to pass `node` over. Free when nothing is suspected (the common case). A
+    /// lapsed suspicion answers `false` to one caller (the probe) and is renewed for the
+    /// rest.
     pub(crate) fn is_suspected(&self, node: &NodeId) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
-        self.until.read().get(node).is_some_and(|&t| Instant::now() < t)
+        let now = Instant::now();
+        match self.until.read().get(node) {
+            None => return false,
+            Some(&t) if now < t => return true,
+            Some(_) => {}
+        }
+        // Lapsed: whoever renews it first probes.
+        let mut until = self.until.write();
+        match until.get_mut(node) {
+            Some(t) if *t <= now => {
+                *t = now + SUSPICION;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
     }
 }

@@ -269,6 +269,48 @@ async fn quorum_reads_ask_r_replicas_and_one_more_when_one_fails_or_is_slow() {
     assert!(err.to_string().contains(&pref[0]) && err.to_string().contains(&pref[1]), "{err}");
 }
 
+/// A hung replica (SIGSTOP) costs reads one hedge, not one per read: once its straggling
+/// call times out in the background it is passed over until it answers again, and then
+/// it is asked again.
+#[tokio::test(start_paused = true)]
+async fn a_hung_replica_is_passed_over_by_reads_until_it_answers_again() {
+    let hedge = Duration::from_millis(5);
+    let timeout = Duration::from_millis(500);
+    let reads = ReadFanout::Quorum { hedge };
+    let h = Harness::with_reads(3, &["a", "b", "c"], timeout, reads).await;
+    let pref = h.preference("k");
+    h.cluster.put("k", "v", 3).await.unwrap();
+    h.set(&pref[0], FaultPlan::silent());
+    let start = Instant::now();
+    h.cluster.get("k", 2).await.unwrap();
+    assert_eq!(start.elapsed(), hedge, "the first read waits one hedge");
+    // Its straggling call times out in the background...
+    tokio::time::sleep(timeout).await;
+    // ...and from then on reads do not wait for it: over 6 s only the probes (one per
+    // 2 s suspicion span) ask it and wait a hedge.
+    let mut waited = 0;
+    for _ in 0..20 {
+        let start = Instant::now();
+        h.cluster.get("k", 2).await.unwrap();
+        match start.elapsed() {
+            d if d == Duration::ZERO => {}
+            d if d == hedge => waited += 1,
+            d => panic!("a read took {d:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(waited <= 3, "{waited} of 20 reads waited for the hung replica");
+    // It answers again: a probe finds it and it is asked first once more.
+    h.set(&pref[0], FaultPlan::default());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for _ in 0..3 {
+        h.cluster.get("k", 2).await.unwrap();
+    }
+    let before = h.reads();
+    h.cluster.get("k", 2).await.unwrap();
+    assert!(h.reads()[&pref[0]] > before[&pref[0]], "the recovered replica is asked again");
+}
+
 #[tokio::test]
 async fn concurrent_writes_become_siblings_and_a_causal_put_resolves_them() {
     let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
