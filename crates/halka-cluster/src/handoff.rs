@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 /// How hints are delivered.
 #[derive(Debug, Clone)]
 pub struct HandoffConfig {
-    /// Pause between delivery rounds.
+    /// Pause between delivery rounds while nothing can be delivered.
     pub interval: Duration,
     /// Hints delivered per second at most, over all owners.
     pub max_per_second: u32,
@@ -42,7 +42,7 @@ impl Default for HandoffConfig {
         Self {
             interval: Duration::from_millis(100),
             max_per_second: 10_000,
-            concurrency: 64,
+            concurrency: 256,
             timeout: Duration::from_secs(1),
         }
     }
@@ -53,12 +53,16 @@ impl Default for HandoffConfig {
 pub struct Handoff {
     store: Arc<dyn HintStore>,
     config: HandoffConfig,
+    /// Per owner, the last key delivered: the next round goes on from there instead of
+    /// scanning again past every hint already removed (an LSM keeps their tombstones
+    /// until compaction, so rescanning from the start grows quadratic).
+    cursors: parking_lot::Mutex<BTreeMap<NodeId, Bytes>>,
 }
 
 impl Handoff {
     #[must_use]
     pub fn new(store: Arc<dyn HintStore>, config: HandoffConfig) -> Arc<Self> {
-        Arc::new(Self { store, config })
+        Arc::new(Self { store, config, cursors: parking_lot::Mutex::default() })
     }
 
     /// Keeps `record` for `owner`, which did not acknowledge it.
@@ -80,23 +84,29 @@ impl Handoff {
     }
 
     /// Delivers hints until `shutdown`, reading the current view from `coordinator`.
+    /// Rounds follow each other as fast as `max_per_second` allows while hints are being
+    /// delivered, and every `interval` while none can be.
     pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.config.interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let rate = f64::from(self.config.max_per_second.max(1));
+        // A tenth of a second's worth per round keeps rounds short and the pace smooth.
+        let budget = (self.config.max_per_second / 10).max(1) as usize;
+        let mut wait = self.config.interval;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(wait) => {}
             }
+            let started = tokio::time::Instant::now();
             let view = coordinator.view();
-            let budget = (u64::from(self.config.max_per_second)
-                * self.config.interval.as_millis() as u64
-                / 1000)
-                .max(1) as usize;
-            tokio::select! {
+            let delivered = tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = self.deliver_round(&view, budget) => {}
-            }
+                delivered = self.deliver_round(&view, budget) => delivered,
+            };
+            wait = if delivered == 0 {
+                self.config.interval
+            } else {
+                Duration::from_secs_f64(delivered as f64 / rate).saturating_sub(started.elapsed())
+            };
         }
     }
 
@@ -113,13 +123,21 @@ impl Handoff {
             let Some(replica) = view.replicas().iter().find(|r| r.id() == owner) else {
                 continue;
             };
-            let hints = match self.store.batch(owner, None, budget) {
+            let after = self.cursors.lock().remove(owner);
+            let hints = match self.store.batch(owner, after.as_deref(), budget) {
                 Ok(hints) => hints,
                 Err(e) => {
                     tracing::warn!(%owner, error = %e, "cannot read hints");
                     continue;
                 }
             };
+            // A full batch: go on after it next time; a short one reached the end, so the
+            // next round starts over (for hints kept meanwhile, or left by a failure).
+            if hints.len() == budget
+                && let Some(last) = hints.last()
+            {
+                self.cursors.lock().insert(owner.clone(), last.key.clone());
+            }
             let mut calls = FuturesUnordered::new();
             let mut hints = hints.into_iter();
             let mut failed = false;
