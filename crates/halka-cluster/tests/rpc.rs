@@ -164,3 +164,40 @@ async fn a_node_with_another_secret_can_neither_read_nor_write() {
     assert!(matches!(err, ReplicaError::Unavailable(_)), "{err}");
     assert_eq!(local.get(&Bytes::from_static(b"k")).await.unwrap(), None);
 }
+
+/// A peer that comes back is used as soon as it accepts connections, not when the
+/// client's backoff (here an hour) would end.
+#[tokio::test]
+async fn a_restarted_peer_is_used_before_the_backoff_ends() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let hour = Duration::from_secs(3600);
+    let config = RpcClientConfig {
+        backoff_min: hour,
+        backoff_max: hour,
+        probe_interval: Duration::from_millis(10),
+        ..client_config()
+    };
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr.to_string(), config);
+    assert!(remote.ping().await.is_err());
+    let err = remote.ping().await.unwrap_err();
+    assert!(err.to_string().contains("retrying in"), "in backoff: {err}");
+
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
+    tokio::spawn(serve(
+        listener,
+        Arc::new(local),
+        RpcServerConfig::new(auth("srv", SECRET)),
+        futures::future::pending(),
+    ));
+    // Polls the client's own state; the bound only guards against a hang.
+    let mut attempts = 0;
+    while !remote.is_connected() {
+        attempts += 1;
+        assert!(attempts < 500, "the probe never connected");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    remote.ping().await.unwrap();
+}

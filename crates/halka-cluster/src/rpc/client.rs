@@ -29,6 +29,8 @@ pub struct RpcClientConfig {
     pub backoff_max: Duration,
     /// Requests queued for the connection's writer.
     pub queue: usize,
+    /// How often a peer in backoff is dialled in the background.
+    pub probe_interval: Duration,
     /// This node's identity and the secret it proves to peers.
     pub auth: PeerAuth,
 }
@@ -43,6 +45,7 @@ impl RpcClientConfig {
             connect_timeout: Duration::from_millis(500),
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
+            probe_interval: Duration::from_millis(50),
             queue: 4096,
         }
     }
@@ -71,6 +74,8 @@ struct Peer {
     conn: Mutex<Option<Conn>>,
     backoff: Mutex<Backoff>,
     connecting: tokio::sync::Mutex<()>,
+    /// Whether a probe task is dialling the peer.
+    probing: AtomicBool,
     next_id: AtomicU64,
     /// Cancels the connection tasks when the last handle goes.
     _stop: DropGuard,
@@ -119,6 +124,7 @@ impl RemoteReplica {
                 conn: Mutex::new(None),
                 backoff: Mutex::new(backoff),
                 connecting: tokio::sync::Mutex::new(()),
+                probing: AtomicBool::new(false),
                 next_id: AtomicU64::new(1),
                 _stop: stop.clone().drop_guard(),
                 stop,
@@ -186,14 +192,25 @@ async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
             )));
         }
     }
+    match dial(peer).await {
+        Ok(stream) => Ok(install(peer, stream)),
+        Err(error) => {
+            let e = failed(peer, error);
+            probe(peer);
+            Err(e)
+        }
+    }
+}
+
+/// Connects and runs the handshake.
+async fn dial(peer: &Peer) -> Result<TcpStream, String> {
     let attempt =
         tokio::time::timeout(peer.config.connect_timeout, TcpStream::connect(&peer.addr)).await;
-    let stream = match attempt {
+    let mut stream = match attempt {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(failed(peer, format!("connect failed: {e}"))),
-        Err(_) => return Err(failed(peer, "connect timed out".into())),
+        Ok(Err(e)) => return Err(format!("connect failed: {e}")),
+        Err(_) => return Err("connect timed out".into()),
     };
-    let mut stream = stream;
     let _ = stream.set_nodelay(true);
     let shaken = tokio::time::timeout(
         peer.config.connect_timeout,
@@ -201,22 +218,57 @@ async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
     )
     .await;
     match shaken {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => Ok(stream),
         Ok(Err(e)) => {
             if !matches!(e, handshake::HandshakeError::Io(_)) {
                 tracing::warn!(peer = %peer.id, addr = %peer.addr, error = %e, "peer handshake failed");
             }
-            return Err(failed(peer, format!("handshake failed: {e}")));
+            Err(format!("handshake failed: {e}"))
         }
-        Err(_) => return Err(failed(peer, "handshake timed out".into())),
-    };
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
+/// Makes `stream` the peer's connection and ends its backoff.
+fn install(peer: &Peer, stream: TcpStream) -> Conn {
     let conn = start(stream, &peer.config, peer.stop.child_token());
     *peer.conn.lock() = Some(conn.clone());
     let mut backoff = peer.backoff.lock();
     backoff.retry_at = None;
     backoff.delay = peer.config.backoff_min;
     tracing::debug!(peer = %peer.id, addr = %peer.addr, "rpc connected");
-    Ok(conn)
+    conn
+}
+
+/// While requests fail fast during a backoff, one task per peer dials it every
+/// `probe_interval`, so a peer that restarts is used as soon as it accepts connections
+/// rather than when the backoff (up to `backoff_max`) ends. The task holds the peer weakly
+/// and ends with it, or once a connection is up.
+fn probe(peer: &Arc<Peer>) {
+    if peer.probing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let (weak, stop, every) = (Arc::downgrade(peer), peer.stop.clone(), peer.config.probe_interval);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let Some(peer) = weak.upgrade() else { return };
+            let _connecting = peer.connecting.lock().await;
+            if live(&peer).is_some() {
+                break;
+            }
+            if let Ok(stream) = dial(&peer).await {
+                install(&peer, stream);
+                break;
+            }
+        }
+        if let Some(peer) = weak.upgrade() {
+            peer.probing.store(false, Ordering::Release);
+        }
+    });
 }
 
 fn failed(peer: &Peer, error: String) -> ReplicaError {
