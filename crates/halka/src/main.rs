@@ -76,6 +76,9 @@ fn shutdown_on_signals() -> CancellationToken {
 }
 
 fn run_server(args: &ServerArgs) -> anyhow::Result<()> {
+    // Everything the node creates — data files, hints, its actor file — is for its owner
+    // alone: files 0600, directories 0700.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let config = commands::server_config(args)?;
     let filter = match &args.log_level {
         Some(level) => tracing_subscriber::EnvFilter::try_new(level).context("--log-level")?,

@@ -140,3 +140,50 @@ fn a_node_with_another_secret_is_shut_out() {
     let (status, body) = http("GET", &c.http_url(1, "/v1/kv/k?r=2"), b"", &[]);
     assert_eq!((status, json(&body)["value"].as_str()), (200, Some("good")), "{body}");
 }
+
+#[test]
+fn a_client_over_the_connection_cap_is_told_why_at_once() {
+    let c = TestCluster::start_with(1, "periodic", "max_connections = 2");
+    let mut first = Raw::connect(&c.redis_addr(0));
+    let mut second = Raw::connect(&c.redis_addr(0));
+    assert_eq!(first.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(second.cmd(&["PING"]), "+PONG\r\n");
+    let mut third = Raw::connect(&c.redis_addr(0));
+    let reply = third.cmd(&["PING"]);
+    assert!(reply.starts_with("-ERR max number of clients reached"), "{reply}");
+    assert!(third.closed());
+    // The clients already in keep being served, and a slot freed is a slot taken.
+    assert_eq!(first.cmd(&["PING"]), "+PONG\r\n");
+    drop(second);
+    let mut next = Raw::connect(&c.redis_addr(0));
+    let mut reply = next.cmd(&["PING"]);
+    for _ in 0..100 {
+        // The freed slot is released when the server notices the close.
+        if reply == "+PONG\r\n" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        next = Raw::connect(&c.redis_addr(0));
+        reply = next.cmd(&["PING"]);
+    }
+    assert_eq!(reply, "+PONG\r\n");
+}
+
+#[test]
+fn data_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = TestCluster::start(1, "periodic");
+    assert!(Raw::connect(&c.redis_addr(0)).cmd(&["SET", "k", "v"]).starts_with("+OK"));
+    let mut checked = 0;
+    let mut stack = vec![c.dir.path().join("node-1")];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        checked += 1;
+    }
+    assert!(checked > 5, "{checked}");
+}

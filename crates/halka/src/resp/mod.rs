@@ -16,6 +16,7 @@ use frame::{Frame, ParseLimits, parse_request};
 use std::io::Cursor;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -88,11 +89,7 @@ pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: Cance
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let tracker = TaskTracker::new();
     loop {
-        let permit = tokio::select! {
-            () = shutdown.cancelled() => break,
-            p = Arc::clone(&limit).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -103,6 +100,12 @@ pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: Cance
             },
         };
         let _ = stream.set_nodelay(true);
+        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+            // As Redis does: say why at once rather than leave the client hanging.
+            tracing::warn!(%peer, max = state.config.max_connections, "refusing a client: max_connections reached");
+            tracker.spawn(refuse(stream));
+            continue;
+        };
         let (state, shutdown) = (Arc::clone(&state), shutdown.clone());
         tracker.spawn(async move {
             state.client_connected(1);
@@ -115,6 +118,13 @@ pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: Cance
     }
     tracker.close();
     tracker.wait().await;
+}
+
+/// Tells a client over the connection cap why it is closed (bounded by a deadline, so a
+/// client that does not read cannot hold the task).
+async fn refuse(mut stream: TcpStream) {
+    let reply = b"-ERR max number of clients reached (max_connections in halka's config)\r\n";
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
 }
 
 async fn connection(

@@ -203,10 +203,15 @@ impl Raw {
         self.send(out.as_bytes())
     }
 
-    /// True once the server has closed the connection.
+    /// True once the server has closed the connection (a close that met bytes we had
+    /// sent shows as a reset).
     pub fn closed(&mut self) -> bool {
         let mut buf = [0_u8; 64];
-        matches!(self.0.read(&mut buf), Ok(0))
+        match self.0.read(&mut buf) {
+            Ok(0) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
     }
 }
 
