@@ -280,7 +280,7 @@ impl Coordinator {
             }
         }
         let Some((pos, coordinator, record, durable)) = coordinated else {
-            return Err(self.quorum_failed("write", w, 0, n, failures));
+            return Err(self.quorum_failed("write", w, (0, 0), n, failures));
         };
         // Replicas skipped as coordinating replica hold none of this write.
         self.keep_hints(failures.iter().map(|(id, _)| id), &key, &record);
@@ -294,8 +294,9 @@ impl Coordinator {
         }
         while acked.len() < w {
             if acked.len() + fanout.len() < w {
+                let in_flight = fanout.len();
                 self.finish_in_background(fanout, view, self.hinter(&key, &record));
-                return Err(self.quorum_failed("write", w, acked.len(), n, failures));
+                return Err(self.quorum_failed("write", w, (acked.len(), in_flight), n, failures));
             }
             match fanout.next().await {
                 Some((id, Ok(()))) => {
@@ -311,7 +312,7 @@ impl Coordinator {
             }
         }
         if acked.len() < w {
-            return Err(self.quorum_failed("write", w, acked.len(), n, failures));
+            return Err(self.quorum_failed("write", w, (acked.len(), 0), n, failures));
         }
         self.finish_in_background(fanout, view, self.hinter(&key, &record));
         Ok(PutResult { context: record.context().clone(), acked })
@@ -375,8 +376,9 @@ impl Coordinator {
         let mut failures = Vec::new();
         while replies.len() < r {
             if replies.len() + fanout.len() + (n - asked) < r {
+                let in_flight = fanout.len();
                 self.finish_in_background(fanout, view, |_, _, _| {});
-                return Err(self.quorum_failed("read", r, replies.len(), n, failures));
+                return Err(self.quorum_failed("read", r, (replies.len(), in_flight), n, failures));
             }
             if fanout.len() == 0 {
                 ask(&mut fanout, &mut asked);
@@ -412,7 +414,7 @@ impl Coordinator {
             }
         }
         if replies.len() < r {
-            return Err(self.quorum_failed("read", r, replies.len(), n, failures));
+            return Err(self.quorum_failed("read", r, (replies.len(), 0), n, failures));
         }
         // Answers that are already in count for repair too, without waiting for them.
         let mut late = Replies::new();
@@ -469,12 +471,12 @@ impl Coordinator {
         &self,
         op: &'static str,
         required: usize,
-        succeeded: usize,
+        (succeeded, in_flight): (usize, usize),
         replicas: usize,
         failures: Vec<(NodeId, ReplicaError)>,
     ) -> ClusterError {
         metrics::counter!(telemetry::QUORUM_FAILURES, "op" => op).increment(1);
-        ClusterError::Quorum(QuorumError { op, required, succeeded, replicas, failures })
+        ClusterError::Quorum(QuorumError { op, required, succeeded, in_flight, replicas, failures })
     }
 
     /// Lets the calls still in flight finish in the background (each is bounded by the

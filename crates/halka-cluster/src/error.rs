@@ -46,6 +46,9 @@ pub struct QuorumError {
     pub op: &'static str,
     pub required: usize,
     pub succeeded: usize,
+    /// Calls still unanswered when the quorum became impossible (the request returns at
+    /// once then; these finish in the background and may still succeed).
+    pub in_flight: usize,
     pub replicas: usize,
     /// Replicas that failed, and why.
     pub failures: Vec<(NodeId, ReplicaError)>,
@@ -59,6 +62,9 @@ impl fmt::Display for QuorumError {
             "{} quorum not reached: {name}={} of {} replicas, {} answered",
             self.op, self.required, self.replicas, self.succeeded
         )?;
+        if self.in_flight > 0 {
+            write!(f, " and {} still in flight", self.in_flight)?;
+        }
         for (i, (node, err)) in self.failures.iter().enumerate() {
             f.write_str(if i == 0 { "; failed: " } else { ", " })?;
             write!(f, "{node} ({err})")?;
@@ -102,14 +108,26 @@ mod tests {
     #[test]
     fn quorum_failures_say_what_was_needed_and_what_failed() {
         let failures = vec![(NodeId::new("b"), ReplicaError::Timeout(500))];
-        let e = QuorumError { op: "write", required: 3, succeeded: 2, replicas: 3, failures };
+        let e = QuorumError {
+            op: "write",
+            required: 3,
+            succeeded: 2,
+            in_flight: 0,
+            replicas: 3,
+            failures,
+        };
         assert_eq!(
             e.to_string(),
             "write quorum not reached: w=3 of 3 replicas, 2 answered; failed: b (timed out \
              after 500 ms); the write may still be stored on the replicas it reached"
         );
-        let e =
-            QuorumError { op: "read", required: 2, succeeded: 1, replicas: 3, failures: vec![] };
+        let e = QuorumError { in_flight: 1, failures: vec![], ..e };
+        assert_eq!(
+            e.to_string(),
+            "write quorum not reached: w=3 of 3 replicas, 2 answered and 1 still in flight; \
+             the write may still be stored on the replicas it reached"
+        );
+        let e = QuorumError { op: "read", required: 2, succeeded: 1, in_flight: 0, ..e };
         assert_eq!(e.to_string(), "read quorum not reached: r=2 of 3 replicas, 1 answered");
     }
 }

@@ -205,7 +205,7 @@ pub async fn run(
     };
     let outcome = match ready {
         Ok(()) => {
-            print!("{}", banner(configs, data_dir));
+            crate::output::emit(banner(configs, data_dir).as_bytes())?;
             supervise(&mut nodes, &shutdown).await
         }
         Err(e) => Err(e),

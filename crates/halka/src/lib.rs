@@ -12,6 +12,7 @@ pub mod dev;
 pub mod http;
 pub mod incarnation;
 pub mod node;
+pub mod output;
 pub mod peers;
 pub mod placement_memo;
 pub mod resp;

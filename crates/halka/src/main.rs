@@ -3,6 +3,7 @@ use clap::Parser;
 use halka::cli::{
     BenchArgs, Cli, Command, DevArgs, EngineArg, Format, ServerArgs, SimArgs, SyncArg,
 };
+use halka::output::emit;
 use halka::{bench, commands, demo, dev, node, sim};
 use halka_store::SyncPolicy;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,9 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sim(args) => run_sim(args),
-        Command::Demo => runtime().and_then(|rt| rt.block_on(demo::run())).map(|t| print!("{t}")),
+        Command::Demo => {
+            runtime().and_then(|rt| rt.block_on(demo::run())).and_then(|t| Ok(emit(t.as_bytes())?))
+        }
         Command::Bench(args) => run_bench(args),
         Command::Server(args) => run_server(&args),
         Command::Dev(args) => run_dev(args),
@@ -45,12 +48,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs a client command and writes its output: bytes as they are (values need not be
 /// text), then a newline.
 fn client(fut: impl std::future::Future<Output = anyhow::Result<Vec<u8>>>) -> anyhow::Result<()> {
-    use std::io::Write as _;
     let mut out =
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(fut)?;
     out.push(b'\n');
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&out).and_then(|()| stdout.flush()).context("writing to standard output")
+    emit(&out).context("writing to standard output")
 }
 
 /// Cancelled on SIGTERM or Ctrl-C.
@@ -143,11 +144,11 @@ fn run_sim(args: SimArgs) -> anyhow::Result<()> {
         plot: args.plot,
     };
     let rows = sim::run(&opts)?;
-    match args.format {
-        Format::Table => print!("{}", sim::table(&rows)),
-        Format::Json => println!("{}", serde_json::to_string(&rows).context("encoding rows")?),
-    }
-    Ok(())
+    let text = match args.format {
+        Format::Table => sim::table(&rows),
+        Format::Json => serde_json::to_string(&rows).context("encoding rows")? + "\n",
+    };
+    Ok(emit(text.as_bytes())?)
 }
 
 fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
@@ -182,13 +183,11 @@ fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         clients: args.clients,
     };
     let (rows, nodes) = runtime()?.block_on(bench::run(&opts))?;
-    match args.format {
+    let text = match args.format {
         Format::Table => {
-            print!("{}", bench::table(&rows));
-            println!("\nper node:");
-            print!("{}", demo::node_table(&nodes));
+            format!("{}\nper node:\n{}", bench::table(&rows), demo::node_table(&nodes))
         }
-        Format::Json => println!("{}", serde_json::to_string(&rows).context("encoding rows")?),
-    }
-    Ok(())
+        Format::Json => serde_json::to_string(&rows).context("encoding rows")? + "\n",
+    };
+    Ok(emit(text.as_bytes())?)
 }

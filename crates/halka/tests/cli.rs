@@ -92,3 +92,23 @@ fn client_commands_against_any_node() {
     let err = fails(&["put", "after", "v", "--w", "3", "--addr", a]);
     assert!(err.contains("w=3 of 3 replicas") && err.contains("node-2"), "{err}");
 }
+
+/// `halka sim | head`: the reader goes away before the output is written. The command
+/// ends quietly and successfully instead of panicking on the broken pipe.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::process::{Command, Stdio};
+    for args in [&["sim", "--keys", "2000"][..], &["secret"][..]] {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "halka {args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -187,3 +187,15 @@ fn data_files_are_readable_by_their_owner_only() {
     }
     assert!(checked > 5, "{checked}");
 }
+
+#[test]
+fn hello_with_auth_is_refused_and_changes_nothing() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let reply = conn.cmd(&["HELLO", "3", "AUTH", "default", "secret"]);
+    assert!(reply.starts_with("-ERR HELLO AUTH is not supported"), "{reply}");
+    // Still RESP2: a map would start with '%'.
+    assert_eq!(conn.cmd(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    assert!(conn.cmd(&["HELLO", "3"]).starts_with('%'));
+    assert_eq!(conn.cmd(&["CONFIG", "GET", "save"]), "%1\r\n$4\r\nsave\r\n$0\r\n\r\n");
+}

@@ -23,24 +23,35 @@ pub fn echo(args: &mut Args) -> Result<Frame, Frame> {
 pub fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
     if args.remaining() > 0 {
         let version = args.next_string()?;
-        match version.as_str() {
-            "2" => s.resp3 = false,
-            "3" => s.resp3 = true,
+        let resp3 = match version.as_str() {
+            "2" => false,
+            "3" => true,
             _ => {
                 return Err(Frame::error(
                     "NOPROTO unsupported protocol version; halka speaks 2 and 3",
                 ));
             }
-        }
+        };
+        // Everything is checked before anything changes: a refused HELLO leaves the
+        // connection as it was.
+        let mut name = None;
         while args.remaining() > 0 {
             match args.next_string()?.to_ascii_uppercase().as_str() {
-                "SETNAME" => s.name = Some(args.next_bytes()?),
+                "SETNAME" => name = Some(args.next_bytes()?),
+                // Accepting and ignoring it would let a client configured with a password
+                // believe it is protected.
                 "AUTH" => {
-                    args.next_bytes()?;
-                    args.next_bytes()?;
+                    return Err(Frame::error(
+                        "ERR HELLO AUTH is not supported: halka has no passwords or users yet; \
+                         connect without credentials and keep its ports on a trusted network",
+                    ));
                 }
                 _ => return Err(Frame::error("ERR syntax error in HELLO")),
             }
+        }
+        s.resp3 = resp3;
+        if name.is_some() {
+            s.name = name;
         }
     }
     Ok(Frame::Map(vec![
@@ -192,12 +203,13 @@ pub fn config(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
         let always = state.config.storage.sync == crate::config::SyncChoice::Always;
         for (name, value) in [("save", ""), ("appendonly", if always { "yes" } else { "no" })] {
             if p == name || p == "*" {
-                out.push(Frame::bulk(name));
-                out.push(Frame::bulk(value));
+                out.push((Frame::bulk(name), Frame::bulk(value)));
             }
         }
     }
-    Ok(Frame::Array(out))
+    // A map, as Redis answers under RESP3 (clients build a dict from it); RESP2 gets the
+    // same pairs flattened into an array.
+    Ok(Frame::Map(out))
 }
 
 pub fn select(args: &mut Args) -> Result<Frame, Frame> {
