@@ -5,15 +5,16 @@
 #
 # Needs redis-benchmark and redis-cli (Debian: redis-tools).
 # Usage: scripts/bench-hung.sh [requests per run, default 100000]
+# HALKA=path/to/halka runs another build (for before/after figures) instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS="${1:-100000}"
 PORT=6680
 command -v redis-benchmark >/dev/null || { echo "missing redis-benchmark (apt-get install redis-tools)" >&2; exit 1; }
-cargo build --release --quiet
+if [ -z "${HALKA:-}" ]; then cargo build --release --quiet; HALKA=target/release/halka; fi
 WORK="$(mktemp -d)"
-target/release/halka dev --nodes 3 --data-dir "$WORK/data" --port "$PORT" --http-port 8680 \
+"$HALKA" dev --nodes 3 --data-dir "$WORK/data" --port "$PORT" --http-port 8680 \
     --peer-port 7680 >"$WORK/dev.log" 2>&1 &
 DEV=$!
 cleanup() {
