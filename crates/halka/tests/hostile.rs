@@ -199,3 +199,15 @@ fn hello_with_auth_is_refused_and_changes_nothing() {
     assert!(conn.cmd(&["HELLO", "3"]).starts_with('%'));
     assert_eq!(conn.cmd(&["CONFIG", "GET", "save"]), "%1\r\n$4\r\nsave\r\n$0\r\n\r\n");
 }
+
+#[test]
+fn malformed_lengths_and_resp3_frames_from_clients_are_protocol_errors() {
+    let c = TestCluster::start(1, "periodic");
+    for bad in [&b"*1\r\n$+4\r\nPING\r\n"[..], b"%1\r\n+a\r\n+b\r\n", b"~1\r\n+a\r\n"] {
+        let mut conn = Raw::connect(&c.redis_addr(0));
+        let reply = conn.send(bad);
+        assert!(reply.starts_with("-ERR Protocol error"), "{bad:?}: {reply}");
+        assert!(conn.closed(), "{bad:?}");
+    }
+    assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["PING"]), "+PONG\r\n");
+}

@@ -49,8 +49,19 @@ pub fn parse_request(
     if !buf.has_remaining() {
         return Ok(None);
     }
-    if buf.chunk()[0] != b'*' {
-        return super::inline::parse(buf, limits);
+    match buf.chunk()[0] {
+        b'*' => {}
+        // Typed frames a client has no business sending (RESP3 maps, sets, pushes...):
+        // read as inline text they would become an "unknown command" with a bad name.
+        kind @ (b'$' | b'%' | b'~' | b'>' | b'|' | b':' | b',' | b'#' | b'(' | b'!' | b'='
+        | b'_') => {
+            return Err(protocol(format!(
+                "expected '*' (an array of bulk strings) or an inline command, got a '{}' \
+                 frame",
+                char::from(kind)
+            )));
+        }
+        _ => return super::inline::parse(buf, limits),
     }
     buf.advance(1);
     let Some(len) = line_int(buf, limits.max_inline_bytes)? else { return Ok(None) };
@@ -115,8 +126,14 @@ fn line<'a>(buf: &mut Cursor<&'a [u8]>, max: usize) -> Result<Option<&'a [u8]>, 
     }
 }
 
+/// A length line: digits, optionally after a minus (`*-1`). Stricter than `str::parse`,
+/// which would also take `+4`.
 fn line_int(buf: &mut Cursor<&[u8]>, max: usize) -> Result<Option<i64>, ParseError> {
     let Some(l) = line(buf, max)? else { return Ok(None) };
+    let digits = l.strip_prefix(b"-").unwrap_or(l);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(protocol("invalid length"));
+    }
     std::str::from_utf8(l)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
@@ -245,6 +262,21 @@ mod tests {
 
     fn parse(input: &[u8]) -> Result<Option<Vec<Bytes>>, ParseError> {
         parse_request(&mut Cursor::new(input), &LIMITS)
+    }
+
+    #[test]
+    fn a_length_with_a_plus_sign_is_refused() {
+        assert!(parse(b"*1\r\n$+4\r\nPING\r\n").is_err());
+        assert!(parse(b"*+1\r\n$4\r\nPING\r\n").is_err());
+        assert!(parse(b"*1\r\n$4\r\nPING\r\n").is_ok());
+    }
+
+    #[test]
+    fn resp3_typed_frames_from_a_client_are_protocol_errors() {
+        for frame in [&b"%1\r\n+a\r\n+b\r\n"[..], b"~1\r\n+a\r\n", b">1\r\n+a\r\n"] {
+            let err = parse(frame).unwrap_err();
+            assert!(format!("{err:?}").contains("frame"), "{err:?}");
+        }
     }
 
     #[test]
