@@ -15,11 +15,14 @@ pub struct Limits {
     pub max_key_bytes: usize,
     /// Largest value, in bytes.
     pub max_value_bytes: usize,
+    /// Largest reply to one multi-key command (MGET), in bytes: a short request naming a
+    /// large value many times must not make the node build a huge reply.
+    pub max_reply_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_key_bytes: 1024, max_value_bytes: 1024 * 1024 }
+        Self { max_key_bytes: 1024, max_value_bytes: 1024 * 1024, max_reply_bytes: 64 << 20 }
     }
 }
 

@@ -19,7 +19,7 @@ fn write(value: &str, context: &VersionVector) -> Write {
 }
 
 fn small_limits() -> Limits {
-    Limits { max_key_bytes: 16, max_value_bytes: 32 }
+    Limits { max_key_bytes: 16, max_value_bytes: 32, ..Limits::default() }
 }
 
 fn write_then_read(engine: &dyn Engine) {

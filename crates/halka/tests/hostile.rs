@@ -211,3 +211,23 @@ fn malformed_lengths_and_resp3_frames_from_clients_are_protocol_errors() {
     }
     assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// A short MGET naming one large value many times used to build the whole reply (and
+/// fetch every copy from the replicas); now each key is read once and the reply is bounded.
+#[test]
+fn mget_reads_each_key_once_and_bounds_its_reply() {
+    let c = TestCluster::start_with(1, "periodic", "[limits]\nmax_reply_bytes = 100000");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let value = "x".repeat(1000);
+    assert_eq!(conn.cmd(&["SET", "big", &value]), "+OK\r\n");
+    let mut args = vec!["MGET"];
+    args.extend(std::iter::repeat_n("big", 50));
+    let reply = conn.cmd(&args);
+    assert!(reply.starts_with("*50\r\n$1000\r\n"), "{}", &reply[..20]);
+    args.extend(std::iter::repeat_n("big", 150));
+    let reply = conn.cmd(&args);
+    assert!(reply.starts_with("-ERR the reply would exceed 100000 bytes"), "{reply}");
+    assert!(reply.contains("limits.max_reply_bytes"), "{reply}");
+    // The connection and the node go on; EXISTS still counts a repeated key each time.
+    assert_eq!(conn.cmd(&["EXISTS", "big", "big", "nope"]), ":2\r\n");
+}

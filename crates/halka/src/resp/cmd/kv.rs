@@ -5,6 +5,7 @@ use crate::node::NodeState;
 use crate::resp::frame::Frame;
 use bytes::Bytes;
 use futures::future::join_all;
+use halka_cluster::GetResult;
 
 pub async fn get(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
@@ -68,28 +69,70 @@ pub async fn del(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fram
     Ok(Frame::Integer(count))
 }
 
+/// Keys a multi-key command reads from the cluster at once: the rest wait, so one command
+/// holds at most this many records (times R answers) in memory.
+const KEYS_IN_FLIGHT: usize = 64;
+
+/// Reads each distinct key of `keys` once, `KEYS_IN_FLIGHT` at a time, keeping what
+/// `extract` takes from each answer (with its size in bytes: over `budget` in total, the
+/// command fails at once), and returns it for every key in the order given — a key named
+/// twice is read once and reported twice.
+async fn read_keys<T: Clone>(
+    state: &NodeState,
+    s: &Session,
+    keys: &[Bytes],
+    budget: usize,
+    extract: impl Fn(&GetResult) -> (T, usize),
+) -> Result<Vec<T>, Frame> {
+    use futures::StreamExt;
+    let mut distinct: Vec<Bytes> = keys.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let mut reads = futures::stream::iter(distinct)
+        .map(|k| async move { (k.clone(), state.coordinator.get(k, s.r).await) })
+        .buffer_unordered(KEYS_IN_FLIGHT);
+    let mut found = std::collections::HashMap::new();
+    let mut used = 0_usize;
+    while let Some((k, r)) = reads.next().await {
+        let (kept, size) = extract(&r.map_err(|e| cluster_error(&e))?);
+        used = used.saturating_add(size);
+        if used > budget {
+            return Err(over_budget(budget));
+        }
+        found.insert(k, kept);
+    }
+    Ok(keys.iter().filter_map(|k| found.get(k).cloned()).collect())
+}
+
+fn over_budget(max: usize) -> Frame {
+    Frame::error(format!(
+        "ERR the reply would exceed {max} bytes (limits.max_reply_bytes); ask for fewer keys \
+         at a time"
+    ))
+}
+
 pub async fn exists(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let keys = nonempty(args)?;
-    let results = join_all(keys.into_iter().map(|k| state.coordinator.get(k, s.r))).await;
-    let mut count = 0;
-    for r in results {
-        count += i64::from(r.map_err(|e| cluster_error(&e))?.value().is_some());
-    }
-    Ok(Frame::Integer(count))
+    let found = read_keys(state, s, &keys, usize::MAX, |got| (got.value().is_some(), 1)).await?;
+    // As in Redis, a key named twice counts twice.
+    Ok(Frame::Integer(found.into_iter().map(i64::from).sum()))
 }
 
 pub async fn mget(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let keys = nonempty(args)?;
-    let results = join_all(keys.into_iter().map(|k| state.coordinator.get(k, s.r))).await;
-    let mut out = Vec::with_capacity(results.len());
-    for r in results {
-        out.push(
-            r.map_err(|e| cluster_error(&e))?
-                .value()
-                .map_or(Frame::Null, |v| Frame::Bulk(v.clone())),
-        );
+    let max = state.config.limits.max_reply_bytes;
+    let values = read_keys(state, s, &keys, max, |got| {
+        let v = got.value().cloned();
+        let size = v.as_ref().map_or(5, |v| v.len() + 16);
+        (v, size)
+    })
+    .await?;
+    // Repeated keys share their bytes here, but the encoded reply repeats them.
+    let reply: usize = values.iter().map(|v| v.as_ref().map_or(5, |v| v.len() + 16)).sum();
+    if reply > max {
+        return Err(over_budget(max));
     }
-    Ok(Frame::Array(out))
+    Ok(Frame::Array(values.into_iter().map(|v| v.map_or(Frame::Null, Frame::Bulk)).collect()))
 }
 
 /// `MSET k v [k v ...]`: all pairs are validated before any is written.
