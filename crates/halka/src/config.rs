@@ -171,8 +171,12 @@ pub struct NodeConfig {
     pub read_hedge_ms: u64,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,
-    /// Client connections served at once (Redis protocol).
+    /// Client connections served at once (Redis protocol); beyond, a new client gets
+    /// "ERR max number of clients reached".
     pub max_connections: usize,
+    /// Seconds a Redis client may stay silent (idle, or halfway through a command) before
+    /// its connection is closed; 0 (the default, as in Redis) never closes it.
+    pub client_timeout_secs: u64,
     /// Async worker threads; 0 (the default) means one per CPU core. Nodes that share a
     /// host should split its cores rather than each take all of them.
     pub worker_threads: usize,
@@ -207,6 +211,7 @@ impl Default for NodeConfig {
             read_hedge_ms: 5,
             shutdown_grace_ms: 5000,
             max_connections: 10_000,
+            client_timeout_secs: 0,
             worker_threads: 0,
             storage: StorageConfig::default(),
             limits: Limits::default(),

@@ -231,3 +231,16 @@ fn mget_reads_each_key_once_and_bounds_its_reply() {
     // The connection and the node go on; EXISTS still counts a repeated key each time.
     assert_eq!(conn.cmd(&["EXISTS", "big", "big", "nope"]), ":2\r\n");
 }
+
+#[test]
+fn a_client_silent_past_the_timeout_is_closed_even_mid_command() {
+    let c = TestCluster::start_with(1, "periodic", "client_timeout_secs = 1");
+    let mut idle = Raw::connect(&c.redis_addr(0));
+    assert_eq!(idle.cmd(&["PING"]), "+PONG\r\n");
+    let mut half = Raw::connect(&c.redis_addr(0));
+    half.0.write_all(b"*1\r\n$4\r\nPI").unwrap();
+    // Both reads end with the server's close (the harness gives up after 10 s).
+    assert!(half.closed());
+    assert!(idle.closed());
+    assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["PING"]), "+PONG\r\n");
+}

@@ -190,8 +190,17 @@ async fn connection(
         if more_buffered {
             continue;
         }
+        // An idle client (or one that sent half a command and stopped) is closed after
+        // `client_timeout_secs`, as Redis's `timeout` does; 0 waits for ever.
+        let idle = async {
+            match state.config.client_timeout_secs {
+                0 => std::future::pending().await,
+                secs => tokio::time::sleep(Duration::from_secs(secs)).await,
+            }
+        };
         let read = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
+            () = idle => return Ok(()),
             read = stream.read_buf(&mut input) => read?,
         };
         if read == 0 {
