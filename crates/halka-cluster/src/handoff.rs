@@ -164,6 +164,13 @@ impl Handoff {
                         delivered += 1;
                         metrics::counter!(telemetry::HINTS_DELIVERED).increment(1);
                     }
+                    // The owner refuses this record (a limit, say): it never will take
+                    // it, so it must not block the owner's other hints.
+                    Err(ReplicaError::Rejected(why)) => {
+                        tracing::warn!(%owner, key = ?hint.key, %why, "dropping a hint the owner refuses");
+                        let _ = self.store.remove_delivered(owner, &hint.key, &hint.record);
+                        metrics::counter!(telemetry::HINTS_DROPPED).increment(1);
+                    }
                     // The owner is not answering yet: leave the rest for a later round.
                     Err(_) => failed = true,
                 }

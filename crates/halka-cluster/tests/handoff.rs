@@ -19,7 +19,13 @@ struct Node {
 }
 
 fn node(id: &str) -> Node {
-    let local = LocalReplica::new(NodeId::new(id), Arc::new(MemoryEngine::default()));
+    // Node c takes no value over 10 bytes: it refuses some writes for good.
+    let limits = if id == "c" {
+        halka_store::Limits { max_value_bytes: 10, ..halka_store::Limits::default() }
+    } else {
+        halka_store::Limits::default()
+    };
+    let local = LocalReplica::new(NodeId::new(id), Arc::new(MemoryEngine::new(limits)));
     let faulty = FaultyReplica::new(Arc::new(local.clone()), FaultPlan::default(), 7);
     Node { local, faulty }
 }
@@ -104,4 +110,21 @@ async fn delivery_is_bounded_by_its_budget() {
     nodes[2].faulty.set_plan(FaultPlan::default());
     assert_eq!(handoff.deliver_round(&coordinator.view(), 10).await, 10);
     assert_eq!(handoff.pending()[&NodeId::new("c")].hints, 20);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hint_its_owner_refuses_is_dropped_and_does_not_block_the_others() {
+    let (coordinator, handoff, nodes) = cluster();
+    coordinator
+        .write(Bytes::from("big"), Some(Bytes::from("x".repeat(100))), None, 2)
+        .await
+        .unwrap();
+    nodes[2].faulty.set_plan(FaultPlan::down());
+    coordinator.write(Bytes::from("small"), Some(Bytes::from("v")), None, 2).await.unwrap();
+    coordinator.background().drain().await;
+    assert_eq!(handoff.pending()[&NodeId::new("c")].hints, 2);
+    nodes[2].faulty.set_plan(FaultPlan::default());
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 1);
+    assert!(handoff.pending().is_empty(), "the refused hint is gone");
+    assert_eq!(value(&nodes[2], "small"), Some(Bytes::from("v")));
 }

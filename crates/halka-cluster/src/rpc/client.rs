@@ -174,24 +174,14 @@ async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
     if let Some(conn) = live(peer) {
         return Ok(conn);
     }
+    // In backoff: fail at once, without queueing behind a connect attempt.
+    in_backoff(peer)?;
     // One connect attempt at a time; the others wait for its outcome.
     let _connecting = peer.connecting.lock().await;
     if let Some(conn) = live(peer) {
         return Ok(conn);
     }
-    {
-        let backoff = peer.backoff.lock();
-        if let Some(at) = backoff.retry_at
-            && Instant::now() < at
-        {
-            return Err(ReplicaError::Unavailable(format!(
-                "{}: {} (retrying in {} ms)",
-                peer.addr,
-                backoff.last_error,
-                at.saturating_duration_since(Instant::now()).as_millis()
-            )));
-        }
-    }
+    in_backoff(peer)?;
     match dial(peer).await {
         Ok(stream) => Ok(install(peer, stream)),
         Err(error) => {
@@ -199,6 +189,19 @@ async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
             probe(peer);
             Err(e)
         }
+    }
+}
+
+fn in_backoff(peer: &Peer) -> Result<(), ReplicaError> {
+    let backoff = peer.backoff.lock();
+    match backoff.retry_at {
+        Some(at) if Instant::now() < at => Err(ReplicaError::Unavailable(format!(
+            "{}: {} (retrying in {} ms)",
+            peer.addr,
+            backoff.last_error,
+            at.saturating_duration_since(Instant::now()).as_millis()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -256,12 +259,16 @@ fn probe(peer: &Arc<Peer>) {
                 () = tokio::time::sleep(every) => {}
             }
             let Some(peer) = weak.upgrade() else { return };
-            let _connecting = peer.connecting.lock().await;
             if live(&peer).is_some() {
                 break;
             }
+            // Dialled without the connect lock: a peer that does not answer SYNs would
+            // otherwise hold every caller for a connect timeout.
             if let Ok(stream) = dial(&peer).await {
-                install(&peer, stream);
+                let _connecting = peer.connecting.lock().await;
+                if live(&peer).is_none() {
+                    install(&peer, stream);
+                }
                 break;
             }
         }
