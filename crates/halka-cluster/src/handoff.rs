@@ -57,12 +57,20 @@ pub struct Handoff {
     /// scanning again past every hint already removed (an LSM keeps their tombstones
     /// until compaction, so rescanning from the start grows quadratic).
     cursors: parking_lot::Mutex<BTreeMap<NodeId, Bytes>>,
+    /// Owners whose last delivery failed: the next round sends them one hint as a probe
+    /// instead of reading a whole batch for an owner that is probably still away.
+    failing: parking_lot::Mutex<std::collections::BTreeSet<NodeId>>,
 }
 
 impl Handoff {
     #[must_use]
     pub fn new(store: Arc<dyn HintStore>, config: HandoffConfig) -> Arc<Self> {
-        Arc::new(Self { store, config, cursors: parking_lot::Mutex::default() })
+        Arc::new(Self {
+            store,
+            config,
+            cursors: parking_lot::Mutex::default(),
+            failing: parking_lot::Mutex::default(),
+        })
     }
 
     /// Keeps `record` for `owner`, which did not acknowledge it.
@@ -124,7 +132,9 @@ impl Handoff {
                 continue;
             };
             let after = self.cursors.lock().remove(owner);
-            let hints = match self.store.batch(owner, after.as_deref(), budget) {
+            let probe = self.failing.lock().contains(owner);
+            let limit = if probe { 1 } else { budget };
+            let hints = match self.store.batch(owner, after.as_deref(), limit) {
                 Ok(hints) => hints,
                 Err(e) => {
                     tracing::warn!(%owner, error = %e, "cannot read hints");
@@ -133,7 +143,8 @@ impl Handoff {
             };
             // A full batch: go on after it next time; a short one reached the end, so the
             // next round starts over (for hints kept meanwhile, or left by a failure).
-            if hints.len() == budget
+            if hints.len() == limit
+                && !probe
                 && let Some(last) = hints.last()
             {
                 self.cursors.lock().insert(owner.clone(), last.key.clone());
@@ -174,6 +185,11 @@ impl Handoff {
                     // The owner is not answering yet: leave the rest for a later round.
                     Err(_) => failed = true,
                 }
+            }
+            if failed {
+                self.failing.lock().insert(owner.clone());
+            } else {
+                self.failing.lock().remove(owner);
             }
         }
         delivered

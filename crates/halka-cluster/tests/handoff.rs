@@ -75,7 +75,9 @@ async fn a_replica_that_was_down_receives_every_write_and_delete_it_missed() {
     // While it is down, delivery keeps the hints.
     assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 0);
     nodes[2].faulty.set_plan(FaultPlan::default());
-    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 50);
+    // The first round after a failure sends one hint as a probe, the next the rest.
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 1);
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 49);
     assert!(handoff.pending().is_empty());
     for i in 0..50 {
         let want = (i % 5 != 0).then(|| Bytes::from("new"));
@@ -124,7 +126,8 @@ async fn a_hint_its_owner_refuses_is_dropped_and_does_not_block_the_others() {
     coordinator.background().drain().await;
     assert_eq!(handoff.pending()[&NodeId::new("c")].hints, 2);
     nodes[2].faulty.set_plan(FaultPlan::default());
-    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 1);
+    let delivered = handoff.deliver_round(&coordinator.view(), 1000).await;
+    assert_eq!(delivered, 1);
     assert!(handoff.pending().is_empty(), "the refused hint is gone");
     assert_eq!(value(&nodes[2], "small"), Some(Bytes::from("v")));
 }
