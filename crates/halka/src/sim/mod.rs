@@ -234,6 +234,8 @@ mod tests {
         assert!(err.to_string().contains("must end in .svg or .png"), "{err}");
     }
 
+    /// Run alone too (`cargo test plot_writes_an_svg`): the PNG test used to register the
+    /// font this one silently relied on, and `halka sim --plot x.svg` failed.
     #[test]
     fn plot_writes_an_svg() {
         let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 const SIZE: (u32, u32) = (1200, 500);
 
-/// Where PNG output looks for a TrueType font (SVG needs none: the viewer renders text).
+/// Where the plots look for a TrueType font (both formats lay out their text with it).
 const FONT_PATHS: [&str; 3] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
@@ -24,18 +24,21 @@ const FONT_PATHS: [&str; 3] = [
 /// Another extension, no font for PNG text, or a failed write.
 pub fn draw(path: &Path, rows: &[SimRow]) -> anyhow::Result<()> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase();
-    match ext.as_str() {
-        "svg" => panels(&SVGBackend::new(path, SIZE).into_drawing_area(), rows),
-        "png" => {
-            register_font()?;
-            panels(&BitMapBackend::new(path, SIZE).into_drawing_area(), rows)
-        }
-        _ => anyhow::bail!(
-            "--plot {}: the file must end in .svg or .png (got {ext:?})",
-            path.display()
-        ),
+    if !matches!(ext.as_str(), "svg" | "png") {
+        anyhow::bail!("--plot {}: the file must end in .svg or .png (got {ext:?})", path.display());
     }
-    .with_context(|| format!("drawing {}", path.display()))
+    // SVG needs the font too: plotters measures text with it to lay out labels.
+    register_font()?;
+    let drawn = if ext == "svg" {
+        panels(&SVGBackend::new(path, SIZE).into_drawing_area(), rows)
+    } else {
+        panels(&BitMapBackend::new(path, SIZE).into_drawing_area(), rows)
+    };
+    if drawn.is_err() {
+        // No half-drawn file left behind to be mistaken for a plot.
+        let _ = std::fs::remove_file(path);
+    }
+    drawn.with_context(|| format!("drawing {}", path.display()))
 }
 
 /// Registers a system TrueType font as "sans-serif" for bitmap text, once per process.
@@ -52,7 +55,7 @@ fn register_font() -> anyhow::Result<()> {
                         .map_err(|_| format!("{path} is not a usable TrueType font"));
                 }
             }
-            Err("PNG output needs a TrueType font for its text: install fonts-dejavu-core or set HALKA_FONT to a .ttf file (or plot to .svg)".to_string())
+            Err("plots need a TrueType font for their text: install fonts-dejavu-core or set HALKA_FONT to a .ttf file".to_string())
         })
         .clone()
         .map_err(|e| anyhow::anyhow!(e))
