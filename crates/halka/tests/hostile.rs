@@ -244,3 +244,16 @@ fn a_client_silent_past_the_timeout_is_closed_even_mid_command() {
     assert!(idle.closed());
     assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// Pools hand a connection to the next user: RESET must undo what the last one set.
+#[test]
+fn reset_restores_a_connections_defaults() {
+    let c = TestCluster::start(3, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["HALKA.CONSISTENCY", "3", "3"]), "+OK\r\n");
+    assert!(conn.cmd(&["HELLO", "3"]).starts_with('%'));
+    assert_eq!(conn.cmd(&["RESET"]), "+RESET\r\n");
+    let info = conn.cmd(&["INFO", "halka"]);
+    assert!(info.starts_with('$'), "RESP2 again: {info}");
+    assert!(info.contains("connection_r:2\r\nconnection_w:2"), "{info}");
+}

@@ -156,6 +156,7 @@ pub async fn execute(
         "CLIENT" => server::client(session, &mut args),
         "CONFIG" => server::config(state, &mut args),
         "SELECT" => server::select(&mut args),
+        "RESET" => server::reset(state, session, &mut args),
         // Said plainly, rather than "unknown command", to a client configured with a password.
         "AUTH" => Err(Frame::error(
             "ERR AUTH is not supported: halka has no passwords or users; keep its ports on a \

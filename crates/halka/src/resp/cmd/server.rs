@@ -141,7 +141,7 @@ pub fn command(args: &mut Args) -> Result<Frame, Frame> {
     }
 }
 
-const COMMANDS: [&str; 22] = [
+const COMMANDS: [&str; 23] = [
     "get",
     "set",
     "del",
@@ -164,7 +164,19 @@ const COMMANDS: [&str; 22] = [
     "type",
     "ttl",
     "pttl",
+    "reset",
 ];
+
+/// `RESET`: the connection as it was when opened — RESP2, no name, the node's default
+/// quorums — so a pooled connection does not pass `HALKA.CONSISTENCY` on to its next user.
+pub fn reset(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
+    args.finish()?;
+    s.resp3 = false;
+    s.name = None;
+    s.r = state.config.r;
+    s.w = state.config.w;
+    Ok(Frame::Simple("RESET".into()))
+}
 
 pub fn client(s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
     let sub = args.next_string()?.to_ascii_uppercase();
