@@ -257,3 +257,18 @@ fn reset_restores_a_connections_defaults() {
     assert!(info.starts_with('$'), "RESP2 again: {info}");
     assert!(info.contains("connection_r:2\r\nconnection_w:2"), "{info}");
 }
+
+#[test]
+fn halka_get_and_set_take_their_quorum_per_request() {
+    let mut c = TestCluster::start(3, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["HALKA.SET", "k", "v", "3"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["HALKA.GET", "k", "3"]), "$1\r\nv\r\n");
+    let reply = conn.cmd(&["HALKA.GET", "k", "4"]);
+    assert!(reply.starts_with("-") && reply.contains("r=4"), "{reply}");
+    c.kill(2);
+    let reply = conn.cmd(&["HALKA.SET", "k", "w", "3"]);
+    assert!(reply.starts_with("-NOQUORUM") && reply.contains("w=3"), "{reply}");
+    // The connection's own quorums (W=2) were never touched.
+    assert_eq!(conn.cmd(&["SET", "k", "x"]), "+OK\r\n");
+}

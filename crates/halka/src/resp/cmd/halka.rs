@@ -54,3 +54,23 @@ pub async fn getall(state: &NodeState, s: &Session, args: &mut Args) -> Result<F
     ));
     Ok(Frame::Map(out))
 }
+
+/// `HALKA.GET <key> <r>`: GET with this request's read quorum, so connection pools need
+/// no per-connection state (`HALKA.CONSISTENCY` sets it for every later command).
+pub async fn get(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let r = args.next_usize()?;
+    args.finish()?;
+    let got = state.coordinator.get(key, r).await.map_err(|e| cluster_error(&e))?;
+    Ok(got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
+}
+
+/// `HALKA.SET <key> <value> <w>`: SET with this request's write quorum.
+pub async fn set(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let value = args.next_bytes()?;
+    let w = args.next_usize()?;
+    args.finish()?;
+    state.coordinator.write(key, Some(value), None, w).await.map_err(|e| cluster_error(&e))?;
+    Ok(Frame::ok())
+}

@@ -166,6 +166,8 @@ pub async fn execute(
         "QUIT" => return (Frame::ok(), After::Close),
         "HALKA.CONSISTENCY" => halka::consistency(state, session, &mut args),
         "HALKA.GETALL" => halka::getall(state, session, &mut args).await,
+        "HALKA.GET" => halka::get(state, &mut args).await,
+        "HALKA.SET" => halka::set(state, &mut args).await,
         _ => Err(Frame::error(format!(
             "ERR unknown command '{}', with args beginning with: {}",
             name.to_lowercase(),
@@ -196,6 +198,8 @@ fn metric_op(name: &str) -> &'static str {
         "MGET" => "mget",
         "MSET" => "mset",
         "HALKA.GETALL" => "getall",
+        "HALKA.GET" => "get",
+        "HALKA.SET" => "set",
         _ => "other",
     }
 }

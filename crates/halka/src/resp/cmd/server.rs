@@ -141,7 +141,7 @@ pub fn command(args: &mut Args) -> Result<Frame, Frame> {
     }
 }
 
-const COMMANDS: [&str; 23] = [
+const COMMANDS: [&str; 25] = [
     "get",
     "set",
     "del",
@@ -161,6 +161,8 @@ const COMMANDS: [&str; 23] = [
     "quit",
     "halka.consistency",
     "halka.getall",
+    "halka.get",
+    "halka.set",
     "type",
     "ttl",
     "pttl",
