@@ -36,6 +36,18 @@ async fn server(
     (addr, local, stop, task)
 }
 
+/// A server for node "srv" on `addr` (a peer coming back on its old address).
+async fn serve_forever_on(addr: std::net::SocketAddr) {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
+    tokio::spawn(serve(
+        listener,
+        Arc::new(local),
+        RpcServerConfig::new(auth("srv", SECRET)),
+        futures::future::pending(),
+    ));
+}
+
 fn write(v: &'static str) -> Write {
     Write {
         value: Some(Bytes::from_static(v.as_bytes())),
@@ -102,14 +114,7 @@ async fn unreachable_peer_fails_fast_and_reconnects_after_backoff() {
     assert!(err.to_string().contains("retrying in"), "{err}");
 
     // The peer comes back on the same address.
-    let listener = TcpListener::bind(addr).await.unwrap();
-    let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
-    tokio::spawn(serve(
-        listener,
-        Arc::new(local),
-        RpcServerConfig::new(auth("srv", SECRET)),
-        futures::future::pending(),
-    ));
+    serve_forever_on(addr).await;
     let mut attempts = 0;
     while remote.ping().await.is_err() {
         attempts += 1;
@@ -184,14 +189,7 @@ async fn a_restarted_peer_is_used_before_the_backoff_ends() {
     let err = remote.ping().await.unwrap_err();
     assert!(err.to_string().contains("retrying in"), "in backoff: {err}");
 
-    let listener = TcpListener::bind(addr).await.unwrap();
-    let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
-    tokio::spawn(serve(
-        listener,
-        Arc::new(local),
-        RpcServerConfig::new(auth("srv", SECRET)),
-        futures::future::pending(),
-    ));
+    serve_forever_on(addr).await;
     // Polls the client's own state; the bound only guards against a hang.
     let mut attempts = 0;
     while !remote.is_connected() {
