@@ -292,20 +292,21 @@ impl Coordinator {
             let replica = view.replica(idx);
             fanout.start(replica.id().clone(), replica.merge(&key, &record));
         }
+        // Every answer, before or after the client's, is noted the same way.
+        let mut note = self.hinter(&key, &record);
         while acked.len() < w {
             if acked.len() + fanout.len() < w {
                 let in_flight = fanout.len();
-                self.finish_in_background(fanout, view, self.hinter(&key, &record));
+                self.finish_in_background(fanout, view, note);
                 return Err(self.quorum_failed("write", w, (acked.len(), in_flight), n, failures));
             }
             match fanout.next().await {
                 Some((id, Ok(()))) => {
-                    self.suspects.clear(&id);
+                    note(&view, id.clone(), Ok(()));
                     acked.push(id);
                 }
                 Some((id, Err(e))) => {
-                    self.suspects.suspect(&id);
-                    self.keep_hints([&id], &key, &record);
+                    note(&view, id.clone(), Err(e.clone()));
                     failures.push((id, e));
                 }
                 None => break,
@@ -314,7 +315,7 @@ impl Coordinator {
         if acked.len() < w {
             return Err(self.quorum_failed("write", w, (acked.len(), 0), n, failures));
         }
-        self.finish_in_background(fanout, view, self.hinter(&key, &record));
+        self.finish_in_background(fanout, view, note);
         Ok(PutResult { context: record.context().clone(), acked })
     }
 
@@ -499,7 +500,8 @@ impl Coordinator {
         });
     }
 
-    /// For a write's stragglers: suspects and keeps a hint for each replica that fails.
+    /// For a write's answers (the stragglers' too): clears the suspicion of a replica
+    /// that acknowledged; suspects one that failed and keeps a hint for it.
     fn hinter(
         &self,
         key: &Bytes,

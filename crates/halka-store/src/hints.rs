@@ -78,6 +78,24 @@ pub(crate) fn hint_bytes(key: &[u8], record: &Record) -> u64 {
     (key.len() + 64 + record.values().map(Bytes::len).sum::<usize>()) as u64
 }
 
+/// `record` merged into the `current` hint for `key`, and what the owner's hints then
+/// weigh, given they weigh `used` now; `None` when that would pass `max`. Both stores
+/// apply the bound through this.
+pub(crate) fn merge_within_bound(
+    key: &[u8],
+    current: Option<&Record>,
+    record: &Arc<Record>,
+    used: u64,
+    max: u64,
+) -> Option<(Arc<Record>, u64)> {
+    let (before, merged) = match current {
+        Some(stored) => (hint_bytes(key, stored), Arc::new(stored.merge(record))),
+        None => (0, Arc::clone(record)),
+    };
+    let now = used - before + hint_bytes(key, &merged);
+    (now <= max).then_some((merged, now))
+}
+
 /// Hints in memory, for tests and the embedded cluster: lost with the process.
 #[derive(Debug)]
 pub struct MemoryHints {
@@ -103,15 +121,13 @@ impl HintStore for MemoryHints {
         record.validate()?;
         let mut owners = self.owners.lock();
         let of_owner = owners.entry(owner.clone()).or_default();
-        let (before, merged) = match of_owner.hints.get(key) {
-            Some(stored) => (hint_bytes(key, stored), Arc::new(stored.merge(record))),
-            None => (0, Arc::clone(record)),
-        };
-        let after = hint_bytes(key, &merged);
-        if of_owner.bytes - before + after > self.max_bytes_per_owner {
+        let current = of_owner.hints.get(key).map(|r| &**r);
+        let Some((merged, used)) =
+            merge_within_bound(key, current, record, of_owner.bytes, self.max_bytes_per_owner)
+        else {
             return Ok(Stored::Dropped);
-        }
-        of_owner.bytes = of_owner.bytes - before + after;
+        };
+        of_owner.bytes = used;
         of_owner.hints.insert(Bytes::copy_from_slice(key), merged);
         Ok(Stored::Kept)
     }

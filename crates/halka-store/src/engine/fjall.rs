@@ -18,7 +18,7 @@
 
 use super::journal::JournalFile;
 use super::{Engine, SyncToken, Updater};
-use crate::hints::{Hint, HintStats, HintStore, Stored, hint_bytes};
+use crate::hints::{Hint, HintStats, HintStore, Stored, hint_bytes, merge_within_bound};
 use crate::layout::{HashRange, storage_key, user_key};
 use crate::{Limits, NodeId, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -465,22 +465,22 @@ impl HintStore for FjallHints {
         let stored_key = hint_key(owner, key);
         let mut stats = self.stats.lock();
         let current = self.read(&stored_key)?;
-        let before = current.as_ref().map_or(0, |r| hint_bytes(key, r));
-        let merged = match current {
-            Some(stored) => stored.merge(record),
-            None => Record::clone(record),
-        };
-        let after = hint_bytes(key, &merged);
         let entry = stats.entry(owner.clone()).or_default();
-        if entry.bytes - before + after > self.max_bytes_per_owner {
+        let Some((merged, used)) = merge_within_bound(
+            key,
+            current.as_ref(),
+            record,
+            entry.bytes,
+            self.max_bytes_per_owner,
+        ) else {
             return Ok(Stored::Dropped);
-        }
+        };
         self.inner
             .hints
             .insert(stored_key, encode_record(&merged)?)
             .map_err(|e| StoreError::Io(e.to_string()))?;
-        entry.bytes = entry.bytes - before + after;
-        entry.hints += u64::from(before == 0);
+        entry.bytes = used;
+        entry.hints += u64::from(current.is_none());
         drop(stats);
         let seq = self.inner.inserted.fetch_add(1, Ordering::SeqCst) + 1;
         self.inner.flush_through(seq)?;
