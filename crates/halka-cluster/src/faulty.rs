@@ -129,4 +129,20 @@ impl Replica for FaultyReplica {
     fn scan_range(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
         self.inner.scan_range(range)
     }
+
+    fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
+        self.wrap(|| self.inner.digests(range, bits))
+    }
+
+    fn key_digests(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, u64)>> {
+        self.wrap(|| self.inner.key_digests(range))
+    }
+
+    fn get_many(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<Option<Arc<Record>>>> {
+        self.wrap(|| self.inner.get_many(keys))
+    }
+
+    fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
+        self.wrap(|| self.inner.merge_many(entries))
+    }
 }

@@ -10,6 +10,7 @@
 //! [`Cluster`] is the embedded form: every replica in one process, with the seed project's
 //! API (`add_node`, `put(key, value, w)`, `get(key, r)`).
 
+pub mod anti_entropy;
 mod background;
 mod cluster;
 mod coordinator;
@@ -27,6 +28,7 @@ mod syncer;
 pub mod telemetry;
 mod view;
 
+pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
 pub use background::Background;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
 pub use coordinator::{

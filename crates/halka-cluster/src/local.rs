@@ -1,11 +1,11 @@
 //! A replica backed by an engine in this process.
 
-use crate::replica::{answered, deferred};
+use crate::replica::{BATCH_BYTES, answered, batch_weight, deferred};
 use crate::stripe;
 use crate::syncer::Syncer;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
-use halka_store::{Engine, HashRange, NodeId, Record, StoreError, SyncToken, Write};
+use halka_store::{Engine, HashRange, NodeId, Record, StoreError, SyncToken, Write, entry_digest};
 use std::sync::Arc;
 
 /// Operation counters, for hot-spot reports.
@@ -162,11 +162,68 @@ impl Replica for LocalReplica {
     }
 
     fn scan_range(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        self.scan_with(range, |k, r| (Bytes::copy_from_slice(k), r))
+    }
+
+    fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
+        let Some(tree) = self.engine.digests() else {
+            return answered(Err(ReplicaError::Rejected("this node keeps no digests".into())));
+        };
+        answered(tree.digests(range, bits).map_err(|e| ReplicaError::Rejected(e.to_string())))
+    }
+
+    fn key_digests(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, u64)>> {
+        if self.engine.digests().is_none() {
+            return answered(Err(ReplicaError::Rejected("this node keeps no digests".into())));
+        }
+        self.scan_with(range, |k, r| (Bytes::copy_from_slice(k), entry_digest(k, &r)))
+    }
+
+    fn get_many(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<Option<Arc<Record>>>> {
+        self.ops.reads.increment();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut bytes = 0;
+        for key in &keys {
+            if bytes >= BATCH_BYTES {
+                break;
+            }
+            match self.inline(|e| e.get(key)) {
+                Ok(record) => {
+                    bytes += record.as_ref().map_or(0, |r| batch_weight(key, r));
+                    out.push(record);
+                }
+                Err(e) => return answered(Err(e)),
+            }
+        }
+        answered(Ok(out))
+    }
+
+    fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
+        self.ops.writes.increment();
+        // Every merge is applied before any durability wait, so one flush covers them all.
+        let mut last = None;
+        for (key, record) in &entries {
+            match self.inline(|e| e.merge_deferred(key, record)) {
+                Ok(token) => last = token.or(last),
+                Err(e) => return answered(Err(e)),
+            }
+        }
+        self.durable(last)
+    }
+}
+
+impl LocalReplica {
+    /// Scans `range`, mapping each entry, on the blocking pool when the engine blocks.
+    fn scan_with<T: Send + 'static>(
+        &self,
+        range: HashRange,
+        map: impl Fn(&[u8], Arc<Record>) -> T + Send + 'static,
+    ) -> ReplicaFuture<Vec<T>> {
         let engine = Arc::clone(&self.engine);
         let scan = move || {
             let mut out = Vec::new();
             engine
-                .scan_range(range, &mut |k, r| out.push((Bytes::copy_from_slice(k), r)))
+                .scan_range(range, &mut |k, r| out.push(map(k, r)))
                 .map(|()| out)
                 .map_err(store_error)
         };

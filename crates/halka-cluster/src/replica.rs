@@ -85,4 +85,44 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     fn scan_range(&self, _range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
         answered(Err(ReplicaError::Rejected("this replica cannot be scanned".into())))
     }
+
+    /// The digests of this replica's records over `range`, one per `2^-bits` slice of the
+    /// hash space (see `halka_store::digests`): what anti-entropy compares.
+    fn digests(&self, _range: HashRange, _bits: u32) -> ReplicaFuture<Vec<u64>> {
+        answered(Err(ReplicaError::Rejected("this replica keeps no digests".into())))
+    }
+
+    /// Every key in `range` with its entry digest, in no particular order: what
+    /// anti-entropy lists once a slice's digests differ.
+    fn key_digests(&self, _range: HashRange) -> ReplicaFuture<Vec<(Bytes, u64)>> {
+        answered(Err(ReplicaError::Rejected("this replica keeps no digests".into())))
+    }
+
+    /// The records for `keys`, in order. May answer for a prefix of `keys` only, to keep
+    /// one answer to about [`BATCH_BYTES`]; callers ask again for the rest.
+    fn get_many(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<Option<Arc<Record>>>> {
+        let calls: Vec<_> = keys.iter().map(|k| self.get(k)).collect();
+        deferred(futures::future::try_join_all(calls))
+    }
+
+    /// Merges every record in `entries`; succeeds only if all were merged.
+    fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
+        let calls: Vec<_> = entries.iter().map(|(k, r)| self.merge(k, r)).collect();
+        deferred(async move { futures::future::try_join_all(calls).await.map(|_| ()) })
+    }
+}
+
+/// About how many bytes of records one batch call carries (see [`Replica::get_many`]).
+pub const BATCH_BYTES: usize = 1 << 20;
+
+/// The size a record adds to a batch, roughly.
+#[must_use]
+pub fn batch_weight(key: &[u8], record: &Record) -> usize {
+    key.len()
+        + 64
+        + record
+            .versions()
+            .iter()
+            .map(|v| 32 + v.value.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()
 }

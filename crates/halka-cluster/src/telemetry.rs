@@ -14,6 +14,10 @@ pub(crate) const HINTS_STORED: &str = "halka_hints_stored_total";
 pub(crate) const HINTS_DROPPED: &str = "halka_hints_dropped_total";
 pub(crate) const HINTS_DELIVERED: &str = "halka_hints_delivered_total";
 pub(crate) const HINTS_PENDING: &str = "halka_hints_pending";
+pub(crate) const AAE_EXCHANGES: &str = "halka_anti_entropy_exchanges_total";
+pub(crate) const AAE_DIVERGENT: &str = "halka_anti_entropy_keys_divergent_total";
+pub(crate) const AAE_REPAIRED: &str = "halka_anti_entropy_keys_repaired_total";
+pub(crate) const AAE_OLDEST: &str = "halka_anti_entropy_oldest_uncompared_seconds";
 pub(crate) const PEERS_REJECTED: &str = "halka_peer_connections_rejected_total";
 
 /// Every value of the `reason` label of [`PEERS_REJECTED`].
@@ -85,6 +89,29 @@ pub fn describe(replicas: &[NodeId]) {
     );
     metrics::describe_counter!(HINTS_DELIVERED, "Hints handed to their owner and removed");
     metrics::describe_gauge!(HINTS_PENDING, "Hints waiting for their owner");
+    metrics::describe_counter!(
+        AAE_EXCHANGES,
+        "Anti-entropy exchanges with another replica, by result (ok, failed)"
+    );
+    metrics::describe_counter!(
+        AAE_DIVERGENT,
+        "Keys anti-entropy found different between this node and another replica"
+    );
+    metrics::describe_counter!(
+        AAE_REPAIRED,
+        "Records anti-entropy sent to or took from another replica"
+    );
+    metrics::describe_gauge!(
+        AAE_OLDEST,
+        "Seconds since the part of the hash space compared longest ago was last compared \
+         with every other replica"
+    );
+    for result in ["ok", "failed"] {
+        metrics::counter!(AAE_EXCHANGES, "result" => result).increment(0);
+    }
+    for counter in [AAE_DIVERGENT, AAE_REPAIRED] {
+        metrics::counter!(counter).increment(0);
+    }
     for counter in [HINTS_STORED, HINTS_DROPPED, HINTS_DELIVERED] {
         metrics::counter!(counter).increment(0);
     }

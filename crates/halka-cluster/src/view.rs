@@ -102,9 +102,15 @@ impl View {
     /// The preference list for `key`.
     #[must_use]
     pub fn preference(&self, key: &[u8]) -> PreferenceList {
+        self.owners(key_hash(key))
+    }
+
+    /// The owners of the keys whose placement hash is `hash`.
+    #[must_use]
+    pub fn owners(&self, hash: u64) -> PreferenceList {
         let mut out = PreferenceList::new();
         if let Some(p) = &self.placement {
-            p.preference_list_into(key_hash(key), self.replication, &mut out);
+            p.preference_list_into(hash, self.replication, &mut out);
         }
         out
     }

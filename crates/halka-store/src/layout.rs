@@ -10,7 +10,7 @@
 use smallvec::SmallVec;
 
 /// An inclusive range of key hashes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct HashRange {
     pub first: u64,
     pub last: u64,

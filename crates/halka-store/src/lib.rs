@@ -11,6 +11,7 @@
 
 mod clock;
 mod codec;
+pub mod digests;
 pub mod engine;
 mod error;
 pub mod hints;
@@ -21,6 +22,7 @@ mod validate;
 
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
+pub use digests::{DigestTree, DigestedEngine, entry_digest};
 pub use engine::{Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken};
 pub use error::StoreError;
 pub use hints::{Hint, HintStats, HintStore, MemoryHints, Stored};

@@ -244,12 +244,23 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
         h if h.is_empty() => "none".to_string(),
         h => h.replace('=', " ").replace(',', ", "),
     };
+    let anti_entropy = match get("anti_entropy").as_str() {
+        "on" => format!(
+            "{} keys repaired in {} exchanges ({} failed); every range compared within the last {}s",
+            get("aae_keys_repaired"),
+            get("aae_exchanges"),
+            get("aae_failed_exchanges"),
+            get("aae_oldest_uncompared_secs"),
+        ),
+        _ => "off".to_string(),
+    };
     Ok(format!(
-        "node {} (halka {})\nmembers: {}\nhints pending: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
+        "node {} (halka {})\nmembers: {}\nhints pending: {}\nanti-entropy: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
         node,
         get("halka_version"),
         members.join(", "),
         hints,
+        anti_entropy,
         get("replication"),
         get("r"),
         get("w"),

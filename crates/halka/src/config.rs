@@ -142,6 +142,26 @@ impl Default for HandoffSettings {
     }
 }
 
+/// Anti-entropy: replicas compare digest trees and exchange what differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AntiEntropySettings {
+    /// Keep digest trees and compare them. Off, a replica that missed writes catches up
+    /// only through hints and read repair, and a lost disk is never refilled.
+    pub enabled: bool,
+    /// Milliseconds between exchanges (one exchange compares 1/64 of the hash space with
+    /// one other replica).
+    pub interval_ms: u64,
+    /// Records repaired per second at most.
+    pub max_keys_per_second: u32,
+}
+
+impl Default for AntiEntropySettings {
+    fn default() -> Self {
+        Self { enabled: true, interval_ms: 100, max_keys_per_second: 20_000 }
+    }
+}
+
 /// A node's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -183,6 +203,7 @@ pub struct NodeConfig {
     pub storage: StorageConfig,
     pub limits: Limits,
     pub handoff: HandoffSettings,
+    pub anti_entropy: AntiEntropySettings,
     /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
     /// nodes prove they know it before serving each other, and it signs the causal-context
     /// tokens clients get. Required when `peer_addr` is not a loopback address.
@@ -216,6 +237,7 @@ impl Default for NodeConfig {
             storage: StorageConfig::default(),
             limits: Limits::default(),
             handoff: HandoffSettings::default(),
+            anti_entropy: AntiEntropySettings::default(),
             cluster_secret: None,
             protected_mode: true,
             members: Vec::new(),
@@ -386,6 +408,14 @@ impl NodeConfig {
                 "must be at least 1 (set handoff.enabled = false to keep no hints)".into(),
             ));
         }
+        if self.anti_entropy.max_keys_per_second == 0 || self.anti_entropy.interval_ms == 0 {
+            return Err(invalid(
+                "anti_entropy",
+                "interval_ms and max_keys_per_second must be at least 1 (set \
+                 anti_entropy.enabled = false to switch it off)"
+                    .into(),
+            ));
+        }
         if self.storage.cache_mb > MAX_CACHE_MB {
             return Err(invalid(
                 "storage.cache_mb",
@@ -455,6 +485,20 @@ mod tests {
         let path = dir.path().join("node.toml");
         std::fs::write(&path, text).unwrap();
         NodeConfig::from_file(&path).and_then(|c| c.finish(&path.display().to_string()))
+    }
+
+    #[test]
+    fn the_readme_example_configuration_is_valid_and_names_every_section() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("a toml block in the README") + 8;
+        let text = &readme[start..start + readme[start..].find("```").unwrap()];
+        let config = parse(text).unwrap();
+        let defaults = NodeConfig::default();
+        assert_eq!(config.handoff, defaults.handoff);
+        assert_eq!(config.anti_entropy, defaults.anti_entropy, "the README shows the defaults");
+        for section in ["[storage]", "[handoff]", "[anti_entropy]", "[limits]", "[[members]]"] {
+            assert!(text.contains(section), "the README example lacks {section}");
+        }
     }
 
     #[test]

@@ -336,6 +336,8 @@ async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
         "hints_pending": state.hints_pending().into_iter().map(|(id, s)| {
             (id, json!({ "hints": s.hints, "bytes": s.bytes }))
         }).collect::<serde_json::Map<_, _>>(),
+        "anti_entropy": state.anti_entropy.as_ref().map(|a| a.stats()),
+        "store_digest": state.store_digest().map(|d| format!("{d:016x}")),
         "uptime_seconds": state.started.elapsed().as_secs(),
     }))
     .into_response()

@@ -9,11 +9,12 @@ use crate::peers::PeerState;
 use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
 use halka_cluster::{
-    Coordinator, CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, Replica, View,
+    AntiEntropy, AntiEntropyConfig, Coordinator, CoordinatorConfig, Handoff, HandoffConfig,
+    LocalReplica, Replica, View,
 };
 use halka_ring::{Member, Strategy};
 use halka_store::{
-    Engine, FjallEngine, FjallOptions, HintStore, MemoryEngine, MemoryHints, NodeId,
+    DigestedEngine, Engine, FjallEngine, FjallOptions, HintStore, MemoryEngine, MemoryHints, NodeId,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ pub struct NodeState {
     pub auth: PeerAuth,
     /// The actor id in the dots of writes this node coordinates.
     pub incarnation: Incarnation,
+    /// This node's side of anti-entropy, when it is on.
+    pub anti_entropy: Option<Arc<AntiEntropy>>,
     clients: AtomicI64,
 }
 
@@ -68,6 +71,15 @@ impl NodeState {
             .handoff()
             .map(|h| h.pending().into_iter().map(|(id, s)| (id.to_string(), s)).collect())
             .unwrap_or_default()
+    }
+
+    /// The digest of everything this node stores (XOR of every entry digest), when
+    /// anti-entropy keeps digests: two replicas holding the same keys hold the same
+    /// records exactly when these are equal.
+    #[must_use]
+    pub fn store_digest(&self) -> Option<u64> {
+        let tree = self.engine.digests()?;
+        tree.digests(halka_store::HashRange::ALL, 0).ok()?.first().copied()
     }
 
     /// Keys stored on this node (approximate with the durable engine).
@@ -162,6 +174,21 @@ fn open_engine(config: &NodeConfig) -> anyhow::Result<(Arc<dyn Engine>, Arc<dyn 
     })
 }
 
+/// `engine` with a digest tree kept over it, when anti-entropy is on.
+fn with_digests(config: &NodeConfig, engine: Arc<dyn Engine>) -> anyhow::Result<Arc<dyn Engine>> {
+    if !config.anti_entropy.enabled {
+        return Ok(engine);
+    }
+    let started = Instant::now();
+    let digested = DigestedEngine::build(engine).context("building the anti-entropy digests")?;
+    tracing::info!(
+        keys = digested.key_count(),
+        ms = started.elapsed().as_millis() as u64,
+        "anti-entropy digests built"
+    );
+    Ok(Arc::new(digested))
+}
+
 /// How often latency histograms are folded into their buckets.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
@@ -185,6 +212,7 @@ async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
 /// The engine cannot be opened or the member list does not make a placement.
 pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
     let (engine, hint_store) = open_engine(&config)?;
+    let engine = with_digests(&config, engine)?;
     let incarnation = Incarnation::begin(&config).context("starting this node's incarnation")?;
     let mut members: Vec<Member> = config
         .members
@@ -250,6 +278,16 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
     );
     let coordinator =
         if config.handoff.enabled { coordinator.with_handoff(handoff) } else { coordinator };
+    let anti_entropy = config.anti_entropy.enabled.then(|| {
+        AntiEntropy::new(
+            NodeId::new(&config.node_id),
+            AntiEntropyConfig {
+                interval: Duration::from_millis(config.anti_entropy.interval_ms),
+                max_keys_per_second: config.anti_entropy.max_keys_per_second,
+                timeout: Duration::from_millis(config.timeout_ms.saturating_mul(5)),
+            },
+        )
+    });
     let placement = crate::placement_memo::fingerprint(&config);
     Ok(Arc::new(NodeState {
         config,
@@ -263,6 +301,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         tokens: TokenKey::new(&secret),
         auth,
         incarnation,
+        anti_entropy,
     }))
 }
 
@@ -318,6 +357,9 @@ pub async fn run(
     let handoff = state.coordinator.handoff().map(|handoff| {
         tokio::spawn(Arc::clone(handoff).run(Arc::clone(&state.coordinator), shutdown.clone()))
     });
+    let anti_entropy = state.anti_entropy.as_ref().map(|aae| {
+        tokio::spawn(Arc::clone(aae).run(Arc::clone(&state.coordinator), shutdown.clone()))
+    });
     let rpc_stop = shutdown.clone();
     let rpc =
         tokio::spawn(halka_cluster::rpc::serve(listeners.peer, local, rpc_config, async move {
@@ -334,8 +376,8 @@ pub async fn run(
         let _ = upkeep.await;
     }
     let _ = watcher.await;
-    if let Some(handoff) = handoff {
-        let _ = handoff.await;
+    for task in [handoff, anti_entropy].into_iter().flatten() {
+        let _ = task.await;
     }
     let drained = tokio::time::timeout(grace, async {
         let _ = redis.await;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Raw, TestCluster, http};
+use common::{Raw, TestCluster, http, own_values};
 use std::time::{Duration, Instant};
 
 fn pending_hints(c: &TestCluster, i: usize) -> u64 {
@@ -27,17 +27,6 @@ fn wait_for_delivery(c: &TestCluster, live: &[usize], within: Duration) {
         assert!(Instant::now() < deadline, "{pending} hints still pending after {within:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// The live values node `i` itself holds for `key` (read at R=1 through node `i`, which
-/// asks itself first, so no read repair touches them); `None` if it does not own the key.
-fn own_values(c: &TestCluster, i: usize, key: &str) -> Option<Vec<String>> {
-    let (_, body) = http("GET", &c.http_url(i, &format!("/v1/kv/{key}?r=1")), b"", &[]);
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let id = format!("node-{}", i + 1);
-    let own = v["replicas"].as_array().unwrap().iter().find(|r| r["node"] == id.as_str())?;
-    let versions = own["versions"].as_array().unwrap();
-    Some(versions.iter().filter_map(|v| v["value"].as_str().map(str::to_string)).collect())
 }
 
 fn the_returning_node_holds_every_missed_write(nodes: usize) {

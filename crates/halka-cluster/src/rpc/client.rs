@@ -7,7 +7,7 @@ use crate::replica::deferred;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use futures::StreamExt;
-use halka_store::{NodeId, Record, Write};
+use halka_store::{HashRange, NodeId, Record, Write};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -356,41 +356,76 @@ fn unexpected(response: &Response) -> ReplicaError {
     ReplicaError::Unavailable(format!("unexpected response {response:?}"))
 }
 
+impl RemoteReplica {
+    /// Sends `request`; `pick` takes the answer it expects out of the response.
+    fn ask<T: Send + 'static>(
+        &self,
+        request: Request,
+        pick: fn(Response) -> Result<T, Response>,
+    ) -> ReplicaFuture<T> {
+        let peer = Arc::clone(&self.peer);
+        deferred(async move {
+            match call(&peer, request).await? {
+                Response::Error(e) => Err(e.into()),
+                response => pick(response).map_err(|other| unexpected(&other)),
+            }
+        })
+    }
+}
+
 impl Replica for RemoteReplica {
     fn id(&self) -> &NodeId {
         &self.peer.id
     }
 
     fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
-        let (peer, key, write) = (Arc::clone(&self.peer), key.clone(), write.clone());
-        deferred(async move {
-            match call(&peer, Request::CoordinateWrite { key, write }).await? {
-                Response::Record(r) => Ok(r),
-                Response::Error(e) => Err(e.into()),
-                other => Err(unexpected(&other)),
-            }
+        let request = Request::CoordinateWrite { key: key.clone(), write: write.clone() };
+        self.ask(request, |r| match r {
+            Response::Record(r) => Ok(r),
+            other => Err(other),
         })
     }
 
     fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
-        let (peer, key, record) = (Arc::clone(&self.peer), key.clone(), Arc::clone(record));
-        deferred(async move {
-            match call(&peer, Request::Merge { key, record }).await? {
-                Response::Ack => Ok(()),
-                Response::Error(e) => Err(e.into()),
-                other => Err(unexpected(&other)),
-            }
+        let request = Request::Merge { key: key.clone(), record: Arc::clone(record) };
+        self.ask(request, |r| match r {
+            Response::Ack => Ok(()),
+            other => Err(other),
         })
     }
 
     fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
-        let (peer, key) = (Arc::clone(&self.peer), key.clone());
-        deferred(async move {
-            match call(&peer, Request::Get { key }).await? {
-                Response::MaybeRecord(r) => Ok(r),
-                Response::Error(e) => Err(e.into()),
-                other => Err(unexpected(&other)),
-            }
+        self.ask(Request::Get { key: key.clone() }, |r| match r {
+            Response::MaybeRecord(r) => Ok(r),
+            other => Err(other),
+        })
+    }
+
+    fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
+        self.ask(Request::Digests { range, bits }, |r| match r {
+            Response::Digests(d) => Ok(d),
+            other => Err(other),
+        })
+    }
+
+    fn key_digests(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, u64)>> {
+        self.ask(Request::KeyDigests { range }, |r| match r {
+            Response::KeyDigests(d) => Ok(d),
+            other => Err(other),
+        })
+    }
+
+    fn get_many(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<Option<Arc<Record>>>> {
+        self.ask(Request::GetMany { keys }, |r| match r {
+            Response::Records(r) => Ok(r),
+            other => Err(other),
+        })
+    }
+
+    fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
+        self.ask(Request::MergeMany { entries }, |r| match r {
+            Response::Ack => Ok(()),
+            other => Err(other),
         })
     }
 }

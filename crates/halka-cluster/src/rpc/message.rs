@@ -3,7 +3,7 @@
 
 use crate::ReplicaError;
 use bytes::Bytes;
-use halka_store::{Record, Write};
+use halka_store::{HashRange, Record, Write};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -33,6 +33,21 @@ pub enum Request {
     Ping,
     /// Asks for the peer's placement fingerprint (see `RpcServerConfig::placement`).
     Hello,
+    /// Digests over a hash range, one per `2^-bits` slice (anti-entropy).
+    Digests {
+        range: HashRange,
+        bits: u32,
+    },
+    /// Each key in a hash range with its entry digest (anti-entropy).
+    KeyDigests {
+        range: HashRange,
+    },
+    GetMany {
+        keys: Vec<Bytes>,
+    },
+    MergeMany {
+        entries: Vec<(Bytes, Arc<Record>)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +58,9 @@ pub enum Response {
     Pong,
     Error(WireError),
     Hello { placement: u64 },
+    Digests(Vec<u64>),
+    KeyDigests(Vec<(Bytes, u64)>),
+    Records(Vec<Option<Arc<Record>>>),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

@@ -279,5 +279,17 @@ fn handle(
         Request::Get { key } => replica.get(&key).map(|r| answer(r, Response::MaybeRecord)).boxed(),
         Request::Ping => futures::future::ready(Response::Pong).boxed(),
         Request::Hello => futures::future::ready(Response::Hello { placement }).boxed(),
+        Request::Digests { range, bits } => {
+            replica.digests(range, bits).map(|r| answer(r, Response::Digests)).boxed()
+        }
+        Request::KeyDigests { range } => {
+            replica.key_digests(range).map(|r| answer(r, Response::KeyDigests)).boxed()
+        }
+        Request::GetMany { keys } => {
+            replica.get_many(keys).map(|r| answer(r, Response::Records)).boxed()
+        }
+        Request::MergeMany { entries } => {
+            replica.merge_many(entries).map(|r| answer(r, |()| Response::Ack)).boxed()
+        }
     }
 }

@@ -109,6 +109,12 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         false
     }
 
+    /// The digest tree kept over this engine's records, if it keeps one (see
+    /// [`DigestedEngine`](crate::DigestedEngine)).
+    fn digests(&self) -> Option<&Arc<crate::DigestTree>> {
+        None
+    }
+
     /// Applies a client write as the coordinating replica `node` and returns the resulting
     /// record and the new version's dot.
     ///

@@ -240,3 +240,14 @@ pub fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> (
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
+
+/// The live values node `i` itself holds for `key` (read at R=1 through node `i`, which
+/// asks itself first, so no read repair touches them); `None` if it does not own the key.
+pub fn own_values(c: &TestCluster, i: usize, key: &str) -> Option<Vec<String>> {
+    let (_, body) = http("GET", &c.http_url(i, &format!("/v1/kv/{key}?r=1")), b"", &[]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = format!("node-{}", i + 1);
+    let own = v["replicas"].as_array().unwrap().iter().find(|r| r["node"] == id.as_str())?;
+    let versions = own["versions"].as_array().unwrap();
+    Some(versions.iter().filter_map(|v| v["value"].as_str().map(str::to_string)).collect())
+}

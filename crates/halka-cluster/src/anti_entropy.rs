@@ -1,0 +1,469 @@
+//! Anti-entropy: replicas compare digest trees and exchange the records on which they
+//! differ, so every replica converges whatever it missed — writes during a crash, hints
+//! dropped at their bound, a lost disk (Dynamo §4.7).
+//!
+//! The hash space is walked a *stretch* at a time (`2^-STRETCH_BITS` of it, 64 blocks).
+//! For each other replica that co-owns a block in the stretch, one exchange:
+//! 1. both sides' block digests for the stretch (one call each);
+//! 2. for each co-owned block whose digests differ, its leaf digests;
+//! 3. for each run of differing leaves, the keys with their entry digests;
+//! 4. each key whose digest differs, or that one side lacks, is repaired: the peer's
+//!    record is merged here and the merged record sent to the peer.
+//!
+//! Records are joins, so a repair can never lose a newer write, whichever side is
+//! behind, and a write racing an exchange at worst causes one needless repair. Repairs
+//! are paced to `max_keys_per_second`. Keys whose owners do not include both sides (a
+//! block that straddles an ownership boundary under a ring placement) are never sent.
+
+use crate::telemetry;
+use crate::{Coordinator, Replica, ReplicaError, View};
+use bytes::Bytes;
+use halka_ring::NodeIdx;
+use halka_store::digests::{BLOCK_BITS, LEAF_BITS};
+use halka_store::layout::key_hash;
+use halka_store::{HashRange, NodeId, Record};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// log2 of the number of stretches the hash space is walked in.
+pub const STRETCH_BITS: u32 = 6;
+
+/// Longest run of differing leaves listed in one call: bounds the answer to a few
+/// thousand keys even in a store of a hundred million.
+const MAX_LEAVES_PER_LISTING: usize = 16;
+
+/// Keys asked for or sent in one batch call.
+const KEYS_PER_BATCH: usize = 256;
+
+/// How anti-entropy runs.
+#[derive(Debug, Clone)]
+pub struct AntiEntropyConfig {
+    /// Pause between exchanges. With 64 stretches and two co-owners each (three nodes),
+    /// 100 ms compares the whole node with both others every 13 s.
+    pub interval: Duration,
+    /// Records repaired per second at most (sent and taken together).
+    pub max_keys_per_second: u32,
+    /// Deadline for one call to the other replica.
+    pub timeout: Duration,
+}
+
+impl Default for AntiEntropyConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_millis(100),
+            max_keys_per_second: 20_000,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What one exchange found and did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Exchange {
+    /// Blocks both sides own, compared.
+    pub blocks: usize,
+    /// Keys whose records differed (or that one side lacked).
+    pub divergent: u64,
+    /// Records taken from the peer plus records sent to it.
+    pub repaired: u64,
+}
+
+/// What anti-entropy has done since the node started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AntiEntropyStats {
+    pub exchanges: u64,
+    pub failed_exchanges: u64,
+    pub keys_divergent: u64,
+    pub keys_repaired: u64,
+    /// Full walks of the hash space completed.
+    pub passes: u64,
+    /// Seconds since the stretch compared longest ago was last compared with all of its
+    /// co-owners (since start, for one never compared).
+    pub oldest_uncompared_secs: u64,
+}
+
+/// This node's side of anti-entropy.
+#[derive(Debug)]
+pub struct AntiEntropy {
+    local: NodeId,
+    config: AntiEntropyConfig,
+    exchanges: AtomicU64,
+    failed: AtomicU64,
+    divergent: AtomicU64,
+    repaired: AtomicU64,
+    passes: AtomicU64,
+    started: Instant,
+    /// When each stretch was last compared with every co-owner.
+    compared: parking_lot::Mutex<Vec<Option<Instant>>>,
+    pacer: Pacer,
+}
+
+impl AntiEntropy {
+    /// Anti-entropy for the replica of `local` in the coordinator's view.
+    #[must_use]
+    pub fn new(local: NodeId, config: AntiEntropyConfig) -> Arc<Self> {
+        let pacer = Pacer::new(config.max_keys_per_second);
+        Arc::new(Self {
+            local,
+            config,
+            exchanges: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            divergent: AtomicU64::new(0),
+            repaired: AtomicU64::new(0),
+            passes: AtomicU64::new(0),
+            started: Instant::now(),
+            compared: parking_lot::Mutex::new(vec![None; 1 << STRETCH_BITS]),
+            pacer,
+        })
+    }
+
+    #[must_use]
+    pub fn stats(&self) -> AntiEntropyStats {
+        let oldest = self.compared.lock().iter().map(|c| c.unwrap_or(self.started)).min();
+        AntiEntropyStats {
+            exchanges: self.exchanges.load(Ordering::Relaxed),
+            failed_exchanges: self.failed.load(Ordering::Relaxed),
+            keys_divergent: self.divergent.load(Ordering::Relaxed),
+            keys_repaired: self.repaired.load(Ordering::Relaxed),
+            passes: self.passes.load(Ordering::Relaxed),
+            oldest_uncompared_secs: oldest.map_or(0, |t| t.elapsed().as_secs()),
+        }
+    }
+
+    /// Walks the hash space stretch by stretch until `shutdown`, one exchange every
+    /// `interval` (sooner behind an exchange that repaired: the pacer sets the pace then).
+    pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
+        let mut stretch = 0_u64;
+        loop {
+            let view = coordinator.view();
+            let range = HashRange::partition(stretch, STRETCH_BITS);
+            let mut complete = true;
+            let peers = self.co_owners(&view, range);
+            if peers.is_empty() {
+                // Nothing to compare here (a cluster of one): idle as if exchanging.
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(self.config.interval) => {}
+                }
+            }
+            for peer in peers {
+                let exchange = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    e = self.exchange(&view, range, view.replica(peer)) => e,
+                };
+                if exchange.is_err() {
+                    complete = false;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(self.config.interval) => {}
+                }
+            }
+            if complete {
+                self.compared.lock()[stretch as usize] = Some(Instant::now());
+            }
+            metrics::gauge!(telemetry::AAE_OLDEST).set(self.stats().oldest_uncompared_secs as f64);
+            stretch = (stretch + 1) % (1 << STRETCH_BITS);
+            if stretch == 0 {
+                self.passes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Other members that own some block of `range` together with this node.
+    fn co_owners(&self, view: &View, range: HashRange) -> Vec<NodeIdx> {
+        let mut peers = Vec::new();
+        let Some(me) = self.local_index(view) else { return peers };
+        for block in blocks(range) {
+            let owners = view.owners(block.first);
+            if owners.contains(&me) {
+                for &o in owners.iter() {
+                    if o != me && !peers.contains(&o) {
+                        peers.push(o);
+                    }
+                }
+            }
+        }
+        peers.sort_unstable();
+        peers
+    }
+
+    fn local_index(&self, view: &View) -> Option<NodeIdx> {
+        index_of(view, &self.local)
+    }
+
+    /// Compares `range` (a stretch or a block) with `peer` and repairs every key on which
+    /// the two differ, in both directions.
+    ///
+    /// # Errors
+    /// A call to either side failed or timed out; repairs made before it stand.
+    pub async fn exchange(
+        &self,
+        view: &View,
+        range: HashRange,
+        peer: &Arc<dyn Replica>,
+    ) -> Result<Exchange, ReplicaError> {
+        let result = self.compare(view, range, peer).await;
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        metrics::counter!(telemetry::AAE_EXCHANGES, "result" => outcome).increment(1);
+        match &result {
+            Ok(done) => {
+                self.exchanges.fetch_add(1, Ordering::Relaxed);
+                if done.divergent > 0 {
+                    tracing::debug!(peer = %peer.id(), ?range, ?done, "anti-entropy repaired");
+                }
+            }
+            Err(e) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer = %peer.id(), error = %e, "anti-entropy exchange failed");
+            }
+        }
+        result
+    }
+
+    async fn compare(
+        &self,
+        view: &View,
+        range: HashRange,
+        peer: &Arc<dyn Replica>,
+    ) -> Result<Exchange, ReplicaError> {
+        let Some(me) = self.local_index(view) else { return Ok(Exchange::default()) };
+        let local = Arc::clone(view.replica(me));
+        let Some(peer_idx) = index_of(view, peer.id()) else { return Ok(Exchange::default()) };
+        let pair = Pair { view, me, peer_idx, local: &local, peer };
+        let shared: Vec<(usize, HashRange)> =
+            blocks(range).enumerate().filter(|(_, block)| pair.both_own(block.first)).collect();
+        let mut done = Exchange { blocks: shared.len(), ..Exchange::default() };
+        if shared.is_empty() {
+            return Ok(done);
+        }
+        let (mine, theirs) = self.both(&pair, |r| r.digests(range, BLOCK_BITS)).await?;
+        for (i, block) in shared {
+            if mine.get(i) == theirs.get(i) {
+                continue;
+            }
+            let (mine, theirs) = self.both(&pair, |r| r.digests(block, LEAF_BITS)).await?;
+            for listing in differing_runs(block, &mine, &theirs) {
+                let (d, r) = self.repair_listing(&pair, listing).await?;
+                done.divergent += d;
+                done.repaired += r;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Lists the keys of `range` on both sides and repairs those that differ.
+    async fn repair_listing(
+        &self,
+        pair: &Pair<'_>,
+        range: HashRange,
+    ) -> Result<(u64, u64), ReplicaError> {
+        let (mine, theirs) = self.both(pair, |r| r.key_digests(range)).await?;
+        let mine: HashMap<Bytes, u64> = mine.into_iter().collect();
+        let mut take = Vec::new();
+        let mut send = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(theirs.len());
+        let mut divergent = 0_u64;
+        for (key, digest) in theirs {
+            let differs = mine.get(&key) != Some(&digest);
+            if differs && pair.both_own(key_hash(&key)) {
+                divergent += 1;
+                // Theirs is merged here; the join goes back if this side had a record too.
+                if mine.contains_key(&key) {
+                    send.push(key.clone());
+                }
+                take.push(key.clone());
+            }
+            seen.insert(key);
+        }
+        for key in mine.into_keys() {
+            if !seen.contains(&key) && pair.both_own(key_hash(&key)) {
+                divergent += 1;
+                send.push(key);
+            }
+        }
+        if divergent == 0 {
+            return Ok((0, 0));
+        }
+        self.divergent.fetch_add(divergent, Ordering::Relaxed);
+        metrics::counter!(telemetry::AAE_DIVERGENT).increment(divergent);
+        self.pacer.take(divergent).await;
+        let taken = self.copy(pair.peer, pair.local, take, &HashMap::new()).await?;
+        let mut repaired = taken.len() as u64;
+        // Where theirs already covered ours, the join is theirs: nothing to send back.
+        repaired += self.copy(pair.local, pair.peer, send, &taken).await?.len() as u64;
+        self.repaired.fetch_add(repaired, Ordering::Relaxed);
+        metrics::counter!(telemetry::AAE_REPAIRED).increment(repaired);
+        Ok((divergent, repaired))
+    }
+
+    /// Reads `keys` from `from` and merges them into `to`, a batch at a time, except
+    /// records `to` is known to hold already (`held`). Returns what was merged.
+    async fn copy(
+        &self,
+        from: &Arc<dyn Replica>,
+        to: &Arc<dyn Replica>,
+        mut keys: Vec<Bytes>,
+        held: &HashMap<Bytes, Arc<Record>>,
+    ) -> Result<HashMap<Bytes, Arc<Record>>, ReplicaError> {
+        let mut copied = HashMap::new();
+        while !keys.is_empty() {
+            let ask: Vec<Bytes> = keys.iter().take(KEYS_PER_BATCH).cloned().collect();
+            let records = self.call(from.get_many(ask.clone())).await?;
+            if records.is_empty() {
+                return Err(ReplicaError::Unavailable("answered a batch read with nothing".into()));
+            }
+            keys.drain(..records.len().min(ask.len()));
+            let entries: Vec<(Bytes, Arc<Record>)> = ask
+                .into_iter()
+                .zip(records)
+                .filter_map(|(k, r)| r.map(|r| (k, r)))
+                .filter(|(k, r)| !held.get(k).is_some_and(|h| h.same_as(r)))
+                .collect();
+            if entries.is_empty() {
+                continue;
+            }
+            self.call(to.merge_many(entries.clone())).await?;
+            copied.extend(entries);
+        }
+        Ok(copied)
+    }
+
+    /// The same question to both sides, at once.
+    async fn both<T, F>(
+        &self,
+        pair: &Pair<'_>,
+        ask: impl Fn(&Arc<dyn Replica>) -> F,
+    ) -> Result<(T, T), ReplicaError>
+    where
+        F: Future<Output = Result<T, ReplicaError>>,
+    {
+        let (mine, theirs) = tokio::join!(self.call(ask(pair.local)), self.call(ask(pair.peer)));
+        Ok((mine?, theirs?))
+    }
+
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, ReplicaError>>,
+    ) -> Result<T, ReplicaError> {
+        let timeout = self.config.timeout;
+        tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or(Err(ReplicaError::Timeout(timeout.as_millis() as u64)))
+    }
+}
+
+/// The index of member `id` in `view`.
+fn index_of(view: &View, id: &NodeId) -> Option<NodeIdx> {
+    let i = view.replicas().iter().position(|r| r.id() == id)?;
+    NodeIdx::try_from(i).ok()
+}
+
+/// This node and one peer, within one view.
+struct Pair<'a> {
+    view: &'a View,
+    me: NodeIdx,
+    peer_idx: NodeIdx,
+    local: &'a Arc<dyn Replica>,
+    peer: &'a Arc<dyn Replica>,
+}
+
+impl Pair<'_> {
+    fn both_own(&self, hash: u64) -> bool {
+        let owners = self.view.owners(hash);
+        owners.contains(&self.me) && owners.contains(&self.peer_idx)
+    }
+}
+
+/// The blocks of `range`, which must be a whole number of blocks.
+fn blocks(range: HashRange) -> impl Iterator<Item = HashRange> {
+    let first = range.first >> (64 - BLOCK_BITS);
+    let last = range.last >> (64 - BLOCK_BITS);
+    (first..=last).map(|b| HashRange::partition(b, BLOCK_BITS))
+}
+
+/// The runs of consecutive leaves of `block` whose digests differ, each at most
+/// `MAX_LEAVES_PER_LISTING` long, as hash ranges.
+fn differing_runs(block: HashRange, mine: &[u64], theirs: &[u64]) -> Vec<HashRange> {
+    let first_leaf = block.first >> (64 - LEAF_BITS);
+    let leaf = |i: usize| HashRange::partition(first_leaf + i as u64, LEAF_BITS);
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in 0..mine.len().max(theirs.len()) {
+        if mine.get(i) == theirs.get(i) {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((start, end)) if *end + 1 == i && i - *start < MAX_LEAVES_PER_LISTING => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    runs.into_iter().map(|(s, e)| HashRange { first: leaf(s).first, last: leaf(e).last }).collect()
+}
+
+/// Spaces out repairs to a rate: each batch waits until the previous ones' share of time
+/// has passed.
+#[derive(Debug)]
+struct Pacer {
+    per_key: Duration,
+    next: parking_lot::Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(per_second: u32) -> Self {
+        Self {
+            per_key: Duration::from_secs(1) / per_second.max(1),
+            next: parking_lot::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn take(&self, keys: u64) {
+        let at = {
+            let mut next = self.next.lock();
+            let now = Instant::now();
+            // Unused time does not pile up into a burst beyond a tenth of a second.
+            let floor = now.checked_sub(Duration::from_millis(100)).unwrap_or(now);
+            let start = (*next).max(floor);
+            *next = start + self.per_key * u32::try_from(keys).unwrap_or(u32::MAX);
+            start
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_differing_leaves_are_merged_up_to_the_cap() {
+        let block = HashRange::partition(3, BLOCK_BITS);
+        let n = 1 << (LEAF_BITS - BLOCK_BITS);
+        let mine = vec![0_u64; n];
+        let mut theirs = mine.clone();
+        for i in [1, 2, 3, 10] {
+            theirs[i] = 7;
+        }
+        let runs = differing_runs(block, &mine, &theirs);
+        let leaf = |i: u64| HashRange::partition((3 << (LEAF_BITS - BLOCK_BITS)) + i, LEAF_BITS);
+        assert_eq!(runs, vec![HashRange { first: leaf(1).first, last: leaf(3).last }, leaf(10)]);
+        let all_differ = vec![1_u64; n];
+        let runs = differing_runs(block, &mine, &all_differ);
+        assert_eq!(runs.len(), n / MAX_LEAVES_PER_LISTING);
+        assert_eq!(runs[0].first, block.first);
+        assert_eq!(runs.last().map(|r| r.last), Some(block.last));
+    }
+
+    #[test]
+    fn a_stretch_is_a_whole_number_of_blocks() {
+        let stretch = HashRange::partition(5, STRETCH_BITS);
+        let b: Vec<HashRange> = blocks(stretch).collect();
+        assert_eq!(b.len(), 1 << (BLOCK_BITS - STRETCH_BITS));
+        assert_eq!(b[0].first, stretch.first);
+        assert_eq!(b.last().map(|r| r.last), Some(stretch.last));
+    }
+}
