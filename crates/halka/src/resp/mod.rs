@@ -40,12 +40,14 @@ async fn run_batch(
 ) -> After {
     let mut group: Vec<Vec<Bytes>> = Vec::new();
     for request in batch {
-        let joins = cmd::single_key(&request)
-            .is_some_and(|key| !group.iter().any(|g| cmd::single_key(g) == Some(key)));
+        // Inside MULTI every command goes to the queue, in order.
+        let single = cmd::single_key(&request).filter(|_| session.multi.is_none());
+        let joins =
+            single.is_some_and(|key| !group.iter().any(|g| cmd::single_key(g) == Some(key)));
         if !joins {
             flush_group(state, session, &mut group, output).await;
         }
-        if cmd::single_key(&request).is_some() {
+        if single.is_some() {
             group.push(request);
             continue;
         }
@@ -140,13 +142,7 @@ async fn connection(
         max_array_len: 1024 * 1024,
         max_inline_bytes: 64 * 1024,
     };
-    let mut session = Session {
-        id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
-        resp3: false,
-        name: None,
-        r: state.config.r,
-        w: state.config.w,
-    };
+    let mut session = Session::new(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed), state);
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     loop {

@@ -6,6 +6,8 @@
 mod halka;
 mod kv;
 mod server;
+pub mod table;
+mod transaction;
 
 use super::frame::Frame;
 use crate::node::NodeState;
@@ -21,6 +23,16 @@ pub struct Session {
     /// Read and write quorums for this connection (`HALKA.CONSISTENCY`).
     pub r: usize,
     pub w: usize,
+    /// Commands queued since `MULTI`, if one is open.
+    pub multi: Option<transaction::Queue>,
+}
+
+impl Session {
+    /// A new connection's session: RESP2, no name, the node's default quorums.
+    #[must_use]
+    pub fn new(id: u64, state: &NodeState) -> Self {
+        Self { id, resp3: false, name: None, r: state.config.r, w: state.config.w, multi: None }
+    }
 }
 
 /// What the connection does after replying.
@@ -126,12 +138,29 @@ pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<B
     }
 }
 
-/// Runs one command.
+/// Runs one command, or queues it while a `MULTI` is open.
 pub async fn execute(
     state: &NodeState,
     session: &mut Session,
     request: Vec<Bytes>,
 ) -> (Frame, After) {
+    let name = request.first().map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
+    match name.as_deref() {
+        Some("MULTI") => (transaction::multi(session, request.len()), After::Continue),
+        Some("EXEC") => (transaction::exec(state, session, request.len()).await, After::Continue),
+        Some("DISCARD") => (transaction::discard(session, request.len()), After::Continue),
+        Some("WATCH") => (transaction::watch(session), After::Continue),
+        Some("UNWATCH") if request.len() == 1 => (Frame::ok(), After::Continue),
+        Some(name) if name != "RESET" && name != "QUIT" && session.multi.is_some() => {
+            let queue = session.multi.as_mut().expect("checked above");
+            (queue.push(name, request), After::Continue)
+        }
+        _ => dispatch(state, session, request).await,
+    }
+}
+
+/// Runs one command that is not transaction control.
+async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>) -> (Frame, After) {
     let mut it = request.into_iter();
     let Some(name) = it.next() else {
         return (Frame::error("ERR empty command"), After::Continue);
@@ -168,16 +197,7 @@ pub async fn execute(
         "HALKA.GETALL" => halka::getall(state, session, &mut args).await,
         "HALKA.GET" => halka::get(state, &mut args).await,
         "HALKA.SET" => halka::set(state, &mut args).await,
-        _ => Err(Frame::error(format!(
-            "ERR unknown command '{}', with args beginning with: {}",
-            name.to_lowercase(),
-            args.rest()
-                .iter()
-                .take(3)
-                .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ))),
+        _ => Err(unknown_command(&name, &args.rest())),
     };
     let op = metric_op(&name);
     metrics::counter!("halka_requests_total", "protocol" => "resp", "op" => op).increment(1);
@@ -188,18 +208,19 @@ pub async fn execute(
     }
 }
 
-/// A bounded label set: unknown commands share one label.
 fn metric_op(name: &str) -> &'static str {
-    match name {
-        "GET" => "get",
-        "SET" => "set",
-        "DEL" | "UNLINK" => "del",
-        "EXISTS" => "exists",
-        "MGET" => "mget",
-        "MSET" => "mset",
-        "HALKA.GETALL" => "getall",
-        "HALKA.GET" => "get",
-        "HALKA.SET" => "set",
-        _ => "other",
-    }
+    table::metric_op(name)
+}
+
+/// Redis's reply to a command it does not know.
+fn unknown_command(name: &str, args: &[Bytes]) -> Frame {
+    Frame::error(format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        name.to_lowercase(),
+        args.iter()
+            .take(3)
+            .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
 }

@@ -147,41 +147,13 @@ pub fn command(args: &mut Args) -> Result<Frame, Frame> {
     let sub =
         if args.remaining() > 0 { args.next_string()?.to_ascii_uppercase() } else { String::new() };
     match sub.as_str() {
-        "COUNT" => Ok(Frame::Integer(COMMANDS.len() as i64)),
+        "COUNT" => Ok(Frame::Integer(super::table::COMMANDS.len() as i64)),
         "DOCS" | "INFO" | "" => Ok(Frame::Array(Vec::new())),
         _ => Err(Frame::error(format!(
             "ERR unknown subcommand '{sub}'. Try COMMAND COUNT, COMMAND DOCS"
         ))),
     }
 }
-
-const COMMANDS: [&str; 25] = [
-    "get",
-    "set",
-    "del",
-    "unlink",
-    "exists",
-    "mget",
-    "mset",
-    "ping",
-    "echo",
-    "hello",
-    "info",
-    "command",
-    "client",
-    "config",
-    "select",
-    "dbsize",
-    "quit",
-    "halka.consistency",
-    "halka.getall",
-    "halka.get",
-    "halka.set",
-    "type",
-    "ttl",
-    "pttl",
-    "reset",
-];
 
 /// `RESET`: the connection as it was when opened — RESP2, no name, the node's default
 /// quorums — so a pooled connection does not pass `HALKA.CONSISTENCY` on to its next user.
@@ -191,6 +163,7 @@ pub fn reset(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Fram
     s.name = None;
     s.r = state.config.r;
     s.w = state.config.w;
+    s.multi = None;
     Ok(Frame::Simple("RESET".into()))
 }
 
