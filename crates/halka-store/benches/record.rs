@@ -54,6 +54,40 @@ fn records(c: &mut Criterion) {
     });
     validation(c, &ra);
     layout(c, &keys);
+    digests(c, &keys);
+}
+
+/// What keeping anti-entropy digests adds to every write: the same overwrite through a
+/// memory engine with and without a digest tree over it.
+fn digests(c: &mut Criterion, keys: &[String]) {
+    let a = NodeId::new("node-1");
+    let w = write(&[b'x'; 100], true);
+    let plain: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
+    let digested =
+        halka_store::DigestedEngine::build(Arc::new(MemoryEngine::new(Limits::default())))
+            .expect("built");
+    for k in keys {
+        plain.apply_write(k.as_bytes(), &a, &w).expect("stored");
+        digested.apply_write(k.as_bytes(), &a, &w).expect("stored");
+    }
+    let record = plain.get(keys[0].as_bytes()).expect("read").expect("stored");
+    c.bench_function("digests/entry_digest", |bench| {
+        bench
+            .iter(|| black_box(halka_store::entry_digest(black_box(b"key-000000000001"), &record)));
+    });
+    let mut i = 0;
+    c.bench_function("digests/memory_apply_write_plain", |bench| {
+        bench.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(plain.apply_write(keys[i].as_bytes(), &a, &w).expect("stored"))
+        });
+    });
+    c.bench_function("digests/memory_apply_write_digested", |bench| {
+        bench.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(digested.apply_write(keys[i].as_bytes(), &a, &w).expect("stored"))
+        });
+    });
 }
 
 /// What validating causal metadata from outside adds to every merge.

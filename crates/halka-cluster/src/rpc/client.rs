@@ -2,12 +2,14 @@
 
 use super::handshake::{self, PeerAuth};
 use super::message::{Envelope, Request, Response, decode, encode};
+use super::remote::{MessageReplica, Transport, unexpected};
 use super::server::codec;
-use crate::replica::deferred;
-use crate::{Replica, ReplicaError, ReplicaFuture};
+use crate::ReplicaError;
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::StreamExt;
-use halka_store::{HashRange, NodeId, Record, Write};
+use futures::future::BoxFuture;
+use halka_store::NodeId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -82,18 +84,18 @@ struct Peer {
     stop: CancellationToken,
 }
 
-/// A replica on another node.
+/// The connection to one peer, shared by every handle to it.
 #[derive(Clone)]
-pub struct RemoteReplica {
+pub struct TcpPeer {
     peer: Arc<Peer>,
 }
 
-impl std::fmt::Debug for RemoteReplica {
+/// A replica on another node, reached over TCP.
+pub type RemoteReplica = MessageReplica<TcpPeer>;
+
+impl std::fmt::Debug for TcpPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteReplica")
-            .field("id", &self.peer.id)
-            .field("addr", &self.peer.addr)
-            .finish()
+        f.debug_struct("TcpPeer").field("id", &self.peer.id).field("addr", &self.peer.addr).finish()
     }
 }
 
@@ -109,14 +111,14 @@ impl Drop for PendingGuard {
     }
 }
 
-impl RemoteReplica {
+impl MessageReplica<TcpPeer> {
     /// A replica for node `id` at `addr` (`host:port`). Connects on first use.
     #[must_use]
     pub fn new(id: NodeId, addr: String, config: RpcClientConfig) -> Self {
         let stop = CancellationToken::new();
         let backoff =
             Backoff { retry_at: None, delay: config.backoff_min, last_error: String::new() };
-        Self {
+        MessageReplica::with_transport(TcpPeer {
             peer: Arc::new(Peer {
                 id,
                 addr,
@@ -129,7 +131,7 @@ impl RemoteReplica {
                 _stop: stop.clone().drop_guard(),
                 stop,
             }),
-        }
+        })
     }
 
     /// Round trip to the peer, for liveness checks.
@@ -137,7 +139,7 @@ impl RemoteReplica {
     /// # Errors
     /// The peer is unreachable.
     pub async fn ping(&self) -> Result<(), ReplicaError> {
-        match call(&self.peer, Request::Ping).await? {
+        match call(&self.transport().peer, Request::Ping).await? {
             Response::Pong => Ok(()),
             other => Err(unexpected(&other)),
         }
@@ -148,7 +150,7 @@ impl RemoteReplica {
     /// # Errors
     /// The peer is unreachable.
     pub async fn hello(&self) -> Result<u64, ReplicaError> {
-        match call(&self.peer, Request::Hello).await? {
+        match call(&self.transport().peer, Request::Hello).await? {
             Response::Hello { placement } => Ok(placement),
             other => Err(unexpected(&other)),
         }
@@ -157,12 +159,12 @@ impl RemoteReplica {
     /// Whether a connection is open now.
     #[must_use]
     pub fn is_connected(&self) -> bool {
-        self.peer.conn.lock().as_ref().is_some_and(|c| c.alive.load(Ordering::Acquire))
+        self.transport().peer.conn.lock().as_ref().is_some_and(|c| c.alive.load(Ordering::Acquire))
     }
 
     #[must_use]
     pub fn addr(&self) -> &str {
-        &self.peer.addr
+        &self.transport().peer.addr
     }
 }
 
@@ -352,80 +354,13 @@ async fn call(peer: &Arc<Peer>, request: Request) -> Result<Response, ReplicaErr
     rx.await.map_err(|_| ReplicaError::Unavailable(format!("{}: connection closed", peer.addr)))
 }
 
-fn unexpected(response: &Response) -> ReplicaError {
-    ReplicaError::Unavailable(format!("unexpected response {response:?}"))
-}
-
-impl RemoteReplica {
-    /// Sends `request`; `pick` takes the answer it expects out of the response.
-    fn ask<T: Send + 'static>(
-        &self,
-        request: Request,
-        pick: fn(Response) -> Result<T, Response>,
-    ) -> ReplicaFuture<T> {
-        let peer = Arc::clone(&self.peer);
-        deferred(async move {
-            match call(&peer, request).await? {
-                Response::Error(e) => Err(e.into()),
-                response => pick(response).map_err(|other| unexpected(&other)),
-            }
-        })
-    }
-}
-
-impl Replica for RemoteReplica {
+impl Transport for TcpPeer {
     fn id(&self) -> &NodeId {
         &self.peer.id
     }
 
-    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
-        let request = Request::CoordinateWrite { key: key.clone(), write: write.clone() };
-        self.ask(request, |r| match r {
-            Response::Record(r) => Ok(r),
-            other => Err(other),
-        })
-    }
-
-    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
-        let request = Request::Merge { key: key.clone(), record: Arc::clone(record) };
-        self.ask(request, |r| match r {
-            Response::Ack => Ok(()),
-            other => Err(other),
-        })
-    }
-
-    fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
-        self.ask(Request::Get { key: key.clone() }, |r| match r {
-            Response::MaybeRecord(r) => Ok(r),
-            other => Err(other),
-        })
-    }
-
-    fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
-        self.ask(Request::Digests { range, bits }, |r| match r {
-            Response::Digests(d) => Ok(d),
-            other => Err(other),
-        })
-    }
-
-    fn key_digests(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, u64)>> {
-        self.ask(Request::KeyDigests { range }, |r| match r {
-            Response::KeyDigests(d) => Ok(d),
-            other => Err(other),
-        })
-    }
-
-    fn get_many(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<Option<Arc<Record>>>> {
-        self.ask(Request::GetMany { keys }, |r| match r {
-            Response::Records(r) => Ok(r),
-            other => Err(other),
-        })
-    }
-
-    fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
-        self.ask(Request::MergeMany { entries }, |r| match r {
-            Response::Ack => Ok(()),
-            other => Err(other),
-        })
+    fn call(&self, request: Request) -> BoxFuture<'static, Result<Response, ReplicaError>> {
+        let peer = Arc::clone(&self.peer);
+        async move { call(&peer, request).await }.boxed()
     }
 }

@@ -17,12 +17,14 @@
 mod client;
 pub mod handshake;
 mod message;
+mod remote;
 mod server;
 
-pub use client::{RemoteReplica, RpcClientConfig};
+pub use client::{RemoteReplica, RpcClientConfig, TcpPeer};
 pub use handshake::{HandshakeError, PeerAuth};
 pub use message::{Envelope, FORMAT_V1, Request, Response, decode, encode};
-pub use server::{RpcServerConfig, serve};
+pub use remote::{MessageReplica, Transport};
+pub use server::{RpcServerConfig, handle, serve};
 
 /// Largest frame accepted by default: a record of a few maximum-size siblings.
 pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;

@@ -258,7 +258,8 @@ async fn send(tx: &mpsc::Sender<Bytes>, id: u64, body: Response) -> Result<(), (
     tx.send(frame).await.map_err(|_| ())
 }
 
-fn handle(
+/// Answers one request from `replica`: what a node does with each request a peer sends.
+pub fn handle(
     replica: &dyn Replica,
     placement: u64,
     request: Request,

@@ -1,0 +1,115 @@
+//! A replica reached through request and response messages, whatever carries them: TCP
+//! between nodes ([`super::TcpPeer`]), or a simulated network in `halka-sim`.
+
+use super::message::{Request, Response};
+use crate::replica::deferred;
+use crate::{Replica, ReplicaError, ReplicaFuture};
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use halka_store::{HashRange, NodeId, Record, Write};
+use std::fmt;
+use std::sync::Arc;
+
+/// Carries one request to a peer and brings back its response.
+pub trait Transport: Send + Sync + fmt::Debug + 'static {
+    /// The node at the other end.
+    fn id(&self) -> &NodeId;
+
+    /// Sends `request` and waits for its response. A response that never comes is for the
+    /// caller's deadline to handle.
+    fn call(&self, request: Request) -> BoxFuture<'static, Result<Response, ReplicaError>>;
+}
+
+/// A [`Replica`] whose every call is one request over a [`Transport`].
+#[derive(Debug, Clone)]
+pub struct MessageReplica<T> {
+    transport: T,
+}
+
+impl<T: Transport> MessageReplica<T> {
+    #[must_use]
+    pub fn with_transport(transport: T) -> Self {
+        Self { transport }
+    }
+
+    #[must_use]
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Sends `request`; `pick` takes the answer it expects out of the response.
+    fn ask<V: Send + 'static>(
+        &self,
+        request: Request,
+        pick: fn(Response) -> Result<V, Response>,
+    ) -> ReplicaFuture<V> {
+        let call = self.transport.call(request);
+        deferred(async move {
+            match call.await? {
+                Response::Error(e) => Err(e.into()),
+                response => pick(response).map_err(|other| unexpected(&other)),
+            }
+        })
+    }
+}
+
+pub(crate) fn unexpected(response: &Response) -> ReplicaError {
+    ReplicaError::Unavailable(format!("unexpected response {response:?}"))
+}
+
+impl<T: Transport> Replica for MessageReplica<T> {
+    fn id(&self) -> &NodeId {
+        self.transport.id()
+    }
+
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+        let request = Request::CoordinateWrite { key: key.clone(), write: write.clone() };
+        self.ask(request, |r| match r {
+            Response::Record(r) => Ok(r),
+            other => Err(other),
+        })
+    }
+
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        let request = Request::Merge { key: key.clone(), record: Arc::clone(record) };
+        self.ask(request, |r| match r {
+            Response::Ack => Ok(()),
+            other => Err(other),
+        })
+    }
+
+    fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
+        self.ask(Request::Get { key: key.clone() }, |r| match r {
+            Response::MaybeRecord(r) => Ok(r),
+            other => Err(other),
+        })
+    }
+
+    fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
+        self.ask(Request::Digests { range, bits }, |r| match r {
+            Response::Digests(d) => Ok(d),
+            other => Err(other),
+        })
+    }
+
+    fn key_digests(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, u64)>> {
+        self.ask(Request::KeyDigests { range }, |r| match r {
+            Response::KeyDigests(d) => Ok(d),
+            other => Err(other),
+        })
+    }
+
+    fn get_many(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<Option<Arc<Record>>>> {
+        self.ask(Request::GetMany { keys }, |r| match r {
+            Response::Records(r) => Ok(r),
+            other => Err(other),
+        })
+    }
+
+    fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
+        self.ask(Request::MergeMany { entries }, |r| match r {
+            Response::Ack => Ok(()),
+            other => Err(other),
+        })
+    }
+}
