@@ -38,6 +38,6 @@ pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};
 pub use handoff::{Handoff, HandoffConfig};
 pub use local::LocalReplica;
-pub use replica::{Replica, ReplicaError, ReplicaFuture};
+pub use replica::{Replica, ReplicaError, ReplicaFuture, answered, deferred};
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};
 pub use view::View;

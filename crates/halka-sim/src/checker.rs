@@ -1,0 +1,171 @@
+//! Judges a run's history against the final state, after every fault healed and the
+//! cluster had time to converge.
+//!
+//! Causality comes from the versions themselves: every version a coordinating replica
+//! created is recorded with the context its creator had seen, so "w was replaced by
+//! something that knew it" is a fact of the history, not a guess from timing.
+//!
+//! - **Lost write**: an acknowledged write whose version is neither in the key's final
+//!   record nor replaced — replaced means some recorded version whose creator had seen it
+//!   reached the final record (its dot is covered by the final context).
+//! - **Resurrection**: a live value in the final record that a recorded delete had seen.
+//! - **False sibling**: two versions side by side in the final record although one's
+//!   creator had seen the other (siblings must be truly concurrent).
+//! - **Reused dot**: two distinct versions with the same dot, which makes every rule
+//!   above unsound (a node that forgot its counters: Riak's KV679).
+//! - **Unconverged key**: after healing, the key's owners do not hold identical records;
+//!   and no hint may be left anywhere.
+
+use crate::history::{Event, History, Outcome, Version};
+use crate::world::World;
+use halka_store::{Dot, NodeId, Record};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What the checker found; empty lists mean the run passed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub ops: u64,
+    pub acked_writes: u64,
+    pub lost_writes: Vec<String>,
+    /// Acknowledged writes gone because every replica that acknowledged them lost its
+    /// disk afterwards: beyond what W promises, so not a failure.
+    pub lost_with_disks: u64,
+    pub resurrections: Vec<String>,
+    pub false_siblings: Vec<String>,
+    pub reused_dots: Vec<String>,
+    pub unconverged_keys: Vec<String>,
+    pub hints_left: u64,
+}
+
+impl Verdict {
+    #[must_use]
+    pub fn passed(&self) -> bool {
+        self.lost_writes.is_empty()
+            && self.resurrections.is_empty()
+            && self.false_siblings.is_empty()
+            && self.reused_dots.is_empty()
+            && self.unconverged_keys.is_empty()
+            && self.hints_left == 0
+    }
+}
+
+fn dot(d: &(String, u64)) -> Dot {
+    Dot { node: NodeId::new(&d.0), counter: d.1 }
+}
+
+/// Checks `history` against what the nodes of `world` hold for keys `0..keys`.
+#[must_use]
+pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
+    let mut verdict = Verdict::default();
+    let mut erasures: Vec<(&str, u64)> = Vec::new();
+    let mut versions: BTreeMap<&str, Vec<&Version>> = BTreeMap::new();
+    // Dots number the versions of one key: unique per (key, dot).
+    let mut by_dot: BTreeMap<(&str, &(String, u64)), &Version> = BTreeMap::new();
+    for event in history {
+        match event {
+            Event::Version(v) => {
+                versions.entry(v.key.as_str()).or_default().push(v);
+                if let Some(earlier) = by_dot.insert((v.key.as_str(), &v.dot), v) {
+                    verdict.reused_dots.push(format!(
+                        "{}: {}#{} made {:?} and {:?}",
+                        v.key, v.dot.0, v.dot.1, earlier.value, v.value
+                    ));
+                }
+            }
+            Event::Op(op) => {
+                verdict.ops += 1;
+                if op.outcome == Outcome::Acked && matches!(op.write, Some(Some(_))) {
+                    verdict.acked_writes += 1;
+                }
+            }
+            Event::Fault { erased: Some(node), at_us, .. } => {
+                erasures.push((node.as_str(), *at_us));
+            }
+            Event::Fault { .. } => {}
+        }
+    }
+    let finals: BTreeMap<String, Arc<Record>> = (0..keys)
+        .map(|k| {
+            let key = crate::workload::key(k);
+            (key.clone(), final_record(world, &key, &mut verdict))
+        })
+        .collect();
+    let none = Vec::new();
+    for event in history {
+        let Event::Op(op) = event else { continue };
+        let (Outcome::Acked, Some(Some(value))) = (&op.outcome, &op.write) else { continue };
+        let Some(record) = finals.get(&op.key) else { continue };
+        let mine = versions.get(op.key.as_str()).unwrap_or(&none);
+        // A coordinator that lost its first choice retries on the next owner: the same
+        // write can create more than one version.
+        let created: Vec<&&Version> =
+            mine.iter().filter(|v| v.value.as_ref() == Some(value)).collect();
+        if created.is_empty() {
+            verdict.lost_writes.push(format!("{}={value}: acknowledged, never created", op.key));
+            continue;
+        }
+        let survives = created.iter().any(|c| {
+            let kept = record.versions().iter().any(|v| v.dot == dot(&c.dot));
+            let replaced =
+                mine.iter().any(|u| u.saw(&c.dot) && record.context().covers(&dot(&u.dot)));
+            kept || replaced
+        });
+        if survives {
+            continue;
+        }
+        let erased_everywhere =
+            op.acked_by.iter().all(|n| erasures.iter().any(|(e, at)| e == n && *at >= op.start_us));
+        if erased_everywhere {
+            verdict.lost_with_disks += 1;
+        } else {
+            verdict.lost_writes.push(format!(
+                "{}={value} ({}#{}) acknowledged by {:?} with W={}, gone without a successor",
+                op.key, created[0].dot.0, created[0].dot.1, op.acked_by, op.quorum
+            ));
+        }
+    }
+    for (key, record) in &finals {
+        let mine = versions.get(key.as_str()).unwrap_or(&none);
+        let present: Vec<(String, u64)> =
+            record.versions().iter().map(|v| (v.dot.node.to_string(), v.dot.counter)).collect();
+        for (x, version) in present.iter().zip(record.versions()) {
+            if version.value.is_some()
+                && mine
+                    .iter()
+                    .any(|u| u.value.is_none() && u.saw(x) && record.context().covers(&dot(&u.dot)))
+            {
+                verdict
+                    .resurrections
+                    .push(format!("{key}: {}#{} came back after a delete", x.0, x.1));
+            }
+            for y in &present {
+                if by_dot.get(&(key.as_str(), y)).is_some_and(|v| v.saw(x)) {
+                    verdict.false_siblings.push(format!(
+                        "{key}: {}#{} beside {}#{}, which had seen it",
+                        x.0, x.1, y.0, y.1
+                    ));
+                }
+            }
+        }
+    }
+    verdict.hints_left = (0..world.nodes()).map(|i| world.hints_pending(i)).sum();
+    verdict
+}
+
+/// The merge of what `key`'s owners hold, noting the key if they differ.
+fn final_record(world: &World, key: &str, verdict: &mut Verdict) -> Arc<Record> {
+    let held: Vec<Option<Arc<Record>>> =
+        world.owners(key.as_bytes()).into_iter().map(|i| world.stored(i, key.as_bytes())).collect();
+    let same = held.windows(2).all(|w| match (&w[0], &w[1]) {
+        (Some(a), Some(b)) => a.same_as(b),
+        (None, None) => true,
+        _ => false,
+    });
+    if !same {
+        verdict.unconverged_keys.push(key.to_string());
+    }
+    let merged = held.iter().flatten().fold(Record::default(), |acc, r| acc.merge(r));
+    Arc::new(merged)
+}

@@ -1,0 +1,85 @@
+//! What happened in a run, in order: client operations with their outcomes, the versions
+//! coordinating replicas created (with what each creator had seen), and the faults.
+//! Printed as JSON lines, the same seed gives the same bytes.
+
+use serde::Serialize;
+
+/// A client operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Op {
+    pub client: usize,
+    pub node: usize,
+    pub key: String,
+    /// `Some(value)` for a write, `None` for a delete; absent for a read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<Option<String>>,
+    /// W for writes, R for reads.
+    pub quorum: usize,
+    pub start_us: u64,
+    pub end_us: u64,
+    pub outcome: Outcome,
+    /// Replicas that acknowledged an acknowledged write.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acked_by: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A write or delete acknowledged by W replicas.
+    Acked,
+    /// A read: the live values it returned.
+    Read(Vec<String>),
+    /// Failed; a write may still have been applied somewhere.
+    Failed(String),
+    /// The node was down: nothing was applied.
+    Refused,
+}
+
+/// A version a coordinating replica created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Version {
+    pub key: String,
+    /// (actor, counter).
+    pub dot: (String, u64),
+    /// `None` for a tombstone.
+    pub value: Option<String>,
+    /// The creator's causal context, its own dot included.
+    pub seen: Vec<(String, u64)>,
+    pub at_us: u64,
+}
+
+impl Version {
+    /// Whether this version's creator had seen `dot` (other than its own).
+    #[must_use]
+    pub fn saw(&self, dot: &(String, u64)) -> bool {
+        *dot != self.dot && self.seen.iter().any(|(n, c)| *n == dot.0 && *c >= dot.1)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    Op(Op),
+    Version(Version),
+    Fault {
+        at_us: u64,
+        what: String,
+        /// The node whose disk this fault erased.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        erased: Option<String>,
+    },
+}
+
+pub type History = Vec<Event>;
+
+/// The history as JSON lines.
+#[must_use]
+pub fn to_json_lines(history: &History) -> String {
+    let mut out = String::new();
+    for event in history {
+        out.push_str(&serde_json::to_string(event).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,147 @@
+//! Clients and faults: concurrent clients read, write and delete a small key set through
+//! random nodes with random quorums while a nemesis crashes and restarts nodes (with or
+//! without their disks), cuts links one way or both, and heals them.
+
+use crate::history::{Event, Op, Outcome};
+use crate::world::{N, World};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub fn key(i: u64) -> String {
+    format!("k{i}")
+}
+
+/// One client operation through node `node`, recorded.
+pub async fn operate(world: &World, client: usize, serial: u64, node: usize, keys: u64) {
+    let k = key(world.draw(0..keys));
+    let roll = world.draw(0..100);
+    let quorum = world.draw(1..N as u64 + 1) as usize;
+    let write = match roll {
+        0..50 => Some(Some(format!("c{client}-{serial}"))),
+        50..65 => Some(None),
+        _ => None,
+    };
+    run_op(world, client, node, k, write, quorum).await;
+}
+
+/// Runs and records one operation: `write` is `Some(value or None for delete)`, or
+/// `None` for a read.
+pub async fn run_op(
+    world: &World,
+    client: usize,
+    node: usize,
+    key: String,
+    write: Option<Option<String>>,
+    quorum: usize,
+) {
+    let start_us = world.now_us();
+    let mut acked_by = Vec::new();
+    let outcome = match world.coordinator(node) {
+        None => Outcome::Refused,
+        Some(c) => {
+            let k = Bytes::from(key.clone());
+            match &write {
+                Some(value) => {
+                    match c.write(k, value.clone().map(Bytes::from), None, quorum).await {
+                        Ok(put) => {
+                            acked_by = put.acked.iter().map(ToString::to_string).collect();
+                            Outcome::Acked
+                        }
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    }
+                }
+                None => match c.get(k, quorum).await {
+                    Ok(read) => Outcome::Read(
+                        read.values().map(|v| String::from_utf8_lossy(v).into_owned()).collect(),
+                    ),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                },
+            }
+        }
+    };
+    world.record(Event::Op(Op {
+        client,
+        node,
+        key,
+        write,
+        quorum,
+        start_us,
+        end_us: world.now_us(),
+        outcome,
+        acked_by,
+    }));
+}
+
+/// A client: operations through random nodes, with short pauses, until `until`.
+pub async fn client(world: Arc<World>, client: usize, keys: u64, until: Instant) {
+    let mut serial = 0;
+    while Instant::now() < until {
+        serial += 1;
+        let node = world.draw(0..world.nodes() as u64) as usize;
+        operate(&world, client, serial, node, keys).await;
+        tokio::time::sleep(Duration::from_micros(world.draw(0..20_000))).await;
+    }
+}
+
+/// Faults until `until`: at most `N - 1` nodes down at once.
+pub async fn nemesis(world: Arc<World>, until: Instant) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(world.draw(100..400))).await;
+        if Instant::now() >= until {
+            return;
+        }
+        let nodes = world.nodes() as u64;
+        let down: Vec<usize> = (0..world.nodes()).filter(|&i| !world.is_up(i)).collect();
+        let mut erased = None;
+        let what = match world.draw(0..100) {
+            0..30 if down.len() < N - 1 => {
+                let i = world.draw(0..nodes) as usize;
+                if !world.is_up(i) {
+                    continue;
+                }
+                let lose = world.chance(0.3);
+                world.crash(i, lose);
+                erased = lose.then(|| world.node_id(i).to_string());
+                format!("crash n{} ({})", i + 1, if lose { "disk lost" } else { "disk kept" })
+            }
+            0..60 if !down.is_empty() => {
+                let i = down[world.draw(0..down.len() as u64) as usize];
+                world.start(i);
+                format!("restart n{}", i + 1)
+            }
+            60..80 => {
+                let (a, b) = (world.draw(0..nodes) as usize, world.draw(0..nodes) as usize);
+                if a == b {
+                    continue;
+                }
+                world.cut(a, b);
+                if world.chance(0.5) {
+                    world.cut(b, a);
+                    format!("partition n{} <-> n{}", a + 1, b + 1)
+                } else {
+                    format!("one-way cut n{} -> n{}", a + 1, b + 1)
+                }
+            }
+            80..100 => {
+                world.heal_links();
+                "heal links".to_string()
+            }
+            _ => continue,
+        };
+        world.record(Event::Fault { at_us: world.now_us(), what, erased });
+    }
+}
+
+/// One last write or delete per key, one after another, while the faults still stand:
+/// the operations the checker can hold to the strictest rules.
+pub async fn epilogue(world: &World, client: usize, keys: u64) {
+    for k in 0..keys {
+        let up: Vec<usize> = (0..world.nodes()).filter(|&i| world.is_up(i)).collect();
+        let node = up[world.draw(0..up.len() as u64) as usize];
+        let write = if world.chance(0.8) { Some(format!("last-{k}")) } else { None };
+        let quorum = world.draw(1..3) as usize;
+        run_op(world, client, node, key(k), Some(write), quorum).await;
+    }
+}

@@ -1,0 +1,465 @@
+//! The simulated cluster: nodes with disks that survive or not, a network that delays,
+//! loses and cuts messages (one way or both), and one random source for every choice.
+//!
+//! Nodes run the real coordinator, local replica, digest trees, hint store, handoff and
+//! anti-entropy. Between nodes, every call is encoded as the RPC message a node would
+//! send, carried by [`SimLink`] after a drawn delay, decoded and answered by the real
+//! request handler — only the socket is simulated.
+
+use crate::history::{Event, History, Version};
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
+use halka_cluster::{
+    AntiEntropy, AntiEntropyConfig, Coordinator, CoordinatorConfig, Handoff, HandoffConfig,
+    LocalReplica, ReadFanout, Replica, ReplicaError, ReplicaFuture, View,
+};
+use halka_ring::{Member, Strategy};
+use halka_store::{
+    DigestedEngine, Dot, Engine, HashRange, HintStore, MemoryEngine, MemoryHints, NodeId, Record,
+    Write,
+};
+use parking_lot::Mutex;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How the simulated machinery behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub nodes: usize,
+    pub handoff: bool,
+    pub anti_entropy: bool,
+    /// Test-only fault: a node keeps its actor across a crash, as halka did before
+    /// incarnations (Riak's KV679). The checker must catch it.
+    pub reuse_actor_after_crash: bool,
+}
+
+/// What a node keeps across a crash when its disk survives.
+#[derive(Debug)]
+struct Disk {
+    engine: Arc<MemoryEngine>,
+    hints: Arc<MemoryHints>,
+}
+
+impl Disk {
+    fn new() -> Self {
+        Self { engine: Arc::default(), hints: Arc::new(MemoryHints::new(64 << 20)) }
+    }
+}
+
+/// A node's process while it runs.
+struct Running {
+    coordinator: Arc<Coordinator>,
+    replica: Arc<dyn Replica>,
+    handoff: Option<Arc<Handoff>>,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+struct Node {
+    id: NodeId,
+    disk: Mutex<Disk>,
+    running: Mutex<Option<Running>>,
+    /// Bumped on every start: messages sent by an earlier incarnation are dropped.
+    incarnation: Mutex<u64>,
+    /// Starts so far, for actor ids.
+    starts: Mutex<u64>,
+}
+
+pub struct World {
+    pub settings: Settings,
+    rng: Mutex<SmallRng>,
+    nodes: Vec<Node>,
+    members: Vec<Member>,
+    /// Directed links that drop every message: (from, to).
+    cuts: Mutex<BTreeSet<(usize, usize)>>,
+    /// Chance that one message is lost.
+    loss: Mutex<f64>,
+    history: Mutex<History>,
+    started: Instant,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World").field("nodes", &self.nodes.len()).finish_non_exhaustive()
+    }
+}
+
+/// Replication factor of the simulated cluster.
+pub const N: usize = 3;
+
+impl World {
+    pub fn new(seed: u64, settings: Settings) -> Arc<Self> {
+        let members: Vec<Member> = (1..=settings.nodes)
+            .map(|i| Member { id: format!("n{i}"), zone: String::new(), weight: 1 })
+            .collect();
+        let nodes = members
+            .iter()
+            .map(|m| Node {
+                id: NodeId::new(&m.id),
+                disk: Mutex::new(Disk::new()),
+                running: Mutex::new(None),
+                incarnation: Mutex::new(0),
+                starts: Mutex::new(0),
+            })
+            .collect();
+        Arc::new(Self {
+            settings,
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            nodes,
+            members,
+            cuts: Mutex::default(),
+            loss: Mutex::new(0.01),
+            history: Mutex::default(),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn node_id(&self, i: usize) -> &NodeId {
+        &self.nodes[i].id
+    }
+
+    /// Simulated microseconds since the start.
+    pub fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    pub fn record(&self, event: Event) {
+        self.history.lock().push(event);
+    }
+
+    pub fn history(&self) -> History {
+        self.history.lock().clone()
+    }
+
+    /// A number in `range`, from the seed.
+    pub fn draw(&self, range: std::ops::Range<u64>) -> u64 {
+        self.rng.lock().random_range(range)
+    }
+
+    pub fn chance(&self, p: f64) -> bool {
+        self.rng.lock().random_bool(p.clamp(0.0, 1.0))
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].running.lock().is_some()
+    }
+
+    pub fn coordinator(&self, i: usize) -> Option<Arc<Coordinator>> {
+        self.nodes[i].running.lock().as_ref().map(|r| Arc::clone(&r.coordinator))
+    }
+
+    /// Starts node `i` on its disk: a fresh actor (unless the test-only switch says
+    /// otherwise), digests rebuilt from the store, hints and anti-entropy running.
+    pub fn start(self: &Arc<Self>, i: usize) {
+        let node = &self.nodes[i];
+        let incarnation = {
+            let mut inc = node.incarnation.lock();
+            *inc += 1;
+            *inc
+        };
+        let starts = {
+            let mut s = node.starts.lock();
+            *s += 1;
+            *s
+        };
+        let (engine, hints): (Arc<dyn Engine>, Arc<MemoryHints>) = {
+            let disk = node.disk.lock();
+            let engine: Arc<dyn Engine> = Arc::clone(&disk.engine) as Arc<dyn Engine>;
+            (engine, Arc::clone(&disk.hints))
+        };
+        let engine: Arc<dyn Engine> = if self.settings.anti_entropy {
+            Arc::new(DigestedEngine::build(engine).expect("a memory engine scans"))
+        } else {
+            engine
+        };
+        let generation = if self.settings.reuse_actor_after_crash { 1 } else { starts };
+        let actor = NodeId::new(&format!("{}#{generation}", node.id));
+        let local = LocalReplica::new(node.id.clone(), engine).with_actor(actor.clone());
+        let replica: Arc<dyn Replica> =
+            Arc::new(Recording { inner: local, actor, world: Arc::clone(self) });
+        let replicas: Vec<Arc<dyn Replica>> = (0..self.nodes.len())
+            .map(|j| -> Arc<dyn Replica> {
+                if j == i {
+                    Arc::clone(&replica)
+                } else {
+                    Arc::new(MessageReplica::with_transport(SimLink {
+                        from: i,
+                        to: j,
+                        incarnation,
+                        peer: self.nodes[j].id.clone(),
+                        world: Arc::clone(self),
+                    }))
+                }
+            })
+            .collect();
+        let placement = Strategy::default().build(&self.members, N).expect("a placement");
+        let view = View::new(1, Some(placement), replicas, N);
+        let timeout = Duration::from_millis(100);
+        let coordinator = Coordinator::new(
+            view,
+            CoordinatorConfig {
+                replication: N,
+                timeout,
+                max_background: 4096,
+                local_node: Some(node.id.clone()),
+                reads: ReadFanout::Quorum { hedge: Duration::from_millis(5) },
+                ..CoordinatorConfig::default()
+            },
+        )
+        .with_clock(crate::sim_clock_us);
+        let handoff = self.settings.handoff.then(|| {
+            Handoff::new(
+                hints as Arc<dyn HintStore>,
+                HandoffConfig {
+                    interval: Duration::from_millis(100),
+                    timeout,
+                    ..Default::default()
+                },
+            )
+        });
+        let coordinator = Arc::new(match &handoff {
+            Some(h) => coordinator.with_handoff(Arc::clone(h)),
+            None => coordinator,
+        });
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        if let Some(h) = &handoff {
+            tasks.push(tokio::spawn(Arc::clone(h).run(Arc::clone(&coordinator), stop.clone())));
+        }
+        if self.settings.anti_entropy {
+            let aae = AntiEntropy::new(
+                node.id.clone(),
+                AntiEntropyConfig {
+                    interval: Duration::from_millis(20),
+                    timeout: Duration::from_millis(500),
+                    ..AntiEntropyConfig::default()
+                },
+            );
+            tasks.push(tokio::spawn(aae.run(Arc::clone(&coordinator), stop.clone())));
+        }
+        *node.running.lock() = Some(Running { coordinator, replica, handoff, stop, tasks });
+    }
+
+    /// Kills node `i`: its tasks stop, its messages in flight are lost, and its disk is
+    /// kept or replaced by an empty one.
+    pub fn crash(&self, i: usize, lose_disk: bool) {
+        let node = &self.nodes[i];
+        if let Some(running) = node.running.lock().take() {
+            running.stop.cancel();
+            for task in running.tasks {
+                task.abort();
+            }
+        }
+        // Messages from the old incarnation die with it.
+        *node.incarnation.lock() += 1;
+        if lose_disk {
+            *node.disk.lock() = Disk::new();
+        }
+    }
+
+    pub fn cut(&self, from: usize, to: usize) {
+        self.cuts.lock().insert((from, to));
+    }
+
+    pub fn heal_links(&self) {
+        self.cuts.lock().clear();
+    }
+
+    pub fn set_loss(&self, p: f64) {
+        *self.loss.lock() = p;
+    }
+
+    /// The record node `i` stores for `key`, read from its disk.
+    pub fn stored(&self, i: usize, key: &[u8]) -> Option<Arc<Record>> {
+        self.nodes[i].disk.lock().engine.get(key).expect("a memory engine reads")
+    }
+
+    /// Hints node `i` keeps, over all owners.
+    pub fn hints_pending(&self, i: usize) -> u64 {
+        let running = self.nodes[i].running.lock();
+        running
+            .as_ref()
+            .and_then(|r| r.handoff.as_ref())
+            .map_or(0, |h| h.pending().values().map(|s| s.hints).sum())
+    }
+
+    /// The owners of `key`, by index.
+    pub fn owners(&self, key: &[u8]) -> Vec<usize> {
+        let placement = Strategy::default().build(&self.members, N).expect("a placement");
+        placement.preference_list(key, N).iter().map(|&i| usize::from(i)).collect()
+    }
+
+    /// Stops every node's background work (at the end of a run).
+    pub fn stop_all(&self) {
+        for node in &self.nodes {
+            if let Some(running) = node.running.lock().as_ref() {
+                running.stop.cancel();
+            }
+        }
+    }
+
+    /// One leg of a message from `from` (incarnation `incarnation`) to `to`: waits the
+    /// drawn delay; `None` when the message is lost (cut link, loss, or a sender that has
+    /// crashed since).
+    async fn leg(&self, from: usize, to: usize, incarnation: Option<u64>) -> Option<()> {
+        let delay = self.draw(200..3_000);
+        let lost = self.chance(*self.loss.lock());
+        tokio::time::sleep(Duration::from_micros(delay)).await;
+        let sender_alive =
+            incarnation.is_none_or(|inc| *self.nodes[from].incarnation.lock() == inc);
+        (!lost && sender_alive && !self.cuts.lock().contains(&(from, to))).then_some(())
+    }
+
+    fn live_replica(&self, i: usize) -> Option<(Arc<dyn Replica>, u64)> {
+        let running = self.nodes[i].running.lock();
+        let replica = Arc::clone(&running.as_ref()?.replica);
+        Some((replica, *self.nodes[i].incarnation.lock()))
+    }
+}
+
+/// The simulated network between two nodes, as one direction's sender sees it.
+#[derive(Debug)]
+struct SimLink {
+    from: usize,
+    to: usize,
+    /// The sender's incarnation: when it crashes, its messages stop.
+    incarnation: u64,
+    peer: NodeId,
+    world: Arc<World>,
+}
+
+impl Transport for SimLink {
+    fn id(&self) -> &NodeId {
+        &self.peer
+    }
+
+    fn call(&self, request: Request) -> BoxFuture<'static, Result<Response, ReplicaError>> {
+        let (world, from, to, incarnation) =
+            (Arc::clone(&self.world), self.from, self.to, self.incarnation);
+        async move {
+            let frame = rpc::encode(&Envelope { id: 0, body: request })
+                .map_err(|e| ReplicaError::Rejected(e.to_string()))?;
+            if world.leg(from, to, Some(incarnation)).await.is_none() {
+                return futures::future::pending().await;
+            }
+            let Some((replica, serving)) = world.live_replica(to) else {
+                // Nothing listens: refused at once, as a closed port is.
+                return Err(ReplicaError::Unavailable("connection refused".into()));
+            };
+            let request = rpc::decode::<Request>(&frame).map_err(ReplicaError::Rejected)?;
+            let response = rpc::handle(replica.as_ref(), 0, request.body).await;
+            let frame = rpc::encode(&Envelope { id: 0, body: response })
+                .map_err(|e| ReplicaError::Rejected(e.to_string()))?;
+            if world.leg(to, from, Some(serving)).await.is_none() {
+                return futures::future::pending().await;
+            }
+            if world.live_replica(from).is_none_or(|(_, inc)| inc != incarnation) {
+                return futures::future::pending().await;
+            }
+            Ok(rpc::decode::<Response>(&frame).map_err(ReplicaError::Rejected)?.body)
+        }
+        .boxed()
+    }
+}
+
+/// A node's local replica that records every version it creates, with what its creator
+/// had seen: the checker's ground truth for causality.
+#[derive(Debug)]
+struct Recording {
+    inner: LocalReplica,
+    actor: NodeId,
+    world: Arc<World>,
+}
+
+impl Recording {
+    fn note(&self, key: &Bytes, record: &Record) {
+        let dot = Dot { node: self.actor.clone(), counter: record.context().get(&self.actor) };
+        let value = record
+            .versions()
+            .iter()
+            .find(|v| v.dot == dot)
+            .map(|v| v.value.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()));
+        if let Some(value) = value {
+            self.world.record(Event::Version(Version {
+                key: String::from_utf8_lossy(key).into_owned(),
+                dot: (dot.node.to_string(), dot.counter),
+                value,
+                seen: record.context().iter().map(|(n, c)| (n.to_string(), c)).collect(),
+                at_us: self.world.now_us(),
+            }));
+        }
+    }
+}
+
+impl Replica for Recording {
+    fn id(&self) -> &NodeId {
+        self.inner.id()
+    }
+
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+        let applied = self.coordinate_write_deferred(key, write);
+        halka_cluster::deferred(async move {
+            let (record, durable) = applied.await?;
+            durable.await?;
+            Ok(record)
+        })
+    }
+
+    fn coordinate_write_deferred(
+        &self,
+        key: &Bytes,
+        write: &Write,
+    ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
+        // A local replica answers inline: the version exists once this returns.
+        let answer = self.inner.coordinate_write_deferred(key, write).now_or_never();
+        if let Some(Ok((record, _))) = &answer {
+            self.note(key, record);
+        }
+        match answer {
+            Some(result) => halka_cluster::answered(result),
+            None => halka_cluster::answered(Err(ReplicaError::Storage(
+                "a local replica did not answer inline".into(),
+            ))),
+        }
+    }
+
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        self.inner.merge(key, record)
+    }
+
+    fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
+        self.inner.get(key)
+    }
+
+    fn scan_range(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        self.inner.scan_range(range)
+    }
+
+    fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
+        self.inner.digests(range, bits)
+    }
+
+    fn key_digests(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, u64)>> {
+        self.inner.key_digests(range)
+    }
+
+    fn get_many(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<Option<Arc<Record>>>> {
+        self.inner.get_many(keys)
+    }
+
+    fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
+        self.inner.merge_many(entries)
+    }
+}
