@@ -14,6 +14,7 @@
 
 pub mod checker;
 pub mod history;
+pub mod scenario;
 mod workload;
 mod world;
 
@@ -96,9 +97,15 @@ pub fn run(seed: u64, options: &Options) -> Run {
     })
 }
 
+/// Starts the coordinators' clock at the current simulated instant.
+pub(crate) fn start_clock() -> Instant {
+    let now = Instant::now();
+    SIM_START.with(|s| s.set(Some(now)));
+    now
+}
+
 async fn simulate(seed: u64, options: &Options) -> Run {
-    let started = Instant::now();
-    SIM_START.with(|s| s.set(Some(started)));
+    let started = start_clock();
     let world = world::World::new(
         seed,
         world::Settings {

@@ -32,6 +32,9 @@ struct Args {
     history: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Run a named scenario (or `all`) instead of random seeds.
+    #[arg(long)]
+    scenario: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -79,6 +82,9 @@ fn main() {
         anti_entropy: !args.no_anti_entropy,
         reuse_actor_after_crash: false,
     };
+    if let Some(name) = &args.scenario {
+        std::process::exit(scenarios(name, &options));
+    }
     let wall = Instant::now();
     let mut summary = Summary::default();
     for seed in args.seeds.clone() {
@@ -177,4 +183,30 @@ fn describe(v: &halka_sim::Verdict) -> String {
         out.push(format!("{} hints left", v.hints_left));
     }
     out.join(", ")
+}
+
+/// Runs scenario `name` (or all of them); the exit code.
+fn scenarios(name: &str, options: &Options) -> i32 {
+    let names: Vec<&str> = if name == "all" {
+        halka_sim::scenario::SCENARIOS.to_vec()
+    } else if halka_sim::scenario::SCENARIOS.contains(&name) {
+        vec![name]
+    } else {
+        eprintln!(
+            "no scenario {name}; there are: all, {}",
+            halka_sim::scenario::SCENARIOS.join(", ")
+        );
+        return 2;
+    };
+    let mut failed = 0;
+    for name in names {
+        let result = halka_sim::scenario::run(name, options);
+        if result.passed() {
+            println!("{name}: passed ({} ops)", result.verdict.ops);
+        } else {
+            failed += 1;
+            println!("{name}: FAILED {} {}", describe(&result.verdict), result.problems.join("; "));
+        }
+    }
+    i32::from(failed > 0)
 }

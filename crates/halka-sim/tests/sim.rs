@@ -78,3 +78,25 @@ fn a_node_that_reuses_its_actor_after_a_crash_is_caught() {
         .count();
     assert!(caught > 0, "the checker missed actor amnesia in every seed");
 }
+
+#[test]
+fn every_named_scenario_passes() {
+    for name in halka_sim::scenario::SCENARIOS {
+        let result = halka_sim::scenario::run(name, &options());
+        assert!(result.passed(), "{name}: {:?} {:?}", result.verdict, result.problems);
+    }
+}
+
+#[test]
+fn the_erased_disk_scenario_fails_when_actors_are_reused() {
+    let buggy = Options { reuse_actor_after_crash: true, ..options() };
+    let result = halka_sim::scenario::run("erased-disk-keeps-acknowledged-writes", &buggy);
+    assert!(!result.verdict.reused_dots.is_empty(), "{:?}", result.verdict);
+}
+
+#[test]
+fn a_returning_node_catches_up_only_through_hints_or_anti_entropy() {
+    let off = Options { handoff: false, anti_entropy: false, ..options() };
+    let result = halka_sim::scenario::run("returning-node-catches-up", &off);
+    assert!(!result.passed(), "no mechanism, yet the node caught up: {:?}", result.problems);
+}

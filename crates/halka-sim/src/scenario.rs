@@ -1,0 +1,179 @@
+//! Named scenarios: the failures reported against earlier versions of halka, scripted step
+//! by step on the simulated cluster and judged by the same checker as random runs. Each
+//! must pass; each failed before the mechanism that fixed it.
+
+use crate::history::{Event, Op, Outcome};
+use crate::world::{Settings, World};
+use crate::{Options, Verdict, checker, workload};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every scenario, by name.
+pub const SCENARIOS: &[&str] = &[
+    "returning-node-catches-up",
+    "deletes-reach-a-returning-node",
+    "erased-disk-keeps-acknowledged-writes",
+    "erased-disk-is-refilled",
+    "hung-node-does-not-stall-quorums",
+];
+
+/// The outcome of one scenario: the checker's verdict and what the scenario itself
+/// measured, if anything.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    pub verdict: Verdict,
+    /// Failures of the scenario's own expectations (beyond the checker's).
+    pub problems: Vec<String>,
+}
+
+impl ScenarioRun {
+    #[must_use]
+    pub fn passed(&self) -> bool {
+        self.verdict.passed() && self.problems.is_empty()
+    }
+}
+
+/// Runs scenario `name` with `options`' mechanisms (seed 0: the network still delays).
+///
+/// # Panics
+/// An unknown name.
+#[must_use]
+pub fn run(name: &str, options: &Options) -> ScenarioRun {
+    assert!(SCENARIOS.contains(&name), "no scenario {name}; there are {SCENARIOS:?}");
+    let name = name.to_string();
+    let options = options.clone();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread runtime")
+                .block_on(script(&name, &options))
+        })
+        .join()
+        .expect("the scenario panicked")
+    })
+}
+
+const KEYS: u64 = 40;
+
+async fn script(name: &str, options: &Options) -> ScenarioRun {
+    crate::start_clock();
+    let world = World::new(
+        0,
+        Settings {
+            nodes: options.nodes.max(crate::world::N),
+            handoff: options.handoff,
+            anti_entropy: options.anti_entropy,
+            reuse_actor_after_crash: options.reuse_actor_after_crash,
+        },
+    );
+    world.set_loss(0.0);
+    for i in 0..world.nodes() {
+        world.start(i);
+    }
+    let mut problems = Vec::new();
+    // n3 is the node that goes away in every scenario; n1 the one clients use.
+    let (n1, n3) = (0, 2);
+    match name {
+        "returning-node-catches-up" => {
+            write_all(&world, n1, "v1", 3).await;
+            world.crash(n3, false);
+            write_all(&world, n1, "v2", 2).await;
+            world.start(n3);
+        }
+        "deletes-reach-a-returning-node" => {
+            write_all(&world, n1, "v1", 3).await;
+            world.crash(n3, false);
+            for k in 0..KEYS {
+                workload::run_op(&world, 0, n1, workload::key(k), Some(None), 2).await;
+            }
+            world.start(n3);
+        }
+        "erased-disk-keeps-acknowledged-writes" => {
+            // Riak's KV679: v1 through n3, v2 through n1, n3 erased, v3 through n3.
+            write_all(&world, n3, "v1", 3).await;
+            write_all(&world, n1, "v2", 3).await;
+            world.crash(n3, true);
+            world.start(n3);
+            write_all(&world, n3, "v3", 2).await;
+        }
+        "erased-disk-is-refilled" => {
+            write_all(&world, n1, "v1", 3).await;
+            world.crash(n3, true);
+            world.start(n3);
+        }
+        "hung-node-does-not-stall-quorums" => {
+            let healthy = timed_writes(&world, n1, "before").await;
+            // Hung: up, its sockets open, nothing answers.
+            for other in 0..world.nodes() {
+                if other != n3 {
+                    world.cut(other, n3);
+                    world.cut(n3, other);
+                }
+            }
+            let hung = timed_writes(&world, n1, "during").await;
+            if hung.failed > 0 {
+                problems.push(format!("{} W=2 writes failed with one node hung", hung.failed));
+            }
+            if hung.p99 > healthy.p99 * 2 + Duration::from_millis(1) {
+                problems.push(format!(
+                    "write p99 {:?} with a node hung, {:?} healthy (allowed: twice)",
+                    hung.p99, healthy.p99
+                ));
+            }
+            world.heal_links();
+        }
+        _ => unreachable!("checked above"),
+    }
+    // No client reads from here on: only hints and anti-entropy can repair.
+    tokio::time::sleep(options.quiesce).await;
+    let history = world.history();
+    let verdict = checker::check(&world, &history, KEYS);
+    if name == "erased-disk-is-refilled" || name == "returning-node-catches-up" {
+        let held = (0..KEYS)
+            .filter(|&k| world.stored(n3, workload::key(k).as_bytes()).is_some())
+            .count() as u64;
+        let owned = (0..KEYS)
+            .filter(|&k| world.owners(workload::key(k).as_bytes()).contains(&n3))
+            .count() as u64;
+        if held < owned {
+            problems.push(format!("n3 holds {held} of the {owned} keys it owns"));
+        }
+    }
+    world.stop_all();
+    ScenarioRun { verdict, problems }
+}
+
+/// Writes `value-k` to every key through `node` at W = `w`.
+async fn write_all(world: &Arc<World>, node: usize, value: &str, w: usize) {
+    for k in 0..KEYS {
+        let write = Some(Some(format!("{value}-{k}")));
+        workload::run_op(world, 0, node, workload::key(k), write, w).await;
+    }
+}
+
+struct Timed {
+    failed: usize,
+    p99: Duration,
+}
+
+/// Five rounds of W=2 writes to every key through `node`, with their simulated latencies.
+async fn timed_writes(world: &Arc<World>, node: usize, tag: &str) -> Timed {
+    let before = world.history().len();
+    for round in 0..5 {
+        write_all(world, node, &format!("{tag}{round}"), 2).await;
+    }
+    let mut ops: Vec<Op> = world.history()[before..]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Op(op) => Some(op.clone()),
+            _ => None,
+        })
+        .collect();
+    let failed = ops.iter().filter(|o| o.outcome != Outcome::Acked).count();
+    ops.sort_by_key(|o| o.end_us - o.start_us);
+    let p99 = ops.get(ops.len() * 99 / 100).map_or(0, |o| o.end_us - o.start_us);
+    Timed { failed, p99: Duration::from_micros(p99) }
+}
