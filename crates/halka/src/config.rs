@@ -142,6 +142,24 @@ impl Default for HandoffSettings {
     }
 }
 
+/// The HTTP front end's connection limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Connections at once; beyond, a new one is answered 503 and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout_ms: u64,
+    /// Time one request may take, its body included; beyond, 408.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { max_connections: 1024, header_timeout_ms: 10_000, request_timeout_ms: 30_000 }
+    }
+}
+
 /// Anti-entropy: replicas compare digest trees and exchange what differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -204,6 +222,7 @@ pub struct NodeConfig {
     pub limits: Limits,
     pub handoff: HandoffSettings,
     pub anti_entropy: AntiEntropySettings,
+    pub http: HttpSettings,
     /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
     /// nodes prove they know it before serving each other, and it signs the causal-context
     /// tokens clients get. Required when `peer_addr` is not a loopback address.
@@ -238,6 +257,7 @@ impl Default for NodeConfig {
             limits: Limits::default(),
             handoff: HandoffSettings::default(),
             anti_entropy: AntiEntropySettings::default(),
+            http: HttpSettings::default(),
             cluster_secret: None,
             protected_mode: true,
             members: Vec::new(),
@@ -416,6 +436,16 @@ impl NodeConfig {
                     .into(),
             ));
         }
+        if self.http.max_connections == 0
+            || self.http.header_timeout_ms == 0
+            || self.http.request_timeout_ms == 0
+        {
+            return Err(invalid(
+                "http",
+                "max_connections, header_timeout_ms and request_timeout_ms must be at least 1"
+                    .into(),
+            ));
+        }
         if self.storage.cache_mb > MAX_CACHE_MB {
             return Err(invalid(
                 "storage.cache_mb",
@@ -496,7 +526,10 @@ mod tests {
         let defaults = NodeConfig::default();
         assert_eq!(config.handoff, defaults.handoff);
         assert_eq!(config.anti_entropy, defaults.anti_entropy, "the README shows the defaults");
-        for section in ["[storage]", "[handoff]", "[anti_entropy]", "[limits]", "[[members]]"] {
+        assert_eq!(config.http, defaults.http, "the README shows the defaults");
+        for section in
+            ["[storage]", "[handoff]", "[anti_entropy]", "[http]", "[limits]", "[[members]]"]
+        {
             assert!(text.contains(section), "the README example lacks {section}");
         }
     }

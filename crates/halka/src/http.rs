@@ -28,13 +28,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Serves HTTP until `shutdown` is cancelled, finishing requests in flight.
 pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: CancellationToken) {
-    let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "http server failed");
-    }
+    let http = &state.config.http;
+    let limits = crate::http_listener::HttpLimits {
+        max_connections: http.max_connections,
+        header_timeout: std::time::Duration::from_millis(http.header_timeout_ms),
+        request_timeout: std::time::Duration::from_millis(http.request_timeout_ms),
+    };
+    crate::http_listener::serve(listener, router(state), limits, shutdown).await;
 }
 
 /// The routes, for `serve` and for tests.

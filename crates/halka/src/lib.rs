@@ -10,6 +10,7 @@ pub mod context_token;
 pub mod demo;
 pub mod dev;
 pub mod http;
+pub mod http_listener;
 pub mod incarnation;
 pub mod node;
 pub mod output;

@@ -272,3 +272,82 @@ fn halka_get_and_set_take_their_quorum_per_request() {
     // The connection's own quorums (W=2) were never touched.
     assert_eq!(conn.cmd(&["SET", "k", "x"]), "+OK\r\n");
 }
+
+/// A node whose HTTP limits are small enough to reach in a test.
+fn tight_http() -> TestCluster {
+    TestCluster::start_with(
+        1,
+        "periodic",
+        "[http]\nmax_connections = 2\nheader_timeout_ms = 300\nrequest_timeout_ms = 500\n",
+    )
+}
+
+/// Reads until the server closes the connection; the socket's own timeout only guards
+/// against a hang (it fails the read instead).
+fn read_until_closed(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut out = Vec::new();
+    match stream.read_to_end(&mut out) {
+        Ok(_) => {}
+        // Closed with a reset: what arrived before it still counts.
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("not closed by the server: {e}"),
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn an_http_client_that_trickles_its_headers_is_disconnected() {
+    let c = tight_http();
+    let mut s = TcpStream::connect(("127.0.0.1", c.nodes[0].http_port)).unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    // The headers never end: the server closes the connection.
+    let reply = read_until_closed(&mut s);
+    assert!(!reply.contains("200 OK"), "{reply}");
+}
+
+#[test]
+fn an_http_request_whose_body_never_ends_gets_408() {
+    let c = tight_http();
+    let mut s = TcpStream::connect(("127.0.0.1", c.nodes[0].http_port)).unwrap();
+    s.write_all(
+        b"PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .unwrap();
+    let reply = read_until_closed(&mut s);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("http.request_timeout_ms"), "{reply}");
+    let (status, _) = http("GET", &c.http_url(0, "/v1/kv/slow"), b"", &[]);
+    assert_eq!(status, 404, "nothing of the unfinished body was stored");
+}
+
+#[test]
+fn http_connections_over_the_cap_are_told_so_and_closed() {
+    let c = TestCluster::start_with(1, "periodic", "[http]\nmax_connections = 2\n");
+    let port = c.nodes[0].http_port;
+    // Two clients hold the node's two slots, mid-request.
+    let mut held: Vec<TcpStream> =
+        (0..2).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    for s in &mut held {
+        s.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    }
+    // Once both are accepted, a third connection is refused with the reason.
+    let reply = loop {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let reply = read_until_closed(&mut s);
+        if reply.starts_with("HTTP/1.1 503") {
+            break reply;
+        }
+    };
+    assert!(reply.contains("http.max_connections"), "{reply}");
+    drop(held);
+    // Slots free again when those clients leave.
+    let ok = loop {
+        let (status, _) = http("GET", &c.http_url(0, "/health"), b"", &[]);
+        if status == 200 {
+            break status;
+        }
+    };
+    assert_eq!(ok, 200);
+}

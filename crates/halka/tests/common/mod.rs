@@ -42,12 +42,39 @@ pub fn free_ports(n: u16) -> u16 {
         if ports.clone().any(|p| given.contains(&p)) {
             continue;
         }
-        if ports.clone().all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+        if ports.clone().all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+            && ports.clone().all(reserve)
+        {
             given.extend(ports);
             return base;
         }
     }
     panic!("no {n} consecutive free ports below {ephemeral}");
+}
+
+/// Reserves `port` against other test processes (nextest runs each test in its own) until
+/// this one exits: an exclusive lock on a file named for the port, held for the process's
+/// life and released by the kernel when it ends.
+fn reserve(port: u16) -> bool {
+    use nix::fcntl::{Flock, FlockArg};
+    static HELD: std::sync::Mutex<Vec<Flock<std::fs::File>>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("halka-test-ports");
+    let _ = std::fs::create_dir_all(&dir);
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()))
+    else {
+        return false;
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => {
+            HELD.lock().unwrap().push(lock);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 pub struct NodeProc {
@@ -119,9 +146,15 @@ impl TestCluster {
             .unwrap();
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
+        // Until the node serves, its log is kept to explain a failed start.
+        let early = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&early);
         std::thread::spawn(move || {
             let mut ready = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if ready.is_some() {
+                    log.lock().unwrap().push(line.clone());
+                }
                 if line.contains("halka node serving")
                     && let Some(tx) = ready.take()
                 {
@@ -132,8 +165,9 @@ impl TestCluster {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("{} did not start", node.id));
+        rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            panic!("{} did not start:\n{}", node.id, early.lock().unwrap().join("\n"))
+        });
         node.child = Some(child);
     }
 

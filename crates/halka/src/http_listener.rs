@@ -1,0 +1,121 @@
+//! The HTTP listener: accepts connections up to a cap, bounds how long a client may take
+//! to send its headers and its whole request, and drains connections on shutdown.
+//!
+//! Without these, a client that trickles headers or streams an endless body holds a
+//! connection and a task for as long as it likes, and enough of them exhaust the node.
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Limits on HTTP connections.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    /// From a connection's first byte (or the end of its last request) to the end of the
+    /// request's headers.
+    pub header_timeout: Duration,
+    /// For the whole of one request, body included, and its answer.
+    pub request_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown`, then waits for the open connections'
+/// requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+) {
+    let app = app.layer(axum::middleware::from_fn_with_state(limits, request_deadline));
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait rather than spin.
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!(%peer, "http connection refused: at max_connections");
+            tokio::spawn(refuse(stream, limits.max_connections));
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "http connection ended");
+            }
+            drop(slot);
+        });
+    }
+    graceful.shutdown().await;
+}
+
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse(mut stream: TcpStream, cap: usize) {
+    let body = format!(
+        "this node already serves {cap} HTTP connections (http.max_connections); retry later\n"
+    );
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent before closing: closing with unread input resets the
+        // connection, and the client may lose the answer.
+        let mut sink = [0_u8; 4096];
+        let mut read = 0;
+        while read < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), answer).await;
+}
+
+/// Ends a request that takes longer than `request_timeout` (a body that never ends, a
+/// client that stopped sending) with 408.
+async fn request_deadline(
+    axum::extract::State(limits): axum::extract::State<HttpLimits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request took longer than {} ms (http.request_timeout_ms)\n",
+                limits.request_timeout.as_millis()
+            ),
+        )
+            .into_response(),
+    }
+}
