@@ -301,11 +301,15 @@ impl World {
         placement.preference_list(key, N).iter().map(|&i| usize::from(i)).collect()
     }
 
-    /// Stops every node's background work (at the end of a run).
+    /// Stops every node (at the end of a run). Nodes' views hold links that hold the
+    /// world: dropping the running nodes breaks that cycle, so a run frees its memory.
     pub fn stop_all(&self) {
         for node in &self.nodes {
-            if let Some(running) = node.running.lock().as_ref() {
+            if let Some(running) = node.running.lock().take() {
                 running.stop.cancel();
+                for task in running.tasks {
+                    task.abort();
+                }
             }
         }
     }
