@@ -147,7 +147,11 @@ impl AntiEntropy {
     /// Walks the hash space stretch by stretch until `shutdown`, one exchange every
     /// `interval` (sooner behind an exchange that repaired: the pacer sets the pace then).
     pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
-        let mut stretch = 0_u64;
+        // Nodes start their walks at different stretches: two nodes repairing a third
+        // would otherwise send it the same keys at the same time.
+        let stretches = 1_u64 << STRETCH_BITS;
+        let first = halka_ring::key_hash(self.local.as_str().as_bytes()) % stretches;
+        let mut stretch = first;
         loop {
             let view = coordinator.view();
             let range = HashRange::partition(stretch, STRETCH_BITS);
@@ -182,14 +186,16 @@ impl AntiEntropy {
                 self.compared.lock()[stretch as usize] = Some(Instant::now());
             }
             metrics::gauge!(telemetry::AAE_OLDEST).set(self.stats().oldest_uncompared_secs as f64);
-            stretch = (stretch + 1) % (1 << STRETCH_BITS);
-            if stretch == 0 {
+            stretch = (stretch + 1) % stretches;
+            if stretch == first {
                 self.passes.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Other members that own some block of `range` together with this node.
+    /// Other members that own some block of `range` together with this node and whose
+    /// exchanges with it this node runs: each pair is compared by its member with the
+    /// lower id (an exchange repairs both sides, so once is enough).
     fn co_owners(&self, view: &View, range: HashRange) -> Vec<NodeIdx> {
         let mut peers = Vec::new();
         let Some(me) = self.local_index(view) else { return peers };
@@ -197,7 +203,8 @@ impl AntiEntropy {
             let owners = view.owners(block.first);
             if owners.contains(&me) {
                 for &o in owners.iter() {
-                    if o != me && !peers.contains(&o) {
+                    let runs_it = view.replica(o).id() > &self.local;
+                    if o != me && runs_it && !peers.contains(&o) {
                         peers.push(o);
                     }
                 }
