@@ -11,8 +11,9 @@
 #   cost [ROUNDS]        hot-path cost of keeping digest trees: the same build with
 #                        anti-entropy on and off, alternated, SET and GET through node-1.
 #
+# AAE_RATE sets anti_entropy.max_keys_per_second (default 20000).
 # Needs redis-benchmark and redis-cli (Debian: redis-tools).
-# Usage: scripts/bench-anti-entropy.sh repair [1000000] | cost [5]
+# Usage: [AAE_RATE=N] scripts/bench-anti-entropy.sh repair [1000000] | cost [5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,6 +54,7 @@ worker_threads = 1
 enabled = false
 [anti_entropy]
 enabled = $1
+max_keys_per_second = ${AAE_RATE:-20000}
 $members
 TOML
     done
@@ -138,7 +140,10 @@ cost() {
     : >"$WORK/all"
     printf '%-6s %-4s %-4s %12s %9s\n' round aae test "ops/s" "p99 ms"
     for r in $(seq 1 "$rounds"); do
-        for side in on off; do
+        # Which side goes first alternates, so drift over a round favours neither.
+        local order="on off"
+        [ $((r % 2)) -eq 0 ] && order="off on"
+        for side in $order; do
             rm -rf "$WORK/data"
             configure "$([ "$side" = on ] && echo true || echo false)"
             for i in 1 2 3; do start "$i"; done
