@@ -18,7 +18,7 @@ use halka_store::{
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -46,12 +46,38 @@ pub struct NodeState {
     /// This node's side of anti-entropy, when it is on.
     pub anti_entropy: Option<Arc<AntiEntropy>>,
     clients: AtomicI64,
+    connections_received: AtomicU64,
+    connections_rejected: AtomicU64,
+    commands: AtomicU64,
 }
 
 impl NodeState {
     pub(crate) fn client_connected(&self, delta: i64) {
         let now = self.clients.fetch_add(delta, Ordering::Relaxed) + delta;
         metrics::gauge!("halka_connected_clients").set(now as f64);
+        if delta > 0 {
+            self.connections_received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A Redis client refused at `max_connections`.
+    pub(crate) fn client_rejected(&self) {
+        self.connections_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A Redis-protocol command answered.
+    pub(crate) fn command_served(&self) {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (connections accepted, connections refused, commands answered) since the start.
+    #[must_use]
+    pub fn client_totals(&self) -> (u64, u64, u64) {
+        (
+            self.connections_received.load(Ordering::Relaxed),
+            self.connections_rejected.load(Ordering::Relaxed),
+            self.commands.load(Ordering::Relaxed),
+        )
     }
 
     #[must_use]
@@ -297,6 +323,9 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         started: Instant::now(),
         redis_port,
         clients: AtomicI64::new(0),
+        connections_received: AtomicU64::new(0),
+        connections_rejected: AtomicU64::new(0),
+        commands: AtomicU64::new(0),
         placement,
         tokens: TokenKey::new(&secret),
         auth,

@@ -133,3 +133,34 @@ fn pipelined_commands_keep_their_order_on_one_key() {
     }
     assert_eq!(got, expected);
 }
+
+#[test]
+fn redis_cli_stat_shows_real_figures() {
+    use std::io::{BufRead, BufReader};
+    let c = TestCluster::start(3, "periodic");
+    let port = c.nodes[0].redis_port;
+    cli(port, &["SET", "a", "1"]);
+    let mut stat = tool("redis-cli")
+        .args(["-p", &port.to_string(), "--stat", "-i", "0.1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(stat.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .filter(|l| l.trim_start().starts_with(|ch: char| ch.is_ascii_digit()))
+        .take(2)
+        .collect();
+    stat.kill().unwrap();
+    stat.wait().unwrap();
+    assert_eq!(lines.len(), 2, "two rows of figures");
+    for line in &lines {
+        assert!(!line.contains("-9223372036854775808"), "a field is missing: {line}");
+        // keys, mem, clients, blocked, requests, connections
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert!(fields.len() >= 6, "{line}");
+        assert_ne!(fields[2], "0", "this client is connected: {line}");
+    }
+    let info = cli(port, &["INFO", "stats"]);
+    assert!(info.contains("total_commands_processed:"), "{info}");
+}

@@ -105,6 +105,7 @@ pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: Cance
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             // As Redis does: say why at once rather than leave the client hanging.
             tracing::warn!(%peer, max = state.config.max_connections, "refusing a client: max_connections reached");
+            state.client_rejected();
             tracker.spawn(refuse(stream));
             continue;
         };

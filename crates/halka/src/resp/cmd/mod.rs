@@ -117,6 +117,7 @@ pub fn single_key(request: &[Bytes]) -> Option<&Bytes> {
 /// Runs one command that [`single_key`] accepted; it needs only shared access to the
 /// session, so several can run at once.
 pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<Bytes>) -> Frame {
+    state.command_served();
     let name = String::from_utf8_lossy(&request[0]).to_ascii_uppercase();
     let mut args = Args {
         name: name.clone(),
@@ -144,6 +145,7 @@ pub async fn execute(
     session: &mut Session,
     request: Vec<Bytes>,
 ) -> (Frame, After) {
+    state.command_served();
     let name = request.first().map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
     match name.as_deref() {
         Some("MULTI") => (transaction::multi(session, request.len()), After::Continue),

@@ -67,7 +67,26 @@ pub fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Fram
     ]))
 }
 
-/// `INFO [section]`: server, clients, keyspace and a `halka` section.
+/// The process's resident set, from `/proc/self/status` (Linux).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Bytes as Redis prints them: `1.50M`.
+fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1024 => format!("{bytes}B"),
+        1024..1_048_576 => format!("{:.2}K", b / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.2}M", b / 1_048_576.0),
+        _ => format!("{:.2}G", b / 1_073_741_824.0),
+    }
+}
+
+/// `INFO [section]`: server, clients, memory, stats, keyspace and a `halka` section.
 pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let section =
         if args.remaining() > 0 { args.next_string()?.to_ascii_lowercase() } else { "all".into() };
@@ -85,7 +104,29 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
         );
     }
     if all || section == "clients" {
-        let _ = write!(out, "# Clients\r\nconnected_clients:{}\r\n\r\n", state.connected_clients());
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            state.connected_clients(),
+            c.max_connections
+        );
+    }
+    if all || section == "memory" {
+        // The process's resident memory: halka has no separate dataset accounting, so
+        // used_memory and used_memory_rss are the same figure.
+        let rss = resident_bytes().unwrap_or(0);
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nmaxmemory:0\r\n\r\n",
+            human_bytes(rss)
+        );
+    }
+    if all || section == "stats" {
+        let (received, rejected, commands) = state.client_totals();
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{received}\r\ntotal_commands_processed:{commands}\r\nrejected_connections:{rejected}\r\n\r\n"
+        );
     }
     if all || section == "keyspace" {
         let _ = write!(
