@@ -245,13 +245,22 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
         h => h.replace('=', " ").replace(',', ", "),
     };
     let anti_entropy = match get("anti_entropy").as_str() {
-        "on" => format!(
-            "{} keys repaired in {} exchanges ({} failed); every range compared within the last {}s",
-            get("aae_keys_repaired"),
-            get("aae_exchanges"),
-            get("aae_failed_exchanges"),
-            get("aae_oldest_uncompared_secs"),
-        ),
+        "on" => {
+            let compared = if get("aae_passes") == "0" {
+                "first pass over the keys still running".to_string()
+            } else {
+                format!(
+                    "every range compared within the last {}s",
+                    get("aae_oldest_uncompared_secs")
+                )
+            };
+            format!(
+                "{} keys repaired in {} exchanges ({} failed); {compared}",
+                get("aae_keys_repaired"),
+                get("aae_exchanges"),
+                get("aae_failed_exchanges"),
+            )
+        }
         _ => "off".to_string(),
     };
     Ok(format!(
