@@ -164,3 +164,21 @@ fn redis_cli_stat_shows_real_figures() {
     let info = cli(port, &["INFO", "stats"]);
     assert!(info.contains("total_commands_processed:"), "{info}");
 }
+
+#[test]
+fn strlen_getrange_touch_and_time_answer_as_in_redis() {
+    let c = TestCluster::start(3, "periodic");
+    let (p0, p1) = (c.nodes[0].redis_port, c.nodes[1].redis_port);
+    assert_eq!(cli(p0, &["SET", "s", "This is a string"]), "OK");
+    assert_eq!(cli(p1, &["STRLEN", "s"]), "16");
+    assert_eq!(cli(p1, &["STRLEN", "nope"]), "0");
+    assert_eq!(cli(p1, &["GETRANGE", "s", "-3", "-1"]), "ing");
+    assert_eq!(cli(p1, &["GETRANGE", "s", "0", "3"]), "This");
+    assert_eq!(cli(p1, &["GETRANGE", "nope", "0", "3"]), "");
+    assert!(cli(p1, &["GETRANGE", "s", "x", "3"]).contains("not an integer"));
+    assert_eq!(cli(p0, &["TOUCH", "s", "nope", "s"]), "2");
+    let time = cli(p0, &["TIME"]);
+    let parts: Vec<u64> = time.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(parts.len(), 2, "{time}");
+    assert!(parts[0] > 1_700_000_000 && parts[1] < 1_000_000, "{time}");
+}

@@ -14,6 +14,44 @@ pub async fn get(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fram
     Ok(got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
 }
 
+/// `STRLEN key`: the length of the value, 0 for a missing key.
+pub async fn strlen(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    args.finish()?;
+    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
+    Ok(Frame::Integer(got.value().map_or(0, |v| i64::try_from(v.len()).unwrap_or(i64::MAX))))
+}
+
+/// `GETRANGE key start end`: bytes `start..=end` of the value, with negative offsets
+/// counted from the end, as Redis does.
+pub async fn getrange(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let start = next_i64(args)?;
+    let end = next_i64(args)?;
+    args.finish()?;
+    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
+    let Some(value) = got.value() else { return Ok(Frame::Bulk(Bytes::new())) };
+    Ok(Frame::Bulk(byte_range(value, start, end)))
+}
+
+/// Redis's `GETRANGE` arithmetic: negative offsets from the end, clamped to the value.
+fn byte_range(value: &Bytes, start: i64, end: i64) -> Bytes {
+    let len = i64::try_from(value.len()).unwrap_or(i64::MAX);
+    let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (from_end(start), from_end(end).min(len - 1));
+    if len == 0 || start > end || start >= len {
+        return Bytes::new();
+    }
+    // Both lie in 0..len here.
+    value.slice(usize::try_from(start).unwrap_or(0)..=usize::try_from(end).unwrap_or(0))
+}
+
+fn next_i64(args: &mut Args) -> Result<i64, Frame> {
+    args.next_string()?
+        .parse()
+        .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
+}
+
 /// `SET key value [NX|XX]`. NX and XX check with a quorum read before writing; that check
 /// is not atomic against a concurrent writer on another node (there is no cluster-wide
 /// lock in a Dynamo-style store).
@@ -176,4 +214,23 @@ fn nonempty(args: &mut Args) -> Result<Vec<Bytes>, Frame> {
         return Err(super::wrong_arity(&args.name));
     }
     Ok(args.rest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+    use bytes::Bytes;
+
+    #[test]
+    fn getrange_counts_like_redis() {
+        let v = Bytes::from_static(b"This is a string");
+        assert_eq!(byte_range(&v, 0, 3), "This");
+        assert_eq!(byte_range(&v, -3, -1), "ing");
+        assert_eq!(byte_range(&v, 0, -1), "This is a string");
+        assert_eq!(byte_range(&v, 10, 100), "string");
+        assert_eq!(byte_range(&v, 5, 2), "");
+        assert_eq!(byte_range(&v, 100, 200), "");
+        assert_eq!(byte_range(&v, -100, 3), "This");
+        assert_eq!(byte_range(&Bytes::new(), 0, -1), "");
+    }
 }

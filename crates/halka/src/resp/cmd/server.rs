@@ -196,6 +196,18 @@ pub fn command(args: &mut Args) -> Result<Frame, Frame> {
     }
 }
 
+/// `TIME`: this node's clock, seconds and microseconds since the Unix epoch.
+pub fn time(args: &mut Args) -> Result<Frame, Frame> {
+    args.finish()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| Frame::error("ERR this node's clock is before 1970"))?;
+    Ok(Frame::Array(vec![
+        Frame::bulk(now.as_secs().to_string()),
+        Frame::bulk(now.subsec_micros().to_string()),
+    ]))
+}
+
 /// `RESET`: the connection as it was when opened — RESP2, no name, the node's default
 /// quorums — so a pooled connection does not pass `HALKA.CONSISTENCY` on to its next user.
 pub fn reset(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
