@@ -182,3 +182,18 @@ fn strlen_getrange_touch_and_time_answer_as_in_redis() {
     assert_eq!(parts.len(), 2, "{time}");
     assert!(parts[0] > 1_700_000_000 && parts[1] < 1_000_000, "{time}");
 }
+
+#[test]
+fn command_docs_and_info_describe_every_command() {
+    let c = TestCluster::start(1, "periodic");
+    let p = c.nodes[0].redis_port;
+    let count: usize = cli(p, &["COMMAND", "COUNT"]).parse().unwrap();
+    assert!(count > 30, "{count}");
+    let docs = cli(p, &["COMMAND", "DOCS", "get", "exec"]);
+    assert!(docs.contains("Returns the value of a key"), "{docs}");
+    assert!(docs.contains("transactions"), "{docs}");
+    let info = cli(p, &["COMMAND", "INFO", "mget"]);
+    assert_eq!(info.lines().collect::<Vec<_>>(), ["mget", "-2", "", "1", "-1", "1"], "{info}");
+    let all = cli(p, &["COMMAND", "DOCS"]);
+    assert_eq!(all.matches("summary").count(), count, "every command has a summary");
+}

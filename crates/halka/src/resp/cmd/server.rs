@@ -187,9 +187,54 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
 pub fn command(args: &mut Args) -> Result<Frame, Frame> {
     let sub =
         if args.remaining() > 0 { args.next_string()?.to_ascii_uppercase() } else { String::new() };
+    let named = |args: &mut Args| -> Vec<&'static super::table::Spec> {
+        let names = args.rest();
+        if names.is_empty() {
+            return super::table::COMMANDS.iter().collect();
+        }
+        names
+            .iter()
+            .filter_map(|n| super::table::lookup(&String::from_utf8_lossy(n).to_ascii_uppercase()))
+            .collect()
+    };
     match sub.as_str() {
         "COUNT" => Ok(Frame::Integer(super::table::COMMANDS.len() as i64)),
-        "DOCS" | "INFO" | "" => Ok(Frame::Array(Vec::new())),
+        // name → {summary, group}: what redis-cli's `help` shows.
+        "DOCS" => Ok(Frame::Map(
+            named(args)
+                .into_iter()
+                .map(|c| {
+                    let doc = Frame::Map(vec![
+                        (Frame::bulk("summary"), Frame::bulk(c.summary)),
+                        (Frame::bulk("group"), Frame::bulk(c.group)),
+                    ]);
+                    (Frame::bulk(c.name.to_ascii_lowercase()), doc)
+                })
+                .collect(),
+        )),
+        // [name, arity, flags, first key, last key, step] per command.
+        "INFO" | "" => Ok(Frame::Array(
+            named(args)
+                .into_iter()
+                .map(|c| {
+                    let keys = c.op != "other" || c.name == "TYPE" || c.name.ends_with("TTL");
+                    let many = ["DEL", "UNLINK", "EXISTS", "TOUCH", "MGET", "MSET"];
+                    let (first, last) = match keys {
+                        false => (0, 0),
+                        true if many.contains(&c.name) => (1, -1),
+                        true => (1, 1),
+                    };
+                    Frame::Array(vec![
+                        Frame::bulk(c.name.to_ascii_lowercase()),
+                        Frame::Integer(i64::from(c.arity)),
+                        Frame::Array(Vec::new()),
+                        Frame::Integer(first),
+                        Frame::Integer(last),
+                        Frame::Integer(if c.name == "MSET" { 2 } else { i64::from(keys) }),
+                    ])
+                })
+                .collect(),
+        )),
         _ => Err(Frame::error(format!(
             "ERR unknown subcommand '{sub}'. Try COMMAND COUNT, COMMAND DOCS"
         ))),

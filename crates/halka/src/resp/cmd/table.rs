@@ -11,6 +11,10 @@ pub struct Spec {
     pub arity: i32,
     /// The `op` label of the request metrics; commands of one kind share one.
     pub op: &'static str,
+    /// The command group, as `COMMAND DOCS` names them.
+    pub group: &'static str,
+    /// One line for `COMMAND DOCS` (what redis-cli's `help` prints).
+    pub summary: &'static str,
 }
 
 impl Spec {
@@ -23,48 +27,132 @@ impl Spec {
     }
 }
 
-const fn spec(name: &'static str, arity: i32, op: &'static str) -> Spec {
-    Spec { name, arity, op }
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    op: &'static str,
+    group: &'static str,
+    summary: &'static str,
+) -> Spec {
+    Spec { name, arity, op, group, summary }
 }
 
-/// Every command, in dispatch order of importance.
+/// Every command halka answers.
 pub const COMMANDS: &[Spec] = &[
-    spec("GET", 2, "get"),
-    spec("SET", -3, "set"),
-    spec("DEL", -2, "del"),
-    spec("UNLINK", -2, "del"),
-    spec("EXISTS", -2, "exists"),
-    spec("MGET", -2, "mget"),
-    spec("MSET", -3, "mset"),
-    spec("TOUCH", -2, "exists"),
-    spec("STRLEN", 2, "get"),
-    spec("GETRANGE", 4, "get"),
-    spec("SUBSTR", 4, "get"),
-    spec("TIME", 1, "other"),
-    spec("TYPE", 2, "other"),
-    spec("TTL", 2, "other"),
-    spec("PTTL", 2, "other"),
-    spec("PING", -1, "other"),
-    spec("ECHO", 2, "other"),
-    spec("HELLO", -1, "other"),
-    spec("INFO", -1, "other"),
-    spec("COMMAND", -1, "other"),
-    spec("CLIENT", -2, "other"),
-    spec("CONFIG", -2, "other"),
-    spec("SELECT", 2, "other"),
-    spec("RESET", 1, "other"),
-    spec("AUTH", -2, "other"),
-    spec("DBSIZE", 1, "other"),
-    spec("QUIT", -1, "other"),
-    spec("MULTI", 1, "other"),
-    spec("EXEC", 1, "other"),
-    spec("DISCARD", 1, "other"),
-    spec("WATCH", -2, "other"),
-    spec("UNWATCH", 1, "other"),
-    spec("HALKA.CONSISTENCY", -1, "other"),
-    spec("HALKA.GETALL", 2, "getall"),
-    spec("HALKA.GET", 3, "get"),
-    spec("HALKA.SET", 4, "set"),
+    spec(
+        "GET",
+        2,
+        "get",
+        "string",
+        "Returns the value of a key (last writer wins among siblings).",
+    ),
+    spec(
+        "SET",
+        -3,
+        "set",
+        "string",
+        "Sets the value of a key; NX/XX check with a quorum read first.",
+    ),
+    spec("DEL", -2, "del", "generic", "Deletes keys (tombstones); returns how many existed."),
+    spec("UNLINK", -2, "del", "generic", "Same as DEL."),
+    spec(
+        "EXISTS",
+        -2,
+        "exists",
+        "generic",
+        "Counts the given keys that exist; a key named twice counts twice.",
+    ),
+    spec(
+        "TOUCH",
+        -2,
+        "exists",
+        "generic",
+        "Counts the given keys that exist (halka keeps no access times).",
+    ),
+    spec("STRLEN", 2, "get", "string", "Returns the length of a key's value, 0 when missing."),
+    spec(
+        "GETRANGE",
+        4,
+        "get",
+        "string",
+        "Returns a byte range of a key's value; negative offsets count from the end.",
+    ),
+    spec("SUBSTR", 4, "get", "string", "Same as GETRANGE."),
+    spec("MGET", -2, "mget", "string", "Returns the values of several keys."),
+    spec(
+        "MSET",
+        -3,
+        "mset",
+        "string",
+        "Sets several keys, each its own quorum write (not atomic).",
+    ),
+    spec("TYPE", 2, "other", "generic", "Returns string for an existing key, none otherwise."),
+    spec(
+        "TTL",
+        2,
+        "other",
+        "generic",
+        "Returns -1 for an existing key (no expiry yet), -2 otherwise.",
+    ),
+    spec("PTTL", 2, "other", "generic", "Same as TTL."),
+    spec("TIME", 1, "other", "server", "Returns this node's clock: seconds and microseconds."),
+    spec("PING", -1, "other", "connection", "Answers PONG, or echoes its argument."),
+    spec("ECHO", 2, "other", "connection", "Returns its argument."),
+    spec(
+        "HELLO",
+        -1,
+        "other",
+        "connection",
+        "Switches the protocol (2 or 3) and describes the server.",
+    ),
+    spec(
+        "INFO",
+        -1,
+        "other",
+        "server",
+        "Server, clients, memory, stats, keyspace and halka sections.",
+    ),
+    spec("COMMAND", -1, "other", "server", "COUNT, INFO and DOCS of the commands halka answers."),
+    spec(
+        "CLIENT",
+        -2,
+        "other",
+        "connection",
+        "SETNAME, GETNAME, SETINFO and ID of this connection.",
+    ),
+    spec("CONFIG", -2, "other", "server", "CONFIG GET of the few settings clients ask for."),
+    spec("SELECT", 2, "other", "connection", "Only database 0 exists."),
+    spec(
+        "RESET",
+        1,
+        "other",
+        "connection",
+        "Restores this connection's defaults (protocol, name, quorums, MULTI).",
+    ),
+    spec("AUTH", -2, "other", "connection", "Refused: halka has no passwords or users."),
+    spec("DBSIZE", 1, "other", "server", "This node's approximate key count, replicas included."),
+    spec("QUIT", -1, "other", "connection", "Closes the connection."),
+    spec(
+        "MULTI",
+        1,
+        "other",
+        "transactions",
+        "Starts queueing commands for EXEC (ordered, not isolated).",
+    ),
+    spec(
+        "EXEC",
+        1,
+        "other",
+        "transactions",
+        "Runs the queued commands in order, each its own quorum operation.",
+    ),
+    spec("DISCARD", 1, "other", "transactions", "Drops the queued commands."),
+    spec("WATCH", -2, "other", "transactions", "Refused: no optimistic locking without consensus."),
+    spec("UNWATCH", 1, "other", "transactions", "Nothing is watched: answers OK."),
+    spec("HALKA.CONSISTENCY", -1, "other", "halka", "Shows or sets this connection's R and W."),
+    spec("HALKA.GETALL", 2, "getall", "halka", "Every replica's answer for a key, with siblings."),
+    spec("HALKA.GET", 3, "get", "halka", "GET with R for this request only."),
+    spec("HALKA.SET", 4, "set", "halka", "SET with W for this request only."),
 ];
 
 /// The command named `name` (upper case).
