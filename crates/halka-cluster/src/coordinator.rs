@@ -186,6 +186,12 @@ impl Coordinator {
         self
     }
 
+    /// The clock timestamps come from, in microseconds (see [`Coordinator::with_clock`]).
+    #[must_use]
+    pub fn now_us(&self) -> u64 {
+        (self.clock)()
+    }
+
     #[must_use]
     pub fn config(&self) -> &CoordinatorConfig {
         &self.config

@@ -35,6 +35,12 @@ pub struct HandoffConfig {
     pub concurrency: usize,
     /// Deadline for one merge.
     pub timeout: Duration,
+    /// Hints whose newest write is older than this are dropped instead of delivered
+    /// (counted; anti-entropy repairs those keys). Tombstone collection relies on it: a
+    /// tombstone is removed only after its grace, and half the grace is given here, so
+    /// no hint can carry a value its delete replaced to an owner that already dropped
+    /// the tombstone. `None` keeps hints until delivered.
+    pub max_age: Option<Duration>,
 }
 
 impl Default for HandoffConfig {
@@ -44,6 +50,7 @@ impl Default for HandoffConfig {
             max_per_second: 10_000,
             concurrency: 256,
             timeout: Duration::from_secs(1),
+            max_age: None,
         }
     }
 }
@@ -85,6 +92,13 @@ impl Handoff {
         }
     }
 
+    /// Whether a hint for (`owner`, `key`) is pending. A hint store that cannot be read
+    /// counts as holding one: the caller is deciding whether a tombstone may go.
+    #[must_use]
+    pub fn holds(&self, owner: &NodeId, key: &[u8]) -> bool {
+        self.store.holds(owner, key).unwrap_or(true)
+    }
+
     /// Pending hints by owner.
     #[must_use]
     pub fn pending(&self) -> BTreeMap<NodeId, HintStats> {
@@ -108,7 +122,7 @@ impl Handoff {
             let view = coordinator.view();
             let delivered = tokio::select! {
                 () = shutdown.cancelled() => return,
-                delivered = self.deliver_round(&view, budget) => delivered,
+                delivered = self.deliver_round(&view, budget, coordinator.now_us()) => delivered,
             };
             wait = if delivered == 0 {
                 self.config.interval
@@ -118,8 +132,12 @@ impl Handoff {
         }
     }
 
-    /// One round: up to `budget` hints over all owners. Returns how many were delivered.
-    pub async fn deliver_round(&self, view: &View, mut budget: usize) -> usize {
+    /// One round: up to `budget` hints over all owners, at `now_us` (for the age of
+    /// hints). Returns how many were delivered.
+    pub async fn deliver_round(&self, view: &View, mut budget: usize, now_us: u64) -> usize {
+        let expired_before = self.config.max_age.map_or(0, |age| {
+            now_us.saturating_sub(u64::try_from(age.as_micros()).unwrap_or(u64::MAX))
+        });
         let pending = self.store.stats();
         let total: u64 = pending.values().map(|s| s.hints).sum();
         metrics::gauge!(telemetry::HINTS_PENDING).set(total as f64);
@@ -155,6 +173,11 @@ impl Handoff {
             loop {
                 while !failed && calls.len() < self.config.concurrency {
                     let Some(hint) = hints.next() else { break };
+                    if hint.record.written_at() < expired_before {
+                        let _ = self.store.remove_delivered(owner, &hint.key, &hint.record);
+                        metrics::counter!(telemetry::HINTS_EXPIRED).increment(1);
+                        continue;
+                    }
                     let call = replica.merge(&hint.key, &hint.record);
                     let timeout = self.config.timeout;
                     calls.push(async move {

@@ -26,6 +26,7 @@ mod stripe;
 mod suspects;
 mod syncer;
 pub mod telemetry;
+pub mod tombstones;
 mod view;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
@@ -40,4 +41,5 @@ pub use handoff::{Handoff, HandoffConfig};
 pub use local::LocalReplica;
 pub use replica::{Replica, ReplicaError, ReplicaFuture, answered, deferred};
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};
+pub use tombstones::{Collector, CollectorConfig, CollectorStats};
 pub use view::View;

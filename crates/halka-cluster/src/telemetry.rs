@@ -14,6 +14,10 @@ pub(crate) const HINTS_STORED: &str = "halka_hints_stored_total";
 pub(crate) const HINTS_DROPPED: &str = "halka_hints_dropped_total";
 pub(crate) const HINTS_DELIVERED: &str = "halka_hints_delivered_total";
 pub(crate) const HINTS_PENDING: &str = "halka_hints_pending";
+pub(crate) const HINTS_EXPIRED: &str = "halka_hints_expired_total";
+pub(crate) const TOMBSTONES_PENDING: &str = "halka_tombstones_pending";
+pub(crate) const TOMBSTONES_OLDEST: &str = "halka_tombstones_oldest_seconds";
+pub(crate) const TOMBSTONES_COLLECTED: &str = "halka_tombstones_collected_total";
 pub(crate) const AAE_EXCHANGES: &str = "halka_anti_entropy_exchanges_total";
 pub(crate) const AAE_DIVERGENT: &str = "halka_anti_entropy_keys_divergent_total";
 pub(crate) const AAE_REPAIRED: &str = "halka_anti_entropy_keys_repaired_total";
@@ -90,6 +94,23 @@ pub fn describe(replicas: &[NodeId]) {
     metrics::describe_counter!(HINTS_DELIVERED, "Hints handed to their owner and removed");
     metrics::describe_gauge!(HINTS_PENDING, "Hints waiting for their owner");
     metrics::describe_counter!(
+        HINTS_EXPIRED,
+        "Hints dropped undelivered because they were older than half the tombstone grace \
+         (anti-entropy repairs those keys)"
+    );
+    metrics::describe_gauge!(
+        TOMBSTONES_PENDING,
+        "Deleted keys whose tombstones are still stored, waiting for collection"
+    );
+    metrics::describe_gauge!(
+        TOMBSTONES_OLDEST,
+        "Age in seconds of the oldest tombstone still stored"
+    );
+    metrics::describe_counter!(
+        TOMBSTONES_COLLECTED,
+        "Tombstones removed once every owner held them and the grace had passed"
+    );
+    metrics::describe_counter!(
         AAE_EXCHANGES,
         "Anti-entropy exchanges with another replica, by result (ok, failed)"
     );
@@ -112,10 +133,14 @@ pub fn describe(replicas: &[NodeId]) {
     for counter in [AAE_DIVERGENT, AAE_REPAIRED] {
         metrics::counter!(counter).increment(0);
     }
-    for counter in [HINTS_STORED, HINTS_DROPPED, HINTS_DELIVERED] {
+    for counter in
+        [HINTS_STORED, HINTS_DROPPED, HINTS_DELIVERED, HINTS_EXPIRED, TOMBSTONES_COLLECTED]
+    {
         metrics::counter!(counter).increment(0);
     }
-    metrics::gauge!(HINTS_PENDING).set(0.0);
+    for gauge in [HINTS_PENDING, TOMBSTONES_PENDING, TOMBSTONES_OLDEST] {
+        metrics::gauge!(gauge).set(0.0);
+    }
     for reason in REJECT_REASONS {
         metrics::counter!(PEERS_REJECTED, "reason" => reason).increment(0);
     }

@@ -10,7 +10,7 @@ use halka_cluster::{
     LocalReplica, Replica, View,
 };
 use halka_ring::{Member, Strategy};
-use halka_store::{DigestedEngine, HashRange, MemoryEngine, NodeId};
+use halka_store::{HashRange, MemoryEngine, NodeId, TrackedEngine, Tracking};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ struct Node {
 }
 
 fn node(id: &str) -> Node {
-    let engine = DigestedEngine::build(Arc::new(MemoryEngine::default())).unwrap();
+    let engine = TrackedEngine::build(Arc::new(MemoryEngine::default()), Tracking::ALL).unwrap();
     let local = LocalReplica::new(NodeId::new(id), Arc::new(engine));
     let faulty = FaultyReplica::new(Arc::new(local.clone()), FaultPlan::default(), 7);
     Node { local, faulty }

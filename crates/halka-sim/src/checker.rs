@@ -5,10 +5,15 @@
 //! created is recorded with the context its creator had seen, so "w was replaced by
 //! something that knew it" is a fact of the history, not a guess from timing.
 //!
+//! A key's *outcome* is its final record's context joined with the contexts of every
+//! tombstone collected for it: what the cluster ended up having seen, whether the record
+//! for it is still stored or was collected away.
+//!
 //! - **Lost write**: an acknowledged write whose version is neither in the key's final
 //!   record nor replaced — replaced means some recorded version whose creator had seen it
-//!   reached the final record (its dot is covered by the final context).
-//! - **Resurrection**: a live value in the final record that a recorded delete had seen.
+//!   is covered by the key's outcome.
+//! - **Resurrection**: a live value in the final record that a recorded delete covered by
+//!   the key's outcome had seen.
 //! - **False sibling**: two versions side by side in the final record although one's
 //!   creator had seen the other (siblings must be truly concurrent).
 //! - **Reused dot**: two distinct versions with the same dot, which makes every rule
@@ -18,7 +23,7 @@
 
 use crate::history::{Event, History, Outcome, Version};
 use crate::world::World;
-use halka_store::{Dot, NodeId, Record};
+use halka_store::{Dot, NodeId, Record, VersionVector};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +42,8 @@ pub struct Verdict {
     pub reused_dots: Vec<String>,
     pub unconverged_keys: Vec<String>,
     pub hints_left: u64,
+    /// Tombstones removed by collectors (not a failure: shows collection ran).
+    pub tombstones_collected: u64,
 }
 
 impl Verdict {
@@ -63,6 +70,7 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
     let mut versions: BTreeMap<&str, Vec<&Version>> = BTreeMap::new();
     // Dots number the versions of one key: unique per (key, dot).
     let mut by_dot: BTreeMap<(&str, &(String, u64)), &Version> = BTreeMap::new();
+    let mut collected: BTreeMap<&str, VersionVector> = BTreeMap::new();
     for event in history {
         match event {
             Event::Version(v) => {
@@ -84,6 +92,11 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
                 erasures.push((node.as_str(), *at_us));
             }
             Event::Fault { .. } => {}
+            Event::Collected(c) => {
+                verdict.tombstones_collected += 1;
+                let seen = c.seen.iter().map(|(n, counter)| (NodeId::new(n), *counter));
+                collected.entry(c.key.as_str()).or_default().join(&seen.collect());
+            }
         }
     }
     let finals: BTreeMap<String, Arc<Record>> = (0..keys)
@@ -92,6 +105,13 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
             (key.clone(), final_record(world, &key, &mut verdict))
         })
         .collect();
+    let outcome = |key: &str, record: &Record| {
+        let mut seen = record.context().clone();
+        if let Some(c) = collected.get(key) {
+            seen.join(c);
+        }
+        seen
+    };
     let none = Vec::new();
     for event in history {
         let Event::Op(op) = event else { continue };
@@ -106,10 +126,10 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
             verdict.lost_writes.push(format!("{}={value}: acknowledged, never created", op.key));
             continue;
         }
+        let seen = outcome(&op.key, record);
         let survives = created.iter().any(|c| {
             let kept = record.versions().iter().any(|v| v.dot == dot(&c.dot));
-            let replaced =
-                mine.iter().any(|u| u.saw(&c.dot) && record.context().covers(&dot(&u.dot)));
+            let replaced = mine.iter().any(|u| u.saw(&c.dot) && seen.covers(&dot(&u.dot)));
             kept || replaced
         });
         if survives {
@@ -130,11 +150,10 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
         let mine = versions.get(key.as_str()).unwrap_or(&none);
         let present: Vec<(String, u64)> =
             record.versions().iter().map(|v| (v.dot.node.to_string(), v.dot.counter)).collect();
+        let seen = outcome(key, record);
         for (x, version) in present.iter().zip(record.versions()) {
             if version.value.is_some()
-                && mine
-                    .iter()
-                    .any(|u| u.value.is_none() && u.saw(x) && record.context().covers(&dot(&u.dot)))
+                && mine.iter().any(|u| u.value.is_none() && u.saw(x) && seen.covers(&dot(&u.dot)))
             {
                 verdict
                     .resurrections

@@ -57,11 +57,22 @@ impl Version {
     }
 }
 
+/// A tombstone a node's collector removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Collected {
+    pub node: String,
+    pub key: String,
+    /// The removed record's causal context.
+    pub seen: Vec<(String, u64)>,
+    pub at_us: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     Op(Op),
     Version(Version),
+    Collected(Collected),
     Fault {
         at_us: u64,
         what: String,

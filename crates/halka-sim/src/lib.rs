@@ -13,6 +13,7 @@
 //! runtime runs it deterministically — time advances only when every task waits.
 
 pub mod checker;
+mod collecting;
 pub mod history;
 pub mod scenario;
 mod workload;
@@ -39,6 +40,9 @@ pub struct Options {
     pub quiesce: Duration,
     pub handoff: bool,
     pub anti_entropy: bool,
+    pub collect_tombstones: bool,
+    /// Test-only: tombstones removed on a timer alone (see `world::Settings`).
+    pub reckless_collection: bool,
     /// Test-only: nodes keep their actor across crashes (the bug incarnations fixed).
     pub reuse_actor_after_crash: bool,
 }
@@ -53,6 +57,8 @@ impl Default for Options {
             quiesce: Duration::from_secs(30),
             handoff: true,
             anti_entropy: true,
+            collect_tombstones: true,
+            reckless_collection: false,
             reuse_actor_after_crash: false,
         }
     }
@@ -112,6 +118,8 @@ async fn simulate(seed: u64, options: &Options) -> Run {
             nodes: options.nodes.max(world::N),
             handoff: options.handoff,
             anti_entropy: options.anti_entropy,
+            collect_tombstones: options.collect_tombstones,
+            reckless_collection: options.reckless_collection,
             reuse_actor_after_crash: options.reuse_actor_after_crash,
         },
     );

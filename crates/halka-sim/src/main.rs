@@ -27,6 +27,10 @@ struct Args {
     no_handoff: bool,
     #[arg(long)]
     no_anti_entropy: bool,
+    /// Keep every tombstone (otherwise they are collected two simulated seconds after
+    /// their delete, once every owner holds them).
+    #[arg(long)]
+    no_tombstone_collection: bool,
     /// Print each seed's history as JSON lines.
     #[arg(long)]
     history: bool,
@@ -66,6 +70,7 @@ struct Summary {
     reused_dots: u64,
     unconverged_keys: u64,
     hints_left: u64,
+    tombstones_collected: u64,
     simulated_seconds: f64,
     wall_seconds: f64,
 }
@@ -80,6 +85,8 @@ fn main() {
         quiesce: Duration::from_secs(args.quiesce_secs),
         handoff: !args.no_handoff,
         anti_entropy: !args.no_anti_entropy,
+        collect_tombstones: !args.no_tombstone_collection,
+        reckless_collection: false,
         reuse_actor_after_crash: false,
     };
     if let Some(name) = &args.scenario {
@@ -105,7 +112,7 @@ fn main() {
             "{} seeds, {} failed; {} ops, {} acknowledged writes; lost {} (and {} with every \
              disk that held them), resurrected {}, \
              false siblings {}, reused dots {}, unconverged keys {}, hints left {}; \
-             {:.0} simulated s in {:.1} s",
+             {} tombstones collected; {:.0} simulated s in {:.1} s",
             summary.seeds,
             summary.failed_seeds.len(),
             summary.ops,
@@ -117,6 +124,7 @@ fn main() {
             summary.reused_dots,
             summary.unconverged_keys,
             summary.hints_left,
+            summary.tombstones_collected,
             summary.simulated_seconds,
             summary.wall_seconds,
         ),
@@ -141,6 +149,7 @@ fn add(summary: &mut Summary, run: &Run) {
     summary.reused_dots += v.reused_dots.len() as u64;
     summary.unconverged_keys += v.unconverged_keys.len() as u64;
     summary.hints_left += v.hints_left;
+    summary.tombstones_collected += v.tombstones_collected;
     summary.simulated_seconds += run.simulated.as_secs_f64();
 }
 
@@ -160,6 +169,9 @@ fn replay(args: &Args, seed: u64) -> String {
     }
     if args.no_anti_entropy {
         cmd.push_str(" --no-anti-entropy");
+    }
+    if args.no_tombstone_collection {
+        cmd.push_str(" --no-tombstone-collection");
     }
     cmd + " --history"
 }

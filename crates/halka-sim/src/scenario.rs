@@ -15,6 +15,7 @@ pub const SCENARIOS: &[&str] = &[
     "erased-disk-keeps-acknowledged-writes",
     "erased-disk-is-refilled",
     "hung-node-does-not-stall-quorums",
+    "node-down-past-the-grace-does-not-resurrect",
 ];
 
 /// The outcome of one scenario: the checker's verdict and what the scenario itself
@@ -66,6 +67,8 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             nodes: options.nodes.max(crate::world::N),
             handoff: options.handoff,
             anti_entropy: options.anti_entropy,
+            collect_tombstones: options.collect_tombstones,
+            reckless_collection: options.reckless_collection,
             reuse_actor_after_crash: options.reuse_actor_after_crash,
         },
     );
@@ -125,6 +128,17 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             }
             world.heal_links();
         }
+        "node-down-past-the-grace-does-not-resurrect" => {
+            // n3 misses the deletes and stays away well past the tombstone grace (and
+            // its hints' lifetime): the others must keep their tombstones for it.
+            write_all(&world, n1, "v1", 3).await;
+            world.crash(n3, false);
+            for k in 0..KEYS {
+                workload::run_op(&world, 0, n1, workload::key(k), Some(None), 2).await;
+            }
+            tokio::time::sleep(crate::world::TOMBSTONE_GRACE * 5).await;
+            world.start(n3);
+        }
         _ => unreachable!("checked above"),
     }
     // No client reads from here on: only hints and anti-entropy can repair.
@@ -141,6 +155,12 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
         if held < owned {
             problems.push(format!("n3 holds {held} of the {owned} keys it owns"));
         }
+    }
+    if name == "node-down-past-the-grace-does-not-resurrect"
+        && options.collect_tombstones
+        && verdict.tombstones_collected == 0
+    {
+        problems.push("no tombstone was collected after n3 came back".into());
     }
     world.stop_all();
     ScenarioRun { verdict, problems }

@@ -12,13 +12,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
 use halka_cluster::{
-    AntiEntropy, AntiEntropyConfig, Coordinator, CoordinatorConfig, Handoff, HandoffConfig,
-    LocalReplica, ReadFanout, Replica, ReplicaError, ReplicaFuture, View,
+    AntiEntropy, AntiEntropyConfig, Collector, CollectorConfig, Coordinator, CoordinatorConfig,
+    Handoff, HandoffConfig, LocalReplica, ReadFanout, Replica, ReplicaError, ReplicaFuture, View,
 };
 use halka_ring::{Member, Strategy};
 use halka_store::{
-    DigestedEngine, Dot, Engine, HashRange, HintStore, MemoryEngine, MemoryHints, NodeId, Record,
-    Write,
+    Dot, Engine, HashRange, HintStore, MemoryEngine, MemoryHints, NodeId, Record, TrackedEngine,
+    Tracking, Write,
 };
 use parking_lot::Mutex;
 use rand::rngs::SmallRng;
@@ -36,10 +36,35 @@ pub struct Settings {
     pub nodes: usize,
     pub handoff: bool,
     pub anti_entropy: bool,
+    /// Collect tombstones (after [`TOMBSTONE_GRACE`]).
+    pub collect_tombstones: bool,
+    /// Test-only fault: tombstones are removed once past the grace, without asking the
+    /// other owners (a timer alone). The checker must catch the resurrections.
+    pub reckless_collection: bool,
     /// Test-only fault: a node keeps its actor across a crash, as halka did before
     /// incarnations (Riak's KV679). The checker must catch it.
     pub reuse_actor_after_crash: bool,
 }
+
+/// The test-only collector of [`Settings::reckless_collection`]: removes every tombstone
+/// older than the grace, whoever else still holds what.
+async fn collect_recklessly(engine: Arc<crate::collecting::Collecting>, stop: CancellationToken) {
+    let Some(index) = engine.tombstones().cloned() else { return };
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let cutoff = crate::sim_clock_us().saturating_sub(TOMBSTONE_GRACE.as_micros() as u64);
+        for key in index.due(cutoff, u64::MAX, 1024) {
+            let _ = engine.remove_if(&key, &mut |r| r.deleted_at().is_some());
+        }
+    }
+}
+
+/// The tombstone grace in simulations: short enough that keys deleted early in the
+/// chaos are collected while faults still come and go.
+pub const TOMBSTONE_GRACE: Duration = Duration::from_secs(2);
 
 /// What a node keeps across a crash when its disk survives.
 #[derive(Debug)]
@@ -179,13 +204,15 @@ impl World {
             let engine: Arc<dyn Engine> = Arc::clone(&disk.engine) as Arc<dyn Engine>;
             (engine, Arc::clone(&disk.hints))
         };
-        let engine: Arc<dyn Engine> = if self.settings.anti_entropy {
-            Arc::new(DigestedEngine::build(engine).expect("a memory engine scans"))
-        } else {
-            engine
+        let tracking = Tracking {
+            digests: self.settings.anti_entropy,
+            tombstones: self.settings.collect_tombstones,
         };
+        let engine: Arc<dyn Engine> =
+            Arc::new(TrackedEngine::build(engine, tracking).expect("a memory engine scans"));
         let generation = if self.settings.reuse_actor_after_crash { 1 } else { starts };
         let actor = NodeId::new(&format!("{}#{generation}", node.id));
+        let local_engine = Arc::clone(&engine);
         let local = LocalReplica::new(node.id.clone(), engine).with_actor(actor.clone());
         let replica: Arc<dyn Replica> =
             Arc::new(Recording { inner: local, actor, world: Arc::clone(self) });
@@ -225,6 +252,7 @@ impl World {
                 HandoffConfig {
                     interval: Duration::from_millis(100),
                     timeout,
+                    max_age: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE / 2),
                     ..Default::default()
                 },
             )
@@ -248,6 +276,29 @@ impl World {
                 },
             );
             tasks.push(tokio::spawn(aae.run(Arc::clone(&coordinator), stop.clone())));
+        }
+        let collecting = crate::collecting::Collecting {
+            inner: local_engine,
+            node: node.id.to_string(),
+            world: Arc::downgrade(self),
+        };
+        let collecting = Arc::new(collecting);
+        let collector = Collector::new(
+            node.id.clone(),
+            Arc::clone(&collecting) as Arc<dyn Engine>,
+            CollectorConfig {
+                grace: TOMBSTONE_GRACE,
+                interval: Duration::from_millis(100),
+                timeout: Duration::from_millis(500),
+                // Twice the longest deadline of a message between nodes.
+                settle: Duration::from_secs(1),
+                ..CollectorConfig::default()
+            },
+        );
+        if self.settings.reckless_collection {
+            tasks.push(tokio::spawn(collect_recklessly(collecting, stop.clone())));
+        } else if let Some(collector) = collector {
+            tasks.push(tokio::spawn(collector.run(Arc::clone(&coordinator), stop.clone())));
         }
         *node.running.lock() = Some(Running { coordinator, replica, handoff, stop, tasks });
     }

@@ -100,3 +100,21 @@ fn a_returning_node_catches_up_only_through_hints_or_anti_entropy() {
     let result = halka_sim::scenario::run("returning-node-catches-up", &off);
     assert!(!result.passed(), "no mechanism, yet the node caught up: {:?}", result.problems);
 }
+
+#[test]
+fn tombstones_are_collected_during_a_run() {
+    let collected: u64 =
+        (0..5).map(|seed| run(seed, &options()).verdict.tombstones_collected).sum();
+    assert!(collected > 0, "no tombstone was collected in five seeds");
+}
+
+#[test]
+fn tombstones_removed_on_a_timer_alone_are_caught() {
+    let reckless = Options { reckless_collection: true, ..options() };
+    let run = halka_sim::scenario::run("node-down-past-the-grace-does-not-resurrect", &reckless);
+    assert!(
+        !run.verdict.resurrections.is_empty(),
+        "the checker missed the resurrections of a reckless collector: {:?}",
+        run.verdict
+    );
+}

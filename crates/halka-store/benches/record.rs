@@ -63,12 +63,16 @@ fn digests(c: &mut Criterion, keys: &[String]) {
     let a = NodeId::new("node-1");
     let w = write(&[b'x'; 100], true);
     let plain: Arc<dyn Engine> = Arc::new(MemoryEngine::new(Limits::default()));
-    let digested =
-        halka_store::DigestedEngine::build(Arc::new(MemoryEngine::new(Limits::default())))
-            .expect("built");
+    let tracked = |tracking| {
+        halka_store::TrackedEngine::build(Arc::new(MemoryEngine::new(Limits::default())), tracking)
+            .expect("built")
+    };
+    let digested = tracked(halka_store::Tracking { digests: true, tombstones: false });
+    let both = tracked(halka_store::Tracking::ALL);
     for k in keys {
         plain.apply_write(k.as_bytes(), &a, &w).expect("stored");
         digested.apply_write(k.as_bytes(), &a, &w).expect("stored");
+        both.apply_write(k.as_bytes(), &a, &w).expect("stored");
     }
     let record = plain.get(keys[0].as_bytes()).expect("read").expect("stored");
     c.bench_function("digests/entry_digest", |bench| {
@@ -86,6 +90,13 @@ fn digests(c: &mut Criterion, keys: &[String]) {
         bench.iter(|| {
             i = (i + 1) % keys.len();
             black_box(digested.apply_write(keys[i].as_bytes(), &a, &w).expect("stored"))
+        });
+    });
+    // The tombstone index as well: what every write pays for tombstone collection.
+    c.bench_function("digests/memory_apply_write_digested_and_tombstones", |bench| {
+        bench.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(both.apply_write(keys[i].as_bytes(), &a, &w).expect("stored"))
         });
     });
 }

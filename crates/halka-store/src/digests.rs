@@ -16,10 +16,8 @@
 //! behind any digest are one range read. Slices do not depend on the partition count:
 //! a layout with other partitions compares the same trees at another granularity.
 
-use crate::engine::{Engine, SyncToken, Updater};
+use crate::Record;
 use crate::layout::{HashRange, key_hash};
-use crate::{Limits, Record, StoreError};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use thiserror::Error;
 use xxhash_rust::xxh3::Xxh3;
@@ -147,111 +145,12 @@ pub fn slices(range: HashRange, bits: u32) -> Result<usize, DigestQueryError> {
     Ok(count as usize)
 }
 
-/// An engine whose every update also updates a [`DigestTree`].
-#[derive(Debug)]
-pub struct DigestedEngine {
-    inner: Arc<dyn Engine>,
-    tree: Arc<DigestTree>,
-}
-
-impl DigestedEngine {
-    /// Wraps `inner`, building its tree from a full scan first (a second or so per
-    /// million keys). Nothing may write to `inner` except through the wrapper.
-    ///
-    /// # Errors
-    /// The scan failed.
-    pub fn build(inner: Arc<dyn Engine>) -> Result<Self, StoreError> {
-        let tree = Arc::new(DigestTree::default());
-        inner.scan(&mut |key, record| tree.insert(key, &record))?;
-        Ok(Self { inner, tree })
-    }
-
-    #[must_use]
-    pub fn inner(&self) -> &Arc<dyn Engine> {
-        &self.inner
-    }
-
-    /// Runs `f` through the inner engine's update, noting what the committed call changed.
-    fn tracked<T>(
-        &self,
-        key: &[u8],
-        f: &mut Updater<'_>,
-        update: impl FnOnce(&dyn Engine, &mut Updater<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        // `f` may run more than once; only the last call's change is committed.
-        let mut delta = 0;
-        let result = update(self.inner.as_ref(), &mut |current| {
-            let next = f(current);
-            delta = match &next {
-                Some(next) => current.map_or(0, |c| entry_digest(key, c)) ^ entry_digest(key, next),
-                None => 0,
-            };
-            next
-        })?;
-        self.tree.apply(key_hash(key), delta);
-        Ok(result)
-    }
-}
-
-impl Engine for DigestedEngine {
-    fn prefetch(&self, key: &[u8]) {
-        self.inner.prefetch(key);
-    }
-
-    fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
-        self.inner.get(key)
-    }
-
-    fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError> {
-        self.tracked(key, f, |e, f| e.update(key, f))
-    }
-
-    fn update_deferred(
-        &self,
-        key: &[u8],
-        f: &mut Updater<'_>,
-    ) -> Result<Option<SyncToken>, StoreError> {
-        self.tracked(key, f, |e, f| e.update_deferred(key, f))
-    }
-
-    fn wait_durable(&self, token: SyncToken) -> Result<(), StoreError> {
-        self.inner.wait_durable(token)
-    }
-
-    fn scan_range(
-        &self,
-        range: HashRange,
-        f: &mut dyn FnMut(&[u8], Arc<Record>),
-    ) -> Result<(), StoreError> {
-        self.inner.scan_range(range, f)
-    }
-
-    fn key_count(&self) -> u64 {
-        self.inner.key_count()
-    }
-
-    fn flush(&self) -> Result<(), StoreError> {
-        self.inner.flush()
-    }
-
-    fn limits(&self) -> &Limits {
-        self.inner.limits()
-    }
-
-    fn is_blocking(&self) -> bool {
-        self.inner.is_blocking()
-    }
-
-    fn digests(&self) -> Option<&Arc<DigestTree>> {
-        Some(&self.tree)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{MemoryEngine, NodeId, VersionVector, Write};
+    use crate::{Engine, MemoryEngine, NodeId, TrackedEngine, Tracking, VersionVector, Write};
     use bytes::Bytes;
+    use std::sync::Arc;
 
     fn write(value: &str) -> Write {
         Write {
@@ -262,8 +161,12 @@ mod tests {
         }
     }
 
-    fn engine() -> DigestedEngine {
-        DigestedEngine::build(Arc::new(MemoryEngine::default())).unwrap()
+    fn engine() -> TrackedEngine {
+        TrackedEngine::build(Arc::new(MemoryEngine::default()), Tracking::ALL).unwrap()
+    }
+
+    fn tree(e: &TrackedEngine) -> &DigestTree {
+        e.digests().unwrap()
     }
 
     #[test]
@@ -276,9 +179,9 @@ mod tests {
         for i in 0..250 {
             e.apply_write(format!("k{i}").as_bytes(), &node, &write("w")).unwrap();
         }
-        let rebuilt = DigestedEngine::build(Arc::clone(e.inner())).unwrap();
-        let live = e.tree.digests(HashRange::ALL, BLOCK_BITS).unwrap();
-        assert_eq!(live, rebuilt.tree.digests(HashRange::ALL, BLOCK_BITS).unwrap());
+        let rebuilt = TrackedEngine::build(Arc::clone(e.inner()), Tracking::ALL).unwrap();
+        let live = tree(&e).digests(HashRange::ALL, BLOCK_BITS).unwrap();
+        assert_eq!(live, tree(&rebuilt).digests(HashRange::ALL, BLOCK_BITS).unwrap());
         assert!(live.iter().any(|&d| d != 0), "the tree saw no writes");
     }
 
@@ -291,7 +194,7 @@ mod tests {
             let (record, _) = a.apply_write(key.as_bytes(), &node, &write("v")).unwrap();
             b.merge(key.as_bytes(), &record).unwrap();
         }
-        let all = |e: &DigestedEngine| e.tree.digests(HashRange::ALL, BLOCK_BITS).unwrap();
+        let all = |e: &TrackedEngine| tree(e).digests(HashRange::ALL, BLOCK_BITS).unwrap();
         assert_eq!(all(&a), all(&b));
         a.apply_write(b"k7", &node, &write("newer")).unwrap();
         let differing: Vec<usize> =
@@ -307,12 +210,12 @@ mod tests {
             e.apply_write(format!("k{i}").as_bytes(), &NodeId::new("a"), &write("v")).unwrap();
         }
         let block = HashRange::partition(5, BLOCK_BITS);
-        let leaves = e.tree.digests(block, LEAF_BITS).unwrap();
+        let leaves = tree(&e).digests(block, LEAF_BITS).unwrap();
         assert_eq!(leaves.len(), 1 << (LEAF_BITS - BLOCK_BITS));
-        let whole = e.tree.digests(block, BLOCK_BITS).unwrap();
+        let whole = tree(&e).digests(block, BLOCK_BITS).unwrap();
         assert_eq!(whole, vec![leaves.iter().fold(0, |a, d| a ^ d)]);
-        let top = e.tree.digests(HashRange::ALL, 0).unwrap()[0];
-        let blocks = e.tree.digests(HashRange::ALL, BLOCK_BITS).unwrap();
+        let top = tree(&e).digests(HashRange::ALL, 0).unwrap()[0];
+        let blocks = tree(&e).digests(HashRange::ALL, BLOCK_BITS).unwrap();
         assert_eq!(top, blocks.iter().fold(0, |a, d| a ^ d));
     }
 

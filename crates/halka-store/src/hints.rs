@@ -69,6 +69,12 @@ pub trait HintStore: Send + Sync + fmt::Debug + 'static {
         delivered: &Record,
     ) -> Result<(), StoreError>;
 
+    /// Whether a hint for (`owner`, `key`) is pending.
+    ///
+    /// # Errors
+    /// I/O failure.
+    fn holds(&self, owner: &NodeId, key: &[u8]) -> Result<bool, StoreError>;
+
     /// Pending hints by owner (owners with none are left out).
     fn stats(&self) -> BTreeMap<NodeId, HintStats>;
 }
@@ -171,6 +177,10 @@ impl HintStore for MemoryHints {
             }
         }
         Ok(())
+    }
+
+    fn holds(&self, owner: &NodeId, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.owners.lock().get(owner).is_some_and(|o| o.hints.contains_key(key)))
     }
 
     fn stats(&self) -> BTreeMap<NodeId, HintStats> {

@@ -18,15 +18,19 @@ pub mod hints;
 pub mod layout;
 mod limits;
 mod record;
+pub mod tombstones;
 mod validate;
 
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
-pub use digests::{DigestTree, DigestedEngine, entry_digest};
-pub use engine::{Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken};
+pub use digests::{DigestTree, entry_digest};
+pub use engine::{
+    Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken, TrackedEngine, Tracking,
+};
 pub use error::StoreError;
 pub use hints::{Hint, HintStats, HintStore, MemoryHints, Stored};
 pub use layout::HashRange;
 pub use limits::{LimitError, Limits};
 pub use record::{MAX_SIBLINGS, Record, Version, Write};
+pub use tombstones::{TombstoneIndex, TombstoneStats};
 pub use validate::{InvalidRecord, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES};

@@ -122,6 +122,28 @@ impl Record {
         self.lww().and_then(|v| v.value.as_ref())
     }
 
+    /// When every version is a tombstone (the key is deleted everywhere this record has
+    /// seen), the newest of their timestamps; `None` while any value is live.
+    #[must_use]
+    pub fn deleted_at(&self) -> Option<u64> {
+        self.versions
+            .iter()
+            .try_fold(0, |newest, v| v.value.is_none().then_some(newest.max(v.timestamp_us)))
+    }
+
+    /// The newest timestamp among the versions (0 for none): when the record was last
+    /// written, by its coordinator's clock.
+    #[must_use]
+    pub fn written_at(&self) -> u64 {
+        self.versions.iter().map(|v| v.timestamp_us).max().unwrap_or(0)
+    }
+
+    /// The highest counter in the record's context, over every node.
+    #[must_use]
+    pub fn max_counter(&self) -> u64 {
+        self.context.iter().map(|(_, c)| c).max().unwrap_or(0)
+    }
+
     /// The join of two records.
     #[must_use]
     pub fn merge(&self, other: &Record) -> Record {
@@ -178,11 +200,29 @@ impl Record {
         node: &NodeId,
         write: &Write,
     ) -> Result<(Record, Dot), InvalidRecord> {
+        Self::apply_write_above(current, node, write, 0)
+    }
+
+    /// [`Record::apply_write`] with the new dot's counter above `floor` as well: the
+    /// highest counter in any record the replica has removed (see `Engine::remove_if`).
+    /// A collected tombstone takes its dots out of the replica's record, but other
+    /// replicas may still hold it; numbering past the floor keeps the next write from
+    /// reusing one of those dots, which they would drop as already seen.
+    ///
+    /// # Errors
+    /// As [`Record::apply_write`].
+    pub fn apply_write_above(
+        current: Option<&Record>,
+        node: &NodeId,
+        write: &Write,
+        floor: u64,
+    ) -> Result<(Record, Dot), InvalidRecord> {
         let base = current.cloned().unwrap_or_default();
         let counter = base
             .context
             .get(node)
             .max(write.context.get(node))
+            .max(floor)
             .checked_add(1)
             .filter(|c| *c <= MAX_COUNTER)
             .ok_or_else(|| InvalidRecord::CounterExhausted { node: node.to_string() })?;

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use halka_store::{
     Engine, FjallEngine, FjallOptions, Limits, MemoryEngine, NodeId, Record, StoreError,
-    SyncPolicy, VersionVector, Write,
+    SyncPolicy, TrackedEngine, Tracking, VersionVector, Write,
 };
 use std::sync::Arc;
 
@@ -147,6 +147,34 @@ fn scan_range_visits_exactly_its_partition(engine: &dyn Engine) {
     assert_eq!(seen.len(), 300);
 }
 
+fn remove_if_removes_only_what_the_predicate_accepts(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    let (kept, _) = engine.apply_write(b"kept", &a, &write("v", &VersionVector::new())).unwrap();
+    engine.apply_write(b"gone", &a, &write("v", &VersionVector::new())).unwrap();
+    assert!(!engine.remove_if(b"kept", &mut |_| false).unwrap());
+    assert!(engine.remove_if(b"gone", &mut |_| true).unwrap());
+    assert!(!engine.remove_if(b"missing", &mut |_| true).unwrap());
+    assert_eq!(engine.get(b"gone").unwrap(), None);
+    assert_eq!(engine.get(b"kept").unwrap(), Some(kept));
+    let mut scanned = Vec::new();
+    engine.scan(&mut |k, _| scanned.push(k.to_vec())).unwrap();
+    assert_eq!(scanned, vec![b"kept".to_vec()]);
+}
+
+/// After a record is removed, the next write to its key must not reuse a dot the removed
+/// record held: other replicas may still hold that record and would drop the write.
+fn a_write_after_a_removal_numbers_past_the_removed_dots(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    let mut context = VersionVector::new();
+    for _ in 0..5 {
+        context = engine.apply_write(b"k", &a, &write("v", &context)).unwrap().0.context().clone();
+    }
+    assert!(engine.remove_if(b"k", &mut |_| true).unwrap());
+    assert_eq!(engine.counter_floor(), 5);
+    let (_, dot) = engine.apply_write(b"k", &a, &write("again", &VersionVector::new())).unwrap();
+    assert!(!context.covers(&dot), "reused dot {dot:?} that {context:?} already covers");
+}
+
 macro_rules! engine_suite {
     ($module:ident, $make:expr) => {
         mod $module {
@@ -189,6 +217,18 @@ macro_rules! engine_suite {
             }
 
             #[test]
+            fn remove_if_removes_only_what_the_predicate_accepts() {
+                let (_dir, e) = $make(Limits::default());
+                super::remove_if_removes_only_what_the_predicate_accepts(e.as_ref());
+            }
+
+            #[test]
+            fn a_write_after_a_removal_numbers_past_the_removed_dots() {
+                let (_dir, e) = $make(Limits::default());
+                super::a_write_after_a_removal_numbers_past_the_removed_dots(e.as_ref());
+            }
+
+            #[test]
             fn concurrent_writers_get_distinct_dots() {
                 let (_dir, e) = $make(Limits::default());
                 super::concurrent_writers_get_distinct_dots(e);
@@ -221,6 +261,18 @@ fn fjall_with(
 }
 
 engine_suite!(memory_engine, memory);
+// The wrapper that keeps the digest tree and the tombstone index must behave the same.
+engine_suite!(tracked_memory_engine, tracked(memory));
+engine_suite!(tracked_fjall, tracked(fjall_with(PERIODIC, CACHE, None)));
+
+fn tracked(
+    make: impl Fn(Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>),
+) -> impl Fn(Limits) -> (Option<tempfile::TempDir>, Arc<dyn Engine>) {
+    move |limits| {
+        let (dir, inner) = make(limits);
+        (dir, Arc::new(TrackedEngine::build(inner, Tracking::ALL).unwrap()))
+    }
+}
 const CACHE: u64 = FjallOptions::DEFAULT_CACHE_BYTES;
 const PERIODIC: SyncPolicy = SyncPolicy::Periodic { interval_ms: 10 };
 engine_suite!(fjall_always, fjall_with(SyncPolicy::Always, CACHE, None));
@@ -246,6 +298,25 @@ fn fjall_keeps_data_across_reopen() {
         e.apply_write(b"k", &NodeId::new("a"), &write("kept", &VersionVector::new())).unwrap()
     };
     assert_eq!(open().get(b"k").unwrap(), Some(record));
+}
+
+#[test]
+fn fjall_keeps_the_counter_floor_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || FjallEngine::open(FjallOptions::new(dir.path())).unwrap();
+    {
+        let e = open();
+        let a = NodeId::new("a");
+        let mut context = VersionVector::new();
+        for _ in 0..3 {
+            context = e.apply_write(b"k", &a, &write("v", &context)).unwrap().0.context().clone();
+        }
+        assert!(e.remove_if(b"k", &mut |_| true).unwrap());
+        e.flush().unwrap();
+    }
+    let e = open();
+    assert_eq!(e.counter_floor(), 3);
+    assert_eq!(e.get(b"k").unwrap(), None, "the removal is durable after a flush");
 }
 
 #[test]

@@ -180,6 +180,27 @@ impl Default for AntiEntropySettings {
     }
 }
 
+/// Tombstone collection: when a deleted key's record may be removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TombstoneSettings {
+    /// Remove tombstones at all. Off, every deleted key keeps a small record for ever.
+    pub enabled: bool,
+    /// Seconds a tombstone is kept at least after its delete; it goes only once every
+    /// owner holds it as well. Hints older than half of this are dropped undelivered
+    /// (anti-entropy repairs those keys), so no late hint can revive a deleted value.
+    /// Must exceed the clock skew between nodes.
+    pub grace_secs: u64,
+    /// Milliseconds between collection rounds.
+    pub interval_ms: u64,
+}
+
+impl Default for TombstoneSettings {
+    fn default() -> Self {
+        Self { enabled: true, grace_secs: 3600, interval_ms: 1000 }
+    }
+}
+
 /// A node's configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -222,6 +243,7 @@ pub struct NodeConfig {
     pub limits: Limits,
     pub handoff: HandoffSettings,
     pub anti_entropy: AntiEntropySettings,
+    pub tombstones: TombstoneSettings,
     pub http: HttpSettings,
     /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
     /// nodes prove they know it before serving each other, and it signs the causal-context
@@ -257,6 +279,7 @@ impl Default for NodeConfig {
             limits: Limits::default(),
             handoff: HandoffSettings::default(),
             anti_entropy: AntiEntropySettings::default(),
+            tombstones: TombstoneSettings::default(),
             http: HttpSettings::default(),
             cluster_secret: None,
             protected_mode: true,
@@ -433,6 +456,14 @@ impl NodeConfig {
                 "anti_entropy",
                 "interval_ms and max_keys_per_second must be at least 1 (set \
                  anti_entropy.enabled = false to switch it off)"
+                    .into(),
+            ));
+        }
+        if self.tombstones.grace_secs == 0 || self.tombstones.interval_ms == 0 {
+            return Err(invalid(
+                "tombstones",
+                "grace_secs and interval_ms must be at least 1 (set tombstones.enabled = false \
+                 to keep every tombstone)"
                     .into(),
             ));
         }

@@ -9,12 +9,13 @@ use crate::peers::PeerState;
 use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
 use halka_cluster::{
-    AntiEntropy, AntiEntropyConfig, Coordinator, CoordinatorConfig, Handoff, HandoffConfig,
-    LocalReplica, Replica, View,
+    AntiEntropy, AntiEntropyConfig, Collector, CollectorConfig, Coordinator, CoordinatorConfig,
+    Handoff, HandoffConfig, LocalReplica, Replica, View,
 };
 use halka_ring::{Member, Strategy};
 use halka_store::{
-    DigestedEngine, Engine, FjallEngine, FjallOptions, HintStore, MemoryEngine, MemoryHints, NodeId,
+    Engine, FjallEngine, FjallOptions, HintStore, MemoryEngine, MemoryHints, NodeId, TrackedEngine,
+    Tracking,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::BTreeMap;
@@ -45,6 +46,8 @@ pub struct NodeState {
     pub incarnation: Incarnation,
     /// This node's side of anti-entropy, when it is on.
     pub anti_entropy: Option<Arc<AntiEntropy>>,
+    /// Tombstone collection, when it is on.
+    pub collector: Option<Arc<Collector>>,
     clients: AtomicI64,
     connections_received: AtomicU64,
     connections_rejected: AtomicU64,
@@ -200,19 +203,23 @@ fn open_engine(config: &NodeConfig) -> anyhow::Result<(Arc<dyn Engine>, Arc<dyn 
     })
 }
 
-/// `engine` with a digest tree kept over it, when anti-entropy is on.
-fn with_digests(config: &NodeConfig, engine: Arc<dyn Engine>) -> anyhow::Result<Arc<dyn Engine>> {
-    if !config.anti_entropy.enabled {
+/// `engine` with the indexes kept over it that anti-entropy (a digest tree) and
+/// tombstone collection (an index of deleted keys) need, when they are on.
+fn with_indexes(config: &NodeConfig, engine: Arc<dyn Engine>) -> anyhow::Result<Arc<dyn Engine>> {
+    let tracking =
+        Tracking { digests: config.anti_entropy.enabled, tombstones: config.tombstones.enabled };
+    if !tracking.digests && !tracking.tombstones {
         return Ok(engine);
     }
     let started = Instant::now();
-    let digested = DigestedEngine::build(engine).context("building the anti-entropy digests")?;
+    let tracked = TrackedEngine::build(engine, tracking).context("indexing the store")?;
     tracing::info!(
-        keys = digested.key_count(),
+        keys = tracked.key_count(),
+        tombstones = tracked.tombstones().map_or(0, |t| t.stats().pending),
         ms = started.elapsed().as_millis() as u64,
-        "anti-entropy digests built"
+        "store indexed"
     );
-    Ok(Arc::new(digested))
+    Ok(Arc::new(tracked))
 }
 
 /// How often latency histograms are folded into their buckets.
@@ -238,7 +245,7 @@ async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
 /// The engine cannot be opened or the member list does not make a placement.
 pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
     let (engine, hint_store) = open_engine(&config)?;
-    let engine = with_digests(&config, engine)?;
+    let engine = with_indexes(&config, engine)?;
     let incarnation = Incarnation::begin(&config).context("starting this node's incarnation")?;
     let mut members: Vec<Member> = config
         .members
@@ -288,6 +295,10 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         HandoffConfig {
             max_per_second: config.handoff.max_per_second,
             timeout: Duration::from_millis(config.timeout_ms),
+            max_age: config
+                .tombstones
+                .enabled
+                .then(|| Duration::from_secs(config.tombstones.grace_secs) / 2),
             ..HandoffConfig::default()
         },
     );
@@ -314,6 +325,23 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             },
         )
     });
+    let collector = if config.tombstones.enabled {
+        Collector::new(
+            NodeId::new(&config.node_id),
+            Arc::clone(&engine),
+            CollectorConfig {
+                grace: Duration::from_secs(config.tombstones.grace_secs),
+                interval: Duration::from_millis(config.tombstones.interval_ms),
+                timeout: Duration::from_millis(config.timeout_ms.saturating_mul(5)),
+                // Twice the longest deadline anything sent between nodes has (an
+                // anti-entropy call: five request timeouts).
+                settle: Duration::from_millis(config.timeout_ms.saturating_mul(10)),
+                ..CollectorConfig::default()
+            },
+        )
+    } else {
+        None
+    };
     let placement = crate::placement_memo::fingerprint(&config);
     Ok(Arc::new(NodeState {
         config,
@@ -331,6 +359,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         auth,
         incarnation,
         anti_entropy,
+        collector,
     }))
 }
 
@@ -389,6 +418,10 @@ pub async fn run(
     let anti_entropy = state.anti_entropy.as_ref().map(|aae| {
         tokio::spawn(Arc::clone(aae).run(Arc::clone(&state.coordinator), shutdown.clone()))
     });
+    let collector = state
+        .collector
+        .as_ref()
+        .map(|c| tokio::spawn(Arc::clone(c).run(Arc::clone(&state.coordinator), shutdown.clone())));
     let rpc_stop = shutdown.clone();
     let rpc =
         tokio::spawn(halka_cluster::rpc::serve(listeners.peer, local, rpc_config, async move {
@@ -405,7 +438,7 @@ pub async fn run(
         let _ = upkeep.await;
     }
     let _ = watcher.await;
-    for task in [handoff, anti_entropy].into_iter().flatten() {
+    for task in [handoff, anti_entropy, collector].into_iter().flatten() {
         let _ = task.await;
     }
     let drained = tokio::time::timeout(grace, async {

@@ -107,6 +107,11 @@ struct Inner {
     records: Keyspace,
     /// Hints for other nodes (see `hints`), keyed by owner then key.
     hints: Keyspace,
+    /// Small facts about the store itself, such as the counter floor.
+    meta: Keyspace,
+    /// See [`Engine::counter_floor`]; raised (and written to `meta`) only under the
+    /// removed key's stripe lock.
+    floor: AtomicU64,
     cache: Option<RecordCache>,
     /// Our handle on fjall's newest journal; `None` falls back to fjall's own sync.
     /// Locked only by the one thread syncing at a time.
@@ -220,6 +225,13 @@ const RECORDS: &str = "records-by-hash";
 /// The keyspace of hints, keyed by `hint_key`.
 const HINTS: &str = "hints";
 
+/// The keyspace of facts about the store; see `FLOOR_KEY`.
+const META: &str = "meta";
+
+/// The [`Engine::counter_floor`], a big-endian u64. Written in the same journal as the
+/// removals it covers and before them, so no removal is durable without it.
+const FLOOR_KEY: &[u8] = b"counter-floor";
+
 /// The keyspace of the first layout, keyed by the bare key.
 const RECORDS_V1: &str = "records";
 
@@ -246,6 +258,15 @@ fn migrate_v1(db: &Database, records: &Keyspace) -> Result<(), StoreError> {
     db.persist(PersistMode::SyncAll).map_err(io)?;
     tracing::info!(records = moved, "data directory migrated to the hash layout");
     Ok(())
+}
+
+fn read_floor(meta: &Keyspace) -> Result<u64, StoreError> {
+    let raw = meta.get(FLOOR_KEY).map_err(|e| StoreError::Io(e.to_string()))?;
+    let Some(raw) = raw else { return Ok(0) };
+    let bytes: [u8; 8] = (*raw)
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("counter floor of {} bytes", raw.len())))?;
+    Ok(u64::from_be_bytes(bytes))
 }
 
 /// A durable engine in a data directory.
@@ -286,6 +307,10 @@ impl FjallEngine {
         let hints = db
             .keyspace(HINTS, || KeyspaceCreateOptions::default().manual_journal_persist(true))
             .map_err(|e| StoreError::Io(e.to_string()))?;
+        let meta = db
+            .keyspace(META, || KeyspaceCreateOptions::default().manual_journal_persist(true))
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let floor = read_floor(&meta)?;
         let journal = JournalFile::newest(&options.path);
         if journal.is_none() {
             tracing::warn!(path = %options.path.display(), "fjall journal not found; fsyncs will hold fjall's journal lock");
@@ -294,6 +319,8 @@ impl FjallEngine {
             db,
             records,
             hints,
+            meta,
+            floor: AtomicU64::new(floor),
             journal: Mutex::new(journal),
             cache: (options.cache_bytes > 0).then(|| {
                 // quick_cache sizes its tables from an item estimate; ~200 bytes a record.
@@ -542,6 +569,13 @@ impl HintStore for FjallHints {
         Ok(())
     }
 
+    fn holds(&self, owner: &NodeId, key: &[u8]) -> Result<bool, StoreError> {
+        self.inner
+            .hints
+            .contains_key(hint_key(owner, key))
+            .map_err(|e| StoreError::Io(e.to_string()))
+    }
+
     fn stats(&self) -> BTreeMap<NodeId, HintStats> {
         self.stats.lock().clone()
     }
@@ -618,6 +652,36 @@ impl Engine for FjallEngine {
             f(key, Arc::new(decode_record(&value)?));
         }
         Ok(())
+    }
+
+    fn remove_if(
+        &self,
+        key: &[u8],
+        pred: &mut dyn FnMut(&Record) -> bool,
+    ) -> Result<bool, StoreError> {
+        let inner = &*self.inner;
+        inner.check_poison()?;
+        let io = |e: fjall::Error| StoreError::Io(e.to_string());
+        let _guard = self.stripe(key).lock();
+        let Some(current) = self.read_locked(key)? else { return Ok(false) };
+        if !pred(&current) {
+            return Ok(false);
+        }
+        let counter = current.max_counter();
+        if counter > inner.floor.load(Ordering::SeqCst) {
+            inner.meta.insert(FLOOR_KEY, counter.to_be_bytes()).map_err(io)?;
+            inner.floor.store(counter, Ordering::SeqCst);
+        }
+        inner.records.remove(&*storage_key(key)).map_err(io)?;
+        if let Some(cache) = &inner.cache {
+            cache.remove(key);
+        }
+        inner.inserted.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    fn counter_floor(&self) -> u64 {
+        self.inner.floor.load(Ordering::SeqCst)
     }
 
     fn key_count(&self) -> u64 {

@@ -8,9 +8,11 @@
 mod fjall;
 mod journal;
 mod memory;
+mod tracked;
 
 pub use self::fjall::{FjallEngine, FjallOptions, SyncPolicy};
 pub use memory::MemoryEngine;
+pub use tracked::{TrackedEngine, Tracking};
 
 use crate::layout::HashRange;
 use crate::{Dot, Limits, NodeId, Record, StoreError, Write};
@@ -89,6 +91,24 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         f: &mut dyn FnMut(&[u8], Arc<Record>),
     ) -> Result<(), StoreError>;
 
+    /// Removes the record for `key` if there is one and `pred` holds for it, atomically
+    /// with respect to every other update of the key. Returns whether it was removed.
+    ///
+    /// Before removing, raises the [counter floor](Engine::counter_floor) to the
+    /// record's highest counter, durably whenever the removal itself is.
+    ///
+    /// # Errors
+    /// I/O failure, a corrupt stored record, or a poisoned engine.
+    fn remove_if(
+        &self,
+        key: &[u8],
+        pred: &mut dyn FnMut(&Record) -> bool,
+    ) -> Result<bool, StoreError>;
+
+    /// The highest counter of any record this engine has removed: a write it numbers
+    /// later goes past it (see [`Record::apply_write_above`]).
+    fn counter_floor(&self) -> u64;
+
     /// Number of keys stored (approximate for LSM engines).
     fn key_count(&self) -> u64;
 
@@ -110,8 +130,14 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     }
 
     /// The digest tree kept over this engine's records, if it keeps one (see
-    /// [`DigestedEngine`](crate::DigestedEngine)).
+    /// [`TrackedEngine`](crate::TrackedEngine)).
     fn digests(&self) -> Option<&Arc<crate::DigestTree>> {
+        None
+    }
+
+    /// The index of deleted keys kept over this engine's records, if it keeps one (see
+    /// [`TrackedEngine`](crate::TrackedEngine)).
+    fn tombstones(&self) -> Option<&Arc<crate::TombstoneIndex>> {
         None
     }
 
@@ -149,10 +175,13 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         }
         write.context.validate()?;
         let mut result = None;
-        let token = self.update_deferred(key, &mut |current| match Record::apply_write(
+        // The floor is read under the key's lock, so a removal of this key either
+        // happened before (and raised it) or happens after this write.
+        let token = self.update_deferred(key, &mut |current| match Record::apply_write_above(
             current.map(|r| &**r),
             node,
             write,
+            self.counter_floor(),
         ) {
             Ok((record, dot)) => {
                 let record = Arc::new(record);

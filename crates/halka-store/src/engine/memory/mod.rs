@@ -30,6 +30,8 @@ pub struct MemoryEngine {
     layouts: Box<[AtomicU64]>,
     hasher: RandomState,
     keys: AtomicU64,
+    /// See [`Engine::counter_floor`]. Raised only under the removed key's shard lock.
+    floor: AtomicU64,
     limits: Limits,
 }
 
@@ -39,7 +41,14 @@ impl MemoryEngine {
         let shards: Box<[_]> =
             (0..1 << SHARD_BITS).map(|_| CachePadded::new(RwLock::new(Table::default()))).collect();
         let layouts = shards.iter().map(|s| AtomicU64::new(s.read().layout())).collect();
-        Self { shards, layouts, hasher: RandomState::default(), keys: AtomicU64::new(0), limits }
+        Self {
+            shards,
+            layouts,
+            hasher: RandomState::default(),
+            keys: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
+            limits,
+        }
     }
 
     /// The key's hash and shard: the top bits pick the shard, the low bits the slot, so
@@ -116,6 +125,35 @@ impl Engine for MemoryEngine {
             }
         }
         Ok(())
+    }
+
+    fn remove_if(
+        &self,
+        key: &[u8],
+        pred: &mut dyn FnMut(&Record) -> bool,
+    ) -> Result<bool, StoreError> {
+        let (hash, shard) = self.locate(key);
+        let mut table = self.shards[shard].write();
+        let removed = table.remove_if(
+            hash,
+            key,
+            |r| {
+                let remove = pred(r);
+                if remove {
+                    self.floor.fetch_max(r.max_counter(), Ordering::SeqCst);
+                }
+                remove
+            },
+            |k| self.hasher.hash_one(k),
+        );
+        if removed.is_some() {
+            self.keys.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(removed.is_some())
+    }
+
+    fn counter_floor(&self) -> u64 {
+        self.floor.load(Ordering::SeqCst)
     }
 
     fn key_count(&self) -> u64 {

@@ -7,8 +7,9 @@
 //! behind another (see `MemoryEngine::prefetch`). hashbrown keeps its probe position
 //! private, so it cannot offer that.
 //!
-//! Keys are never removed (a delete stores a tombstone record), so probing needs no
-//! deletion markers.
+//! Removal shifts later entries of the probe run back into the hole (backward-shift
+//! deletion), so probing needs no deletion markers and a table that removes many keys
+//! does not fill up with them.
 
 use crate::Record;
 use smallvec::SmallVec;
@@ -106,6 +107,36 @@ impl Table {
         grow
     }
 
+    /// Removes `key` if `pred` holds for its record, returning the record removed.
+    /// `rehash` recomputes a stored key's hash, as for [`insert_new`](Self::insert_new).
+    pub(super) fn remove_if(
+        &mut self,
+        hash: u64,
+        key: &[u8],
+        pred: impl FnOnce(&Arc<Record>) -> bool,
+        rehash: impl Fn(&[u8]) -> u64,
+    ) -> Option<Arc<Record>> {
+        let i = self.position(hash, key).ok()?;
+        if !self.slots[i].as_ref().is_some_and(|(_, r)| pred(r)) {
+            return None;
+        }
+        let (_, removed) = self.slots[i].take()?;
+        self.len -= 1;
+        // Every entry of the run after the hole that may live there (its home is not
+        // between the hole and where it sits) moves into it, leaving a new hole behind.
+        let mask = self.mask();
+        let (mut hole, mut j) = (i, (i + 1) & mask);
+        while let Some((k, _)) = &self.slots[j] {
+            let home = rehash(k) as usize & mask;
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = self.slots[j].take();
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        Some(removed)
+    }
+
     fn free_slot(&self, hash: u64) -> usize {
         let mask = self.mask();
         let mut i = hash as usize & mask;
@@ -143,6 +174,32 @@ mod tests {
         }
         assert_eq!(t.iter().count(), keys.len());
         assert!(t.get(hash(b"absent"), b"absent").is_none());
+    }
+
+    #[test]
+    fn removed_keys_are_gone_and_the_rest_still_found() {
+        let mut t = Table::default();
+        let record = Arc::new(Record::default());
+        let keys: Vec<Vec<u8>> = (0..600_u32).map(|i| i.to_be_bytes().to_vec()).collect();
+        for k in &keys {
+            t.insert_new(hash(k), k, Arc::clone(&record), hash);
+        }
+        // Every third key, so removals land in the middle of long probe runs.
+        for k in keys.iter().step_by(3) {
+            assert!(t.remove_if(hash(k), k, |_| true, hash).is_some());
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.get(hash(k), k).is_some(), i % 3 != 0, "key {i}");
+        }
+        assert_eq!(t.iter().count(), keys.len() - keys.len().div_ceil(3));
+    }
+
+    #[test]
+    fn a_failed_predicate_removes_nothing() {
+        let mut t = Table::default();
+        t.insert_new(hash(b"k"), b"k", Arc::new(Record::default()), hash);
+        assert!(t.remove_if(hash(b"k"), b"k", |_| false, hash).is_none());
+        assert!(t.get(hash(b"k"), b"k").is_some());
     }
 
     #[test]

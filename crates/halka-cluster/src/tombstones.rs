@@ -1,0 +1,252 @@
+//! Tombstone collection: a deleted key's record is removed once no replica can bring the
+//! deleted value back.
+//!
+//! A delete is a version without a value (a tombstone); it has to stay as long as some
+//! replica might still hold a value it replaced, or that value would come back the next
+//! time the replicas compare. So each node removes a tombstone of its own only when:
+//! 1. every version of the record is a tombstone, the newest written more than `grace`
+//!    ago (by the deleting coordinator's clock);
+//! 2. this node keeps no hint for the key for another owner;
+//! 3. every other owner of the key answers, and holds exactly the same record or none
+//!    (none: it collected the tombstone already, or never held anything for the key).
+//!
+//! Never by a timer alone: an owner that is down, or still holds the old value, stops
+//! the collection until anti-entropy has given it the tombstone. The removal is
+//! conditional on the record being unchanged, under the key's lock, so a write racing the
+//! collection wins.
+//!
+//! What else could carry an old value back, and why it cannot:
+//! - hints: a hint older than half the grace is dropped instead of delivered (see
+//!   [`Handoff`](crate::Handoff)), and a hint is never younger than the writes it holds;
+//! - in-flight repairs and straggling writes that read the value before the tombstone
+//!   arrived: a replica removes a tombstone only after holding it for `settle`, longer
+//!   than any such message lives. Every replica that sent or answered with the old value
+//!   received the tombstone after doing so, so it still holds the tombstone when the
+//!   message lands, and vetoes the others' collection until anti-entropy has repaired
+//!   the replica the message reached;
+//! - the dots of the removed record: the engine's counter floor keeps this node's next
+//!   write to the key from reusing them (see `Engine::remove_if`).
+//!
+//! While other owners have not yet collected, anti-entropy may hand a collected tombstone
+//! back; it is then collected again on a later round. Clock skew between nodes shortens
+//! the effective grace by the skew.
+
+use crate::telemetry;
+use crate::{Coordinator, Replica, View};
+use bytes::Bytes;
+use halka_store::layout::key_hash;
+use halka_store::{Engine, NodeId, Record, TombstoneIndex};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How tombstones are collected.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// How long a tombstone is kept at least after its delete.
+    pub grace: Duration,
+    /// Pause between collection rounds.
+    pub interval: Duration,
+    /// Tombstones examined per round at most.
+    pub batch: usize,
+    /// Deadline for asking another owner.
+    pub timeout: Duration,
+    /// How long this replica must have held a tombstone before removing it: longer than
+    /// any message sent before it held the tombstone can stay in flight (repairs,
+    /// stragglers), so none can carry the replaced value to a replica that already
+    /// removed it while this one has not yet (see the module notes).
+    pub settle: Duration,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(3600),
+            interval: Duration::from_secs(1),
+            batch: 1024,
+            timeout: Duration::from_secs(5),
+            settle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Tombstones past the grace that were examined.
+    pub due: usize,
+    /// Tombstones removed.
+    pub collected: usize,
+}
+
+/// Tombstone collection at one node, and what it has done.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CollectorStats {
+    /// Tombstones waiting (indexed, whether or not past the grace).
+    pub pending: u64,
+    /// Age in seconds of the oldest of them.
+    pub oldest_secs: u64,
+    /// Tombstones removed since start.
+    pub collected: u64,
+}
+
+#[derive(Debug)]
+pub struct Collector {
+    local: NodeId,
+    engine: Arc<dyn Engine>,
+    index: Arc<TombstoneIndex>,
+    config: CollectorConfig,
+    collected: AtomicU64,
+}
+
+impl Collector {
+    /// Collection for the replica of `local`, whose store is `engine`; `None` when the
+    /// engine keeps no tombstone index (see `TrackedEngine`).
+    #[must_use]
+    pub fn new(
+        local: NodeId,
+        engine: Arc<dyn Engine>,
+        config: CollectorConfig,
+    ) -> Option<Arc<Self>> {
+        let index = Arc::clone(engine.tombstones()?);
+        Some(Arc::new(Self { local, engine, index, config, collected: AtomicU64::new(0) }))
+    }
+
+    /// Statistics, with ages measured against `now_us`.
+    #[must_use]
+    pub fn stats(&self, now_us: u64) -> CollectorStats {
+        let index = self.index.stats();
+        CollectorStats {
+            pending: index.pending + index.untracked,
+            oldest_secs: index.oldest_us.map_or(0, |at| now_us.saturating_sub(at) / 1_000_000),
+            collected: self.collected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Collects every `interval` until `shutdown`.
+    pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.config.interval) => {}
+            }
+            if self.index.needs_rescan() {
+                self.rescan().await;
+            }
+            let view = coordinator.view();
+            let now = coordinator.now_us();
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = self.round(&view, &coordinator, now) => {}
+            }
+            let stats = self.stats(now);
+            metrics::gauge!(telemetry::TOMBSTONES_PENDING).set(stats.pending as f64);
+            metrics::gauge!(telemetry::TOMBSTONES_OLDEST).set(stats.oldest_secs as f64);
+        }
+    }
+
+    /// Indexes again the tombstones the full index had to leave out.
+    async fn rescan(&self) {
+        self.index.begin_rescan();
+        let (engine, index) = (Arc::clone(&self.engine), Arc::clone(&self.index));
+        let scan = move || engine.scan(&mut |key, record| index.note(key, None, Some(&record)));
+        let result = if self.engine.is_blocking() {
+            tokio::task::spawn_blocking(scan).await.unwrap_or_else(|e| {
+                Err(halka_store::StoreError::Io(format!("tombstone rescan failed: {e}")))
+            })
+        } else {
+            scan()
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot rescan the store for tombstones");
+        }
+    }
+
+    /// One round: the tombstones deleted before `now_us - grace`, oldest first, up to
+    /// `batch`. Hints are looked up in `coordinator`'s hint store.
+    pub async fn round(&self, view: &View, coordinator: &Coordinator, now_us: u64) -> Round {
+        let grace = u64::try_from(self.config.grace.as_micros()).unwrap_or(u64::MAX);
+        let cutoff = now_us.saturating_sub(grace);
+        // Rounds are at least `interval` apart, so this many epochs span `settle`.
+        let settle_rounds =
+            1 + (self.config.settle.as_micros() / self.config.interval.as_micros().max(1)) as u64;
+        let epoch = self.index.advance_epoch();
+        // Shortly after a start nothing is due: what the store held then may have just
+        // arrived.
+        let Some(held_since) = epoch.checked_sub(settle_rounds) else {
+            return Round::default();
+        };
+        let due = self.index.due(cutoff, held_since, self.config.batch);
+        let mut round = Round { due: due.len(), collected: 0 };
+        let Some(me) = view.replicas().iter().position(|r| r.id() == &self.local) else {
+            return round;
+        };
+        // Candidates still deleted and old enough here, grouped by the other owners to ask.
+        let mut candidates: Vec<(Bytes, Arc<Record>)> = Vec::new();
+        let mut asks: HashMap<usize, Vec<usize>> = HashMap::new();
+        for key in due {
+            let Ok(Some(record)) = self.engine.get(&key) else { continue };
+            if record.deleted_at().is_none_or(|at| at >= cutoff) {
+                continue;
+            }
+            let others: Vec<usize> = view
+                .owners(key_hash(&key))
+                .iter()
+                .map(|&o| usize::from(o))
+                .filter(|&o| o != me)
+                .collect();
+            let hinted = coordinator
+                .handoff()
+                .is_some_and(|h| others.iter().any(|&o| h.holds(view.replicas()[o].id(), &key)));
+            if hinted {
+                continue;
+            }
+            let at = candidates.len();
+            candidates.push((key, record));
+            for o in others {
+                asks.entry(o).or_default().push(at);
+            }
+        }
+        // Every other owner is asked for its records of the candidates it owns; one that
+        // does not answer, or answers for only some, vetoes the rest.
+        let mut vetoed = vec![false; candidates.len()];
+        let calls = asks.into_iter().map(|(owner, wanted)| {
+            let replica: &Arc<dyn Replica> = &view.replicas()[owner];
+            let keys = wanted.iter().map(|&i| candidates[i].0.clone()).collect();
+            let call = tokio::time::timeout(self.config.timeout, replica.get_many(keys));
+            async move { (wanted, call.await) }
+        });
+        for (wanted, answer) in futures::future::join_all(calls).await {
+            let records = match answer {
+                Ok(Ok(records)) => records,
+                _ => Vec::new(),
+            };
+            for (n, &i) in wanted.iter().enumerate() {
+                let same = match records.get(n) {
+                    Some(None) => true,
+                    Some(Some(theirs)) => theirs.same_as(&candidates[i].1),
+                    None => false,
+                };
+                vetoed[i] |= !same;
+            }
+        }
+        for ((key, record), vetoed) in candidates.iter().zip(vetoed) {
+            if vetoed {
+                continue;
+            }
+            match self.engine.remove_if(key, &mut |stored| stored.same_as(record)) {
+                Ok(true) => round.collected += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(key = ?key, error = %e, "cannot remove a tombstone"),
+            }
+        }
+        if round.collected > 0 {
+            self.collected.fetch_add(round.collected as u64, Ordering::Relaxed);
+            metrics::counter!(telemetry::TOMBSTONES_COLLECTED).increment(round.collected as u64);
+            tracing::debug!(?round, "tombstones collected");
+        }
+        round
+    }
+}

@@ -1,0 +1,219 @@
+//! An engine wrapper that keeps indexes derived from the records up to date on every
+//! update: the digest tree anti-entropy compares, and the index of deleted keys that
+//! tombstone collection walks.
+//!
+//! Both are built by one scan when the store is opened and then follow every change
+//! through this wrapper, so no write path (client writes, merges, repairs, removals) can
+//! bypass them. Nothing may write to the inner engine except through the wrapper.
+
+use super::{Engine, SyncToken, Updater};
+use crate::digests::{DigestTree, entry_digest};
+use crate::layout::{HashRange, key_hash};
+use crate::tombstones::TombstoneIndex;
+use crate::{Limits, Record, StoreError};
+use std::sync::Arc;
+
+/// Which indexes a [`TrackedEngine`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracking {
+    /// The digest tree, for anti-entropy.
+    pub digests: bool,
+    /// The tombstone index, for tombstone collection.
+    pub tombstones: bool,
+}
+
+impl Tracking {
+    pub const ALL: Tracking = Tracking { digests: true, tombstones: true };
+}
+
+/// An engine whose every update also updates its indexes.
+#[derive(Debug)]
+pub struct TrackedEngine {
+    inner: Arc<dyn Engine>,
+    tree: Option<Arc<DigestTree>>,
+    tombstones: Option<Arc<TombstoneIndex>>,
+}
+
+impl TrackedEngine {
+    /// Wraps `inner`, building the chosen indexes from one full scan first (a second or
+    /// so per million keys).
+    ///
+    /// # Errors
+    /// The scan failed.
+    pub fn build(inner: Arc<dyn Engine>, tracking: Tracking) -> Result<Self, StoreError> {
+        let tree = tracking.digests.then(|| Arc::new(DigestTree::default()));
+        let tombstones = tracking.tombstones.then(|| Arc::new(TombstoneIndex::default()));
+        if tree.is_some() || tombstones.is_some() {
+            inner.scan(&mut |key, record| {
+                if let Some(tree) = &tree {
+                    tree.insert(key, &record);
+                }
+                if let Some(index) = &tombstones {
+                    index.note(key, None, Some(&record));
+                }
+            })?;
+        }
+        Ok(Self { inner, tree, tombstones })
+    }
+
+    #[must_use]
+    pub fn inner(&self) -> &Arc<dyn Engine> {
+        &self.inner
+    }
+
+    /// Runs `f` through the inner engine's update, noting what the committed call changed.
+    fn tracked<T>(
+        &self,
+        key: &[u8],
+        f: &mut Updater<'_>,
+        update: impl FnOnce(&dyn Engine, &mut Updater<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // `f` may run more than once; only the last call's change is committed. The
+        // tree takes XOR deltas, which commute, so they are applied after the update; the
+        // tombstone index is not, so it is told inside, under the key's lock, where
+        // updates of one key are in order (each call's note overrides the one before).
+        let mut delta = 0;
+        let result = update(self.inner.as_ref(), &mut |current| {
+            let next = f(current);
+            delta = 0;
+            if let Some(next) = &next {
+                if self.tree.is_some() {
+                    delta = current.map_or(0, |c| entry_digest(key, c)) ^ entry_digest(key, next);
+                }
+                if let Some(index) = &self.tombstones {
+                    index.note(key, current.map(|c| &**c), Some(next));
+                }
+            }
+            next
+        })?;
+        if let Some(tree) = &self.tree {
+            tree.apply(key_hash(key), delta);
+        }
+        Ok(result)
+    }
+}
+
+impl Engine for TrackedEngine {
+    fn prefetch(&self, key: &[u8]) {
+        self.inner.prefetch(key);
+    }
+
+    fn get(&self, key: &[u8]) -> Result<Option<Arc<Record>>, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError> {
+        self.tracked(key, f, |e, f| e.update(key, f))
+    }
+
+    fn update_deferred(
+        &self,
+        key: &[u8],
+        f: &mut Updater<'_>,
+    ) -> Result<Option<SyncToken>, StoreError> {
+        self.tracked(key, f, |e, f| e.update_deferred(key, f))
+    }
+
+    fn wait_durable(&self, token: SyncToken) -> Result<(), StoreError> {
+        self.inner.wait_durable(token)
+    }
+
+    fn remove_if(
+        &self,
+        key: &[u8],
+        pred: &mut dyn FnMut(&Record) -> bool,
+    ) -> Result<bool, StoreError> {
+        let mut delta = 0;
+        let removed = self.inner.remove_if(key, &mut |record| {
+            let remove = pred(record);
+            if remove {
+                delta = entry_digest(key, record);
+                if let Some(index) = &self.tombstones {
+                    index.note(key, Some(record), None);
+                }
+            }
+            remove
+        })?;
+        if removed && let Some(tree) = &self.tree {
+            tree.apply(key_hash(key), delta);
+        }
+        Ok(removed)
+    }
+
+    fn counter_floor(&self) -> u64 {
+        self.inner.counter_floor()
+    }
+
+    fn scan_range(
+        &self,
+        range: HashRange,
+        f: &mut dyn FnMut(&[u8], Arc<Record>),
+    ) -> Result<(), StoreError> {
+        self.inner.scan_range(range, f)
+    }
+
+    fn key_count(&self) -> u64 {
+        self.inner.key_count()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+
+    fn limits(&self) -> &Limits {
+        self.inner.limits()
+    }
+
+    fn is_blocking(&self) -> bool {
+        self.inner.is_blocking()
+    }
+
+    fn digests(&self) -> Option<&Arc<DigestTree>> {
+        self.tree.as_ref()
+    }
+
+    fn tombstones(&self) -> Option<&Arc<TombstoneIndex>> {
+        self.tombstones.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemoryEngine, NodeId, VersionVector, Write};
+    use bytes::Bytes;
+
+    fn write(value: Option<&str>) -> Write {
+        Write {
+            value: value.map(|v| Bytes::from(v.to_owned())),
+            context: VersionVector::new(),
+            timestamp_us: 7,
+            overwrite: true,
+        }
+    }
+
+    #[test]
+    fn removals_and_deletes_keep_both_indexes_equal_to_a_rebuild() {
+        let e = TrackedEngine::build(Arc::new(MemoryEngine::default()), Tracking::ALL).unwrap();
+        let node = NodeId::new("a");
+        for i in 0..200 {
+            e.apply_write(format!("k{i}").as_bytes(), &node, &write(Some("v"))).unwrap();
+        }
+        for i in 0..100 {
+            e.apply_write(format!("k{i}").as_bytes(), &node, &write(None)).unwrap();
+        }
+        for i in 0..50 {
+            assert!(e.remove_if(format!("k{i}").as_bytes(), &mut |_| true).unwrap());
+        }
+        let rebuilt = TrackedEngine::build(Arc::clone(e.inner()), Tracking::ALL).unwrap();
+        let digests = |e: &TrackedEngine| e.digests().unwrap().digests(HashRange::ALL, 12).unwrap();
+        assert_eq!(digests(&e), digests(&rebuilt));
+        let due = |e: &TrackedEngine| {
+            let mut keys = e.tombstones().unwrap().due(u64::MAX, u64::MAX, usize::MAX);
+            keys.sort();
+            keys
+        };
+        assert_eq!(due(&e).len(), 50, "deleted and not yet removed");
+        assert_eq!(due(&e), due(&rebuilt));
+    }
+}
