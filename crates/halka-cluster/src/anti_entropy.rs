@@ -23,7 +23,7 @@ use halka_ring::NodeIdx;
 use halka_store::digests::{BLOCK_BITS, LEAF_BITS};
 use halka_store::layout::key_hash;
 use halka_store::{HashRange, NodeId, Record};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +59,10 @@ pub struct AntiEntropyConfig {
     pub max_keys_per_second: u32,
     /// Deadline for one call to the other replica.
     pub timeout: Duration,
+    /// The tombstone grace when tombstones are collected: a tombstone older than this is
+    /// not copied to a replica that holds nothing for the key (see
+    /// `tombstones::collectible`).
+    pub tombstone_grace: Option<Duration>,
 }
 
 impl Default for AntiEntropyConfig {
@@ -67,6 +71,7 @@ impl Default for AntiEntropyConfig {
             interval: Duration::from_millis(100),
             max_keys_per_second: 20_000,
             timeout: Duration::from_secs(5),
+            tombstone_grace: None,
         }
     }
 }
@@ -83,7 +88,7 @@ pub struct Exchange {
 }
 
 /// What anti-entropy has done since the node started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AntiEntropyStats {
     pub exchanges: u64,
     pub failed_exchanges: u64,
@@ -110,12 +115,21 @@ pub struct AntiEntropy {
     /// When each stretch was last compared with every co-owner.
     compared: parking_lot::Mutex<Vec<Option<Instant>>>,
     pacer: Pacer,
+    /// Wall clock in microseconds, for the age of tombstones.
+    clock: fn() -> u64,
 }
 
 impl AntiEntropy {
     /// Anti-entropy for the replica of `local` in the coordinator's view.
     #[must_use]
     pub fn new(local: NodeId, config: AntiEntropyConfig) -> Arc<Self> {
+        Self::with_clock(local, config, crate::coordinator::wall_clock_us)
+    }
+
+    /// [`AntiEntropy::new`] with another clock for the age of tombstones (microseconds),
+    /// the coordinators' (see `Coordinator::with_clock`).
+    #[must_use]
+    pub fn with_clock(local: NodeId, config: AntiEntropyConfig, clock: fn() -> u64) -> Arc<Self> {
         let pacer = Pacer::new(config.max_keys_per_second);
         Arc::new(Self {
             local,
@@ -128,6 +142,7 @@ impl AntiEntropy {
             started: Instant::now(),
             compared: parking_lot::Mutex::new(vec![None; 1 << STRETCH_BITS]),
             pacer,
+            clock,
         })
     }
 
@@ -302,7 +317,9 @@ impl AntiEntropy {
         let mine: HashMap<Bytes, u64> = mine.into_iter().collect();
         let mut take = Vec::new();
         let mut send = Vec::new();
-        let mut seen = std::collections::HashSet::with_capacity(theirs.len());
+        // Keys the receiving side holds nothing for, by direction.
+        let (mut absent_here, mut absent_there) = (HashSet::new(), HashSet::new());
+        let mut seen = HashSet::with_capacity(theirs.len());
         let mut divergent = 0_u64;
         for (key, digest) in theirs {
             let differs = mine.get(&key) != Some(&digest);
@@ -311,6 +328,8 @@ impl AntiEntropy {
                 // Theirs is merged here; the join goes back if this side had a record too.
                 if mine.contains_key(&key) {
                     send.push(key.clone());
+                } else {
+                    absent_here.insert(key.clone());
                 }
                 take.push(key.clone());
             }
@@ -319,6 +338,7 @@ impl AntiEntropy {
         for key in mine.into_keys() {
             if !seen.contains(&key) && pair.both_own(key_hash(&key)) {
                 divergent += 1;
+                absent_there.insert(key.clone());
                 send.push(key);
             }
         }
@@ -328,24 +348,28 @@ impl AntiEntropy {
         self.divergent.fetch_add(divergent, Ordering::Relaxed);
         metrics::counter!(telemetry::AAE_DIVERGENT).increment(divergent);
         self.pacer.take(divergent).await;
-        let taken = self.copy(pair.peer, pair.local, take, &HashMap::new()).await?;
+        let taken = self.copy(pair.peer, pair.local, take, &HashMap::new(), &absent_here).await?;
         let mut repaired = taken.len() as u64;
         // Where theirs already covered ours, the join is theirs: nothing to send back.
-        repaired += self.copy(pair.local, pair.peer, send, &taken).await?.len() as u64;
+        repaired +=
+            self.copy(pair.local, pair.peer, send, &taken, &absent_there).await?.len() as u64;
         self.repaired.fetch_add(repaired, Ordering::Relaxed);
         metrics::counter!(telemetry::AAE_REPAIRED).increment(repaired);
         Ok((divergent, repaired))
     }
 
     /// Reads `keys` from `from` and merges them into `to`, a batch at a time, except
-    /// records `to` is known to hold already (`held`). Returns what was merged.
+    /// records `to` is known to hold already (`held`), and tombstones old enough to be
+    /// collected for keys `to` holds nothing for (`absent`). Returns what was merged.
     async fn copy(
         &self,
         from: &Arc<dyn Replica>,
         to: &Arc<dyn Replica>,
         mut keys: Vec<Bytes>,
         held: &HashMap<Bytes, Arc<Record>>,
+        absent: &HashSet<Bytes>,
     ) -> Result<HashMap<Bytes, Arc<Record>>, ReplicaError> {
+        let cutoff = crate::tombstones::cutoff((self.clock)(), self.config.tombstone_grace);
         let mut copied = HashMap::new();
         while !keys.is_empty() {
             let ask: Vec<Bytes> = keys.iter().take(KEYS_PER_BATCH).cloned().collect();
@@ -359,6 +383,7 @@ impl AntiEntropy {
                 .zip(records)
                 .filter_map(|(k, r)| r.map(|r| (k, r)))
                 .filter(|(k, r)| !held.get(k).is_some_and(|h| h.same_as(r)))
+                .filter(|(k, r)| !(absent.contains(k) && crate::tombstones::collectible(r, cutoff)))
                 .collect();
             if entries.is_empty() {
                 continue;

@@ -45,6 +45,10 @@ pub struct CoordinatorConfig {
     pub local_node: Option<NodeId>,
     /// Which replicas a read asks.
     pub reads: ReadFanout,
+    /// The tombstone grace when tombstones are collected: read repair does not hand a
+    /// tombstone older than this to a replica that holds nothing for the key (see
+    /// `tombstones::collectible`).
+    pub tombstone_grace: Option<Duration>,
 }
 
 /// Which replicas a read asks.
@@ -70,6 +74,7 @@ impl Default for CoordinatorConfig {
             max_background: 4096,
             local_node: None,
             reads: ReadFanout::All,
+            tombstone_grace: None,
         }
     }
 }
@@ -131,7 +136,7 @@ pub struct Coordinator {
     handoff: Option<Arc<Handoff>>,
 }
 
-fn wall_clock_us() -> u64 {
+pub(crate) fn wall_clock_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -431,8 +436,9 @@ impl Coordinator {
             }
         });
         let merged = merge_answers(replies.iter().chain(late.iter()).map(|(_, rec)| rec));
+        let cutoff = crate::tombstones::cutoff(self.now_us(), self.config.tombstone_grace);
         for (id, rec) in replies.iter().chain(late.iter()) {
-            if is_stale(rec.as_ref(), &merged) {
+            if needs_repair(rec.as_ref(), &merged, cutoff) {
                 self.repair(&view, &key, id.clone(), &merged);
             }
         }
@@ -442,7 +448,7 @@ impl Coordinator {
         self.finish_in_background(fanout, view, move |view, id, result| match result {
             Ok(record) => {
                 suspects.clear(&id);
-                if is_stale(record.as_ref(), &merged2) {
+                if needs_repair(record.as_ref(), &merged2, cutoff) {
                     repairer.repair_now(view, &key2, id, &merged2);
                 }
             }
@@ -527,6 +533,12 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// Whether a replica that answered `held` should be sent `merged`: it is stale, and not
+/// merely without a tombstone its owners may be collecting.
+fn needs_repair(held: Option<&Arc<Record>>, merged: &Record, cutoff: Option<u64>) -> bool {
+    is_stale(held, merged) && !(held.is_none() && crate::tombstones::collectible(merged, cutoff))
 }
 
 /// Read repair, detached from the request.

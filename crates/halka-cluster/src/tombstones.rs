@@ -27,9 +27,10 @@
 //! - the dots of the removed record: the engine's counter floor keeps this node's next
 //!   write to the key from reusing them (see `Engine::remove_if`).
 //!
-//! While other owners have not yet collected, anti-entropy may hand a collected tombstone
-//! back; it is then collected again on a later round. Clock skew between nodes shortens
-//! the effective grace by the skew.
+//! While some owners have collected and others not yet, anti-entropy and read repair
+//! see a replica without the key beside one with an old tombstone; they leave it so (see
+//! [`collectible`]) instead of handing the tombstone back. Clock skew between nodes
+//! shortens the effective grace by the skew.
 
 use crate::telemetry;
 use crate::{Coordinator, Replica, View};
@@ -41,6 +42,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Whether `record` is a tombstone whose delete is older than `cutoff_us` (`now - grace`):
+/// one its owners may be collecting. Repairs do not copy such a record to a replica that
+/// holds nothing for the key — it may be an owner that has just collected it, and would
+/// otherwise get it back, collect it again and hand it on, for ever. A replica that holds
+/// nothing for a key has no value a tombstone could be needed to hide.
+#[must_use]
+pub fn collectible(record: &Record, cutoff_us: Option<u64>) -> bool {
+    cutoff_us.is_some_and(|cutoff| record.deleted_at().is_some_and(|at| at < cutoff))
+}
+
+/// `now_us - grace`, the cutoff for [`collectible`]; `None` without a grace.
+#[must_use]
+pub fn cutoff(now_us: u64, grace: Option<Duration>) -> Option<u64> {
+    grace.map(|g| now_us.saturating_sub(u64::try_from(g.as_micros()).unwrap_or(u64::MAX)))
+}
 
 /// How tombstones are collected.
 #[derive(Debug, Clone)]
@@ -82,7 +99,7 @@ pub struct Round {
 }
 
 /// Tombstone collection at one node, and what it has done.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CollectorStats {
     /// Tombstones waiting (indexed, whether or not past the grace).
     pub pending: u64,

@@ -80,6 +80,7 @@ fn cluster() -> Vec<Node> {
                 CoordinatorConfig {
                     local_node: Some(local.id().clone()),
                     timeout: Duration::from_millis(100),
+                    tombstone_grace: Some(GRACE),
                     ..CoordinatorConfig::default()
                 },
             )
@@ -144,7 +145,8 @@ async fn write_then_delete(nodes: &[Node], count: usize, w_delete: usize) {
 
 /// One anti-entropy exchange of every stretch between `from` and every other node.
 async fn anti_entropy_pass(nodes: &[Node], from: usize) {
-    let aae = AntiEntropy::new(nodes[from].local.id().clone(), AntiEntropyConfig::default());
+    let config = AntiEntropyConfig { tombstone_grace: Some(GRACE), ..AntiEntropyConfig::default() };
+    let aae = AntiEntropy::with_clock(nodes[from].local.id().clone(), config, now);
     let view = nodes[from].coordinator.view();
     for peer in view.replicas().iter().filter(|r| r.id() != nodes[from].local.id()) {
         for stretch in HashRange::chunks(STRETCH_BITS) {
@@ -268,4 +270,35 @@ async fn a_write_after_a_collection_is_kept_by_owners_that_still_hold_the_tombst
             assert_eq!(values, [&Bytes::from("reborn")], "k{i} at {}", n.local.id());
         }
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn repairs_do_not_hand_a_collected_tombstone_back() {
+    let nodes = cluster();
+    write_then_delete(&nodes, 40, 3).await;
+    advance(GRACE + Duration::from_secs(1));
+    assert_eq!(settled_rounds(&nodes[0]).await.collected, 40);
+    // b and c still hold the tombstones a removed; neither anti-entropy nor a read
+    // gives them back to a.
+    anti_entropy_pass(&nodes, 1).await;
+    for i in 0..40 {
+        let read = nodes[1].coordinator.get(key(i), 3).await.unwrap();
+        assert!(read.values().next().is_none());
+    }
+    nodes[1].coordinator.background().drain().await;
+    assert_eq!(stored(&nodes[0], 40), 0, "a was handed tombstones it had collected");
+    assert_eq!(collect_everywhere(&nodes[1..]).await, 80);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_holds_nothing_still_gets_a_recent_tombstone() {
+    let nodes = cluster();
+    write_then_delete(&nodes, 10, 3).await;
+    // c loses everything (say, its disk) before the grace has passed: the tombstones
+    // are still young, so repair gives them to it.
+    for i in 0..10 {
+        assert!(nodes[2].local.engine().remove_if(&key(i), &mut |_| true).unwrap());
+    }
+    anti_entropy_pass(&nodes, 0).await;
+    assert_eq!(stored(&nodes[2], 10), 10);
 }

@@ -242,6 +242,7 @@ impl World {
                 max_background: 4096,
                 local_node: Some(node.id.clone()),
                 reads: ReadFanout::Quorum { hedge: Duration::from_millis(5) },
+                tombstone_grace: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE),
                 ..CoordinatorConfig::default()
             },
         )
@@ -267,13 +268,15 @@ impl World {
             tasks.push(tokio::spawn(Arc::clone(h).run(Arc::clone(&coordinator), stop.clone())));
         }
         if self.settings.anti_entropy {
-            let aae = AntiEntropy::new(
+            let aae = AntiEntropy::with_clock(
                 node.id.clone(),
                 AntiEntropyConfig {
                     interval: Duration::from_millis(20),
                     timeout: Duration::from_millis(500),
+                    tombstone_grace: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE),
                     ..AntiEntropyConfig::default()
                 },
+                crate::sim_clock_us,
             );
             tasks.push(tokio::spawn(aae.run(Arc::clone(&coordinator), stop.clone())));
         }

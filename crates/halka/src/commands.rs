@@ -206,78 +206,17 @@ pub async fn del(args: &DelArgs) -> anyhow::Result<String> {
     })
 }
 
-/// `halka status`: the node's INFO, halka and keyspace sections.
+/// `halka status`: the node's status (`HALKA.STATUS`), as text or JSON.
 ///
 /// # Errors
-/// Connection failures or an error reply.
+/// Connection failures, an error reply, or a reply that is not a node status.
 pub async fn status(args: &StatusArgs) -> anyhow::Result<String> {
     let mut client = connect(&args.client).await?;
-    let info = text(&check(client.call(&[b"INFO"]).await?)?).unwrap_or_default();
-    let fields: BTreeMap<String, String> = info
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect();
+    let json = text(&check(client.call(&[b"HALKA.STATUS"]).await?)?).unwrap_or_default();
     if args.client.json {
-        return Ok(serde_json::to_string(&fields)?);
+        return Ok(json);
     }
-    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    let node = get("node");
-    let peers: BTreeMap<String, String> = get("peers")
-        .split(',')
-        .filter_map(|p| p.split_once('='))
-        .map(|(id, state)| (id.to_string(), state.to_string()))
-        .collect();
-    let members: Vec<String> = get("members")
-        .split(',')
-        .filter(|m| !m.is_empty())
-        .map(|m| match peers.get(m) {
-            _ if m == node => format!("{m} (this node)"),
-            Some(state) if state == "other-placement" => {
-                format!("{m} answers but has another member list or N")
-            }
-            Some(state) => format!("{m} {state}"),
-            None => m.to_string(),
-        })
-        .collect();
-    let hints = match get("hints_pending") {
-        h if h.is_empty() => "none".to_string(),
-        h => h.replace('=', " ").replace(',', ", "),
-    };
-    let anti_entropy = match get("anti_entropy").as_str() {
-        "on" => {
-            let compared = if get("aae_passes") == "0" {
-                "first pass over the keys still running".to_string()
-            } else {
-                format!(
-                    "every range compared within the last {}s",
-                    get("aae_oldest_uncompared_secs")
-                )
-            };
-            format!(
-                "{} keys repaired in {} exchanges ({} failed); {compared}",
-                get("aae_keys_repaired"),
-                get("aae_exchanges"),
-                get("aae_failed_exchanges"),
-            )
-        }
-        _ => "off".to_string(),
-    };
-    Ok(format!(
-        "node {} (halka {})\nmembers: {}\nhints pending: {}\nanti-entropy: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
-        node,
-        get("halka_version"),
-        members.join(", "),
-        hints,
-        anti_entropy,
-        get("replication"),
-        get("r"),
-        get("w"),
-        get("sync"),
-        get("read_fanout"),
-        get("read_hedge_ms"),
-        get("db0").split(',').next().unwrap_or("").trim_start_matches("keys="),
-        get("connected_clients"),
-        get("uptime_in_seconds"),
-    ))
+    let status: crate::status::NodeStatus =
+        serde_json::from_str(&json).context("reading the node's status")?;
+    Ok(status.to_text())
 }

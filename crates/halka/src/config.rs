@@ -195,6 +195,14 @@ pub struct TombstoneSettings {
     pub interval_ms: u64,
 }
 
+impl NodeConfig {
+    /// The tombstone grace, when tombstones are collected.
+    #[must_use]
+    pub fn tombstone_grace(&self) -> Option<std::time::Duration> {
+        self.tombstones.enabled.then(|| std::time::Duration::from_secs(self.tombstones.grace_secs))
+    }
+}
+
 impl Default for TombstoneSettings {
     fn default() -> Self {
         Self { enabled: true, grace_secs: 3600, interval_ms: 1000 }

@@ -7,7 +7,6 @@
 //! make a PUT replace exactly the siblings that GET saw.
 
 use crate::node::{NodeState, metrics_handle};
-use crate::peers::PeerState;
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -293,52 +292,5 @@ async fn metrics() -> Response {
 }
 
 async fn cluster(State(state): State<Arc<NodeState>>) -> Response {
-    let peers = state.peer_states().await;
-    let view = state.coordinator.view();
-    let mut primaries = vec![0_u64; view.members().len()];
-    if let Some(placement) = view.placement() {
-        // One probe per partition: how many partitions each node leads.
-        let partitions = u64::from(halka_ring::DEFAULT_PARTITIONS);
-        let shift = 64 - partitions.trailing_zeros();
-        for p in 0..partitions {
-            primaries[usize::from(placement.owner(p << shift))] += 1;
-        }
-    }
-    let members: Vec<Value> = state
-        .config
-        .members
-        .iter()
-        .map(|m| {
-            let me = m.id == state.config.node_id;
-            let idx = view.members().iter().position(|v| v.id == m.id).unwrap_or(0);
-            json!({
-                "id": m.id,
-                "peer_addr": m.peer_addr,
-                "zone": m.zone,
-                "weight": m.weight,
-                "self": me,
-                "alive": me || peers.get(&m.id).is_some_and(|p| *p != PeerState::Down),
-                "state": if me { "self" } else { peers.get(&m.id).map_or("down", |p| p.as_str()) },
-                "primary_partitions": primaries.get(idx).copied().unwrap_or(0),
-            })
-        })
-        .collect();
-    axum::Json(json!({
-        "node": state.config.node_id,
-        "actor": state.incarnation.actor.as_str(),
-        "replication": state.config.replication,
-        "r": state.config.r,
-        "w": state.config.w,
-        "reads": { "fanout": state.config.read_fanout.as_str(), "hedge_ms": state.config.read_hedge_ms },
-        "placement": { "strategy": "partitioned", "partitions": halka_ring::DEFAULT_PARTITIONS },
-        "members": members,
-        "keys_on_this_node": state.local_keys(),
-        "hints_pending": state.hints_pending().into_iter().map(|(id, s)| {
-            (id, json!({ "hints": s.hints, "bytes": s.bytes }))
-        }).collect::<serde_json::Map<_, _>>(),
-        "anti_entropy": state.anti_entropy.as_ref().map(|a| a.stats()),
-        "store_digest": state.store_digest().map(|d| format!("{d:016x}")),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-    }))
-    .into_response()
+    axum::Json(crate::status::NodeStatus::gather(&state).await).into_response()
 }

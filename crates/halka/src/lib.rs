@@ -18,3 +18,4 @@ pub mod peers;
 pub mod placement_memo;
 pub mod resp;
 pub mod sim;
+pub mod status;

@@ -295,10 +295,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         HandoffConfig {
             max_per_second: config.handoff.max_per_second,
             timeout: Duration::from_millis(config.timeout_ms),
-            max_age: config
-                .tombstones
-                .enabled
-                .then(|| Duration::from_secs(config.tombstones.grace_secs) / 2),
+            max_age: config.tombstone_grace().map(|grace| grace / 2),
             ..HandoffConfig::default()
         },
     );
@@ -311,6 +308,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             max_background: 16 * 1024,
             local_node: Some(NodeId::new(&config.node_id)),
             reads: config.read_fanout(),
+            tombstone_grace: config.tombstone_grace(),
         },
     );
     let coordinator =
@@ -322,6 +320,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
                 interval: Duration::from_millis(config.anti_entropy.interval_ms),
                 max_keys_per_second: config.anti_entropy.max_keys_per_second,
                 timeout: Duration::from_millis(config.timeout_ms.saturating_mul(5)),
+                tombstone_grace: config.tombstone_grace(),
             },
         )
     });

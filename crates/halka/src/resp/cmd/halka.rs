@@ -74,3 +74,13 @@ pub async fn set(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     state.coordinator.write(key, Some(value), None, w).await.map_err(|e| cluster_error(&e))?;
     Ok(Frame::ok())
 }
+
+/// `HALKA.STATUS`: this node's status as JSON (what `/v1/cluster` serves and `halka
+/// status` prints).
+pub async fn status(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
+    args.finish()?;
+    let status = crate::status::NodeStatus::gather(state).await;
+    let json = serde_json::to_string(&status)
+        .map_err(|e| Frame::Error(format!("ERR cannot encode the status: {e}")))?;
+    Ok(Frame::Bulk(json.into()))
+}

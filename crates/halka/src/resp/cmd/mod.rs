@@ -202,6 +202,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HALKA.GETALL" => halka::getall(state, session, &mut args).await,
         "HALKA.GET" => halka::get(state, &mut args).await,
         "HALKA.SET" => halka::set(state, &mut args).await,
+        "HALKA.STATUS" => halka::status(state, &mut args).await,
         _ => Err(unknown_command(&name, &args.rest())),
     };
     let op = metric_op(&name);

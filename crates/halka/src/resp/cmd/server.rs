@@ -136,49 +136,10 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
         );
     }
     if all || section == "halka" {
-        let members: Vec<String> = c.members.iter().map(|m| m.id.clone()).collect();
-        let peers: Vec<String> = state
-            .peer_states()
-            .await
-            .into_iter()
-            .map(|(id, peer)| format!("{id}={}", peer.as_str()))
-            .collect();
-        let hints: Vec<String> =
-            state.hints_pending().into_iter().map(|(id, s)| format!("{id}={}", s.hints)).collect();
-        let aae = match state.anti_entropy.as_ref().map(|a| a.stats()) {
-            Some(a) => format!(
-                "anti_entropy:on\r\naae_exchanges:{}\r\naae_failed_exchanges:{}\r\naae_keys_divergent:{}\r\naae_keys_repaired:{}\r\naae_passes:{}\r\naae_oldest_uncompared_secs:{}\r\naae_store_digest:{:016x}\r\n",
-                a.exchanges,
-                a.failed_exchanges,
-                a.keys_divergent,
-                a.keys_repaired,
-                a.passes,
-                a.oldest_uncompared_secs,
-                state.store_digest().unwrap_or(0),
-            ),
-            None => "anti_entropy:off\r\n".to_string(),
-        };
-        let _ = write!(
-            out,
-            "# Halka\r\nnode:{}\r\nactor:{}\r\nmembers:{}\r\npeers:{}\r\nhints_pending:{}\r\n{}replication:{}\r\nr:{}\r\nw:{}\r\nconnection_r:{}\r\nconnection_w:{}\r\nplacement:partitioned\r\nsync:{}\r\nread_fanout:{}\r\nread_hedge_ms:{}\r\n\r\n",
-            c.node_id,
-            state.incarnation.actor,
-            members.join(","),
-            peers.join(","),
-            hints.join(","),
-            aae,
-            c.replication,
-            c.r,
-            c.w,
-            s.r,
-            s.w,
-            match c.storage.sync {
-                crate::config::SyncChoice::Always => "always",
-                crate::config::SyncChoice::Periodic => "periodic",
-            },
-            c.read_fanout.as_str(),
-            c.read_hedge_ms,
-        );
+        let status = crate::status::NodeStatus::gather(state).await;
+        out.push_str(&status.info_section());
+        // This connection's quorums (HALKA.CONSISTENCY): not the node's, so not in its status.
+        let _ = write!(out, "connection_r:{}\r\nconnection_w:{}\r\n\r\n", s.r, s.w);
     }
     Ok(Frame::Bulk(out.into()))
 }

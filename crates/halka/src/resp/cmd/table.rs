@@ -153,6 +153,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("HALKA.GETALL", 2, "getall", "halka", "Every replica's answer for a key, with siblings."),
     spec("HALKA.GET", 3, "get", "halka", "GET with R for this request only."),
     spec("HALKA.SET", 4, "set", "halka", "SET with W for this request only."),
+    spec("HALKA.STATUS", 1, "other", "halka", "This node's status as JSON (as /v1/cluster)."),
 ];
 
 /// The command named `name` (upper case).
