@@ -566,9 +566,16 @@ mod tests {
         assert_eq!(config.handoff, defaults.handoff);
         assert_eq!(config.anti_entropy, defaults.anti_entropy, "the README shows the defaults");
         assert_eq!(config.http, defaults.http, "the README shows the defaults");
-        for section in
-            ["[storage]", "[handoff]", "[anti_entropy]", "[http]", "[limits]", "[[members]]"]
-        {
+        assert_eq!(config.tombstones, defaults.tombstones, "the README shows the defaults");
+        for section in [
+            "[storage]",
+            "[handoff]",
+            "[anti_entropy]",
+            "[tombstones]",
+            "[http]",
+            "[limits]",
+            "[[members]]",
+        ] {
             assert!(text.contains(section), "the README example lacks {section}");
         }
     }
@@ -638,6 +645,8 @@ mod tests {
         assert!(e.contains("read_hedge_ms") && e.contains("1..=1000"), "{e}");
         let e = parse("[storage]\ncache_mb = 99999999999\n").unwrap_err().to_string();
         assert!(e.contains("storage.cache_mb") && e.contains("at most"), "{e}");
+        let e = parse("[tombstones]\ngrace_secs = 0\n").unwrap_err().to_string();
+        assert!(e.contains("tombstones") && e.contains("enabled = false"), "{e}");
         assert_eq!(parse("").unwrap().replication, 1, "a lone node needs no file");
     }
 
