@@ -55,6 +55,30 @@ fn records(c: &mut Criterion) {
     validation(c, &ra);
     layout(c, &keys);
     digests(c, &keys);
+    deletes(c, &keys);
+}
+
+/// What the tombstone index adds to a delete, the one write it has work for (a write of a
+/// value to a key that is not deleted only checks that no version is a tombstone).
+fn deletes(c: &mut Criterion, keys: &[String]) {
+    let a = NodeId::new("node-1");
+    let delete =
+        Write { value: None, context: VersionVector::new(), timestamp_us: 1, overwrite: true };
+    let tracked = |tracking| {
+        halka_store::TrackedEngine::build(Arc::new(MemoryEngine::new(Limits::default())), tracking)
+            .expect("built")
+    };
+    let digests_only = tracked(halka_store::Tracking { digests: true, tombstones: false });
+    let both = tracked(halka_store::Tracking::ALL);
+    let mut i = 0;
+    for (name, engine) in [("digested", &digests_only), ("digested_and_tombstones", &both)] {
+        c.bench_function(&format!("tombstones/memory_delete_{name}"), |bench| {
+            bench.iter(|| {
+                i = (i + 1) % keys.len();
+                black_box(engine.apply_write(keys[i].as_bytes(), &a, &delete).expect("stored"))
+            });
+        });
+    }
 }
 
 /// What keeping anti-entropy digests adds to every write: the same overwrite through a

@@ -18,7 +18,7 @@
 use crate::Record;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Tombstones indexed at most by default: about 100 MB with short keys.
@@ -34,13 +34,24 @@ pub struct TombstoneIndex {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Key → newest delete's timestamp (coordinator microseconds), and the epoch in
-    /// which this record was stored.
-    by_key: HashMap<Bytes, (u64, u64)>,
-    /// The same entries ordered by age, so the collectable ones are a prefix.
-    by_age: BTreeSet<(u64, Bytes)>,
+    by_key: HashMap<Bytes, Entry, foldhash::fast::RandomState>,
+    /// The same entries ordered by age, so the collectable ones are a prefix. Keyed by
+    /// (delete time, entry number): integers compare faster than keys.
+    by_age: BTreeMap<(u64, u64), Bytes>,
+    /// Numbers entries, so equal delete times stay distinct in `by_age`.
+    next: u64,
     /// Tombstones not indexed because the index was full.
     untracked: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The newest delete's timestamp (coordinator microseconds).
+    at: u64,
+    /// Its number in `by_age`.
+    number: u64,
+    /// The epoch in which this replica stored the record.
+    epoch: u64,
 }
 
 /// What the index holds.
@@ -76,17 +87,21 @@ impl TombstoneIndex {
         }
         let epoch = self.epoch.load(Ordering::Relaxed);
         let mut inner = self.inner.lock();
-        if let Some((at, _)) = inner.by_key.remove(key) {
-            inner.by_age.remove(&(at, Bytes::copy_from_slice(key)));
-        }
+        // A key deleted again reuses its indexed copy: one allocation per deleted key.
+        let indexed = inner.by_key.remove_entry(key).map(|(k, e)| {
+            inner.by_age.remove(&(e.at, e.number));
+            k
+        });
         if let Some(at) = now {
             if inner.by_key.len() >= self.max_entries {
                 inner.untracked += 1;
                 return;
             }
-            let key = Bytes::copy_from_slice(key);
-            inner.by_key.insert(key.clone(), (at, epoch));
-            inner.by_age.insert((at, key));
+            let key = indexed.unwrap_or_else(|| Bytes::copy_from_slice(key));
+            let number = inner.next;
+            inner.next += 1;
+            inner.by_key.insert(key.clone(), Entry { at, number, epoch });
+            inner.by_age.insert((at, number), key);
         }
     }
 
@@ -103,8 +118,8 @@ impl TombstoneIndex {
         inner
             .by_age
             .iter()
-            .take_while(|(at, _)| *at < cutoff_us)
-            .filter(|(_, k)| inner.by_key.get(k).is_some_and(|(_, epoch)| *epoch <= held_since))
+            .take_while(|((at, _), _)| *at < cutoff_us)
+            .filter(|(_, k)| inner.by_key.get(*k).is_some_and(|e| e.epoch <= held_since))
             .take(limit)
             .map(|(_, k)| k.clone())
             .collect()
@@ -128,7 +143,7 @@ impl TombstoneIndex {
         let inner = self.inner.lock();
         TombstoneStats {
             pending: inner.by_key.len() as u64,
-            oldest_us: inner.by_age.first().map(|(at, _)| *at),
+            oldest_us: inner.by_age.first_key_value().map(|((at, _), _)| *at),
             untracked: inner.untracked,
         }
     }
