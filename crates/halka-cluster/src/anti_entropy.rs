@@ -116,20 +116,20 @@ pub struct AntiEntropy {
     compared: parking_lot::Mutex<Vec<Option<Instant>>>,
     pacer: Pacer,
     /// Wall clock in microseconds, for the age of tombstones.
-    clock: fn() -> u64,
+    clock: crate::Clock,
 }
 
 impl AntiEntropy {
     /// Anti-entropy for the replica of `local` in the coordinator's view.
     #[must_use]
     pub fn new(local: NodeId, config: AntiEntropyConfig) -> Arc<Self> {
-        Self::with_clock(local, config, crate::coordinator::wall_clock_us)
+        Self::with_clock(local, config, crate::Clock::system())
     }
 
     /// [`AntiEntropy::new`] with another clock for the age of tombstones (microseconds),
     /// the coordinators' (see `Coordinator::with_clock`).
     #[must_use]
-    pub fn with_clock(local: NodeId, config: AntiEntropyConfig, clock: fn() -> u64) -> Arc<Self> {
+    pub fn with_clock(local: NodeId, config: AntiEntropyConfig, clock: crate::Clock) -> Arc<Self> {
         let pacer = Pacer::new(config.max_keys_per_second);
         Arc::new(Self {
             local,
@@ -369,7 +369,7 @@ impl AntiEntropy {
         held: &HashMap<Bytes, Arc<Record>>,
         absent: &HashSet<Bytes>,
     ) -> Result<HashMap<Bytes, Arc<Record>>, ReplicaError> {
-        let cutoff = crate::tombstones::cutoff((self.clock)(), self.config.tombstone_grace);
+        let cutoff = crate::tombstones::cutoff(self.clock.now_us(), self.config.tombstone_grace);
         let mut copied = HashMap::new();
         while !keys.is_empty() {
             let ask: Vec<Bytes> = keys.iter().take(KEYS_PER_BATCH).cloned().collect();

@@ -129,7 +129,7 @@ impl ClusterBuilder {
         let view = View::new(0, None, Vec::new(), self.config.replication);
         let mut coordinator = Coordinator::new(view, self.config);
         if let Some(clock) = self.clock {
-            coordinator = coordinator.with_clock(clock);
+            coordinator = coordinator.with_clock(crate::Clock::new(clock));
         }
         Ok(Cluster {
             coordinator: Arc::new(coordinator),

@@ -14,6 +14,7 @@
 //! and without outliving the deadline. Reads compare every answer — including late ones —
 //! with the merged record and write the merge back to stale replicas (read repair).
 
+use crate::Clock;
 use crate::error::check_quorum;
 use crate::fanout::{Fanout, call_one};
 use crate::suspects::Suspects;
@@ -129,17 +130,11 @@ pub struct Coordinator {
     view: ArcSwap<View>,
     config: CoordinatorConfig,
     background: Background,
-    clock: fn() -> u64,
+    clock: Clock,
     /// Shared with background stragglers, whose late answers count too.
     suspects: Arc<Suspects>,
     /// Where writes a replica missed are kept for it; `None` keeps none.
     handoff: Option<Arc<Handoff>>,
-}
-
-pub(crate) fn wall_clock_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Coordinator {
@@ -150,7 +145,7 @@ impl Coordinator {
             view: ArcSwap::from_pointee(view),
             config,
             background,
-            clock: wall_clock_us,
+            clock: Clock::system(),
             suspects: Arc::default(),
             handoff: None,
         }
@@ -186,7 +181,7 @@ impl Coordinator {
 
     /// Replaces the timestamp source (microseconds) used for last-writer-wins ordering.
     #[must_use]
-    pub fn with_clock(mut self, clock: fn() -> u64) -> Self {
+    pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
@@ -194,7 +189,7 @@ impl Coordinator {
     /// The clock timestamps come from, in microseconds (see [`Coordinator::with_clock`]).
     #[must_use]
     pub fn now_us(&self) -> u64 {
-        (self.clock)()
+        self.clock.now_us()
     }
 
     #[must_use]
@@ -343,7 +338,7 @@ impl Coordinator {
         thread_local! {
             static LAST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
         }
-        let now = (self.clock)();
+        let now = self.clock.now_us();
         LAST.with(|last| {
             let t = now.max(last.get().saturating_add(1));
             last.set(t);

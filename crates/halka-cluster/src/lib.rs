@@ -12,6 +12,7 @@
 
 pub mod anti_entropy;
 mod background;
+mod clock;
 mod cluster;
 mod coordinator;
 mod error;
@@ -31,6 +32,7 @@ mod view;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
 pub use background::Background;
+pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
 pub use coordinator::{
     Acks, Coordinator, CoordinatorConfig, GetResult, PutResult, ReadFanout, Replies,

@@ -8,8 +8,9 @@ use bytes::Bytes;
 use halka_cluster::anti_entropy::STRETCH_BITS;
 use halka_cluster::tombstones::Round;
 use halka_cluster::{
-    AntiEntropy, AntiEntropyConfig, Collector, CollectorConfig, Coordinator, CoordinatorConfig,
-    FaultPlan, FaultyReplica, Handoff, HandoffConfig, LocalReplica, Replica, View,
+    AntiEntropy, AntiEntropyConfig, Clock, Collector, CollectorConfig, Coordinator,
+    CoordinatorConfig, FaultPlan, FaultyReplica, Handoff, HandoffConfig, LocalReplica, Replica,
+    View,
 };
 use halka_ring::{Member, Strategy};
 use halka_store::{HashRange, MemoryEngine, MemoryHints, NodeId, TrackedEngine, Tracking};
@@ -84,7 +85,7 @@ fn cluster() -> Vec<Node> {
                     ..CoordinatorConfig::default()
                 },
             )
-            .with_clock(now)
+            .with_clock(Clock::new(now))
             .with_handoff(Arc::clone(&handoff));
             let collector = Collector::new(
                 local.id().clone(),
@@ -146,7 +147,7 @@ async fn write_then_delete(nodes: &[Node], count: usize, w_delete: usize) {
 /// One anti-entropy exchange of every stretch between `from` and every other node.
 async fn anti_entropy_pass(nodes: &[Node], from: usize) {
     let config = AntiEntropyConfig { tombstone_grace: Some(GRACE), ..AntiEntropyConfig::default() };
-    let aae = AntiEntropy::with_clock(nodes[from].local.id().clone(), config, now);
+    let aae = AntiEntropy::with_clock(nodes[from].local.id().clone(), config, Clock::new(now));
     let view = nodes[from].coordinator.view();
     for peer in view.replicas().iter().filter(|r| r.id() != nodes[from].local.id()) {
         for stretch in HashRange::chunks(STRETCH_BITS) {

@@ -123,6 +123,13 @@ async fn simulate(seed: u64, options: &Options) -> Run {
             reuse_actor_after_crash: options.reuse_actor_after_crash,
         },
     );
+    let skews: Vec<String> =
+        world.skews().iter().enumerate().map(|(i, us)| format!("n{} {us:+} µs", i + 1)).collect();
+    world.record(history::Event::Fault {
+        at_us: 0,
+        what: format!("clocks off by {}", skews.join(", ")),
+        erased: None,
+    });
     for i in 0..world.nodes() {
         world.start(i);
     }
@@ -141,6 +148,7 @@ async fn simulate(seed: u64, options: &Options) -> Run {
         erased: None,
     });
     world.heal_links();
+    world.heal_disks();
     world.set_loss(0.0);
     for i in 0..world.nodes() {
         if !world.is_up(i) {

@@ -95,7 +95,7 @@ pub async fn nemesis(world: Arc<World>, until: Instant) {
         let nodes = world.nodes() as u64;
         let down: Vec<usize> = (0..world.nodes()).filter(|&i| !world.is_up(i)).collect();
         let mut erased = None;
-        let what = match world.draw(0..100) {
+        let what = match world.draw(0..110) {
             0..30 if down.len() < N - 1 => {
                 let i = world.draw(0..nodes) as usize;
                 if !world.is_up(i) {
@@ -127,6 +127,17 @@ pub async fn nemesis(world: Arc<World>, until: Instant) {
             80..100 => {
                 world.heal_links();
                 "heal links".to_string()
+            }
+            100..110 => {
+                let i = world.draw(0..nodes) as usize;
+                if world.is_disk_slow(i) {
+                    world.set_slow_disk(i, None);
+                    format!("disk of n{} fast again", i + 1)
+                } else {
+                    let max = Duration::from_millis(world.draw(2..60));
+                    world.set_slow_disk(i, Some(max));
+                    format!("disk of n{} slow (acks wait up to {max:?})", i + 1)
+                }
             }
             _ => continue,
         };

@@ -12,8 +12,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
 use halka_cluster::{
-    AntiEntropy, AntiEntropyConfig, Collector, CollectorConfig, Coordinator, CoordinatorConfig,
-    Handoff, HandoffConfig, LocalReplica, ReadFanout, Replica, ReplicaError, ReplicaFuture, View,
+    AntiEntropy, AntiEntropyConfig, Clock, Collector, CollectorConfig, Coordinator,
+    CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, ReadFanout, Replica, ReplicaError,
+    ReplicaFuture, View,
 };
 use halka_ring::{Member, Strategy};
 use halka_store::{
@@ -48,14 +49,18 @@ pub struct Settings {
 
 /// The test-only collector of [`Settings::reckless_collection`]: removes every tombstone
 /// older than the grace, whoever else still holds what.
-async fn collect_recklessly(engine: Arc<crate::collecting::Collecting>, stop: CancellationToken) {
+async fn collect_recklessly(
+    engine: Arc<crate::collecting::Collecting>,
+    clock: Clock,
+    stop: CancellationToken,
+) {
     let Some(index) = engine.tombstones().cloned() else { return };
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
-        let cutoff = crate::sim_clock_us().saturating_sub(TOMBSTONE_GRACE.as_micros() as u64);
+        let cutoff = clock.now_us().saturating_sub(TOMBSTONE_GRACE.as_micros() as u64);
         for key in index.due(cutoff, u64::MAX, 1024) {
             let _ = engine.remove_if(&key, &mut |r| r.deleted_at().is_some());
         }
@@ -96,6 +101,10 @@ struct Node {
     incarnation: Mutex<u64>,
     /// Starts so far, for actor ids.
     starts: Mutex<u64>,
+    /// How far this node's wall clock is off (microseconds, either way).
+    skew_us: i64,
+    /// While the disk is slow: the longest an acknowledgement waits for it.
+    slow_disk: Mutex<Option<Duration>>,
 }
 
 pub struct World {
@@ -120,11 +129,16 @@ impl std::fmt::Debug for World {
 /// Replication factor of the simulated cluster.
 pub const N: usize = 3;
 
+/// Node clocks are off by up to this much either way: well within half the tombstone
+/// grace, which is what collection assumes (see DESIGN.md).
+const MAX_SKEW_US: i64 = 300_000;
+
 impl World {
     pub fn new(seed: u64, settings: Settings) -> Arc<Self> {
         let members: Vec<Member> = (1..=settings.nodes)
             .map(|i| Member { id: format!("n{i}"), zone: String::new(), weight: 1 })
             .collect();
+        let mut rng = SmallRng::seed_from_u64(seed);
         let nodes = members
             .iter()
             .map(|m| Node {
@@ -133,11 +147,13 @@ impl World {
                 running: Mutex::new(None),
                 incarnation: Mutex::new(0),
                 starts: Mutex::new(0),
+                skew_us: rng.random_range(-MAX_SKEW_US..=MAX_SKEW_US),
+                slow_disk: Mutex::new(None),
             })
             .collect();
         Arc::new(Self {
             settings,
-            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            rng: Mutex::new(rng),
             nodes,
             members,
             cuts: Mutex::default(),
@@ -215,7 +231,7 @@ impl World {
         let local_engine = Arc::clone(&engine);
         let local = LocalReplica::new(node.id.clone(), engine).with_actor(actor.clone());
         let replica: Arc<dyn Replica> =
-            Arc::new(Recording { inner: local, actor, world: Arc::clone(self) });
+            Arc::new(Recording { inner: local, actor, node: i, world: Arc::clone(self) });
         let replicas: Vec<Arc<dyn Replica>> = (0..self.nodes.len())
             .map(|j| -> Arc<dyn Replica> {
                 if j == i {
@@ -246,7 +262,7 @@ impl World {
                 ..CoordinatorConfig::default()
             },
         )
-        .with_clock(crate::sim_clock_us);
+        .with_clock(self.clock(i));
         let handoff = self.settings.handoff.then(|| {
             Handoff::new(
                 hints as Arc<dyn HintStore>,
@@ -276,7 +292,7 @@ impl World {
                     tombstone_grace: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE),
                     ..AntiEntropyConfig::default()
                 },
-                crate::sim_clock_us,
+                self.clock(i),
             );
             tasks.push(tokio::spawn(aae.run(Arc::clone(&coordinator), stop.clone())));
         }
@@ -299,7 +315,7 @@ impl World {
             },
         );
         if self.settings.reckless_collection {
-            tasks.push(tokio::spawn(collect_recklessly(collecting, stop.clone())));
+            tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
         } else if let Some(collector) = collector {
             tasks.push(tokio::spawn(collector.run(Arc::clone(&coordinator), stop.clone())));
         }
@@ -325,6 +341,39 @@ impl World {
 
     pub fn cut(&self, from: usize, to: usize) {
         self.cuts.lock().insert((from, to));
+    }
+
+    /// Node `i`'s wall clock: simulated time, off by the node's skew.
+    pub fn clock(&self, i: usize) -> Clock {
+        let skew = self.nodes[i].skew_us;
+        Clock::new(move || (crate::sim_clock_us() as i64 + skew).max(1) as u64)
+    }
+
+    /// How far each node's clock is off, in microseconds.
+    pub fn skews(&self) -> Vec<i64> {
+        self.nodes.iter().map(|n| n.skew_us).collect()
+    }
+
+    /// Makes node `i`'s disk slow (acknowledgements wait up to `max`), or fast again.
+    pub fn set_slow_disk(&self, i: usize, max: Option<Duration>) {
+        *self.nodes[i].slow_disk.lock() = max;
+    }
+
+    pub fn is_disk_slow(&self, i: usize) -> bool {
+        self.nodes[i].slow_disk.lock().is_some()
+    }
+
+    /// How long node `i`'s next acknowledgement waits for its disk.
+    fn disk_delay(&self, i: usize) -> Option<Duration> {
+        let max = (*self.nodes[i].slow_disk.lock())?;
+        let us = self.draw(0..max.as_micros() as u64 + 1);
+        Some(Duration::from_micros(us))
+    }
+
+    pub fn heal_disks(&self) {
+        for node in &self.nodes {
+            *node.slow_disk.lock() = None;
+        }
     }
 
     pub fn heal_links(&self) {
@@ -438,6 +487,7 @@ impl Transport for SimLink {
 struct Recording {
     inner: LocalReplica,
     actor: NodeId,
+    node: usize,
     world: Arc<World>,
 }
 
@@ -457,6 +507,20 @@ impl Recording {
                 seen: record.context().iter().map(|(n, c)| (n.to_string(), c)).collect(),
                 at_us: self.world.now_us(),
             }));
+        }
+    }
+}
+
+impl Recording {
+    /// `ack` after the node's disk has taken its time, when it is slow. The write is
+    /// visible at once; only its acknowledgement waits, as it would for an fsync.
+    fn after_disk<T: Send + 'static>(&self, ack: ReplicaFuture<T>) -> ReplicaFuture<T> {
+        match self.world.disk_delay(self.node) {
+            None => ack,
+            Some(delay) => halka_cluster::deferred(async move {
+                tokio::time::sleep(delay).await;
+                ack.await
+            }),
         }
     }
 }
@@ -486,7 +550,10 @@ impl Replica for Recording {
             self.note(key, record);
         }
         match answer {
-            Some(result) => halka_cluster::answered(result),
+            Some(Ok((record, durable))) => {
+                halka_cluster::answered(Ok((record, self.after_disk(durable))))
+            }
+            Some(Err(e)) => halka_cluster::answered(Err(e)),
             None => halka_cluster::answered(Err(ReplicaError::Storage(
                 "a local replica did not answer inline".into(),
             ))),
@@ -494,7 +561,7 @@ impl Replica for Recording {
     }
 
     fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
-        self.inner.merge(key, record)
+        self.after_disk(self.inner.merge(key, record))
     }
 
     fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
@@ -518,6 +585,6 @@ impl Replica for Recording {
     }
 
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
-        self.inner.merge_many(entries)
+        self.after_disk(self.inner.merge_many(entries))
     }
 }

@@ -72,7 +72,7 @@ fn without_hints_and_anti_entropy_replicas_stay_apart() {
 #[test]
 fn a_node_that_reuses_its_actor_after_a_crash_is_caught() {
     let buggy = Options { reuse_actor_after_crash: true, ..options() };
-    let caught = (0..5)
+    let caught = (0..20)
         .map(|seed| run(seed, &buggy).verdict)
         .filter(|v| !v.reused_dots.is_empty() || !v.lost_writes.is_empty())
         .count();
