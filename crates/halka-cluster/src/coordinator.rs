@@ -17,6 +17,7 @@
 use crate::Clock;
 use crate::error::check_quorum;
 use crate::fanout::{Fanout, call_one};
+use crate::quorum::{Next, Tally};
 use crate::suspects::Suspects;
 use crate::telemetry;
 use crate::view::{View, ViewGuard};
@@ -46,6 +47,9 @@ pub struct CoordinatorConfig {
     pub local_node: Option<NodeId>,
     /// Which replicas a read asks.
     pub reads: ReadFanout,
+    /// Let members beyond a key's owners stand in for owners that do not answer a write
+    /// (sloppy quorum), keeping it as a hint for them.
+    pub stand_ins: bool,
     /// The tombstone grace when tombstones are collected: read repair does not hand a
     /// tombstone older than this to a replica that holds nothing for the key (see
     /// `tombstones::collectible`).
@@ -75,6 +79,7 @@ impl Default for CoordinatorConfig {
             max_background: 4096,
             local_node: None,
             reads: ReadFanout::All,
+            stand_ins: true,
             tombstone_grace: None,
         }
     }
@@ -86,13 +91,36 @@ pub type Acks = SmallVec<[NodeId; 5]>;
 /// Replicas' answers to a read, in arrival order; inline up to N = 5.
 pub type Replies = SmallVec<[(NodeId, Option<Arc<Record>>); 5]>;
 
-/// What a successful write reports.
+/// What a successful write reports: its receipt.
 #[derive(Debug, Clone)]
 pub struct PutResult {
     /// Causal context of the new record; pass it back to replace what this write produced.
     pub context: VersionVector,
-    /// Replicas that acknowledged before the call returned (at least W).
+    /// Nodes that acknowledged before the call returned, owners and stand-ins, in order.
     pub acked: Acks,
+    /// The stand-ins among them, each with the owner it keeps the write for.
+    pub stand_ins: SmallVec<[(NodeId, NodeId); 2]>,
+}
+
+/// How many acknowledgements a write waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteQuorum {
+    /// Owner slots filled, by the owner or by a stand-in for it.
+    pub w: usize,
+    /// Slots filled by owners themselves (0: stand-ins may fill every slot but the
+    /// coordinating owner's).
+    pub pw: usize,
+}
+
+/// `pw` must not exceed `w`.
+///
+/// # Errors
+/// [`ClusterError::OwnerQuorum`].
+pub fn check_owner_quorum(pw: usize, w: usize) -> Result<(), ClusterError> {
+    if pw > w {
+        return Err(ClusterError::OwnerQuorum { pw, w });
+    }
+    Ok(())
 }
 
 /// What a successful read reports.
@@ -245,8 +273,26 @@ impl Coordinator {
         context: Option<VersionVector>,
         w: usize,
     ) -> Result<PutResult, ClusterError> {
+        self.write_with(key, value, context, WriteQuorum { w, pw: 0 }).await
+    }
+
+    /// [`Coordinator::write`] with the full quorum: `w` owner slots filled, by owners or
+    /// by stand-ins keeping the write for owners that do not answer (sloppy quorum),
+    /// `pw` of them by the owners themselves.
+    ///
+    /// # Errors
+    /// As [`Coordinator::write`]; also `pw` above `w`.
+    pub async fn write_with(
+        &self,
+        key: Bytes,
+        value: Option<Bytes>,
+        context: Option<VersionVector>,
+        quorum: WriteQuorum,
+    ) -> Result<PutResult, ClusterError> {
+        let WriteQuorum { w, pw } = quorum;
         let view = self.enter();
         self.check_write(&view, &key, w)?;
+        check_owner_quorum(pw, w)?;
         if let Some(v) = &value {
             self.config.limits.check_value(v)?;
         }
@@ -260,17 +306,17 @@ impl Coordinator {
         let preference = self.ask_order(&view, &key);
         prefetch(&view, &preference, &key);
         let n = preference.len();
-        let mut failures = Vec::new();
+        let mut tally = Tally::new(preference.iter().map(|&i| view.replica(i).id().clone()), w, pw);
+        let mut stand_ins = StandIns::new(&view, &key, self.config.stand_ins);
 
-        // The coordinating replica: the first in preference order that answers. It
+        // The coordinating replica: the first owner in preference order that answers. It
         // answers once the write is applied; its durability is awaited alongside the other
-        // replicas' writes, so its fsync overlaps theirs.
+        // replicas' writes, so its fsync overlaps theirs. Stand-ins never coordinate.
         let timeout = self.config.timeout;
         let mut coordinated = None;
+        let mut skipped = Vec::new();
+        // Every owner is tried: stand-ins may fill the slots of those that fail here.
         for (pos, &idx) in preference.iter().enumerate() {
-            if n - failures.len() < w {
-                break;
-            }
             let replica = view.replica(idx);
             let call = replica.coordinate_write_deferred(&key, &write);
             match call_one(replica.id().clone(), call, timeout).await {
@@ -281,16 +327,17 @@ impl Coordinator {
                 }
                 (id, Err(e)) => {
                     self.suspects.suspect(&id);
-                    failures.push((id, e));
+                    tally.failed_before(&id, e);
+                    skipped.push(id);
                 }
             }
         }
         let Some((pos, coordinator, record, durable)) = coordinated else {
+            let failures = std::mem::take(&mut tally.failures);
             return Err(self.quorum_failed("write", w, (0, 0), n, failures));
         };
         // Replicas skipped as coordinating replica hold none of this write.
-        self.keep_hints(failures.iter().map(|(id, _)| id), &key, &record);
-        let mut acked = Acks::new();
+        self.keep_hints(skipped.iter(), &key, &record);
         let mut fanout = Fanout::new(timeout);
         fanout.start(coordinator, durable);
         // Replicas after the coordinator receive the record; those before it already failed.
@@ -298,31 +345,46 @@ impl Coordinator {
             let replica = view.replica(idx);
             fanout.start(replica.id().clone(), replica.merge(&key, &record));
         }
+        for owner in &skipped {
+            stand_ins.engage(&view, owner, &key, &record, &mut tally, &mut fanout);
+        }
         // Every answer, before or after the client's, is noted the same way.
         let mut note = self.hinter(&key, &record);
-        while acked.len() < w {
-            if acked.len() + fanout.len() < w {
-                let in_flight = fanout.len();
-                self.finish_in_background(fanout, view, note);
-                return Err(self.quorum_failed("write", w, (acked.len(), in_flight), n, failures));
+        loop {
+            match tally.next() {
+                Next::Done => break,
+                Next::Failed => {
+                    let (_, in_flight) = tally.progress();
+                    let (op, required, succeeded) = tally.shortfall();
+                    let failures = std::mem::take(&mut tally.failures);
+                    self.finish_in_background(fanout, view, note);
+                    return Err(self.quorum_failed(
+                        op,
+                        required,
+                        (succeeded, in_flight),
+                        n,
+                        failures,
+                    ));
+                }
+                Next::Wait => {}
             }
-            match fanout.next().await {
-                Some((id, Ok(()))) => {
-                    note(&view, id.clone(), Ok(()));
-                    acked.push(id);
-                }
-                Some((id, Err(e))) => {
-                    note(&view, id.clone(), Err(e.clone()));
-                    failures.push((id, e));
-                }
-                None => break,
+            let Some((id, result)) = fanout.next().await else { break };
+            note(&view, id.clone(), result.clone());
+            if let Some(owner) = tally.answer(&id, result) {
+                stand_ins.engage(&view, &owner, &key, &record, &mut tally, &mut fanout);
             }
         }
-        if acked.len() < w {
-            return Err(self.quorum_failed("write", w, (acked.len(), 0), n, failures));
+        if tally.next() != Next::Done {
+            let (filled, _) = tally.progress();
+            let failures = std::mem::take(&mut tally.failures);
+            return Err(self.quorum_failed("write", w, (filled, 0), n, failures));
         }
         self.finish_in_background(fanout, view, note);
-        Ok(PutResult { context: record.context().clone(), acked })
+        let stood_in = tally.stand_ins();
+        if !stood_in.is_empty() {
+            metrics::counter!(telemetry::STAND_IN_ACKS).increment(stood_in.len() as u64);
+        }
+        Ok(PutResult { context: record.context().clone(), acked: tally.acked, stand_ins: stood_in })
     }
 
     /// The wall clock in microseconds, strictly increasing on each thread: a write never
@@ -517,16 +579,56 @@ impl Coordinator {
         // Nothing is cloned for a coordinator that keeps no hints.
         let hint = self.handoff.clone().map(|h| (h, key.clone(), Arc::clone(record)));
         let suspects = Arc::clone(&self.suspects);
-        move |_, id, result| {
+        move |view, id, result| {
             if result.is_ok() {
                 suspects.clear(&id);
                 return;
             }
             suspects.suspect(&id);
             if let Some((handoff, key, record)) = &hint {
-                handoff.keep(&id, key, record);
+                // A stand-in that failed owes the key nothing: only owners get hints.
+                let owner = view.preference(key).iter().any(|&i| view.replica(i).id() == &id);
+                if owner {
+                    handoff.keep(&id, key, record);
+                }
             }
         }
+    }
+}
+
+/// The stand-ins of one write's key, engaged one per failed owner, best first.
+struct StandIns {
+    hash: u64,
+    /// Computed on first use: most writes never need one.
+    order: Option<PreferenceList>,
+    next: usize,
+    enabled: bool,
+}
+
+impl StandIns {
+    fn new(_view: &View, key: &[u8], enabled: bool) -> Self {
+        Self { hash: halka_ring::key_hash(key), order: None, next: 0, enabled }
+    }
+
+    /// Asks the next stand-in, if any is left, to keep `record` for `owner`.
+    fn engage(
+        &mut self,
+        view: &View,
+        owner: &NodeId,
+        key: &Bytes,
+        record: &Arc<Record>,
+        tally: &mut Tally,
+        fanout: &mut Fanout<()>,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let order = self.order.get_or_insert_with(|| view.stand_ins(self.hash));
+        let Some(&idx) = order.get(self.next) else { return };
+        self.next += 1;
+        let stand_in = view.replica(idx);
+        tally.standing_in(owner, stand_in.id().clone());
+        fanout.start(stand_in.id().clone(), stand_in.keep_hint(owner, key, record));
     }
 }
 

@@ -11,6 +11,11 @@ pub enum ClusterError {
     /// `w` or `r` outside `1..=n`; rejected before any I/O.
     #[error("{name}={given} {}", quorum_hint(*.given, *.n))]
     BadQuorum { name: &'static str, given: usize, n: usize },
+    /// `pw` (owner acknowledgements) above `w`; rejected before any I/O.
+    #[error(
+        "pw={pw} exceeds w={w}: owners' acknowledgements are among the w; allowed range is 0..={w}"
+    )]
+    OwnerQuorum { pw: usize, w: usize },
     /// The cluster has fewer nodes than the quorum needs.
     #[error("{name}={given} needs {given} replicas but the cluster has only {nodes} node(s)")]
     TooFewNodes { name: &'static str, given: usize, nodes: usize },
@@ -56,7 +61,11 @@ pub struct QuorumError {
 
 impl fmt::Display for QuorumError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = if self.op == "write" { "w" } else { "r" };
+        let name = match self.op {
+            "write" => "w",
+            "owner-write" => "pw",
+            _ => "r",
+        };
         write!(
             f,
             "{} quorum not reached: {name}={} of {} replicas, {} answered",
@@ -69,7 +78,7 @@ impl fmt::Display for QuorumError {
             f.write_str(if i == 0 { "; failed: " } else { ", " })?;
             write!(f, "{node} ({err})")?;
         }
-        if self.op == "write" {
+        if self.op != "read" {
             // No rollback, as in Dynamo: replicas that took the write keep it, and a later
             // read or repair may spread it.
             f.write_str("; the write may still be stored on the replicas it reached")?;

@@ -145,4 +145,8 @@ impl Replica for FaultyReplica {
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
         self.wrap(|| self.inner.merge_many(entries))
     }
+
+    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        self.wrap(|| self.inner.keep_hint(owner, key, record))
+    }
 }

@@ -211,10 +211,51 @@ impl Handoff {
             }
             if failed {
                 self.failing.lock().insert(owner.clone());
+                if let Some(age) = self.config.max_age {
+                    let before = now_us.saturating_sub((age / 2).as_micros() as u64);
+                    delivered += self.redirect(view, owner, before).await;
+                }
             } else {
                 self.failing.lock().remove(owner);
             }
         }
         delivered
+    }
+
+    /// Hands `owner`'s hints written before `before_us` to the key's other owners, while
+    /// `owner` does not answer: a hint must reach some owner before it expires (at
+    /// `max_age`), since it may be one of the copies a write was acknowledged with.
+    /// A hint goes once any other owner took it; anti-entropy brings it to `owner`.
+    async fn redirect(&self, view: &View, owner: &NodeId, before_us: u64) -> usize {
+        const BATCH: usize = 64;
+        let hints = match self.store.batch(owner, None, BATCH) {
+            Ok(hints) => hints,
+            Err(e) => {
+                tracing::warn!(%owner, error = %e, "cannot read hints");
+                return 0;
+            }
+        };
+        let mut redirected = 0;
+        for hint in hints.into_iter().filter(|h| h.record.written_at() < before_us) {
+            let others: Vec<&Arc<dyn crate::Replica>> = view
+                .preference(&hint.key)
+                .iter()
+                .map(|&i| view.replica(i))
+                .filter(|r| r.id() != owner)
+                .collect();
+            let calls = others.iter().map(|r| {
+                tokio::time::timeout(self.config.timeout, r.merge(&hint.key, &hint.record))
+            });
+            let taken =
+                futures::future::join_all(calls).await.into_iter().any(|r| matches!(r, Ok(Ok(()))));
+            if taken {
+                if let Err(e) = self.store.remove_delivered(owner, &hint.key, &hint.record) {
+                    tracing::warn!(%owner, error = %e, "cannot remove a redirected hint");
+                }
+                redirected += 1;
+                metrics::counter!(telemetry::HINTS_REDIRECTED).increment(1);
+            }
+        }
+        redirected
     }
 }

@@ -20,6 +20,7 @@ mod fanout;
 mod faulty;
 mod handoff;
 mod local;
+mod quorum;
 mod replica;
 pub mod rpc;
 mod secret;
@@ -35,7 +36,8 @@ pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
 pub use coordinator::{
-    Acks, Coordinator, CoordinatorConfig, GetResult, PutResult, ReadFanout, Replies,
+    Acks, Coordinator, CoordinatorConfig, GetResult, PutResult, ReadFanout, Replies, WriteQuorum,
+    check_owner_quorum,
 };
 pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};

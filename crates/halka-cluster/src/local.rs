@@ -5,7 +5,10 @@ use crate::stripe;
 use crate::syncer::Syncer;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
-use halka_store::{Engine, HashRange, NodeId, Record, StoreError, SyncToken, Write, entry_digest};
+use halka_store::{
+    Engine, HashRange, HintStore, NodeId, Record, StoreError, Stored, SyncToken, Write,
+    entry_digest,
+};
 use std::sync::Arc;
 
 /// Operation counters, for hot-spot reports.
@@ -27,6 +30,8 @@ pub struct LocalReplica {
     syncer: Arc<std::sync::OnceLock<Syncer>>,
     /// Whether coordinating writes let other ready tasks write before flushing.
     share_flushes: bool,
+    /// Where hints kept as a stand-in for another owner go; `None` refuses to stand in.
+    hints: Option<Arc<dyn HintStore>>,
 }
 
 impl LocalReplica {
@@ -39,7 +44,16 @@ impl LocalReplica {
             ops: Arc::default(),
             syncer: Arc::default(),
             share_flushes: false,
+            hints: None,
         }
+    }
+
+    /// Lets this replica stand in for other owners, keeping what they miss in `hints`
+    /// (the node's hint store, which its handoff delivers from).
+    #[must_use]
+    pub fn with_hints(mut self, hints: Arc<dyn HintStore>) -> Self {
+        self.hints = Some(hints);
+        self
     }
 
     /// Numbers the writes this replica coordinates as `actor` rather than as its node id.
@@ -196,6 +210,42 @@ impl Replica for LocalReplica {
             }
         }
         answered(Ok(out))
+    }
+
+    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        let Some(hints) = &self.hints else {
+            return answered(Err(ReplicaError::Rejected("this node keeps no hints".into())));
+        };
+        if owner == &self.id {
+            return answered(Err(ReplicaError::Rejected(
+                "a node cannot stand in for itself".into(),
+            )));
+        }
+        if let Err(e) = self.engine.limits().check_key(key) {
+            return answered(Err(store_error(StoreError::Limit(e))));
+        }
+        match hints.put(owner, key, record) {
+            Ok(Stored::Kept) => {}
+            Ok(Stored::Dropped) => {
+                return answered(Err(ReplicaError::Rejected(format!(
+                    "hints for {owner} are at their bound"
+                ))));
+            }
+            Err(e) => return answered(Err(store_error(e))),
+        }
+        metrics::counter!(crate::telemetry::HINTS_STORED).increment(1);
+        if !self.engine.is_blocking() {
+            return answered(Ok(()));
+        }
+        // Under `always` the acknowledgement counts towards W, so the hint must be on disk:
+        // it shares the engine's journal.
+        let engine = Arc::clone(&self.engine);
+        deferred(async move {
+            tokio::task::spawn_blocking(move || engine.flush())
+                .await
+                .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
+                .map_err(store_error)
+        })
     }
 
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {

@@ -105,6 +105,13 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         deferred(futures::future::try_join_all(calls))
     }
 
+    /// Keeps `record` as a hint for `owner`, an owner of `key` that did not answer, until
+    /// it can be handed over: this replica stands in for it (sloppy quorum). Succeeds
+    /// once the hint is as durable as a write under this node's sync policy.
+    fn keep_hint(&self, _owner: &NodeId, _key: &Bytes, _record: &Arc<Record>) -> ReplicaFuture<()> {
+        answered(Err(ReplicaError::Rejected("this replica keeps no hints".into())))
+    }
+
     /// Merges every record in `entries`; succeeds only if all were merged.
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
         let calls: Vec<_> = entries.iter().map(|(k, r)| self.merge(k, r)).collect();

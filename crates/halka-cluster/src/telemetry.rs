@@ -14,6 +14,8 @@ pub(crate) const HINTS_STORED: &str = "halka_hints_stored_total";
 pub(crate) const HINTS_DROPPED: &str = "halka_hints_dropped_total";
 pub(crate) const HINTS_DELIVERED: &str = "halka_hints_delivered_total";
 pub(crate) const HINTS_PENDING: &str = "halka_hints_pending";
+pub(crate) const STAND_IN_ACKS: &str = "halka_stand_in_acks_total";
+pub(crate) const HINTS_REDIRECTED: &str = "halka_hints_redirected_total";
 pub(crate) const HINTS_EXPIRED: &str = "halka_hints_expired_total";
 pub(crate) const TOMBSTONES_PENDING: &str = "halka_tombstones_pending";
 pub(crate) const TOMBSTONES_OLDEST: &str = "halka_tombstones_oldest_seconds";
@@ -93,6 +95,15 @@ pub fn describe(replicas: &[NodeId]) {
     );
     metrics::describe_counter!(HINTS_DELIVERED, "Hints handed to their owner and removed");
     metrics::describe_gauge!(HINTS_PENDING, "Hints waiting for their owner");
+    metrics::describe_counter!(
+        STAND_IN_ACKS,
+        "Write acknowledgements from a node standing in for an owner that did not answer"
+    );
+    metrics::describe_counter!(
+        HINTS_REDIRECTED,
+        "Hints handed to another owner of their key because their own owner stayed away \
+         for a quarter of the tombstone grace"
+    );
     metrics::describe_counter!(
         HINTS_EXPIRED,
         "Hints dropped undelivered because they were older than half the tombstone grace \

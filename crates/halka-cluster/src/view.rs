@@ -115,6 +115,34 @@ impl View {
         out
     }
 
+    /// The members that stand in for the owners of `hash` when owners do not answer
+    /// (sloppy quorum), best first: every member that is not an owner, ordered by a
+    /// score of (partition, member). Every node computes the same order, and all keys of
+    /// one partition share their stand-ins, so what a stand-in keeps for a partition can
+    /// later be handed over as a range.
+    #[must_use]
+    pub fn stand_ins(&self, hash: u64) -> PreferenceList {
+        let owners = self.owners(hash);
+        let partition = hash >> (64 - halka_ring::DEFAULT_PARTITIONS.trailing_zeros());
+        let mut others: Vec<(u64, NodeIdx)> = self
+            .members()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let idx = NodeIdx::try_from(i).ok()?;
+                (!owners.contains(&idx)).then(|| {
+                    (halka_ring::hash::mix(partition, halka_ring::hash::node_seed(&m.id)), idx)
+                })
+            })
+            .collect();
+        others.sort_unstable_by(|a, b| b.cmp(a));
+        let mut out = PreferenceList::new();
+        for (_, idx) in others.into_iter().take(halka_ring::MAX_REPLICAS) {
+            out.push_distinct(idx);
+        }
+        out
+    }
+
     #[must_use]
     pub fn replica(&self, idx: NodeIdx) -> &Arc<dyn Replica> {
         &self.replicas[usize::from(idx)]

@@ -230,6 +230,11 @@ impl World {
         let actor = NodeId::new(&format!("{}#{generation}", node.id));
         let local_engine = Arc::clone(&engine);
         let local = LocalReplica::new(node.id.clone(), engine).with_actor(actor.clone());
+        let local = if self.settings.handoff {
+            local.with_hints(Arc::clone(&hints) as Arc<dyn HintStore>)
+        } else {
+            local
+        };
         let replica: Arc<dyn Replica> =
             Arc::new(Recording { inner: local, actor, node: i, world: Arc::clone(self) });
         let replicas: Vec<Arc<dyn Replica>> = (0..self.nodes.len())
@@ -265,7 +270,7 @@ impl World {
         .with_clock(self.clock(i));
         let handoff = self.settings.handoff.then(|| {
             Handoff::new(
-                hints as Arc<dyn HintStore>,
+                Arc::clone(&hints) as Arc<dyn HintStore>,
                 HandoffConfig {
                     interval: Duration::from_millis(100),
                     timeout,
@@ -586,5 +591,9 @@ impl Replica for Recording {
 
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
         self.after_disk(self.inner.merge_many(entries))
+    }
+
+    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        self.after_disk(self.inner.keep_hint(owner, key, record))
     }
 }

@@ -106,7 +106,27 @@ fn path(key: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
 struct KvParams {
     r: Option<usize>,
     w: Option<usize>,
+    /// Acknowledgements that must come from owners, not stand-ins.
+    pw: Option<usize>,
+    /// Answers that must come from owners. Reads are only ever answered by owners in
+    /// halka, so any `pr` up to `r` holds; it is checked for clients that set it.
+    pr: Option<usize>,
     context: Option<String>,
+}
+
+/// The receipt of a write: who acknowledged it, and who of them stood in for whom.
+fn receipt(put: &halka_cluster::PutResult) -> Value {
+    let acked: Vec<String> = put.acked.iter().map(ToString::to_string).collect();
+    let stand_ins: serde_json::Map<String, Value> = put
+        .stand_ins
+        .iter()
+        .map(|(by, owner)| (by.to_string(), json!(owner.to_string())))
+        .collect();
+    json!({ "acked": acked, "stand_ins": stand_ins })
+}
+
+fn write_quorum(state: &NodeState, params: &KvParams) -> halka_cluster::WriteQuorum {
+    halka_cluster::WriteQuorum { w: params.w.unwrap_or(state.config.w), pw: params.pw.unwrap_or(0) }
 }
 
 fn observe(op: &'static str, started: Instant) {
@@ -213,6 +233,14 @@ async fn get_key(
     let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
     let r = params.r.unwrap_or(state.config.r);
+    if let Some(pr) = params.pr
+        && pr > r
+    {
+        let message = format!(
+            "pr={pr} exceeds r={r}: owners' answers are among the r; allowed range is 0..={r}"
+        );
+        return Err(ApiError(StatusCode::BAD_REQUEST, message));
+    }
     let result = state.coordinator.get(k, r).await?;
     observe("get", started);
     let found = result.values().next().is_some();
@@ -246,20 +274,14 @@ async fn put_key(
     })?;
     let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
+    let quorum = write_quorum(&state, &params);
     let context = request_context(&state, &k, &headers, params.context)?;
-    let w = params.w.unwrap_or(state.config.w);
-    let put = state.coordinator.write(k, Some(body), context, w).await?;
+    let put = state.coordinator.write_with(k, Some(body), context, quorum).await?;
     observe("put", started);
-    let acked: Vec<String> = put.acked.iter().map(ToString::to_string).collect();
-    Ok((
-        StatusCode::OK,
-        axum::Json(json!({
-            "key": key,
-            "context": state.tokens.encode(key.as_bytes(), &put.context),
-            "acked": acked,
-        })),
-    )
-        .into_response())
+    let mut body = receipt(&put);
+    body["key"] = json!(key);
+    body["context"] = json!(state.tokens.encode(key.as_bytes(), &put.context));
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 async fn delete_key(
@@ -271,12 +293,14 @@ async fn delete_key(
     let started = Instant::now();
     let (key, params) = (path(key)?, query(params)?);
     let k = key_bytes(&state, &key)?;
+    let quorum = write_quorum(&state, &params);
     let context = request_context(&state, &k, &headers, params.context)?;
-    let w = params.w.unwrap_or(state.config.w);
-    let put = state.coordinator.write(k, None, context, w).await?;
+    let put = state.coordinator.write_with(k, None, context, quorum).await?;
     observe("delete", started);
-    let acked: Vec<String> = put.acked.iter().map(ToString::to_string).collect();
-    Ok(axum::Json(json!({ "key": key, "deleted": true, "acked": acked })).into_response())
+    let mut body = receipt(&put);
+    body["key"] = json!(key);
+    body["deleted"] = json!(true);
+    Ok(axum::Json(body).into_response())
 }
 
 async fn health(State(state): State<Arc<NodeState>>) -> Response {

@@ -271,11 +271,15 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         .iter()
         .map(|m| -> Arc<dyn Replica> {
             if m.id == config.node_id {
-                Arc::new(
-                    LocalReplica::new(NodeId::new(&m.id), Arc::clone(&engine))
-                        .with_actor(incarnation.actor.clone())
-                        .with_shared_flushes(),
-                )
+                let local = LocalReplica::new(NodeId::new(&m.id), Arc::clone(&engine))
+                    .with_actor(incarnation.actor.clone())
+                    .with_shared_flushes();
+                // Standing in for other owners needs somewhere to keep their hints.
+                Arc::new(if config.handoff.enabled {
+                    local.with_hints(Arc::clone(&hint_store))
+                } else {
+                    local
+                })
             } else {
                 let addr = config
                     .members
@@ -308,6 +312,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             max_background: 16 * 1024,
             local_node: Some(NodeId::new(&config.node_id)),
             reads: config.read_fanout(),
+            stand_ins: config.handoff.enabled,
             tombstone_grace: config.tombstone_grace(),
         },
     );

@@ -48,6 +48,12 @@ pub enum Request {
     MergeMany {
         entries: Vec<(Bytes, Arc<Record>)>,
     },
+    /// Keep `record` as a hint for `owner`, which did not answer (sloppy quorum).
+    KeepHint {
+        owner: halka_store::NodeId,
+        key: Bytes,
+        record: Arc<Record>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

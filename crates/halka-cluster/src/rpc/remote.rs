@@ -112,4 +112,16 @@ impl<T: Transport> Replica for MessageReplica<T> {
             other => Err(other),
         })
     }
+
+    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+        let request = Request::KeepHint {
+            owner: owner.clone(),
+            key: key.clone(),
+            record: Arc::clone(record),
+        };
+        self.ask(request, |r| match r {
+            Response::Ack => Ok(()),
+            other => Err(other),
+        })
+    }
 }

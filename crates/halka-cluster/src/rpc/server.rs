@@ -292,5 +292,8 @@ pub fn handle(
         Request::MergeMany { entries } => {
             replica.merge_many(entries).map(|r| answer(r, |()| Response::Ack)).boxed()
         }
+        Request::KeepHint { owner, key, record } => {
+            replica.keep_hint(&owner, &key, &record).map(|r| answer(r, |()| Response::Ack)).boxed()
+        }
     }
 }

@@ -65,14 +65,43 @@ pub async fn get(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     Ok(got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
 }
 
-/// `HALKA.SET <key> <value> <w>`: SET with this request's write quorum.
+/// `HALKA.SET <key> <value> <w> [PW <n>] [RECEIPT]`: SET with this request's write
+/// quorum; with RECEIPT, the reply names who acknowledged and who stood in for whom.
 pub async fn set(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
     let w = args.next_usize()?;
-    args.finish()?;
-    state.coordinator.write(key, Some(value), None, w).await.map_err(|e| cluster_error(&e))?;
-    Ok(Frame::ok())
+    let mut pw = 0;
+    let mut want_receipt = false;
+    while args.remaining() > 0 {
+        match args.next_string()?.to_ascii_uppercase().as_str() {
+            "PW" => pw = args.next_usize()?,
+            "RECEIPT" => want_receipt = true,
+            other => {
+                return Err(Frame::Error(format!(
+                    "ERR unknown HALKA.SET option '{other}'; allowed: PW <n>, RECEIPT"
+                )));
+            }
+        }
+    }
+    let quorum = halka_cluster::WriteQuorum { w, pw };
+    let put = state
+        .coordinator
+        .write_with(key, Some(value), None, quorum)
+        .await
+        .map_err(|e| cluster_error(&e))?;
+    if !want_receipt {
+        return Ok(Frame::ok());
+    }
+    // `acked` then `stand_ins` (each `stand-in=owner`), as a flat map.
+    Ok(Frame::Array(vec![
+        Frame::bulk("acked"),
+        Frame::Array(put.acked.iter().map(|n| Frame::bulk(n.to_string())).collect()),
+        Frame::bulk("stand_ins"),
+        Frame::Array(
+            put.stand_ins.iter().map(|(by, owner)| Frame::bulk(format!("{by}={owner}"))).collect(),
+        ),
+    ]))
 }
 
 /// `HALKA.STATUS`: this node's status as JSON (what `/v1/cluster` serves and `halka

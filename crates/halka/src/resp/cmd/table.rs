@@ -152,7 +152,13 @@ pub const COMMANDS: &[Spec] = &[
     spec("HALKA.CONSISTENCY", -1, "other", "halka", "Shows or sets this connection's R and W."),
     spec("HALKA.GETALL", 2, "getall", "halka", "Every replica's answer for a key, with siblings."),
     spec("HALKA.GET", 3, "get", "halka", "GET with R for this request only."),
-    spec("HALKA.SET", 4, "set", "halka", "SET with W for this request only."),
+    spec(
+        "HALKA.SET",
+        -4,
+        "set",
+        "halka",
+        "SET with W (and PW, owner acks) for this request only; RECEIPT lists who acknowledged.",
+    ),
     spec("HALKA.STATUS", 1, "other", "halka", "This node's status as JSON (as /v1/cluster)."),
 ];
 

@@ -1,0 +1,57 @@
+//! Sloppy quorum through real processes: five nodes, N = 3. With two owners of a key
+//! killed, W=2 writes still succeed through a stand-in, the receipt says so, PW refuses
+//! what only owners may satisfy, and the owners hold the write once they are back.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::{Raw, TestCluster, http, own_values};
+use std::time::{Duration, Instant};
+
+/// The indexes of `key`'s owners (node-1 is index 0), asked while all answer.
+fn owners(c: &TestCluster, key: &str) -> Vec<usize> {
+    let all = Raw::connect(&c.redis_addr(0)).cmd(&["HALKA.GETALL", key, "3"]);
+    (0..5).filter(|i| all.contains(&format!("node-{}\r\n", i + 1))).collect()
+}
+
+#[test]
+fn with_two_owners_down_writes_go_through_a_stand_in_and_reach_the_owners_later() {
+    let mut c = TestCluster::start_with(5, "periodic", "replication = 3\n");
+    let key = "sloppy";
+    assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["SET", key, "v0"]), "+OK\r\n");
+    let owners = owners(&c, key);
+    assert_eq!(owners.len(), 3, "{owners:?}");
+    let (up, gone) = (owners[0], &owners[1..]);
+    for &o in gone {
+        c.kill(o);
+    }
+
+    let mut conn = Raw::connect(&c.redis_addr(up));
+    let receipt = conn.cmd(&["HALKA.SET", key, "v1", "2", "RECEIPT"]);
+    assert!(receipt.starts_with("*4\r\n$5\r\nacked\r\n*2\r\n"), "{receipt}");
+    assert!(!receipt.contains("stand_ins\r\n*0\r\n"), "a stand-in acknowledged: {receipt}");
+    let err = conn.cmd(&["HALKA.SET", key, "v2", "2", "PW", "2"]);
+    assert!(err.starts_with("-") && err.contains("pw=2"), "{err}");
+
+    let (status, body) = http("PUT", &c.http_url(up, &format!("/v1/kv/{key}?w=2")), b"v3", &[]);
+    assert_eq!(status, 200, "{body}");
+    let put: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stood_in_for = put["stand_ins"].as_object().unwrap().values().next().unwrap().clone();
+    assert!(
+        gone.iter().any(|&o| stood_in_for == format!("node-{}", o + 1)),
+        "a stand-in for a dead owner: {body}"
+    );
+
+    for &o in gone {
+        c.launch(o);
+    }
+    // No client reads the key: hints (and anti-entropy) bring it to the owners.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for &o in gone {
+        while own_values(&c, o, key) != Some(vec!["v3".to_string()]) {
+            assert!(Instant::now() < deadline, "node {o} holds {:?}", own_values(&c, o, key));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
