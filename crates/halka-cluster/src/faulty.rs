@@ -149,4 +149,8 @@ impl Replica for FaultyReplica {
     fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
         self.wrap(|| self.inner.keep_hint(owner, key, record))
     }
+
+    fn hinted(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<bool>> {
+        self.wrap(|| self.inner.hinted(keys))
+    }
 }

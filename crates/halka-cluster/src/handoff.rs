@@ -35,12 +35,9 @@ pub struct HandoffConfig {
     pub concurrency: usize,
     /// Deadline for one merge.
     pub timeout: Duration,
-    /// Hints whose newest write is older than this are dropped instead of delivered
-    /// (counted; anti-entropy repairs those keys). Tombstone collection relies on it: a
-    /// tombstone is removed only after its grace, and half the grace is given here, so
-    /// no hint can carry a value its delete replaced to an owner that already dropped
-    /// the tombstone. `None` keeps hints until delivered.
-    pub max_age: Option<Duration>,
+    /// A hint this old whose owner still does not answer is handed to the key's other
+    /// owners instead (see [`Handoff::deliver_round`]); `None` waits for the owner.
+    pub redirect_after: Option<Duration>,
 }
 
 impl Default for HandoffConfig {
@@ -50,7 +47,7 @@ impl Default for HandoffConfig {
             max_per_second: 10_000,
             concurrency: 256,
             timeout: Duration::from_secs(1),
-            max_age: None,
+            redirect_after: None,
         }
     }
 }
@@ -133,11 +130,8 @@ impl Handoff {
     }
 
     /// One round: up to `budget` hints over all owners, at `now_us` (for the age of
-    /// hints). Returns how many were delivered.
+    /// hints: see `redirect_after`). Returns how many were delivered or redirected.
     pub async fn deliver_round(&self, view: &View, mut budget: usize, now_us: u64) -> usize {
-        let expired_before = self.config.max_age.map_or(0, |age| {
-            now_us.saturating_sub(u64::try_from(age.as_micros()).unwrap_or(u64::MAX))
-        });
         let pending = self.store.stats();
         let total: u64 = pending.values().map(|s| s.hints).sum();
         metrics::gauge!(telemetry::HINTS_PENDING).set(total as f64);
@@ -173,11 +167,6 @@ impl Handoff {
             loop {
                 while !failed && calls.len() < self.config.concurrency {
                     let Some(hint) = hints.next() else { break };
-                    if hint.record.written_at() < expired_before {
-                        let _ = self.store.remove_delivered(owner, &hint.key, &hint.record);
-                        metrics::counter!(telemetry::HINTS_EXPIRED).increment(1);
-                        continue;
-                    }
                     let call = replica.merge(&hint.key, &hint.record);
                     let timeout = self.config.timeout;
                     calls.push(async move {
@@ -211,8 +200,8 @@ impl Handoff {
             }
             if failed {
                 self.failing.lock().insert(owner.clone());
-                if let Some(age) = self.config.max_age {
-                    let before = now_us.saturating_sub((age / 2).as_micros() as u64);
+                if let Some(after) = self.config.redirect_after {
+                    let before = now_us.saturating_sub(after.as_micros() as u64);
                     delivered += self.redirect(view, owner, before).await;
                 }
             } else {
@@ -223,9 +212,10 @@ impl Handoff {
     }
 
     /// Hands `owner`'s hints written before `before_us` to the key's other owners, while
-    /// `owner` does not answer: a hint must reach some owner before it expires (at
-    /// `max_age`), since it may be one of the copies a write was acknowledged with.
-    /// A hint goes once any other owner took it; anti-entropy brings it to `owner`.
+    /// `owner` does not answer: a hint held by a stand-in may be one of the copies a write
+    /// was acknowledged with, and while any node holds a hint for a key, that key's
+    /// tombstones cannot be collected. A hint goes once any other owner took it;
+    /// anti-entropy brings it to `owner`.
     async fn redirect(&self, view: &View, owner: &NodeId, before_us: u64) -> usize {
         const BATCH: usize = 64;
         let hints = match self.store.batch(owner, None, BATCH) {

@@ -248,6 +248,16 @@ impl Replica for LocalReplica {
         })
     }
 
+    fn hinted(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<bool>> {
+        let Some(hints) = &self.hints else {
+            // A replica that keeps no hints holds none.
+            return answered(Ok(vec![false; keys.len()]));
+        };
+        let flags: Result<Vec<bool>, StoreError> =
+            keys.iter().map(|k| hints.holds_any(k)).collect();
+        answered(flags.map_err(store_error))
+    }
+
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
         self.ops.writes.increment();
         // Every merge is applied before any durability wait, so one flush covers them all.

@@ -112,6 +112,12 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica keeps no hints".into())))
     }
 
+    /// For each of `keys`, whether this node keeps a hint for it (for any owner): while
+    /// one does, the key's tombstones must stay (see `tombstones`).
+    fn hinted(&self, _keys: Vec<Bytes>) -> ReplicaFuture<Vec<bool>> {
+        answered(Err(ReplicaError::Rejected("this replica cannot tell its hints".into())))
+    }
+
     /// Merges every record in `entries`; succeeds only if all were merged.
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
         let calls: Vec<_> = entries.iter().map(|(k, r)| self.merge(k, r)).collect();

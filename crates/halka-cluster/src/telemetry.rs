@@ -16,7 +16,6 @@ pub(crate) const HINTS_DELIVERED: &str = "halka_hints_delivered_total";
 pub(crate) const HINTS_PENDING: &str = "halka_hints_pending";
 pub(crate) const STAND_IN_ACKS: &str = "halka_stand_in_acks_total";
 pub(crate) const HINTS_REDIRECTED: &str = "halka_hints_redirected_total";
-pub(crate) const HINTS_EXPIRED: &str = "halka_hints_expired_total";
 pub(crate) const TOMBSTONES_PENDING: &str = "halka_tombstones_pending";
 pub(crate) const TOMBSTONES_OLDEST: &str = "halka_tombstones_oldest_seconds";
 pub(crate) const TOMBSTONES_COLLECTED: &str = "halka_tombstones_collected_total";
@@ -104,11 +103,6 @@ pub fn describe(replicas: &[NodeId]) {
         "Hints handed to another owner of their key because their own owner stayed away \
          for a quarter of the tombstone grace"
     );
-    metrics::describe_counter!(
-        HINTS_EXPIRED,
-        "Hints dropped undelivered because they were older than half the tombstone grace \
-         (anti-entropy repairs those keys)"
-    );
     metrics::describe_gauge!(
         TOMBSTONES_PENDING,
         "Deleted keys whose tombstones are still stored, waiting for collection"
@@ -144,9 +138,7 @@ pub fn describe(replicas: &[NodeId]) {
     for counter in [AAE_DIVERGENT, AAE_REPAIRED] {
         metrics::counter!(counter).increment(0);
     }
-    for counter in
-        [HINTS_STORED, HINTS_DROPPED, HINTS_DELIVERED, HINTS_EXPIRED, TOMBSTONES_COLLECTED]
-    {
+    for counter in [HINTS_STORED, HINTS_DROPPED, HINTS_DELIVERED, TOMBSTONES_COLLECTED] {
         metrics::counter!(counter).increment(0);
     }
     for gauge in [HINTS_PENDING, TOMBSTONES_PENDING, TOMBSTONES_OLDEST] {

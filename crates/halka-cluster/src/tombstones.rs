@@ -6,7 +6,8 @@
 //! time the replicas compare. So each node removes a tombstone of its own only when:
 //! 1. every version of the record is a tombstone, the newest written more than `grace`
 //!    ago (by the deleting coordinator's clock);
-//! 2. this node keeps no hint for the key for another owner;
+//! 2. no member keeps a hint for the key (every member is asked; one that does not
+//!    answer vetoes);
 //! 3. every other owner of the key answers, and holds exactly the same record or none
 //!    (none: it collected the tombstone already, or never held anything for the key).
 //!
@@ -16,8 +17,10 @@
 //! collection wins.
 //!
 //! What else could carry an old value back, and why it cannot:
-//! - hints: a hint older than half the grace is dropped instead of delivered (see
-//!   [`Handoff`](crate::Handoff)), and a hint is never younger than the writes it holds;
+//! - hints: rule 2. Hints never expire: a stand-in's hint may be one of the copies a
+//!   write was acknowledged with, so it lives until an owner takes it (its holder hands it
+//!   to another owner when its own stays away, see [`Handoff`](crate::Handoff)), and
+//!   while it lives the key's tombstones stay;
 //! - in-flight repairs and straggling writes that read the value before the tombstone
 //!   arrived: a replica removes a tombstone only after holding it for `settle`, longer
 //!   than any such message lives. Every replica that sent or answered with the old value
@@ -156,7 +159,7 @@ impl Collector {
             let now = coordinator.now_us();
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = self.round(&view, &coordinator, now) => {}
+                _ = self.round(&view, now) => {}
             }
             let stats = self.stats(now);
             metrics::gauge!(telemetry::TOMBSTONES_PENDING).set(stats.pending as f64);
@@ -182,8 +185,8 @@ impl Collector {
     }
 
     /// One round: the tombstones deleted before `now_us - grace`, oldest first, up to
-    /// `batch`. Hints are looked up in `coordinator`'s hint store.
-    pub async fn round(&self, view: &View, coordinator: &Coordinator, now_us: u64) -> Round {
+    /// `batch`.
+    pub async fn round(&self, view: &View, now_us: u64) -> Round {
         let grace = u64::try_from(self.config.grace.as_micros()).unwrap_or(u64::MAX);
         let cutoff = now_us.saturating_sub(grace);
         // Rounds are at least `interval` apart, so this many epochs span `settle`.
@@ -214,12 +217,6 @@ impl Collector {
                 .map(|&o| usize::from(o))
                 .filter(|&o| o != me)
                 .collect();
-            let hinted = coordinator
-                .handoff()
-                .is_some_and(|h| others.iter().any(|&o| h.holds(view.replicas()[o].id(), &key)));
-            if hinted {
-                continue;
-            }
             let at = candidates.len();
             candidates.push((key, record));
             for o in others {
@@ -247,6 +244,25 @@ impl Collector {
                     None => false,
                 };
                 vetoed[i] |= !same;
+            }
+        }
+        // Every member, this one included, is asked whether it keeps a hint for any
+        // candidate still standing: a hint may carry a value a tombstone replaced, and it
+        // lives until an owner takes it. A member that does not answer vetoes them all.
+        let open: Vec<usize> = (0..candidates.len()).filter(|&i| !vetoed[i]).collect();
+        if !open.is_empty() {
+            let keys: Vec<Bytes> = open.iter().map(|&i| candidates[i].0.clone()).collect();
+            let calls = view.replicas().iter().map(|replica| {
+                tokio::time::timeout(self.config.timeout, replica.hinted(keys.clone()))
+            });
+            for answer in futures::future::join_all(calls).await {
+                let flags = match answer {
+                    Ok(Ok(flags)) if flags.len() == open.len() => flags,
+                    _ => vec![true; open.len()],
+                };
+                for (&i, hinted) in open.iter().zip(flags) {
+                    vetoed[i] |= hinted;
+                }
             }
         }
         for ((key, record), vetoed) in candidates.iter().zip(vetoed) {

@@ -177,12 +177,12 @@ async fn a_hint_whose_owner_stays_away_is_handed_to_another_owner() {
     nodes[other].faulty.set_plan(FaultPlan::default());
     let handoff = Handoff::new(
         Arc::clone(&nodes[s].hints),
-        HandoffConfig { max_age: Some(Duration::from_secs(60)), ..HandoffConfig::default() },
+        HandoffConfig { redirect_after: Some(Duration::from_secs(30)), ..HandoffConfig::default() },
     );
     let view = nodes[s].coordinator.view();
     let now = nodes[s].coordinator.now_us();
     assert_eq!(handoff.deliver_round(&view, 100, now).await, 0, "too young to redirect");
-    // Past half its lifetime (a quarter of the grace), before it would expire.
+    // Once older than `redirect_after`.
     assert_eq!(handoff.deliver_round(&view, 100, now + 31_000_000).await, 1);
     assert_eq!(value(&nodes[other], &key), Some(Bytes::from("v")));
     assert!(handoff.pending().is_empty());

@@ -13,7 +13,9 @@ use halka_cluster::{
     View,
 };
 use halka_ring::{Member, Strategy};
-use halka_store::{HashRange, MemoryEngine, MemoryHints, NodeId, TrackedEngine, Tracking};
+use halka_store::{
+    HashRange, HintStore, MemoryEngine, MemoryHints, NodeId, TrackedEngine, Tracking,
+};
 use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,12 +50,15 @@ struct Node {
 
 /// Three nodes, N = 3; each coordinates for itself and keeps its own hints.
 fn cluster() -> Vec<Node> {
+    let hint_stores: Vec<Arc<dyn HintStore>> =
+        IDS.iter().map(|_| Arc::new(MemoryHints::new(1 << 20)) as Arc<dyn HintStore>).collect();
     let locals: Vec<LocalReplica> = IDS
         .into_iter()
-        .map(|id| {
+        .zip(&hint_stores)
+        .map(|(id, hints)| {
             let engine =
                 TrackedEngine::build(Arc::new(MemoryEngine::default()), Tracking::ALL).unwrap();
-            LocalReplica::new(NodeId::new(id), Arc::new(engine))
+            LocalReplica::new(NodeId::new(id), Arc::new(engine)).with_hints(Arc::clone(hints))
         })
         .collect();
     let faulty: Vec<FaultyReplica> = locals
@@ -67,14 +72,15 @@ fn cluster() -> Vec<Node> {
     locals
         .into_iter()
         .zip(faulty.iter().cloned())
-        .map(|(local, own)| {
+        .zip(hint_stores)
+        .map(|((local, own), hints)| {
             let replicas: Vec<Arc<dyn Replica>> =
                 faulty.iter().map(|f| Arc::new(f.clone()) as Arc<dyn Replica>).collect();
             let placement = Strategy::default().build(&members, 3).unwrap();
             let view = View::new(1, Some(placement), replicas, 3);
             let handoff = Handoff::new(
-                Arc::new(MemoryHints::new(1 << 20)),
-                HandoffConfig { max_age: Some(GRACE / 2), ..HandoffConfig::default() },
+                hints,
+                HandoffConfig { redirect_after: Some(GRACE / 4), ..HandoffConfig::default() },
             );
             let coordinator = Coordinator::new(
                 view,
@@ -116,7 +122,7 @@ const SETTLE_ROUNDS: usize = 4;
 async fn settled_rounds(node: &Node) -> Round {
     let mut total = Round::default();
     for _ in 0..SETTLE_ROUNDS {
-        let round = node.collector.round(&node.coordinator.view(), &node.coordinator, now()).await;
+        let round = node.collector.round(&node.coordinator.view(), now()).await;
         total.due += round.due;
         total.collected += round.collected;
     }
@@ -185,14 +191,14 @@ async fn an_owner_that_missed_the_delete_keeps_the_others_from_collecting() {
     }
     a.background().drain().await;
     nodes[2].faulty.set_plan(FaultPlan::default());
-    // Its hints expire unsent: only anti-entropy can tell c about the deletes now.
     advance(GRACE + Duration::from_secs(1));
-    nodes[0].handoff.deliver_round(&a.view(), 1000, now()).await;
-    assert!(nodes[0].handoff.pending().is_empty(), "hints past half the grace expire");
 
     assert_eq!(collect_everywhere(&nodes).await, 0, "c still holds the values");
 
+    // Anti-entropy tells c about the deletes; a's hints for c still hold them up.
     anti_entropy_pass(&nodes, 0).await;
+    assert_eq!(collect_everywhere(&nodes).await, 0, "a keeps hints for the keys");
+    assert_eq!(nodes[0].handoff.deliver_round(&a.view(), 1000, now()).await, 50);
     assert_eq!(collect_everywhere(&nodes).await, 150);
     for i in 0..50 {
         let read = a.get(key(i), 3).await.unwrap();
@@ -209,7 +215,7 @@ async fn a_tombstone_is_collected_only_after_this_replica_held_it_for_the_settle
     let mut rounds = 0;
     loop {
         rounds += 1;
-        let round = a.collector.round(&a.coordinator.view(), &a.coordinator, now()).await;
+        let round = a.collector.round(&a.coordinator.view(), now()).await;
         if round.collected > 0 {
             assert_eq!(round.collected, 10);
             break;
@@ -231,7 +237,7 @@ async fn an_owner_that_does_not_answer_keeps_the_others_from_collecting() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_pending_hint_for_the_key_keeps_its_tombstone() {
+async fn a_hint_kept_on_another_node_keeps_the_tombstone() {
     let nodes = cluster();
     let a = &nodes[0].coordinator;
     a.write(key(0), Some(Bytes::from("doomed")), None, 3).await.unwrap();
@@ -243,12 +249,21 @@ async fn a_pending_hint_for_the_key_keeps_its_tombstone() {
     let tombstone = nodes[0].local.engine().get(&key(0)).unwrap().unwrap();
     nodes[2].local.engine().merge(&key(0), &tombstone).unwrap();
     advance(GRACE + Duration::from_secs(1));
-    let round = settled_rounds(&nodes[0]).await;
+    // b, which keeps no hint itself, asks every member.
+    let round = settled_rounds(&nodes[1]).await;
     assert_eq!((round.due, round.collected), (1, 0), "a's hint for c keeps the tombstone");
-    // The next delivery round finds the hint past half the grace and drops it.
-    assert_eq!(nodes[0].handoff.deliver_round(&a.view(), 1000, now()).await, 0);
-    assert!(nodes[0].handoff.pending().is_empty());
-    assert_eq!(settled_rounds(&nodes[0]).await.collected, 1);
+    assert_eq!(nodes[0].handoff.deliver_round(&a.view(), 1000, now()).await, 1);
+    assert_eq!(settled_rounds(&nodes[1]).await.collected, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_does_not_answer_keeps_every_tombstone() {
+    let nodes = cluster();
+    write_then_delete(&nodes, 5, 3).await;
+    advance(GRACE + Duration::from_secs(1));
+    // c holds the tombstones too, but cannot say whether it keeps hints for the keys.
+    nodes[2].faulty.set_plan(FaultPlan::down());
+    assert_eq!(settled_rounds(&nodes[0]).await.collected, 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -41,6 +41,8 @@ pub struct Options {
     pub handoff: bool,
     pub anti_entropy: bool,
     pub collect_tombstones: bool,
+    /// Members beyond the owners stand in for owners that fail (sloppy quorum).
+    pub stand_ins: bool,
     /// Test-only: tombstones removed on a timer alone (see `world::Settings`).
     pub reckless_collection: bool,
     /// Test-only: nodes keep their actor across crashes (the bug incarnations fixed).
@@ -58,6 +60,7 @@ impl Default for Options {
             handoff: true,
             anti_entropy: true,
             collect_tombstones: true,
+            stand_ins: true,
             reckless_collection: false,
             reuse_actor_after_crash: false,
         }
@@ -119,6 +122,7 @@ async fn simulate(seed: u64, options: &Options) -> Run {
             handoff: options.handoff,
             anti_entropy: options.anti_entropy,
             collect_tombstones: options.collect_tombstones,
+            stand_ins: options.stand_ins,
             reckless_collection: options.reckless_collection,
             reuse_actor_after_crash: options.reuse_actor_after_crash,
         },

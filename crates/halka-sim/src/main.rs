@@ -31,6 +31,9 @@ struct Args {
     /// their delete, once every owner holds them).
     #[arg(long)]
     no_tombstone_collection: bool,
+    /// No stand-ins: only owners count towards W.
+    #[arg(long)]
+    no_stand_ins: bool,
     /// Print each seed's history as JSON lines.
     #[arg(long)]
     history: bool,
@@ -86,6 +89,7 @@ fn main() {
         handoff: !args.no_handoff,
         anti_entropy: !args.no_anti_entropy,
         collect_tombstones: !args.no_tombstone_collection,
+        stand_ins: !args.no_stand_ins,
         reckless_collection: false,
         reuse_actor_after_crash: false,
     };
@@ -172,6 +176,9 @@ fn replay(args: &Args, seed: u64) -> String {
     }
     if args.no_tombstone_collection {
         cmd.push_str(" --no-tombstone-collection");
+    }
+    if args.no_stand_ins {
+        cmd.push_str(" --no-stand-ins");
     }
     cmd + " --history"
 }

@@ -68,6 +68,7 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             handoff: options.handoff,
             anti_entropy: options.anti_entropy,
             collect_tombstones: options.collect_tombstones,
+            stand_ins: options.stand_ins,
             reckless_collection: options.reckless_collection,
             reuse_actor_after_crash: options.reuse_actor_after_crash,
         },

@@ -39,6 +39,8 @@ pub struct Settings {
     pub anti_entropy: bool,
     /// Collect tombstones (after [`TOMBSTONE_GRACE`]).
     pub collect_tombstones: bool,
+    /// Sloppy quorum: members beyond the owners stand in for owners that fail.
+    pub stand_ins: bool,
     /// Test-only fault: tombstones are removed once past the grace, without asking the
     /// other owners (a timer alone). The checker must catch the resurrections.
     pub reckless_collection: bool,
@@ -264,6 +266,7 @@ impl World {
                 local_node: Some(node.id.clone()),
                 reads: ReadFanout::Quorum { hedge: Duration::from_millis(5) },
                 tombstone_grace: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE),
+                stand_ins: self.settings.stand_ins,
                 ..CoordinatorConfig::default()
             },
         )
@@ -274,7 +277,7 @@ impl World {
                 HandoffConfig {
                     interval: Duration::from_millis(100),
                     timeout,
-                    max_age: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE / 2),
+                    redirect_after: Some(TOMBSTONE_GRACE / 4),
                     ..Default::default()
                 },
             )
@@ -595,5 +598,9 @@ impl Replica for Recording {
 
     fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
         self.after_disk(self.inner.keep_hint(owner, key, record))
+    }
+
+    fn hinted(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<bool>> {
+        self.inner.hinted(keys)
     }
 }

@@ -77,6 +77,19 @@ pub trait HintStore: Send + Sync + fmt::Debug + 'static {
 
     /// Pending hints by owner (owners with none are left out).
     fn stats(&self) -> BTreeMap<NodeId, HintStats>;
+
+    /// Whether a hint for `key` is pending for any owner.
+    ///
+    /// # Errors
+    /// I/O failure.
+    fn holds_any(&self, key: &[u8]) -> Result<bool, StoreError> {
+        for owner in self.stats().keys() {
+            if self.holds(owner, key)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// The bytes a hint is charged: its key and its values.

@@ -54,6 +54,10 @@ pub enum Request {
         key: Bytes,
         record: Arc<Record>,
     },
+    /// Whether the node keeps a hint for each of `keys` (tombstone collection).
+    Hinted {
+        keys: Vec<Bytes>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +71,7 @@ pub enum Response {
     Digests(Vec<u64>),
     KeyDigests(Vec<(Bytes, u64)>),
     Records(Vec<Option<Arc<Record>>>),
+    Flags(Vec<bool>),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

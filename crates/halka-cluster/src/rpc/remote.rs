@@ -113,6 +113,13 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
+    fn hinted(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<bool>> {
+        self.ask(Request::Hinted { keys }, |r| match r {
+            Response::Flags(f) => Ok(f),
+            other => Err(other),
+        })
+    }
+
     fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
         let request = Request::KeepHint {
             owner: owner.clone(),

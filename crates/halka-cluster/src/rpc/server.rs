@@ -292,6 +292,9 @@ pub fn handle(
         Request::MergeMany { entries } => {
             replica.merge_many(entries).map(|r| answer(r, |()| Response::Ack)).boxed()
         }
+        Request::Hinted { keys } => {
+            replica.hinted(keys).map(|r| answer(r, Response::Flags)).boxed()
+        }
         Request::KeepHint { owner, key, record } => {
             replica.keep_hint(&owner, &key, &record).map(|r| answer(r, |()| Response::Ack)).boxed()
         }
