@@ -187,9 +187,9 @@ pub struct TombstoneSettings {
     /// Remove tombstones at all. Off, every deleted key keeps a small record for ever.
     pub enabled: bool,
     /// Seconds a tombstone is kept at least after its delete; it goes only once every
-    /// owner holds it as well. Hints older than half of this are dropped undelivered
-    /// (anti-entropy repairs those keys), so no late hint can revive a deleted value.
-    /// Must exceed the clock skew between nodes.
+    /// owner holds it and no node keeps a hint for the key. A hint whose owner stays away
+    /// a quarter of this is handed to the key's other owners. Must exceed the clock skew
+    /// between nodes.
     pub grace_secs: u64,
     /// Milliseconds between collection rounds.
     pub interval_ms: u64,
