@@ -18,11 +18,19 @@ pub struct Limits {
     /// Largest reply to one multi-key command (MGET), in bytes: a short request naming a
     /// large value many times must not make the node build a huge reply.
     pub max_reply_bytes: usize,
+    /// Largest request one client may send (the sum of its arguments), in bytes; a
+    /// longer one is refused and the connection closed, as at Redis's query-buffer limit.
+    pub max_request_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_key_bytes: 1024, max_value_bytes: 1024 * 1024, max_reply_bytes: 64 << 20 }
+        Self {
+            max_key_bytes: 1024,
+            max_value_bytes: 1024 * 1024,
+            max_reply_bytes: 64 << 20,
+            max_request_bytes: 512 << 20,
+        }
     }
 }
 

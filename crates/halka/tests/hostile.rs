@@ -233,6 +233,21 @@ fn mget_reads_each_key_once_and_bounds_its_reply() {
 }
 
 #[test]
+fn a_request_over_max_request_bytes_is_refused_and_the_connection_closed() {
+    let c = TestCluster::start_with(1, "periodic", "[limits]\nmax_request_bytes = 100000");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let value = "x".repeat(60_000);
+    let reply = conn.cmd(&["MSET", "a", &value, "b", &value]);
+    assert!(reply.starts_with("-ERR Protocol error: request larger than"), "{reply}");
+    assert!(reply.contains("max_request_bytes (100000 bytes)"), "{reply}");
+    assert!(conn.closed());
+    // Nothing of it was stored, and other clients are served as before.
+    let mut other = Raw::connect(&c.redis_addr(0));
+    assert_eq!(other.cmd(&["EXISTS", "a", "b"]), ":0\r\n");
+    assert_eq!(other.cmd(&["MSET", "a", &value]), "+OK\r\n");
+}
+
+#[test]
 fn a_client_silent_past_the_timeout_is_closed_even_mid_command() {
     let c = TestCluster::start_with(1, "periodic", "client_timeout_secs = 1");
     let mut idle = Raw::connect(&c.redis_addr(0));

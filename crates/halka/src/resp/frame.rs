@@ -128,7 +128,7 @@ fn line<'a>(buf: &mut Cursor<&'a [u8]>, max: usize) -> Result<Option<&'a [u8]>, 
 
 /// A length line: digits, optionally after a minus (`*-1`). Stricter than `str::parse`,
 /// which would also take `+4`.
-fn line_int(buf: &mut Cursor<&[u8]>, max: usize) -> Result<Option<i64>, ParseError> {
+pub(super) fn line_int(buf: &mut Cursor<&[u8]>, max: usize) -> Result<Option<i64>, ParseError> {
     let Some(l) = line(buf, max)? else { return Ok(None) };
     let digits = l.strip_prefix(b"-").unwrap_or(l);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {

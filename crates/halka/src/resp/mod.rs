@@ -8,12 +8,13 @@
 pub mod cmd;
 pub mod frame;
 mod inline;
+mod reader;
 
 use crate::node::NodeState;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use cmd::{After, Session};
-use frame::{Frame, ParseLimits, parse_request};
-use std::io::Cursor;
+use frame::{Frame, ParseLimits};
+use reader::RequestReader;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -143,6 +144,7 @@ async fn connection(
         max_array_len: 1024 * 1024,
         max_inline_bytes: 64 * 1024,
     };
+    let mut reader = RequestReader::new(limits, state.config.limits.max_request_bytes);
     let mut session = Session::new(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed), state);
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
@@ -151,11 +153,8 @@ async fn connection(
         let mut batch: Vec<Vec<Bytes>> = Vec::new();
         let mut closing = None;
         loop {
-            let mut cursor = Cursor::new(&input[..]);
-            match parse_request(&mut cursor, &limits) {
+            match reader.next(&mut input) {
                 Ok(Some(req)) => {
-                    let consumed = cursor.position() as usize;
-                    input.advance(consumed);
                     if !req.is_empty() {
                         batch.push(req);
                     }

@@ -1,0 +1,195 @@
+//! Reading requests off a connection incrementally.
+//!
+//! A request's arguments are taken out of the input buffer as each one completes, and
+//! the reader remembers how far into the request it is. So a request that arrives in many
+//! small reads costs work linear in its size: nothing already parsed is looked at again
+//! (re-parsing from the start on every read made a trickled request quadratic), and the
+//! buffer holds at most the one argument still arriving. The whole request is bounded by
+//! `max_request_bytes`, as Redis bounds its query buffer.
+
+use super::frame::{ParseError, ParseLimits, line_int, parse_request, protocol};
+use bytes::{Buf, Bytes, BytesMut};
+use std::io::Cursor;
+
+/// The request being read, and how far.
+#[derive(Debug)]
+struct Partial {
+    /// Arguments still to come.
+    remaining: usize,
+    args: Vec<Bytes>,
+    /// Bytes of the arguments so far.
+    bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct RequestReader {
+    limits: ParseLimits,
+    max_request_bytes: usize,
+    partial: Option<Partial>,
+    /// Input bytes examined so far (headers scanned, arguments copied): what reading
+    /// costs, for tests that check it stays linear.
+    pub examined: u64,
+}
+
+impl RequestReader {
+    #[must_use]
+    pub fn new(limits: ParseLimits, max_request_bytes: usize) -> Self {
+        Self { limits, max_request_bytes, partial: None, examined: 0 }
+    }
+
+    /// The next complete request, taken off the front of `input`; `Ok(None)` until one
+    /// is complete (what has arrived of it is kept, here or in `input`).
+    ///
+    /// # Errors
+    /// Malformed or oversized input; the connection should be closed after replying.
+    pub fn next(&mut self, input: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
+        if self.partial.is_none() {
+            let Some(first) = input.first() else { return Ok(None) };
+            if *first != b'*' {
+                // Inline commands and refused frame kinds: one short line at most.
+                let mut cursor = Cursor::new(&input[..]);
+                let parsed = parse_request(&mut cursor, &self.limits)?;
+                if parsed.is_some() {
+                    self.examined += cursor.position();
+                    input.advance(cursor.position() as usize);
+                }
+                return Ok(parsed);
+            }
+            let mut cursor = Cursor::new(&input[..]);
+            cursor.advance(1);
+            let Some(len) = line_int(&mut cursor, self.limits.max_inline_bytes)? else {
+                return Ok(None);
+            };
+            self.examined += cursor.position();
+            input.advance(cursor.position() as usize);
+            if len <= 0 {
+                return Ok(Some(Vec::new()));
+            }
+            let len = usize::try_from(len).map_err(|_| protocol("invalid multibulk length"))?;
+            if len > self.limits.max_array_len {
+                return Err(protocol(format!(
+                    "invalid multibulk length {len}; at most {} arguments",
+                    self.limits.max_array_len
+                )));
+            }
+            self.partial =
+                Some(Partial { remaining: len, args: Vec::with_capacity(len.min(1024)), bytes: 0 });
+        }
+        let Some(partial) = self.partial.as_mut() else { return Ok(None) };
+        while partial.remaining > 0 {
+            let Some(first) = input.first() else { return Ok(None) };
+            if *first != b'$' {
+                return Err(protocol(format!("expected '$', got '{}'", char::from(*first))));
+            }
+            let mut cursor = Cursor::new(&input[..]);
+            cursor.advance(1);
+            let Some(n) = line_int(&mut cursor, self.limits.max_inline_bytes)? else {
+                return Ok(None);
+            };
+            let header = cursor.position() as usize;
+            let n = usize::try_from(n).map_err(|_| protocol("invalid bulk length"))?;
+            if n > self.limits.max_bulk_bytes {
+                return Err(protocol(format!(
+                    "invalid bulk length {n}; at most {} bytes",
+                    self.limits.max_bulk_bytes
+                )));
+            }
+            if partial.bytes + n > self.max_request_bytes {
+                return Err(protocol(format!(
+                    "request larger than max_request_bytes ({} bytes)",
+                    self.max_request_bytes
+                )));
+            }
+            if input.len() < header + n + 2 {
+                // Room for the rest of this argument, so it arrives without regrowing.
+                input.reserve(header + n + 2 - input.len());
+                return Ok(None);
+            }
+            if &input[header + n..header + n + 2] != b"\r\n" {
+                return Err(protocol("bulk string not terminated by CRLF"));
+            }
+            // A copy, not a slice of the read buffer: a stored value must not pin it.
+            partial.args.push(Bytes::copy_from_slice(&input[header..header + n]));
+            input.advance(header + n + 2);
+            self.examined += (header + n + 2) as u64;
+            partial.bytes += n;
+            partial.remaining -= 1;
+        }
+        Ok(self.partial.take().map(|p| p.args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ParseLimits =
+        ParseLimits { max_bulk_bytes: 1 << 20, max_array_len: 1 << 20, max_inline_bytes: 1024 };
+
+    fn request(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// Feeds `bytes` in `chunk`-sized reads; returns every request read.
+    fn feed(reader: &mut RequestReader, bytes: &[u8], chunk: usize) -> Vec<Vec<Bytes>> {
+        let mut input = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in bytes.chunks(chunk) {
+            input.extend_from_slice(piece);
+            while let Some(req) = reader.next(&mut input).unwrap() {
+                out.push(req);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_request_arriving_byte_by_byte_reads_as_a_whole_one() {
+        let bytes = [request(&[b"SET", b"k", b"hello"]), b"PING\r\n".to_vec()].concat();
+        let mut reader = RequestReader::new(LIMITS, 1 << 20);
+        let got = feed(&mut reader, &bytes, 1);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], [&b"SET"[..], b"k", b"hello"].map(Bytes::copy_from_slice));
+        assert_eq!(got[1], [Bytes::from_static(b"PING")]);
+    }
+
+    #[test]
+    fn a_trickled_request_costs_work_linear_in_its_size() {
+        let values: Vec<Vec<u8>> = (0..20_000).map(|i| format!("value-{i}").into_bytes()).collect();
+        let mut args: Vec<&[u8]> = vec![b"MSET"];
+        args.extend(values.iter().map(Vec::as_slice));
+        let bytes = request(&args);
+        let mut reader = RequestReader::new(LIMITS, 1 << 30);
+        let got = feed(&mut reader, &bytes, 7);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), args.len());
+        assert!(
+            reader.examined <= bytes.len() as u64 * 2,
+            "examined {} bytes of a {}-byte request",
+            reader.examined,
+            bytes.len()
+        );
+    }
+
+    #[test]
+    fn a_request_over_max_request_bytes_is_refused_naming_the_limit() {
+        let big = vec![b'x'; 600];
+        let bytes = request(&[b"MSET", b"a", &big, b"b", &big]);
+        let mut reader = RequestReader::new(LIMITS, 1000);
+        let mut input = BytesMut::from(&bytes[..]);
+        let err = loop {
+            match reader.next(&mut input) {
+                Ok(Some(_)) => panic!("an oversized request was read"),
+                Ok(None) => panic!("the reader waited for more of a complete request"),
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains("max_request_bytes (1000 bytes)"), "{err}");
+    }
+}
