@@ -183,12 +183,10 @@ mod tests {
         let bytes = request(&[b"MSET", b"a", &big, b"b", &big]);
         let mut reader = RequestReader::new(LIMITS, 1000);
         let mut input = BytesMut::from(&bytes[..]);
-        let err = loop {
-            match reader.next(&mut input) {
-                Ok(Some(_)) => panic!("an oversized request was read"),
-                Ok(None) => panic!("the reader waited for more of a complete request"),
-                Err(e) => break e,
-            }
+        let err = match reader.next(&mut input) {
+            Ok(Some(_)) => panic!("an oversized request was read"),
+            Ok(None) => panic!("the reader waited for more of a complete request"),
+            Err(e) => e,
         };
         assert!(err.to_string().contains("max_request_bytes (1000 bytes)"), "{err}");
     }
