@@ -18,7 +18,7 @@ use reader::RequestReader;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -29,24 +29,37 @@ static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
 /// Pipelined requests answered per write.
 const MAX_BATCH: usize = 256;
 
-/// Runs pipelined requests and appends their replies in order. Consecutive single-key
-/// commands on distinct keys run concurrently — their quorum round trips overlap — while
-/// anything else, or a second command on a key already in the group, waits for the group
-/// before it, so a pipeline behaves exactly as if its commands ran one by one.
-async fn run_batch(
+/// Single-key commands of a pipeline run at once at most: their replies are held
+/// together until the last one is in.
+const MAX_GROUP: usize = 32;
+
+/// Replies queued for a client beyond this are written out before the pipeline goes on.
+/// A client that does not read its replies then stalls its own pipeline (the write
+/// waits), and nothing more is read from it: what it costs the node stays bounded.
+const OUTPUT_BUDGET: usize = 256 * 1024;
+
+/// Runs pipelined requests and appends their replies in order, writing them to `out`
+/// whenever they pass [`OUTPUT_BUDGET`]. Consecutive single-key commands on distinct keys
+/// run concurrently — their quorum round trips overlap — while anything else, or a second
+/// command on a key already in the group, waits for the group before it, so a pipeline
+/// behaves exactly as if its commands ran one by one.
+async fn run_batch<W: AsyncWrite + Unpin>(
     state: &NodeState,
     session: &mut Session,
     batch: Vec<Vec<Bytes>>,
     output: &mut BytesMut,
-) -> After {
+    out: &mut W,
+) -> std::io::Result<After> {
     let mut group: Vec<Vec<Bytes>> = Vec::new();
     for request in batch {
         // Inside MULTI every command goes to the queue, in order.
         let single = cmd::single_key(&request).filter(|_| session.multi.is_none());
-        let joins =
-            single.is_some_and(|key| !group.iter().any(|g| cmd::single_key(g) == Some(key)));
+        let joins = single.is_some_and(|key| {
+            group.len() < MAX_GROUP && !group.iter().any(|g| cmd::single_key(g) == Some(key))
+        });
         if !joins {
             flush_group(state, session, &mut group, output).await;
+            write_over_budget(output, out).await?;
         }
         if single.is_some() {
             group.push(request);
@@ -55,11 +68,24 @@ async fn run_batch(
         let (reply, after) = cmd::execute(state, session, request).await;
         reply.encode(session.resp3, output);
         if after == After::Close {
-            return After::Close;
+            return Ok(After::Close);
         }
+        write_over_budget(output, out).await?;
     }
     flush_group(state, session, &mut group, output).await;
-    After::Continue
+    Ok(After::Continue)
+}
+
+/// Writes the queued replies out once they pass [`OUTPUT_BUDGET`].
+async fn write_over_budget<W: AsyncWrite + Unpin>(
+    output: &mut BytesMut,
+    out: &mut W,
+) -> std::io::Result<()> {
+    if output.len() > OUTPUT_BUDGET {
+        out.write_all(output).await?;
+        output.clear();
+    }
+    Ok(())
 }
 
 async fn flush_group(
@@ -170,7 +196,7 @@ async fn connection(
             }
         }
         let more_buffered = batch.len() == MAX_BATCH;
-        if run_batch(state, &mut session, batch, &mut output).await == After::Close {
+        if run_batch(state, &mut session, batch, &mut output, &mut stream).await? == After::Close {
             stream.write_all(&output).await?;
             return Ok(());
         }
@@ -202,5 +228,67 @@ async fn connection(
         if read == 0 {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EngineChoice, NodeConfig};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A client socket that records the size of every write the node makes.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<usize>,
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.writes.push(buf.len());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn state() -> Arc<NodeState> {
+        let mut config = NodeConfig::default();
+        config.storage.engine = EngineChoice::Memory;
+        let config = config.finish("test").expect("a valid config");
+        crate::node::build(config, 0).expect("a node")
+    }
+
+    #[tokio::test]
+    async fn a_long_pipeline_writes_its_replies_out_as_they_pass_the_budget() {
+        let state = state();
+        let mut session = Session::new(1, &state);
+        let value = Bytes::from(vec![b'x'; 100_000]);
+        let set = vec![Bytes::from("SET"), Bytes::from("big"), value];
+        let (reply, _) = cmd::execute(&state, &mut session, set).await;
+        assert_eq!(reply, Frame::ok());
+        // 200 GETs: 20 MB of replies.
+        let batch = vec![vec![Bytes::from("GET"), Bytes::from("big")]; 200];
+        let (mut output, mut client) = (BytesMut::new(), Recorder::default());
+        let after = run_batch(&state, &mut session, batch, &mut output, &mut client).await;
+        assert_eq!(after.unwrap(), After::Continue);
+        let written: usize = client.writes.iter().sum::<usize>() + output.len();
+        assert!(written > 200 * 100_000, "every reply is there: {written}");
+        let largest = client.writes.iter().copied().max().unwrap_or(0).max(output.len());
+        assert!(
+            largest <= OUTPUT_BUDGET + MAX_GROUP * 100_100,
+            "replies were held until {largest} bytes had piled up"
+        );
     }
 }
