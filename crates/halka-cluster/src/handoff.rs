@@ -35,9 +35,6 @@ pub struct HandoffConfig {
     pub concurrency: usize,
     /// Deadline for one merge.
     pub timeout: Duration,
-    /// A hint this old whose owner still does not answer is handed to the key's other
-    /// owners instead (see [`Handoff::deliver_round`]); `None` waits for the owner.
-    pub redirect_after: Option<Duration>,
 }
 
 impl Default for HandoffConfig {
@@ -47,7 +44,6 @@ impl Default for HandoffConfig {
             max_per_second: 10_000,
             concurrency: 256,
             timeout: Duration::from_secs(1),
-            redirect_after: None,
         }
     }
 }
@@ -119,7 +115,7 @@ impl Handoff {
             let view = coordinator.view();
             let delivered = tokio::select! {
                 () = shutdown.cancelled() => return,
-                delivered = self.deliver_round(&view, budget, coordinator.now_us()) => delivered,
+                delivered = self.deliver_round(&view, budget) => delivered,
             };
             wait = if delivered == 0 {
                 self.config.interval
@@ -129,9 +125,13 @@ impl Handoff {
         }
     }
 
-    /// One round: up to `budget` hints over all owners, at `now_us` (for the age of
-    /// hints: see `redirect_after`). Returns how many were delivered or redirected.
-    pub async fn deliver_round(&self, view: &View, mut budget: usize, now_us: u64) -> usize {
+    /// One round: up to `budget` hints over all owners. Returns how many were delivered.
+    ///
+    /// A hint is removed only once its own owner took it: one kept by a stand-in may be
+    /// one of the copies its write was acknowledged with, and handing it to another owner
+    /// instead could leave fewer copies than W (the simulator found exactly that: the
+    /// other owner was the coordinating one, and then lost its disk).
+    pub async fn deliver_round(&self, view: &View, mut budget: usize) -> usize {
         let pending = self.store.stats();
         let total: u64 = pending.values().map(|s| s.hints).sum();
         metrics::gauge!(telemetry::HINTS_PENDING).set(total as f64);
@@ -200,52 +200,10 @@ impl Handoff {
             }
             if failed {
                 self.failing.lock().insert(owner.clone());
-                if let Some(after) = self.config.redirect_after {
-                    let before = now_us.saturating_sub(after.as_micros() as u64);
-                    delivered += self.redirect(view, owner, before).await;
-                }
             } else {
                 self.failing.lock().remove(owner);
             }
         }
         delivered
-    }
-
-    /// Hands `owner`'s hints written before `before_us` to the key's other owners, while
-    /// `owner` does not answer: a hint held by a stand-in may be one of the copies a write
-    /// was acknowledged with, and while any node holds a hint for a key, that key's
-    /// tombstones cannot be collected. A hint goes once any other owner took it;
-    /// anti-entropy brings it to `owner`.
-    async fn redirect(&self, view: &View, owner: &NodeId, before_us: u64) -> usize {
-        const BATCH: usize = 64;
-        let hints = match self.store.batch(owner, None, BATCH) {
-            Ok(hints) => hints,
-            Err(e) => {
-                tracing::warn!(%owner, error = %e, "cannot read hints");
-                return 0;
-            }
-        };
-        let mut redirected = 0;
-        for hint in hints.into_iter().filter(|h| h.record.written_at() < before_us) {
-            let others: Vec<&Arc<dyn crate::Replica>> = view
-                .preference(&hint.key)
-                .iter()
-                .map(|&i| view.replica(i))
-                .filter(|r| r.id() != owner)
-                .collect();
-            let calls = others.iter().map(|r| {
-                tokio::time::timeout(self.config.timeout, r.merge(&hint.key, &hint.record))
-            });
-            let taken =
-                futures::future::join_all(calls).await.into_iter().any(|r| matches!(r, Ok(Ok(()))));
-            if taken {
-                if let Err(e) = self.store.remove_delivered(owner, &hint.key, &hint.record) {
-                    tracing::warn!(%owner, error = %e, "cannot remove a redirected hint");
-                }
-                redirected += 1;
-                metrics::counter!(telemetry::HINTS_REDIRECTED).increment(1);
-            }
-        }
-        redirected
     }
 }

@@ -15,7 +15,6 @@ pub(crate) const HINTS_DROPPED: &str = "halka_hints_dropped_total";
 pub(crate) const HINTS_DELIVERED: &str = "halka_hints_delivered_total";
 pub(crate) const HINTS_PENDING: &str = "halka_hints_pending";
 pub(crate) const STAND_IN_ACKS: &str = "halka_stand_in_acks_total";
-pub(crate) const HINTS_REDIRECTED: &str = "halka_hints_redirected_total";
 pub(crate) const TOMBSTONES_PENDING: &str = "halka_tombstones_pending";
 pub(crate) const TOMBSTONES_OLDEST: &str = "halka_tombstones_oldest_seconds";
 pub(crate) const TOMBSTONES_COLLECTED: &str = "halka_tombstones_collected_total";
@@ -97,11 +96,6 @@ pub fn describe(replicas: &[NodeId]) {
     metrics::describe_counter!(
         STAND_IN_ACKS,
         "Write acknowledgements from a node standing in for an owner that did not answer"
-    );
-    metrics::describe_counter!(
-        HINTS_REDIRECTED,
-        "Hints handed to another owner of their key because their own owner stayed away \
-         for a quarter of the tombstone grace"
     );
     metrics::describe_gauge!(
         TOMBSTONES_PENDING,

@@ -73,11 +73,11 @@ async fn a_replica_that_was_down_receives_every_write_and_delete_it_missed() {
     coordinator.background().drain().await;
     assert_eq!(handoff.pending()[&NodeId::new("c")].hints, 50);
     // While it is down, delivery keeps the hints.
-    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000, coordinator.now_us()).await, 0);
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 0);
     nodes[2].faulty.set_plan(FaultPlan::default());
     // The first round after a failure sends one hint as a probe, the next the rest.
-    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000, coordinator.now_us()).await, 1);
-    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000, coordinator.now_us()).await, 49);
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 1);
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 49);
     assert!(handoff.pending().is_empty());
     for i in 0..50 {
         let want = (i % 5 != 0).then(|| Bytes::from("new"));
@@ -94,7 +94,7 @@ async fn a_hung_replica_gets_hints_for_writes_answered_without_it() {
     coordinator.background().drain().await;
     assert_eq!(handoff.pending()[&NodeId::new("b")].hints, 1);
     nodes[1].faulty.set_plan(FaultPlan::default());
-    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000, coordinator.now_us()).await, 1);
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 1000).await, 1);
     assert_eq!(value(&nodes[1], "k"), Some(Bytes::from("v")));
 }
 
@@ -110,7 +110,7 @@ async fn delivery_is_bounded_by_its_budget() {
     }
     coordinator.background().drain().await;
     nodes[2].faulty.set_plan(FaultPlan::default());
-    assert_eq!(handoff.deliver_round(&coordinator.view(), 10, coordinator.now_us()).await, 10);
+    assert_eq!(handoff.deliver_round(&coordinator.view(), 10).await, 10);
     assert_eq!(handoff.pending()[&NodeId::new("c")].hints, 20);
 }
 
@@ -126,7 +126,7 @@ async fn a_hint_its_owner_refuses_is_dropped_and_does_not_block_the_others() {
     coordinator.background().drain().await;
     assert_eq!(handoff.pending()[&NodeId::new("c")].hints, 2);
     nodes[2].faulty.set_plan(FaultPlan::default());
-    let delivered = handoff.deliver_round(&coordinator.view(), 1000, coordinator.now_us()).await;
+    let delivered = handoff.deliver_round(&coordinator.view(), 1000).await;
     assert_eq!(delivered, 1);
     assert!(handoff.pending().is_empty(), "the refused hint is gone");
     assert_eq!(value(&nodes[2], "small"), Some(Bytes::from("v")));

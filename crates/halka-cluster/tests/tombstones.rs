@@ -78,10 +78,7 @@ fn cluster() -> Vec<Node> {
                 faulty.iter().map(|f| Arc::new(f.clone()) as Arc<dyn Replica>).collect();
             let placement = Strategy::default().build(&members, 3).unwrap();
             let view = View::new(1, Some(placement), replicas, 3);
-            let handoff = Handoff::new(
-                hints,
-                HandoffConfig { redirect_after: Some(GRACE / 4), ..HandoffConfig::default() },
-            );
+            let handoff = Handoff::new(hints, HandoffConfig::default());
             let coordinator = Coordinator::new(
                 view,
                 CoordinatorConfig {
@@ -198,7 +195,7 @@ async fn an_owner_that_missed_the_delete_keeps_the_others_from_collecting() {
     // Anti-entropy tells c about the deletes; a's hints for c still hold them up.
     anti_entropy_pass(&nodes, 0).await;
     assert_eq!(collect_everywhere(&nodes).await, 0, "a keeps hints for the keys");
-    assert_eq!(nodes[0].handoff.deliver_round(&a.view(), 1000, now()).await, 50);
+    assert_eq!(nodes[0].handoff.deliver_round(&a.view(), 1000).await, 50);
     assert_eq!(collect_everywhere(&nodes).await, 150);
     for i in 0..50 {
         let read = a.get(key(i), 3).await.unwrap();
@@ -252,7 +249,7 @@ async fn a_hint_kept_on_another_node_keeps_the_tombstone() {
     // b, which keeps no hint itself, asks every member.
     let round = settled_rounds(&nodes[1]).await;
     assert_eq!((round.due, round.collected), (1, 0), "a's hint for c keeps the tombstone");
-    assert_eq!(nodes[0].handoff.deliver_round(&a.view(), 1000, now()).await, 1);
+    assert_eq!(nodes[0].handoff.deliver_round(&a.view(), 1000).await, 1);
     assert_eq!(settled_rounds(&nodes[1]).await.collected, 1);
 }
 

@@ -16,6 +16,7 @@ pub const SCENARIOS: &[&str] = &[
     "erased-disk-is-refilled",
     "hung-node-does-not-stall-quorums",
     "node-down-past-the-grace-does-not-resurrect",
+    "stand-in-outlives-the-coordinators-disk",
 ];
 
 /// The outcome of one scenario: the checker's verdict and what the scenario itself
@@ -140,11 +141,48 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             tokio::time::sleep(crate::world::TOMBSTONE_GRACE * 5).await;
             world.start(n3);
         }
+        "stand-in-outlives-the-coordinators-disk" => {
+            // The keys that share key 0's owners: two of them down, W=2 writes through
+            // the third, so a stand-in holds the only other copy of each. Then the
+            // coordinating owner loses its disk and everything restarts. The stand-ins'
+            // hints must survive until an owner takes them.
+            let owners_of = |k: u64| world.owners(workload::key(k).as_bytes());
+            let owners = (0..KEYS)
+                .map(owners_of)
+                .max_by_key(|o| (0..KEYS).filter(|&k| owners_of(k) == *o).count())
+                .unwrap_or_default();
+            let keys: Vec<u64> = (0..KEYS).filter(|&k| owners_of(k) == owners).collect();
+            for &o in &owners[1..] {
+                crash(&world, o, false);
+            }
+            for &k in &keys {
+                let write = Some(Some(format!("v-{k}")));
+                workload::run_op(&world, 0, owners[0], workload::key(k), write, 2).await;
+            }
+            // Long enough for a hint to age past anything a timer might do to it.
+            tokio::time::sleep(crate::world::TOMBSTONE_GRACE * 2).await;
+            crash(&world, owners[0], true);
+            for &o in &owners {
+                world.start(o);
+            }
+            let acked = world
+                .history()
+                .iter()
+                .filter(|e| matches!(e, Event::Op(op) if op.outcome == Outcome::Acked))
+                .count();
+            if acked < keys.len() {
+                problems.push(format!("{acked} of {} writes were acknowledged", keys.len()));
+            }
+        }
         _ => unreachable!("checked above"),
     }
     // No client reads from here on: only hints and anti-entropy can repair.
     tokio::time::sleep(options.quiesce).await;
     let history = world.history();
+    // Scenarios print no history; `HALKA_SIM_DUMP=FILE` writes it as JSON lines.
+    if let Ok(path) = std::env::var("HALKA_SIM_DUMP") {
+        let _ = std::fs::write(path, crate::history::to_json_lines(&history));
+    }
     let verdict = checker::check(&world, &history, KEYS);
     if name == "erased-disk-is-refilled" || name == "returning-node-catches-up" {
         let held = (0..KEYS)
@@ -165,6 +203,16 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
     }
     world.stop_all();
     ScenarioRun { verdict, problems }
+}
+
+/// Crashes node `i`, recording it so the checker knows which disks were lost.
+fn crash(world: &World, i: usize, lose_disk: bool) {
+    world.crash(i, lose_disk);
+    world.record(Event::Fault {
+        at_us: world.now_us(),
+        what: format!("crash n{} ({})", i + 1, if lose_disk { "disk lost" } else { "disk kept" }),
+        erased: lose_disk.then(|| world.node_id(i).to_string()),
+    });
 }
 
 /// Writes `value-k` to every key through `node` at W = `w`.

@@ -277,7 +277,6 @@ impl World {
                 HandoffConfig {
                     interval: Duration::from_millis(100),
                     timeout,
-                    redirect_after: Some(TOMBSTONE_GRACE / 4),
                     ..Default::default()
                 },
             )

@@ -110,11 +110,20 @@ fn tombstones_are_collected_during_a_run() {
 
 #[test]
 fn tombstones_removed_on_a_timer_alone_are_caught() {
-    let reckless = Options { reckless_collection: true, ..options() };
+    // Without hints, so that only anti-entropy carries the deletes to the node that
+    // missed them (hints would carry them too, and hide the reckless collector).
+    let reckless = Options { reckless_collection: true, handoff: false, ..options() };
     let run = halka_sim::scenario::run("node-down-past-the-grace-does-not-resurrect", &reckless);
     assert!(
         !run.verdict.resurrections.is_empty(),
         "the checker missed the resurrections of a reckless collector: {:?}",
         run.verdict
     );
+}
+
+#[test]
+fn without_hints_anti_entropy_alone_keeps_collected_deletes_deleted() {
+    let no_hints = Options { handoff: false, ..options() };
+    let run = halka_sim::scenario::run("node-down-past-the-grace-does-not-resurrect", &no_hints);
+    assert!(run.passed(), "{:?} {:?}", run.verdict, run.problems);
 }

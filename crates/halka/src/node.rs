@@ -299,7 +299,6 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         HandoffConfig {
             max_per_second: config.handoff.max_per_second,
             timeout: Duration::from_millis(config.timeout_ms),
-            redirect_after: Some(config.tombstone_grace().unwrap_or(Duration::from_secs(3600)) / 4),
             ..HandoffConfig::default()
         },
     );
