@@ -4,6 +4,10 @@
 
 use serde::Serialize;
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// A client operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Op {
@@ -15,6 +19,9 @@ pub struct Op {
     pub write: Option<Option<String>>,
     /// W for writes, R for reads.
     pub quorum: usize,
+    /// PW for writes: acknowledgements that had to come from owners.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pw: usize,
     pub start_us: u64,
     pub end_us: u64,
     pub outcome: Outcome,

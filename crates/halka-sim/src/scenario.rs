@@ -92,7 +92,7 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             write_all(&world, n1, "v1", 3).await;
             world.crash(n3, false);
             for k in 0..KEYS {
-                workload::run_op(&world, 0, n1, workload::key(k), Some(None), 2).await;
+                workload::run_op(&world, 0, n1, workload::key(k), Some(None), 2, 0).await;
             }
             world.start(n3);
         }
@@ -136,7 +136,7 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             write_all(&world, n1, "v1", 3).await;
             world.crash(n3, false);
             for k in 0..KEYS {
-                workload::run_op(&world, 0, n1, workload::key(k), Some(None), 2).await;
+                workload::run_op(&world, 0, n1, workload::key(k), Some(None), 2, 0).await;
             }
             tokio::time::sleep(crate::world::TOMBSTONE_GRACE * 5).await;
             world.start(n3);
@@ -157,7 +157,7 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             }
             for &k in &keys {
                 let write = Some(Some(format!("v-{k}")));
-                workload::run_op(&world, 0, owners[0], workload::key(k), write, 2).await;
+                workload::run_op(&world, 0, owners[0], workload::key(k), write, 2, 0).await;
             }
             // Long enough for a hint to age past anything a timer might do to it.
             tokio::time::sleep(crate::world::TOMBSTONE_GRACE * 2).await;
@@ -219,7 +219,7 @@ fn crash(world: &World, i: usize, lose_disk: bool) {
 async fn write_all(world: &Arc<World>, node: usize, value: &str, w: usize) {
     for k in 0..KEYS {
         let write = Some(Some(format!("{value}-{k}")));
-        workload::run_op(world, 0, node, workload::key(k), write, w).await;
+        workload::run_op(world, 0, node, workload::key(k), write, w, 0).await;
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::history::{Event, Op, Outcome};
 use crate::world::{N, World};
 use bytes::Bytes;
+use halka_cluster::WriteQuorum;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -23,7 +24,13 @@ pub async fn operate(world: &World, client: usize, serial: u64, node: usize, key
         50..65 => Some(None),
         _ => None,
     };
-    run_op(world, client, node, k, write, quorum).await;
+    // Some writes also require acknowledgements from owners themselves.
+    let pw = if write.is_some() && world.chance(0.3) {
+        world.draw(1..quorum as u64 + 1) as usize
+    } else {
+        0
+    };
+    run_op(world, client, node, k, write, quorum, pw).await;
 }
 
 /// Runs and records one operation: `write` is `Some(value or None for delete)`, or
@@ -35,6 +42,7 @@ pub async fn run_op(
     key: String,
     write: Option<Option<String>>,
     quorum: usize,
+    pw: usize,
 ) {
     let start_us = world.now_us();
     let mut acked_by = Vec::new();
@@ -44,7 +52,8 @@ pub async fn run_op(
             let k = Bytes::from(key.clone());
             match &write {
                 Some(value) => {
-                    match c.write(k, value.clone().map(Bytes::from), None, quorum).await {
+                    let q = WriteQuorum { w: quorum, pw };
+                    match c.write_with(k, value.clone().map(Bytes::from), None, q).await {
                         Ok(put) => {
                             acked_by = put.acked.iter().map(ToString::to_string).collect();
                             Outcome::Acked
@@ -67,6 +76,7 @@ pub async fn run_op(
         key,
         write,
         quorum,
+        pw,
         start_us,
         end_us: world.now_us(),
         outcome,
@@ -153,6 +163,6 @@ pub async fn epilogue(world: &World, client: usize, keys: u64) {
         let node = up[world.draw(0..up.len() as u64) as usize];
         let write = if world.chance(0.8) { Some(format!("last-{k}")) } else { None };
         let quorum = world.draw(1..3) as usize;
-        run_op(world, client, node, key(k), Some(write), quorum).await;
+        run_op(world, client, node, key(k), Some(write), quorum, 0).await;
     }
 }

@@ -55,3 +55,20 @@ fn with_two_owners_down_writes_go_through_a_stand_in_and_reach_the_owners_later(
         }
     }
 }
+
+#[test]
+fn pr_and_pw_above_their_quorum_are_refused_on_both_protocols() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let err = conn.cmd(&["HALKA.SET", "k", "v", "1", "PW", "2"]);
+    assert!(err.starts_with("-ERR pw=2 exceeds w=1"), "{err}");
+    let err = conn.cmd(&["HALKA.GET", "k", "1", "PR", "2"]);
+    assert!(err.starts_with("-ERR pr=2 exceeds r=1"), "{err}");
+    assert_eq!(conn.cmd(&["HALKA.GET", "k", "1", "PR", "1"]), "$-1\r\n");
+    let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/k?w=1&pw=2"), b"v", &[]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("pw=2 exceeds w=1"), "{body}");
+    let (status, body) = http("GET", &c.http_url(0, "/v1/kv/k?r=1&pr=2"), b"", &[]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("pr=2 exceeds r=1"), "{body}");
+}

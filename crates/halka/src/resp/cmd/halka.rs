@@ -55,11 +55,26 @@ pub async fn getall(state: &NodeState, s: &Session, args: &mut Args) -> Result<F
     Ok(Frame::Map(out))
 }
 
-/// `HALKA.GET <key> <r>`: GET with this request's read quorum, so connection pools need
+/// `HALKA.GET <key> <r> [PR <n>]`: GET with this request's read quorum, so connection pools need
 /// no per-connection state (`HALKA.CONSISTENCY` sets it for every later command).
 pub async fn get(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     let r = args.next_usize()?;
+    if args.remaining() > 0 {
+        let option = args.next_string()?.to_ascii_uppercase();
+        if option != "PR" {
+            return Err(Frame::Error(format!(
+                "ERR unknown HALKA.GET option '{option}'; allowed: PR <n>"
+            )));
+        }
+        // Only owners ever answer a read in halka, so any PR up to R holds.
+        let pr = args.next_usize()?;
+        if pr > r {
+            return Err(Frame::Error(format!(
+                "ERR pr={pr} exceeds r={r}: owners' answers are among the r; allowed range is 0..={r}"
+            )));
+        }
+    }
     args.finish()?;
     let got = state.coordinator.get(key, r).await.map_err(|e| cluster_error(&e))?;
     Ok(got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
