@@ -596,21 +596,24 @@ impl Coordinator {
     }
 }
 
-/// The stand-ins of one write's key, engaged one per failed owner, best first.
+/// The stand-ins of one write's key, engaged one per failed owner: the best one left in
+/// the failed owner's zone, so the write keeps its spread over zones, else the best one
+/// left.
 struct StandIns {
     hash: u64,
     /// Computed on first use: most writes never need one.
     order: Option<PreferenceList>,
-    next: usize,
+    /// Positions in `order` already engaged (`order` is at most `MAX_REPLICAS` long).
+    used: u32,
     enabled: bool,
 }
 
 impl StandIns {
     fn new(_view: &View, key: &[u8], enabled: bool) -> Self {
-        Self { hash: halka_ring::key_hash(key), order: None, next: 0, enabled }
+        Self { hash: halka_ring::key_hash(key), order: None, used: 0, enabled }
     }
 
-    /// Asks the next stand-in, if any is left, to keep `record` for `owner`.
+    /// Asks a stand-in, if any is left, to keep `record` for `owner`.
     fn engage(
         &mut self,
         view: &View,
@@ -624,9 +627,16 @@ impl StandIns {
             return;
         }
         let order = self.order.get_or_insert_with(|| view.stand_ins(self.hash));
-        let Some(&idx) = order.get(self.next) else { return };
-        self.next += 1;
-        let stand_in = view.replica(idx);
+        let zone = |idx: usize| view.members().get(idx).map(|m| m.zone.as_str());
+        let owner_zone = view.replicas().iter().position(|r| r.id() == owner).and_then(zone);
+        let free = |pos: &usize| self.used & (1 << pos) == 0;
+        let pick = (0..order.len())
+            .filter(free)
+            .find(|&pos| zone(usize::from(order[pos])) == owner_zone)
+            .or_else(|| (0..order.len()).find(free));
+        let Some(pos) = pick else { return };
+        self.used |= 1 << pos;
+        let stand_in = view.replica(order[pos]);
         tally.standing_in(owner, stand_in.id().clone());
         fanout.start(stand_in.id().clone(), stand_in.keep_hint(owner, key, record));
     }

@@ -25,9 +25,14 @@ struct Node {
 
 /// Five nodes, N = 3; every node keeps hints and may stand in.
 fn cluster() -> Vec<Node> {
-    let parts: Vec<(LocalReplica, FaultyReplica, Arc<dyn HintStore>)> = IDS
-        .into_iter()
-        .map(|id| {
+    cluster_in_zones(&IDS.map(|id| (id, "")))
+}
+
+/// A node per (id, zone), N = 3.
+fn cluster_in_zones(nodes: &[(&str, &str)]) -> Vec<Node> {
+    let parts: Vec<(LocalReplica, FaultyReplica, Arc<dyn HintStore>)> = nodes
+        .iter()
+        .map(|&(id, _)| {
             let hints: Arc<dyn HintStore> = Arc::new(MemoryHints::new(1 << 20));
             let local = LocalReplica::new(NodeId::new(id), Arc::new(MemoryEngine::default()))
                 .with_hints(Arc::clone(&hints));
@@ -35,9 +40,9 @@ fn cluster() -> Vec<Node> {
             (local, faulty, hints)
         })
         .collect();
-    let members: Vec<Member> = IDS
-        .into_iter()
-        .map(|id| Member { id: id.into(), zone: String::new(), weight: 1 })
+    let members: Vec<Member> = nodes
+        .iter()
+        .map(|&(id, zone)| Member { id: id.into(), zone: zone.into(), weight: 1 })
         .collect();
     parts
         .iter()
@@ -151,4 +156,23 @@ async fn stand_ins_never_coordinate_so_a_key_with_every_owner_down_is_not_writab
         .unwrap_err();
     assert!(err.to_string().contains("write quorum not reached"), "{err}");
     assert!(nodes.iter().all(|n| n.handoff.pending().values().all(|h| h.hints == 0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stand_in_comes_from_the_failed_owners_zone_when_one_is_left() {
+    let zones = [("a1", "a"), ("a2", "a"), ("b1", "b"), ("b2", "b"), ("c1", "c"), ("c2", "c")];
+    let nodes = cluster_in_zones(&zones);
+    let zone_of = |id: &NodeId| zones.iter().find(|(n, _)| *n == id.as_str()).unwrap().1;
+    for k in 0..20 {
+        let key = Bytes::from(format!("k{k}"));
+        let (owners, _) = owners_and_others(&nodes, &key);
+        let failed = owners[1];
+        nodes[failed].faulty.set_plan(FaultPlan::down());
+        let put = nodes[owners[0]].coordinator.write(key, Some(Bytes::from("v")), None, 3).await;
+        nodes[failed].faulty.set_plan(FaultPlan::default());
+        let put = put.unwrap();
+        let (by, for_owner) = &put.stand_ins[0];
+        assert_eq!(for_owner, nodes[failed].local.id());
+        assert_eq!(zone_of(by), zone_of(for_owner), "k{k}: {put:?}");
+    }
 }
