@@ -190,4 +190,45 @@ mod tests {
         };
         assert!(err.to_string().contains("max_request_bytes (1000 bytes)"), "{err}");
     }
+
+    proptest::proptest! {
+        /// Whatever bytes arrive, in whatever pieces, the reader never panics, and once
+        /// it refuses the input it is not asked again (the connection closes).
+        #[test]
+        fn arbitrary_input_in_arbitrary_pieces_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            chunk in 1_usize..64,
+        ) {
+            let mut reader = RequestReader::new(
+                ParseLimits { max_bulk_bytes: 64, max_array_len: 16, max_inline_bytes: 64 },
+                256,
+            );
+            let mut input = BytesMut::new();
+            'feed: for piece in bytes.chunks(chunk) {
+                input.extend_from_slice(piece);
+                loop {
+                    match reader.next(&mut input) {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+
+        /// Valid requests read the same whole or in pieces of any size.
+        #[test]
+        fn requests_read_the_same_in_any_pieces(
+            args in proptest::collection::vec(
+                proptest::collection::vec(proptest::num::u8::ANY, 0..40), 1..8),
+            chunk in 1_usize..32,
+        ) {
+            let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+            let bytes = [request(&refs), request(&refs)].concat();
+            let mut reader = RequestReader::new(LIMITS, 1 << 20);
+            let got = feed(&mut reader, &bytes, chunk);
+            let want: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+            proptest::prop_assert_eq!(got, vec![want.clone(), want]);
+        }
+    }
 }
