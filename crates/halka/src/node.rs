@@ -48,6 +48,8 @@ pub struct NodeState {
     pub anti_entropy: Option<Arc<AntiEntropy>>,
     /// Tombstone collection, when it is on.
     pub collector: Option<Arc<Collector>>,
+    /// The Redis clients connected now.
+    pub client_list: crate::resp::clients::Clients,
     clients: AtomicI64,
     connections_received: AtomicU64,
     connections_rejected: AtomicU64,
@@ -363,6 +365,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         incarnation,
         anti_entropy,
         collector,
+        client_list: crate::resp::clients::Clients::default(),
     }))
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::TestCluster;
+use common::{Raw, TestCluster};
 use std::process::Command;
 
 fn tool(name: &str) -> Command {
@@ -196,4 +196,25 @@ fn command_docs_and_info_describe_every_command() {
     assert_eq!(info.lines().collect::<Vec<_>>(), ["mget", "-2", "", "1", "-1", "1"], "{info}");
     let all = cli(p, &["COMMAND", "DOCS"]);
     assert_eq!(all.matches("summary").count(), count, "every command has a summary");
+}
+
+#[test]
+fn client_list_info_and_kill_see_and_close_real_connections() {
+    let c = TestCluster::start(1, "periodic");
+    let mut a = Raw::connect(&c.redis_addr(0));
+    assert_eq!(a.cmd(&["CLIENT", "SETNAME", "alpha"]), "+OK\r\n");
+    let a_id = a.cmd(&["CLIENT", "ID"]).trim().trim_start_matches(':').to_string();
+    let mut b = Raw::connect(&c.redis_addr(0));
+    let list = b.cmd(&["CLIENT", "LIST"]);
+    assert_eq!(list.matches("id=").count(), 2, "{list}");
+    assert!(list.contains(&format!("id={a_id} addr=")), "{list}");
+    assert!(list.contains("name=alpha") && list.contains("cmd=client"), "{list}");
+    let info = b.cmd(&["CLIENT", "INFO"]);
+    assert!(info.contains("cmd=client") && !info.contains("name=alpha"), "{info}");
+    assert_eq!(b.cmd(&["CLIENT", "NO-EVICT", "on"]), "+OK\r\n");
+    assert_eq!(b.cmd(&["CLIENT", "KILL", "ID", &a_id]), ":1\r\n");
+    assert!(a.closed(), "the killed client's connection is closed");
+    assert_eq!(b.cmd(&["CLIENT", "KILL", "127.0.0.1:1"]), "-ERR No such client\r\n");
+    let list = b.cmd(&["CLIENT", "LIST"]);
+    assert_eq!(list.matches("id=").count(), 1, "{list}");
 }

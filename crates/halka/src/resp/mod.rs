@@ -5,6 +5,7 @@
 //! saying why. Connections are capped by a semaphore; on shutdown each finishes the
 //! command it is running and closes.
 
+pub mod clients;
 pub mod cmd;
 pub mod frame;
 mod inline;
@@ -52,6 +53,9 @@ async fn run_batch<W: AsyncWrite + Unpin>(
 ) -> std::io::Result<After> {
     let mut group: Vec<Vec<Bytes>> = Vec::new();
     for request in batch {
+        if let (Some(client), Some(name)) = (&session.client, request.first()) {
+            client.touch(name, session.resp3, session.multi.as_ref().map(|q| q.len()));
+        }
         // Inside MULTI every command goes to the queue, in order.
         let single = cmd::single_key(&request).filter(|_| session.multi.is_none());
         let joins = single.is_some_and(|key| {
@@ -172,6 +176,12 @@ async fn connection(
     };
     let mut reader = RequestReader::new(limits, state.config.limits.max_request_bytes);
     let mut session = Session::new(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed), state);
+    let registration = stream
+        .peer_addr()
+        .ok()
+        .map(|addr| state.client_list.register(session.id, addr, stream.local_addr().ok()));
+    session.client = registration.as_ref().map(|r| Arc::clone(&r.client));
+    let killed = session.client.as_ref().map(|c| c.kill.clone()).unwrap_or_default();
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut output = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -222,6 +232,7 @@ async fn connection(
         };
         let read = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
+            () = killed.cancelled() => return Ok(()),
             () = idle => return Ok(()),
             read = stream.read_buf(&mut input) => read?,
         };

@@ -25,13 +25,23 @@ pub struct Session {
     pub w: usize,
     /// Commands queued since `MULTI`, if one is open.
     pub multi: Option<transaction::Queue>,
+    /// This connection in the node's client list, once registered.
+    pub client: Option<std::sync::Arc<crate::resp::clients::Client>>,
 }
 
 impl Session {
     /// A new connection's session: RESP2, no name, the node's default quorums.
     #[must_use]
     pub fn new(id: u64, state: &NodeState) -> Self {
-        Self { id, resp3: false, name: None, r: state.config.r, w: state.config.w, multi: None }
+        Self {
+            id,
+            resp3: false,
+            name: None,
+            r: state.config.r,
+            w: state.config.w,
+            multi: None,
+            client: None,
+        }
     }
 }
 
@@ -187,7 +197,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HELLO" => server::hello(state, session, &mut args),
         "INFO" => server::info(state, session, &mut args).await,
         "COMMAND" => server::command(&mut args),
-        "CLIENT" => server::client(session, &mut args),
+        "CLIENT" => server::client(state, session, &mut args),
         "CONFIG" => server::config(state, &mut args),
         "SELECT" => server::select(&mut args),
         "RESET" => server::reset(state, session, &mut args),

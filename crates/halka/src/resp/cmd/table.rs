@@ -118,7 +118,7 @@ pub const COMMANDS: &[Spec] = &[
         -2,
         "other",
         "connection",
-        "SETNAME, GETNAME, SETINFO and ID of this connection.",
+        "SETNAME, GETNAME, SETINFO, ID, INFO of this connection; LIST and KILL of all; NO-EVICT.",
     ),
     spec("CONFIG", -2, "other", "server", "CONFIG GET of the few settings clients ask for."),
     spec("SELECT", 2, "other", "connection", "Only database 0 exists."),

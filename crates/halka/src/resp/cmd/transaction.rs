@@ -24,6 +24,19 @@ pub struct Queue {
 pub const MAX_QUEUED: usize = 10_000;
 
 impl Queue {
+    /// Commands queued so far.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+impl Queue {
     /// Queues `request` (named `name`, upper case) if it is a valid command.
     pub fn push(&mut self, name: &str, request: Vec<Bytes>) -> Frame {
         let refusal = match table::lookup(name) {

@@ -1,0 +1,121 @@
+//! The Redis clients connected to this node, for `CLIENT LIST`, `CLIENT INFO` and
+//! `CLIENT KILL`.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Every connected client, by id.
+#[derive(Debug, Default)]
+pub struct Clients {
+    map: Mutex<BTreeMap<u64, Arc<Client>>>,
+}
+
+/// What `CLIENT LIST` shows of one client, and how to close it.
+#[derive(Debug)]
+pub struct Client {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub local: Option<SocketAddr>,
+    connected: Instant,
+    /// Milliseconds after `connected` of the last command.
+    last_active_ms: AtomicU64,
+    name: Mutex<Option<Bytes>>,
+    last_command: Mutex<String>,
+    /// The protocol version, and the commands an open MULTI has queued (-1: none), as
+    /// of the last command.
+    resp: AtomicU64,
+    multi: AtomicI64,
+    /// Cancelled by `CLIENT KILL`: the connection closes.
+    pub kill: CancellationToken,
+}
+
+/// Removes its client from the registry when the connection ends.
+#[derive(Debug)]
+pub struct Registration<'a> {
+    clients: &'a Clients,
+    pub client: Arc<Client>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.clients.map.lock().remove(&self.client.id);
+    }
+}
+
+impl Clients {
+    pub fn register(
+        &self,
+        id: u64,
+        addr: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Registration<'_> {
+        let client = Arc::new(Client {
+            id,
+            addr,
+            local,
+            connected: Instant::now(),
+            last_active_ms: AtomicU64::new(0),
+            name: Mutex::new(None),
+            last_command: Mutex::new("NULL".into()),
+            resp: AtomicU64::new(2),
+            multi: AtomicI64::new(-1),
+            kill: CancellationToken::new(),
+        });
+        self.map.lock().insert(id, Arc::clone(&client));
+        Registration { clients: self, client }
+    }
+
+    #[must_use]
+    pub fn all(&self) -> Vec<Arc<Client>> {
+        self.map.lock().values().cloned().collect()
+    }
+}
+
+impl Client {
+    /// Notes a command about to run, and the session's protocol and MULTI queue.
+    pub fn touch(&self, command: &[u8], resp3: bool, multi: Option<usize>) {
+        let ms = self.connected.elapsed().as_millis() as u64;
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+        self.resp.store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
+        self.multi.store(multi.map_or(-1, |n| n as i64), Ordering::Relaxed);
+        *self.last_command.lock() = String::from_utf8_lossy(command).to_ascii_lowercase();
+    }
+
+    pub fn set_name(&self, name: Option<Bytes>) {
+        *self.name.lock() = name;
+    }
+
+    /// One `CLIENT LIST` line, without its newline.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let multi = self.multi.load(Ordering::Relaxed);
+        let resp = self.resp.load(Ordering::Relaxed);
+        let age = self.connected.elapsed().as_secs();
+        let idle_ms = (self.connected.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
+        let name = self
+            .name
+            .lock()
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let mut out = String::new();
+        let _ = write!(
+            out,
+            "id={} addr={} laddr={} fd=-1 name={name} age={age} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi={multi} cmd={} user=default resp={resp}",
+            self.id,
+            self.addr,
+            self.local.map(|a| a.to_string()).unwrap_or_default(),
+            idle_ms / 1000,
+            self.last_command.lock(),
+        );
+        out
+    }
+}
