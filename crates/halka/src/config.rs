@@ -244,6 +244,11 @@ pub struct NodeConfig {
     /// Seconds a Redis client may stay silent (idle, or halfway through a command) before
     /// its connection is closed; 0 (the default, as in Redis) never closes it.
     pub client_timeout_secs: u64,
+    /// Redis commands slower than this (microseconds) go to `SLOWLOG`, as Redis's
+    /// `slowlog-log-slower-than`: negative keeps none, 0 keeps every command.
+    pub slowlog_log_slower_than_us: i64,
+    /// Entries `SLOWLOG` keeps; the oldest go first.
+    pub slowlog_max_len: usize,
     /// Async worker threads; 0 (the default) means one per CPU core. Nodes that share a
     /// host should split its cores rather than each take all of them.
     pub worker_threads: usize,
@@ -282,6 +287,8 @@ impl Default for NodeConfig {
             shutdown_grace_ms: 5000,
             max_connections: 10_000,
             client_timeout_secs: 0,
+            slowlog_log_slower_than_us: 10_000,
+            slowlog_max_len: 128,
             worker_threads: 0,
             storage: StorageConfig::default(),
             limits: Limits::default(),

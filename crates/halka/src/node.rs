@@ -50,6 +50,8 @@ pub struct NodeState {
     pub collector: Option<Arc<Collector>>,
     /// The Redis clients connected now.
     pub client_list: crate::resp::clients::Clients,
+    /// Recent slow Redis commands (`SLOWLOG`).
+    pub slowlog: crate::resp::slowlog::SlowLog,
     clients: AtomicI64,
     connections_received: AtomicU64,
     connections_rejected: AtomicU64,
@@ -348,6 +350,10 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         None
     };
     let placement = crate::placement_memo::fingerprint(&config);
+    let slowlog = crate::resp::slowlog::SlowLog::new(
+        config.slowlog_log_slower_than_us,
+        config.slowlog_max_len,
+    );
     Ok(Arc::new(NodeState {
         config,
         coordinator: Arc::new(coordinator),
@@ -366,6 +372,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         anti_entropy,
         collector,
         client_list: crate::resp::clients::Clients::default(),
+        slowlog,
     }))
 }
 

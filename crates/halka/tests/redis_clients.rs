@@ -218,3 +218,27 @@ fn client_list_info_and_kill_see_and_close_real_connections() {
     let list = b.cmd(&["CLIENT", "LIST"]);
     assert_eq!(list.matches("id=").count(), 1, "{list}");
 }
+
+#[test]
+fn slowlog_keeps_commands_over_the_threshold_and_resets() {
+    let c = TestCluster::start_with(1, "periodic", "slowlog_log_slower_than_us = 0");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["CLIENT", "SETNAME", "worker"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["MSET", "k1", "v1", "k2", "v2"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SLOWLOG", "LEN"]), ":2\r\n");
+    let newest = conn.cmd(&["SLOWLOG", "GET", "1"]);
+    assert!(newest.starts_with("*1\r\n*6\r\n:1\r\n"), "{newest}");
+    assert!(newest.contains("$4\r\nMSET\r\n$2\r\nk1\r\n"), "{newest}");
+    assert!(newest.contains("... (3 more arguments)"), "{newest}");
+    assert!(newest.contains("$6\r\nworker\r\n"), "{newest}");
+    assert_eq!(conn.cmd(&["SLOWLOG", "RESET"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SLOWLOG", "LEN"]), ":0\r\n");
+}
+
+#[test]
+fn slowlog_keeps_nothing_when_switched_off() {
+    let c = TestCluster::start_with(1, "periodic", "slowlog_log_slower_than_us = -1");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["PING"]), "+PONG\r\n");
+    assert_eq!(conn.cmd(&["SLOWLOG", "LEN"]), ":0\r\n");
+}

@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod frame;
 mod inline;
 mod reader;
+pub mod slowlog;
 
 use crate::node::NodeState;
 use bytes::{Bytes, BytesMut};

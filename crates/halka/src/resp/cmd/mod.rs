@@ -129,6 +129,7 @@ pub fn single_key(request: &[Bytes]) -> Option<&Bytes> {
 pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<Bytes>) -> Frame {
     state.command_served();
     let name = String::from_utf8_lossy(&request[0]).to_ascii_uppercase();
+    let (first, more) = (request.get(1).cloned(), request.len().saturating_sub(2));
     let mut args = Args {
         name: name.clone(),
         args: request.into_iter().skip(1).collect::<Vec<_>>().into_iter(),
@@ -140,12 +141,30 @@ pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<B
         "DEL" => kv::del(state, session, &mut args).await,
         _ => kv::exists(state, session, &mut args).await,
     };
-    let op = metric_op(&name);
-    metrics::counter!("halka_requests_total", "protocol" => "resp", "op" => op).increment(1);
-    metrics::histogram!("halka_request_duration_seconds", "protocol" => "resp", "op" => op)
-        .record(started.elapsed().as_secs_f64());
+    observe(state, session, &name, (first.as_ref(), more), started.elapsed());
     match result {
         Ok(frame) | Err(frame) => frame,
+    }
+}
+
+/// Counts a command in the metrics, and in `SLOWLOG` when it was slow. `args` is its
+/// first argument and how many more it had.
+fn observe(
+    state: &NodeState,
+    session: &Session,
+    name: &str,
+    (first, more): (Option<&Bytes>, usize),
+    took: std::time::Duration,
+) {
+    let op = metric_op(name);
+    metrics::counter!("halka_requests_total", "protocol" => "resp", "op" => op).increment(1);
+    metrics::histogram!("halka_request_duration_seconds", "protocol" => "resp", "op" => op)
+        .record(took.as_secs_f64());
+    // Reading the slow log is not itself kept in it.
+    if name != "SLOWLOG" && state.slowlog.is_slow(took) {
+        let addr = session.client.as_ref().map(|c| c.addr.to_string()).unwrap_or_default();
+        let client_name = session.name.clone().unwrap_or_default();
+        state.slowlog.note(name, first, more, took, (addr, client_name));
     }
 }
 
@@ -178,6 +197,8 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         return (Frame::error("ERR empty command"), After::Continue);
     };
     let name = String::from_utf8_lossy(&name).to_ascii_uppercase();
+    let rest = it.as_slice();
+    let (first, more) = (rest.first().cloned(), rest.len().saturating_sub(1));
     let mut args = Args { name: name.clone(), args: it };
     let started = std::time::Instant::now();
     let result = match name.as_str() {
@@ -213,12 +234,10 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HALKA.GET" => halka::get(state, &mut args).await,
         "HALKA.SET" => halka::set(state, &mut args).await,
         "HALKA.STATUS" => halka::status(state, &mut args).await,
+        "SLOWLOG" => server::slowlog(state, &mut args),
         _ => Err(unknown_command(&name, &args.rest())),
     };
-    let op = metric_op(&name);
-    metrics::counter!("halka_requests_total", "protocol" => "resp", "op" => op).increment(1);
-    metrics::histogram!("halka_request_duration_seconds", "protocol" => "resp", "op" => op)
-        .record(started.elapsed().as_secs_f64());
+    observe(state, session, &name, (first.as_ref(), more), started.elapsed());
     match result {
         Ok(frame) | Err(frame) => (frame, After::Continue),
     }

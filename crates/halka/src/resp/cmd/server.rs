@@ -323,6 +323,46 @@ fn kill(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame>
     Ok(Frame::Integer(killed))
 }
 
+/// `SLOWLOG GET [count]`, `SLOWLOG LEN`, `SLOWLOG RESET`.
+pub fn slowlog(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
+    let sub = args.next_string()?.to_ascii_uppercase();
+    match sub.as_str() {
+        "GET" => {
+            let count = if args.remaining() > 0 { args.next_usize()? } else { 10 };
+            args.finish()?;
+            let entries = state.slowlog.newest(count);
+            Ok(Frame::Array(
+                entries
+                    .into_iter()
+                    .map(|e| {
+                        Frame::Array(vec![
+                            Frame::Integer(e.id as i64),
+                            Frame::Integer(e.at as i64),
+                            Frame::Integer(e.micros as i64),
+                            Frame::Array(e.args.into_iter().map(Frame::Bulk).collect()),
+                            Frame::bulk(e.client_addr),
+                            Frame::Bulk(e.client_name),
+                        ])
+                    })
+                    .collect(),
+            ))
+        }
+        "LEN" => {
+            args.finish()?;
+            Ok(Frame::Integer(state.slowlog.len() as i64))
+        }
+        "RESET" => {
+            args.finish()?;
+            state.slowlog.reset();
+            Ok(Frame::ok())
+        }
+        _ => Err(Frame::error(format!(
+            "ERR unknown subcommand '{}'; halka supports SLOWLOG GET, LEN, RESET",
+            sub.to_lowercase()
+        ))),
+    }
+}
+
 /// `CONFIG GET` answers the parameters benchmark tools ask about; nothing can be set.
 pub fn config(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     let sub = args.next_string()?.to_ascii_uppercase();

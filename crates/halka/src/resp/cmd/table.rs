@@ -121,6 +121,7 @@ pub const COMMANDS: &[Spec] = &[
         "SETNAME, GETNAME, SETINFO, ID, INFO of this connection; LIST and KILL of all; NO-EVICT.",
     ),
     spec("CONFIG", -2, "other", "server", "CONFIG GET of the few settings clients ask for."),
+    spec("SLOWLOG", -2, "other", "server", "GET, LEN and RESET of the recent slow commands."),
     spec("SELECT", 2, "other", "connection", "Only database 0 exists."),
     spec(
         "RESET",
