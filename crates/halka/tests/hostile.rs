@@ -222,8 +222,10 @@ fn mget_reads_each_key_once_and_bounds_its_reply() {
     assert_eq!(conn.cmd(&["SET", "big", &value]), "+OK\r\n");
     let mut args = vec!["MGET"];
     args.extend(std::iter::repeat_n("big", 50));
-    let reply = conn.cmd(&args);
+    // 50 bulk strings of 1000 bytes: `$1000\r\n`, the value, `\r\n` each.
+    let reply = conn.cmd_reply_of(&args, 5 + 50 * 1009);
     assert!(reply.starts_with("*50\r\n$1000\r\n"), "{}", &reply[..20]);
+    assert_eq!(reply.len(), 5 + 50 * 1009);
     args.extend(std::iter::repeat_n("big", 150));
     let reply = conn.cmd(&args);
     assert!(reply.starts_with("-ERR the reply would exceed 100000 bytes"), "{reply}");

@@ -237,6 +237,21 @@ impl Raw {
         self.send(out.as_bytes())
     }
 
+    /// Sends a command and reads until `len` bytes of reply have arrived: for replies
+    /// too long to count on one read.
+    pub fn cmd_reply_of(&mut self, args: &[&str], len: usize) -> String {
+        let mut reply = self.cmd(args).into_bytes();
+        let mut buf = vec![0_u8; 64 * 1024];
+        while reply.len() < len {
+            let n = self.0.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
     /// True once the server has closed the connection (a close that met bytes we had
     /// sent shows as a reset).
     pub fn closed(&mut self) -> bool {
