@@ -307,7 +307,7 @@ impl Coordinator {
         prefetch(&view, &preference, &key);
         let n = preference.len();
         let mut tally = Tally::new(preference.iter().map(|&i| view.replica(i).id().clone()), w, pw);
-        let mut stand_ins = StandIns::new(&view, &key, self.config.stand_ins);
+        let mut stand_ins = StandIns::new(self.config.stand_ins);
 
         // The coordinating replica: the first owner in preference order that answers. It
         // answers once the write is applied; its durability is awaited alongside the other
@@ -600,8 +600,7 @@ impl Coordinator {
 /// the failed owner's zone, so the write keeps its spread over zones, else the best one
 /// left.
 struct StandIns {
-    hash: u64,
-    /// Computed on first use: most writes never need one.
+    /// Computed on first use (the key's hash too): most writes never need one.
     order: Option<PreferenceList>,
     /// Positions in `order` already engaged (`order` is at most `MAX_REPLICAS` long).
     used: u32,
@@ -609,8 +608,8 @@ struct StandIns {
 }
 
 impl StandIns {
-    fn new(_view: &View, key: &[u8], enabled: bool) -> Self {
-        Self { hash: halka_ring::key_hash(key), order: None, used: 0, enabled }
+    fn new(enabled: bool) -> Self {
+        Self { order: None, used: 0, enabled }
     }
 
     /// Asks a stand-in, if any is left, to keep `record` for `owner`.
@@ -626,7 +625,7 @@ impl StandIns {
         if !self.enabled {
             return;
         }
-        let order = self.order.get_or_insert_with(|| view.stand_ins(self.hash));
+        let order = self.order.get_or_insert_with(|| view.stand_ins(halka_ring::key_hash(key)));
         let zone = |idx: usize| view.members().get(idx).map(|m| m.zone.as_str());
         let owner_zone = view.replicas().iter().position(|r| r.id() == owner).and_then(zone);
         let free = |pos: &usize| self.used & (1 << pos) == 0;

@@ -85,13 +85,6 @@ impl Handoff {
         }
     }
 
-    /// Whether a hint for (`owner`, `key`) is pending. A hint store that cannot be read
-    /// counts as holding one: the caller is deciding whether a tombstone may go.
-    #[must_use]
-    pub fn holds(&self, owner: &NodeId, key: &[u8]) -> bool {
-        self.store.holds(owner, key).unwrap_or(true)
-    }
-
     /// Pending hints by owner.
     #[must_use]
     pub fn pending(&self) -> BTreeMap<NodeId, HintStats> {
