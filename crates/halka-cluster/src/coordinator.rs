@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::StreamExt;
 use halka_ring::{NodeIdx, PreferenceList};
-use halka_store::{Limits, NodeId, Record, VersionVector, Write};
+use halka_store::{Change, Condition, Limits, NodeId, Outcome, Record, VersionVector, Write};
 use smallvec::SmallVec;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +100,50 @@ pub struct PutResult {
     pub acked: Acks,
     /// The stand-ins among them, each with the owner it keeps the write for.
     pub stand_ins: SmallVec<[(NodeId, NodeId); 2]>,
+    /// What the coordinating replica made of the write. When it refused it (a condition
+    /// did not hold, say), nothing was written and `acked` names that replica alone.
+    pub outcome: Outcome,
+}
+
+/// A client write before the coordinator stamps it: what to change, against which
+/// context, under which condition.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub change: Change,
+    /// The context the client read; `None` replaces whatever the coordinating replica
+    /// holds (plain `SET`).
+    pub context: Option<VersionVector>,
+    /// Checked at the coordinating replica (see [`WriteRequest::at_first_owner`]).
+    pub condition: Condition,
+    /// Report the key's previous value in [`Outcome::previous`].
+    pub want_previous: bool,
+}
+
+impl WriteRequest {
+    /// An unconditional change against `context`.
+    #[must_use]
+    pub fn new(change: Change, context: Option<VersionVector>) -> Self {
+        Self { change, context, condition: Condition::Always, want_previous: false }
+    }
+
+    /// Whether the write depends on what the coordinating replica holds — a condition, a
+    /// previous value to report, a change derived from the value (`INCR`, `EXPIRE`,
+    /// `APPEND`). Such writes are coordinated by the key's first owner that answers: the
+    /// same replica whichever node takes the request, and one that holds every such
+    /// write before it acknowledges it. So concurrent conditional writes have one winner
+    /// and each sees the ones before it, while that replica is up. Plain stores and
+    /// deletes are coordinated by this node when it is an owner, saving a hop; they reach
+    /// the first owner in their fan-out.
+    #[must_use]
+    pub fn at_first_owner(&self) -> bool {
+        self.condition != Condition::Always
+            || self.want_previous
+            || !matches!(
+                self.change,
+                Change::Put { expiry: halka_store::Expiry::Never | halka_store::Expiry::At(_), .. }
+                    | Change::Delete
+            )
+    }
 }
 
 /// How many acknowledgements a write waits for.
@@ -131,18 +175,27 @@ pub struct GetResult {
     pub replies: Replies,
     /// The merge of the answers.
     pub record: Arc<Record>,
+    /// The coordinator's clock when the read completed: what expiry is judged by.
+    pub now_us: u64,
 }
 
 impl GetResult {
-    /// Live sibling values of the merged record (empty when absent or deleted).
+    /// Live sibling values of the merged record (empty when absent, deleted or expired).
     pub fn values(&self) -> impl Iterator<Item = &Bytes> {
-        self.record.values()
+        self.record.values_at(self.now_us)
     }
 
-    /// Last-writer-wins value, for clients that want exactly one.
+    /// The key's value for clients that want exactly one: the last writer's (for a
+    /// counter, its joined value); `None` when absent, deleted or expired.
     #[must_use]
-    pub fn value(&self) -> Option<&Bytes> {
-        self.record.lww_value()
+    pub fn value(&self) -> Option<Bytes> {
+        self.record.value_at(self.now_us)
+    }
+
+    /// When the value expires (microseconds), if it lives and has an expiry.
+    #[must_use]
+    pub fn expires_at_us(&self) -> Option<u64> {
+        self.record.live_winner(self.now_us).and_then(|v| v.expires_at_us)
     }
 
     /// The causal context to pass to a write that resolves these siblings.
@@ -289,21 +342,42 @@ impl Coordinator {
         context: Option<VersionVector>,
         quorum: WriteQuorum,
     ) -> Result<PutResult, ClusterError> {
+        let change = match value {
+            Some(value) => Change::Put { value, expiry: halka_store::Expiry::Never },
+            None => Change::Delete,
+        };
+        self.apply(key, WriteRequest::new(change, context), quorum).await
+    }
+
+    /// Applies `request` to `key` at its coordinating replica and waits for the quorum:
+    /// every kind of write (`SET` with expiry, `INCR`, `EXPIRE`, `SET NX`…) goes through
+    /// here. A write the coordinating replica refuses returns at once, with the refusal in
+    /// [`PutResult::outcome`].
+    ///
+    /// # Errors
+    /// As [`Coordinator::write`]; also `pw` above `w`.
+    pub async fn apply(
+        &self,
+        key: Bytes,
+        request: WriteRequest,
+        quorum: WriteQuorum,
+    ) -> Result<PutResult, ClusterError> {
         let WriteQuorum { w, pw } = quorum;
         let view = self.enter();
         self.check_write(&view, &key, w)?;
         check_owner_quorum(pw, w)?;
-        if let Some(v) = &value {
+        let at_first_owner = request.at_first_owner();
+        let mut write = Write::new(request.change, request.context, self.timestamp());
+        write.condition = request.condition;
+        write.want_previous = request.want_previous;
+        if let Some(v) = write.payload() {
             self.config.limits.check_value(v)?;
         }
-        let overwrite = context.is_none();
-        let write = Write {
-            value,
-            context: context.unwrap_or_default(),
-            timestamp_us: self.timestamp(),
-            overwrite,
+        let preference = if at_first_owner {
+            self.primary_order(&view, &key)
+        } else {
+            self.ask_order(&view, &key)
         };
-        let preference = self.ask_order(&view, &key);
         prefetch(&view, &preference, &key);
         let n = preference.len();
         let mut tally = Tally::new(preference.iter().map(|&i| view.replica(i).id().clone()), w, pw);
@@ -320,9 +394,19 @@ impl Coordinator {
             let replica = view.replica(idx);
             let call = replica.coordinate_write_deferred(&key, &write);
             match call_one(replica.id().clone(), call, timeout).await {
-                (id, Ok((record, durable))) => {
+                (id, Ok((answer, _))) if !answer.applied() => {
+                    // Refused: nothing was written, so there is nothing to replicate.
                     self.suspects.clear(&id);
-                    coordinated = Some((pos, id, record, durable));
+                    return Ok(PutResult {
+                        context: answer.record.context().clone(),
+                        acked: std::iter::once(id).collect(),
+                        stand_ins: SmallVec::new(),
+                        outcome: answer.outcome,
+                    });
+                }
+                (id, Ok((answer, durable))) => {
+                    self.suspects.clear(&id);
+                    coordinated = Some((pos, id, answer, durable));
                     break;
                 }
                 (id, Err(e)) => {
@@ -332,10 +416,11 @@ impl Coordinator {
                 }
             }
         }
-        let Some((pos, coordinator, record, durable)) = coordinated else {
+        let Some((pos, coordinator, answer, durable)) = coordinated else {
             let failures = std::mem::take(&mut tally.failures);
             return Err(self.quorum_failed("write", w, (0, 0), n, failures));
         };
+        let record = answer.record;
         // Replicas skipped as coordinating replica hold none of this write.
         self.keep_hints(skipped.iter(), &key, &record);
         let mut fanout = Fanout::new(timeout);
@@ -384,7 +469,12 @@ impl Coordinator {
         if !stood_in.is_empty() {
             metrics::counter!(telemetry::STAND_IN_ACKS).increment(stood_in.len() as u64);
         }
-        Ok(PutResult { context: record.context().clone(), acked: tally.acked, stand_ins: stood_in })
+        Ok(PutResult {
+            context: record.context().clone(),
+            acked: tally.acked,
+            stand_ins: stood_in,
+            outcome: answer.outcome,
+        })
     }
 
     /// The wall clock in microseconds, strictly increasing on each thread: a write never
@@ -512,11 +602,19 @@ impl Coordinator {
             // A replica that answers after the read returned is hung or slow: pass it over.
             Err(_) => suspects.suspect(&id),
         });
-        Ok(GetResult { replies, record: merged })
+        Ok(GetResult { replies, record: merged, now_us: self.now_us() })
     }
 
     /// The order in which to ask `key`'s replicas: this node first when it holds the key,
     /// then preference order, with recently failed replicas moved last.
+    /// The order in which to ask `key`'s replicas for a conditional write: preference
+    /// order with recently failed replicas last, the same from every node.
+    fn primary_order(&self, view: &View, key: &[u8]) -> PreferenceList {
+        let mut preference = view.preference(key);
+        preference.sort_by_key(|&i| self.suspects.is_suspected(view.replica(i).id()));
+        preference
+    }
+
     fn ask_order(&self, view: &View, key: &[u8]) -> PreferenceList {
         let mut preference = view.preference(key);
         if let Some(local) = &self.config.local_node

@@ -1,6 +1,7 @@
 //! A replica wrapper that injects latency, errors and silence, driven by a seeded RNG so a
 //! failing test replays exactly.
 
+use crate::Coordinated;
 use crate::replica::deferred;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
@@ -114,7 +115,7 @@ impl Replica for FaultyReplica {
         self.inner.id()
     }
 
-    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Coordinated> {
         self.wrap(|| self.inner.coordinate_write(key, write))
     }
 

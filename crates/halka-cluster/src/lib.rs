@@ -37,13 +37,13 @@ pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
 pub use coordinator::{
     Acks, Coordinator, CoordinatorConfig, GetResult, PutResult, ReadFanout, Replies, WriteQuorum,
-    check_owner_quorum,
+    WriteRequest, check_owner_quorum,
 };
 pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};
 pub use handoff::{Handoff, HandoffConfig};
 pub use local::LocalReplica;
-pub use replica::{Replica, ReplicaError, ReplicaFuture, answered, deferred};
+pub use replica::{Coordinated, Replica, ReplicaError, ReplicaFuture, answered, deferred};
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};
 pub use view::View;

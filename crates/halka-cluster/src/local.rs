@@ -1,5 +1,6 @@
 //! A replica backed by an engine in this process.
 
+use crate::Coordinated;
 use crate::replica::{BATCH_BYTES, answered, batch_weight, deferred};
 use crate::stripe;
 use crate::syncer::Syncer;
@@ -141,12 +142,12 @@ impl Replica for LocalReplica {
         self.engine.prefetch(key);
     }
 
-    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Coordinated> {
         let applied = self.coordinate_write_deferred(key, write);
         deferred(async move {
-            let (record, durable) = applied.await?;
+            let (coordinated, durable) = applied.await?;
             durable.await?;
-            Ok(record)
+            Ok(coordinated)
         })
     }
 
@@ -154,11 +155,12 @@ impl Replica for LocalReplica {
         &self,
         key: &Bytes,
         write: &Write,
-    ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<()>)> {
         self.ops.writes.increment();
         let applied = self.inline(|e| e.apply_write_deferred(key, &self.actor, write));
-        let result = applied
-            .map(|(record, _, token)| (record, self.durable_with(token, self.share_flushes)));
+        let result = applied.map(|(record, outcome, token)| {
+            (Coordinated { record, outcome }, self.durable_with(token, self.share_flushes))
+        });
         answered(result)
     }
 

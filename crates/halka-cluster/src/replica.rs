@@ -3,7 +3,8 @@
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Either, Ready};
-use halka_store::{HashRange, NodeId, Record, Write};
+use halka_store::{HashRange, NodeId, Outcome, Record, Write};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +43,22 @@ pub enum ReplicaError {
     Rejected(String),
 }
 
+/// What the coordinating replica answers to a write: the record it now holds (what the
+/// other replicas then receive) and what became of the write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Coordinated {
+    pub record: Arc<Record>,
+    pub outcome: Outcome,
+}
+
+impl Coordinated {
+    /// Whether the write was applied (a refused one left the record as it was).
+    #[must_use]
+    pub fn applied(&self) -> bool {
+        self.outcome.refused.is_none()
+    }
+}
+
 /// One node's storage as the coordinator sees it.
 pub trait Replica: Send + Sync + fmt::Debug + 'static {
     /// The node this replica lives on.
@@ -54,8 +71,9 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     fn prefetch(&self, _key: &[u8]) {}
 
     /// Applies a client write as the coordinating replica: the replica numbers the new
-    /// version and returns the resulting record, which the coordinator sends to the others.
-    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>>;
+    /// version and returns the resulting record, which the coordinator sends to the others,
+    /// with the write's outcome (a conditional write may be refused).
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Coordinated>;
 
     /// Like [`Replica::coordinate_write`], but answers with the record as soon as it is
     /// applied, together with a future that completes when it is durable. The coordinator
@@ -65,11 +83,11 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         &self,
         key: &Bytes,
         write: &Write,
-    ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<()>)> {
         let call = self.coordinate_write(key, write);
         deferred(async move {
-            let record = call.await?;
-            Ok((record, answered(Ok(()))))
+            let coordinated = call.await?;
+            Ok((coordinated, answered(Ok(()))))
         })
     }
 

@@ -166,15 +166,11 @@ async fn repair_keeps_the_newer_write_whichever_side_holds_it() {
             .local
             .coordinate_write(
                 &key(i),
-                &halka_store::Write {
-                    value: Some(Bytes::from("new")),
-                    context: halka_store::VersionVector::new(),
-                    timestamp_us: u64::MAX / 2,
-                    overwrite: true,
-                },
+                &halka_store::Write::value(Some(Bytes::from("new")), None, u64::MAX / 2),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .record;
         assert_eq!(record.lww_value(), Some(&Bytes::from("new")));
     }
 

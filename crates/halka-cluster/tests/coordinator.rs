@@ -99,7 +99,7 @@ async fn seed_example_returns_three_replicas_values() {
         assert!(preference.contains(&node.to_string()));
         assert_eq!(record.as_ref().unwrap().lww_value().unwrap(), &Bytes::from_static(b"Ozer"));
     }
-    assert_eq!(got.value(), Some(&Bytes::from_static(b"Ozer")));
+    assert_eq!(got.value(), Some(Bytes::from_static(b"Ozer")));
 }
 
 #[tokio::test]
@@ -215,7 +215,7 @@ async fn read_repair_fixes_a_stale_replica() {
     assert!(h.stored(&pref[2], "k").is_none());
     h.set(&pref[2], FaultPlan::default());
     let got = h.cluster.get("k", 3).await.unwrap();
-    assert_eq!(got.value(), Some(&Bytes::from_static(b"v")));
+    assert_eq!(got.value(), Some(Bytes::from_static(b"v")));
     h.cluster.coordinator().background().drain().await;
     let repaired = h.stored(&pref[2], "k").expect("read repair wrote the record back");
     assert_eq!(repaired.lww_value(), Some(&Bytes::from_static(b"v")));
@@ -232,7 +232,7 @@ async fn quorum_reads_ask_r_replicas_and_one_more_when_one_fails_or_is_slow() {
     // All healthy: the first two in preference order, and nobody else, are asked.
     let before = h.reads();
     let got = h.cluster.get("k", 2).await.unwrap();
-    assert_eq!(got.value(), Some(&Bytes::from_static(b"v")));
+    assert_eq!(got.value(), Some(Bytes::from_static(b"v")));
     let after = h.reads();
     let asked: Vec<&String> = pref.iter().filter(|n| after[*n] > before[*n]).collect();
     assert_eq!(asked, [&pref[0], &pref[1]]);
@@ -375,7 +375,7 @@ async fn adding_and_removing_nodes_keeps_data_readable() {
     cluster.remove_node("b").await.unwrap();
     for i in 0..300 {
         let got = cluster.get(format!("k{i}"), 2).await.unwrap();
-        assert_eq!(got.value(), Some(&Bytes::from(format!("v{i}"))), "k{i}");
+        assert_eq!(got.value(), Some(Bytes::from(format!("v{i}"))), "k{i}");
     }
     assert!(matches!(cluster.remove_node("zz").await, Err(ClusterError::UnknownNode(_))));
 }
@@ -393,10 +393,8 @@ async fn failed_fsync_fails_the_write_and_every_later_one() {
     );
     let replica = LocalReplica::new(halka_store::NodeId::new("a"), engine.clone());
     let write = || Write {
-        value: Some(Bytes::from_static(b"v")),
-        context: VersionVector::new(),
-        timestamp_us: 1,
         overwrite: true,
+        ..Write::value(Some(Bytes::from_static(b"v")), Some(VersionVector::new()), 1)
     };
     // Many concurrent durable writes share fsyncs and all succeed.
     let writes: Vec<_> = (0..64)

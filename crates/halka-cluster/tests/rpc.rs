@@ -50,10 +50,8 @@ async fn serve_forever_on(addr: std::net::SocketAddr) {
 
 fn write(v: &'static str) -> Write {
     Write {
-        value: Some(Bytes::from_static(v.as_bytes())),
-        context: VersionVector::new(),
-        timestamp_us: 1,
         overwrite: true,
+        ..Write::value(Some(Bytes::from_static(v.as_bytes())), Some(VersionVector::new()), 1)
     }
 }
 
@@ -62,7 +60,8 @@ async fn remote_replica_round_trips_every_call() {
     let (addr, _local, _stop, _task) = server(1 << 20).await;
     let remote = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
     remote.ping().await.unwrap();
-    let record = remote.coordinate_write(&Bytes::from_static(b"k"), &write("v")).await.unwrap();
+    let record =
+        remote.coordinate_write(&Bytes::from_static(b"k"), &write("v")).await.unwrap().record;
     assert_eq!(record.lww_value(), Some(&Bytes::from_static(b"v")));
     let got = remote.get(&Bytes::from_static(b"k")).await.unwrap().unwrap();
     assert_eq!(got, record);
@@ -94,7 +93,7 @@ async fn bad_frames_close_only_their_connection() {
     }
     good.ping().await.unwrap();
     // An oversized request from a client fails that request's connection, not the server.
-    let big = Write { value: Some(Bytes::from(vec![0_u8; 4096])), ..write("") };
+    let big = Write::value(Some(Bytes::from(vec![0_u8; 4096])), None, 1);
     assert!(good.coordinate_write(&Bytes::from_static(b"k"), &big).await.is_err());
     let again = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
     again.ping().await.unwrap();

@@ -91,7 +91,9 @@ async fn concurrent_operations_and_membership_changes_lose_no_acknowledged_write
     for (key, last) in &expected {
         let got = cluster.get(key.clone(), 2).await.unwrap();
         match last {
-            Last::Put(v) => assert_eq!(got.value(), Some(v), "{key}: lost acknowledged write"),
+            Last::Put(v) => {
+                assert_eq!(got.value(), Some(v.clone()), "{key}: lost acknowledged write");
+            }
             Last::Deleted => assert_eq!(got.value(), None, "{key}: deleted value came back"),
         }
     }

@@ -10,6 +10,7 @@ use crate::history::{Event, History, Version};
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use halka_cluster::Coordinated;
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
 use halka_cluster::{
     AntiEntropy, AntiEntropyConfig, Clock, Collector, CollectorConfig, Coordinator,
@@ -537,12 +538,12 @@ impl Replica for Recording {
         self.inner.id()
     }
 
-    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Coordinated> {
         let applied = self.coordinate_write_deferred(key, write);
         halka_cluster::deferred(async move {
-            let (record, durable) = applied.await?;
+            let (coordinated, durable) = applied.await?;
             durable.await?;
-            Ok(record)
+            Ok(coordinated)
         })
     }
 
@@ -550,11 +551,13 @@ impl Replica for Recording {
         &self,
         key: &Bytes,
         write: &Write,
-    ) -> ReplicaFuture<(Arc<Record>, ReplicaFuture<()>)> {
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<()>)> {
         // A local replica answers inline: the version exists once this returns.
         let answer = self.inner.coordinate_write_deferred(key, write).now_or_never();
-        if let Some(Ok((record, _))) = &answer {
-            self.note(key, record);
+        if let Some(Ok((coordinated, _))) = &answer
+            && coordinated.applied()
+        {
+            self.note(key, &coordinated.record);
         }
         match answer {
             Some(Ok((record, durable))) => {

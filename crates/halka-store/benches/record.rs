@@ -10,18 +10,16 @@ use std::sync::Arc;
 
 fn write(value: &'static [u8], overwrite: bool) -> Write {
     Write {
-        value: Some(Bytes::from_static(value)),
-        context: VersionVector::new(),
-        timestamp_us: 1,
         overwrite,
+        ..Write::value(Some(Bytes::from_static(value)), Some(VersionVector::new()), 1)
     }
 }
 
 fn records(c: &mut Criterion) {
     let (a, b) = (NodeId::new("node-1"), NodeId::new("node-2"));
     let value = &[b'x'; 100];
-    let (ra, _) = Record::apply_write(None, &a, &write(value, true)).expect("numbered");
-    let (rb, _) = Record::apply_write(None, &b, &write(value, true)).expect("numbered");
+    let ra = Record::apply_write(None, &a, &write(value, true)).expect("numbered").into_record();
+    let rb = Record::apply_write(None, &b, &write(value, true)).expect("numbered").into_record();
     c.bench_function("record/apply_write_overwrite", |bench| {
         let w = write(value, true);
         bench.iter(|| black_box(Record::apply_write(Some(&ra), &a, &w)));
@@ -29,7 +27,8 @@ fn records(c: &mut Criterion) {
     c.bench_function("record/merge_concurrent", |bench| {
         bench.iter(|| black_box(ra.merge(black_box(&rb))));
     });
-    let (newer, _) = Record::apply_write(Some(&ra), &a, &write(value, true)).expect("numbered");
+    let newer =
+        Record::apply_write(Some(&ra), &a, &write(value, true)).expect("numbered").into_record();
     let (old, new) = (Arc::new(ra.clone()), Arc::new(newer));
     c.bench_function("record/absorb_newer", |bench| {
         bench.iter(|| black_box(Record::absorb(black_box(&old), black_box(&new))));
@@ -62,8 +61,7 @@ fn records(c: &mut Criterion) {
 /// value to a key that is not deleted only checks that no version is a tombstone).
 fn deletes(c: &mut Criterion, keys: &[String]) {
     let a = NodeId::new("node-1");
-    let delete =
-        Write { value: None, context: VersionVector::new(), timestamp_us: 1, overwrite: true };
+    let delete = Write { overwrite: true, ..Write::value(None, Some(VersionVector::new()), 1) };
     let tracked = |tracking| {
         halka_store::TrackedEngine::build(Arc::new(MemoryEngine::new(Limits::default())), tracking)
             .expect("built")

@@ -2,7 +2,7 @@
 //! `cargo run --release -p halka-store --example fsync_probe -- <threads> <puts per thread> <dir>`
 
 use bytes::Bytes;
-use halka_store::{Engine, FjallEngine, FjallOptions, NodeId, SyncPolicy, VersionVector, Write};
+use halka_store::{Engine, FjallEngine, FjallOptions, NodeId, SyncPolicy, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,12 +24,7 @@ fn main() {
                 let node = NodeId::new("n");
                 let mut lat = Vec::with_capacity(puts);
                 for i in 0..puts {
-                    let w = Write {
-                        value: Some(Bytes::from(vec![b'x'; 100])),
-                        context: VersionVector::new(),
-                        timestamp_us: 0,
-                        overwrite: true,
-                    };
+                    let w = Write::value(Some(Bytes::from(vec![b'x'; 100])), None, 0);
                     let t0 = Instant::now();
                     engine.apply_write(format!("k{t}-{i}").as_bytes(), &node, &w).expect("write");
                     lat.push(t0.elapsed().as_micros() as u64);

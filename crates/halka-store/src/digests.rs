@@ -154,10 +154,8 @@ mod tests {
 
     fn write(value: &str) -> Write {
         Write {
-            value: Some(Bytes::from(value.to_owned())),
-            context: VersionVector::new(),
-            timestamp_us: 1,
             overwrite: true,
+            ..Write::value(Some(Bytes::from(value.to_owned())), Some(VersionVector::new()), 1)
         }
     }
 

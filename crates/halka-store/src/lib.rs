@@ -11,6 +11,7 @@
 
 mod clock;
 mod codec;
+mod counter;
 pub mod digests;
 pub mod engine;
 mod error;
@@ -20,9 +21,11 @@ mod limits;
 mod record;
 pub mod tombstones;
 mod validate;
+mod write;
 
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
+pub use counter::{Counter, CounterEntry, CounterError, parse_integer};
 pub use digests::{DigestTree, entry_digest};
 pub use engine::{
     Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken, TrackedEngine, Tracking,
@@ -31,6 +34,7 @@ pub use error::StoreError;
 pub use hints::{Hint, HintStats, HintStore, MemoryHints, Stored};
 pub use layout::HashRange;
 pub use limits::{LimitError, Limits};
-pub use record::{MAX_SIBLINGS, Record, Version, Write};
+pub use record::{MAX_SIBLINGS, Record, Version};
 pub use tombstones::{TombstoneIndex, TombstoneStats};
 pub use validate::{InvalidRecord, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES};
+pub use write::{Applied, Change, Condition, ExpireWhen, Expiry, Outcome, Refusal, Write};

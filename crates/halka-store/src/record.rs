@@ -11,8 +11,7 @@
 //! Deletes are versions without a value (tombstones), so a delete replaces exactly the
 //! versions its writer had seen and no more.
 
-use crate::validate::{InvalidRecord, MAX_COUNTER};
-use crate::{Dot, NodeId, VersionVector};
+use crate::{Counter, Dot, NodeId, VersionVector};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -35,41 +34,53 @@ pub struct Version {
     /// microseconds hold milliseconds: a thousand times smaller, so they lose to any newer
     /// write, as they should.
     pub timestamp_us: u64,
-    /// The value, or `None` for a tombstone.
+    /// The value, or `None` for a tombstone. For a counter, its value when this version
+    /// was written, in decimal: the state itself is [`Version::counter`].
     pub value: Option<Bytes>,
+    /// When the value expires, in wall-clock microseconds by the coordinator's clock; from
+    /// then on the version reads as deleted. It travels with the version, so every replica
+    /// and every coordinator agrees on it (up to their clocks' skew).
+    pub expires_at_us: Option<u64>,
+    /// The convergent counter this version holds, for keys written by `INCR` and friends.
+    pub counter: Option<Box<Counter>>,
 }
 
 impl Version {
+    /// A version holding `value` (or a tombstone), without expiry or counter.
+    #[must_use]
+    pub fn new(dot: Dot, timestamp_us: u64, value: Option<Bytes>) -> Self {
+        Self { dot, timestamp_us, value, expires_at_us: None, counter: None }
+    }
+
     /// Last-writer-wins order: later timestamp, then higher node id, then higher counter.
     /// Total and deterministic, so every replica and client picks the same winner.
-    fn lww_key(&self) -> (u64, &NodeId, u64) {
+    pub(crate) fn lww_key(&self) -> (u64, &NodeId, u64) {
         (self.timestamp_us, &self.dot.node, self.dot.counter)
     }
-}
 
-/// A write as the coordinating replica applies it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Write {
-    /// New value, or `None` to delete.
-    pub value: Option<Bytes>,
-    /// The causal context the client read (empty for a blind write). Versions it covers
-    /// are replaced; others remain as siblings.
-    pub context: VersionVector,
-    /// See [`Version::timestamp_us`].
-    pub timestamp_us: u64,
-    /// Replace every version the coordinating replica holds, as if the client had read
-    /// them: the semantics of a plain `SET`/`DEL` from a client that keeps no context.
-    /// Versions the coordinating replica has not seen still survive as siblings.
-    #[serde(default)]
-    pub overwrite: bool,
+    /// Whether the version holds a value at `now_us`: not a tombstone, not expired.
+    #[must_use]
+    pub fn is_live(&self, now_us: u64) -> bool {
+        self.value.is_some() && self.expires_at_us.is_none_or(|at| now_us < at)
+    }
+
+    /// When the version stopped (or will stop) holding a value: a tombstone's timestamp,
+    /// an expiring value's expiry; `None` for a value that never expires.
+    #[must_use]
+    pub fn dead_at(&self) -> Option<u64> {
+        match (&self.value, self.expires_at_us) {
+            (None, _) => Some(self.timestamp_us),
+            (Some(_), at) => at,
+        }
+    }
 }
 
 /// All that a replica knows about one key.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    context: VersionVector,
+    pub(crate) context: VersionVector,
     /// Concurrent versions, sorted by dot. Usually one, kept inline.
-    versions: SmallVec<[Version; 1]>,
+    pub(crate) versions: SmallVec<[Version; 1]>,
 }
 
 impl Record {
@@ -122,13 +133,51 @@ impl Record {
         self.lww().and_then(|v| v.value.as_ref())
     }
 
-    /// When every version is a tombstone (the key is deleted everywhere this record has
-    /// seen), the newest of their timestamps; `None` while any value is live.
+    /// When every version is a tombstone or expires (the key is deleted, or will be,
+    /// everywhere this record has seen), the latest of those times; `None` while any value
+    /// lives without expiry. Past times are what tombstone collection looks for.
     #[must_use]
     pub fn deleted_at(&self) -> Option<u64> {
-        self.versions
-            .iter()
-            .try_fold(0, |newest, v| v.value.is_none().then_some(newest.max(v.timestamp_us)))
+        self.versions.iter().try_fold(0, |latest, v| v.dead_at().map(|at| latest.max(at)))
+    }
+
+    /// The last-writer-wins version if it holds a value at `now_us`: the key's value as a
+    /// client that wants exactly one sees it. An expired or deleted winner hides older
+    /// concurrent values, as the newest write decides.
+    #[must_use]
+    pub fn live_winner(&self, now_us: u64) -> Option<&Version> {
+        self.lww().filter(|v| v.is_live(now_us))
+    }
+
+    /// The key's value at `now_us` for clients that want one: the last writer's value, or
+    /// for a counter the join of every concurrent state of its history.
+    #[must_use]
+    pub fn value_at(&self, now_us: u64) -> Option<Bytes> {
+        let winner = self.live_winner(now_us)?;
+        match &winner.counter {
+            None => winner.value.clone(),
+            Some(_) => {
+                let joined = self.joined_counter(winner)?;
+                Some(Bytes::from(joined.value()?.to_string()))
+            }
+        }
+    }
+
+    /// The values of the siblings that are live at `now_us`, in dot order.
+    pub fn values_at(&self, now_us: u64) -> impl Iterator<Item = &Bytes> {
+        self.versions.iter().filter(move |v| v.is_live(now_us)).filter_map(|v| v.value.as_ref())
+    }
+
+    /// The winner's counter joined with every sibling of the same history: increments
+    /// made concurrently through other nodes count too.
+    pub(crate) fn joined_counter(&self, winner: &Version) -> Option<Counter> {
+        let mut joined = (**winner.counter.as_ref()?).clone();
+        for c in self.versions.iter().filter_map(|v| v.counter.as_deref()) {
+            if joined.same_history(c) {
+                joined.join(c);
+            }
+        }
+        Some(joined)
     }
 
     /// The newest timestamp among the versions (0 for none): when the record was last
@@ -185,71 +234,7 @@ impl Record {
         merged
     }
 
-    /// Applies a client write at the coordinating replica `node`, returning the new record
-    /// and the dot of the new version. `current` is the replica's stored record.
-    ///
-    /// The dot's counter is one past every write of `node` to this key that the replica or
-    /// the client has seen, so a node numbers its writes to a key contiguously — which is
-    /// what lets a version vector summarise them.
-    ///
-    /// # Errors
-    /// The counter would pass [`MAX_COUNTER`]: only a forged context gets there, and a
-    /// wrapped counter would make every later write to the key count as already seen.
-    pub fn apply_write(
-        current: Option<&Record>,
-        node: &NodeId,
-        write: &Write,
-    ) -> Result<(Record, Dot), InvalidRecord> {
-        Self::apply_write_above(current, node, write, 0)
-    }
-
-    /// [`Record::apply_write`] with the new dot's counter above `floor` as well: the
-    /// highest counter in any record the replica has removed (see `Engine::remove_if`).
-    /// A collected tombstone takes its dots out of the replica's record, but other
-    /// replicas may still hold it; numbering past the floor keeps the next write from
-    /// reusing one of those dots, which they would drop as already seen.
-    ///
-    /// # Errors
-    /// As [`Record::apply_write`].
-    pub fn apply_write_above(
-        current: Option<&Record>,
-        node: &NodeId,
-        write: &Write,
-        floor: u64,
-    ) -> Result<(Record, Dot), InvalidRecord> {
-        let base = current.cloned().unwrap_or_default();
-        let counter = base
-            .context
-            .get(node)
-            .max(write.context.get(node))
-            .max(floor)
-            .checked_add(1)
-            .filter(|c| *c <= MAX_COUNTER)
-            .ok_or_else(|| InvalidRecord::CounterExhausted { node: node.to_string() })?;
-        let dot = Dot { node: node.clone(), counter };
-        let mut versions: SmallVec<[Version; 1]> = if write.overwrite {
-            SmallVec::new()
-        } else {
-            base.versions.into_iter().filter(|v| !write.context.covers(&v.dot)).collect()
-        };
-        let at = versions.partition_point(|v| v.dot < dot);
-        versions.insert(
-            at,
-            Version {
-                dot: dot.clone(),
-                timestamp_us: write.timestamp_us,
-                value: write.value.clone(),
-            },
-        );
-        let mut context = base.context;
-        context.join(&write.context);
-        context.observe(node, counter);
-        let mut record = Record { context, versions };
-        record.prune();
-        Ok((record, dot))
-    }
-
-    fn prune(&mut self) {
+    pub(crate) fn prune(&mut self) {
         if self.versions.len() <= MAX_SIBLINGS {
             return;
         }
@@ -299,18 +284,15 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Write;
+    use crate::validate::{InvalidRecord, MAX_COUNTER};
 
     fn apply(current: Option<&Record>, node: &NodeId, write: &Write) -> (Record, Dot) {
-        Record::apply_write(current, node, write).unwrap()
+        Record::apply_write(current, node, write).unwrap().written.unwrap()
     }
 
     fn write(value: Option<&str>, context: &VersionVector, ts: u64) -> Write {
-        Write {
-            value: value.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-            context: context.clone(),
-            timestamp_us: ts,
-            overwrite: false,
-        }
+        Write::value(value.map(|v| Bytes::copy_from_slice(v.as_bytes())), Some(context.clone()), ts)
     }
 
     #[test]
@@ -387,7 +369,8 @@ mod tests {
     fn a_counter_at_the_limit_is_refused_not_wrapped() {
         let a = NodeId::new("a");
         let context: VersionVector = [(a.clone(), MAX_COUNTER)].into_iter().collect();
-        let err = Record::apply_write(None, &a, &write(Some("v"), &context, 1)).unwrap_err();
+        let err =
+            Record::apply_write(None, &a, &write(Some("v"), &context, 1)).map(|_| ()).unwrap_err();
         assert_eq!(err, InvalidRecord::CounterExhausted { node: "a".into() });
     }
 }

@@ -156,12 +156,14 @@ mod tests {
 
     fn record(value: Option<&str>, timestamp_us: u64) -> Record {
         let write = Write {
-            value: value.map(|v| Bytes::from(v.to_owned())),
-            context: crate::VersionVector::new(),
-            timestamp_us,
             overwrite: true,
+            ..Write::value(
+                value.map(|v| Bytes::from(v.to_owned())),
+                Some(crate::VersionVector::new()),
+                timestamp_us,
+            )
         };
-        Record::apply_write(None, &NodeId::new("a"), &write).unwrap().0
+        Record::apply_write(None, &NodeId::new("a"), &write).unwrap().into_record()
     }
 
     #[test]

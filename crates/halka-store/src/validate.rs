@@ -40,6 +40,8 @@ pub enum InvalidRecord {
     VersionsUnsorted,
     #[error("version ({node:?}, {counter}) is not covered by the record's own context")]
     DotOutsideContext { node: String, counter: u64 },
+    #[error("a tombstone carries a counter")]
+    CounterWithoutValue,
     #[error("node {node:?} has issued {MAX_COUNTER} writes to this key; no more can be numbered")]
     CounterExhausted { node: String },
 }
@@ -90,6 +92,14 @@ impl Record {
         {
             return Err(InvalidRecord::VersionsUnsorted);
         }
+        for v in versions {
+            if let Some(counter) = &v.counter {
+                if v.value.is_none() {
+                    return Err(InvalidRecord::CounterWithoutValue);
+                }
+                counter.validate()?;
+            }
+        }
         if let Some(v) = versions.iter().find(|v| !self.context().covers(&v.dot)) {
             return Err(InvalidRecord::DotOutsideContext {
                 node: v.dot.node.to_string(),
@@ -116,11 +126,7 @@ mod tests {
             context: context.into_iter().map(|(n, c)| (NodeId::new(n), c)).collect(),
             versions: dots
                 .into_iter()
-                .map(|(n, c)| Version {
-                    dot: Dot { node: NodeId::new(n), counter: c },
-                    timestamp_us: 1,
-                    value: None,
-                })
+                .map(|(n, c)| Version::new(Dot { node: NodeId::new(n), counter: c }, 1, None))
                 .collect(),
         };
         postcard::from_bytes(&postcard::to_allocvec(&raw).unwrap()).unwrap()

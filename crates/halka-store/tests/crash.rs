@@ -41,10 +41,12 @@ fn crash_writer_child() {
             for i in 0.. {
                 let key = format!("k-{t}-{i}");
                 let write = Write {
-                    value: Some(Bytes::from(format!("v-{t}-{i}"))),
-                    context: VersionVector::new(),
-                    timestamp_us: i,
                     overwrite: false,
+                    ..Write::value(
+                        Some(Bytes::from(format!("v-{t}-{i}"))),
+                        Some(VersionVector::new()),
+                        i,
+                    )
                 };
                 engine.apply_write(key.as_bytes(), &node, &write).unwrap();
                 if tx.send(key).is_err() {

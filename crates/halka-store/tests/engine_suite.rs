@@ -4,17 +4,15 @@
 
 use bytes::Bytes;
 use halka_store::{
-    Engine, FjallEngine, FjallOptions, Limits, MemoryEngine, NodeId, Record, StoreError,
+    Dot, Engine, FjallEngine, FjallOptions, Limits, MemoryEngine, NodeId, Record, StoreError,
     SyncPolicy, TrackedEngine, Tracking, VersionVector, Write,
 };
 use std::sync::Arc;
 
 fn write(value: &str, context: &VersionVector) -> Write {
     Write {
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        context: context.clone(),
-        timestamp_us: 1,
         overwrite: false,
+        ..Write::value(Some(Bytes::copy_from_slice(value.as_bytes())), Some(context.clone()), 1)
     }
 }
 
@@ -24,8 +22,8 @@ fn small_limits() -> Limits {
 
 fn write_then_read(engine: &dyn Engine) {
     let a = NodeId::new("a");
-    let (record, dot) = engine.apply_write(b"k", &a, &write("v1", &VersionVector::new())).unwrap();
-    assert_eq!(dot.counter, 1);
+    let (record, _) = engine.apply_write(b"k", &a, &write("v1", &VersionVector::new())).unwrap();
+    assert_eq!(record.context().get(&a), 1, "the first write is numbered 1");
     assert_eq!(engine.get(b"k").unwrap(), Some(record));
     assert_eq!(engine.get(b"missing").unwrap(), None);
     assert_eq!(engine.key_count(), 1);
@@ -37,8 +35,9 @@ fn causal_overwrite_and_siblings(engine: &dyn Engine) {
     let (r2, _) = engine.apply_write(b"k", &a, &write("v2", r1.context())).unwrap();
     assert_eq!(r2.values().count(), 1);
     // A concurrent version arriving from a peer becomes a sibling.
-    let theirs =
-        Arc::new(Record::apply_write(None, &b, &write("w", &VersionVector::new())).unwrap().0);
+    let theirs = Arc::new(
+        Record::apply_write(None, &b, &write("w", &VersionVector::new())).unwrap().into_record(),
+    );
     engine.merge(b"k", &theirs).unwrap();
     let stored = engine.get(b"k").unwrap().unwrap();
     assert_eq!(stored.values().count(), 2);
@@ -69,17 +68,18 @@ fn concurrent_writers_get_distinct_dots(engine: Arc<dyn Engine>) {
                 let a = NodeId::new("a");
                 (0..50)
                     .map(|_| {
-                        engine
+                        let (record, _) = engine
                             .apply_write(b"hot", &a, &write("v", &VersionVector::new()))
-                            .unwrap()
-                            .1
+                            .unwrap();
+                        // The newest version is this write's: blind writes leave the
+                        // others as siblings.
+                        record.versions().iter().map(|v| v.dot.counter).max().unwrap()
                     })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut dots: Vec<u64> =
-        threads.into_iter().flat_map(|t| t.join().unwrap()).map(|d| d.counter).collect();
+    let mut dots: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     dots.sort_unstable();
     assert_eq!(dots, (1..=200).collect::<Vec<_>>(), "every write got its own counter");
     let stored = engine.get(b"hot").unwrap().unwrap();
@@ -171,7 +171,8 @@ fn a_write_after_a_removal_numbers_past_the_removed_dots(engine: &dyn Engine) {
     }
     assert!(engine.remove_if(b"k", &mut |_| true).unwrap());
     assert_eq!(engine.counter_floor(), 5);
-    let (_, dot) = engine.apply_write(b"k", &a, &write("again", &VersionVector::new())).unwrap();
+    let (record, _) = engine.apply_write(b"k", &a, &write("again", &VersionVector::new())).unwrap();
+    let dot = Dot { node: a.clone(), counter: record.context().get(&a) };
     assert!(!context.covers(&dot), "reused dot {dot:?} that {context:?} already covers");
 }
 

@@ -12,12 +12,14 @@ use std::sync::Arc;
 
 fn record(node: &str, value: &str, base: Option<&Record>) -> Arc<Record> {
     let write = Write {
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
-        context: VersionVector::new(),
-        timestamp_us: 1,
         overwrite: false,
+        ..Write::value(
+            Some(Bytes::copy_from_slice(value.as_bytes())),
+            Some(VersionVector::new()),
+            1,
+        )
     };
-    Arc::new(Record::apply_write(base, &NodeId::new(node), &write).unwrap().0)
+    Arc::new(Record::apply_write(base, &NodeId::new(node), &write).unwrap().into_record())
 }
 
 fn hints_merge_and_are_removed_only_when_delivered_unchanged(store: &dyn HintStore) {

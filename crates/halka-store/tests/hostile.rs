@@ -36,10 +36,12 @@ fn hostile_record() -> impl Strategy<Value = Record> {
                 context: context.into_iter().map(|(n, c)| (NodeId::new(NODES[n]), c)).collect(),
                 versions: versions
                     .into_iter()
-                    .map(|(n, c, live)| Version {
-                        dot: Dot { node: NodeId::new(NODES[n]), counter: c },
-                        timestamp_us: u64::MAX,
-                        value: live.then(|| Bytes::from_static(b"evil")),
+                    .map(|(n, c, live)| {
+                        Version::new(
+                            Dot { node: NodeId::new(NODES[n]), counter: c },
+                            u64::MAX,
+                            live.then(|| Bytes::from_static(b"evil")),
+                        )
                     })
                     .collect(),
             };
@@ -49,10 +51,8 @@ fn hostile_record() -> impl Strategy<Value = Record> {
 
 fn set(value: &'static [u8]) -> Write {
     Write {
-        value: Some(Bytes::from_static(value)),
-        context: halka_store::VersionVector::new(),
-        timestamp_us: 10,
         overwrite: true,
+        ..Write::value(Some(Bytes::from_static(value)), Some(halka_store::VersionVector::new()), 10)
     }
 }
 

@@ -10,13 +10,12 @@ use proptest::prelude::*;
 const NODES: [&str; 3] = ["a", "b", "c"];
 
 fn version(node: usize, counter: u64) -> Version {
-    Version {
-        dot: Dot { node: NodeId::new(NODES[node]), counter },
-        // Content is a function of the dot, as uniqueness of dots guarantees.
-        timestamp_us: counter * 7 + node as u64,
-        value: (!counter.is_multiple_of(4))
-            .then(|| Bytes::from(format!("{}{counter}", NODES[node]))),
-    }
+    // Content is a function of the dot, as uniqueness of dots guarantees.
+    Version::new(
+        Dot { node: NodeId::new(NODES[node]), counter },
+        counter * 7 + node as u64,
+        (!counter.is_multiple_of(4)).then(|| Bytes::from(format!("{}{counter}", NODES[node]))),
+    )
 }
 
 fn record() -> impl Strategy<Value = Record> {

@@ -17,8 +17,8 @@ pub fn replies_map(result: &GetResult) -> String {
         .map(|(node, record)| {
             let value = record
                 .as_ref()
-                .and_then(|r| r.lww_value())
-                .map_or_else(|| "<none>".to_string(), |v| String::from_utf8_lossy(v).into_owned());
+                .and_then(|r| r.value_at(result.now_us))
+                .map_or_else(|| "<none>".to_string(), |v| String::from_utf8_lossy(&v).into_owned());
             (node.to_string(), value)
         })
         .collect();

@@ -151,6 +151,13 @@ struct JsonVersion {
     encoding: &'static str,
     deleted: bool,
     timestamp_us: u64,
+    /// When the version's value expires (it then reads as deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at_us: Option<u64>,
+    /// Whether the version holds a counter (`INCR`): its value is then the sum of every
+    /// node's increments, which `value` at the top level reports.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    counter: bool,
     node: String,
 }
 
@@ -171,6 +178,8 @@ fn json_version(v: &Version) -> JsonVersion {
         encoding,
         deleted: v.value.is_none(),
         timestamp_us: v.timestamp_us,
+        expires_at_us: v.expires_at_us,
+        counter: v.counter.is_some(),
         node: v.dot.node.to_string(),
     }
 }
@@ -198,7 +207,7 @@ fn request_context(
 }
 
 fn record_json(state: &NodeState, key: &str, result: &GetResult) -> Value {
-    let winner = result.record.lww().and_then(|v| v.value.as_deref()).map(json_value);
+    let winner = result.value().map(|v| json_value(&v));
     let siblings: Vec<JsonVersion> = result.record.versions().iter().map(json_version).collect();
     let replicas: Vec<Value> = result
         .replies

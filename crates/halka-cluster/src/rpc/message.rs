@@ -7,8 +7,10 @@ use halka_store::{HashRange, Record, Write};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// The format byte that starts every frame body.
-pub const FORMAT_V1: u8 = 1;
+/// The format byte that starts every frame body. Format 2: records carry expiry and
+/// counters (see `halka_store::codec`), writes carry a `Change`; a format-1 peer's frames
+/// are refused with a message naming the format.
+pub const FORMAT_V2: u8 = 2;
 
 /// A message with the id that pairs a response with its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,11 +69,15 @@ pub enum Response {
     Ack,
     Pong,
     Error(WireError),
-    Hello { placement: u64 },
+    Hello {
+        placement: u64,
+    },
     Digests(Vec<u64>),
     KeyDigests(Vec<(Bytes, u64)>),
     Records(Vec<Option<Arc<Record>>>),
     Flags(Vec<bool>),
+    /// The coordinating replica's answer to `CoordinateWrite`.
+    Coordinated(crate::Coordinated),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.
@@ -107,7 +113,7 @@ impl From<WireError> for ReplicaError {
 /// # Errors
 /// Only if serialisation fails, which it does not for these types.
 pub fn encode<T: Serialize>(msg: &Envelope<T>) -> Result<Bytes, postcard::Error> {
-    postcard::to_extend(msg, vec![FORMAT_V1]).map(Bytes::from)
+    postcard::to_extend(msg, vec![FORMAT_V2]).map(Bytes::from)
 }
 
 /// Decodes a frame body.
@@ -116,7 +122,7 @@ pub fn encode<T: Serialize>(msg: &Envelope<T>) -> Result<Bytes, postcard::Error>
 /// An unknown format byte or a body that does not decode.
 pub fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> Result<Envelope<T>, String> {
     match frame.split_first() {
-        Some((&FORMAT_V1, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+        Some((&FORMAT_V2, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
         Some((v, _)) => Err(format!("unknown frame format {v}")),
         None => Err("empty frame".into()),
     }
@@ -134,17 +140,15 @@ mod tests {
             body: Request::CoordinateWrite {
                 key: Bytes::from_static(b"k"),
                 write: Write {
-                    value: Some(Bytes::from_static(b"v")),
-                    context: VersionVector::new(),
-                    timestamp_us: 5,
                     overwrite: true,
+                    ..Write::value(Some(Bytes::from_static(b"v")), Some(VersionVector::new()), 5)
                 },
             },
         };
         let bytes = encode(&req).unwrap();
-        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(bytes[0], FORMAT_V2);
         assert_eq!(decode::<Request>(&bytes).unwrap(), req);
-        assert!(decode::<Request>(&[2, 0]).unwrap_err().contains("unknown frame format"));
-        assert!(decode::<Request>(&[1, 200, 200]).is_err());
+        assert!(decode::<Request>(&[1, 0]).unwrap_err().contains("unknown frame format"));
+        assert!(decode::<Request>(&[2, 200, 200]).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! between nodes ([`super::TcpPeer`]), or a simulated network in `halka-sim`.
 
 use super::message::{Request, Response};
+use crate::Coordinated;
 use crate::replica::deferred;
 use crate::{Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
@@ -62,10 +63,10 @@ impl<T: Transport> Replica for MessageReplica<T> {
         self.transport.id()
     }
 
-    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Arc<Record>> {
+    fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Coordinated> {
         let request = Request::CoordinateWrite { key: key.clone(), write: write.clone() };
         self.ask(request, |r| match r {
-            Response::Record(r) => Ok(r),
+            Response::Coordinated(c) => Ok(c),
             other => Err(other),
         })
     }

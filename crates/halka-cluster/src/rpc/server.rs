@@ -272,7 +272,7 @@ pub fn handle(
     }
     match request {
         Request::CoordinateWrite { key, write } => {
-            replica.coordinate_write(&key, &write).map(|r| answer(r, Response::Record)).boxed()
+            replica.coordinate_write(&key, &write).map(|r| answer(r, Response::Coordinated)).boxed()
         }
         Request::Merge { key, record } => {
             replica.merge(&key, &record).map(|r| answer(r, |()| Response::Ack)).boxed()

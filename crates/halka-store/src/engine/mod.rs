@@ -15,7 +15,7 @@ pub use memory::MemoryEngine;
 pub use tracked::{TrackedEngine, Tracking};
 
 use crate::layout::HashRange;
-use crate::{Dot, Limits, NodeId, Record, StoreError, Write};
+use crate::{Applied, Limits, NodeId, Outcome, Record, StoreError, Write};
 use std::fmt;
 use std::sync::Arc;
 
@@ -141,8 +141,8 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         None
     }
 
-    /// Applies a client write as the coordinating replica `node` and returns the resulting
-    /// record and the new version's dot.
+    /// Applies a client write as the coordinating replica `node` and returns the record
+    /// the key now holds (unchanged when the write was refused) with the write's outcome.
     ///
     /// # Errors
     /// Limits (nothing is stored), or as [`Engine::update`].
@@ -151,15 +151,16 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         key: &[u8],
         node: &NodeId,
         write: &Write,
-    ) -> Result<(Arc<Record>, Dot), StoreError> {
-        let (record, dot, token) = self.apply_write_deferred(key, node, write)?;
+    ) -> Result<(Arc<Record>, Outcome), StoreError> {
+        let (record, outcome, token) = self.apply_write_deferred(key, node, write)?;
         if let Some(token) = token {
             self.wait_durable(token)?;
         }
-        Ok((record, dot))
+        Ok((record, outcome))
     }
 
-    /// [`Engine::apply_write`] without waiting for durability: the caller awaits the token.
+    /// [`Engine::apply_write`] without waiting for durability: the caller awaits the token
+    /// (`None` when nothing was written).
     ///
     /// # Errors
     /// Limits (nothing is stored), or as [`Engine::update`].
@@ -168,34 +169,44 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         key: &[u8],
         node: &NodeId,
         write: &Write,
-    ) -> Result<(Arc<Record>, Dot, Option<SyncToken>), StoreError> {
+    ) -> Result<(Arc<Record>, Outcome, Option<SyncToken>), StoreError> {
         self.limits().check_key(key)?;
-        if let Some(v) = &write.value {
+        if let Some(v) = write.payload() {
             self.limits().check_value(v)?;
         }
         write.context.validate()?;
+        let max_value = self.limits().max_value_bytes;
         let mut result = None;
         // The floor is read under the key's lock, so a removal of this key either
         // happened before (and raised it) or happens after this write.
-        let token = self.update_deferred(key, &mut |current| match Record::apply_write_above(
-            current.map(|r| &**r),
-            node,
-            write,
-            self.counter_floor(),
-        ) {
-            Ok((record, dot)) => {
-                let record = Arc::new(record);
-                result = Some(Ok((Arc::clone(&record), dot)));
-                Some(record)
-            }
-            Err(e) => {
-                result = Some(Err(e));
-                None
+        let token = self.update_deferred(key, &mut |current| {
+            let applied = Record::apply_write_above(
+                current.map(|r| &**r),
+                node,
+                write,
+                self.counter_floor(),
+                max_value,
+            );
+            match applied {
+                Ok(Applied { written: Some((record, _)), outcome }) => {
+                    let record = Arc::new(record);
+                    result = Some(Ok((Arc::clone(&record), outcome)));
+                    Some(record)
+                }
+                Ok(Applied { written: None, outcome }) => {
+                    let held = current.cloned().unwrap_or_default();
+                    result = Some(Ok((held, outcome)));
+                    None
+                }
+                Err(e) => {
+                    result = Some(Err(e));
+                    None
+                }
             }
         })?;
-        let (record, dot) =
+        let (record, outcome) =
             result.ok_or_else(|| StoreError::Io("write was not applied".into()))??;
-        Ok((record, dot, token))
+        Ok((record, outcome, token))
     }
 
     /// Merges `incoming` into the stored record for `key`.

@@ -185,10 +185,8 @@ mod tests {
 
     fn write(value: Option<&str>) -> Write {
         Write {
-            value: value.map(|v| Bytes::from(v.to_owned())),
-            context: VersionVector::new(),
-            timestamp_us: 7,
             overwrite: true,
+            ..Write::value(value.map(|v| Bytes::from(v.to_owned())), Some(VersionVector::new()), 7)
         }
     }
 

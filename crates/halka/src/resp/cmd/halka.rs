@@ -38,20 +38,15 @@ pub async fn getall(state: &NodeState, s: &Session, args: &mut Args) -> Result<F
         .replies
         .iter()
         .map(|(node, rec)| {
-            let v = rec
-                .as_ref()
-                .and_then(|r| r.lww_value())
-                .map_or(Frame::Null, |v| Frame::Bulk(v.clone()));
+            let v =
+                rec.as_ref().and_then(|r| r.value_at(got.now_us)).map_or(Frame::Null, Frame::Bulk);
             (node.to_string(), v)
         })
         .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out: Vec<(Frame, Frame)> =
         pairs.into_iter().map(|(n, v)| (Frame::bulk(n), v)).collect();
-    out.push((
-        Frame::bulk("resolved"),
-        got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())),
-    ));
+    out.push((Frame::bulk("resolved"), got.value().map_or(Frame::Null, Frame::Bulk)));
     Ok(Frame::Map(out))
 }
 
@@ -77,7 +72,7 @@ pub async fn get(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     }
     args.finish()?;
     let got = state.coordinator.get(key, r).await.map_err(|e| cluster_error(&e))?;
-    Ok(got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
+    Ok(got.value().map_or(Frame::Null, Frame::Bulk))
 }
 
 /// `HALKA.SET <key> <value> <w> [PW <n>] [RECEIPT]`: SET with this request's write

@@ -1,17 +1,19 @@
 //! Key-value commands: GET, SET [NX|XX], DEL, EXISTS, MGET, MSET.
 
-use super::{Args, Session, cluster_error};
+use super::expiry::{self, Unit};
+use super::{Args, Session, apply, cluster_error};
 use crate::node::NodeState;
 use crate::resp::frame::Frame;
 use bytes::Bytes;
 use futures::future::join_all;
-use halka_cluster::GetResult;
+use halka_cluster::{GetResult, WriteRequest};
+use halka_store::{Change, Condition, Expiry};
 
 pub async fn get(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     args.finish()?;
     let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
-    Ok(got.value().map_or(Frame::Null, |v| Frame::Bulk(v.clone())))
+    Ok(got.value().map_or(Frame::Null, Frame::Bulk))
 }
 
 /// `STRLEN key`: the length of the value, 0 for a missing key.
@@ -31,7 +33,7 @@ pub async fn getrange(state: &NodeState, s: &Session, args: &mut Args) -> Result
     args.finish()?;
     let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
     let Some(value) = got.value() else { return Ok(Frame::Bulk(Bytes::new())) };
-    Ok(Frame::Bulk(byte_range(value, start, end)))
+    Ok(Frame::Bulk(byte_range(&value, start, end)))
 }
 
 /// Redis's `GETRANGE` arithmetic: negative offsets from the end, clamped to the value.
@@ -52,41 +54,49 @@ fn next_i64(args: &mut Args) -> Result<i64, Frame> {
         .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
 }
 
-/// `SET key value [NX|XX]`. NX and XX check with a quorum read before writing; that check
-/// is not atomic against a concurrent writer on another node (there is no cluster-wide
-/// lock in a Dynamo-style store).
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`. NX and XX are checked
+/// at the key's first answering owner under its lock, so concurrent conditional writes
+/// through any nodes have one winner while that replica is up.
 pub async fn set(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
-    let mut condition = None;
-    for opt in args.rest() {
-        match opt.to_ascii_uppercase().as_slice() {
-            b"NX" if condition.is_none() => condition = Some(false),
-            b"XX" if condition.is_none() => condition = Some(true),
-            b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL" => {
-                return Err(Frame::error("ERR expiry is not supported by halka"));
+    let mut condition = Condition::Always;
+    let mut expiry = None;
+    let mut get = false;
+    let mut options = args.rest().into_iter();
+    while let Some(opt) = options.next() {
+        let upper = opt.to_ascii_uppercase();
+        match upper.as_slice() {
+            b"NX" if condition == Condition::Always => condition = Condition::Absent,
+            b"XX" if condition == Condition::Always => condition = Condition::Present,
+            b"GET" if !get => get = true,
+            b"KEEPTTL" if expiry.is_none() => expiry = Some(Expiry::Keep),
+            flag if expiry.is_none() && expiry::time_flag(flag).is_some() => {
+                let (unit, absolute) = expiry::time_flag(flag).unwrap_or((Unit::Seconds, false));
+                let amount: i64 = options
+                    .next()
+                    .and_then(|a| std::str::from_utf8(&a).ok().and_then(|a| a.parse().ok()))
+                    .ok_or_else(|| Frame::error("ERR value is not an integer or out of range"))?;
+                if amount <= 0 {
+                    return Err(expiry::invalid_expire_time("set"));
+                }
+                expiry = Some(Expiry::At(expiry::expiry_at(state, amount, unit, absolute, "set")?));
             }
-            b"GET" => return Err(Frame::error("ERR SET ... GET is not supported by halka")),
             _ => return Err(Frame::error("ERR syntax error")),
         }
     }
-    if let Some(must_exist) = condition {
-        let exists = state
-            .coordinator
-            .get(key.clone(), s.r)
-            .await
-            .map_err(|e| cluster_error(&e))?
-            .value()
-            .is_some();
-        if exists != must_exist {
-            return Ok(Frame::Null);
-        }
+    let change = Change::Put { value, expiry: expiry.unwrap_or(Expiry::Never) };
+    let request = WriteRequest { condition, want_previous: get, ..WriteRequest::new(change, None) };
+    let outcome = apply(state, s, key, request).await?;
+    if get {
+        return Ok(outcome.previous.map_or(Frame::Null, Frame::Bulk));
     }
-    state.coordinator.write(key, Some(value), None, s.w).await.map_err(|e| cluster_error(&e))?;
-    Ok(Frame::ok())
+    Ok(if outcome.refused.is_some() { Frame::Null } else { Frame::ok() })
 }
 
 /// `DEL key...`: counts keys that had a value, as Redis does, so it reads before deleting.
+/// The read is a quorum read rather than a condition at one replica: a key that replica
+/// missed is still deleted.
 pub async fn del(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let mut keys = nonempty(args)?;
     // A key named twice is deleted, and counted, once (EXISTS counts every mention).
@@ -160,7 +170,7 @@ pub async fn mget(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     let keys = nonempty(args)?;
     let max = state.config.limits.max_reply_bytes;
     let values = read_keys(state, s, &keys, max, |got| {
-        let v = got.value().cloned();
+        let v = got.value();
         let size = v.as_ref().map_or(5, |v| v.len() + 16);
         (v, size)
     })
@@ -199,14 +209,6 @@ pub async fn type_of(state: &NodeState, s: &Session, args: &mut Args) -> Result<
     args.finish()?;
     let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
     Ok(Frame::Simple(if got.value().is_some() { "string" } else { "none" }.into()))
-}
-
-/// `TTL key` / `PTTL key`: keys never expire, so -1 for a key that exists, -2 otherwise.
-pub async fn ttl(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
-    let key = args.next_bytes()?;
-    args.finish()?;
-    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
-    Ok(Frame::Integer(if got.value().is_some() { -1 } else { -2 }))
 }
 
 fn nonempty(args: &mut Args) -> Result<Vec<Bytes>, Frame> {

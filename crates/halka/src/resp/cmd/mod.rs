@@ -3,16 +3,21 @@
 //! Siblings resolve by last-writer-wins on this protocol: a Redis client expects one value.
 //! `HALKA.GETALL` shows each replica's answer for clients that want to see more.
 
+mod counter;
+mod expiry;
 mod halka;
 mod kv;
 mod server;
+mod strings;
 pub mod table;
 mod transaction;
 
 use super::frame::Frame;
 use crate::node::NodeState;
 use bytes::Bytes;
-use halka_cluster::ClusterError;
+use expiry::{Report, Unit};
+use halka_cluster::{ClusterError, WriteQuorum, WriteRequest};
+use halka_store::Outcome;
 
 /// Per-connection state.
 #[derive(Debug)]
@@ -105,6 +110,28 @@ pub(crate) fn cluster_error(e: &ClusterError) -> Frame {
         _ => "ERR",
     };
     Frame::error(format!("{prefix} {e}"))
+}
+
+/// Applies `request` to `key` with this connection's W. A refusal that the client must hear
+/// as an error (a value that is not an integer, say) is one; a condition that did not hold
+/// is left in the outcome for the command to report.
+async fn apply(
+    state: &NodeState,
+    s: &Session,
+    key: Bytes,
+    request: WriteRequest,
+) -> Result<Outcome, Frame> {
+    let put = state
+        .coordinator
+        .apply(key, request, WriteQuorum { w: s.w, pw: 0 })
+        .await
+        .map_err(|e| cluster_error(&e))?;
+    if let Some(refusal) = put.outcome.refused
+        && let Some(error) = expiry::refusal_error(refusal, state.config.limits.max_value_bytes)
+    {
+        return Err(error);
+    }
+    Ok(put.outcome)
 }
 
 /// The key of a command that reads or writes exactly one key and nothing else, so it may
@@ -212,7 +239,27 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "MGET" => kv::mget(state, session, &mut args).await,
         "MSET" => kv::mset(state, session, &mut args).await,
         "TYPE" => kv::type_of(state, session, &mut args).await,
-        "TTL" | "PTTL" => kv::ttl(state, session, &mut args).await,
+        "TTL" => expiry::ttl(state, session, &mut args, Report::Left(Unit::Seconds)).await,
+        "PTTL" => expiry::ttl(state, session, &mut args, Report::Left(Unit::Millis)).await,
+        "EXPIRETIME" => expiry::ttl(state, session, &mut args, Report::At(Unit::Seconds)).await,
+        "PEXPIRETIME" => expiry::ttl(state, session, &mut args, Report::At(Unit::Millis)).await,
+        "EXPIRE" => expiry::expire(state, session, &mut args, Unit::Seconds, false).await,
+        "PEXPIRE" => expiry::expire(state, session, &mut args, Unit::Millis, false).await,
+        "EXPIREAT" => expiry::expire(state, session, &mut args, Unit::Seconds, true).await,
+        "PEXPIREAT" => expiry::expire(state, session, &mut args, Unit::Millis, true).await,
+        "PERSIST" => expiry::persist(state, session, &mut args).await,
+        "GETEX" => expiry::getex(state, session, &mut args).await,
+        "SETEX" => expiry::setex(state, session, &mut args, Unit::Seconds).await,
+        "PSETEX" => expiry::setex(state, session, &mut args, Unit::Millis).await,
+        "INCR" => counter::add(state, session, &mut args, Some(1), false).await,
+        "DECR" => counter::add(state, session, &mut args, Some(1), true).await,
+        "INCRBY" => counter::add(state, session, &mut args, None, false).await,
+        "DECRBY" => counter::add(state, session, &mut args, None, true).await,
+        "SETNX" => strings::setnx(state, session, &mut args).await,
+        "GETSET" => strings::getset(state, session, &mut args).await,
+        "GETDEL" => strings::getdel(state, session, &mut args).await,
+        "APPEND" => strings::append(state, session, &mut args).await,
+        "SETRANGE" => strings::setrange(state, session, &mut args).await,
         "PING" => server::ping(&mut args),
         "ECHO" => server::echo(&mut args),
         "HELLO" => server::hello(state, session, &mut args),

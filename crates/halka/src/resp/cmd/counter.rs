@@ -1,0 +1,43 @@
+//! `INCR`, `DECR`, `INCRBY`, `DECRBY`: convergent counters.
+//!
+//! Each increment is added to the key's PN-counter at its coordinating replica (see
+//! `halka_store::Counter`), so increments through different nodes, during a partition or
+//! with a replica down, all count once the replicas meet. The reply is the counter's value
+//! as that replica knows it when it applied the increment: an increment through another
+//! node that it has not yet received is missing from it, so two clients can receive the
+//! same number. It is not a cluster-wide sequence number (README, "Counters").
+
+use super::{Args, Session, apply};
+use crate::node::NodeState;
+use crate::resp::frame::Frame;
+use halka_cluster::WriteRequest;
+use halka_store::Change;
+
+/// Adds `sign * amount` (the amount read from the arguments when `amount` is `None`).
+pub async fn add(
+    state: &NodeState,
+    s: &Session,
+    args: &mut Args,
+    amount: Option<i64>,
+    negate: bool,
+) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let amount = match amount {
+        Some(a) => a,
+        None => args
+            .next_string()?
+            .parse::<i64>()
+            .map_err(|_| Frame::error("ERR value is not an integer or out of range"))?,
+    };
+    args.finish()?;
+    let delta = if negate {
+        amount.checked_neg().ok_or_else(|| Frame::error("ERR decrement would overflow"))?
+    } else {
+        amount
+    };
+    let outcome = apply(state, s, key, WriteRequest::new(Change::Add(delta), None)).await?;
+    let value = outcome
+        .number
+        .ok_or_else(|| Frame::error("ERR the coordinating replica reported no counter value"))?;
+    Ok(Frame::Integer(value))
+}

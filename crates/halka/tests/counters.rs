@@ -1,0 +1,134 @@
+//! Convergent counters (`INCR` and friends) against real server processes.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::TestCluster;
+use redis::aio::MultiplexedConnection;
+
+async fn conn(c: &TestCluster, i: usize) -> MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(i))).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+async fn incr_many(mut conn: MultiplexedConnection, key: &str, times: usize) {
+    for _ in 0..times {
+        let _: i64 = redis::cmd("INCR").arg(key).query_async(&mut conn).await.unwrap();
+    }
+}
+
+async fn read_at_r2(c: &TestCluster, i: usize, key: &str) -> i64 {
+    let mut n = conn(c, i).await;
+    let v: String = redis::cmd("HALKA.GET").arg(key).arg(2).query_async(&mut n).await.unwrap();
+    v.parse().unwrap()
+}
+
+#[tokio::test]
+async fn four_clients_incrementing_through_every_node_count_every_increment() {
+    let c = TestCluster::start(3, "periodic");
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        clients.push(tokio::spawn(incr_many(conn(&c, i % 3).await, "hits", 1000)));
+    }
+    for t in clients {
+        t.await.unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(read_at_r2(&c, i, "hits").await, 4000, "through node {i}");
+    }
+}
+
+#[tokio::test]
+async fn increments_during_an_owners_crash_and_restart_all_count() {
+    let mut c = TestCluster::start(3, "periodic");
+    // Two nodes take the increments; the third, an owner of every key (N = 3), crashes
+    // and comes back in the middle.
+    let clients: Vec<_> = {
+        let mut v = Vec::new();
+        for i in 0..4 {
+            v.push(conn(&c, i % 2).await);
+        }
+        v
+    };
+    let first: Vec<_> =
+        clients.iter().cloned().map(|conn| tokio::spawn(incr_many(conn, "k", 500))).collect();
+    for t in first {
+        t.await.unwrap();
+    }
+    c.kill(2);
+    let during: Vec<_> =
+        clients.iter().cloned().map(|conn| tokio::spawn(incr_many(conn, "k", 250))).collect();
+    for t in during {
+        t.await.unwrap();
+    }
+    c.launch(2);
+    let after: Vec<_> =
+        clients.into_iter().map(|conn| tokio::spawn(incr_many(conn, "k", 250))).collect();
+    for t in after {
+        t.await.unwrap();
+    }
+    for i in 0..3 {
+        assert_eq!(read_at_r2(&c, i, "k").await, 4000, "through node {i}");
+    }
+}
+
+#[tokio::test]
+async fn incr_starts_from_an_integer_value_and_set_restarts_the_counter() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    let mut b = conn(&c, 1).await;
+    let _: () = redis::cmd("SET").arg("n").arg("10").query_async(&mut a).await.unwrap();
+    let v: i64 = redis::cmd("INCRBY").arg("n").arg(5).query_async(&mut b).await.unwrap();
+    assert_eq!(v, 15);
+    let v: i64 = redis::cmd("DECRBY").arg("n").arg(20).query_async(&mut a).await.unwrap();
+    assert_eq!(v, -5);
+    let _: () = redis::cmd("SET").arg("n").arg("100").query_async(&mut b).await.unwrap();
+    let v: i64 = redis::cmd("DECR").arg("n").query_async(&mut a).await.unwrap();
+    assert_eq!(v, 99, "earlier increments do not leak into the new value");
+    let got: String = redis::cmd("GET").arg("n").query_async(&mut b).await.unwrap();
+    assert_eq!(got, "99");
+}
+
+#[tokio::test]
+async fn a_deleted_counter_starts_again_from_zero() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    for _ in 0..5 {
+        let _: i64 = redis::cmd("INCR").arg("n").query_async(&mut a).await.unwrap();
+    }
+    let _: i64 = redis::cmd("DEL").arg("n").query_async(&mut a).await.unwrap();
+    let mut b = conn(&c, 2).await;
+    let v: i64 = redis::cmd("INCR").arg("n").query_async(&mut b).await.unwrap();
+    assert_eq!(v, 1);
+}
+
+#[tokio::test]
+async fn incr_on_text_or_past_the_limit_is_refused_and_changes_nothing() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    let _: () = redis::cmd("SET").arg("t").arg("ten").query_async(&mut a).await.unwrap();
+    let err = redis::cmd("INCR").arg("t").query_async::<i64>(&mut a).await.unwrap_err();
+    assert!(err.to_string().contains("not an integer or out of range"), "{err}");
+    let got: String = redis::cmd("GET").arg("t").query_async(&mut a).await.unwrap();
+    assert_eq!(got, "ten");
+    let max = i64::MAX.to_string();
+    let _: () = redis::cmd("SET").arg("m").arg(&max).query_async(&mut a).await.unwrap();
+    let err = redis::cmd("INCR").arg("m").query_async::<i64>(&mut a).await.unwrap_err();
+    assert!(err.to_string().contains("would overflow"), "{err}");
+    let got: String = redis::cmd("GET").arg("m").query_async(&mut a).await.unwrap();
+    assert_eq!(got, max);
+    let err = redis::cmd("INCRBY").arg("m").arg("x").query_async::<i64>(&mut a).await.unwrap_err();
+    assert!(err.to_string().contains("not an integer"), "{err}");
+}
+
+#[tokio::test]
+async fn a_counter_keeps_its_expiry() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    let _: () =
+        redis::cmd("SET").arg("n").arg("1").arg("EX").arg(500).query_async(&mut a).await.unwrap();
+    let _: i64 = redis::cmd("INCR").arg("n").query_async(&mut a).await.unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg("n").query_async(&mut a).await.unwrap();
+    assert!((1..=500).contains(&ttl), "{ttl}");
+}
