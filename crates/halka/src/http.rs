@@ -10,14 +10,14 @@ use crate::node::{NodeState, metrics_handle};
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use halka_cluster::{ClusterError, GetResult};
-use halka_store::{Record, Version, VersionVector};
+use halka_cluster::{ClusterError, GetResult, WriteRequest};
+use halka_store::{Change, Condition, Expiry, Record, Version, VersionVector};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -112,6 +112,8 @@ struct KvParams {
     /// halka, so any `pr` up to `r` holds; it is checked for clients that set it.
     pr: Option<usize>,
     context: Option<String>,
+    /// PUT: the value expires this many milliseconds from now.
+    ttl_ms: Option<u64>,
 }
 
 /// The receipt of a write: who acknowledged it, and who of them stood in for whom.
@@ -285,8 +287,36 @@ async fn put_key(
     let k = key_bytes(&state, &key)?;
     let quorum = write_quorum(&state, &params);
     let context = request_context(&state, &k, &headers, params.context)?;
-    let put = state.coordinator.write_with(k, Some(body), context, quorum).await?;
+    let expiry = match params.ttl_ms {
+        None => Expiry::Never,
+        Some(0) => {
+            return Err(ApiError(StatusCode::BAD_REQUEST, "ttl_ms must be at least 1".into()));
+        }
+        Some(ms) => Expiry::At(
+            ms.checked_mul(1000)
+                .and_then(|us| state.coordinator.now_us().checked_add(us))
+                .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "ttl_ms is too large".into()))?,
+        ),
+    };
+    // `If-None-Match: *`: store only if the key holds no value, checked at its first owner.
+    let condition = match headers.get("if-none-match").map(HeaderValue::as_bytes) {
+        None => Condition::Always,
+        Some(b"*") => Condition::Absent,
+        Some(_) => {
+            let message = "If-None-Match supports only \"*\" (store only if absent)";
+            return Err(ApiError(StatusCode::BAD_REQUEST, message.into()));
+        }
+    };
+    let request = WriteRequest {
+        condition,
+        ..WriteRequest::new(Change::Put { value: body, expiry }, context)
+    };
+    let put = state.coordinator.apply(k, request, quorum).await?;
     observe("put", started);
+    if put.outcome.refused.is_some() {
+        let message = format!("key {key:?} already holds a value (If-None-Match: *)");
+        return Err(ApiError(StatusCode::PRECONDITION_FAILED, message));
+    }
     let mut body = receipt(&put);
     body["key"] = json!(key);
     body["context"] = json!(state.tokens.encode(key.as_bytes(), &put.context));

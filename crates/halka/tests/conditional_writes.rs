@@ -131,3 +131,19 @@ async fn a_value_grown_past_the_limit_is_refused_and_kept() {
     let got: String = redis::cmd("GET").arg("s").query_async(&mut a).await.unwrap();
     assert_eq!(got, "12345");
 }
+
+#[test]
+fn an_http_put_with_if_none_match_stores_only_over_nothing() {
+    let c = TestCluster::start(3, "periodic");
+    let star = [("If-None-Match", "*")];
+    let (status, body) = common::http("PUT", &c.http_url(0, "/v1/kv/k"), b"first", &star);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = common::http("PUT", &c.http_url(2, "/v1/kv/k"), b"second", &star);
+    assert_eq!(status, 412, "{body}");
+    assert!(body.contains("already holds a value"), "{body}");
+    let (_, body) = common::http("GET", &c.http_url(1, "/v1/kv/k"), b"", &[]);
+    assert!(body.contains("\"value\":\"first\""), "{body}");
+    let (status, body) =
+        common::http("PUT", &c.http_url(0, "/v1/kv/k"), b"x", &[("If-None-Match", "\"abc\"")]);
+    assert_eq!(status, 400, "{body}");
+}

@@ -156,3 +156,20 @@ async fn an_expiry_survives_a_crash_of_the_node_that_holds_it() {
     let gone: Option<String> = run(&mut a, &["HALKA.GET", "short", "1"]).await;
     assert_eq!(gone, None, "expired before the crash, still expired after it");
 }
+
+#[tokio::test]
+async fn an_http_put_with_ttl_ms_expires_like_set_px() {
+    let c = TestCluster::start(3, "periodic");
+    let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/k?ttl_ms=600000"), b"v", &[]);
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = http("GET", &c.http_url(1, "/v1/kv/k"), b"", &[]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let at = v["siblings"][0]["expires_at_us"].as_u64().unwrap();
+    assert!(at > unix_ms() * 1000, "{body}");
+    let mut b = conn(&c, 2).await;
+    let ttl: i64 = run(&mut b, &["TTL", "k"]).await;
+    assert!((1..=600).contains(&ttl), "{ttl}");
+    let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/k?ttl_ms=0"), b"v", &[]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("ttl_ms must be at least 1"), "{body}");
+}

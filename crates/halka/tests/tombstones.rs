@@ -134,3 +134,31 @@ fn status_shows_tombstones_on_every_surface() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("tombstones: 3 waiting (oldest "), "{text}");
 }
+
+#[test]
+fn expired_keys_are_collected_like_tombstones() {
+    let c = TestCluster::start_with(3, "periodic", SHORT_GRACE);
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    // Already expired when written: the grace runs from the expiry.
+    let past = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    for i in 0..100 {
+        assert_eq!(conn.cmd(&["SET", &key(i), "brief", "PXAT", &past]), "+OK\r\n");
+    }
+    // One key that lives on is never collected.
+    assert_eq!(conn.cmd(&["SET", "kept", "v", "EX", "100000"]), "+OK\r\n");
+    for i in 0..3 {
+        wait_for(&format!("node {i} to collect the expired keys"), || {
+            tombstones(&c, i)["collected"].as_u64().unwrap() >= 100
+        });
+    }
+    for i in 0..3 {
+        assert_eq!(tombstones(&c, i)["collected"].as_u64().unwrap(), 100, "node {i}");
+    }
+    let mut other = Raw::connect(&c.redis_addr(2));
+    assert_eq!(other.cmd(&["HALKA.GET", "kept", "3"]), "$1\r\nv\r\n");
+    assert_eq!(other.cmd(&["HALKA.GET", &key(3), "3"]), "$-1\r\n");
+}
