@@ -42,10 +42,10 @@ wait_ping() {
     exit 1
 }
 
-# One redis-benchmark run; prints "rps p50 p99" for SET and GET on two lines.
+# One redis-benchmark run; prints "rps p50 p99" for SET, GET and INCR, one line each.
 run_bench() {
     local port=$1; shift
-    redis-benchmark -p "$port" -t set,get -c 50 -d 100 -r 100000 -n "$REQUESTS" --csv "$@" 2>/dev/null |
+    redis-benchmark -p "$port" -t set,get,incr -c 50 -d 100 -r 100000 -n "$REQUESTS" --csv "$@" 2>/dev/null |
         awk -F',' 'NR > 1 { gsub(/"/, ""); split($0, f, ","); print f[1], f[2], f[5], f[7] }'
 }
 

@@ -54,6 +54,12 @@ pub struct CoordinatorConfig {
     /// tombstone older than this to a replica that holds nothing for the key (see
     /// `tombstones::collectible`).
     pub tombstone_grace: Option<Duration>,
+    /// How long a write whose W acknowledgements are in waits for the key's first owner
+    /// still to answer (see [`WriteRequest::at_first_owner`]). Past it, the owner is
+    /// suspected until it answers, so the writes it would coordinate go to the next
+    /// owner — one that acknowledged this write — and a hung first owner costs one such
+    /// wait, not a deadline.
+    pub first_owner_wait: Duration,
 }
 
 /// Which replicas a read asks.
@@ -81,6 +87,7 @@ impl Default for CoordinatorConfig {
             reads: ReadFanout::All,
             stand_ins: true,
             tombstone_grace: None,
+            first_owner_wait: Duration::from_millis(5),
         }
     }
 }
@@ -367,17 +374,17 @@ impl Coordinator {
         self.check_write(&view, &key, w)?;
         check_owner_quorum(pw, w)?;
         let at_first_owner = request.at_first_owner();
+        let retriable = request.change.is_idempotent();
         let mut write = Write::new(request.change, request.context, self.timestamp());
         write.condition = request.condition;
         write.want_previous = request.want_previous;
         if let Some(v) = write.payload() {
             self.config.limits.check_value(v)?;
         }
-        let preference = if at_first_owner {
-            self.primary_order(&view, &key)
-        } else {
-            self.ask_order(&view, &key)
-        };
+        let (owners, healthy) = self.owners_first(&view, &key);
+        let first_owner = owners.first().map(|&i| view.replica(i).id().clone());
+        let preference =
+            if at_first_owner { owners } else { self.local_first(&view, owners, healthy) };
         prefetch(&view, &preference, &key);
         let n = preference.len();
         let mut tally = Tally::new(preference.iter().map(|&i| view.replica(i).id().clone()), w, pw);
@@ -411,10 +418,27 @@ impl Coordinator {
                 }
                 (id, Err(e)) => {
                     self.suspects.suspect(&id);
+                    // A change that must not apply twice (`INCR`) is not retried on the
+                    // next owner once this one may have applied it: the client hears
+                    // of the failure instead, as from Redis after a timeout.
+                    let maybe_applied =
+                        matches!(e, ReplicaError::Timeout(_) | ReplicaError::Lost(_));
                     tally.failed_before(&id, e);
                     skipped.push(id);
+                    if maybe_applied && !retriable {
+                        break;
+                    }
                 }
             }
+        }
+        // The first owner's answer is awaited too, so writes that depend on the stored
+        // value, which it coordinates, see this one once it is acknowledged. One that
+        // already failed here is not.
+        if let Some(first) = first_owner
+            && coordinated.as_ref().is_some_and(|(_, id, _, _)| *id != first)
+            && !skipped.contains(&first)
+        {
+            tally.awaiting(first);
         }
         let Some((pos, coordinator, answer, durable)) = coordinated else {
             let failures = std::mem::take(&mut tally.failures);
@@ -435,6 +459,8 @@ impl Coordinator {
         }
         // Every answer, before or after the client's, is noted the same way.
         let mut note = self.hinter(&key, &record);
+        // When the wait for the first owner alone ends (armed once W is met).
+        let mut waited = None;
         loop {
             match tally.next() {
                 Next::Done => break,
@@ -453,7 +479,24 @@ impl Coordinator {
                 }
                 Next::Wait => {}
             }
-            let Some((id, result)) = fanout.next().await else { break };
+            let answer = match tally.only_awaiting().cloned() {
+                None => fanout.next().await,
+                Some(first) => {
+                    let at = *waited.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + self.config.first_owner_wait
+                    });
+                    tokio::select! {
+                        biased;
+                        answer = fanout.next() => answer,
+                        () = tokio::time::sleep_until(at) => {
+                            self.suspects.suspect(&first);
+                            tally.stop_awaiting();
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some((id, result)) = answer else { break };
             note(&view, id.clone(), result.clone());
             if let Some(owner) = tally.answer(&id, result) {
                 stand_ins.engage(&view, &owner, &key, &record, &mut tally, &mut fanout);
@@ -607,24 +650,48 @@ impl Coordinator {
 
     /// The order in which to ask `key`'s replicas: this node first when it holds the key,
     /// then preference order, with recently failed replicas moved last.
-    /// The order in which to ask `key`'s replicas for a conditional write: preference
-    /// order with recently failed replicas last, the same from every node.
-    fn primary_order(&self, view: &View, key: &[u8]) -> PreferenceList {
-        let mut preference = view.preference(key);
-        preference.sort_by_key(|&i| self.suspects.is_suspected(view.replica(i).id()));
-        preference
+    fn ask_order(&self, view: &View, key: &[u8]) -> PreferenceList {
+        let (owners, healthy) = self.owners_first(view, key);
+        self.local_first(view, owners, healthy)
     }
 
-    fn ask_order(&self, view: &View, key: &[u8]) -> PreferenceList {
+    /// `key`'s owners in preference order with recently failed ones last — the same from
+    /// every node — and how many lead that are not suspected. The head is the key's
+    /// *first owner*, which coordinates the writes that depend on the stored value.
+    /// Suspicion is asked once per owner: asking renews a lapsed suspicion for everyone
+    /// but the one caller that then probes the replica.
+    fn owners_first(&self, view: &View, key: &[u8]) -> (PreferenceList, usize) {
         let mut preference = view.preference(key);
-        if let Some(local) = &self.config.local_node
-            && let Some(pos) = preference.iter().position(|&i| view.replica(i).id() == local)
-        {
-            preference[..=pos].rotate_right(1);
+        let mut healthy = preference.len();
+        if self.suspects.any() {
+            let mut flagged: SmallVec<[(bool, NodeIdx); 5]> = preference
+                .iter()
+                .map(|&i| (self.suspects.is_suspected(view.replica(i).id()), i))
+                .collect();
+            // A stable sort: the order is otherwise kept.
+            flagged.sort_by_key(|&(suspected, _)| suspected);
+            healthy = flagged.iter().filter(|(suspected, _)| !suspected).count();
+            for (slot, (_, i)) in preference.iter_mut().zip(flagged) {
+                *slot = i;
+            }
         }
-        // A stable sort: the order is otherwise kept.
-        preference.sort_by_key(|&i| self.suspects.is_suspected(view.replica(i).id()));
-        preference
+        (preference, healthy)
+    }
+
+    /// `owners` (from [`Coordinator::owners_first`]) with this node moved to the front
+    /// when it is one of the `healthy` leading ones.
+    fn local_first(
+        &self,
+        view: &View,
+        mut owners: PreferenceList,
+        healthy: usize,
+    ) -> PreferenceList {
+        if let Some(local) = &self.config.local_node
+            && let Some(pos) = owners[..healthy].iter().position(|&i| view.replica(i).id() == local)
+        {
+            owners[..=pos].rotate_right(1);
+        }
+        owners
     }
 
     fn repairer(&self) -> Repairer {

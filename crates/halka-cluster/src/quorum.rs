@@ -38,6 +38,9 @@ pub(crate) struct Tally {
     /// Every node that acknowledged, in order: owners and stand-ins.
     pub acked: SmallVec<[NodeId; 5]>,
     pub failures: Vec<(NodeId, ReplicaError)>,
+    /// A replica whose answer the write also waits for, whatever W says (see
+    /// [`Tally::awaiting`]).
+    awaited: Option<NodeId>,
 }
 
 /// What the coordinator does next.
@@ -61,7 +64,16 @@ impl Tally {
             slots: owners.into_iter().map(|o| (o, Slot::Asked)).collect(),
             acked: SmallVec::new(),
             failures: Vec::new(),
+            awaited: None,
         }
+    }
+
+    /// Also waits for `id` to answer, success or failure, before the write is done: the
+    /// key's first owner, which coordinates the writes that depend on the stored value
+    /// (`INCR`, `SET NX`…), so that those see this write once it is acknowledged. A
+    /// failure ends the wait (the owner is then suspected, and the next one takes over).
+    pub(crate) fn awaiting(&mut self, id: NodeId) {
+        self.awaited = Some(id);
     }
 
     /// An answer from `id`, an owner or a stand-in. Returns the owner whose slot now
@@ -71,6 +83,9 @@ impl Tally {
         id: &NodeId,
         result: Result<(), ReplicaError>,
     ) -> Option<NodeId> {
+        if self.awaited.as_ref() == Some(id) {
+            self.awaited = None;
+        }
         let i = self.slots.iter().position(|(owner, slot)| {
             (owner == id && *slot == Slot::Asked) || matches!(slot, Slot::Standing(s) if s == id)
         })?;
@@ -96,6 +111,9 @@ impl Tally {
 
     /// `owner` failed before it was asked in the fan-out (as coordinating replica).
     pub(crate) fn failed_before(&mut self, owner: &NodeId, error: ReplicaError) -> bool {
+        if self.awaited.as_ref() == Some(owner) {
+            self.awaited = None;
+        }
         let Some((_, slot)) = self.slots.iter_mut().find(|(o, _)| o == owner) else {
             return false;
         };
@@ -113,12 +131,24 @@ impl Tally {
         }
     }
 
+    /// Whether W and PW are met and only the awaited first owner holds the write back.
+    pub(crate) fn only_awaiting(&self) -> Option<&NodeId> {
+        let filled = self.count(|s| matches!(s, Slot::Owner | Slot::StoodIn(_)));
+        let by_owners = self.count(|s| *s == Slot::Owner);
+        (filled >= self.w && by_owners >= self.pw).then_some(self.awaited.as_ref()).flatten()
+    }
+
+    /// Stops waiting for the awaited replica.
+    pub(crate) fn stop_awaiting(&mut self) {
+        self.awaited = None;
+    }
+
     /// Where the write stands.
     pub(crate) fn next(&self) -> Next {
         let filled = self.count(|s| matches!(s, Slot::Owner | Slot::StoodIn(_)));
         let by_owners = self.count(|s| *s == Slot::Owner);
         if filled >= self.w && by_owners >= self.pw {
-            return Next::Done;
+            return if self.awaited.is_some() { Next::Wait } else { Next::Done };
         }
         let may_fill = self.count(|s| *s != Slot::Empty);
         let owners_may = self.count(|s| matches!(s, Slot::Owner | Slot::Asked));
@@ -188,6 +218,27 @@ mod tests {
         assert_eq!(t.next(), Next::Done);
         assert_eq!(t.stand_ins().to_vec(), vec![(id("d"), id("b"))]);
         assert_eq!(t.owner_acks(), 1);
+    }
+
+    #[test]
+    fn the_awaited_first_owner_holds_the_write_until_it_answers() {
+        let mut t = Tally::new([id("a"), id("b"), id("c")], 2, 0);
+        t.awaiting(id("c"));
+        t.answer(&id("a"), Ok(()));
+        t.answer(&id("b"), Ok(()));
+        assert_eq!(t.next(), Next::Wait, "W is met, the first owner has not answered");
+        t.answer(&id("c"), Ok(()));
+        assert_eq!(t.next(), Next::Done);
+    }
+
+    #[test]
+    fn a_failure_of_the_awaited_first_owner_ends_the_wait() {
+        let mut t = Tally::new([id("a"), id("b"), id("c")], 2, 0);
+        t.awaiting(id("c"));
+        t.answer(&id("a"), Ok(()));
+        t.answer(&id("b"), Ok(()));
+        t.answer(&id("c"), Err(down()));
+        assert_eq!(t.next(), Next::Done);
     }
 
     #[test]

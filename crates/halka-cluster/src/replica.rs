@@ -37,6 +37,10 @@ pub enum ReplicaError {
     Timeout(u64),
     #[error("unreachable: {0}")]
     Unavailable(String),
+    /// The request was sent and the connection closed before the answer: it may or may
+    /// not have been applied.
+    #[error("connection lost with the request in flight: {0}")]
+    Lost(String),
     #[error("storage error: {0}")]
     Storage(String),
     #[error("rejected: {0}")]

@@ -32,6 +32,12 @@ impl Suspects {
         self.any.store(true, Ordering::Release);
     }
 
+    /// Whether any replica is suspected (or was, with its suspicion not yet looked at
+    /// since it lapsed): when not, no replica needs asking about.
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     pub(crate) fn clear(&self, node: &NodeId) {
         // Every answer clears its replica: look before taking the write lock, so healthy
         // replicas cost a shared read while another is suspected.

@@ -41,13 +41,14 @@ pub(crate) fn count_rejected_peer(reason: &'static str) {
 }
 
 /// Every value of the `kind` label, as [`error_kind`] gives them.
-const ERROR_KINDS: [&str; 4] = ["timeout", "unavailable", "storage", "rejected"];
+const ERROR_KINDS: [&str; 5] = ["timeout", "unavailable", "lost", "storage", "rejected"];
 
 /// The `kind` label of a replica error.
 pub(crate) fn error_kind(e: &ReplicaError) -> &'static str {
     match e {
         ReplicaError::Timeout(_) => "timeout",
         ReplicaError::Unavailable(_) => "unavailable",
+        ReplicaError::Lost(_) => "lost",
         ReplicaError::Storage(_) => "storage",
         ReplicaError::Rejected(_) => "rejected",
     }

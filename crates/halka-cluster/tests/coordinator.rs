@@ -425,7 +425,7 @@ async fn a_hung_coordinating_replica_costs_one_deadline_not_every_write() {
     h.set(&first, FaultPlan::default());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let put = h.cluster.put("k", "v3", 3).await.unwrap();
-    assert_eq!(put.acked[0].as_str(), first);
+    assert_eq!(put.acked[0].as_str(), first, "{put:?}");
 }
 
 /// Timestamps follow the clock: a burst of writes within one millisecond must not push

@@ -44,6 +44,13 @@ pub struct Verdict {
     pub hints_left: u64,
     /// Tombstones removed by collectors (not a failure: shows collection ran).
     pub tombstones_collected: u64,
+    pub acked_increments: u64,
+    /// Counter keys whose final value is below the sum of the acknowledged increments
+    /// (less those whose every acknowledging replica lost its disk).
+    pub lost_increments: Vec<String>,
+    /// Counter keys whose final value is above the sum of every increment that may have
+    /// been applied: one counted twice.
+    pub doubled_increments: Vec<String>,
 }
 
 impl Verdict {
@@ -55,6 +62,8 @@ impl Verdict {
             && self.reused_dots.is_empty()
             && self.unconverged_keys.is_empty()
             && self.hints_left == 0
+            && self.lost_increments.is_empty()
+            && self.doubled_increments.is_empty()
     }
 }
 
@@ -169,8 +178,58 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
             }
         }
     }
+    check_counters(world, history, &erasures, &mut verdict);
     verdict.hints_left = (0..world.nodes()).map(|i| world.hints_pending(i)).sum();
     verdict
+}
+
+/// Counter keys: each final value lies between the sum of the increments acknowledged
+/// (less those lost with every disk that acknowledged them) and the sum of every increment
+/// that may have been applied (acknowledged or failed; not refused).
+fn check_counters(
+    world: &World,
+    history: &History,
+    erasures: &[(&str, u64)],
+    verdict: &mut Verdict,
+) {
+    for k in 0..crate::workload::COUNTER_KEYS {
+        let key = crate::workload::counter_key(k);
+        let (mut low, mut high) = (0_i64, 0_i64);
+        for event in history {
+            let Event::Op(op) = event else { continue };
+            let (Some(amount), true) = (op.add, op.key == key) else { continue };
+            match op.outcome {
+                Outcome::Acked => {
+                    verdict.acked_increments += 1;
+                    let erased = op
+                        .acked_by
+                        .iter()
+                        .all(|n| erasures.iter().any(|(e, at)| e == n && *at >= op.start_us));
+                    if erased {
+                        verdict.lost_with_disks += 1;
+                    } else {
+                        low += amount;
+                    }
+                    high += amount;
+                }
+                Outcome::Failed(_) => high += amount,
+                Outcome::Refused | Outcome::Read(_) => {}
+            }
+        }
+        let record = final_record(world, &key, verdict);
+        let value =
+            record.value_at(0).map_or(Some(0), |v| String::from_utf8_lossy(&v).parse().ok());
+        match value {
+            Some(v) if v < low => {
+                verdict.lost_increments.push(format!("{key}: {v}, below the {low} acknowledged"));
+            }
+            Some(v) if v > high => verdict
+                .doubled_increments
+                .push(format!("{key}: {v}, above the {high} ever attempted")),
+            Some(_) => {}
+            None => verdict.lost_increments.push(format!("{key}: not a number")),
+        }
+    }
 }
 
 /// The merge of what `key`'s owners hold, noting the key if they differ.

@@ -14,9 +14,12 @@ pub struct Op {
     pub client: usize,
     pub node: usize,
     pub key: String,
-    /// `Some(value)` for a write, `None` for a delete; absent for a read.
+    /// `Some(value)` for a write, `None` for a delete; absent for a read or an increment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub write: Option<Option<String>>,
+    /// The amount an `INCRBY` added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub add: Option<i64>,
     /// W for writes, R for reads.
     pub quorum: usize,
     /// PW for writes: acknowledgements that had to come from owners.

@@ -47,6 +47,8 @@ pub struct Options {
     pub reckless_collection: bool,
     /// Test-only: nodes keep their actor across crashes (the bug incarnations fixed).
     pub reuse_actor_after_crash: bool,
+    /// Clients also increment counter keys (`INCRBY`), which the checker sums.
+    pub counters: bool,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             stand_ins: true,
             reckless_collection: false,
             reuse_actor_after_crash: false,
+            counters: true,
         }
     }
 }
@@ -125,6 +128,7 @@ async fn simulate(seed: u64, options: &Options) -> Run {
             stand_ins: options.stand_ins,
             reckless_collection: options.reckless_collection,
             reuse_actor_after_crash: options.reuse_actor_after_crash,
+            counters: options.counters,
         },
     );
     let skews: Vec<String> =

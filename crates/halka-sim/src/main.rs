@@ -34,6 +34,9 @@ struct Args {
     /// No stand-ins: only owners count towards W.
     #[arg(long)]
     no_stand_ins: bool,
+    /// Clients do not increment counter keys.
+    #[arg(long)]
+    no_counters: bool,
     /// Print each seed's history as JSON lines.
     #[arg(long)]
     history: bool,
@@ -74,6 +77,9 @@ struct Summary {
     unconverged_keys: u64,
     hints_left: u64,
     tombstones_collected: u64,
+    acked_increments: u64,
+    lost_increments: u64,
+    doubled_increments: u64,
     simulated_seconds: f64,
     wall_seconds: f64,
 }
@@ -92,6 +98,7 @@ fn main() {
         stand_ins: !args.no_stand_ins,
         reckless_collection: false,
         reuse_actor_after_crash: false,
+        counters: !args.no_counters,
     };
     if let Some(name) = &args.scenario {
         std::process::exit(scenarios(name, &options));
@@ -116,7 +123,8 @@ fn main() {
             "{} seeds, {} failed; {} ops, {} acknowledged writes; lost {} (and {} with every \
              disk that held them), resurrected {}, \
              false siblings {}, reused dots {}, unconverged keys {}, hints left {}; \
-             {} tombstones collected; {:.0} simulated s in {:.1} s",
+             {} tombstones collected; {} acknowledged increments, lost {}, doubled {}; \
+             {:.0} simulated s in {:.1} s",
             summary.seeds,
             summary.failed_seeds.len(),
             summary.ops,
@@ -129,6 +137,9 @@ fn main() {
             summary.unconverged_keys,
             summary.hints_left,
             summary.tombstones_collected,
+            summary.acked_increments,
+            summary.lost_increments,
+            summary.doubled_increments,
             summary.simulated_seconds,
             summary.wall_seconds,
         ),
@@ -154,6 +165,9 @@ fn add(summary: &mut Summary, run: &Run) {
     summary.unconverged_keys += v.unconverged_keys.len() as u64;
     summary.hints_left += v.hints_left;
     summary.tombstones_collected += v.tombstones_collected;
+    summary.acked_increments += v.acked_increments;
+    summary.lost_increments += v.lost_increments.len() as u64;
+    summary.doubled_increments += v.doubled_increments.len() as u64;
     summary.simulated_seconds += run.simulated.as_secs_f64();
 }
 
@@ -180,6 +194,9 @@ fn replay(args: &Args, seed: u64) -> String {
     if args.no_stand_ins {
         cmd.push_str(" --no-stand-ins");
     }
+    if args.no_counters {
+        cmd.push_str(" --no-counters");
+    }
     cmd + " --history"
 }
 
@@ -192,6 +209,8 @@ fn describe(v: &halka_sim::Verdict) -> String {
         ("false siblings", &v.false_siblings),
         ("reused dots", &v.reused_dots),
         ("unconverged", &v.unconverged_keys),
+        ("increments lost", &v.lost_increments),
+        ("increments doubled", &v.doubled_increments),
     ] {
         if !list.is_empty() {
             let first: Vec<&str> = list.iter().take(3).map(String::as_str).collect();

@@ -5,7 +5,8 @@
 use crate::history::{Event, Op, Outcome};
 use crate::world::{N, World};
 use bytes::Bytes;
-use halka_cluster::WriteQuorum;
+use halka_cluster::{WriteQuorum, WriteRequest};
+use halka_store::Change;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -14,8 +15,22 @@ pub fn key(i: u64) -> String {
     format!("k{i}")
 }
 
+/// Counter keys: only ever incremented, so the checker can sum what clients added.
+pub const COUNTER_KEYS: u64 = 2;
+
+pub fn counter_key(i: u64) -> String {
+    format!("ck{i}")
+}
+
 /// One client operation through node `node`, recorded.
 pub async fn operate(world: &World, client: usize, serial: u64, node: usize, keys: u64) {
+    if world.settings.counters && world.chance(0.15) {
+        let k = counter_key(world.draw(0..COUNTER_KEYS));
+        let amount = world.draw(1..6) as i64;
+        let w = world.draw(1..N as u64 + 1) as usize;
+        increment(world, client, node, k, amount, w).await;
+        return;
+    }
     let k = key(world.draw(0..keys));
     let roll = world.draw(0..100);
     let quorum = world.draw(1..N as u64 + 1) as usize;
@@ -75,8 +90,49 @@ pub async fn run_op(
         node,
         key,
         write,
+        add: None,
         quorum,
         pw,
+        start_us,
+        end_us: world.now_us(),
+        outcome,
+        acked_by,
+    }));
+}
+
+/// Runs and records one `INCRBY key amount` with write quorum `w`.
+pub(crate) async fn increment(
+    world: &World,
+    client: usize,
+    node: usize,
+    key: String,
+    amount: i64,
+    w: usize,
+) {
+    let start_us = world.now_us();
+    let mut acked_by = Vec::new();
+    let outcome = match world.coordinator(node) {
+        None => Outcome::Refused,
+        Some(c) => {
+            let request = WriteRequest::new(Change::Add(amount), None);
+            match c.apply(Bytes::from(key.clone()), request, WriteQuorum { w, pw: 0 }).await {
+                Ok(put) if put.outcome.refused.is_none() => {
+                    acked_by = put.acked.iter().map(ToString::to_string).collect();
+                    Outcome::Acked
+                }
+                Ok(put) => Outcome::Failed(format!("refused: {:?}", put.outcome.refused)),
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
+    };
+    world.record(Event::Op(Op {
+        client,
+        node,
+        key,
+        write: None,
+        add: Some(amount),
+        quorum: w,
+        pw: 0,
         start_us,
         end_us: world.now_us(),
         outcome,

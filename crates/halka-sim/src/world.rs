@@ -48,6 +48,8 @@ pub struct Settings {
     /// Test-only fault: a node keeps its actor across a crash, as halka did before
     /// incarnations (Riak's KV679). The checker must catch it.
     pub reuse_actor_after_crash: bool,
+    /// Clients also increment the counter keys.
+    pub counters: bool,
 }
 
 /// The test-only collector of [`Settings::reckless_collection`]: removes every tombstone

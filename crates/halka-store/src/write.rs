@@ -40,6 +40,16 @@ pub enum Change {
     SetRange { offset: u64, bytes: Bytes },
 }
 
+impl Change {
+    /// Whether applying the change twice leaves the same value as applying it once. A
+    /// coordinator must not retry a change that is not on another replica after the first
+    /// may have applied it: an `INCR` would count twice.
+    #[must_use]
+    pub fn is_idempotent(&self) -> bool {
+        matches!(self, Change::Put { .. } | Change::Delete | Change::Touch { .. })
+    }
+}
+
 /// The expiry a new version gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Expiry {

@@ -234,7 +234,9 @@ pub struct NodeConfig {
     /// Which replicas a read asks: `quorum` (R of them) or `all` (N).
     pub read_fanout: ReadFanoutChoice,
     /// With `read_fanout = "quorum"`: how long to wait for the asked replicas before
-    /// asking one more.
+    /// asking one more. Also how long a write, its W acknowledgements in, still waits for
+    /// the key's first owner (which coordinates `INCR`, `SET NX` and the like, so they
+    /// see the write) before passing that owner over until it answers.
     pub read_hedge_ms: u64,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,

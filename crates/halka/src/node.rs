@@ -317,6 +317,7 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
             reads: config.read_fanout(),
             stand_ins: config.handoff.enabled,
             tombstone_grace: config.tombstone_grace(),
+            first_owner_wait: Duration::from_millis(config.read_hedge_ms),
         },
     );
     let coordinator =

@@ -132,3 +132,23 @@ async fn a_counter_keeps_its_expiry() {
     let ttl: i64 = redis::cmd("TTL").arg("n").query_async(&mut a).await.unwrap();
     assert!((1..=500).contains(&ttl), "{ttl}");
 }
+
+#[tokio::test]
+async fn an_incr_through_another_node_sees_the_set_acknowledged_before_it() {
+    let c = TestCluster::start(3, "periodic");
+    let mut conns = Vec::new();
+    for i in 0..3 {
+        conns.push(conn(&c, i).await);
+    }
+    for i in 0..60 {
+        let key = format!("n{i}");
+        let (set_via, incr_via) = (i % 3, (i + 1) % 3);
+        let _: () =
+            redis::cmd("SET").arg(&key).arg(10).query_async(&mut conns[set_via]).await.unwrap();
+        let v: i64 = redis::cmd("INCR").arg(&key).query_async(&mut conns[incr_via]).await.unwrap();
+        assert_eq!(v, 11, "{key}: SET through node {set_via}, INCR through node {incr_via}");
+        let _: i64 = redis::cmd("DEL").arg(&key).query_async(&mut conns[set_via]).await.unwrap();
+        let v: i64 = redis::cmd("INCR").arg(&key).query_async(&mut conns[incr_via]).await.unwrap();
+        assert_eq!(v, 1, "{key}: DEL through node {set_via}, INCR through node {incr_via}");
+    }
+}

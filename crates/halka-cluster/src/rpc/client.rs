@@ -351,7 +351,7 @@ async fn call(peer: &Arc<Peer>, request: Request) -> Result<Response, ReplicaErr
     if conn.tx.send(frame).await.is_err() {
         return Err(ReplicaError::Unavailable(format!("{}: connection closed", peer.addr)));
     }
-    rx.await.map_err(|_| ReplicaError::Unavailable(format!("{}: connection closed", peer.addr)))
+    rx.await.map_err(|_| ReplicaError::Lost(format!("{}: connection closed", peer.addr)))
 }
 
 impl Transport for TcpPeer {
