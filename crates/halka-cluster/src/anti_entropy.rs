@@ -99,9 +99,6 @@ pub struct AntiEntropyStats {
     /// Seconds since the stretch compared longest ago was last compared with all of its
     /// co-owners (since start, for one never compared).
     pub oldest_uncompared_secs: u64,
-    /// Records repaired per second at most right now: `max_keys_per_second`, less while
-    /// replicas receiving repairs are slow to merge them.
-    pub repair_rate: u64,
 }
 
 /// This node's side of anti-entropy.
@@ -159,7 +156,6 @@ impl AntiEntropy {
             keys_repaired: self.repaired.load(Ordering::Relaxed),
             passes: self.passes.load(Ordering::Relaxed),
             oldest_uncompared_secs: oldest.map_or(0, |t| t.elapsed().as_secs()),
-            repair_rate: self.pacer.rate() as u64,
         }
     }
 
@@ -392,10 +388,7 @@ impl AntiEntropy {
             if entries.is_empty() {
                 continue;
             }
-            let started = Instant::now();
-            let merged = entries.len();
             self.call(to.merge_many(entries.clone())).await?;
-            self.pacer.merged(merged, started.elapsed());
             copied.extend(entries);
         }
         Ok(copied)
@@ -472,117 +465,39 @@ fn differing_runs(block: HashRange, mine: &[u64], theirs: &[u64]) -> Vec<HashRan
     runs.into_iter().map(|(s, e)| HashRange { first: leaf(s).first, last: leaf(e).last }).collect()
 }
 
-/// Spaces out repairs to a rate that backs off while the replica receiving them is busy.
-///
-/// Each batch waits until the previous ones' share of time has passed, at the current
-/// rate. The rate follows how long the receiving replica takes to merge a batch, per key:
-/// a replica also serving clients answers merges more slowly when busy, and every repair
-/// it merges delays those clients. So the rate halves whenever a batch took more than
-/// twice the fastest recent one (per key), and grows by a tenth after each batch that did
-/// not, between a twentieth of `max_keys_per_second` and all of it — additive-increase,
-/// multiplicative-decrease, as TCP does for a congested link.
+/// Spaces out repairs to a rate: each batch waits until the previous ones' share of time
+/// has passed.
 #[derive(Debug)]
 struct Pacer {
-    max: f64,
-    min: f64,
-    state: parking_lot::Mutex<PacerState>,
-}
-
-#[derive(Debug)]
-struct PacerState {
-    /// Keys per second now.
-    rate: f64,
-    next: Instant,
-    /// The fastest recent merge, in seconds per key; drifts up slowly so that an old
-    /// quiet spell does not set the bar for ever.
-    fastest: Option<f64>,
+    per_key: Duration,
+    next: parking_lot::Mutex<Instant>,
 }
 
 impl Pacer {
     fn new(per_second: u32) -> Self {
-        let max = f64::from(per_second.max(1));
         Self {
-            max,
-            min: (max / 20.0).max(1.0),
-            state: parking_lot::Mutex::new(PacerState {
-                rate: max,
-                next: Instant::now(),
-                fastest: None,
-            }),
+            per_key: Duration::from_secs(1) / per_second.max(1),
+            next: parking_lot::Mutex::new(Instant::now()),
         }
     }
 
     async fn take(&self, keys: u64) {
         let at = {
-            let mut state = self.state.lock();
+            let mut next = self.next.lock();
             let now = Instant::now();
             // Unused time does not pile up into a burst beyond a tenth of a second.
             let floor = now.checked_sub(Duration::from_millis(100)).unwrap_or(now);
-            let start = state.next.max(floor);
-            state.next = start + Duration::from_secs_f64(keys as f64 / state.rate);
+            let start = (*next).max(floor);
+            *next = start + self.per_key * u32::try_from(keys).unwrap_or(u32::MAX);
             start
         };
         tokio::time::sleep_until(at).await;
-    }
-
-    /// The receiving replica merged `keys` records in `took`.
-    fn merged(&self, keys: usize, took: Duration) {
-        if keys == 0 {
-            return;
-        }
-        let per_key = took.as_secs_f64() / keys as f64;
-        let mut state = self.state.lock();
-        let fastest = state.fastest.map_or(per_key, |f| (f * 1.01).min(per_key));
-        state.fastest = Some(fastest);
-        state.rate = if per_key > 2.0 * fastest {
-            (state.rate / 2.0).max(self.min)
-        } else {
-            (state.rate * 1.1).min(self.max)
-        };
-    }
-
-    /// Keys per second now.
-    fn rate(&self) -> f64 {
-        self.state.lock().rate
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pace_halves_while_merges_are_slow_and_recovers_when_they_are_fast() {
-        let pacer = Pacer::new(20_000);
-        let fast = Duration::from_micros(256 * 10);
-        pacer.merged(256, fast);
-        assert_eq!(pacer.rate(), 20_000.0);
-        pacer.merged(256, fast * 5);
-        assert_eq!(pacer.rate(), 10_000.0, "a batch five times slower halves the rate");
-        for _ in 0..20 {
-            pacer.merged(256, fast * 5);
-        }
-        assert_eq!(pacer.rate(), 1_000.0, "never below a twentieth");
-        for _ in 0..40 {
-            pacer.merged(256, fast);
-        }
-        assert_eq!(pacer.rate(), 20_000.0, "back to the maximum once merges are fast");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn batches_are_spaced_out_at_the_current_rate() {
-        let pacer = Pacer::new(1_000);
-        pacer.take(100).await;
-        let started = Instant::now();
-        pacer.take(100).await;
-        assert_eq!(started.elapsed(), Duration::from_millis(100), "100 keys at 1,000/s");
-        pacer.merged(100, Duration::from_millis(1));
-        pacer.merged(100, Duration::from_millis(10));
-        let started = Instant::now();
-        pacer.take(100).await;
-        pacer.take(100).await;
-        assert_eq!(started.elapsed(), Duration::from_millis(300), "at 500/s after a slow merge");
-    }
 
     #[test]
     fn runs_of_differing_leaves_are_merged_up_to_the_cap() {

@@ -165,7 +165,6 @@ impl NodeStatus {
                 line("aae_keys_repaired", &a.keys_repaired);
                 line("aae_passes", &a.passes);
                 line("aae_oldest_uncompared_secs", &a.oldest_uncompared_secs);
-                line("aae_repair_rate", &a.repair_rate);
                 line("aae_store_digest", &self.store_digest.as_deref().unwrap_or("0"));
             }
             None => line("anti_entropy", &"off"),
