@@ -131,6 +131,10 @@ impl Replica for FaultyReplica {
         self.inner.scan_range(range)
     }
 
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        self.wrap(|| self.inner.list_keys(range))
+    }
+
     fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
         self.wrap(|| self.inner.digests(range, bits))
     }

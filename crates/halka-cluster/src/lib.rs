@@ -19,6 +19,7 @@ mod error;
 mod fanout;
 mod faulty;
 mod handoff;
+mod listing;
 mod local;
 mod quorum;
 mod replica;
@@ -42,6 +43,7 @@ pub use coordinator::{
 pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};
 pub use handoff::{Handoff, HandoffConfig};
+pub use listing::{Page, glob_match, step};
 pub use local::LocalReplica;
 pub use replica::{Coordinated, Replica, ReplicaError, ReplicaFuture, answered, deferred};
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};

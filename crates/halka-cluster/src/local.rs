@@ -181,6 +181,10 @@ impl Replica for LocalReplica {
         self.scan_with(range, |k, r| (Bytes::copy_from_slice(k), r))
     }
 
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        self.scan_with(range, |k, r| (Bytes::copy_from_slice(k), Arc::new(r.without_values())))
+    }
+
     fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
         let Some(tree) = self.engine.digests() else {
             return answered(Err(ReplicaError::Rejected("this node keeps no digests".into())));

@@ -108,6 +108,12 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica cannot be scanned".into())))
     }
 
+    /// Every key this replica holds in `range`, with its record emptied of values
+    /// ([`Record::without_values`]): what listing the cluster's keys walks.
+    fn list_keys(&self, _range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        answered(Err(ReplicaError::Rejected("this replica cannot list its keys".into())))
+    }
+
     /// The digests of this replica's records over `range`, one per `2^-bits` slice of the
     /// hash space (see `halka_store::digests`): what anti-entropy compares.
     fn digests(&self, _range: HashRange, _bits: u32) -> ReplicaFuture<Vec<u64>> {

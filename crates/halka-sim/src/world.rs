@@ -584,6 +584,10 @@ impl Replica for Recording {
         self.inner.scan_range(range)
     }
 
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        self.inner.list_keys(range)
+    }
+
     fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
         self.inner.digests(range, bits)
     }

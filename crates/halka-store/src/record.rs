@@ -163,6 +163,19 @@ impl Record {
         }
     }
 
+    /// The record with every value emptied (live values stay live, tombstones stay
+    /// tombstones, expiries and counters stay): what listing keys needs to tell live keys
+    /// from deleted and expired ones, without carrying the values.
+    #[must_use]
+    pub fn without_values(&self) -> Record {
+        let versions = self
+            .versions
+            .iter()
+            .map(|v| Version { value: v.value.as_ref().map(|_| Bytes::new()), ..v.clone() })
+            .collect();
+        Record { context: self.context.clone(), versions }
+    }
+
     /// The values of the siblings that are live at `now_us`, in dot order.
     pub fn values_at(&self, now_us: u64) -> impl Iterator<Item = &Bytes> {
         self.versions.iter().filter(move |v| v.is_live(now_us)).filter_map(|v| v.value.as_ref())

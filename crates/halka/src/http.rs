@@ -45,6 +45,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/cluster", get(cluster))
+        .route("/v1/kv", get(list_keys))
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -340,6 +341,48 @@ async fn delete_key(
     body["key"] = json!(key);
     body["deleted"] = json!(true);
     Ok(axum::Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    /// Only keys starting with these bytes (UTF-8).
+    prefix: Option<String>,
+    /// About how many keys to list per page (default 100, at most 10,000).
+    limit: Option<usize>,
+    /// Where to continue: the `cursor` of the previous page.
+    cursor: Option<u64>,
+}
+
+/// `GET /v1/kv?prefix=&limit=&cursor=`: one page of the cluster's live keys, in hash
+/// order, and the cursor of the next page (absent after the last). A page may hold fewer
+/// keys than `limit`, even none, before the end: continue until no cursor comes back.
+async fn list_keys(
+    State(state): State<Arc<NodeState>>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?.0;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "limit must be within 1..=10000".into()));
+    }
+    let members = state.coordinator.view().width() as u64;
+    let estimate =
+        state.local_keys().saturating_mul(members) / (state.config.replication.max(1) as u64);
+    let max_missing = state.config.replication.saturating_sub(state.config.w);
+    let page =
+        state.coordinator.scan(params.cursor.unwrap_or(0), limit, estimate, max_missing).await?;
+    let prefix = params.prefix.unwrap_or_default();
+    let keys: Vec<Value> = page
+        .keys
+        .iter()
+        .filter(|(k, _)| k.starts_with(prefix.as_bytes()))
+        .map(|(k, _)| {
+            let (text, encoding) = json_value(k);
+            json!({ "key": text, "encoding": encoding })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "keys": keys, "cursor": page.next })).into_response())
 }
 
 async fn health(State(state): State<Arc<NodeState>>) -> Response {

@@ -60,6 +60,10 @@ pub enum Request {
     Hinted {
         keys: Vec<Bytes>,
     },
+    /// Every key held in a hash range, records without values (key listing).
+    ListKeys {
+        range: HashRange,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +82,8 @@ pub enum Response {
     Flags(Vec<bool>),
     /// The coordinating replica's answer to `CoordinateWrite`.
     Coordinated(crate::Coordinated),
+    /// The answer to `ListKeys`.
+    Listed(Vec<(Bytes, Arc<Record>)>),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

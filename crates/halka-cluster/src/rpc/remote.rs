@@ -86,6 +86,13 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+        self.ask(Request::ListKeys { range }, |r| match r {
+            Response::Listed(l) => Ok(l),
+            other => Err(other),
+        })
+    }
+
     fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
         self.ask(Request::Digests { range, bits }, |r| match r {
             Response::Digests(d) => Ok(d),

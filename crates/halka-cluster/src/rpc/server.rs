@@ -283,6 +283,9 @@ pub fn handle(
         Request::Digests { range, bits } => {
             replica.digests(range, bits).map(|r| answer(r, Response::Digests)).boxed()
         }
+        Request::ListKeys { range } => {
+            replica.list_keys(range).map(|r| answer(r, Response::Listed)).boxed()
+        }
         Request::KeyDigests { range } => {
             replica.key_digests(range).map(|r| answer(r, Response::KeyDigests)).boxed()
         }

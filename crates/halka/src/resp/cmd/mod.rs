@@ -6,6 +6,7 @@
 mod counter;
 mod expiry;
 mod halka;
+mod keys;
 mod kv;
 mod server;
 mod strings;
@@ -260,6 +261,10 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "GETDEL" => strings::getdel(state, session, &mut args).await,
         "APPEND" => strings::append(state, session, &mut args).await,
         "SETRANGE" => strings::setrange(state, session, &mut args).await,
+        "SCAN" => keys::scan(state, session, &mut args).await,
+        "KEYS" => keys::keys(state, session, &mut args).await,
+        "RANDOMKEY" => keys::randomkey(state, session, &mut args).await,
+        "FLUSHDB" | "FLUSHALL" => keys::flush(state, session, &mut args).await,
         "PING" => server::ping(&mut args),
         "ECHO" => server::echo(&mut args),
         "HELLO" => server::hello(state, session, &mut args),
