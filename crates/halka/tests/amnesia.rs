@@ -51,7 +51,8 @@ fn a_clean_restart_keeps_the_actor_and_a_crash_takes_a_new_one() {
     assert!(first.starts_with("node-1#"), "{first}");
     // Writes coordinated by node-1 carry its actor.
     let (_, body) = http("PUT", &c.http_url(0, "/v1/kv/k"), b"v", &[]);
-    assert_eq!(json(&body)["acked"].as_array().unwrap().len(), 2, "{body}");
+    // W = 2, and the key's first owner is awaited too: two or three acknowledgements.
+    assert!(json(&body)["acked"].as_array().unwrap().len() >= 2, "{body}");
     let (_, body) = http("GET", &c.http_url(0, "/v1/kv/k"), b"", &[]);
     assert_eq!(json(&body)["siblings"][0]["node"], first.as_str(), "{body}");
 
