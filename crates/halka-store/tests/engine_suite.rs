@@ -341,6 +341,36 @@ fn failed_fsync_poisons_the_engine() {
     assert!(e.get(b"before").unwrap().is_some());
 }
 
+#[test]
+fn a_nearly_full_disk_refuses_writes_and_they_resume_once_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = Arc::new(std::sync::atomic::AtomicU64::new(1 << 30));
+    let probe = {
+        let free = Arc::clone(&free);
+        Arc::new(move |_: &std::path::Path| Ok(free.load(std::sync::atomic::Ordering::Relaxed)))
+    };
+    let e = FjallEngine::open(FjallOptions {
+        min_free_bytes: 1 << 20,
+        space_probe: Some(probe),
+        ..FjallOptions::new(dir.path())
+    })
+    .unwrap();
+    let a = NodeId::new("a");
+    // Values of a third of the reserve: each write re-measures soon enough.
+    let big = "x".repeat(300 << 10);
+    e.apply_write(b"before", &a, &write(&big, &VersionVector::new())).unwrap();
+    free.store(1 << 20, std::sync::atomic::Ordering::Relaxed);
+    let err = e.apply_write(b"k", &a, &write(&big, &VersionVector::new())).unwrap_err();
+    assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
+    assert!(err.to_string().contains("storage.min_free_bytes"), "{err}");
+    assert!(e.get(b"k").unwrap().is_none(), "nothing was stored");
+    assert!(e.get(b"before").unwrap().is_some(), "reads go on");
+    free.store(1 << 30, std::sync::atomic::Ordering::Relaxed);
+    e.apply_write(b"k", &a, &write(&big, &VersionVector::new())).unwrap();
+    e.flush().unwrap();
+    assert!(e.get(b"k").unwrap().is_some(), "writes resume without a reopen");
+}
+
 /// `always` syncs fjall's journal through the engine's own handle, outside fjall's lock
 /// (see `engine/journal.rs`); if fjall's on-disk layout changes, this is the test that says
 /// so, instead of the engine quietly falling back to the slower path.

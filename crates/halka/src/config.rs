@@ -100,6 +100,10 @@ pub struct StorageConfig {
     /// fjall's background threads (memtable flushes, compaction); 0 (the default) means
     /// one per core, up to four.
     pub background_threads: usize,
+    /// Writes are refused (with an error naming this setting) while less than this many
+    /// mebibytes are free on the data directory's filesystem, so the disk never fills:
+    /// reads go on, and writes resume by themselves once space is freed. 0: never.
+    pub min_free_mb: u64,
 }
 
 impl Default for StorageConfig {
@@ -110,6 +114,7 @@ impl Default for StorageConfig {
             sync_interval_ms: 100,
             cache_mb: FjallOptions::DEFAULT_CACHE_BYTES >> 20,
             background_threads: 0,
+            min_free_mb: FjallOptions::DEFAULT_MIN_FREE_BYTES >> 20,
         }
     }
 }

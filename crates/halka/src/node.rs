@@ -198,6 +198,7 @@ fn open_engine(config: &NodeConfig) -> anyhow::Result<(Arc<dyn Engine>, Arc<dyn 
                 cache_bytes: config.storage.cache_mb << 20,
                 background_threads: (config.storage.background_threads > 0)
                     .then_some(config.storage.background_threads),
+                min_free_bytes: config.storage.min_free_mb << 20,
                 ..FjallOptions::new(&config.data_dir)
             })
             .with_context(opening)?;

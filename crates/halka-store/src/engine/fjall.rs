@@ -17,6 +17,7 @@
 //! recovers from the journal.
 
 use super::journal::JournalFile;
+use super::space::{SpaceGuard, free_bytes};
 use super::{Engine, SyncToken, Updater};
 use crate::hints::{Hint, HintStats, HintStore, Stored, hint_bytes, merge_within_bound};
 use crate::layout::{HashRange, storage_key, user_key};
@@ -49,7 +50,7 @@ impl Default for SyncPolicy {
 }
 
 /// How to open a [`FjallEngine`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FjallOptions {
     pub path: PathBuf,
     pub sync: SyncPolicy,
@@ -59,11 +60,29 @@ pub struct FjallOptions {
     /// fjall's background threads (memtable flushes, compaction); `None` leaves fjall's
     /// default, one per core up to four.
     pub background_threads: Option<usize>,
+    /// Writes are refused while less than this many bytes are free on the data
+    /// directory's filesystem (see `space`); 0 never refuses.
+    pub min_free_bytes: u64,
+    /// How free space is measured; `None`: the filesystem's own figure (`statvfs`).
+    pub space_probe: Option<super::space::Probe>,
+}
+
+impl std::fmt::Debug for FjallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FjallOptions")
+            .field("path", &self.path)
+            .field("sync", &self.sync)
+            .field("cache_bytes", &self.cache_bytes)
+            .field("min_free_bytes", &self.min_free_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FjallOptions {
     /// Default cache size: the working set of a small node, without crowding a laptop.
     pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+    /// Default free-space reserve: room for compactions to finish and an operator to act.
+    pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
 
     /// Options for `path` with every default.
     #[must_use]
@@ -74,6 +93,8 @@ impl FjallOptions {
             limits: Limits::default(),
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
             background_threads: None,
+            min_free_bytes: Self::DEFAULT_MIN_FREE_BYTES,
+            space_probe: None,
         }
     }
 }
@@ -132,6 +153,8 @@ struct Inner {
     sync_done: Condvar,
     /// Test hook: make the next fsync fail.
     fail_next_sync: AtomicBool,
+    /// Refuses writes while the disk is nearly full, before fjall poisons itself.
+    space: SpaceGuard,
 }
 
 impl Inner {
@@ -338,6 +361,11 @@ impl FjallEngine {
             sync_state: Mutex::new(false),
             sync_done: Condvar::new(),
             fail_next_sync: AtomicBool::new(false),
+            space: SpaceGuard::new(
+                options.path.clone(),
+                options.min_free_bytes,
+                options.space_probe.clone().unwrap_or_else(|| Arc::new(free_bytes)),
+            ),
         });
         let flusher = match options.sync {
             SyncPolicy::Always => None,
@@ -502,10 +530,9 @@ impl HintStore for FjallHints {
         ) else {
             return Ok(Stored::Dropped);
         };
-        self.inner
-            .hints
-            .insert(stored_key, encode_record(&merged)?)
-            .map_err(|e| StoreError::Io(e.to_string()))?;
+        let encoded = encode_record(&merged)?;
+        self.inner.space.admit(stored_key.len() + encoded.len())?;
+        self.inner.hints.insert(stored_key, encoded).map_err(|e| StoreError::Io(e.to_string()))?;
         entry.bytes = used;
         entry.hints += u64::from(current.is_none());
         drop(stats);
@@ -614,9 +641,11 @@ impl Engine for FjallEngine {
             let Some(next) = f(current.as_ref()) else {
                 return Ok(None);
             };
+            let encoded = encode_record(&next)?;
+            inner.space.admit(key.len() + encoded.len())?;
             inner
                 .records
-                .insert(&*storage_key(key), encode_record(&next)?)
+                .insert(&*storage_key(key), encoded)
                 .map_err(|e| StoreError::Io(e.to_string()))?;
             if let Some(cache) = &inner.cache {
                 cache.insert(key.into(), next);

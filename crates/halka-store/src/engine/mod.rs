@@ -8,6 +8,7 @@
 mod fjall;
 mod journal;
 mod memory;
+pub mod space;
 mod tracked;
 
 pub use self::fjall::{FjallEngine, FjallOptions, SyncPolicy};

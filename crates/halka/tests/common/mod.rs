@@ -98,7 +98,19 @@ impl TestCluster {
     }
 
     pub fn start_with(n: usize, sync: &str, extra: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(&std::env::temp_dir(), n, sync, extra, "")
+    }
+
+    /// As [`TestCluster::start_with`], with the nodes' data directories under `base` and
+    /// `storage` added to the `[storage]` table.
+    pub fn start_in(
+        base: &std::path::Path,
+        n: usize,
+        sync: &str,
+        extra: &str,
+        storage: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir_in(base).unwrap();
         let ports: Vec<(u16, u16, u16)> =
             (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
         let mut members = String::new();
@@ -114,7 +126,7 @@ impl TestCluster {
             let data = dir.path().join(&id);
             let config = dir.path().join(format!("{id}.toml"));
             let text = format!(
-                "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\ncluster_secret = \"{SECRET}\"\n{extra}\n[storage]\nsync = \"{sync}\"\n{members}",
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\ncluster_secret = \"{SECRET}\"\n{extra}\n[storage]\nsync = \"{sync}\"\n{storage}\n{members}",
                 data.display()
             );
             std::fs::write(&config, text).unwrap();
