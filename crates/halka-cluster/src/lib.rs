@@ -32,7 +32,9 @@ pub mod telemetry;
 pub mod tombstones;
 mod view;
 
-pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
+pub use anti_entropy::{
+    AntiEntropy, AntiEntropyConfig, AntiEntropyStats, BUSY_OPS_PER_SECOND, Load,
+};
 pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};

@@ -17,6 +17,9 @@ use std::sync::Arc;
 pub(crate) struct OpCounters {
     pub reads: stripe::Counter,
     pub writes: stripe::Counter,
+    /// Single-key reads and writes: what clients' requests cause here, as opposed to the
+    /// batches anti-entropy and hint delivery send.
+    pub foreground: stripe::Counter,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,13 @@ impl LocalReplica {
         (self.ops.reads.total(), self.ops.writes.total())
     }
 
+    /// Single-key reads and writes served so far: the load clients put on this replica
+    /// (what anti-entropy backs off from, see `AntiEntropy::with_load`).
+    #[must_use]
+    pub fn foreground_ops(&self) -> u64 {
+        self.ops.foreground.total()
+    }
+
     /// Runs `op` inline: reads and deferred writes do not wait for the disk.
     fn inline<T: Send + 'static>(
         &self,
@@ -157,6 +167,7 @@ impl Replica for LocalReplica {
         write: &Write,
     ) -> ReplicaFuture<(Coordinated, ReplicaFuture<()>)> {
         self.ops.writes.increment();
+        self.ops.foreground.increment();
         let applied = self.inline(|e| e.apply_write_deferred(key, &self.actor, write));
         let result = applied.map(|(record, outcome, token)| {
             (Coordinated { record, outcome }, self.durable_with(token, self.share_flushes))
@@ -166,6 +177,7 @@ impl Replica for LocalReplica {
 
     fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
         self.ops.writes.increment();
+        self.ops.foreground.increment();
         match self.inline(|e| e.merge_deferred(key, record)) {
             Ok(token) => self.durable(token),
             Err(e) => answered(Err(e)),
@@ -174,6 +186,7 @@ impl Replica for LocalReplica {
 
     fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
         self.ops.reads.increment();
+        self.ops.foreground.increment();
         answered(self.inline(|e| e.get(key)))
     }
 

@@ -177,11 +177,19 @@ pub struct AntiEntropySettings {
     pub interval_ms: u64,
     /// Records repaired per second at most.
     pub max_keys_per_second: u32,
+    /// Records repaired per second at most while this node serves clients (100 or more
+    /// single-key operations a second): repairs then give way to their requests.
+    pub busy_keys_per_second: u32,
 }
 
 impl Default for AntiEntropySettings {
     fn default() -> Self {
-        Self { enabled: true, interval_ms: 100, max_keys_per_second: 20_000 }
+        Self {
+            enabled: true,
+            interval_ms: 100,
+            max_keys_per_second: 20_000,
+            busy_keys_per_second: 5_000,
+        }
     }
 }
 
@@ -473,10 +481,13 @@ impl NodeConfig {
                 "must be at least 1 (set handoff.enabled = false to keep no hints)".into(),
             ));
         }
-        if self.anti_entropy.max_keys_per_second == 0 || self.anti_entropy.interval_ms == 0 {
+        if self.anti_entropy.max_keys_per_second == 0
+            || self.anti_entropy.busy_keys_per_second == 0
+            || self.anti_entropy.interval_ms == 0
+        {
             return Err(invalid(
                 "anti_entropy",
-                "interval_ms and max_keys_per_second must be at least 1 (set \
+                "interval_ms, max_keys_per_second and busy_keys_per_second must be at least 1 (set \
                  anti_entropy.enabled = false to switch it off)"
                     .into(),
             ));

@@ -271,20 +271,18 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         ..RpcClientConfig::new(auth.clone())
     };
     let mut peers = Vec::new();
+    let local = LocalReplica::new(NodeId::new(&config.node_id), Arc::clone(&engine))
+        .with_actor(incarnation.actor.clone())
+        .with_shared_flushes();
+    // Standing in for other owners needs somewhere to keep their hints.
+    let local =
+        if config.handoff.enabled { local.with_hints(Arc::clone(&hint_store)) } else { local };
     // In placement order (sorted by id), which is how the view indexes replicas.
     let replicas: Vec<Arc<dyn Replica>> = members
         .iter()
         .map(|m| -> Arc<dyn Replica> {
             if m.id == config.node_id {
-                let local = LocalReplica::new(NodeId::new(&m.id), Arc::clone(&engine))
-                    .with_actor(incarnation.actor.clone())
-                    .with_shared_flushes();
-                // Standing in for other owners needs somewhere to keep their hints.
-                Arc::new(if config.handoff.enabled {
-                    local.with_hints(Arc::clone(&hint_store))
-                } else {
-                    local
-                })
+                Arc::new(local.clone())
             } else {
                 let addr = config
                     .members
@@ -324,14 +322,17 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
     let coordinator =
         if config.handoff.enabled { coordinator.with_handoff(handoff) } else { coordinator };
     let anti_entropy = config.anti_entropy.enabled.then(|| {
-        AntiEntropy::new(
+        let local = local.clone();
+        AntiEntropy::with_load(
             NodeId::new(&config.node_id),
             AntiEntropyConfig {
                 interval: Duration::from_millis(config.anti_entropy.interval_ms),
                 max_keys_per_second: config.anti_entropy.max_keys_per_second,
+                busy_keys_per_second: config.anti_entropy.busy_keys_per_second,
                 timeout: Duration::from_millis(config.timeout_ms.saturating_mul(5)),
                 tombstone_grace: config.tombstone_grace(),
             },
+            Arc::new(move || local.foreground_ops()),
         )
     });
     let collector = if config.tombstones.enabled {
