@@ -11,9 +11,10 @@
 #   cost [ROUNDS]        hot-path cost of keeping digest trees: the same build with
 #                        anti-entropy on and off, alternated, SET and GET through node-1.
 #
-# AAE_RATE sets anti_entropy.max_keys_per_second (default 20000).
+# AAE_RATE sets anti_entropy.max_keys_per_second (default 20000), AAE_BUSY_RATE
+# anti_entropy.busy_keys_per_second (default 5000: the rate while a node serves clients).
 # Needs redis-benchmark and redis-cli (Debian: redis-tools).
-# Usage: [AAE_RATE=N] scripts/bench-anti-entropy.sh repair [1000000] | cost [5]
+# Usage: [AAE_RATE=N] [AAE_BUSY_RATE=N] scripts/bench-anti-entropy.sh repair [1000000] | cost [5]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,6 +56,7 @@ enabled = false
 [anti_entropy]
 enabled = $1
 max_keys_per_second = ${AAE_RATE:-20000}
+busy_keys_per_second = ${AAE_BUSY_RATE:-5000}
 $members
 TOML
     done

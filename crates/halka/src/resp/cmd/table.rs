@@ -173,6 +173,14 @@ pub const COMMANDS: &[Spec] = &[
         "Restores this connection's defaults (protocol, name, quorums, MULTI).",
     ),
     spec("AUTH", -2, "other", "connection", "Refused: halka has no passwords or users."),
+    spec("MSETNX", -3, "other", "string", "Refused: all-or-none across keys needs consensus."),
+    spec(
+        "INCRBYFLOAT",
+        3,
+        "other",
+        "string",
+        "Refused: counters are integer PN-counters; use INCRBY in integer units.",
+    ),
     spec("DBSIZE", 1, "other", "server", "This node's approximate key count, replicas included."),
     spec("QUIT", -1, "other", "connection", "Closes the connection."),
     spec(
