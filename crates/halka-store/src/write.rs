@@ -77,13 +77,16 @@ pub enum ExpireWhen {
 }
 
 /// What must hold at the coordinating replica for a write to happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Condition {
     Always,
     /// The key holds no live value (`NX`).
     Absent,
     /// The key holds a live value (`XX`).
     Present,
+    /// The replica's record has seen exactly this context: nothing was written to the
+    /// key since the client read it (HTTP `If-Match`, compare-and-set).
+    Unchanged(VersionVector),
 }
 
 /// A write as the coordinating replica applies it.
@@ -240,10 +243,11 @@ impl Record {
             written: None,
             outcome: Outcome { refused: Some(refusal), previous, number: None },
         };
-        let holds = match write.condition {
+        let holds = match &write.condition {
             Condition::Always => true,
             Condition::Absent => live.is_none(),
             Condition::Present => live.is_some(),
+            Condition::Unchanged(seen) => base.context == *seen,
         };
         if !holds {
             return Ok(refuse(Refusal::ConditionNotMet, previous));

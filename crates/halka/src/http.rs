@@ -187,6 +187,40 @@ fn json_version(v: &Version) -> JsonVersion {
     }
 }
 
+/// A PUT's precondition, checked at the key's first owner: `If-None-Match: *` stores only
+/// over nothing; `If-Match: <context token>` only if nothing was written to the key since
+/// that context was read (compare-and-set; the token is a GET's `context`).
+fn write_condition(
+    state: &NodeState,
+    key: &[u8],
+    headers: &HeaderMap,
+) -> Result<Condition, ApiError> {
+    let none_match = headers.get("if-none-match").map(HeaderValue::as_bytes);
+    let if_match = headers.get("if-match").map(HeaderValue::to_str);
+    match (none_match, if_match) {
+        (None, None) => Ok(Condition::Always),
+        (Some(b"*"), None) => Ok(Condition::Absent),
+        (Some(_), None) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "If-None-Match supports only \"*\" (store only if absent)".into(),
+        )),
+        (None, Some(Ok(token))) => {
+            let token = token.trim_matches('"');
+            let seen = state.tokens.decode(key, token).map_err(|e| {
+                ApiError(StatusCode::BAD_REQUEST, format!("invalid If-Match context: {e}"))
+            })?;
+            Ok(Condition::Unchanged(seen))
+        }
+        (None, Some(Err(_))) => {
+            Err(ApiError(StatusCode::BAD_REQUEST, "If-Match must be ASCII".into()))
+        }
+        (Some(_), Some(_)) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "give If-Match or If-None-Match, not both".into(),
+        )),
+    }
+}
+
 /// The causal context a write names: `X-Halka-Context`, else `?context=`.
 fn request_context(
     state: &NodeState,
@@ -261,7 +295,14 @@ async fn get_key(
     if !found {
         body["error"] = json!(format!("key {key:?} not found"));
     }
-    Ok((status, axum::Json(body)).into_response())
+    // The context token doubles as an entity tag: `If-Match` with it makes a PUT a
+    // compare-and-set.
+    let etag = format!("\"{}\"", body["context"].as_str().unwrap_or_default());
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(axum::http::header::ETAG, value);
+    }
+    Ok(response)
 }
 
 async fn put_key(
@@ -299,14 +340,11 @@ async fn put_key(
                 .ok_or_else(|| ApiError(StatusCode::BAD_REQUEST, "ttl_ms is too large".into()))?,
         ),
     };
-    // `If-None-Match: *`: store only if the key holds no value, checked at its first owner.
-    let condition = match headers.get("if-none-match").map(HeaderValue::as_bytes) {
-        None => Condition::Always,
-        Some(b"*") => Condition::Absent,
-        Some(_) => {
-            let message = "If-None-Match supports only \"*\" (store only if absent)";
-            return Err(ApiError(StatusCode::BAD_REQUEST, message.into()));
-        }
+    let condition = write_condition(&state, &k, &headers)?;
+    // A compare-and-set replaces what its context saw, unless the client names another.
+    let context = match (&condition, context) {
+        (Condition::Unchanged(seen), None) => Some(seen.clone()),
+        (_, context) => context,
     };
     let request = WriteRequest {
         condition,
@@ -315,7 +353,11 @@ async fn put_key(
     let put = state.coordinator.apply(k, request, quorum).await?;
     observe("put", started);
     if put.outcome.refused.is_some() {
-        let message = format!("key {key:?} already holds a value (If-None-Match: *)");
+        let message = if headers.contains_key("if-match") {
+            format!("key {key:?} changed since the context in If-Match was read")
+        } else {
+            format!("key {key:?} already holds a value (If-None-Match: *)")
+        };
         return Err(ApiError(StatusCode::PRECONDITION_FAILED, message));
     }
     let mut body = receipt(&put);

@@ -164,3 +164,41 @@ async fn msetnx_and_incrbyfloat_are_refused_with_the_reason_and_write_nothing() 
     let none: Option<String> = redis::cmd("GET").arg("a").query_async(&mut a).await.unwrap();
     assert_eq!(none, None);
 }
+
+/// The `ETag` of a GET, as sent back in `If-Match`.
+fn etag(c: &TestCluster, node: usize, key: &str) -> String {
+    let url = c.http_url(node, &format!("/v1/kv/{key}"));
+    let (host, path) = url.split_once('/').unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    use std::io::{Read, Write};
+    write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: ")))
+        .unwrap_or_else(|| panic!("no ETag in {response}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn an_http_put_with_if_match_is_a_compare_and_set() {
+    let c = TestCluster::start(3, "periodic");
+    common::http("PUT", &c.http_url(0, "/v1/kv/k"), b"v1", &[]);
+    let tag = etag(&c, 1, "k");
+    // Two writers read the same version; through different nodes, only one wins.
+    let first = common::http("PUT", &c.http_url(1, "/v1/kv/k"), b"a", &[("If-Match", &tag)]);
+    let second = common::http("PUT", &c.http_url(2, "/v1/kv/k"), b"b", &[("If-Match", &tag)]);
+    assert_eq!(first.0, 200, "{}", first.1);
+    assert_eq!(second.0, 412, "{}", second.1);
+    assert!(second.1.contains("changed since"), "{}", second.1);
+    let (_, body) = common::http("GET", &c.http_url(0, "/v1/kv/k"), b"", &[]);
+    assert!(body.contains("\"value\":\"a\""), "{body}");
+    assert!(body.contains("\"siblings\":[{"), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["siblings"].as_array().unwrap().len(), 1, "the winner replaced what it read");
+    let (status, body) =
+        common::http("PUT", &c.http_url(0, "/v1/kv/k"), b"x", &[("If-Match", "\"garbage\"")]);
+    assert_eq!(status, 400, "{body}");
+}
