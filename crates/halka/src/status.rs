@@ -223,8 +223,9 @@ impl NodeStatus {
         };
         let tombstones = match &self.tombstones {
             Some(t) if t.pending == 0 => format!("none waiting; {} collected", t.collected),
+            // Keys with an expiry wait here too: they are collected once expired.
             Some(t) => format!(
-                "{} waiting (oldest {}s); {} collected",
+                "{} waiting, deleted or expiring (oldest {}s); {} collected",
                 t.pending, t.oldest_secs, t.collected
             ),
             None => "kept for ever (collection off)".to_string(),

@@ -132,7 +132,7 @@ fn status_shows_tombstones_on_every_surface() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("tombstones: 3 waiting (oldest "), "{text}");
+    assert!(text.contains("tombstones: 3 waiting, deleted or expiring (oldest "), "{text}");
 }
 
 #[test]
