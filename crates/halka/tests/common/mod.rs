@@ -203,6 +203,22 @@ impl TestCluster {
         self.nodes[i].child.take().unwrap().wait().unwrap()
     }
 
+    /// Node `i`'s process id.
+    pub fn pid(&self, i: usize) -> u32 {
+        self.nodes[i].child.as_ref().unwrap().id()
+    }
+
+    /// The most memory node `i` has held resident so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self, i: usize) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(i))).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
     pub fn redis_addr(&self, i: usize) -> String {
         format!("127.0.0.1:{}", self.nodes[i].redis_port)
     }
