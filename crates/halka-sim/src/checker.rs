@@ -126,6 +126,10 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
         let Event::Op(op) = event else { continue };
         let (Outcome::Acked, Some(Some(value))) = (&op.outcome, &op.write) else { continue };
         let Some(record) = finals.get(&op.key) else { continue };
+        // An expired value may be gone: collected like a tombstone once past the grace.
+        if op.expires_at_us.is_some_and(|at| at <= crate::sim_clock_us()) {
+            continue;
+        }
         let mine = versions.get(op.key.as_str()).unwrap_or(&none);
         // A coordinator that lost its first choice retries on the next owner: the same
         // write can create more than one version.

@@ -18,6 +18,7 @@ pub const SCENARIOS: &[&str] = &[
     "node-down-past-the-grace-does-not-resurrect",
     "stand-in-outlives-the-coordinators-disk",
     "increments-survive-crashes-a-lost-disk-and-a-partition",
+    "expired-keys-stay-expired-through-a-crash-and-are-collected",
 ];
 
 /// The outcome of one scenario: the checker's verdict and what the scenario itself
@@ -215,6 +216,19 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
                 problems.push(format!("only {acked} of {ops} increments were acknowledged"));
             }
         }
+        "expired-keys-stay-expired-through-a-crash-and-are-collected" => {
+            // Values written to expire a second from now; n3 crashes with them (or some
+            // of them) on its disk and comes back after they expired: no replica may
+            // serve them, and they are collected like tombstones.
+            let at = crate::sim_clock_us() + 1_000_000;
+            for k in 0..KEYS {
+                let (key, value) = (workload::key(k), format!("brief-{k}"));
+                workload::put_expiring(&world, n1, key, value, at, 2).await;
+            }
+            crash(&world, n3, false);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            world.start(n3);
+        }
         _ => unreachable!("checked above"),
     }
     // No client reads from here on: only hints and anti-entropy can repair.
@@ -241,6 +255,20 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
         && verdict.tombstones_collected == 0
     {
         problems.push("no tombstone was collected after n3 came back".into());
+    }
+    if name == "expired-keys-stay-expired-through-a-crash-and-are-collected" {
+        let now = crate::sim_clock_us();
+        for k in 0..KEYS {
+            let key = workload::key(k);
+            for i in world.owners(key.as_bytes()) {
+                if world.stored(i, key.as_bytes()).and_then(|r| r.value_at(now)).is_some() {
+                    problems.push(format!("n{} serves {key} after it expired", i + 1));
+                }
+            }
+        }
+        if options.collect_tombstones && verdict.tombstones_collected == 0 {
+            problems.push("no expired key was collected".into());
+        }
     }
     world.stop_all();
     ScenarioRun { verdict, problems }

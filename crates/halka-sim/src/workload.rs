@@ -6,7 +6,7 @@ use crate::history::{Event, Op, Outcome};
 use crate::world::{N, World};
 use bytes::Bytes;
 use halka_cluster::{WriteQuorum, WriteRequest};
-use halka_store::Change;
+use halka_store::{Change, Expiry};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -91,6 +91,7 @@ pub async fn run_op(
         key,
         write,
         add: None,
+        expires_at_us: None,
         quorum,
         pw,
         start_us,
@@ -131,6 +132,49 @@ pub(crate) async fn increment(
         key,
         write: None,
         add: Some(amount),
+        expires_at_us: None,
+        quorum: w,
+        pw: 0,
+        start_us,
+        end_us: world.now_us(),
+        outcome,
+        acked_by,
+    }));
+}
+
+/// Runs and records one `SET key value PXAT at` (coordinator microseconds) with write
+/// quorum `w`.
+pub(crate) async fn put_expiring(
+    world: &World,
+    node: usize,
+    key: String,
+    value: String,
+    at: u64,
+    w: usize,
+) {
+    let start_us = world.now_us();
+    let mut acked_by = Vec::new();
+    let outcome = match world.coordinator(node) {
+        None => Outcome::Refused,
+        Some(c) => {
+            let change = Change::Put { value: Bytes::from(value.clone()), expiry: Expiry::At(at) };
+            let request = WriteRequest::new(change, None);
+            match c.apply(Bytes::from(key.clone()), request, WriteQuorum { w, pw: 0 }).await {
+                Ok(put) => {
+                    acked_by = put.acked.iter().map(ToString::to_string).collect();
+                    Outcome::Acked
+                }
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
+    };
+    world.record(Event::Op(Op {
+        client: 0,
+        node,
+        key,
+        write: Some(Some(value)),
+        add: None,
+        expires_at_us: Some(at),
         quorum: w,
         pw: 0,
         start_us,
