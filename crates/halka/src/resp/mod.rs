@@ -9,7 +9,7 @@ pub mod clients;
 pub mod cmd;
 pub mod frame;
 mod inline;
-mod reader;
+pub mod reader;
 pub mod slowlog;
 
 use crate::node::NodeState;
