@@ -110,36 +110,8 @@ pub(crate) async fn increment(
     amount: i64,
     w: usize,
 ) {
-    let start_us = world.now_us();
-    let mut acked_by = Vec::new();
-    let outcome = match world.coordinator(node) {
-        None => Outcome::Refused,
-        Some(c) => {
-            let request = WriteRequest::new(Change::Add(amount), None);
-            match c.apply(Bytes::from(key.clone()), request, WriteQuorum { w, pw: 0 }).await {
-                Ok(put) if put.outcome.refused.is_none() => {
-                    acked_by = put.acked.iter().map(ToString::to_string).collect();
-                    Outcome::Acked
-                }
-                Ok(put) => Outcome::Failed(format!("refused: {:?}", put.outcome.refused)),
-                Err(e) => Outcome::Failed(e.to_string()),
-            }
-        }
-    };
-    world.record(Event::Op(Op {
-        client,
-        node,
-        key,
-        write: None,
-        add: Some(amount),
-        expires_at_us: None,
-        quorum: w,
-        pw: 0,
-        start_us,
-        end_us: world.now_us(),
-        outcome,
-        acked_by,
-    }));
+    let op = Op { client, add: Some(amount), ..blank(node, key, w) };
+    apply_recorded(world, op, WriteRequest::new(Change::Add(amount), None)).await;
 }
 
 /// Runs and records one `SET key value PXAT at` (coordinator microseconds) with write
@@ -152,36 +124,49 @@ pub(crate) async fn put_expiring(
     at: u64,
     w: usize,
 ) {
-    let start_us = world.now_us();
-    let mut acked_by = Vec::new();
-    let outcome = match world.coordinator(node) {
+    let change = Change::Put { value: Bytes::from(value.clone()), expiry: Expiry::At(at) };
+    let op = Op { write: Some(Some(value)), expires_at_us: Some(at), ..blank(node, key, w) };
+    apply_recorded(world, op, WriteRequest::new(change, None)).await;
+}
+
+/// An operation of client 0 through `node` on `key` with write quorum `w`, before it runs.
+fn blank(node: usize, key: String, w: usize) -> Op {
+    Op {
+        client: 0,
+        node,
+        key,
+        write: None,
+        add: None,
+        expires_at_us: None,
+        quorum: w,
+        pw: 0,
+        start_us: 0,
+        end_us: 0,
+        outcome: Outcome::Refused,
+        acked_by: Vec::new(),
+    }
+}
+
+/// Applies `request` to `op.key` through `op.node` at W = `op.quorum` and records `op`
+/// with its timing and outcome. A write the coordinating replica refused counts as failed.
+async fn apply_recorded(world: &World, mut op: Op, request: WriteRequest) {
+    op.start_us = world.now_us();
+    op.outcome = match world.coordinator(op.node) {
         None => Outcome::Refused,
         Some(c) => {
-            let change = Change::Put { value: Bytes::from(value.clone()), expiry: Expiry::At(at) };
-            let request = WriteRequest::new(change, None);
-            match c.apply(Bytes::from(key.clone()), request, WriteQuorum { w, pw: 0 }).await {
-                Ok(put) => {
-                    acked_by = put.acked.iter().map(ToString::to_string).collect();
+            let quorum = WriteQuorum { w: op.quorum, pw: 0 };
+            match c.apply(Bytes::from(op.key.clone()), request, quorum).await {
+                Ok(put) if put.outcome.refused.is_none() => {
+                    op.acked_by = put.acked.iter().map(ToString::to_string).collect();
                     Outcome::Acked
                 }
+                Ok(put) => Outcome::Failed(format!("refused: {:?}", put.outcome.refused)),
                 Err(e) => Outcome::Failed(e.to_string()),
             }
         }
     };
-    world.record(Event::Op(Op {
-        client: 0,
-        node,
-        key,
-        write: Some(Some(value)),
-        add: None,
-        expires_at_us: Some(at),
-        quorum: w,
-        pw: 0,
-        start_us,
-        end_us: world.now_us(),
-        outcome,
-        acked_by,
-    }));
+    op.end_us = world.now_us();
+    world.record(Event::Op(op));
 }
 
 /// A client: operations through random nodes, with short pauses, until `until`.

@@ -24,10 +24,7 @@ pub async fn add(
     let key = args.next_bytes()?;
     let amount = match amount {
         Some(a) => a,
-        None => args
-            .next_string()?
-            .parse::<i64>()
-            .map_err(|_| Frame::error("ERR value is not an integer or out of range"))?,
+        None => args.next_i64()?,
     };
     args.finish()?;
     let delta = if negate {

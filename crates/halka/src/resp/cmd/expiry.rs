@@ -51,12 +51,6 @@ pub(super) fn invalid_expire_time(command: &str) -> Frame {
     Frame::error(format!("ERR invalid expire time in '{}' command", command.to_lowercase()))
 }
 
-fn integer(args: &mut Args) -> Result<i64, Frame> {
-    args.next_string()?
-        .parse()
-        .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
-}
-
 /// `EXPIRE`/`PEXPIRE`/`EXPIREAT`/`PEXPIREAT key time [NX|XX|GT|LT]`: 1 when the expiry
 /// was set, 0 when the key is missing or the condition does not hold.
 pub async fn expire(
@@ -67,7 +61,7 @@ pub async fn expire(
     absolute: bool,
 ) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
-    let amount = integer(args)?;
+    let amount = args.next_i64()?;
     let mut when = ExpireWhen::Always;
     for opt in args.rest() {
         let next = match opt.to_ascii_uppercase().as_slice() {
@@ -191,7 +185,7 @@ pub async fn setex(
     unit: Unit,
 ) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
-    let amount = integer(args)?;
+    let amount = args.next_i64()?;
     let value: Bytes = args.next_bytes()?;
     args.finish()?;
     if amount <= 0 {

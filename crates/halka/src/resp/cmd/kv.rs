@@ -28,8 +28,8 @@ pub async fn strlen(state: &NodeState, s: &Session, args: &mut Args) -> Result<F
 /// counted from the end, as Redis does.
 pub async fn getrange(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
-    let start = next_i64(args)?;
-    let end = next_i64(args)?;
+    let start = args.next_i64()?;
+    let end = args.next_i64()?;
     args.finish()?;
     let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
     let Some(value) = got.value() else { return Ok(Frame::Bulk(Bytes::new())) };
@@ -46,12 +46,6 @@ fn byte_range(value: &Bytes, start: i64, end: i64) -> Bytes {
     }
     // Both lie in 0..len here.
     value.slice(usize::try_from(start).unwrap_or(0)..=usize::try_from(end).unwrap_or(0))
-}
-
-fn next_i64(args: &mut Args) -> Result<i64, Frame> {
-    args.next_string()?
-        .parse()
-        .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]`. NX and XX are checked

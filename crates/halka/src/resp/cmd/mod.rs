@@ -81,6 +81,12 @@ impl Args {
             .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
     }
 
+    fn next_i64(&mut self) -> Result<i64, Frame> {
+        self.next_string()?
+            .parse()
+            .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
+    }
+
     fn rest(&mut self) -> Vec<Bytes> {
         self.args.by_ref().collect()
     }

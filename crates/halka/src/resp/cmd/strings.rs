@@ -61,10 +61,7 @@ pub async fn append(state: &NodeState, s: &Session, args: &mut Args) -> Result<F
 /// length afterwards. The expiry is kept.
 pub async fn setrange(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
-    let offset: i64 = args
-        .next_string()?
-        .parse()
-        .map_err(|_| Frame::error("ERR value is not an integer or out of range"))?;
+    let offset = args.next_i64()?;
     let bytes = args.next_bytes()?;
     args.finish()?;
     let offset = u64::try_from(offset).map_err(|_| Frame::error("ERR offset is out of range"))?;
