@@ -21,7 +21,7 @@ use crate::quorum::{Next, Tally};
 use crate::suspects::Suspects;
 use crate::telemetry;
 use crate::view::{View, ViewGuard};
-use crate::{Background, ClusterError, Handoff, QuorumError, ReplicaError};
+use crate::{Background, ClusterError, Durability, Handoff, QuorumError, ReplicaError};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -107,6 +107,10 @@ pub struct PutResult {
     pub acked: Acks,
     /// The stand-ins among them, each with the owner it keeps the write for.
     pub stand_ins: SmallVec<[(NodeId, NodeId); 2]>,
+    /// Those of `acked` that fsynced the write before acknowledging it (sync policy
+    /// `always`): the copies that survive their machine losing power. The others hold it
+    /// as their sync policy holds writes.
+    pub synced: Acks,
     /// What the coordinating replica made of the write. When it refused it (a condition
     /// did not hold, say), nothing was written and `acked` names that replica alone.
     pub outcome: Outcome,
@@ -408,6 +412,7 @@ impl Coordinator {
                         context: answer.record.context().clone(),
                         acked: std::iter::once(id).collect(),
                         stand_ins: SmallVec::new(),
+                        synced: SmallVec::new(),
                         outcome: answer.outcome,
                     });
                 }
@@ -516,6 +521,7 @@ impl Coordinator {
             context: record.context().clone(),
             acked: tally.acked,
             stand_ins: stood_in,
+            synced: tally.synced,
             outcome: answer.outcome,
         })
     }
@@ -740,7 +746,7 @@ impl Coordinator {
         &self,
         key: &Bytes,
         record: &Arc<Record>,
-    ) -> impl FnMut(&View, NodeId, Result<(), ReplicaError>) + Send + 'static {
+    ) -> impl FnMut(&View, NodeId, Result<Durability, ReplicaError>) + Send + 'static {
         // Nothing is cloned for a coordinator that keeps no hints.
         let hint = self.handoff.clone().map(|h| (h, key.clone(), Arc::clone(record)));
         let suspects = Arc::clone(&self.suspects);
@@ -785,7 +791,7 @@ impl StandIns {
         key: &Bytes,
         record: &Arc<Record>,
         tally: &mut Tally,
-        fanout: &mut Fanout<()>,
+        fanout: &mut Fanout<Durability>,
     ) {
         if !self.enabled {
             return;

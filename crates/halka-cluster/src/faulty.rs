@@ -3,7 +3,7 @@
 
 use crate::Coordinated;
 use crate::replica::deferred;
-use crate::{Replica, ReplicaError, ReplicaFuture};
+use crate::{Durability, Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use halka_store::{HashRange, NodeId, Record, Write};
 use parking_lot::Mutex;
@@ -119,7 +119,15 @@ impl Replica for FaultyReplica {
         self.wrap(|| self.inner.coordinate_write(key, write))
     }
 
-    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn coordinate_write_deferred(
+        &self,
+        key: &Bytes,
+        write: &Write,
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<Durability>)> {
+        self.wrap(|| self.inner.coordinate_write_deferred(key, write))
+    }
+
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<Durability> {
         self.wrap(|| self.inner.merge(key, record))
     }
 
@@ -151,7 +159,12 @@ impl Replica for FaultyReplica {
         self.wrap(|| self.inner.merge_many(entries))
     }
 
-    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn keep_hint(
+        &self,
+        owner: &NodeId,
+        key: &Bytes,
+        record: &Arc<Record>,
+    ) -> ReplicaFuture<Durability> {
         self.wrap(|| self.inner.keep_hint(owner, key, record))
     }
 

@@ -172,7 +172,7 @@ impl Handoff {
                 let Some((hint, result)) = calls.next().await else { break };
                 budget = budget.saturating_sub(1);
                 match result {
-                    Ok(()) => {
+                    Ok(_) => {
                         if let Err(e) = self.store.remove_delivered(owner, &hint.key, &hint.record)
                         {
                             tracing::warn!(%owner, error = %e, "cannot remove a delivered hint");

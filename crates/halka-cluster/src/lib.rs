@@ -47,7 +47,9 @@ pub use faulty::{FaultPlan, FaultyReplica};
 pub use handoff::{Handoff, HandoffConfig};
 pub use listing::{Page, glob_match, step};
 pub use local::LocalReplica;
-pub use replica::{Coordinated, Replica, ReplicaError, ReplicaFuture, answered, deferred};
+pub use replica::{
+    Coordinated, Durability, Replica, ReplicaError, ReplicaFuture, answered, deferred,
+};
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};
 pub use view::View;

@@ -1,10 +1,10 @@
 //! A replica backed by an engine in this process.
 
 use crate::Coordinated;
-use crate::replica::{BATCH_BYTES, answered, batch_weight, deferred};
+use crate::replica::{BATCH_BYTES, answered, batch_weight, deferred, map_answer};
 use crate::stripe;
 use crate::syncer::Syncer;
-use crate::{Replica, ReplicaError, ReplicaFuture};
+use crate::{Durability, Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use halka_store::{
     Engine, HashRange, HintStore, NodeId, Record, StoreError, Stored, SyncToken, Write,
@@ -112,25 +112,35 @@ impl LocalReplica {
     /// Otherwise the wait (a journal buffer flush) runs when the future is first polled,
     /// not now: a caller that applies several writes before polling any — the RPC server
     /// with a batch of frames — flushes once for all of them.
-    fn durable(&self, token: Option<SyncToken>) -> ReplicaFuture<()> {
+    fn durable(&self, token: Option<SyncToken>) -> ReplicaFuture<Durability> {
         self.durable_with(token, false)
+    }
+
+    /// How durable this replica's writes are once [`LocalReplica::durable`] resolves.
+    fn durability(&self) -> Durability {
+        if self.engine.syncs_each_write() { Durability::Synced } else { Durability::Buffered }
     }
 
     /// [`LocalReplica::durable`], through the syncer task even when waiting does not block
     /// when `shared` (see [`LocalReplica::with_shared_flushes`]).
-    fn durable_with(&self, token: Option<SyncToken>, shared: bool) -> ReplicaFuture<()> {
+    fn durable_with(&self, token: Option<SyncToken>, shared: bool) -> ReplicaFuture<Durability> {
+        let durability = self.durability();
         let Some(token) = token else {
-            return answered(Ok(()));
+            return answered(Ok(durability));
         };
         if !self.engine.is_blocking() && !shared {
             let engine = Arc::clone(&self.engine);
-            return deferred(async move { engine.wait_durable(token).map_err(store_error) });
+            return deferred(async move {
+                engine.wait_durable(token).map_err(store_error)?;
+                Ok(durability)
+            });
         }
         let syncers = Arc::clone(&self.syncer);
         let engine = Arc::clone(&self.engine);
         deferred(async move {
             let syncer = syncers.get_or_init(|| Syncer::start(engine));
-            syncer.wait(token).await.map_err(ReplicaError::Storage)
+            syncer.wait(token).await.map_err(ReplicaError::Storage)?;
+            Ok(durability)
         })
     }
 }
@@ -165,7 +175,7 @@ impl Replica for LocalReplica {
         &self,
         key: &Bytes,
         write: &Write,
-    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<()>)> {
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<Durability>)> {
         self.ops.writes.increment();
         self.ops.foreground.increment();
         let applied = self.inline(|e| e.apply_write_deferred(key, &self.actor, write));
@@ -175,7 +185,7 @@ impl Replica for LocalReplica {
         answered(result)
     }
 
-    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<Durability> {
         self.ops.writes.increment();
         self.ops.foreground.increment();
         match self.inline(|e| e.merge_deferred(key, record)) {
@@ -231,7 +241,12 @@ impl Replica for LocalReplica {
         answered(Ok(out))
     }
 
-    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn keep_hint(
+        &self,
+        owner: &NodeId,
+        key: &Bytes,
+        record: &Arc<Record>,
+    ) -> ReplicaFuture<Durability> {
         let Some(hints) = &self.hints else {
             return answered(Err(ReplicaError::Rejected("this node keeps no hints".into())));
         };
@@ -253,8 +268,9 @@ impl Replica for LocalReplica {
             Err(e) => return answered(Err(store_error(e))),
         }
         metrics::counter!(crate::telemetry::HINTS_STORED).increment(1);
+        let durability = self.durability();
         if !self.engine.is_blocking() {
-            return answered(Ok(()));
+            return answered(Ok(durability));
         }
         // Under `always` the acknowledgement counts towards W, so the hint must be on disk:
         // it shares the engine's journal.
@@ -263,7 +279,8 @@ impl Replica for LocalReplica {
             tokio::task::spawn_blocking(move || engine.flush())
                 .await
                 .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
-                .map_err(store_error)
+                .map_err(store_error)?;
+            Ok(durability)
         })
     }
 
@@ -287,7 +304,7 @@ impl Replica for LocalReplica {
                 Err(e) => return answered(Err(e)),
             }
         }
-        self.durable(last)
+        map_answer(self.durable(last), |_| ())
     }
 }
 

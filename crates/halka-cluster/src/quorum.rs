@@ -7,7 +7,7 @@
 //! fills at most one slot per write, and never coordinates (it holds no record of the
 //! key to number a version from).
 
-use crate::ReplicaError;
+use crate::{Durability, ReplicaError};
 use halka_store::NodeId;
 use smallvec::SmallVec;
 
@@ -37,6 +37,8 @@ pub(crate) struct Tally {
     slots: Slots,
     /// Every node that acknowledged, in order: owners and stand-ins.
     pub acked: SmallVec<[NodeId; 5]>,
+    /// Those of them whose acknowledgement came after an fsync ([`Durability::Synced`]).
+    pub synced: SmallVec<[NodeId; 5]>,
     pub failures: Vec<(NodeId, ReplicaError)>,
     /// A replica whose answer the write also waits for, whatever W says (see
     /// [`Tally::awaiting`]).
@@ -63,6 +65,7 @@ impl Tally {
             pw,
             slots: owners.into_iter().map(|o| (o, Slot::Asked)).collect(),
             acked: SmallVec::new(),
+            synced: SmallVec::new(),
             failures: Vec::new(),
             awaited: None,
         }
@@ -81,7 +84,7 @@ impl Tally {
     pub(crate) fn answer(
         &mut self,
         id: &NodeId,
-        result: Result<(), ReplicaError>,
+        result: Result<Durability, ReplicaError>,
     ) -> Option<NodeId> {
         if self.awaited.as_ref() == Some(id) {
             self.awaited = None;
@@ -91,14 +94,15 @@ impl Tally {
         })?;
         let (owner, slot) = &mut self.slots[i];
         match (result, &*slot) {
-            (Ok(()), Slot::Asked) => {
-                *slot = Slot::Owner;
+            (Ok(durability), _) => {
+                *slot = match slot {
+                    Slot::Asked => Slot::Owner,
+                    _ => Slot::StoodIn(id.clone()),
+                };
                 self.acked.push(id.clone());
-                None
-            }
-            (Ok(()), _) => {
-                *slot = Slot::StoodIn(id.clone());
-                self.acked.push(id.clone());
+                if durability == Durability::Synced {
+                    self.synced.push(id.clone());
+                }
                 None
             }
             (Err(e), _) => {
@@ -210,11 +214,11 @@ mod tests {
     #[test]
     fn a_stand_in_fills_the_slot_of_a_failed_owner() {
         let mut t = Tally::new([id("a"), id("b"), id("c")], 2, 0);
-        assert_eq!(t.answer(&id("a"), Ok(())), None);
+        assert_eq!(t.answer(&id("a"), Ok(Durability::Buffered)), None);
         assert_eq!(t.answer(&id("b"), Err(down())), Some(id("b")));
         t.standing_in(&id("b"), id("d"));
         assert_eq!(t.next(), Next::Wait);
-        t.answer(&id("d"), Ok(()));
+        t.answer(&id("d"), Ok(Durability::Buffered));
         assert_eq!(t.next(), Next::Done);
         assert_eq!(t.stand_ins().to_vec(), vec![(id("d"), id("b"))]);
         assert_eq!(t.owner_acks(), 1);
@@ -224,10 +228,10 @@ mod tests {
     fn the_awaited_first_owner_holds_the_write_until_it_answers() {
         let mut t = Tally::new([id("a"), id("b"), id("c")], 2, 0);
         t.awaiting(id("c"));
-        t.answer(&id("a"), Ok(()));
-        t.answer(&id("b"), Ok(()));
+        t.answer(&id("a"), Ok(Durability::Buffered));
+        t.answer(&id("b"), Ok(Durability::Buffered));
         assert_eq!(t.next(), Next::Wait, "W is met, the first owner has not answered");
-        t.answer(&id("c"), Ok(()));
+        t.answer(&id("c"), Ok(Durability::Buffered));
         assert_eq!(t.next(), Next::Done);
     }
 
@@ -235,8 +239,8 @@ mod tests {
     fn a_failure_of_the_awaited_first_owner_ends_the_wait() {
         let mut t = Tally::new([id("a"), id("b"), id("c")], 2, 0);
         t.awaiting(id("c"));
-        t.answer(&id("a"), Ok(()));
-        t.answer(&id("b"), Ok(()));
+        t.answer(&id("a"), Ok(Durability::Buffered));
+        t.answer(&id("b"), Ok(Durability::Buffered));
         t.answer(&id("c"), Err(down()));
         assert_eq!(t.next(), Next::Done);
     }
@@ -244,10 +248,10 @@ mod tests {
     #[test]
     fn pw_counts_owners_only() {
         let mut t = Tally::new([id("a"), id("b"), id("c")], 2, 2);
-        t.answer(&id("a"), Ok(()));
+        t.answer(&id("a"), Ok(Durability::Buffered));
         t.answer(&id("b"), Err(down()));
         t.standing_in(&id("b"), id("d"));
-        t.answer(&id("d"), Ok(()));
+        t.answer(&id("d"), Ok(Durability::Buffered));
         assert_eq!(t.next(), Next::Wait, "c may still acknowledge");
         t.answer(&id("c"), Err(down()));
         assert_eq!(t.next(), Next::Failed);
@@ -258,9 +262,9 @@ mod tests {
         let mut t = Tally::new([id("a"), id("b"), id("c")], 2, 0);
         t.answer(&id("b"), Err(down()));
         t.standing_in(&id("b"), id("d"));
-        t.answer(&id("d"), Ok(()));
+        t.answer(&id("d"), Ok(Durability::Buffered));
         // A late answer from b is not counted twice: its slot is already filled.
-        assert_eq!(t.answer(&id("b"), Ok(())), None);
+        assert_eq!(t.answer(&id("b"), Ok(Durability::Buffered)), None);
         assert_eq!(t.next(), Next::Wait);
         assert_eq!(t.progress(), (1, 2));
     }

@@ -29,6 +29,17 @@ pub fn deferred<T>(
     Either::Right(fut.boxed())
 }
 
+/// `fut`'s answer passed through `f`, still inline when `fut` was.
+pub(crate) fn map_answer<T: Send + 'static, U: Send + 'static>(
+    fut: ReplicaFuture<T>,
+    f: fn(T) -> U,
+) -> ReplicaFuture<U> {
+    match fut {
+        Either::Left(ready) => answered(ready.into_inner().map(f)),
+        Either::Right(fut) => Either::Right(fut.map(move |r| r.map(f)).boxed()),
+    }
+}
+
 /// Why one replica did not answer.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -63,6 +74,19 @@ impl Coordinated {
     }
 }
 
+/// How a replica held a write when it acknowledged it: what a write receipt reports for
+/// each acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Durability {
+    /// fsynced before the acknowledgement (sync policy `always`): it survives the
+    /// machine losing power.
+    Synced,
+    /// Not yet fsynced: in the journal's buffer or the OS page cache (sync policy
+    /// `periodic`), or in memory only (the memory engine). It survives what that node's
+    /// sync policy survives.
+    Buffered,
+}
+
 /// One node's storage as the coordinator sees it.
 pub trait Replica: Send + Sync + fmt::Debug + 'static {
     /// The node this replica lives on.
@@ -80,23 +104,24 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Coordinated>;
 
     /// Like [`Replica::coordinate_write`], but answers with the record as soon as it is
-    /// applied, together with a future that completes when it is durable. The coordinator
-    /// starts the other replicas' writes while this replica's fsync runs. By default the
-    /// record is durable when it arrives.
+    /// applied, together with a future that completes when it is durable, saying how. The
+    /// coordinator starts the other replicas' writes while this replica's fsync runs. By
+    /// default the record is as durable as it will be when it arrives, and not synced.
     fn coordinate_write_deferred(
         &self,
         key: &Bytes,
         write: &Write,
-    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<()>)> {
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<Durability>)> {
         let call = self.coordinate_write(key, write);
         deferred(async move {
             let coordinated = call.await?;
-            Ok((coordinated, answered(Ok(()))))
+            Ok((coordinated, answered(Ok(Durability::Buffered))))
         })
     }
 
-    /// Merges a record into the replica's copy.
-    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()>;
+    /// Merges a record into the replica's copy; answers once it is as durable as this
+    /// node's sync policy makes writes, and says how durable that is.
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<Durability>;
 
     /// The replica's record for `key`.
     fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>>;
@@ -136,7 +161,12 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
     /// Keeps `record` as a hint for `owner`, an owner of `key` that did not answer, until
     /// it can be handed over: this replica stands in for it (sloppy quorum). Succeeds
     /// once the hint is as durable as a write under this node's sync policy.
-    fn keep_hint(&self, _owner: &NodeId, _key: &Bytes, _record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn keep_hint(
+        &self,
+        _owner: &NodeId,
+        _key: &Bytes,
+        _record: &Arc<Record>,
+    ) -> ReplicaFuture<Durability> {
         answered(Err(ReplicaError::Rejected("this replica keeps no hints".into())))
     }
 

@@ -14,8 +14,8 @@ use halka_cluster::Coordinated;
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
 use halka_cluster::{
     AntiEntropy, AntiEntropyConfig, Clock, Collector, CollectorConfig, Coordinator,
-    CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, ReadFanout, Replica, ReplicaError,
-    ReplicaFuture, View,
+    CoordinatorConfig, Durability, Handoff, HandoffConfig, LocalReplica, ReadFanout, Replica,
+    ReplicaError, ReplicaFuture, View,
 };
 use halka_ring::{Member, Strategy};
 use halka_store::{
@@ -553,7 +553,7 @@ impl Replica for Recording {
         &self,
         key: &Bytes,
         write: &Write,
-    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<()>)> {
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<Durability>)> {
         // A local replica answers inline: the version exists once this returns.
         let answer = self.inner.coordinate_write_deferred(key, write).now_or_never();
         if let Some(Ok((coordinated, _))) = &answer
@@ -572,7 +572,7 @@ impl Replica for Recording {
         }
     }
 
-    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<Durability> {
         self.after_disk(self.inner.merge(key, record))
     }
 
@@ -604,7 +604,12 @@ impl Replica for Recording {
         self.after_disk(self.inner.merge_many(entries))
     }
 
-    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn keep_hint(
+        &self,
+        owner: &NodeId,
+        key: &Bytes,
+        record: &Arc<Record>,
+    ) -> ReplicaFuture<Durability> {
         self.after_disk(self.inner.keep_hint(owner, key, record))
     }
 

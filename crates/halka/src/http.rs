@@ -117,15 +117,18 @@ struct KvParams {
     ttl_ms: Option<u64>,
 }
 
-/// The receipt of a write: who acknowledged it, and who of them stood in for whom.
+/// The receipt of a write: who acknowledged it, who of them stood in for whom, and
+/// who of them had fsynced it (sync policy `always`).
 fn receipt(put: &halka_cluster::PutResult) -> Value {
-    let acked: Vec<String> = put.acked.iter().map(ToString::to_string).collect();
+    let names = |nodes: &[halka_store::NodeId]| -> Vec<String> {
+        nodes.iter().map(ToString::to_string).collect()
+    };
     let stand_ins: serde_json::Map<String, Value> = put
         .stand_ins
         .iter()
         .map(|(by, owner)| (by.to_string(), json!(owner.to_string())))
         .collect();
-    json!({ "acked": acked, "stand_ins": stand_ins })
+    json!({ "acked": names(&put.acked), "stand_ins": stand_ins, "synced": names(&put.synced) })
 }
 
 fn write_quorum(state: &NodeState, params: &KvParams) -> halka_cluster::WriteQuorum {

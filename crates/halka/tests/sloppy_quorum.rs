@@ -29,7 +29,7 @@ fn with_two_owners_down_writes_go_through_a_stand_in_and_reach_the_owners_later(
 
     let mut conn = Raw::connect(&c.redis_addr(up));
     let receipt = conn.cmd(&["HALKA.SET", key, "v1", "2", "RECEIPT"]);
-    assert!(receipt.starts_with("*4\r\n$5\r\nacked\r\n*2\r\n"), "{receipt}");
+    assert!(receipt.starts_with("*6\r\n$5\r\nacked\r\n*2\r\n"), "{receipt}");
     assert!(!receipt.contains("stand_ins\r\n*0\r\n"), "a stand-in acknowledged: {receipt}");
     let err = conn.cmd(&["HALKA.SET", key, "v2", "2", "PW", "2"]);
     assert!(err.starts_with("-") && err.contains("pw=2"), "{err}");
@@ -54,6 +54,30 @@ fn with_two_owners_down_writes_go_through_a_stand_in_and_reach_the_owners_later(
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+#[test]
+fn a_receipt_names_the_acknowledgements_made_after_an_fsync() {
+    // node-1 and node-2 fsync every write; node-3 is restarted under `periodic`.
+    let mut c = TestCluster::start(3, "always");
+    c.kill(2);
+    let config = std::fs::read_to_string(&c.nodes[2].config).unwrap();
+    std::fs::write(&c.nodes[2].config, config.replace("sync = \"always\"", "sync = \"periodic\""))
+        .unwrap();
+    c.launch(2);
+
+    let receipt = Raw::connect(&c.redis_addr(0)).cmd(&["HALKA.SET", "k", "v", "3", "RECEIPT"]);
+    let synced = receipt.split("synced\r\n").nth(1).unwrap_or_default();
+    assert_eq!(synced, "*2\r\n$6\r\nnode-1\r\n$6\r\nnode-2\r\n", "{receipt}");
+
+    let (status, body) = http("PUT", &c.http_url(1, "/v1/kv/k?w=3"), b"v2", &[]);
+    assert_eq!(status, 200, "{body}");
+    let put: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut synced: Vec<&str> =
+        put["synced"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    synced.sort_unstable();
+    assert_eq!(synced, ["node-1", "node-2"], "{body}");
+    assert_eq!(put["acked"].as_array().unwrap().len(), 3, "{body}");
 }
 
 #[test]

@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The format byte that starts every frame body. Format 2: records carry expiry and
-/// counters (see `halka_store::codec`), writes carry a `Change`; a format-1 peer's frames
-/// are refused with a message naming the format.
-pub const FORMAT_V2: u8 = 2;
+/// counters (see `halka_store::codec`), writes carry a `Change`. Format 3: write
+/// acknowledgements say how durable the write is (`Response::Stored`,
+/// `Response::Coordinated`). An older peer's frames are refused with a message naming
+/// the format.
+pub const FORMAT: u8 = 3;
 
 /// A message with the id that pairs a response with its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,10 +82,12 @@ pub enum Response {
     KeyDigests(Vec<(Bytes, u64)>),
     Records(Vec<Option<Arc<Record>>>),
     Flags(Vec<bool>),
-    /// The coordinating replica's answer to `CoordinateWrite`.
-    Coordinated(crate::Coordinated),
+    /// The coordinating replica's answer to `CoordinateWrite`, once the write is durable.
+    Coordinated(crate::Coordinated, crate::Durability),
     /// The answer to `ListKeys`.
     Listed(Vec<(Bytes, Arc<Record>)>),
+    /// A write (`Merge`, `KeepHint`) acknowledged, and how durable it is.
+    Stored(crate::Durability),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.
@@ -119,7 +123,7 @@ impl From<WireError> for ReplicaError {
 /// # Errors
 /// Only if serialisation fails, which it does not for these types.
 pub fn encode<T: Serialize>(msg: &Envelope<T>) -> Result<Bytes, postcard::Error> {
-    postcard::to_extend(msg, vec![FORMAT_V2]).map(Bytes::from)
+    postcard::to_extend(msg, vec![FORMAT]).map(Bytes::from)
 }
 
 /// Decodes a frame body.
@@ -128,8 +132,11 @@ pub fn encode<T: Serialize>(msg: &Envelope<T>) -> Result<Bytes, postcard::Error>
 /// An unknown format byte or a body that does not decode.
 pub fn decode<T: for<'de> Deserialize<'de>>(frame: &[u8]) -> Result<Envelope<T>, String> {
     match frame.split_first() {
-        Some((&FORMAT_V2, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
-        Some((v, _)) => Err(format!("unknown frame format {v}")),
+        Some((&FORMAT, body)) => postcard::from_bytes(body).map_err(|e| e.to_string()),
+        Some((v, _)) => Err(format!(
+            "unknown frame format {v} (this node speaks format {FORMAT}: \
+             every node of a cluster must run a release with the same format)"
+        )),
         None => Err("empty frame".into()),
     }
 }
@@ -152,9 +159,10 @@ mod tests {
             },
         };
         let bytes = encode(&req).unwrap();
-        assert_eq!(bytes[0], FORMAT_V2);
+        assert_eq!(bytes[0], FORMAT);
         assert_eq!(decode::<Request>(&bytes).unwrap(), req);
         assert!(decode::<Request>(&[1, 0]).unwrap_err().contains("unknown frame format"));
-        assert!(decode::<Request>(&[2, 200, 200]).is_err());
+        assert!(decode::<Request>(&[2, 0]).unwrap_err().contains("unknown frame format 2"));
+        assert!(decode::<Request>(&[FORMAT, 200, 200]).is_err());
     }
 }

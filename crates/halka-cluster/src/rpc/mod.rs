@@ -22,7 +22,7 @@ mod server;
 
 pub use client::{RemoteReplica, RpcClientConfig, TcpPeer};
 pub use handshake::{HandshakeError, PeerAuth};
-pub use message::{Envelope, FORMAT_V2, Request, Response, decode, encode};
+pub use message::{Envelope, FORMAT, Request, Response, decode, encode};
 pub use remote::{MessageReplica, Transport};
 pub use server::{RpcServerConfig, handle, serve};
 

@@ -3,8 +3,8 @@
 
 use super::message::{Request, Response};
 use crate::Coordinated;
-use crate::replica::deferred;
-use crate::{Replica, ReplicaError, ReplicaFuture};
+use crate::replica::{answered, deferred, map_answer};
+use crate::{Durability, Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use halka_store::{HashRange, NodeId, Record, Write};
@@ -64,17 +64,26 @@ impl<T: Transport> Replica for MessageReplica<T> {
     }
 
     fn coordinate_write(&self, key: &Bytes, write: &Write) -> ReplicaFuture<Coordinated> {
+        map_answer(self.coordinate_write_deferred(key, write), |(coordinated, _)| coordinated)
+    }
+
+    /// The peer answers once the write is durable, so the durability comes with the record.
+    fn coordinate_write_deferred(
+        &self,
+        key: &Bytes,
+        write: &Write,
+    ) -> ReplicaFuture<(Coordinated, ReplicaFuture<Durability>)> {
         let request = Request::CoordinateWrite { key: key.clone(), write: write.clone() };
         self.ask(request, |r| match r {
-            Response::Coordinated(c) => Ok(c),
+            Response::Coordinated(c, durability) => Ok((c, answered(Ok(durability)))),
             other => Err(other),
         })
     }
 
-    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<Durability> {
         let request = Request::Merge { key: key.clone(), record: Arc::clone(record) };
         self.ask(request, |r| match r {
-            Response::Ack => Ok(()),
+            Response::Stored(durability) => Ok(durability),
             other => Err(other),
         })
     }
@@ -128,14 +137,19 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
-    fn keep_hint(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<()> {
+    fn keep_hint(
+        &self,
+        owner: &NodeId,
+        key: &Bytes,
+        record: &Arc<Record>,
+    ) -> ReplicaFuture<Durability> {
         let request = Request::KeepHint {
             owner: owner.clone(),
             key: key.clone(),
             record: Arc::clone(record),
         };
         self.ask(request, |r| match r {
-            Response::Ack => Ok(()),
+            Response::Stored(durability) => Ok(durability),
             other => Err(other),
         })
     }

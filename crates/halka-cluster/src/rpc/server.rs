@@ -272,10 +272,18 @@ pub fn handle(
     }
     match request {
         Request::CoordinateWrite { key, write } => {
-            replica.coordinate_write(&key, &write).map(|r| answer(r, Response::Coordinated)).boxed()
+            let call = replica.coordinate_write_deferred(&key, &write);
+            async move {
+                let stored = match call.await {
+                    Ok((coordinated, durable)) => durable.await.map(|d| (coordinated, d)),
+                    Err(e) => Err(e),
+                };
+                answer(stored, |(coordinated, d)| Response::Coordinated(coordinated, d))
+            }
+            .boxed()
         }
         Request::Merge { key, record } => {
-            replica.merge(&key, &record).map(|r| answer(r, |()| Response::Ack)).boxed()
+            replica.merge(&key, &record).map(|r| answer(r, Response::Stored)).boxed()
         }
         Request::Get { key } => replica.get(&key).map(|r| answer(r, Response::MaybeRecord)).boxed(),
         Request::Ping => futures::future::ready(Response::Pong).boxed(),
@@ -299,7 +307,7 @@ pub fn handle(
             replica.hinted(keys).map(|r| answer(r, Response::Flags)).boxed()
         }
         Request::KeepHint { owner, key, record } => {
-            replica.keep_hint(&owner, &key, &record).map(|r| answer(r, |()| Response::Ack)).boxed()
+            replica.keep_hint(&owner, &key, &record).map(|r| answer(r, Response::Stored)).boxed()
         }
     }
 }

@@ -447,6 +447,14 @@ impl Drop for FjallEngine {
 }
 
 impl FjallEngine {
+    /// Under `Always`, a token for every write inserted but not yet fsynced, if any.
+    fn unsynced(&self) -> Option<SyncToken> {
+        let inner = &*self.inner;
+        let inserted = inner.inserted.load(Ordering::SeqCst);
+        (inner.sync == SyncPolicy::Always && inner.synced.load(Ordering::Acquire) < inserted)
+            .then_some(SyncToken(inserted))
+    }
+
     fn stripe(&self, key: &[u8]) -> &Mutex<()> {
         &self.inner.stripes[(self.inner.hasher.hash_one(key) as usize) & (STRIPES - 1)]
     }
@@ -639,7 +647,10 @@ impl Engine for FjallEngine {
             let _guard = self.stripe(key).lock();
             let current = self.read_locked(key)?;
             let Some(next) = f(current.as_ref()) else {
-                return Ok(None);
+                // Unchanged, but what the key holds may be a write whose fsync is still
+                // running for another caller: under `Always`, an acknowledgement of
+                // this call waits for it too.
+                return Ok(self.unsynced());
             };
             let encoded = encode_record(&next)?;
             inner.space.admit(key.len() + encoded.len())?;
@@ -729,6 +740,10 @@ impl Engine for FjallEngine {
 
     /// With `Always`, waiting for durability is an fsync.
     fn is_blocking(&self) -> bool {
+        self.inner.sync == SyncPolicy::Always
+    }
+
+    fn syncs_each_write(&self) -> bool {
         self.inner.sync == SyncPolicy::Always
     }
 }

@@ -51,8 +51,10 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     fn update(&self, key: &[u8], f: &mut Updater<'_>) -> Result<(), StoreError>;
 
     /// Like [`Engine::update`], but returns as soon as the new record is visible, with a
-    /// token to wait for its durability ([`Engine::wait_durable`]); `None` when `f` left
-    /// the key alone. Lets a coordinator overlap its own fsync with the replicas' writes.
+    /// token to wait for its durability ([`Engine::wait_durable`]); `None` when there is
+    /// nothing to wait for (`f` left the key alone, and what the key holds is as durable as
+    /// the policy makes writes). Lets a coordinator overlap its own fsync with the
+    /// replicas' writes.
     ///
     /// # Errors
     /// As [`Engine::update`].
@@ -127,6 +129,13 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// a blocking thread. Reads and deferred writes stay inline: they touch the memtable,
     /// the block cache and the OS page cache.
     fn is_blocking(&self) -> bool {
+        false
+    }
+
+    /// Whether a write this engine has made durable ([`Engine::wait_durable`]) is fsynced,
+    /// so it survives the machine losing power (sync policy `always`): what a write
+    /// receipt reports for this node's acknowledgements.
+    fn syncs_each_write(&self) -> bool {
         false
     }
 

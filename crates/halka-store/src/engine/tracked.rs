@@ -168,6 +168,10 @@ impl Engine for TrackedEngine {
         self.inner.is_blocking()
     }
 
+    fn syncs_each_write(&self) -> bool {
+        self.inner.syncs_each_write()
+    }
+
     fn digests(&self) -> Option<&Arc<DigestTree>> {
         self.tree.as_ref()
     }

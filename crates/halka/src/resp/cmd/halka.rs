@@ -76,7 +76,8 @@ pub async fn get(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
 }
 
 /// `HALKA.SET <key> <value> <w> [PW <n>] [RECEIPT]`: SET with this request's write
-/// quorum; with RECEIPT, the reply names who acknowledged and who stood in for whom.
+/// quorum; with RECEIPT, the reply names who acknowledged, who stood in for whom, and who
+/// had fsynced the write when it acknowledged (sync policy `always`).
 pub async fn set(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     let value = args.next_bytes()?;
@@ -103,14 +104,20 @@ pub async fn set(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     if !want_receipt {
         return Ok(Frame::ok());
     }
-    // `acked` then `stand_ins` (each `stand-in=owner`), as a flat map.
+    // `acked`, `stand_ins` (each `stand-in=owner`), then `synced` (the acks made after
+    // an fsync), as a flat map.
+    let names = |nodes: &[halka_store::NodeId]| {
+        Frame::Array(nodes.iter().map(|n| Frame::bulk(n.to_string())).collect())
+    };
     Ok(Frame::Array(vec![
         Frame::bulk("acked"),
-        Frame::Array(put.acked.iter().map(|n| Frame::bulk(n.to_string())).collect()),
+        names(&put.acked),
         Frame::bulk("stand_ins"),
         Frame::Array(
             put.stand_ins.iter().map(|(by, owner)| Frame::bulk(format!("{by}={owner}"))).collect(),
         ),
+        Frame::bulk("synced"),
+        names(&put.synced),
     ]))
 }
 
