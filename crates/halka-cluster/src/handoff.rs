@@ -18,7 +18,7 @@ use crate::{Coordinator, ReplicaError, View};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use halka_store::{HintStats, HintStore, NodeId, Record, Stored};
+use halka_store::{HintKind, HintStats, HintStore, NodeId, Record, Stored};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,8 +75,13 @@ impl Handoff {
 
     /// Keeps `record` for `owner`, which did not acknowledge it.
     pub(crate) fn keep(&self, owner: &NodeId, key: &Bytes, record: &Arc<Record>) {
-        match self.store.put(owner, key, record) {
-            Ok(Stored::Kept) => metrics::counter!(telemetry::HINTS_STORED).increment(1),
+        // The coordinator's own hints are beyond the write's W copies: the oldest of them
+        // make room when the owner's hints are at their bound.
+        match self.store.put(owner, key, record, HintKind::Extra) {
+            Ok(Stored::Kept { evicted }) => {
+                metrics::counter!(telemetry::HINTS_STORED).increment(1);
+                metrics::counter!(telemetry::HINTS_DROPPED).increment(evicted);
+            }
             Ok(Stored::Dropped) => metrics::counter!(telemetry::HINTS_DROPPED).increment(1),
             Err(e) => {
                 metrics::counter!(telemetry::HINTS_DROPPED).increment(1);

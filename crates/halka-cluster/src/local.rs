@@ -7,7 +7,7 @@ use crate::syncer::Syncer;
 use crate::{Durability, Replica, ReplicaError, ReplicaFuture};
 use bytes::Bytes;
 use halka_store::{
-    Engine, HashRange, HintStore, NodeId, Record, StoreError, Stored, SyncToken, Write,
+    Engine, HashRange, HintKind, HintStore, NodeId, Record, StoreError, Stored, SyncToken, Write,
     entry_digest,
 };
 use std::sync::Arc;
@@ -258,8 +258,12 @@ impl Replica for LocalReplica {
         if let Err(e) = self.engine.limits().check_key(key) {
             return answered(Err(store_error(StoreError::Limit(e))));
         }
-        match hints.put(owner, key, record) {
-            Ok(Stored::Kept) => {}
+        // A stand-in's hint is one of the write's W copies: never evicted, so refused when
+        // there is no room (the coordinator then asks the next stand-in).
+        match hints.put(owner, key, record, HintKind::Counted) {
+            Ok(Stored::Kept { evicted }) => {
+                metrics::counter!(crate::telemetry::HINTS_DROPPED).increment(evicted);
+            }
             Ok(Stored::Dropped) => {
                 return answered(Err(ReplicaError::Rejected(format!(
                     "hints for {owner} are at their bound"

@@ -89,8 +89,8 @@ pub fn describe(replicas: &[NodeId]) {
     );
     metrics::describe_counter!(
         HINTS_DROPPED,
-        "Hints not kept because their owner's hints were at the byte bound (anti-entropy \
-         repairs those keys)"
+        "Hints not kept, or evicted oldest first, because their owner's hints were at the \
+         byte bound (anti-entropy repairs those keys), or refused by their owner"
     );
     metrics::describe_counter!(HINTS_DELIVERED, "Hints handed to their owner and removed");
     metrics::describe_gauge!(HINTS_PENDING, "Hints waiting for their owner");

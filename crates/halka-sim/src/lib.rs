@@ -129,6 +129,7 @@ async fn simulate(seed: u64, options: &Options) -> Run {
             reckless_collection: options.reckless_collection,
             reuse_actor_after_crash: options.reuse_actor_after_crash,
             counters: options.counters,
+            hint_bytes_per_owner: world::HINT_BYTES_PER_OWNER,
         },
     );
     let skews: Vec<String> =

@@ -19,6 +19,7 @@ pub const SCENARIOS: &[&str] = &[
     "stand-in-outlives-the-coordinators-disk",
     "increments-survive-crashes-a-lost-disk-and-a-partition",
     "expired-keys-stay-expired-through-a-crash-and-are-collected",
+    "full-hint-stores-evict-their-oldest-and-lose-nothing",
 ];
 
 /// The outcome of one scenario: the checker's verdict and what the scenario itself
@@ -62,6 +63,9 @@ pub fn run(name: &str, options: &Options) -> ScenarioRun {
 
 const KEYS: u64 = 40;
 
+/// A hint bound that five of the scenario's hints fill.
+const FULL_HINT_BYTES: u64 = 1024;
+
 async fn script(name: &str, options: &Options) -> ScenarioRun {
     crate::start_clock();
     let world = World::new(
@@ -75,6 +79,12 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             reckless_collection: options.reckless_collection,
             reuse_actor_after_crash: options.reuse_actor_after_crash,
             counters: options.counters,
+            hint_bytes_per_owner: if name == "full-hint-stores-evict-their-oldest-and-lose-nothing"
+            {
+                FULL_HINT_BYTES
+            } else {
+                crate::world::HINT_BYTES_PER_OWNER
+            },
         },
     );
     world.set_loss(0.0);
@@ -142,6 +152,25 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
                 workload::run_op(&world, 0, n1, workload::key(k), Some(None), 2, 0).await;
             }
             tokio::time::sleep(crate::world::TOMBSTONE_GRACE * 5).await;
+            world.start(n3);
+        }
+        "full-hint-stores-evict-their-oldest-and-lose-nothing" => {
+            // n3 misses a write to each of its keys while every other node's hints for
+            // it hold five: the coordinators' own hints evict their oldest, stand-ins
+            // refuse what does not fit, and anti-entropy must bring n3 the rest.
+            write_all(&world, n1, "v1", 3).await;
+            world.crash(n3, false);
+            // Values of a hundred bytes: five hints fill a bound, stand-ins' too.
+            write_all(&world, n1, &format!("v2{}", "x".repeat(100)), 2).await;
+            let missed = (0..KEYS)
+                .filter(|&k| world.owners(workload::key(k).as_bytes()).contains(&n3))
+                .count() as u64;
+            let kept = world.hints_pending(n1);
+            if kept >= missed {
+                problems.push(format!(
+                    "n1 keeps {kept} hints for the {missed} writes n3 missed: nothing was evicted"
+                ));
+            }
             world.start(n3);
         }
         "stand-in-outlives-the-coordinators-disk" => {

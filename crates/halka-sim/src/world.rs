@@ -50,7 +50,12 @@ pub struct Settings {
     pub reuse_actor_after_crash: bool,
     /// Clients also increment the counter keys.
     pub counters: bool,
+    /// Each node's bound on the hints it keeps for one owner, in bytes.
+    pub hint_bytes_per_owner: u64,
 }
+
+/// The hint bound of simulated nodes, unless a scenario shrinks it.
+pub const HINT_BYTES_PER_OWNER: u64 = 64 << 20;
 
 /// The test-only collector of [`Settings::reckless_collection`]: removes every tombstone
 /// older than the grace, whoever else still holds what.
@@ -84,8 +89,8 @@ struct Disk {
 }
 
 impl Disk {
-    fn new() -> Self {
-        Self { engine: Arc::default(), hints: Arc::new(MemoryHints::new(64 << 20)) }
+    fn new(hint_bytes_per_owner: u64) -> Self {
+        Self { engine: Arc::default(), hints: Arc::new(MemoryHints::new(hint_bytes_per_owner)) }
     }
 }
 
@@ -148,7 +153,7 @@ impl World {
             .iter()
             .map(|m| Node {
                 id: NodeId::new(&m.id),
-                disk: Mutex::new(Disk::new()),
+                disk: Mutex::new(Disk::new(settings.hint_bytes_per_owner)),
                 running: Mutex::new(None),
                 incarnation: Mutex::new(0),
                 starts: Mutex::new(0),
@@ -345,7 +350,7 @@ impl World {
         // Messages from the old incarnation die with it.
         *node.incarnation.lock() += 1;
         if lose_disk {
-            *node.disk.lock() = Disk::new();
+            *node.disk.lock() = Disk::new(self.settings.hint_bytes_per_owner);
         }
     }
 

@@ -7,12 +7,16 @@
 //! removed only if it is still the record that was delivered: one merged in meanwhile
 //! stays for the next round.
 //!
-//! Each owner's hints are bounded in bytes. A hint that would pass the bound is dropped
-//! and counted; anti-entropy repairs what hints miss.
+//! Each owner's hints are bounded in bytes. A hint kept beyond a write's W copies (by its
+//! coordinator: [`HintKind::Extra`]) is what anti-entropy would repair anyway, so when
+//! the bound is reached the oldest of those are evicted, and counted, to make room. A
+//! stand-in's hint ([`HintKind::Counted`]) was one of the W copies the client was
+//! promised: it is never evicted, and one that finds no room is refused, so the
+//! coordinator asks the next stand-in.
 
 use crate::{NodeId, Record, StoreError};
 use bytes::Bytes;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,21 +34,50 @@ pub struct HintStats {
     pub bytes: u64,
 }
 
-/// Whether a hint was kept.
+/// Why a hint is kept, which decides whether it may make room for others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintKind {
+    /// A stand-in's, whose acknowledgement counted towards W: never evicted.
+    Counted,
+    /// Kept beyond the W copies: the oldest make room for newer hints.
+    Extra,
+}
+
+impl HintKind {
+    /// The kind of a hint that merges one of each: counted if either was.
+    #[must_use]
+    pub fn with(self, other: HintKind) -> HintKind {
+        if self == HintKind::Counted || other == HintKind::Counted {
+            HintKind::Counted
+        } else {
+            HintKind::Extra
+        }
+    }
+}
+
+/// What became of a hint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    Kept,
-    /// The owner's hints are at their byte bound.
+    /// Kept, after evicting this many older extra hints of the same owner.
+    Kept { evicted: u64 },
+    /// Not kept: the owner's hints are at their bound and no extra hint is left to evict.
     Dropped,
 }
 
 /// Durable (or, for tests, in-memory) storage of hints.
 pub trait HintStore: Send + Sync + fmt::Debug + 'static {
-    /// Merges `record` into the hint for (`owner`, `key`).
+    /// Merges `record` into the hint for (`owner`, `key`), kept as `kind` (or as
+    /// [`HintKind::Counted`] if the hint already was).
     ///
     /// # Errors
     /// I/O failure or an invalid record.
-    fn put(&self, owner: &NodeId, key: &[u8], record: &Arc<Record>) -> Result<Stored, StoreError>;
+    fn put(
+        &self,
+        owner: &NodeId,
+        key: &[u8],
+        record: &Arc<Record>,
+        kind: HintKind,
+    ) -> Result<Stored, StoreError>;
 
     /// Up to `limit` of `owner`'s hints, in key order from just after `after` (`None`:
     /// from the start), so a caller can walk them all in bounded steps.
@@ -97,22 +130,89 @@ pub(crate) fn hint_bytes(key: &[u8], record: &Record) -> u64 {
     (key.len() + 64 + record.values().map(Bytes::len).sum::<usize>()) as u64
 }
 
-/// `record` merged into the `current` hint for `key`, and what the owner's hints then
-/// weigh, given they weigh `used` now; `None` when that would pass `max`. Both stores
-/// apply the bound through this.
-pub(crate) fn merge_within_bound(
-    key: &[u8],
-    current: Option<&Record>,
-    record: &Arc<Record>,
-    used: u64,
-    max: u64,
-) -> Option<(Arc<Record>, u64)> {
-    let (before, merged) = match current {
-        Some(stored) => (hint_bytes(key, stored), Arc::new(stored.merge(record))),
-        None => (0, Arc::clone(record)),
-    };
-    let now = used - before + hint_bytes(key, &merged);
-    (now <= max).then_some((merged, now))
+/// One owner's hints as the bound sees them: counts, bytes, and the extra hints in
+/// eviction order. Both stores keep one per owner, under their lock, and decide through
+/// it ([`Ledger::plan`]); a durable store rebuilds it from its hints on open.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    hints: u64,
+    bytes: u64,
+    /// Extra hints, oldest first: when each was last written (its newest version's
+    /// timestamp, so the order survives a restart), then its key.
+    extras: BTreeSet<(u64, Bytes)>,
+    /// Each extra hint's place in `extras` and its bytes.
+    extra_at: HashMap<Bytes, (u64, u64)>,
+}
+
+/// What a put does: store `merged` as `kind` after evicting `evict`.
+pub(crate) struct Plan {
+    pub merged: Arc<Record>,
+    pub kind: HintKind,
+    pub evict: Vec<Bytes>,
+}
+
+impl Ledger {
+    pub(crate) fn stats(&self) -> HintStats {
+        HintStats { hints: self.hints, bytes: self.bytes }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.hints == 0
+    }
+
+    /// Counts a hint now stored.
+    pub(crate) fn add(&mut self, key: &[u8], record: &Record, kind: HintKind) {
+        let bytes = hint_bytes(key, record);
+        self.hints += 1;
+        self.bytes += bytes;
+        if kind == HintKind::Extra {
+            let key = Bytes::copy_from_slice(key);
+            let at = record.written_at();
+            self.extras.insert((at, key.clone()));
+            self.extra_at.insert(key, (at, bytes));
+        }
+    }
+
+    /// Forgets a hint no longer stored.
+    pub(crate) fn remove(&mut self, key: &[u8], record: &Record) {
+        self.hints = self.hints.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(hint_bytes(key, record));
+        if let Some((at, _)) = self.extra_at.remove(key) {
+            self.extras.remove(&(at, Bytes::copy_from_slice(key)));
+        }
+    }
+
+    /// `record` merged into the `current` hint for `key`, and the oldest extra hints
+    /// (other than this one) to evict so the owner's hints stay within `max`; `None`
+    /// when evicting every one of them would not be enough.
+    pub(crate) fn plan(
+        &self,
+        key: &[u8],
+        current: Option<(&Record, HintKind)>,
+        record: &Arc<Record>,
+        kind: HintKind,
+        max: u64,
+    ) -> Option<Plan> {
+        let (before, merged, kind) = match current {
+            Some((stored, was)) => {
+                (hint_bytes(key, stored), Arc::new(stored.merge(record)), was.with(kind))
+            }
+            None => (0, Arc::clone(record), kind),
+        };
+        let after = self.bytes.saturating_sub(before) + hint_bytes(key, &merged);
+        let mut over = after.saturating_sub(max);
+        let mut evict = Vec::new();
+        for (_, old) in &self.extras {
+            if over == 0 {
+                break;
+            }
+            if old[..] != *key {
+                over = over.saturating_sub(self.extra_at[old].1);
+                evict.push(old.clone());
+            }
+        }
+        (over == 0).then_some(Plan { merged, kind, evict })
+    }
 }
 
 /// Hints in memory, for tests and the embedded cluster: lost with the process.
@@ -124,8 +224,8 @@ pub struct MemoryHints {
 
 #[derive(Debug, Default)]
 struct OwnerHints {
-    hints: BTreeMap<Bytes, Arc<Record>>,
-    bytes: u64,
+    hints: BTreeMap<Bytes, (Arc<Record>, HintKind)>,
+    ledger: Ledger,
 }
 
 impl MemoryHints {
@@ -136,19 +236,32 @@ impl MemoryHints {
 }
 
 impl HintStore for MemoryHints {
-    fn put(&self, owner: &NodeId, key: &[u8], record: &Arc<Record>) -> Result<Stored, StoreError> {
+    fn put(
+        &self,
+        owner: &NodeId,
+        key: &[u8],
+        record: &Arc<Record>,
+        kind: HintKind,
+    ) -> Result<Stored, StoreError> {
         record.validate()?;
         let mut owners = self.owners.lock();
         let of_owner = owners.entry(owner.clone()).or_default();
-        let current = of_owner.hints.get(key).map(|r| &**r);
-        let Some((merged, used)) =
-            merge_within_bound(key, current, record, of_owner.bytes, self.max_bytes_per_owner)
+        let current = of_owner.hints.get(key).map(|(r, k)| (&**r, *k));
+        let Some(plan) = of_owner.ledger.plan(key, current, record, kind, self.max_bytes_per_owner)
         else {
             return Ok(Stored::Dropped);
         };
-        of_owner.bytes = used;
-        of_owner.hints.insert(Bytes::copy_from_slice(key), merged);
-        Ok(Stored::Kept)
+        for old in &plan.evict {
+            if let Some((evicted, _)) = of_owner.hints.remove(old) {
+                of_owner.ledger.remove(old, &evicted);
+            }
+        }
+        if let Some((replaced, _)) = of_owner.hints.remove(key) {
+            of_owner.ledger.remove(key, &replaced);
+        }
+        of_owner.ledger.add(key, &plan.merged, plan.kind);
+        of_owner.hints.insert(Bytes::copy_from_slice(key), (plan.merged, plan.kind));
+        Ok(Stored::Kept { evicted: plan.evict.len() as u64 })
     }
 
     fn batch(
@@ -167,7 +280,7 @@ impl HintStore for MemoryHints {
             .hints
             .range((start, Bound::Unbounded))
             .take(limit)
-            .map(|(k, r)| Hint { key: k.clone(), record: Arc::clone(r) })
+            .map(|(k, (r, _))| Hint { key: k.clone(), record: Arc::clone(r) })
             .collect())
     }
 
@@ -179,13 +292,12 @@ impl HintStore for MemoryHints {
     ) -> Result<(), StoreError> {
         let mut owners = self.owners.lock();
         if let Some(of_owner) = owners.get_mut(owner) {
-            if let Some(stored) = of_owner.hints.get(key)
-                && stored.same_as(delivered)
+            if of_owner.hints.get(key).is_some_and(|(stored, _)| stored.same_as(delivered))
+                && let Some((stored, _)) = of_owner.hints.remove(key)
             {
-                of_owner.bytes -= hint_bytes(key, stored);
-                of_owner.hints.remove(key);
+                of_owner.ledger.remove(key, &stored);
             }
-            if of_owner.hints.is_empty() {
+            if of_owner.ledger.is_empty() {
                 owners.remove(owner);
             }
         }
@@ -197,12 +309,6 @@ impl HintStore for MemoryHints {
     }
 
     fn stats(&self) -> BTreeMap<NodeId, HintStats> {
-        self.owners
-            .lock()
-            .iter()
-            .map(|(owner, o)| {
-                (owner.clone(), HintStats { hints: o.hints.len() as u64, bytes: o.bytes })
-            })
-            .collect()
+        self.owners.lock().iter().map(|(owner, o)| (owner.clone(), o.ledger.stats())).collect()
     }
 }

@@ -31,7 +31,7 @@ pub use engine::{
     Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken, TrackedEngine, Tracking,
 };
 pub use error::StoreError;
-pub use hints::{Hint, HintStats, HintStore, MemoryHints, Stored};
+pub use hints::{Hint, HintKind, HintStats, HintStore, MemoryHints, Stored};
 pub use layout::HashRange;
 pub use limits::{LimitError, Limits};
 pub use record::{MAX_SIBLINGS, Record, Version};

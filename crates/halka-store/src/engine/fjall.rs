@@ -19,7 +19,7 @@
 use super::journal::JournalFile;
 use super::space::{SpaceGuard, free_bytes};
 use super::{Engine, SyncToken, Updater};
-use crate::hints::{Hint, HintStats, HintStore, Stored, hint_bytes, merge_within_bound};
+use crate::hints::{Hint, HintKind, HintStats, HintStore, Ledger, Stored};
 use crate::layout::{HashRange, storage_key, user_key};
 use crate::{Limits, NodeId, Record, StoreError, decode_record, encode_record};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -392,18 +392,17 @@ impl FjallEngine {
     /// # Errors
     /// The stored hints cannot be read (to count them).
     pub fn hints(&self, max_bytes_per_owner: u64) -> Result<Arc<dyn HintStore>, StoreError> {
-        let mut stats: BTreeMap<NodeId, HintStats> = BTreeMap::new();
+        let mut ledgers: BTreeMap<NodeId, Ledger> = BTreeMap::new();
         for guard in self.inner.hints.iter() {
             let (stored, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
             let (owner, key) = split_hint_key(&stored)?;
-            let entry = stats.entry(owner).or_default();
-            entry.hints += 1;
-            entry.bytes += hint_bytes(key, &decode_record(&value)?);
+            let (record, kind) = decode_hint(&value)?;
+            ledgers.entry(owner).or_default().add(key, &record, kind);
         }
         Ok(Arc::new(FjallHints {
             inner: Arc::clone(&self.inner),
             max_bytes_per_owner,
-            stats: Mutex::new(stats),
+            ledgers: Mutex::new(ledgers),
         }))
     }
 
@@ -494,6 +493,26 @@ fn hint_key(owner: &NodeId, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Marks a stored hint as [`HintKind::Extra`]; a hint without it is counted (which every
+/// hint stored before extra ones existed was treated as). Records start with their
+/// format byte, never this.
+const EXTRA_HINT: u8 = 0xE7;
+
+fn encode_hint(record: &Record, kind: HintKind) -> Result<Vec<u8>, StoreError> {
+    let encoded = encode_record(record)?;
+    Ok(match kind {
+        HintKind::Counted => encoded,
+        HintKind::Extra => [&[EXTRA_HINT][..], &encoded].concat(),
+    })
+}
+
+fn decode_hint(stored: &[u8]) -> Result<(Record, HintKind), StoreError> {
+    match stored.split_first() {
+        Some((&EXTRA_HINT, record)) => Ok((decode_record(record)?, HintKind::Extra)),
+        _ => Ok((decode_record(stored)?, HintKind::Counted)),
+    }
+}
+
 fn split_hint_key(stored: &[u8]) -> Result<(NodeId, &[u8]), StoreError> {
     let corrupt = || StoreError::Corrupt(format!("hint key {stored:?}"));
     let (&len, rest) = stored.split_first().ok_or_else(corrupt)?;
@@ -505,48 +524,60 @@ struct FjallHints {
     inner: Arc<Inner>,
     max_bytes_per_owner: u64,
     /// Pending hints by owner; also serialises hint updates (they are rare).
-    stats: Mutex<BTreeMap<NodeId, HintStats>>,
+    ledgers: Mutex<BTreeMap<NodeId, Ledger>>,
 }
 
 impl std::fmt::Debug for FjallHints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FjallHints").field("stats", &*self.stats.lock()).finish_non_exhaustive()
+        f.debug_struct("FjallHints").field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
 
 impl FjallHints {
-    fn read(&self, stored_key: &[u8]) -> Result<Option<Record>, StoreError> {
+    fn read(&self, stored_key: &[u8]) -> Result<Option<(Record, HintKind)>, StoreError> {
         let raw = self.inner.hints.get(stored_key).map_err(|e| StoreError::Io(e.to_string()))?;
-        raw.map(|bytes| decode_record(&bytes)).transpose()
+        raw.map(|bytes| decode_hint(&bytes)).transpose()
     }
 }
 
 impl HintStore for FjallHints {
-    fn put(&self, owner: &NodeId, key: &[u8], record: &Arc<Record>) -> Result<Stored, StoreError> {
+    fn put(
+        &self,
+        owner: &NodeId,
+        key: &[u8],
+        record: &Arc<Record>,
+        kind: HintKind,
+    ) -> Result<Stored, StoreError> {
         record.validate()?;
         self.inner.check_poison()?;
+        let io = |e: fjall::Error| StoreError::Io(e.to_string());
         let stored_key = hint_key(owner, key);
-        let mut stats = self.stats.lock();
+        let mut ledgers = self.ledgers.lock();
         let current = self.read(&stored_key)?;
-        let entry = stats.entry(owner.clone()).or_default();
-        let Some((merged, used)) = merge_within_bound(
-            key,
-            current.as_ref(),
-            record,
-            entry.bytes,
-            self.max_bytes_per_owner,
-        ) else {
+        let ledger = ledgers.entry(owner.clone()).or_default();
+        let current_ref = current.as_ref().map(|(r, k)| (r, *k));
+        let Some(plan) = ledger.plan(key, current_ref, record, kind, self.max_bytes_per_owner)
+        else {
             return Ok(Stored::Dropped);
         };
-        let encoded = encode_record(&merged)?;
+        let encoded = encode_hint(&plan.merged, plan.kind)?;
         self.inner.space.admit(stored_key.len() + encoded.len())?;
-        self.inner.hints.insert(stored_key, encoded).map_err(|e| StoreError::Io(e.to_string()))?;
-        entry.bytes = used;
-        entry.hints += u64::from(current.is_none());
-        drop(stats);
+        for old in &plan.evict {
+            let old_key = hint_key(owner, old);
+            if let Some((evicted, _)) = self.read(&old_key)? {
+                self.inner.hints.remove(old_key).map_err(io)?;
+                ledger.remove(old, &evicted);
+            }
+        }
+        self.inner.hints.insert(stored_key, encoded).map_err(io)?;
+        if let Some((replaced, _)) = &current {
+            ledger.remove(key, replaced);
+        }
+        ledger.add(key, &plan.merged, plan.kind);
+        drop(ledgers);
         let seq = self.inner.inserted.fetch_add(1, Ordering::SeqCst) + 1;
         self.inner.flush_through(seq)?;
-        Ok(Stored::Kept)
+        Ok(Stored::Kept { evicted: plan.evict.len() as u64 })
     }
 
     fn batch(
@@ -569,7 +600,7 @@ impl HintStore for FjallHints {
             }
             out.push(Hint {
                 key: bytes::Bytes::copy_from_slice(&stored[prefix.len()..]),
-                record: Arc::new(decode_record(&value)?),
+                record: Arc::new(decode_hint(&value)?.0),
             });
         }
         Ok(out)
@@ -582,22 +613,21 @@ impl HintStore for FjallHints {
         delivered: &Record,
     ) -> Result<(), StoreError> {
         let stored_key = hint_key(owner, key);
-        let mut stats = self.stats.lock();
-        let Some(current) = self.read(&stored_key)? else {
+        let mut ledgers = self.ledgers.lock();
+        let Some((current, _)) = self.read(&stored_key)? else {
             return Ok(());
         };
         if !current.same_as(delivered) {
             return Ok(());
         }
         self.inner.hints.remove(stored_key).map_err(|e| StoreError::Io(e.to_string()))?;
-        if let Some(entry) = stats.get_mut(owner) {
-            entry.hints = entry.hints.saturating_sub(1);
-            entry.bytes = entry.bytes.saturating_sub(hint_bytes(key, &current));
-            if entry.hints == 0 {
-                stats.remove(owner);
+        if let Some(ledger) = ledgers.get_mut(owner) {
+            ledger.remove(key, &current);
+            if ledger.is_empty() {
+                ledgers.remove(owner);
             }
         }
-        drop(stats);
+        drop(ledgers);
         // The removal needs no fsync of its own: a hint that comes back after a crash
         // is delivered again, and merging it twice changes nothing.
         self.inner.inserted.fetch_add(1, Ordering::SeqCst);
@@ -612,7 +642,7 @@ impl HintStore for FjallHints {
     }
 
     fn stats(&self) -> BTreeMap<NodeId, HintStats> {
-        self.stats.lock().clone()
+        self.ledgers.lock().iter().map(|(owner, l)| (owner.clone(), l.stats())).collect()
     }
 }
 
