@@ -6,7 +6,7 @@ use crate::history::{Event, Op, Outcome};
 use crate::world::{N, World};
 use bytes::Bytes;
 use halka_cluster::{WriteQuorum, WriteRequest};
-use halka_store::{Change, Expiry};
+use halka_store::{Change, Expiry, Float};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -101,7 +101,8 @@ pub async fn run_op(
     }));
 }
 
-/// Runs and records one `INCRBY key amount` with write quorum `w`.
+/// Runs and records one `INCRBY key amount` (`INCRBYFLOAT` for even amounts) with write
+/// quorum `w`.
 pub(crate) async fn increment(
     world: &World,
     client: usize,
@@ -111,7 +112,12 @@ pub(crate) async fn increment(
     w: usize,
 ) {
     let op = Op { client, add: Some(amount), ..blank(node, key, w) };
-    apply_recorded(world, op, WriteRequest::new(Change::Add(amount), None)).await;
+    // Even amounts go through `INCRBYFLOAT`'s float part: whole numbers, so the value
+    // stays one the checker can sum, while the float totals are joined through every
+    // fault as the integer ones are.
+    let change =
+        if amount % 2 == 0 { Change::AddFloat(Float(amount as f64)) } else { Change::Add(amount) };
+    apply_recorded(world, op, WriteRequest::new(change, None)).await;
 }
 
 /// Runs and records one `SET key value PXAT at` (coordinator microseconds) with write

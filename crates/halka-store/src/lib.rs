@@ -25,7 +25,9 @@ mod write;
 
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
-pub use counter::{Counter, CounterEntry, CounterError, parse_integer};
+pub use counter::{
+    Counter, CounterEntry, CounterError, Float, FloatPart, Number, parse_float, parse_integer,
+};
 pub use digests::{DigestTree, entry_digest};
 pub use engine::{
     Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken, TrackedEngine, Tracking,

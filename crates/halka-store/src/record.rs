@@ -158,7 +158,7 @@ impl Record {
             None => winner.value.clone(),
             Some(_) => {
                 let joined = self.joined_counter(winner)?;
-                Some(Bytes::from(joined.value()?.to_string()))
+                Some(Bytes::from(joined.value().ok()?.to_string()))
             }
         }
     }

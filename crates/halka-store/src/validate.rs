@@ -44,6 +44,8 @@ pub enum InvalidRecord {
     CounterWithoutValue,
     #[error("node {node:?} has issued {MAX_COUNTER} writes to this key; no more can be numbered")]
     CounterExhausted { node: String },
+    #[error("a floating-point counter total is negative, infinite or not a number")]
+    BadFloatTotal,
 }
 
 impl VersionVector {

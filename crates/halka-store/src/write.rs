@@ -11,7 +11,7 @@
 //! The coordinating replica decides with its own clock's view of "now": the write's
 //! timestamp, taken by the coordinator.
 
-use crate::counter::{Counter, CounterError, parse_integer};
+use crate::counter::{Counter, CounterError, Float, parse_float, parse_integer};
 use crate::record::{Record, Version};
 use crate::validate::{InvalidRecord, MAX_COUNTER};
 use crate::{Dot, NodeId, VersionVector};
@@ -33,6 +33,9 @@ pub enum Change {
     /// Add to the key's counter (`INCRBY`); a key holding an integer value starts a
     /// counter from it, an absent key from zero. The expiry is kept.
     Add(i64),
+    /// Add to the key's counter in floating point (`INCRBYFLOAT`); a key holding a number
+    /// starts a counter from it, an absent key from zero. The expiry is kept.
+    AddFloat(Float),
     /// Append to the live value, or store it if there is none (`APPEND`). Expiry kept.
     Append(Bytes),
     /// Overwrite the live value from `offset`, padding with zero bytes (`SETRANGE`).
@@ -141,7 +144,7 @@ impl Write {
         match &self.change {
             Change::Put { value, .. } | Change::Append(value) => Some(value),
             Change::SetRange { bytes, .. } => Some(bytes),
-            Change::Delete | Change::Touch { .. } | Change::Add(_) => None,
+            Change::Delete | Change::Touch { .. } | Change::Add(_) | Change::AddFloat(_) => None,
         }
     }
 }
@@ -169,6 +172,8 @@ pub struct Outcome {
     /// A counter's new value (`INCR`), or the new length of the value (`APPEND`,
     /// `SETRANGE`).
     pub number: Option<i64>,
+    /// The value the write made, when that is its reply (`INCRBYFLOAT`).
+    pub value: Option<Bytes>,
 }
 
 /// The result of [`Record::apply_write`].
@@ -197,6 +202,8 @@ struct Made {
     expires_at_us: Option<u64>,
     counter: Option<Box<Counter>>,
     number: Option<i64>,
+    /// Report the new value in the outcome.
+    reply_value: bool,
 }
 
 impl Record {
@@ -241,7 +248,7 @@ impl Record {
         let previous = write.want_previous.then(|| base.value_at(now)).flatten();
         let refuse = |refusal: Refusal, previous: Option<Bytes>| Applied {
             written: None,
-            outcome: Outcome { refused: Some(refusal), previous, number: None },
+            outcome: Outcome { refused: Some(refusal), previous, ..Outcome::default() },
         };
         let holds = match &write.condition {
             Condition::Always => true,
@@ -278,7 +285,7 @@ impl Record {
             Version {
                 dot: dot.clone(),
                 timestamp_us: write.timestamp_us,
-                value: made.value,
+                value: made.value.clone(),
                 expires_at_us: made.expires_at_us,
                 counter: made.counter,
             },
@@ -290,7 +297,12 @@ impl Record {
         record.prune();
         Ok(Applied {
             written: Some((record, dot)),
-            outcome: Outcome { refused: None, previous, number: made.number },
+            outcome: Outcome {
+                refused: None,
+                previous,
+                number: made.number,
+                value: made.value.filter(|_| made.reply_value),
+            },
         })
     }
 }
@@ -310,6 +322,7 @@ fn make(
         expires_at_us,
         counter: None,
         number: None,
+        reply_value: false,
     };
     match change {
         Change::Put { value, expiry } => {
@@ -320,9 +333,13 @@ fn make(
             };
             Ok(plain(value.clone(), expires_at_us))
         }
-        Change::Delete => {
-            Ok(Made { value: None, expires_at_us: None, counter: None, number: None })
-        }
+        Change::Delete => Ok(Made {
+            value: None,
+            expires_at_us: None,
+            counter: None,
+            number: None,
+            reply_value: false,
+        }),
         Change::Touch { expiry, when } => {
             let winner = live.ok_or(Refusal::NoSuchKey)?;
             let new = match expiry {
@@ -349,10 +366,10 @@ fn make(
                 None => None,
             };
             let value = match &counter {
-                Some(c) => Bytes::from(c.value().ok_or(CounterError::Overflow)?.to_string()),
+                Some(c) => Bytes::from(c.value()?.to_string()),
                 None => winner.value.clone().unwrap_or_default(),
             };
-            Ok(Made { value: Some(value), expires_at_us: new, counter, number: None })
+            Ok(Made { value: Some(value), counter, ..plain(Bytes::new(), new) })
         }
         Change::Add(delta) => {
             let mut state = match live {
@@ -369,12 +386,35 @@ fn make(
                 // that never held anything, at nothing.
                 None => Counter::starting(base.lww().map(|v| v.dot.clone()), 0),
             };
-            let value = state.add(node, *delta)?;
+            state.add(node, *delta)?;
+            let value = state.value()?;
             Ok(Made {
-                value: Some(Bytes::from(value.to_string())),
-                expires_at_us: kept_expiry,
                 counter: Some(Box::new(state)),
-                number: Some(value),
+                number: Some(value.as_integer()?),
+                ..plain(Bytes::from(value.to_string()), kept_expiry)
+            })
+        }
+        Change::AddFloat(Float(delta)) => {
+            let mut state = match live {
+                Some(winner) if winner.counter.is_some() => {
+                    base.joined_counter(winner).ok_or(CounterError::Overflow)?
+                }
+                // A number the key holds becomes the base of a new history (see `Add`).
+                Some(winner) => {
+                    let held = winner.value.as_deref().unwrap_or_default();
+                    let origin = Some(winner.dot.clone());
+                    match parse_integer(held) {
+                        Ok(int) => Counter::starting(origin, int),
+                        Err(_) => Counter::starting_float(origin, parse_float(held)?),
+                    }
+                }
+                None => Counter::starting(base.lww().map(|v| v.dot.clone()), 0),
+            };
+            let value = state.add_float(node, *delta)?;
+            Ok(Made {
+                counter: Some(Box::new(state)),
+                reply_value: true,
+                ..plain(Bytes::from(value.to_string()), kept_expiry)
             })
         }
         Change::Append(suffix) => {

@@ -152,3 +152,83 @@ async fn an_incr_through_another_node_sees_the_set_acknowledged_before_it() {
         assert_eq!(v, 1, "{key}: DEL through node {set_via}, INCR through node {incr_via}");
     }
 }
+
+async fn incrbyfloat(
+    conn: &mut MultiplexedConnection,
+    key: &str,
+    by: &str,
+) -> redis::RedisResult<String> {
+    redis::cmd("INCRBYFLOAT").arg(key).arg(by).query_async(conn).await
+}
+
+#[tokio::test]
+async fn incrbyfloat_behaves_as_redis_documents() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    let _: () = redis::cmd("SET").arg("f").arg("10.50").query_async(&mut a).await.unwrap();
+    assert_eq!(incrbyfloat(&mut a, "f", "0.1").await.unwrap(), "10.6");
+    assert_eq!(incrbyfloat(&mut a, "f", "-5").await.unwrap(), "5.6");
+    let _: () = redis::cmd("SET").arg("f").arg("5.0e3").query_async(&mut a).await.unwrap();
+    assert_eq!(incrbyfloat(&mut a, "f", "2.0e2").await.unwrap(), "5200");
+    let mut b = conn(&c, 1).await;
+    let read: String = redis::cmd("GET").arg("f").query_async(&mut b).await.unwrap();
+    assert_eq!(read, "5200");
+    // INCR works on an integral value and is refused on a fractional one, as in Redis.
+    let n: i64 = redis::cmd("INCR").arg("f").query_async(&mut b).await.unwrap();
+    assert_eq!(n, 5201);
+    assert_eq!(incrbyfloat(&mut b, "f", "0.5").await.unwrap(), "5201.5");
+    let err = redis::cmd("INCR").arg("f").query_async::<i64>(&mut b).await.unwrap_err();
+    assert!(err.to_string().contains("not an integer"), "{err}");
+}
+
+#[tokio::test]
+async fn incrbyfloat_on_text_or_toward_infinity_is_refused_and_changes_nothing() {
+    let c = TestCluster::start(1, "periodic");
+    let mut a = conn(&c, 0).await;
+    let _: () = redis::cmd("SET").arg("t").arg("abc").query_async(&mut a).await.unwrap();
+    let err = incrbyfloat(&mut a, "t", "1").await.unwrap_err();
+    assert!(err.to_string().contains("not a valid float"), "{err}");
+    let err = incrbyfloat(&mut a, "n", "nan").await.unwrap_err();
+    assert!(err.to_string().contains("not a valid float"), "{err}");
+    let _: () = redis::cmd("SET").arg("big").arg("1e308").query_async(&mut a).await.unwrap();
+    let err = incrbyfloat(&mut a, "big", "1e308").await.unwrap_err();
+    assert!(err.to_string().contains("NaN or Infinity"), "{err}");
+    let kept: Vec<Option<String>> =
+        redis::cmd("MGET").arg("t").arg("n").arg("big").query_async(&mut a).await.unwrap();
+    assert_eq!(kept, [Some("abc".into()), None, Some("1e308".into())]);
+}
+
+#[tokio::test]
+async fn float_increments_through_every_node_during_an_owners_crash_all_count() {
+    let mut c = TestCluster::start(3, "periodic");
+    async fn add_halves(mut conn: MultiplexedConnection, times: usize) {
+        for _ in 0..times {
+            incrbyfloat(&mut conn, "amount", "0.5").await.unwrap();
+        }
+    }
+    // Halves add up exactly in binary floating point, so the total is exact.
+    let before: Vec<_> = [conn(&c, 0).await, conn(&c, 1).await, conn(&c, 2).await]
+        .into_iter()
+        .map(|conn| tokio::spawn(add_halves(conn, 100)))
+        .collect();
+    for t in before {
+        t.await.unwrap();
+    }
+    c.kill(2);
+    let during: Vec<_> = [conn(&c, 0).await, conn(&c, 1).await]
+        .into_iter()
+        .map(|conn| tokio::spawn(add_halves(conn, 100)))
+        .collect();
+    for t in during {
+        t.await.unwrap();
+    }
+    c.launch(2);
+    let after = tokio::spawn(add_halves(conn(&c, 2).await, 100));
+    after.await.unwrap();
+    for i in 0..3 {
+        let mut n = conn(&c, i).await;
+        let v: String =
+            redis::cmd("HALKA.GET").arg("amount").arg(2).query_async(&mut n).await.unwrap();
+        assert_eq!(v, "300", "through node {i}");
+    }
+}

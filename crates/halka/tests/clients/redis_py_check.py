@@ -18,6 +18,8 @@ with r.pipeline() as p:
 assert result == [True, 2, "2"], result
 assert r.incr("visits") == 1
 assert r.incrby("visits", 9) == 10
+assert r.incrbyfloat("total", 10.5) == 10.5
+assert r.incrbyfloat("total", 0.1) == 10.6
 assert r.set("lock", "me", nx=True, px=5000) is True
 assert r.set("lock", "you", nx=True, px=5000) is None
 assert r.get("lock") == "me"

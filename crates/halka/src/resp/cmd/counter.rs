@@ -1,4 +1,4 @@
-//! `INCR`, `DECR`, `INCRBY`, `DECRBY`: convergent counters.
+//! `INCR`, `DECR`, `INCRBY`, `DECRBY`, `INCRBYFLOAT`: convergent counters.
 //!
 //! Each increment is added to the key's PN-counter at its coordinating replica (see
 //! `halka_store::Counter`), so increments through different nodes, during a partition or
@@ -11,7 +11,7 @@ use super::{Args, Session, apply};
 use crate::node::NodeState;
 use crate::resp::frame::Frame;
 use halka_cluster::WriteRequest;
-use halka_store::Change;
+use halka_store::{Change, Float};
 
 /// Adds `sign * amount` (the amount read from the arguments when `amount` is `None`).
 pub async fn add(
@@ -37,4 +37,20 @@ pub async fn add(
         .number
         .ok_or_else(|| Frame::error("ERR the coordinating replica reported no counter value"))?;
     Ok(Frame::Integer(value))
+}
+
+/// `INCRBYFLOAT key increment`: adds to the counter's floating-point side, replying with
+/// the new value as Redis prints it (in 64-bit binary floating point, where Redis uses
+/// `long double`: README, "Counters").
+pub async fn add_float(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let delta = halka_store::parse_float(&args.next_bytes()?)
+        .map_err(|_| Frame::error("ERR value is not a valid float"))?;
+    args.finish()?;
+    let change = Change::AddFloat(Float(delta));
+    let outcome = apply(state, s, key, WriteRequest::new(change, None)).await?;
+    let value = outcome
+        .value
+        .ok_or_else(|| Frame::error("ERR the coordinating replica reported no counter value"))?;
+    Ok(Frame::Bulk(value))
 }

@@ -262,6 +262,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "DECR" => counter::add(state, session, &mut args, Some(1), true).await,
         "INCRBY" => counter::add(state, session, &mut args, None, false).await,
         "DECRBY" => counter::add(state, session, &mut args, None, true).await,
+        "INCRBYFLOAT" => counter::add_float(state, session, &mut args).await,
         "SETNX" => strings::setnx(state, session, &mut args).await,
         "GETSET" => strings::getset(state, session, &mut args).await,
         "GETDEL" => strings::getdel(state, session, &mut args).await,
@@ -291,11 +292,6 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
             "ERR MSETNX is not supported: setting several keys only if none exists needs one \
              decision across every key's owners (consensus), which halka does not have; use \
              SET key value NX for each key",
-        )),
-        "INCRBYFLOAT" => Err(Frame::error(
-            "ERR INCRBYFLOAT is not supported: halka's counters are integer PN-counters, \
-             which never lose an increment; keep floats as strings and SET them, or count in \
-             integer units with INCRBY",
         )),
         "DBSIZE" => Ok(Frame::Integer(i64::try_from(state.local_keys()).unwrap_or(i64::MAX))),
         "QUIT" => return (Frame::ok(), After::Close),

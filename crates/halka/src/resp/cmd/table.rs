@@ -72,6 +72,13 @@ pub const COMMANDS: &[Spec] = &[
     spec("INCRBY", 3, "incr", "string", "Adds an integer to a convergent counter."),
     spec("DECRBY", 3, "incr", "string", "Subtracts an integer from a convergent counter."),
     spec(
+        "INCRBYFLOAT",
+        3,
+        "incr",
+        "string",
+        "Adds a float to a convergent counter (64-bit binary floating point).",
+    ),
+    spec(
         "EXPIRE",
         -3,
         "expire",
@@ -174,13 +181,6 @@ pub const COMMANDS: &[Spec] = &[
     ),
     spec("AUTH", -2, "other", "connection", "Refused: halka has no passwords or users."),
     spec("MSETNX", -3, "other", "string", "Refused: all-or-none across keys needs consensus."),
-    spec(
-        "INCRBYFLOAT",
-        3,
-        "other",
-        "string",
-        "Refused: counters are integer PN-counters; use INCRBY in integer units.",
-    ),
     spec("DBSIZE", 1, "other", "server", "This node's approximate key count, replicas included."),
     spec("QUIT", -1, "other", "connection", "Closes the connection."),
     spec(
