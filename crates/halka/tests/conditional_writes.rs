@@ -149,13 +149,36 @@ fn an_http_put_with_if_none_match_stores_only_over_nothing() {
 }
 
 #[tokio::test]
-async fn msetnx_is_refused_with_the_reason_and_writes_nothing() {
+async fn msetnx_over_several_keys_is_refused_with_crossslot_and_writes_nothing() {
     let c = TestCluster::start(1, "periodic");
     let mut a = conn(&c, 0).await;
-    let err = redis::cmd("MSETNX").arg("a").arg("1").query_async::<i64>(&mut a).await.unwrap_err();
+    let err = redis::cmd("MSETNX")
+        .arg("a")
+        .arg("1")
+        .arg("b")
+        .arg("2")
+        .query_async::<i64>(&mut a)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("CROSSSLOT"), "{err}");
     assert!(err.to_string().contains("consensus"), "{err}");
-    let none: Option<String> = redis::cmd("GET").arg("a").query_async(&mut a).await.unwrap();
-    assert_eq!(none, None);
+    let none: Vec<Option<String>> =
+        redis::cmd("MGET").arg("a").arg("b").query_async(&mut a).await.unwrap();
+    assert_eq!(none, [None, None]);
+}
+
+#[tokio::test]
+async fn msetnx_over_one_key_is_setnx_with_the_last_value() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    let set: i64 =
+        redis::cmd("MSETNX").arg("k").arg("1").arg("k").arg("2").query_async(&mut a).await.unwrap();
+    assert_eq!(set, 1);
+    let mut b = conn(&c, 1).await;
+    let again: i64 = redis::cmd("MSETNX").arg("k").arg("3").query_async(&mut b).await.unwrap();
+    assert_eq!(again, 0);
+    let held: String = redis::cmd("GET").arg("k").query_async(&mut b).await.unwrap();
+    assert_eq!(held, "2");
 }
 
 /// The `ETag` of a GET, as sent back in `If-Match`.

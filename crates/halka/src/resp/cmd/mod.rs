@@ -286,13 +286,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
             "ERR AUTH is not supported: halka has no passwords or users; keep its ports on a \
              private network",
         )),
-        // Refused with the reason, rather than "unknown command": these exist in Redis,
-        // and a client porting code deserves to know why they do not here.
-        "MSETNX" => Err(Frame::error(
-            "ERR MSETNX is not supported: setting several keys only if none exists needs one \
-             decision across every key's owners (consensus), which halka does not have; use \
-             SET key value NX for each key",
-        )),
+        "MSETNX" => strings::msetnx(state, session, &mut args).await,
         "DBSIZE" => Ok(Frame::Integer(i64::try_from(state.local_keys()).unwrap_or(i64::MAX))),
         "QUIT" => return (Frame::ok(), After::Close),
         "HALKA.CONSISTENCY" => halka::consistency(state, session, &mut args),

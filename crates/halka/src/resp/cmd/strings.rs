@@ -21,6 +21,34 @@ pub async fn setnx(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fr
     Ok(Frame::Integer(i64::from(outcome.refused.is_none())))
 }
 
+/// `MSETNX key value [key value ...]` naming one key (repeated or not): `SETNX` with the
+/// last value given, as Redis sets it. Several distinct keys are refused with Redis
+/// Cluster's `CROSSSLOT`: in halka every key is placed on its own, and setting several
+/// only if none exists needs one decision across all their owners (consensus).
+pub async fn msetnx(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    if args.remaining() == 0 || args.remaining() % 2 != 0 {
+        return Err(Frame::error("ERR wrong number of arguments for 'msetnx' command"));
+    }
+    let key = args.next_bytes()?;
+    let mut value = args.next_bytes()?;
+    while args.remaining() > 0 {
+        if args.next_bytes()? != key {
+            return Err(Frame::error(
+                "CROSSSLOT MSETNX over several keys is not supported: each key is placed on \
+                 its own, and all-or-none across keys needs one decision among all their \
+                 owners (consensus), which halka does not have; use SET key value NX per key",
+            ));
+        }
+        value = args.next_bytes()?;
+    }
+    let request = WriteRequest {
+        condition: Condition::Absent,
+        ..WriteRequest::new(Change::Put { value, expiry: Expiry::Never }, None)
+    };
+    let outcome = apply(state, s, key, request).await?;
+    Ok(Frame::Integer(i64::from(outcome.refused.is_none())))
+}
+
 /// `GETSET key value`: stores the value and returns the one it replaced.
 pub async fn getset(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;

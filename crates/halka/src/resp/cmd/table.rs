@@ -180,7 +180,13 @@ pub const COMMANDS: &[Spec] = &[
         "Restores this connection's defaults (protocol, name, quorums, MULTI).",
     ),
     spec("AUTH", -2, "other", "connection", "Refused: halka has no passwords or users."),
-    spec("MSETNX", -3, "other", "string", "Refused: all-or-none across keys needs consensus."),
+    spec(
+        "MSETNX",
+        -3,
+        "set",
+        "string",
+        "SETNX for one key; several keys get CROSSSLOT (all-or-none needs consensus).",
+    ),
     spec("DBSIZE", 1, "other", "server", "This node's approximate key count, replicas included."),
     spec("QUIT", -1, "other", "connection", "Closes the connection."),
     spec(
