@@ -26,7 +26,7 @@ pub async fn setnx(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fr
 /// Cluster's `CROSSSLOT`: in halka every key is placed on its own, and setting several
 /// only if none exists needs one decision across all their owners (consensus).
 pub async fn msetnx(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
-    if args.remaining() == 0 || args.remaining() % 2 != 0 {
+    if args.remaining() == 0 || !args.remaining().is_multiple_of(2) {
         return Err(Frame::error("ERR wrong number of arguments for 'msetnx' command"));
     }
     let key = args.next_bytes()?;
