@@ -128,13 +128,21 @@ pub struct WriteRequest {
     pub condition: Condition,
     /// Report the key's previous value in [`Outcome::previous`].
     pub want_previous: bool,
+    /// The media type a put stores with its value (see `Write::content_type`).
+    pub content_type: Option<Box<str>>,
 }
 
 impl WriteRequest {
     /// An unconditional change against `context`.
     #[must_use]
     pub fn new(change: Change, context: Option<VersionVector>) -> Self {
-        Self { change, context, condition: Condition::Always, want_previous: false }
+        Self {
+            change,
+            context,
+            condition: Condition::Always,
+            want_previous: false,
+            content_type: None,
+        }
     }
 
     /// Whether the write depends on what the coordinating replica holds — a condition, a
@@ -207,6 +215,20 @@ impl GetResult {
     #[must_use]
     pub fn expires_at_us(&self) -> Option<u64> {
         self.record.live_winner(self.now_us).and_then(|v| v.expires_at_us)
+    }
+
+    /// The media type the winning value was stored with, if any.
+    #[must_use]
+    pub fn content_type(&self) -> Option<&str> {
+        self.record.live_winner(self.now_us).and_then(|v| v.content_type.as_deref())
+    }
+
+    /// Whether concurrent writes left more than one live value for a client to choose
+    /// from (a counter's concurrent states join into one value, so never).
+    #[must_use]
+    pub fn has_siblings(&self) -> bool {
+        let counter = self.record.live_winner(self.now_us).is_some_and(|v| v.counter.is_some());
+        !counter && self.values().nth(1).is_some()
     }
 
     /// The causal context to pass to a write that resolves these siblings.
@@ -382,6 +404,7 @@ impl Coordinator {
         let mut write = Write::new(request.change, request.context, self.timestamp());
         write.condition = request.condition;
         write.want_previous = request.want_previous;
+        write.content_type = request.content_type;
         if let Some(v) = write.payload() {
             self.config.limits.check_value(v)?;
         }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 const FORMAT_V1: u8 = 1;
 /// Versions carry `expires_at_us` and `counter`.
 const FORMAT_V2: u8 = 2;
-/// Counters carry a floating-point part (`INCRBYFLOAT`).
+/// Counters carry a floating-point part (`INCRBYFLOAT`); versions a content type.
 const FORMAT_V3: u8 = 3;
 
 /// A record as format 1 laid it out.
@@ -35,7 +35,8 @@ impl From<RecordV1> for Record {
     }
 }
 
-/// A record as format 2 laid it out: counters without a floating-point part.
+/// A record as format 2 laid it out: counters without a floating-point part, versions
+/// without a content type.
 #[derive(Deserialize)]
 struct RecordV2 {
     context: VersionVector,
@@ -61,6 +62,7 @@ struct CounterV2 {
 impl From<RecordV2> for Record {
     fn from(old: RecordV2) -> Self {
         let versions = old.versions.into_iter().map(|v| Version {
+            content_type: None,
             counter: v.counter.map(|c| {
                 Box::new(Counter {
                     origin: c.origin,
@@ -134,7 +136,7 @@ mod tests {
             bytes,
             [
                 3, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r',
-                0, 0
+                0, 0, 0
             ]
         );
         assert_eq!(decode_record(&bytes).unwrap(), record);
@@ -144,10 +146,18 @@ mod tests {
             bytes,
             [
                 3, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
-                b'n', b'1', 5, 0, 0
+                b'n', b'1', 5, 0, 0, 0
             ]
         );
         assert_eq!(decode_record(&bytes).unwrap(), counter);
+        let typed = Write {
+            content_type: Some("text/plain".into()),
+            ..Write::value(Some(Bytes::from_static(b"x")), None, 1000)
+        };
+        let typed = Record::apply_write(None, &NodeId::new("n1"), &typed).unwrap().into_record();
+        let bytes = encode_record(&typed).unwrap();
+        assert!(bytes.ends_with(b"\x01\x0atext/plain"), "{bytes:?}");
+        assert_eq!(decode_record(&bytes).unwrap(), typed);
         assert!(decode_record(&[9, 0]).is_err());
         assert!(decode_record(&[]).is_err());
         assert!(decode_record(&[3, 200]).is_err());

@@ -38,5 +38,8 @@ pub use layout::HashRange;
 pub use limits::{LimitError, Limits};
 pub use record::{MAX_SIBLINGS, Record, Version};
 pub use tombstones::{TombstoneIndex, TombstoneStats};
-pub use validate::{InvalidRecord, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES};
+pub use validate::{
+    InvalidRecord, MAX_CONTENT_TYPE_BYTES, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES,
+    valid_content_type,
+};
 pub use write::{Applied, Change, Condition, ExpireWhen, Expiry, Outcome, Refusal, Write};

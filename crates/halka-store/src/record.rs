@@ -43,13 +43,15 @@ pub struct Version {
     pub expires_at_us: Option<u64>,
     /// The convergent counter this version holds, for keys written by `INCR` and friends.
     pub counter: Option<Box<Counter>>,
+    /// The media type the value was stored with (HTTP `Content-Type`), if any.
+    pub content_type: Option<Box<str>>,
 }
 
 impl Version {
     /// A version holding `value` (or a tombstone), without expiry or counter.
     #[must_use]
     pub fn new(dot: Dot, timestamp_us: u64, value: Option<Bytes>) -> Self {
-        Self { dot, timestamp_us, value, expires_at_us: None, counter: None }
+        Self { dot, timestamp_us, value, expires_at_us: None, counter: None, content_type: None }
     }
 
     /// Last-writer-wins order: later timestamp, then higher node id, then higher counter.

@@ -22,6 +22,9 @@ pub const MAX_CONTEXT_ENTRIES: usize = 1024;
 /// Longest node id (in bytes) accepted inside causal metadata.
 pub const MAX_NODE_ID_BYTES: usize = 255;
 
+/// Longest media type a version may carry (HTTP `Content-Type`).
+pub const MAX_CONTENT_TYPE_BYTES: usize = 256;
+
 /// Why a record or causal context was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
@@ -46,6 +49,14 @@ pub enum InvalidRecord {
     CounterExhausted { node: String },
     #[error("a floating-point counter total is negative, infinite or not a number")]
     BadFloatTotal,
+    #[error("a content type is longer than {MAX_CONTENT_TYPE_BYTES} bytes or not printable ASCII")]
+    BadContentType,
+}
+
+/// Whether `t` may be stored as a version's content type: short printable ASCII.
+#[must_use]
+pub fn valid_content_type(t: &str) -> bool {
+    t.len() <= MAX_CONTENT_TYPE_BYTES && t.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 impl VersionVector {
@@ -95,6 +106,11 @@ impl Record {
             return Err(InvalidRecord::VersionsUnsorted);
         }
         for v in versions {
+            if let Some(t) = &v.content_type
+                && !valid_content_type(t)
+            {
+                return Err(InvalidRecord::BadContentType);
+            }
             if let Some(counter) = &v.counter {
                 if v.value.is_none() {
                     return Err(InvalidRecord::CounterWithoutValue);

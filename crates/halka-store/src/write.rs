@@ -111,6 +111,9 @@ pub struct Write {
     /// Report the value the key held before ([`Outcome::previous`]): `SET … GET`,
     /// `GETSET`, `GETDEL`, `GETEX`.
     pub want_previous: bool,
+    /// The media type a `Put` stores with its value (HTTP `Content-Type`). Changes that
+    /// edit a live value keep its type.
+    pub content_type: Option<Box<str>>,
 }
 
 impl Write {
@@ -125,6 +128,7 @@ impl Write {
             timestamp_us,
             condition: Condition::Always,
             want_previous: false,
+            content_type: None,
         }
     }
 
@@ -272,6 +276,13 @@ impl Record {
             Ok(made) => made,
             Err(refusal) => return Ok(refuse(refusal, previous)),
         };
+        let content_type = match &write.change {
+            Change::Put { .. } => write.content_type.clone(),
+            Change::Touch { .. } | Change::Append(_) | Change::SetRange { .. } => {
+                live.and_then(|v| v.content_type.clone())
+            }
+            Change::Delete | Change::Add(_) | Change::AddFloat(_) => None,
+        };
         let replace_all =
             write.overwrite || !matches!(write.change, Change::Put { .. } | Change::Delete);
         let mut versions: SmallVec<[Version; 1]> = if replace_all {
@@ -288,6 +299,7 @@ impl Record {
                 value: made.value.clone(),
                 expires_at_us: made.expires_at_us,
                 counter: made.counter,
+                content_type,
             },
         );
         let mut context = base.context.clone();

@@ -4,7 +4,9 @@
 //! Values travel as JSON strings when they are UTF-8 and as base64 otherwise (`encoding`
 //! says which); request bodies are the raw value. The causal context is an opaque
 //! URL-safe token: pass the one a GET returned in `X-Halka-Context` (or `?context=`) to
-//! make a PUT replace exactly the siblings that GET saw.
+//! make a PUT replace exactly the siblings that GET saw. A raw GET (`?raw=true`, or
+//! `Accept: application/octet-stream`) answers with the value's bytes and the
+//! `Content-Type` they were stored with, or `300 Multiple Choices` over siblings.
 
 use crate::node::{NodeState, metrics_handle};
 use axum::Router;
@@ -113,6 +115,9 @@ struct KvParams {
     /// halka, so any `pr` up to `r` holds; it is checked for clients that set it.
     pr: Option<usize>,
     context: Option<String>,
+    /// GET: the value's bytes as the body, with the type it was stored with (as does
+    /// `Accept: application/octet-stream`), instead of JSON.
+    raw: Option<bool>,
     /// PUT: the value expires this many milliseconds from now.
     ttl_ms: Option<u64>,
 }
@@ -164,6 +169,9 @@ struct JsonVersion {
     /// node's increments, which `value` at the top level reports.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     counter: bool,
+    /// The media type the value was stored with (the PUT's `Content-Type`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_type: Option<String>,
     node: String,
 }
 
@@ -186,6 +194,7 @@ fn json_version(v: &Version) -> JsonVersion {
         timestamp_us: v.timestamp_us,
         expires_at_us: v.expires_at_us,
         counter: v.counter.is_some(),
+        content_type: v.content_type.as_deref().map(str::to_string),
         node: v.dot.node.to_string(),
     }
 }
@@ -277,6 +286,7 @@ async fn get_key(
     State(state): State<Arc<NodeState>>,
     key: Result<Path<String>, PathRejection>,
     params: Result<Query<KvParams>, QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (key, params) = (path(key)?, query(params)?);
@@ -292,6 +302,11 @@ async fn get_key(
     }
     let result = state.coordinator.get(k, r).await?;
     observe("get", started);
+    let raw = params.raw.unwrap_or(false)
+        || headers.get(axum::http::header::ACCEPT).is_some_and(|a| a == OCTET_STREAM);
+    if raw {
+        return Ok(raw_response(&state, &key, &result));
+    }
     let found = result.values().next().is_some();
     let status = if found { StatusCode::OK } else { StatusCode::NOT_FOUND };
     let mut body = record_json(&state, &key, &result);
@@ -306,6 +321,54 @@ async fn get_key(
         response.headers_mut().insert(axum::http::header::ETAG, value);
     }
     Ok(response)
+}
+
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// A raw GET's answer, as Riak's: the value's bytes with the type it was stored with; `300
+/// Multiple Choices` listing the siblings (as JSON) when concurrent writes left several;
+/// 404 when there is none. The causal context is in `X-Halka-Context` and, quoted, in
+/// `ETag`, so a PUT can replace what was read.
+fn raw_response(state: &NodeState, key: &str, result: &GetResult) -> Response {
+    let token = state.tokens.encode(key.as_bytes(), result.context());
+    let mut response = if result.has_siblings() {
+        let body = record_json(state, key, result);
+        (StatusCode::MULTIPLE_CHOICES, axum::Json(body)).into_response()
+    } else if let Some(value) = result.value() {
+        let content_type = result.content_type().unwrap_or(OCTET_STREAM);
+        let mut response = (StatusCode::OK, value).into_response();
+        if let Ok(t) = HeaderValue::from_str(content_type) {
+            response.headers_mut().insert(axum::http::header::CONTENT_TYPE, t);
+        }
+        response
+    } else {
+        (StatusCode::NOT_FOUND, format!("key {key:?} not found\n")).into_response()
+    };
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&token) {
+        headers.insert("x-halka-context", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{token}\"")) {
+        headers.insert(axum::http::header::ETAG, value);
+    }
+    response
+}
+
+/// The media type a PUT stores with its value: its `Content-Type`, when it names one.
+fn content_type(headers: &HeaderMap) -> Result<Option<Box<str>>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(t) if halka_store::valid_content_type(t) => Ok(Some(t.into())),
+        _ => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Content-Type must be printable ASCII of at most {} bytes",
+                halka_store::MAX_CONTENT_TYPE_BYTES
+            ),
+        )),
+    }
 }
 
 async fn put_key(
@@ -351,6 +414,7 @@ async fn put_key(
     };
     let request = WriteRequest {
         condition,
+        content_type: content_type(&headers)?,
         ..WriteRequest::new(Change::Put { value: body, expiry }, context)
     };
     let put = state.coordinator.apply(k, request, quorum).await?;

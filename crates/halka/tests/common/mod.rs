@@ -294,6 +294,24 @@ impl Raw {
 
 /// A minimal HTTP/1.1 request; returns (status, body).
 pub fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, String) {
+    let answer = http_answer(method, url, body, headers);
+    (answer.status, String::from_utf8_lossy(&answer.body).into_owned())
+}
+
+/// An HTTP answer with its headers (names in lower case) and its body's bytes.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn http_answer(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> Answer {
     let (host, path) = url.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap();
     let mut s = TcpStream::connect(host).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -312,10 +330,16 @@ pub fn http(method: &str, url: &str, body: &[u8], headers: &[(&str, &str)]) -> (
     s.write_all(&request).unwrap();
     let mut resp = Vec::new();
     let _ = s.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(resp.len());
+    let head = String::from_utf8_lossy(&resp[..split]).into_owned();
+    let body = resp.get(split + 4..).unwrap_or_default().to_vec();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok());
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer { status: status.unwrap_or(0), headers, body }
 }
 
 /// The live values node `i` itself holds for `key` (read at R=1 through node `i`, which
