@@ -244,7 +244,7 @@ pub struct SimArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Write an SVG plot of per-node load and CV against vnodes.
+    /// Write a plot (.svg or .png) of per-node load, CV against vnodes and keys moved on a join.
     #[arg(long)]
     pub plot: Option<PathBuf>,
 }

@@ -244,4 +244,16 @@ mod tests {
         let svg = std::fs::read_to_string(path).unwrap();
         assert!(svg.contains("<svg") && svg.contains("vnode-ring"));
     }
+
+    #[test]
+    fn the_plot_names_lines_that_coincide_together_and_shows_movement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.svg");
+        run(&SimOptions { plot: Some(path.clone()), ..small() }).unwrap();
+        let svg = std::fs::read_to_string(path).unwrap();
+        // `ring` places as `vnode-ring 1` does: one line, both names.
+        assert!(svg.contains("ring = vnode-ring 1"), "the ring's line is not hidden");
+        assert!(svg.contains("keys moved when a node joins"));
+        assert!(svg.contains("ideal 14.3%"));
+    }
 }
