@@ -46,13 +46,14 @@ BUILD+=(--target-dir "${FUZZ_TARGET_DIR:-target}")
 TARGETS=("$@")
 [ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(resp_request rpc_frame stored_record context_token)
 
-# One build for every target before any runs, so the runs' time limits hold.
-cargo "${TOOLCHAIN[@]}" fuzz build "${BUILD[@]}" -O
+# One build for every target before any runs, so the runs' time limits hold. cargo-fuzz
+# builds optimised with debug assertions and overflow checks on: an overflow fails too.
+cargo "${TOOLCHAIN[@]}" fuzz build "${BUILD[@]}"
 for target in "${TARGETS[@]}"; do
     echo "== $target (${LIMIT[*]})"
     mkdir -p "corpus/$target"
     log="$(mktemp)"
-    if ! cargo "${TOOLCHAIN[@]}" fuzz run "${BUILD[@]}" -O "$target" "corpus/$target" -- \
+    if ! cargo "${TOOLCHAIN[@]}" fuzz run "${BUILD[@]}" "$target" "corpus/$target" -- \
         "${LIMIT[@]}" -rss_limit_mb=2048 -max_len=65536 >"$log" 2>&1; then
         tail -n 40 "$log"
         echo "fuzz target $target failed; its input is under fuzz/artifacts/$target/" >&2
