@@ -12,7 +12,8 @@
 #                        anti-entropy on and off, alternated, SET and GET through node-1.
 #
 # AAE_RATE sets anti_entropy.max_keys_per_second (default 20000), AAE_BUSY_RATE
-# anti_entropy.busy_keys_per_second (default 5000: the rate while a node serves clients).
+# anti_entropy.busy_keys_per_second (default 5000: the rate while a node serves clients);
+# AAE_NODE_EXTRA adds top-level lines to every node's config (e.g. "read_hedge_ms = 1").
 # Needs redis-benchmark and redis-cli (Debian: redis-tools).
 # Usage: [AAE_RATE=N] [AAE_BUSY_RATE=N] scripts/bench-anti-entropy.sh repair [1000000] | cost [5]
 set -euo pipefail
@@ -51,6 +52,7 @@ http_addr = "127.0.0.1:$((BASE + 100 + i))"
 peer_addr = "127.0.0.1:$((BASE + 200 + i))"
 cluster_secret = "$SECRET"
 worker_threads = 1
+${AAE_NODE_EXTRA:-}
 [handoff]
 enabled = false
 [anti_entropy]
