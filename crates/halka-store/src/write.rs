@@ -290,13 +290,15 @@ impl Record {
         } else {
             base.versions.iter().filter(|v| !write.context.covers(&v.dot)).cloned().collect()
         };
+        // Only `INCRBYFLOAT` replies with the value it made: no clone for other writes.
+        let reply = if made.reply_value { made.value.clone() } else { None };
         let at = versions.partition_point(|v| v.dot < dot);
         versions.insert(
             at,
             Version {
                 dot: dot.clone(),
                 timestamp_us: write.timestamp_us,
-                value: made.value.clone(),
+                value: made.value,
                 expires_at_us: made.expires_at_us,
                 counter: made.counter,
                 content_type,
@@ -309,12 +311,7 @@ impl Record {
         record.prune();
         Ok(Applied {
             written: Some((record, dot)),
-            outcome: Outcome {
-                refused: None,
-                previous,
-                number: made.number,
-                value: made.value.filter(|_| made.reply_value),
-            },
+            outcome: Outcome { refused: None, previous, number: made.number, value: reply },
         })
     }
 }
