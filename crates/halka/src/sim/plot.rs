@@ -95,6 +95,30 @@ fn colour(i: usize) -> RGBColor {
     COLOURS[i % COLOURS.len()]
 }
 
+/// A legend entry's mark: a short line in the series' colour.
+fn swatch(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour)
+}
+
+/// Draws a chart's legend at `position`, over a nearly opaque white box.
+fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 fn label(r: &SimRow) -> String {
     match (r.vnodes, r.partitions) {
         (Some(v), _) if r.strategy == "vnode-ring" => format!("vnode-ring {v}"),
@@ -142,16 +166,9 @@ where
         } else {
             chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
         };
-        series
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour));
+        series.label(name).legend(swatch(colour));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
@@ -185,13 +202,13 @@ where
     chart
         .draw_series(LineSeries::new(ring.clone(), ring_colour.stroke_width(2)))?
         .label("vnode-ring")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ring_colour));
+        .legend(swatch(ring_colour));
     chart.draw_series(ring.iter().map(|&p| Circle::new(p, 3, ring_colour.filled())))?;
     let ideal: Vec<(f64, f64)> = ring.iter().map(|&(v, _)| (v, 100.0 / v.sqrt())).collect();
     chart
         .draw_series(DashedLineSeries::new(ideal, 6, 4, ideal_colour.into()))?
         .label("1/sqrt(vnodes)")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ideal_colour));
+        .legend(swatch(ideal_colour));
     if let Some(p) = rows.iter().find(|r| r.strategy == "partitioned") {
         let cv = p.load_cv * 100.0;
         chart
@@ -200,14 +217,9 @@ where
                 parts_colour.stroke_width(2),
             ))?
             .label(label(p))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], parts_colour));
+            .legend(swatch(parts_colour));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
+    draw_legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
@@ -260,13 +272,8 @@ where
                 ideal_colour.stroke_width(2),
             ))?
             .label(format!("ideal {ideal:.1}%"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], ideal_colour));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
+            .legend(swatch(ideal_colour));
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     }
     Ok(())
 }
