@@ -59,6 +59,16 @@ pub struct QuorumError {
     pub failures: Vec<(NodeId, ReplicaError)>,
 }
 
+impl QuorumError {
+    /// Whether every replica that failed did so for lack of disk space: the client hears
+    /// that, not just that the quorum was missed.
+    #[must_use]
+    pub fn for_lack_of_space(&self) -> bool {
+        !self.failures.is_empty()
+            && self.failures.iter().all(|(_, e)| matches!(e, ReplicaError::NoSpace(_)))
+    }
+}
+
 impl fmt::Display for QuorumError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self.op {

@@ -149,6 +149,9 @@ fn store_error(e: StoreError) -> ReplicaError {
     match e {
         StoreError::Limit(l) => ReplicaError::Rejected(l.to_string()),
         StoreError::Invalid(i) => ReplicaError::Rejected(i.to_string()),
+        e @ (StoreError::DiskFull { .. } | StoreError::OutOfSpace(_)) => {
+            ReplicaError::NoSpace(e.to_string())
+        }
         other => ReplicaError::Storage(other.to_string()),
     }
 }

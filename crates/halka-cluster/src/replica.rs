@@ -56,6 +56,9 @@ pub enum ReplicaError {
     Storage(String),
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The replica's disk is (nearly) full; its message says how to recover.
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 /// What the coordinating replica answers to a write: the record it now holds (what the

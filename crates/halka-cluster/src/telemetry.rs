@@ -50,6 +50,7 @@ pub(crate) fn error_kind(e: &ReplicaError) -> &'static str {
         ReplicaError::Unavailable(_) => "unavailable",
         ReplicaError::Lost(_) => "lost",
         ReplicaError::Storage(_) => "storage",
+        ReplicaError::NoSpace(_) => "no_space",
         ReplicaError::Rejected(_) => "rejected",
     }
 }

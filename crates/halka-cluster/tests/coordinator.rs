@@ -407,7 +407,7 @@ async fn failed_fsync_fails_the_write_and_every_later_one() {
     let err = replica.coordinate_write(&Bytes::from_static(b"x"), &write()).await.unwrap_err();
     assert!(err.to_string().contains("injected fsync failure"), "{err}");
     let err = replica.coordinate_write(&Bytes::from_static(b"y"), &write()).await.unwrap_err();
-    assert!(err.to_string().contains("restart the node"), "{err}");
+    assert!(err.to_string().contains("reopens its storage"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -24,7 +24,7 @@ fn client_config() -> RpcClientConfig {
 
 async fn server(
     max_frame_bytes: usize,
-) -> (String, LocalReplica, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+) -> (String, LocalReplica, oneshot::Sender<()>, tokio::task::JoinHandle<TcpListener>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));

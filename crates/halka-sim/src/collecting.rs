@@ -56,6 +56,10 @@ impl Engine for Collecting {
         self.inner.counter_floor()
     }
 
+    fn poisoned(&self) -> Option<String> {
+        self.inner.poisoned()
+    }
+
     fn scan_range(
         &self,
         range: HashRange,

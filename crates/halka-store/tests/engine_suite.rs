@@ -336,9 +336,45 @@ fn failed_fsync_poisons_the_engine() {
     // Every later write is refused, even though no further fsync fails.
     let err = e.apply_write(b"k2", &a, &write("v", &VersionVector::new())).unwrap_err();
     assert!(matches!(err, StoreError::Poisoned(_)), "{err}");
-    assert!(err.to_string().contains("restart the node"));
+    assert!(err.to_string().contains("reopens its storage"), "{err}");
+    assert!(e.poisoned().is_some_and(|why| why.contains("injected")));
     // Reads keep working.
     assert!(e.get(b"before").unwrap().is_some());
+}
+
+#[test]
+fn a_poisoned_engine_reopened_keeps_every_acknowledged_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FjallOptions { sync: SyncPolicy::Always, ..FjallOptions::new(dir.path()) };
+    let a = NodeId::new("a");
+    let e = FjallEngine::open(options.clone()).unwrap();
+    for i in 0..50 {
+        e.apply_write(format!("k{i}").as_bytes(), &a, &write("v", &VersionVector::new())).unwrap();
+    }
+    e.inject_sync_failure();
+    e.apply_write(b"refused", &a, &write("v", &VersionVector::new())).unwrap_err();
+    drop(e);
+    let e = FjallEngine::open(options).unwrap();
+    assert_eq!(e.poisoned(), None);
+    for i in 0..50 {
+        assert!(e.get(format!("k{i}").as_bytes()).unwrap().is_some(), "k{i} lost");
+    }
+    e.apply_write(b"after", &a, &write("v", &VersionVector::new())).unwrap();
+}
+
+#[test]
+fn a_data_directory_is_open_in_one_engine_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FjallEngine::open(FjallOptions::new(dir.path())).unwrap();
+    let err = FjallEngine::open(FjallOptions::new(dir.path())).unwrap_err();
+    assert!(matches!(err, StoreError::InUse(_)), "{err}");
+    assert!(err.to_string().contains("in use"), "{err}");
+    // The hint store keeps the directory open too.
+    let hints = first.hints(1 << 20).unwrap();
+    drop(first);
+    assert!(matches!(FjallEngine::open(FjallOptions::new(dir.path())), Err(StoreError::InUse(_))));
+    drop(hints);
+    FjallEngine::open(FjallOptions::new(dir.path())).unwrap();
 }
 
 #[test]
@@ -362,7 +398,7 @@ fn a_nearly_full_disk_refuses_writes_and_they_resume_once_space_is_freed() {
     free.store(1 << 20, std::sync::atomic::Ordering::Relaxed);
     let err = e.apply_write(b"k", &a, &write(&big, &VersionVector::new())).unwrap_err();
     assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
-    assert!(err.to_string().contains("storage.min_free_bytes"), "{err}");
+    assert!(err.to_string().contains("storage.min_free_mb"), "{err}");
     assert!(e.get(b"k").unwrap().is_none(), "nothing was stored");
     assert!(e.get(b"before").unwrap().is_some(), "reads go on");
     free.store(1 << 30, std::sync::atomic::Ordering::Relaxed);

@@ -28,14 +28,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Serves HTTP until `shutdown` is cancelled, finishing requests in flight.
-pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<NodeState>,
+    shutdown: CancellationToken,
+) -> TcpListener {
     let http = &state.config.http;
     let limits = crate::http_listener::HttpLimits {
         max_connections: http.max_connections,
         header_timeout: std::time::Duration::from_millis(http.header_timeout_ms),
         request_timeout: std::time::Duration::from_millis(http.request_timeout_ms),
     };
-    crate::http_listener::serve(listener, router(state), limits, shutdown).await;
+    crate::http_listener::serve(listener, router(state), limits, shutdown).await
 }
 
 /// The routes, for `serve` and for tests.
@@ -67,6 +71,7 @@ impl IntoResponse for ApiError {
 impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
         let status = match &e {
+            ClusterError::Quorum(q) if q.for_lack_of_space() => StatusCode::INSUFFICIENT_STORAGE,
             ClusterError::Quorum(_) => StatusCode::SERVICE_UNAVAILABLE,
             ClusterError::Limit(l) if l.to_string().starts_with("value") => {
                 StatusCode::PAYLOAD_TOO_LARGE

@@ -31,13 +31,13 @@ pub struct HttpLimits {
 }
 
 /// Serves `app` on `listener` until `shutdown`, then waits for the open connections'
-/// requests in flight.
+/// requests in flight. Returns the listener.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
     shutdown: CancellationToken,
-) {
+) -> TcpListener {
     let app = app.layer(axum::middleware::from_fn_with_state(limits, request_deadline));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -71,6 +71,7 @@ pub async fn serve(
         });
     }
     graceful.shutdown().await;
+    listener
 }
 
 /// Answers a connection over the cap with 503 and closes it.

@@ -19,3 +19,4 @@ pub mod placement_memo;
 pub mod resp;
 pub mod sim;
 pub mod status;
+mod storage_watch;

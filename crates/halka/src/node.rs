@@ -33,7 +33,10 @@ pub struct NodeState {
     pub engine: Arc<dyn Engine>,
     /// The other members, for liveness reports.
     pub peers: Vec<RemoteReplica>,
+    /// When the process started serving (not this generation: see `run`).
     pub started: Instant,
+    /// How often this process has reopened its storage engine (see `run`).
+    pub storage_reopens: u64,
     pub redis_port: u16,
     /// Fingerprint of this node's placement inputs (`placement_memo::fingerprint`); every
     /// member of a cluster must have the same one.
@@ -249,6 +252,27 @@ async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
 /// # Errors
 /// The engine cannot be opened or the member list does not make a placement.
 pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
+    build_generation(config, redis_port, Lifetime::new())
+}
+
+/// What outlives one generation of a node's state.
+#[derive(Debug, Clone, Copy)]
+struct Lifetime {
+    started: Instant,
+    storage_reopens: u64,
+}
+
+impl Lifetime {
+    fn new() -> Self {
+        Self { started: Instant::now(), storage_reopens: 0 }
+    }
+}
+
+fn build_generation(
+    config: NodeConfig,
+    redis_port: u16,
+    lifetime: Lifetime,
+) -> anyhow::Result<Arc<NodeState>> {
     let (engine, hint_store) = open_engine(&config)?;
     let engine = with_indexes(&config, engine)?;
     let incarnation = Incarnation::begin(&config).context("starting this node's incarnation")?;
@@ -362,7 +386,8 @@ pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeStat
         coordinator: Arc::new(coordinator),
         engine,
         peers,
-        started: Instant::now(),
+        started: lifetime.started,
+        storage_reopens: lifetime.storage_reopens,
         redis_port,
         clients: AtomicI64::new(0),
         connections_received: AtomicU64::new(0),
@@ -384,8 +409,25 @@ fn frame_limit(config: &NodeConfig) -> usize {
     (config.limits.max_value_bytes + config.limits.max_key_bytes).saturating_mul(4) + 64 * 1024
 }
 
+/// Why one generation of a node's state ends.
+enum Ended {
+    /// The node was asked to stop.
+    Shutdown,
+    /// The engine refuses writes (a journal write or fsync failed) and the disk has room
+    /// again: the storage is reopened, as after a crash.
+    Poisoned(String),
+}
+
 /// Runs a node until `shutdown` is cancelled, then stops accepting, lets requests in flight
 /// finish (up to `shutdown_grace_ms`), and flushes the engine.
+///
+/// A storage engine that refuses writes after a failed journal write or fsync (a full
+/// disk, say) cannot learn what reached the disk without being reopened. The node keeps
+/// serving reads meanwhile; once the data directory's filesystem has room again it ends
+/// this generation of its state, closing client and peer connections as a restart would,
+/// reopens the engine from its journal under a new incarnation (an unclean end: the
+/// journal's unsynced tail may be gone) and serves again on the same listeners, which
+/// hold new connections in their backlog meanwhile. No operator has to restart it.
 ///
 /// # Errors
 /// Startup failures, or a failed final flush.
@@ -397,7 +439,8 @@ pub async fn run(
     let upkeep =
         metrics_handle().map(|handle| tokio::spawn(metrics_upkeep(handle, shutdown.clone())));
     let redis_port = listeners.redis.local_addr()?.port();
-    let state = build(config, redis_port)?;
+    let mut lifetime = Lifetime::new();
+    let mut state = build_generation(config.clone(), redis_port, lifetime)?;
     describe_metrics(&state.config);
     crate::placement_memo::warn_on_change(&state.config);
     if !state.config.secret().is_configured() && state.config.members.len() > 1 {
@@ -406,6 +449,60 @@ pub async fn run(
              nodes of other clusters but not an attacker on this host; set cluster_secret"
         );
     }
+    let mut listeners = listeners;
+    while let Some((back, why)) = serve(state, listeners, &shutdown).await? {
+        listeners = back;
+        lifetime.storage_reopens += 1;
+        metrics::counter!("halka_storage_reopens_total").increment(1);
+        tracing::warn!(error = %why, "reopening the storage engine");
+        match reopen(&config, redis_port, lifetime, &shutdown).await {
+            Some(next) => state = next,
+            None => break,
+        }
+    }
+    if let Some(upkeep) = upkeep {
+        let _ = upkeep.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Builds the next generation of the node's state, retrying (with backoff) until the
+/// engine opens or the node is stopped. The old engine may take a moment to close: the
+/// data directory's lock refuses a second opener until it has.
+async fn reopen(
+    config: &NodeConfig,
+    redis_port: u16,
+    lifetime: Lifetime,
+    shutdown: &CancellationToken,
+) -> Option<Arc<NodeState>> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match build_generation(config.clone(), redis_port, lifetime) {
+            Ok(state) => {
+                tracing::info!(actor = %state.incarnation.actor, "storage engine reopened");
+                return Some(state);
+            }
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "storage engine not reopened yet"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return None,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Serves one generation of the node's state until `shutdown`, or until its engine
+/// refuses writes and the disk has room again.
+///
+/// Returns `None` after a shutdown, or the listeners and the engine's error when the
+/// engine must be reopened.
+async fn serve(
+    state: Arc<NodeState>,
+    listeners: Listeners,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<(Listeners, String)>> {
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
     let local: Arc<dyn Replica> = {
         let view = state.coordinator.view();
@@ -427,54 +524,76 @@ pub async fn run(
         placement: state.placement,
         ..RpcServerConfig::new(state.auth.clone())
     };
-    let watcher = tokio::spawn(crate::peers::watch(Arc::clone(&state), shutdown.clone()));
+    // Every task of this generation stops with it; a shutdown stops the generation.
+    let stop = shutdown.child_token();
+    let watcher = tokio::spawn(crate::peers::watch(Arc::clone(&state), stop.clone()));
     let handoff = state.coordinator.handoff().map(|handoff| {
-        tokio::spawn(Arc::clone(handoff).run(Arc::clone(&state.coordinator), shutdown.clone()))
+        tokio::spawn(Arc::clone(handoff).run(Arc::clone(&state.coordinator), stop.clone()))
     });
-    let anti_entropy = state.anti_entropy.as_ref().map(|aae| {
-        tokio::spawn(Arc::clone(aae).run(Arc::clone(&state.coordinator), shutdown.clone()))
-    });
+    let anti_entropy = state
+        .anti_entropy
+        .as_ref()
+        .map(|aae| tokio::spawn(Arc::clone(aae).run(Arc::clone(&state.coordinator), stop.clone())));
     let collector = state
         .collector
         .as_ref()
-        .map(|c| tokio::spawn(Arc::clone(c).run(Arc::clone(&state.coordinator), shutdown.clone())));
-    let rpc_stop = shutdown.clone();
-    let rpc =
-        tokio::spawn(halka_cluster::rpc::serve(listeners.peer, local, rpc_config, async move {
-            rpc_stop.cancelled().await;
-        }));
-    let redis =
-        tokio::spawn(crate::resp::serve(listeners.redis, Arc::clone(&state), shutdown.clone()));
-    let http =
-        tokio::spawn(crate::http::serve(listeners.http, Arc::clone(&state), shutdown.clone()));
+        .map(|c| tokio::spawn(Arc::clone(c).run(Arc::clone(&state.coordinator), stop.clone())));
+    let rpc_stop = stop.clone();
+    let Listeners { redis, http, peer } = listeners;
+    let rpc = tokio::spawn(halka_cluster::rpc::serve(peer, local, rpc_config, async move {
+        rpc_stop.cancelled().await;
+    }));
+    let redis = tokio::spawn(crate::resp::serve(redis, Arc::clone(&state), stop.clone()));
+    let http = tokio::spawn(crate::http::serve(http, Arc::clone(&state), stop.clone()));
 
-    shutdown.cancelled().await;
-    tracing::info!("shutting down: waiting for requests in flight");
-    if let Some(upkeep) = upkeep {
-        let _ = upkeep.await;
+    let ended = tokio::select! {
+        () = shutdown.cancelled() => Ended::Shutdown,
+        why = crate::storage_watch::until_reopen_is_due(&state) => Ended::Poisoned(why),
+    };
+    stop.cancel();
+    match &ended {
+        Ended::Shutdown => tracing::info!("shutting down: waiting for requests in flight"),
+        Ended::Poisoned(_) => tracing::warn!("closing connections to reopen the storage engine"),
     }
     let _ = watcher.await;
     for task in [handoff, anti_entropy, collector].into_iter().flatten() {
         let _ = task.await;
     }
-    let drained = tokio::time::timeout(grace, async {
-        let _ = redis.await;
-        let _ = http.await;
-        let _ = rpc.await;
+    let in_flight = async {
+        let servers = tokio::join!(redis, http, rpc);
         state.coordinator.background().drain().await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            grace_ms = grace.as_millis() as u64,
-            "requests still in flight after the grace period"
-        );
+        servers
+    };
+    tokio::pin!(in_flight);
+    let servers = match tokio::time::timeout(grace, &mut in_flight).await {
+        Ok(servers) => Some(servers),
+        Err(_) => {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "requests still in flight after the grace period"
+            );
+            // A reopen needs the listeners back; every request has a deadline.
+            match ended {
+                Ended::Shutdown => None,
+                Ended::Poisoned(_) => Some(in_flight.await),
+            }
+        }
+    };
+    match ended {
+        Ended::Shutdown => {
+            state.engine.flush().context("final flush of the storage engine")?;
+            if servers.is_some() {
+                // Only now is every dot this actor issued durable here, and no write can
+                // follow.
+                state.incarnation.end_cleanly().context("recording the clean shutdown")?;
+            }
+            Ok(None)
+        }
+        Ended::Poisoned(why) => match servers {
+            Some((Ok(redis), Ok(http), Ok(peer))) => {
+                Ok(Some((Listeners { redis, http, peer }, why)))
+            }
+            _ => anyhow::bail!("a listener task failed while the storage engine was reopened"),
+        },
     }
-    state.engine.flush().context("final flush of the storage engine")?;
-    if drained.is_ok() {
-        // Only now is every dot this actor issued durable here, and no write can follow.
-        state.incarnation.end_cleanly().context("recording the clean shutdown")?;
-    }
-    tracing::info!("stopped");
-    Ok(())
 }

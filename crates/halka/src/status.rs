@@ -34,6 +34,16 @@ pub struct NodeStatus {
     pub store_digest: Option<String>,
     /// `None` when tombstone collection is off.
     pub tombstones: Option<CollectorStats>,
+    pub storage: Storage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Storage {
+    /// Why the engine refuses writes until it is reopened (a failed journal write or
+    /// fsync), if it does; the node reopens it once the disk has room.
+    pub refusing_writes: Option<String>,
+    /// Times this process has reopened its engine after such a failure.
+    pub reopens: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +142,10 @@ impl NodeStatus {
             anti_entropy: state.anti_entropy.as_ref().map(|a| a.stats()),
             store_digest: state.store_digest().map(|d| format!("{d:016x}")),
             tombstones: state.collector.as_ref().map(|t| t.stats(state.coordinator.now_us())),
+            storage: Storage {
+                refusing_writes: state.engine.poisoned(),
+                reopens: state.storage_reopens,
+            },
         }
     }
 
@@ -178,6 +192,8 @@ impl NodeStatus {
             }
             None => line("tombstone_collection", &"off"),
         }
+        line("storage_refusing_writes", &u8::from(self.storage.refusing_writes.is_some()));
+        line("storage_reopens", &self.storage.reopens);
         line("replication", &self.replication);
         line("r", &self.r);
         line("w", &self.w);
@@ -230,14 +246,20 @@ impl NodeStatus {
             ),
             None => "kept for ever (collection off)".to_string(),
         };
+        let storage = match &self.storage.refusing_writes {
+            Some(why) => format!("refusing writes until the disk has room ({why})"),
+            None => "ok".to_string(),
+        };
         format!(
-            "node {} (halka {})\nmembers: {}\nhints pending: {}\nanti-entropy: {}\ntombstones: {}\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
+            "node {} (halka {})\nmembers: {}\nhints pending: {}\nanti-entropy: {}\ntombstones: {}\nstorage: {} (reopened {} times)\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
             self.node,
             self.version,
             members.join(", "),
             hints,
             anti_entropy,
             tombstones,
+            storage,
+            self.storage.reopens,
             self.replication,
             self.r,
             self.w,

@@ -10,9 +10,10 @@ use std::sync::Arc;
 /// The format byte that starts every frame body. Format 2: records carry expiry and
 /// counters (see `halka_store::codec`), writes carry a `Change`. Format 3: write
 /// acknowledgements say how durable the write is (`Response::Stored`,
-/// `Response::Coordinated`). An older peer's frames are refused with a message naming
+/// `Response::Coordinated`). Format 4: a replica out of disk space says so
+/// (`WireError::NoSpace`). An older peer's frames are refused with a message naming
 /// the format.
-pub const FORMAT: u8 = 3;
+pub const FORMAT: u8 = 4;
 
 /// A message with the id that pairs a response with its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +97,7 @@ pub enum WireError {
     Storage(String),
     Rejected(String),
     Unavailable(String),
+    NoSpace(String),
 }
 
 impl From<ReplicaError> for WireError {
@@ -103,6 +105,7 @@ impl From<ReplicaError> for WireError {
         match e {
             ReplicaError::Storage(m) => WireError::Storage(m),
             ReplicaError::Rejected(m) => WireError::Rejected(m),
+            ReplicaError::NoSpace(m) => WireError::NoSpace(m),
             other => WireError::Unavailable(other.to_string()),
         }
     }
@@ -114,6 +117,7 @@ impl From<WireError> for ReplicaError {
             WireError::Storage(m) => ReplicaError::Storage(m),
             WireError::Rejected(m) => ReplicaError::Rejected(m),
             WireError::Unavailable(m) => ReplicaError::Unavailable(m),
+            WireError::NoSpace(m) => ReplicaError::NoSpace(m),
         }
     }
 }

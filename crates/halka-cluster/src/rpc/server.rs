@@ -58,13 +58,14 @@ pub(crate) fn codec(max_frame_bytes: usize) -> LengthDelimitedCodec {
 }
 
 /// Serves RPC on `listener` until `shutdown` completes, then stops accepting, lets requests
-/// in flight finish and returns.
+/// in flight finish and returns the listener (a node reopening its storage serves on it
+/// again).
 pub async fn serve(
     listener: TcpListener,
     replica: Arc<dyn Replica>,
     config: RpcServerConfig,
     shutdown: impl Future<Output = ()>,
-) {
+) -> TcpListener {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     let limit = Arc::new(Semaphore::new(config.max_connections));
@@ -129,6 +130,7 @@ pub async fn serve(
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
+    listener
 }
 
 async fn connection(

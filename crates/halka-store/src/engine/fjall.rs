@@ -16,6 +16,7 @@
 //! it refuses all further writes instead of acknowledging writes it may not keep. Reopening
 //! recovers from the journal.
 
+use super::dir_lock::DirLock;
 use super::journal::JournalFile;
 use super::space::{SpaceGuard, free_bytes};
 use super::{Engine, SyncToken, Updater};
@@ -141,8 +142,8 @@ struct Inner {
     hasher: RandomState,
     sync: SyncPolicy,
     limits: Limits,
-    /// Set after a failed fsync, with the error text.
-    poisoned: Mutex<Option<String>>,
+    /// Set after a failed journal write or fsync.
+    poisoned: Mutex<Option<Poison>>,
     /// Writes inserted so far, the count handed to the OS by the last buffer flush, and
     /// the count covered by the last completed fsync.
     inserted: AtomicU64,
@@ -155,12 +156,66 @@ struct Inner {
     fail_next_sync: AtomicBool,
     /// Refuses writes while the disk is nearly full, before fjall poisons itself.
     space: SpaceGuard,
+    /// Held while the directory is open: fjall itself does not stop a second opener, and
+    /// two writers on one journal corrupt it. Last, so it is released only once the
+    /// database above has closed.
+    _lock: DirLock,
+}
+
+/// Why an engine refuses writes until it is reopened.
+#[derive(Debug, Clone)]
+struct Poison {
+    reason: String,
+    /// The disk was full (`ENOSPC`): the client hears "out of disk space".
+    no_space: bool,
+}
+
+impl Poison {
+    fn of_fjall(context: &str, e: &fjall::Error) -> Self {
+        // The I/O error may sit under fjall's own or its LSM tree's.
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        let mut no_space = false;
+        while let Some(error) = cause {
+            no_space |= error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull);
+            cause = error.source();
+        }
+        Self { reason: format!("{context}: {e}"), no_space }
+    }
+
+    fn of_io(context: &str, e: &std::io::Error) -> Self {
+        Self {
+            reason: format!("{context}: {e}"),
+            no_space: e.kind() == std::io::ErrorKind::StorageFull,
+        }
+    }
+
+    fn error(&self) -> StoreError {
+        if self.no_space {
+            StoreError::OutOfSpace(self.reason.clone())
+        } else {
+            StoreError::Poisoned(self.reason.clone())
+        }
+    }
 }
 
 impl Inner {
+    /// Records the first failure that leaves what is on disk unknown (a failed journal
+    /// write or fsync, or fjall poisoning itself); every write is refused from now on.
+    fn poison(&self, failure: Poison) -> StoreError {
+        tracing::error!(error = %failure.reason, "storage write failed; refusing further writes");
+        self.poisoned.lock().get_or_insert(failure).error()
+    }
+
+    /// A failed insert or removal.
+    fn write_failed(&self, e: &fjall::Error) -> StoreError {
+        self.poison(Poison::of_fjall("writing to the store", e))
+    }
+
     fn check_poison(&self) -> Result<(), StoreError> {
         match &*self.poisoned.lock() {
-            Some(e) => Err(StoreError::Poisoned(e.clone())),
+            Some(poison) => Err(poison.error()),
             None => Ok(()),
         }
     }
@@ -175,10 +230,7 @@ impl Inner {
         // this flush empties.
         let target = self.inserted.load(Ordering::SeqCst);
         if let Err(e) = self.db.persist(PersistMode::Buffer) {
-            let e = format!("writing the journal: {e}");
-            tracing::error!(error = %e, "journal write failed; refusing further writes");
-            *self.poisoned.lock() = Some(e.clone());
-            return Err(StoreError::Poisoned(e));
+            return Err(self.poison(Poison::of_fjall("writing the journal", &e)));
         }
         self.flushed.fetch_max(target, Ordering::AcqRel);
         Ok(())
@@ -186,25 +238,26 @@ impl Inner {
 
     fn fsync(&self) -> Result<(), StoreError> {
         let result = if self.fail_next_sync.swap(false, Ordering::SeqCst) {
-            Err("injected fsync failure".to_string())
+            Err(Poison { reason: "injected fsync failure".into(), no_space: false })
         } else {
             self.sync_journal()
         };
-        result.map_err(|e| {
-            tracing::error!(error = %e, "fsync failed; refusing further writes");
-            *self.poisoned.lock() = Some(e.clone());
-            StoreError::Poisoned(e)
-        })
+        result.map_err(|failure| self.poison(failure))
     }
 
     /// See the `journal` module: flush fjall's buffer, then sync outside its lock.
-    fn sync_journal(&self) -> Result<(), String> {
+    fn sync_journal(&self) -> Result<(), Poison> {
         let mut journal = self.journal.lock();
         let Some(journal) = journal.as_mut() else {
-            return self.db.persist(PersistMode::SyncData).map_err(|e| e.to_string());
+            return self
+                .db
+                .persist(PersistMode::SyncData)
+                .map_err(|e| Poison::of_fjall("syncing the journal", &e));
         };
-        self.db.persist(PersistMode::Buffer).map_err(|e| e.to_string())?;
-        journal.sync_data().map_err(|e| format!("syncing the journal: {e}"))
+        self.db
+            .persist(PersistMode::Buffer)
+            .map_err(|e| Poison::of_fjall("writing the journal", &e))?;
+        journal.sync_data().map_err(|e| Poison::of_io("syncing the journal", &e))
     }
 
     /// Group commit: returns once an fsync that started after write `seq` completed.
@@ -316,6 +369,7 @@ impl FjallEngine {
         std::fs::create_dir_all(&options.path).map_err(|e| {
             StoreError::Io(format!("cannot create data directory {}: {e}", options.path.display()))
         })?;
+        let lock = DirLock::acquire(&options.path)?;
         let mut builder = Database::builder(&options.path);
         if let Some(threads) = options.background_threads {
             builder = builder.worker_threads(threads.max(1));
@@ -366,6 +420,7 @@ impl FjallEngine {
                 options.min_free_bytes,
                 options.space_probe.clone().unwrap_or_else(|| Arc::new(free_bytes)),
             ),
+            _lock: lock,
         });
         let flusher = match options.sync {
             SyncPolicy::Always => None,
@@ -550,7 +605,7 @@ impl HintStore for FjallHints {
     ) -> Result<Stored, StoreError> {
         record.validate()?;
         self.inner.check_poison()?;
-        let io = |e: fjall::Error| StoreError::Io(e.to_string());
+        let io = |e: fjall::Error| self.inner.write_failed(&e);
         let stored_key = hint_key(owner, key);
         let mut ledgers = self.ledgers.lock();
         let current = self.read(&stored_key)?;
@@ -620,7 +675,7 @@ impl HintStore for FjallHints {
         if !current.same_as(delivered) {
             return Ok(());
         }
-        self.inner.hints.remove(stored_key).map_err(|e| StoreError::Io(e.to_string()))?;
+        self.inner.hints.remove(stored_key).map_err(|e| self.inner.write_failed(&e))?;
         if let Some(ledger) = ledgers.get_mut(owner) {
             ledger.remove(key, &current);
             if ledger.is_empty() {
@@ -687,13 +742,17 @@ impl Engine for FjallEngine {
             inner
                 .records
                 .insert(&*storage_key(key), encoded)
-                .map_err(|e| StoreError::Io(e.to_string()))?;
+                .map_err(|e| inner.write_failed(&e))?;
             if let Some(cache) = &inner.cache {
                 cache.insert(key.into(), next);
             }
             inner.inserted.fetch_add(1, Ordering::SeqCst) + 1
         };
         Ok(Some(SyncToken(seq)))
+    }
+
+    fn poisoned(&self) -> Option<String> {
+        self.inner.poisoned.lock().as_ref().map(|p| p.reason.clone())
     }
 
     fn wait_durable(&self, token: SyncToken) -> Result<(), StoreError> {
@@ -731,7 +790,7 @@ impl Engine for FjallEngine {
     ) -> Result<bool, StoreError> {
         let inner = &*self.inner;
         inner.check_poison()?;
-        let io = |e: fjall::Error| StoreError::Io(e.to_string());
+        let io = |e: fjall::Error| inner.write_failed(&e);
         let _guard = self.stripe(key).lock();
         let Some(current) = self.read_locked(key)? else { return Ok(false) };
         if !pred(&current) {

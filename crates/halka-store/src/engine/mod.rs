@@ -5,6 +5,7 @@
 //! applying a client write, merging a record from a peer — is built on it here, once, so
 //! both engines behave identically; `tests/engine_suite.rs` runs one suite against both.
 
+mod dir_lock;
 mod fjall;
 mod journal;
 mod memory;
@@ -137,6 +138,12 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// receipt reports for this node's acknowledgements.
     fn syncs_each_write(&self) -> bool {
         false
+    }
+
+    /// Why this engine refuses writes until it is reopened, if it does: a journal write
+    /// or fsync failed, so what is on disk is unknown (see the `fjall` module).
+    fn poisoned(&self) -> Option<String> {
+        None
     }
 
     /// The digest tree kept over this engine's records, if it keeps one (see

@@ -118,6 +118,10 @@ impl Engine for TrackedEngine {
         self.inner.wait_durable(token)
     }
 
+    fn poisoned(&self) -> Option<String> {
+        self.inner.poisoned()
+    }
+
     fn remove_if(
         &self,
         key: &[u8],

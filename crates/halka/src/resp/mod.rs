@@ -118,8 +118,13 @@ async fn flush_group(
 }
 
 /// Accepts Redis-protocol clients until `shutdown` is cancelled, then waits for open
-/// connections to finish their current command.
-pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: CancellationToken) {
+/// connections to finish their current command. Returns the listener, for the next
+/// generation of the node's state (see `node::run`).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<NodeState>,
+    shutdown: CancellationToken,
+) -> TcpListener {
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let tracker = TaskTracker::new();
     loop {
@@ -153,6 +158,7 @@ pub async fn serve(listener: TcpListener, state: Arc<NodeState>, shutdown: Cance
     }
     tracker.close();
     tracker.wait().await;
+    listener
 }
 
 /// Tells a client over the connection cap why it is closed (bounded by a deadline, so a

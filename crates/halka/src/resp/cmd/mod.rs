@@ -113,6 +113,7 @@ fn wrong_arity(name: &str) -> Frame {
 /// A cluster error as a RESP error reply.
 pub(crate) fn cluster_error(e: &ClusterError) -> Frame {
     let prefix = match e {
+        ClusterError::Quorum(q) if q.for_lack_of_space() => "NOSPACE",
         ClusterError::Quorum(_) => "NOQUORUM",
         _ => "ERR",
     };
