@@ -112,3 +112,20 @@ fn a_closed_pipe_ends_a_command_quietly() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn a_second_server_on_a_data_directory_in_use_is_refused() {
+    let c = TestCluster::start(1, "periodic");
+    let node = &c.nodes[0];
+    // The same node's config on other ports: only the data directory is shared.
+    let mut text = std::fs::read_to_string(&node.config).unwrap();
+    for port in [node.redis_port, node.http_port, node.peer_port] {
+        text = text.replace(&format!(":{port}\""), &format!(":{}\"", common::free_port()));
+    }
+    let second = c.dir.path().join("second.toml");
+    std::fs::write(&second, text).unwrap();
+    let err = fails(&["server", "--config", second.to_str().unwrap()]);
+    assert!(err.contains("is in use by another halka process"), "{err}");
+    // The first keeps serving.
+    assert_eq!(ok(&["put", "k", "v", "--addr", &c.redis_addr(0)]), "OK");
+}
