@@ -8,7 +8,7 @@ mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Raw, SECRET, TestCluster, http};
+use common::{Raw, SECRET, TestCluster, http, metric};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -89,13 +89,6 @@ fn peer_port_answer(addr: &str, bytes: &[u8]) -> Vec<u8> {
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     answer
-}
-
-fn metric(c: &TestCluster, i: usize, series: &str) -> f64 {
-    let (_, text) = http("GET", &c.http_url(i, "/metrics"), b"", &[]);
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in {text}"))
 }
 
 #[test]

@@ -352,3 +352,11 @@ pub fn own_values(c: &TestCluster, i: usize, key: &str) -> Option<Vec<String>> {
     let versions = own["versions"].as_array().unwrap();
     Some(versions.iter().filter_map(|v| v["value"].as_str().map(str::to_string)).collect())
 }
+
+/// The value of one Prometheus series (name and labels, exactly as exported) on node `i`.
+pub fn metric(c: &TestCluster, i: usize, series: &str) -> f64 {
+    let (_, text) = http("GET", &c.http_url(i, "/metrics"), b"", &[]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
