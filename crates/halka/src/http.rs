@@ -8,7 +8,8 @@
 //! `Accept: application/octet-stream`) answers with the value's bytes and the
 //! `Content-Type` they were stored with, or `300 Multiple Choices` over siblings.
 
-use crate::node::{NodeState, metrics_handle};
+use crate::state::NodeState;
+use crate::telemetry::metrics_handle;
 use axum::Router;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};

@@ -1,11 +1,14 @@
-//! A halka node: storage, the coordinator, and the three listeners (Redis protocol, HTTP,
-//! internal RPC). `run` takes its listeners and a shutdown token, so the binary and the
-//! tests start nodes the same way (tests bind port 0).
+//! The wiring of a halka node: `build` assembles its state (`state::NodeState`: storage,
+//! replicas, coordinator, background workers) from the configuration, and `run` serves it
+//! on three listeners (Redis protocol, HTTP, internal RPC) with its background tasks.
+//! `run` takes its listeners and a shutdown token, so the binary and the tests start
+//! nodes the same way (tests bind port 0).
 
 use crate::config::{EngineChoice, NodeConfig};
 use crate::context_token::TokenKey;
 use crate::incarnation::Incarnation;
-use crate::peers::PeerState;
+use crate::state::{ClientCounters, NodeState};
+use crate::telemetry;
 use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
 use halka_cluster::{
@@ -17,113 +20,10 @@ use halka_store::{
     Engine, FjallEngine, FjallOptions, HintStore, MemoryEngine, MemoryHints, NodeId, TrackedEngine,
     Tracking,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// Everything the front ends share.
-#[derive(Debug)]
-pub struct NodeState {
-    pub config: NodeConfig,
-    pub coordinator: Arc<Coordinator>,
-    pub engine: Arc<dyn Engine>,
-    /// The other members, for liveness reports.
-    pub peers: Vec<RemoteReplica>,
-    /// When the process started serving (not this generation: see `run`).
-    pub started: Instant,
-    /// How often this process has reopened its storage engine (see `run`).
-    pub storage_reopens: u64,
-    pub redis_port: u16,
-    /// Fingerprint of this node's placement inputs (`placement_memo::fingerprint`); every
-    /// member of a cluster must have the same one.
-    pub placement: u64,
-    /// Signs and checks the causal-context tokens handed to clients.
-    pub tokens: TokenKey,
-    /// This node's identity towards peers.
-    pub auth: PeerAuth,
-    /// The actor id in the dots of writes this node coordinates.
-    pub incarnation: Incarnation,
-    /// This node's side of anti-entropy, when it is on.
-    pub anti_entropy: Option<Arc<AntiEntropy>>,
-    /// Tombstone collection, when it is on.
-    pub collector: Option<Arc<Collector>>,
-    /// The Redis clients connected now.
-    pub client_list: crate::resp::clients::Clients,
-    /// Recent slow Redis commands (`SLOWLOG`).
-    pub slowlog: crate::resp::slowlog::SlowLog,
-    clients: AtomicI64,
-    connections_received: AtomicU64,
-    connections_rejected: AtomicU64,
-    commands: AtomicU64,
-}
-
-impl NodeState {
-    pub(crate) fn client_connected(&self, delta: i64) {
-        let now = self.clients.fetch_add(delta, Ordering::Relaxed) + delta;
-        metrics::gauge!("halka_connected_clients").set(now as f64);
-        if delta > 0 {
-            self.connections_received.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// A Redis client refused at `max_connections`.
-    pub(crate) fn client_rejected(&self) {
-        self.connections_rejected.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// A Redis-protocol command answered.
-    pub(crate) fn command_served(&self) {
-        self.commands.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// (connections accepted, connections refused, commands answered) since the start.
-    #[must_use]
-    pub fn client_totals(&self) -> (u64, u64, u64) {
-        (
-            self.connections_received.load(Ordering::Relaxed),
-            self.connections_rejected.load(Ordering::Relaxed),
-            self.commands.load(Ordering::Relaxed),
-        )
-    }
-
-    #[must_use]
-    pub fn connected_clients(&self) -> i64 {
-        self.clients.load(Ordering::Relaxed)
-    }
-
-    /// How each other member answers now, by id.
-    pub async fn peer_states(&self) -> BTreeMap<String, PeerState> {
-        crate::peers::states(&self.peers, self.placement).await
-    }
-
-    /// Hints this node keeps for other members, by owner.
-    #[must_use]
-    pub fn hints_pending(&self) -> BTreeMap<String, halka_store::HintStats> {
-        self.coordinator
-            .handoff()
-            .map(|h| h.pending().into_iter().map(|(id, s)| (id.to_string(), s)).collect())
-            .unwrap_or_default()
-    }
-
-    /// The digest of everything this node stores (XOR of every entry digest), when
-    /// anti-entropy keeps digests: two replicas holding the same keys hold the same
-    /// records exactly when these are equal.
-    #[must_use]
-    pub fn store_digest(&self) -> Option<u64> {
-        let tree = self.engine.digests()?;
-        tree.digests(halka_store::HashRange::ALL, 0).ok()?.first().copied()
-    }
-
-    /// Keys stored on this node (approximate with the durable engine).
-    #[must_use]
-    pub fn local_keys(&self) -> u64 {
-        self.engine.key_count()
-    }
-}
 
 /// The node's listeners, bound by the caller.
 #[derive(Debug)]
@@ -150,40 +50,6 @@ impl Listeners {
             peer: bind(config.peer_addr.clone(), "peers").await?,
         })
     }
-}
-
-/// The process-wide Prometheus recorder (one per process, shared by nodes in one process).
-pub fn metrics_handle() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                    1.0,
-                ])
-                .ok()?
-                .build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
-            Some(handle)
-        })
-        .clone()
-}
-
-/// HELP text for every metric a node exports; counters start at zero (see
-/// `halka_cluster::telemetry`).
-fn describe_metrics(config: &NodeConfig) {
-    metrics::describe_counter!("halka_requests_total", "Client requests, by protocol and op");
-    metrics::describe_histogram!(
-        "halka_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Client request latency, by protocol and op"
-    );
-    metrics::describe_gauge!("halka_connected_clients", "Open Redis-protocol connections");
-    metrics::gauge!("halka_connected_clients").set(0.0);
-    let members: Vec<NodeId> = config.members.iter().map(|m| NodeId::new(&m.id)).collect();
-    halka_cluster::telemetry::describe(&members);
 }
 
 /// The engine and the hint store beside it.
@@ -228,23 +94,6 @@ fn with_indexes(config: &NodeConfig, engine: Arc<dyn Engine>) -> anyhow::Result<
         "store indexed"
     );
     Ok(Arc::new(tracked))
-}
-
-/// How often latency histograms are folded into their buckets.
-const METRICS_UPKEEP: Duration = Duration::from_secs(5);
-
-/// Folds recorded histogram samples into their buckets until `shutdown`. The recorder
-/// keeps every sample until then (or until a scrape), so a node nobody scrapes would
-/// otherwise grow by about 20 MB per million requests.
-async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(METRICS_UPKEEP);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => handle.run_upkeep(),
-        }
-    }
 }
 
 /// Builds the node's state: engine, replicas for every member, placement and coordinator.
@@ -376,7 +225,7 @@ fn build_generation(
     } else {
         None
     };
-    let placement = crate::placement_memo::fingerprint(&config);
+    let placement = crate::membership::placement_memo::fingerprint(&config);
     let slowlog = crate::resp::slowlog::SlowLog::new(
         config.slowlog_log_slower_than_us,
         config.slowlog_max_len,
@@ -389,10 +238,7 @@ fn build_generation(
         started: lifetime.started,
         storage_reopens: lifetime.storage_reopens,
         redis_port,
-        clients: AtomicI64::new(0),
-        connections_received: AtomicU64::new(0),
-        connections_rejected: AtomicU64::new(0),
-        commands: AtomicU64::new(0),
+        counters: ClientCounters::default(),
         placement,
         tokens: TokenKey::new(&secret),
         auth,
@@ -436,13 +282,13 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let upkeep =
-        metrics_handle().map(|handle| tokio::spawn(metrics_upkeep(handle, shutdown.clone())));
+    let upkeep = telemetry::metrics_handle()
+        .map(|handle| tokio::spawn(telemetry::metrics_upkeep(handle, shutdown.clone())));
     let redis_port = listeners.redis.local_addr()?.port();
     let mut lifetime = Lifetime::new();
     let mut state = build_generation(config.clone(), redis_port, lifetime)?;
-    describe_metrics(&state.config);
-    crate::placement_memo::warn_on_change(&state.config);
+    telemetry::describe_metrics(&state.config);
+    crate::membership::placement_memo::warn_on_change(&state.config);
     if !state.config.secret().is_configured() && state.config.members.len() > 1 {
         tracing::warn!(
             "no cluster_secret: peers prove membership with a well-known key, which keeps out \
@@ -526,7 +372,11 @@ async fn serve(
     };
     // Every task of this generation stops with it; a shutdown stops the generation.
     let stop = shutdown.child_token();
-    let watcher = tokio::spawn(crate::peers::watch(Arc::clone(&state), stop.clone()));
+    let watcher = tokio::spawn(crate::membership::peers::watch(
+        state.peers.clone(),
+        state.placement,
+        stop.clone(),
+    ));
     let handoff = state.coordinator.handoff().map(|handoff| {
         tokio::spawn(Arc::clone(handoff).run(Arc::clone(&state.coordinator), stop.clone()))
     });

@@ -2,8 +2,8 @@
 //! `HALKA.STATUS`, the `# Halka` section of `INFO`, and the text of `halka status` (which
 //! reads it through `HALKA.STATUS`). A figure added here shows on every surface.
 
-use crate::node::NodeState;
-use crate::peers::PeerState;
+use crate::membership::peers::PeerState;
+use crate::state::NodeState;
 use halka_cluster::{AntiEntropyStats, CollectorStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

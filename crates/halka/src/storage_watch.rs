@@ -6,7 +6,7 @@
 //! fail again, so the reopen waits until the data directory's filesystem has room.
 //! Reads go on meanwhile.
 
-use crate::node::NodeState;
+use crate::state::NodeState;
 use std::time::Duration;
 
 /// How often the engine is asked whether it refuses writes. A poisoned engine refuses

@@ -12,7 +12,7 @@ mod inline;
 pub mod reader;
 pub mod slowlog;
 
-use crate::node::NodeState;
+use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
 use cmd::{After, Session};
 use frame::{Frame, ParseLimits};

@@ -146,6 +146,30 @@ impl TestCluster {
         cluster
     }
 
+    /// Waits until every other running node answers that node `i` is up: after a
+    /// restart, a node that dialled `i` while it was down uses it again only once its
+    /// next probe connects (within a probe interval).
+    pub fn wait_seen_up(&self, i: usize) {
+        let id = &self.nodes[i].id;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        for j in (0..self.nodes.len()).filter(|&j| j != i && self.nodes[j].child.is_some()) {
+            loop {
+                let (_, body) = http("GET", &self.http_url(j, "/v1/cluster"), b"", &[]);
+                let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let up = status["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["id"] == id.as_str() && m["state"] == "up");
+                if up {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "node {j} never saw {id} up");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
     /// Starts node `i` and waits for its "serving" log line.
     pub fn launch(&mut self, i: usize) {
         let node = &mut self.nodes[i];

@@ -8,8 +8,8 @@
 //! same number. It is not a cluster-wide sequence number (README, "Counters").
 
 use super::{Args, Session, apply};
-use crate::node::NodeState;
 use crate::resp::frame::Frame;
+use crate::state::NodeState;
 use halka_cluster::WriteRequest;
 use halka_store::{Change, Float};
 

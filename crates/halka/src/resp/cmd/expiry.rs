@@ -6,8 +6,8 @@
 //! clocks differ by d see a key vanish up to d apart (see DESIGN.md, "Expiry").
 
 use super::{Args, Session, apply, cluster_error};
-use crate::node::NodeState;
 use crate::resp::frame::Frame;
+use crate::state::NodeState;
 use bytes::Bytes;
 use halka_cluster::WriteRequest;
 use halka_store::{Change, ExpireWhen, Expiry, Refusal};

@@ -1,8 +1,8 @@
 //! halka's own commands.
 
 use super::{Args, Session, cluster_error};
-use crate::node::NodeState;
 use crate::resp::frame::Frame;
+use crate::state::NodeState;
 use halka_cluster::check_quorum;
 
 /// `HALKA.CONSISTENCY` shows this connection's r and w; `HALKA.CONSISTENCY <r> <w>` sets them.

@@ -6,8 +6,8 @@
 //! key written at W might then be held only by them; retry with the same cursor.
 
 use super::{Args, Session, cluster_error};
-use crate::node::NodeState;
 use crate::resp::frame::Frame;
+use crate::state::NodeState;
 use bytes::Bytes;
 use futures::StreamExt;
 use halka_cluster::glob_match;

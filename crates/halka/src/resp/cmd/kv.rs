@@ -2,8 +2,8 @@
 
 use super::expiry::{self, Unit};
 use super::{Args, Session, apply, cluster_error};
-use crate::node::NodeState;
 use crate::resp::frame::Frame;
+use crate::state::NodeState;
 use bytes::Bytes;
 use futures::future::join_all;
 use halka_cluster::{GetResult, WriteRequest};

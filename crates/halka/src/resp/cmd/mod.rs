@@ -14,7 +14,7 @@ pub mod table;
 mod transaction;
 
 use super::frame::Frame;
-use crate::node::NodeState;
+use crate::state::NodeState;
 use bytes::Bytes;
 use expiry::{Report, Unit};
 use halka_cluster::{ClusterError, WriteQuorum, WriteRequest};

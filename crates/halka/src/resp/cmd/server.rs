@@ -1,8 +1,8 @@
 //! Connection and server commands: PING, ECHO, HELLO, INFO, COMMAND, CLIENT, CONFIG, SELECT.
 
 use super::{Args, Session};
-use crate::node::NodeState;
 use crate::resp::frame::Frame;
+use crate::state::NodeState;
 use std::fmt::Write as _;
 
 pub fn ping(args: &mut Args) -> Result<Frame, Frame> {

@@ -2,8 +2,8 @@
 //! its lock: `SETNX`, `GETSET`, `GETDEL`, `APPEND`, `SETRANGE`.
 
 use super::{Args, Session, apply};
-use crate::node::NodeState;
 use crate::resp::frame::Frame;
+use crate::state::NodeState;
 use halka_cluster::WriteRequest;
 use halka_store::{Change, Condition, Expiry};
 

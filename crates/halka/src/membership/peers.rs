@@ -2,11 +2,9 @@
 //! placement from other inputs. Read on demand (`INFO halka`, `/v1/cluster`) and watched in
 //! the background, which logs each change.
 
-use crate::node::NodeState;
 use halka_cluster::Replica;
 use halka_cluster::rpc::RemoteReplica;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -55,7 +53,7 @@ const PEER_CHECK: Duration = Duration::from_secs(10);
 /// down or coming back, and — loudly — one that computes placement from another member
 /// list, which static membership cannot survive quietly (each side would send keys to
 /// replicas the other does not read).
-pub async fn watch(state: Arc<NodeState>, shutdown: CancellationToken) {
+pub async fn watch(peers: Vec<RemoteReplica>, placement: u64, shutdown: CancellationToken) {
     let mut known: BTreeMap<String, PeerState> = BTreeMap::new();
     // The first look waits a period: members of a cluster being started come up one by
     // one, and asking at once would report the ones not started yet as down (and put
@@ -67,7 +65,7 @@ pub async fn watch(state: Arc<NodeState>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for (peer, now) in state.peer_states().await {
+        for (peer, now) in states(&peers, placement).await {
             let before = known.insert(peer.clone(), now);
             if before == Some(now) || (before.is_none() && now == PeerState::Up) {
                 continue;

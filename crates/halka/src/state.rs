@@ -1,0 +1,121 @@
+//! What the front ends (Redis protocol, HTTP) and the background tasks of one node share:
+//! its configuration, coordinator, engine, peers and counters. `node` builds it and runs
+//! the tasks; everything else only reads it.
+
+use crate::config::NodeConfig;
+use crate::context_token::TokenKey;
+use crate::incarnation::Incarnation;
+use crate::membership::peers::PeerState;
+use halka_cluster::rpc::{PeerAuth, RemoteReplica};
+use halka_cluster::{AntiEntropy, Collector, Coordinator};
+use halka_store::Engine;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Everything the front ends share.
+#[derive(Debug)]
+pub struct NodeState {
+    pub config: NodeConfig,
+    pub coordinator: Arc<Coordinator>,
+    pub engine: Arc<dyn Engine>,
+    /// The other members, for liveness reports.
+    pub peers: Vec<RemoteReplica>,
+    /// When the process started serving (not this generation: see `run`).
+    pub started: Instant,
+    /// How often this process has reopened its storage engine (see `run`).
+    pub storage_reopens: u64,
+    pub redis_port: u16,
+    /// Fingerprint of this node's placement inputs (`placement_memo::fingerprint`); every
+    /// member of a cluster must have the same one.
+    pub placement: u64,
+    /// Signs and checks the causal-context tokens handed to clients.
+    pub tokens: TokenKey,
+    /// This node's identity towards peers.
+    pub auth: PeerAuth,
+    /// The actor id in the dots of writes this node coordinates.
+    pub incarnation: Incarnation,
+    /// This node's side of anti-entropy, when it is on.
+    pub anti_entropy: Option<Arc<AntiEntropy>>,
+    /// Tombstone collection, when it is on.
+    pub collector: Option<Arc<Collector>>,
+    /// The Redis clients connected now.
+    pub client_list: crate::resp::clients::Clients,
+    /// Recent slow Redis commands (`SLOWLOG`).
+    pub slowlog: crate::resp::slowlog::SlowLog,
+    pub(crate) counters: ClientCounters,
+}
+
+/// Redis-protocol clients and commands counted since this generation of the state began.
+#[derive(Debug, Default)]
+pub(crate) struct ClientCounters {
+    clients: AtomicI64,
+    connections_received: AtomicU64,
+    connections_rejected: AtomicU64,
+    commands: AtomicU64,
+}
+
+impl NodeState {
+    pub(crate) fn client_connected(&self, delta: i64) {
+        let now = self.counters.clients.fetch_add(delta, Ordering::Relaxed) + delta;
+        metrics::gauge!("halka_connected_clients").set(now as f64);
+        if delta > 0 {
+            self.counters.connections_received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A Redis client refused at `max_connections`.
+    pub(crate) fn client_rejected(&self) {
+        self.counters.connections_rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A Redis-protocol command answered.
+    pub(crate) fn command_served(&self) {
+        self.counters.commands.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (connections accepted, connections refused, commands answered) since the start.
+    #[must_use]
+    pub fn client_totals(&self) -> (u64, u64, u64) {
+        (
+            self.counters.connections_received.load(Ordering::Relaxed),
+            self.counters.connections_rejected.load(Ordering::Relaxed),
+            self.counters.commands.load(Ordering::Relaxed),
+        )
+    }
+
+    #[must_use]
+    pub fn connected_clients(&self) -> i64 {
+        self.counters.clients.load(Ordering::Relaxed)
+    }
+
+    /// How each other member answers now, by id.
+    pub async fn peer_states(&self) -> BTreeMap<String, PeerState> {
+        crate::membership::peers::states(&self.peers, self.placement).await
+    }
+
+    /// Hints this node keeps for other members, by owner.
+    #[must_use]
+    pub fn hints_pending(&self) -> BTreeMap<String, halka_store::HintStats> {
+        self.coordinator
+            .handoff()
+            .map(|h| h.pending().into_iter().map(|(id, s)| (id.to_string(), s)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The digest of everything this node stores (XOR of every entry digest), when
+    /// anti-entropy keeps digests: two replicas holding the same keys hold the same
+    /// records exactly when these are equal.
+    #[must_use]
+    pub fn store_digest(&self) -> Option<u64> {
+        let tree = self.engine.digests()?;
+        tree.digests(halka_store::HashRange::ALL, 0).ok()?.first().copied()
+    }
+
+    /// Keys stored on this node (approximate with the durable engine).
+    #[must_use]
+    pub fn local_keys(&self) -> u64 {
+        self.engine.key_count()
+    }
+}
