@@ -198,3 +198,35 @@ async fn a_restarted_peer_is_used_before_the_backoff_ends() {
     }
     remote.ping().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_coordinated_write_whose_fsync_fails_reads_as_applied_but_not_durable() {
+    use halka_store::{FjallEngine, FjallOptions, SyncPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(
+        FjallEngine::open(FjallOptions {
+            sync: SyncPolicy::Always,
+            ..FjallOptions::new(dir.path())
+        })
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let local = LocalReplica::new(NodeId::new("srv"), engine.clone());
+    let config = RpcServerConfig::new(auth("srv", SECRET));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, Arc::new(local), config, async {
+        let _ = stopped.await;
+    }));
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
+    engine.inject_sync_failure();
+    // Applied (the coordinator must not hand an `INCR` to the next owner and count it
+    // twice); only its durability failed.
+    let (coordinated, durable) =
+        remote.coordinate_write_deferred(&Bytes::from_static(b"k"), &write("v")).await.unwrap();
+    assert!(coordinated.applied());
+    let err = durable.await.unwrap_err();
+    assert!(err.to_string().contains("injected fsync failure"), "{err}");
+    let _ = stop.send(());
+    server.await.unwrap();
+}

@@ -20,6 +20,7 @@ pub const SCENARIOS: &[&str] = &[
     "increments-survive-crashes-a-lost-disk-and-a-partition",
     "expired-keys-stay-expired-through-a-crash-and-are-collected",
     "full-hint-stores-evict-their-oldest-and-lose-nothing",
+    "full-disk-refuses-writes-and-the-others-take-them",
 ];
 
 /// The outcome of one scenario: the checker's verdict and what the scenario itself
@@ -173,6 +174,41 @@ async fn script(name: &str, options: &Options) -> ScenarioRun {
             }
             world.start(n3);
         }
+        "full-disk-refuses-writes-and-the-others-take-them" => {
+            // n3's disk fills: it refuses every write, some after applying them. Writes
+            // and increments through n1 and through n3 itself must still be acknowledged
+            // by the others (stand-ins, hints), each increment counted once, and n3 must
+            // catch up once it has room again.
+            write_all(&world, n1, "v1", 3).await;
+            set_disk_full(&world, n3, true);
+            let before = world.history().len();
+            write_all(&world, n1, "v2", 2).await;
+            write_all(&world, n3, "v3", 2).await;
+            // Increments whose coordinating replica (a counter's first owner, reached over
+            // the network) applies them and then fails to make them durable must count
+            // once: not be retried on the next owner.
+            let key = workload::counter_key(0);
+            let first = world.owners(key.as_bytes())[0];
+            world.set_disk_failing_after_apply(first);
+            world.record(Event::Fault {
+                at_us: world.now_us(),
+                what: format!("disk of n{} full, failing writes once applied", first + 1),
+                erased: None,
+            });
+            let via = (first + 1) % world.nodes();
+            for _ in 0..20 {
+                workload::increment(&world, 0, via, key.clone(), 1, 2).await;
+            }
+            let failed = world.history()[before..]
+                .iter()
+                .filter(|e| matches!(e, Event::Op(op) if op.outcome != Outcome::Acked))
+                .count();
+            if failed > 0 {
+                problems.push(format!("{failed} W=2 writes failed with one disk full"));
+            }
+            set_disk_full(&world, first, false);
+            set_disk_full(&world, n3, false);
+        }
         "stand-in-outlives-the-coordinators-disk" => {
             // The keys that share key 0's owners: two of them down, W=2 writes through
             // the third, so a stand-in holds the only other copy of each. Then the
@@ -310,6 +346,16 @@ fn crash(world: &World, i: usize, lose_disk: bool) {
         at_us: world.now_us(),
         what: format!("crash n{} ({})", i + 1, if lose_disk { "disk lost" } else { "disk kept" }),
         erased: lose_disk.then(|| world.node_id(i).to_string()),
+    });
+}
+
+/// Fills node `i`'s disk or frees it, recording it.
+fn set_disk_full(world: &World, i: usize, full: bool) {
+    world.set_disk_full(i, full);
+    world.record(Event::Fault {
+        at_us: world.now_us(),
+        what: format!("disk of n{} {}", i + 1, if full { "full" } else { "has room again" }),
+        erased: None,
     });
 }
 

@@ -196,7 +196,7 @@ pub async fn nemesis(world: Arc<World>, until: Instant) {
         let nodes = world.nodes() as u64;
         let down: Vec<usize> = (0..world.nodes()).filter(|&i| !world.is_up(i)).collect();
         let mut erased = None;
-        let what = match world.draw(0..110) {
+        let what = match world.draw(0..120) {
             0..30 if down.len() < N - 1 => {
                 let i = world.draw(0..nodes) as usize;
                 if !world.is_up(i) {
@@ -239,6 +239,12 @@ pub async fn nemesis(world: Arc<World>, until: Instant) {
                     world.set_slow_disk(i, Some(max));
                     format!("disk of n{} slow (acks wait up to {max:?})", i + 1)
                 }
+            }
+            110..120 => {
+                let i = world.draw(0..nodes) as usize;
+                let full = !world.is_disk_full(i);
+                world.set_disk_full(i, full);
+                format!("disk of n{} {}", i + 1, if full { "full" } else { "has room again" })
             }
             _ => continue,
         };

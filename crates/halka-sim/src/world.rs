@@ -115,6 +115,9 @@ struct Node {
     skew_us: i64,
     /// While the disk is slow: the longest an acknowledgement waits for it.
     slow_disk: Mutex<Option<Duration>>,
+    /// While the disk is full: the chance that a write fails only once applied (see
+    /// `Recording::full_disk`).
+    full_disk: Mutex<Option<f64>>,
 }
 
 pub struct World {
@@ -159,6 +162,7 @@ impl World {
                 starts: Mutex::new(0),
                 skew_us: rng.random_range(-MAX_SKEW_US..=MAX_SKEW_US),
                 slow_disk: Mutex::new(None),
+                full_disk: Mutex::new(None),
             })
             .collect();
         Arc::new(Self {
@@ -385,9 +389,26 @@ impl World {
         Some(Duration::from_micros(us))
     }
 
+    /// Fills node `i`'s disk, or frees room on it again. Most writes are refused before
+    /// they are applied; some fail only once applied (`Recording::full_disk`).
+    pub fn set_disk_full(&self, i: usize, full: bool) {
+        *self.nodes[i].full_disk.lock() = full.then_some(0.3);
+    }
+
+    /// Fills node `i`'s disk so that every write fails only once applied: what a journal
+    /// write or fsync failing after the write reached memory does.
+    pub fn set_disk_failing_after_apply(&self, i: usize) {
+        *self.nodes[i].full_disk.lock() = Some(1.0);
+    }
+
+    pub fn is_disk_full(&self, i: usize) -> bool {
+        self.nodes[i].full_disk.lock().is_some()
+    }
+
     pub fn heal_disks(&self) {
         for node in &self.nodes {
             *node.slow_disk.lock() = None;
+            *node.full_disk.lock() = None;
         }
     }
 
@@ -496,6 +517,12 @@ impl Transport for SimLink {
     }
 }
 
+/// How a write meets a full disk (see `Recording::full_disk`).
+enum FullDisk {
+    Refused(ReplicaError),
+    Unsynced(ReplicaError),
+}
+
 /// A node's local replica that records every version it creates, with what its creator
 /// had seen: the checker's ground truth for causality.
 #[derive(Debug)]
@@ -527,6 +554,36 @@ impl Recording {
 }
 
 impl Recording {
+    /// While the node's disk is full, a write fails as on a real node: most often it is
+    /// refused before it is applied (the space guard: `Refused`), sometimes only its
+    /// durability fails (a journal write or fsync after the write was in memory:
+    /// `Unsynced`), so it may be seen though it was never acknowledged.
+    fn full_disk(&self) -> Option<FullDisk> {
+        let after_apply = (*self.world.nodes[self.node].full_disk.lock())?;
+        let error = ReplicaError::NoSpace(format!("disk of n{} full (simulated)", self.node + 1));
+        Some(if self.world.chance(after_apply) {
+            FullDisk::Unsynced(error)
+        } else {
+            FullDisk::Refused(error)
+        })
+    }
+
+    /// `ack`, or the full disk's error once the write is applied.
+    fn durable_or_full<T: Send + 'static>(
+        &self,
+        full: Option<FullDisk>,
+        apply: impl FnOnce() -> ReplicaFuture<T>,
+    ) -> ReplicaFuture<T> {
+        match full {
+            None => self.after_disk(apply()),
+            Some(FullDisk::Refused(e)) => halka_cluster::answered(Err(e)),
+            Some(FullDisk::Unsynced(e)) => {
+                drop(apply().now_or_never());
+                halka_cluster::answered(Err(e))
+            }
+        }
+    }
+
     /// `ack` after the node's disk has taken its time, when it is slow. The write is
     /// visible at once; only its acknowledgement waits, as it would for an fsync.
     fn after_disk<T: Send + 'static>(&self, ack: ReplicaFuture<T>) -> ReplicaFuture<T> {
@@ -559,6 +616,10 @@ impl Replica for Recording {
         key: &Bytes,
         write: &Write,
     ) -> ReplicaFuture<(Coordinated, ReplicaFuture<Durability>)> {
+        let full = self.full_disk();
+        if let Some(FullDisk::Refused(e)) = full {
+            return halka_cluster::answered(Err(e));
+        }
         // A local replica answers inline: the version exists once this returns.
         let answer = self.inner.coordinate_write_deferred(key, write).now_or_never();
         if let Some(Ok((coordinated, _))) = &answer
@@ -568,7 +629,8 @@ impl Replica for Recording {
         }
         match answer {
             Some(Ok((record, durable))) => {
-                halka_cluster::answered(Ok((record, self.after_disk(durable))))
+                let durable = self.durable_or_full(full, || durable);
+                halka_cluster::answered(Ok((record, durable)))
             }
             Some(Err(e)) => halka_cluster::answered(Err(e)),
             None => halka_cluster::answered(Err(ReplicaError::Storage(
@@ -578,7 +640,7 @@ impl Replica for Recording {
     }
 
     fn merge(&self, key: &Bytes, record: &Arc<Record>) -> ReplicaFuture<Durability> {
-        self.after_disk(self.inner.merge(key, record))
+        self.durable_or_full(self.full_disk(), || self.inner.merge(key, record))
     }
 
     fn get(&self, key: &Bytes) -> ReplicaFuture<Option<Arc<Record>>> {
@@ -606,7 +668,7 @@ impl Replica for Recording {
     }
 
     fn merge_many(&self, entries: Vec<(Bytes, Arc<Record>)>) -> ReplicaFuture<()> {
-        self.after_disk(self.inner.merge_many(entries))
+        self.durable_or_full(self.full_disk(), || self.inner.merge_many(entries))
     }
 
     fn keep_hint(
@@ -615,7 +677,7 @@ impl Replica for Recording {
         key: &Bytes,
         record: &Arc<Record>,
     ) -> ReplicaFuture<Durability> {
-        self.after_disk(self.inner.keep_hint(owner, key, record))
+        self.durable_or_full(self.full_disk(), || self.inner.keep_hint(owner, key, record))
     }
 
     fn hinted(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<bool>> {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 /// counters (see `halka_store::codec`), writes carry a `Change`. Format 3: write
 /// acknowledgements say how durable the write is (`Response::Stored`,
 /// `Response::Coordinated`). Format 4: a replica out of disk space says so
-/// (`WireError::NoSpace`). An older peer's frames are refused with a message naming
+/// (`WireError::NoSpace`), and a write applied but not made durable says so
+/// (`Response::CoordinatedNotDurable`). An older peer's frames are refused with a message naming
 /// the format.
 pub const FORMAT: u8 = 4;
 
@@ -89,6 +90,11 @@ pub enum Response {
     Listed(Vec<(Bytes, Arc<Record>)>),
     /// A write (`Merge`, `KeepHint`) acknowledged, and how durable it is.
     Stored(crate::Durability),
+    /// The answer to `CoordinateWrite` when the write was applied but could not be made
+    /// durable (a journal write or fsync failed). It must not read as "not applied":
+    /// the coordinator would retry an `INCR` on the next owner and count it twice.
+    /// Boxed: it is rare, and would otherwise make every response larger.
+    CoordinatedNotDurable(Box<(crate::Coordinated, WireError)>),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

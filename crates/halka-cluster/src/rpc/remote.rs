@@ -76,6 +76,12 @@ impl<T: Transport> Replica for MessageReplica<T> {
         let request = Request::CoordinateWrite { key: key.clone(), write: write.clone() };
         self.ask(request, |r| match r {
             Response::Coordinated(c, durability) => Ok((c, answered(Ok(durability)))),
+            // Applied: only its durability failed, which the coordinator counts as this
+            // replica's failure without handing the write to another owner.
+            Response::CoordinatedNotDurable(failed) => {
+                let (c, e) = *failed;
+                Ok((c, answered(Err(e.into()))))
+            }
             other => Err(other),
         })
     }

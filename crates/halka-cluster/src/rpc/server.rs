@@ -276,11 +276,15 @@ pub fn handle(
         Request::CoordinateWrite { key, write } => {
             let call = replica.coordinate_write_deferred(&key, &write);
             async move {
-                let stored = match call.await {
-                    Ok((coordinated, durable)) => durable.await.map(|d| (coordinated, d)),
-                    Err(e) => Err(e),
-                };
-                answer(stored, |(coordinated, d)| Response::Coordinated(coordinated, d))
+                match call.await {
+                    Ok((coordinated, durable)) => match durable.await {
+                        Ok(d) => Response::Coordinated(coordinated, d),
+                        Err(e) => {
+                            Response::CoordinatedNotDurable(Box::new((coordinated, e.into())))
+                        }
+                    },
+                    Err(e) => Response::Error(e.into()),
+                }
             }
             .boxed()
         }
