@@ -15,6 +15,7 @@
 //! are paced to `max_keys_per_second`. Keys whose owners do not include both sides (a
 //! block that straddles an ownership boundary under a ring placement) are never sent.
 
+use crate::RepairBudget;
 use crate::telemetry;
 use crate::{Coordinator, Replica, ReplicaError, View};
 use bytes::Bytes;
@@ -58,7 +59,7 @@ pub struct AntiEntropyConfig {
     /// Records repaired per second at most (sent and taken together).
     pub max_keys_per_second: u32,
     /// Records repaired per second at most while this node serves clients (see
-    /// [`AntiEntropy::with_load`]): repairs compete with their requests for the same
+    /// [`RepairBudget`]): repairs compete with their requests for the same
     /// cores and disks, so a refill slows down rather than their latencies go up.
     pub busy_keys_per_second: u32,
     /// Deadline for one call to the other replica.
@@ -119,7 +120,8 @@ pub struct AntiEntropy {
     started: Instant,
     /// When each stretch was last compared with every co-owner.
     compared: parking_lot::Mutex<Vec<Option<Instant>>>,
-    pacer: Pacer,
+    /// This node's repair budget, shared with its RPC server (see `repair_budget`).
+    budget: Arc<RepairBudget>,
     /// Wall clock in microseconds, for the age of tombstones.
     clock: crate::Clock,
 }
@@ -138,21 +140,31 @@ impl AntiEntropy {
         Self::build(local, config, clock, None)
     }
 
-    /// [`AntiEntropy::new`] that repairs at `busy_keys_per_second` while `load` — a
-    /// running count of the client operations this node serves, such as
-    /// `LocalReplica::foreground_ops` — grows by [`BUSY_OPS_PER_SECOND`] or more.
+    /// [`AntiEntropy::new`] that spends `budget`: the node's repair budget, which slows to
+    /// its busy rate while the node serves clients, and which the node's RPC server also
+    /// spends on the repairs peers ask of it.
     #[must_use]
-    pub fn with_load(local: NodeId, config: AntiEntropyConfig, load: Load) -> Arc<Self> {
-        Self::build(local, config, crate::Clock::system(), Some(load))
+    pub fn with_budget(
+        local: NodeId,
+        config: AntiEntropyConfig,
+        budget: Arc<RepairBudget>,
+    ) -> Arc<Self> {
+        Self::build(local, config, crate::Clock::system(), Some(budget))
     }
 
     fn build(
         local: NodeId,
         config: AntiEntropyConfig,
         clock: crate::Clock,
-        load: Option<Load>,
+        budget: Option<Arc<RepairBudget>>,
     ) -> Arc<Self> {
-        let pacer = Pacer::new(config.max_keys_per_second, config.busy_keys_per_second, load);
+        let budget = budget.unwrap_or_else(|| {
+            Arc::new(RepairBudget::new(
+                config.max_keys_per_second,
+                config.busy_keys_per_second,
+                None,
+            ))
+        });
         Arc::new(Self {
             local,
             config,
@@ -163,7 +175,7 @@ impl AntiEntropy {
             passes: AtomicU64::new(0),
             started: Instant::now(),
             compared: parking_lot::Mutex::new(vec![None; 1 << STRETCH_BITS]),
-            pacer,
+            budget,
             clock,
         })
     }
@@ -369,7 +381,7 @@ impl AntiEntropy {
         }
         self.divergent.fetch_add(divergent, Ordering::Relaxed);
         metrics::counter!(telemetry::AAE_DIVERGENT).increment(divergent);
-        self.pacer.take(divergent).await;
+        self.budget.take(divergent).await;
         let taken = self.copy(pair.peer, pair.local, take, &HashMap::new(), &absent_here).await?;
         let mut repaired = taken.len() as u64;
         // Where theirs already covered ours, the join is theirs: nothing to send back.
@@ -487,117 +499,9 @@ fn differing_runs(block: HashRange, mine: &[u64], theirs: &[u64]) -> Vec<HashRan
     runs.into_iter().map(|(s, e)| HashRange { first: leaf(s).first, last: leaf(e).last }).collect()
 }
 
-/// A node's client load as a running count of operations (see [`AntiEntropy::with_load`]).
-pub type Load = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// Client operations per second at or above which a node counts as busy.
-pub const BUSY_OPS_PER_SECOND: u64 = 100;
-
-/// How long a load sample spans.
-const LOAD_WINDOW: Duration = Duration::from_millis(250);
-
-/// Spaces out repairs to a rate: each batch waits until the previous ones' share of time
-/// has passed. The rate is the busy one while the node served at least
-/// [`BUSY_OPS_PER_SECOND`] client operations a second over the last sample — Dynamo's
-/// admission control in its simplest form: background work yields to foreground work.
-struct Pacer {
-    per_key: Duration,
-    per_key_busy: Duration,
-    next: parking_lot::Mutex<Instant>,
-    load: Option<Load>,
-    /// The last load sample: when, the count then, and whether the node was busy.
-    sample: parking_lot::Mutex<(Instant, u64, bool)>,
-}
-
-impl std::fmt::Debug for Pacer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pacer").field("per_key", &self.per_key).finish_non_exhaustive()
-    }
-}
-
-impl Pacer {
-    fn new(per_second: u32, busy_per_second: u32, load: Option<Load>) -> Self {
-        let count = load.as_ref().map_or(0, |l| l());
-        Self {
-            per_key: Duration::from_secs(1) / per_second.max(1),
-            per_key_busy: Duration::from_secs(1) / busy_per_second.max(1),
-            next: parking_lot::Mutex::new(Instant::now()),
-            load,
-            sample: parking_lot::Mutex::new((Instant::now(), count, false)),
-        }
-    }
-
-    /// Whether clients keep the node busy, sampled at most once per [`LOAD_WINDOW`].
-    fn busy(&self) -> bool {
-        let Some(load) = &self.load else { return false };
-        let mut sample = self.sample.lock();
-        let elapsed = sample.0.elapsed();
-        if elapsed >= LOAD_WINDOW {
-            let count = load();
-            let ops = count.saturating_sub(sample.1);
-            let per_second = ops.saturating_mul(1000) / (elapsed.as_millis().max(1) as u64);
-            *sample = (Instant::now(), count, per_second >= BUSY_OPS_PER_SECOND);
-        }
-        sample.2
-    }
-
-    async fn take(&self, keys: u64) {
-        let per_key = if self.busy() { self.per_key_busy } else { self.per_key };
-        let at = {
-            let mut next = self.next.lock();
-            let now = Instant::now();
-            // Unused time does not pile up into a burst beyond a tenth of a second.
-            let floor = now.checked_sub(Duration::from_millis(100)).unwrap_or(now);
-            let start = (*next).max(floor);
-            *next = start + per_key * u32::try_from(keys).unwrap_or(u32::MAX);
-            start
-        };
-        tokio::time::sleep_until(at).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn repairs_slow_to_the_busy_rate_while_clients_keep_the_node_busy() {
-        let ops = Arc::new(AtomicU64::new(0));
-        let load: Load = {
-            let ops = Arc::clone(&ops);
-            Arc::new(move || ops.load(Ordering::Relaxed))
-        };
-        let pacer = Pacer::new(1_000, 100, Some(load));
-        // Three batches of 100 keys: the first spends the tenth of a second of slack, so
-        // the third waits out the second's share.
-        let timed = async || {
-            let started = Instant::now();
-            for _ in 0..3 {
-                pacer.take(100).await;
-            }
-            started.elapsed()
-        };
-        tokio::time::sleep(LOAD_WINDOW).await;
-        assert_eq!(timed().await, Duration::from_millis(100), "quiet: 1,000 keys a second");
-        // 1,000 client operations in the next window: busy, 100 keys a second.
-        tokio::time::sleep(LOAD_WINDOW).await;
-        ops.store(1_000, Ordering::Relaxed);
-        assert_eq!(timed().await, Duration::from_millis(1_900), "busy: 100 keys a second");
-        // No client since: back to the full rate.
-        tokio::time::sleep(LOAD_WINDOW * 2).await;
-        assert_eq!(timed().await, Duration::from_millis(100));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn without_a_load_the_full_rate_always_applies() {
-        let pacer = Pacer::new(1_000, 1, None);
-        let started = Instant::now();
-        for _ in 0..3 {
-            pacer.take(100).await;
-        }
-        // No slack at the start: the second and third batches each wait 100 ms.
-        assert_eq!(started.elapsed(), Duration::from_millis(200));
-    }
 
     #[test]
     fn runs_of_differing_leaves_are_merged_up_to_the_cap() {

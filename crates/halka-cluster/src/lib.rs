@@ -22,6 +22,7 @@ mod handoff;
 mod listing;
 mod local;
 mod quorum;
+mod repair_budget;
 mod replica;
 pub mod rpc;
 mod secret;
@@ -32,9 +33,7 @@ pub mod telemetry;
 pub mod tombstones;
 mod view;
 
-pub use anti_entropy::{
-    AntiEntropy, AntiEntropyConfig, AntiEntropyStats, BUSY_OPS_PER_SECOND, Load,
-};
+pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
 pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
@@ -47,6 +46,7 @@ pub use faulty::{FaultPlan, FaultyReplica};
 pub use handoff::{Handoff, HandoffConfig};
 pub use listing::{Page, glob_match, step};
 pub use local::LocalReplica;
+pub use repair_budget::{BUSY_OPS_PER_SECOND, Load, RepairBudget};
 pub use replica::{
     Coordinated, Durability, Replica, ReplicaError, ReplicaFuture, answered, deferred,
 };

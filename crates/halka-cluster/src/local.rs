@@ -93,7 +93,7 @@ impl LocalReplica {
     }
 
     /// Single-key reads and writes served so far: the load clients put on this replica
-    /// (what anti-entropy backs off from, see `AntiEntropy::with_load`).
+    /// (what repairs back off from, see `RepairBudget`).
     #[must_use]
     pub fn foreground_ops(&self) -> u64 {
         self.ops.foreground.total()

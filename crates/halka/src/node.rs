@@ -13,7 +13,7 @@ use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
 use halka_cluster::{
     AntiEntropy, AntiEntropyConfig, Collector, CollectorConfig, Coordinator, CoordinatorConfig,
-    Handoff, HandoffConfig, LocalReplica, Replica, View,
+    Handoff, HandoffConfig, LocalReplica, RepairBudget, Replica, View,
 };
 use halka_ring::{Member, Strategy};
 use halka_store::{
@@ -194,9 +194,18 @@ fn build_generation(
     );
     let coordinator =
         if config.handoff.enabled { coordinator.with_handoff(handoff) } else { coordinator };
-    let anti_entropy = config.anti_entropy.enabled.then(|| {
+    // One budget for every repair this node takes part in: its own exchanges, and what
+    // peers' exchanges ask of it (see `RepairBudget`).
+    let repair_budget = {
         let local = local.clone();
-        AntiEntropy::with_load(
+        Arc::new(RepairBudget::new(
+            config.anti_entropy.max_keys_per_second,
+            config.anti_entropy.busy_keys_per_second,
+            Some(Arc::new(move || local.foreground_ops())),
+        ))
+    };
+    let anti_entropy = config.anti_entropy.enabled.then(|| {
+        AntiEntropy::with_budget(
             NodeId::new(&config.node_id),
             AntiEntropyConfig {
                 interval: Duration::from_millis(config.anti_entropy.interval_ms),
@@ -205,7 +214,7 @@ fn build_generation(
                 timeout: Duration::from_millis(config.timeout_ms.saturating_mul(5)),
                 tombstone_grace: config.tombstone_grace(),
             },
-            Arc::new(move || local.foreground_ops()),
+            Arc::clone(&repair_budget),
         )
     });
     let collector = if config.tombstones.enabled {
@@ -244,6 +253,7 @@ fn build_generation(
         auth,
         incarnation,
         anti_entropy,
+        repair_budget,
         collector,
         client_list: crate::resp::clients::Clients::default(),
         slowlog,
@@ -368,6 +378,7 @@ async fn serve(
     let rpc_config = RpcServerConfig {
         max_frame_bytes: frame_limit(&state.config),
         placement: state.placement,
+        repair_budget: Some(Arc::clone(&state.repair_budget)),
         ..RpcServerConfig::new(state.auth.clone())
     };
     // Every task of this generation stops with it; a shutdown stops the generation.

@@ -7,7 +7,7 @@ use crate::context_token::TokenKey;
 use crate::incarnation::Incarnation;
 use crate::membership::peers::PeerState;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica};
-use halka_cluster::{AntiEntropy, Collector, Coordinator};
+use halka_cluster::{AntiEntropy, Collector, Coordinator, RepairBudget};
 use halka_store::Engine;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,6 +38,8 @@ pub struct NodeState {
     pub incarnation: Incarnation,
     /// This node's side of anti-entropy, when it is on.
     pub anti_entropy: Option<Arc<AntiEntropy>>,
+    /// What every repair this node takes part in spends, its own and its peers'.
+    pub repair_budget: Arc<RepairBudget>,
     /// Tombstone collection, when it is on.
     pub collector: Option<Arc<Collector>>,
     /// The Redis clients connected now.

@@ -2,7 +2,7 @@
 
 use super::handshake::{self, PeerAuth};
 use super::message::{Envelope, Request, Response, WireError, decode, encode};
-use crate::Replica;
+use crate::{RepairBudget, Replica};
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use std::future::Future;
@@ -35,6 +35,10 @@ pub struct RpcServerConfig {
     /// A fingerprint of what this node computes placement from, told to peers that ask
     /// (`Request::Hello`): nodes of one cluster must agree on it.
     pub placement: u64,
+    /// The node's repair budget (see `RepairBudget`): the repair work peers ask of this
+    /// node — listing keys, reading and merging batches of records — waits its turn in
+    /// it. `None` serves repairs at once.
+    pub repair_budget: Option<Arc<RepairBudget>>,
 }
 
 impl RpcServerConfig {
@@ -49,6 +53,7 @@ impl RpcServerConfig {
             handshake_timeout: Duration::from_secs(5),
             auth,
             placement: 0,
+            repair_budget: None,
         }
     }
 }
@@ -159,6 +164,7 @@ async fn connection(
     // leaves room for the next frame's permit, which only spawned handlers then hold.
     let batch_limit = (config.max_in_flight / 2).clamp(1, 64);
     let placement = config.placement;
+    let budget = config.repair_budget.clone();
     let reader = async move {
         let mut started = Vec::with_capacity(batch_limit);
         let mut open = true;
@@ -178,7 +184,10 @@ async fn connection(
                     open = false;
                     break;
                 };
-                let answer = handle(replica.as_ref(), placement, envelope.body);
+                let answer = match &budget {
+                    Some(budget) => paced(budget, &replica, placement, envelope.body),
+                    None => handle(replica.as_ref(), placement, envelope.body),
+                };
                 started.push((envelope.id, answer, permit));
                 if started.len() < batch_limit {
                     frame = frames.next().now_or_never();
@@ -260,6 +269,33 @@ async fn send(tx: &mpsc::Sender<Bytes>, id: u64, body: Response) -> Result<(), (
     tx.send(frame).await.map_err(|_| ())
 }
 
+/// [`handle`], with the repair work a peer asks for spent from `budget`: batches of
+/// records before they are read or merged, key listings once their size is known (the
+/// wait then falls on the next batch). Everything else is answered at once.
+fn paced(
+    budget: &Arc<RepairBudget>,
+    replica: &Arc<dyn Replica>,
+    placement: u64,
+    request: Request,
+) -> futures::future::BoxFuture<'static, Response> {
+    let before = match &request {
+        Request::GetMany { keys } => keys.len(),
+        Request::MergeMany { entries } => entries.len(),
+        Request::KeyDigests { .. } => 0,
+        _ => return handle(replica.as_ref(), placement, request),
+    };
+    let (budget, replica) = (Arc::clone(budget), Arc::clone(replica));
+    async move {
+        budget.take(before as u64).await;
+        let response = handle(replica.as_ref(), placement, request).await;
+        if let Response::KeyDigests(listed) = &response {
+            budget.take(listed.len() as u64).await;
+        }
+        response
+    }
+    .boxed()
+}
+
 /// Answers one request from `replica`: what a node does with each request a peer sends.
 pub fn handle(
     replica: &dyn Replica,
@@ -315,5 +351,47 @@ pub fn handle(
         Request::KeepHint { owner, key, record } => {
             replica.keep_hint(&owner, &key, &record).map(|r| answer(r, Response::Stored)).boxed()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LocalReplica;
+    use halka_store::{MemoryEngine, NodeId};
+    use tokio::time::Instant;
+
+    fn replica() -> Arc<dyn Replica> {
+        Arc::new(LocalReplica::new(NodeId::new("a"), Arc::new(MemoryEngine::default())))
+    }
+
+    fn batch() -> Request {
+        Request::GetMany { keys: (0..100).map(|i| Bytes::from(format!("k{i}"))).collect() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peers_repair_batches_wait_their_turn_in_the_budget() {
+        // 1,000 keys a second: after the first tenth of a second of slack, each batch of
+        // 100 waits out the previous one's share.
+        let budget = Arc::new(RepairBudget::new(1_000, 1_000, None));
+        let replica = replica();
+        let started = Instant::now();
+        for _ in 0..3 {
+            paced(&budget, &replica, 0, batch()).await;
+        }
+        assert_eq!(started.elapsed(), std::time::Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_requests_from_peers_skip_the_repair_budget() {
+        let budget = Arc::new(RepairBudget::new(1, 1, None));
+        let replica = replica();
+        // The budget is spent for a long while...
+        paced(&budget, &replica, 0, batch()).await;
+        let started = Instant::now();
+        // ...but a replica read for a client is answered at once.
+        let answer = paced(&budget, &replica, 0, Request::Get { key: Bytes::from("k") }).await;
+        assert_eq!(answer, Response::MaybeRecord(None));
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
     }
 }
