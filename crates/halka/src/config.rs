@@ -188,7 +188,7 @@ impl Default for AntiEntropySettings {
             enabled: true,
             interval_ms: 100,
             max_keys_per_second: 20_000,
-            busy_keys_per_second: 5_000,
+            busy_keys_per_second: 1_500,
         }
     }
 }
