@@ -16,7 +16,6 @@
 //! it refuses all further writes instead of acknowledging writes it may not keep. Reopening
 //! recovers from the journal.
 
-use super::dir_lock::DirLock;
 use super::journal::JournalFile;
 use super::space::{SpaceGuard, free_bytes};
 use super::{Engine, SyncToken, Updater};
@@ -156,10 +155,6 @@ struct Inner {
     fail_next_sync: AtomicBool,
     /// Refuses writes while the disk is nearly full, before fjall poisons itself.
     space: SpaceGuard,
-    /// Held while the directory is open: fjall itself does not stop a second opener, and
-    /// two writers on one journal corrupt it. Last, so it is released only once the
-    /// database above has closed.
-    _lock: DirLock,
 }
 
 /// Why an engine refuses writes until it is reopened.
@@ -369,14 +364,16 @@ impl FjallEngine {
         std::fs::create_dir_all(&options.path).map_err(|e| {
             StoreError::Io(format!("cannot create data directory {}: {e}", options.path.display()))
         })?;
-        let lock = DirLock::acquire(&options.path)?;
         let mut builder = Database::builder(&options.path);
         if let Some(threads) = options.background_threads {
             builder = builder.worker_threads(threads.max(1));
         }
-        let db = builder
-            .open()
-            .map_err(|e| StoreError::Io(format!("opening {}: {e}", options.path.display())))?;
+        // fjall locks the directory (its `lock` file) for as long as the database is open:
+        // two writers on one journal would corrupt it.
+        let db = builder.open().map_err(|e| match e {
+            fjall::Error::Locked => StoreError::InUse(options.path.display().to_string()),
+            e => StoreError::Io(format!("opening {}: {e}", options.path.display())),
+        })?;
         let records = db
             .keyspace(RECORDS, || KeyspaceCreateOptions::default().manual_journal_persist(true))
             .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -420,7 +417,6 @@ impl FjallEngine {
                 options.min_free_bytes,
                 options.space_probe.clone().unwrap_or_else(|| Arc::new(free_bytes)),
             ),
-            _lock: lock,
         });
         let flusher = match options.sync {
             SyncPolicy::Always => None,

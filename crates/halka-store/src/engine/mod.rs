@@ -5,7 +5,6 @@
 //! applying a client write, merging a record from a peer — is built on it here, once, so
 //! both engines behave identically; `tests/engine_suite.rs` runs one suite against both.
 
-mod dir_lock;
 mod fjall;
 mod journal;
 mod memory;
