@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
+mod common;
+
 use bytes::Bytes;
 use halka_store::{
     FjallEngine, FjallOptions, HintKind, HintStore, MemoryHints, NodeId, Record, Stored,
@@ -32,9 +34,13 @@ const KEPT: Stored = Stored::Kept { evicted: 0 };
 use HintKind::{Counted, Extra};
 
 /// The keys of `owner`'s hints, in key order.
+/// The keys `owner` has hints for, sorted (each store walks them in its own order).
 fn keys(store: &dyn HintStore, owner: &NodeId) -> Vec<String> {
     let batch = store.batch(owner, None, 100).unwrap();
-    batch.iter().map(|h| String::from_utf8(h.key.to_vec()).unwrap()).collect()
+    let mut keys: Vec<String> =
+        batch.iter().map(|h| String::from_utf8(h.key.to_vec()).unwrap()).collect();
+    keys.sort_unstable();
+    keys
 }
 
 fn hints_merge_and_are_removed_only_when_delivered_unchanged(store: &dyn HintStore) {
@@ -209,7 +215,9 @@ fn fjall_hints_survive_a_reopen_with_their_counts() {
     let hints = engine.hints(BOUND).unwrap();
     assert_eq!(hints.stats()[&owner].hints, 2);
     let batch = hints.batch(&owner, None, 10).unwrap();
-    assert_eq!(batch.iter().map(|h| &h.key[..]).collect::<Vec<_>>(), [b"k1", b"k2"]);
+    let mut keys: Vec<&[u8]> = batch.iter().map(|h| &h.key[..]).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, [b"k1", b"k2"]);
     // Hints are kept apart from records.
     use halka_store::Engine as _;
     assert_eq!(engine.get(b"k1").unwrap(), None);
@@ -232,4 +240,42 @@ fn fjall_extra_hints_keep_their_kind_and_age_across_a_reopen() {
     let next = record_at("n", &value, None, 40);
     assert_eq!(hints.put(&owner, b"next", &next, Extra).unwrap(), Stored::Kept { evicted: 1 });
     assert_eq!(keys(hints.as_ref(), &owner), ["counted", "next", "young"]);
+}
+
+#[test]
+fn one_owners_hints_come_in_placement_hash_order() {
+    // The order records are stored in: one partition's hints are one range.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = FjallEngine::open(FjallOptions::new(dir.path())).unwrap();
+    let hints = engine.hints(1 << 20).unwrap();
+    let owner = NodeId::new("node-3");
+    for i in 0..20 {
+        hints.put(&owner, format!("k{i}").as_bytes(), &record("n", "v", None), Counted).unwrap();
+    }
+    let batch = hints.batch(&owner, None, 100).unwrap();
+    let hashes: Vec<u64> = batch.iter().map(|h| halka_store::layout::key_hash(&h.key)).collect();
+    assert_eq!(hashes.len(), 20);
+    assert!(hashes.is_sorted(), "{hashes:?}");
+}
+
+/// `tests/fixtures/hints-v1`: a data directory whose hints were written keyed by bare key
+/// (node-3: alpha counted, beta extra, gamma counted; node-4: alpha extra), and a record.
+#[test]
+fn hints_of_the_first_layout_are_migrated_on_open() {
+    let dir = common::fixture("hints-v1");
+    let engine = FjallEngine::open(FjallOptions::new(dir.path())).unwrap();
+    let hints = engine.hints(BOUND).unwrap();
+    let (n3, n4) = (NodeId::new("node-3"), NodeId::new("node-4"));
+    assert_eq!(hints.stats()[&n3].hints, 3);
+    assert_eq!(hints.stats()[&n4].hints, 1);
+    assert_eq!(keys(&*hints, &n3), ["alpha", "beta", "gamma"]);
+    assert!(hints.holds(&n4, b"alpha").unwrap());
+    // Kinds kept: a hint that needs room evicts node-3's extra hint (beta), never
+    // the counted ones.
+    let room = usize::try_from(BOUND - hints.stats()[&n3].bytes).unwrap();
+    let fills = record_at("n", &"x".repeat(room), None, 40);
+    assert_eq!(hints.put(&n3, b"delta", &fills, Extra).unwrap(), Stored::Kept { evicted: 1 });
+    assert_eq!(keys(&*hints, &n3), ["alpha", "delta", "gamma"]);
+    use halka_store::Engine as _;
+    assert!(engine.get(b"alpha").unwrap().is_some(), "records untouched");
 }

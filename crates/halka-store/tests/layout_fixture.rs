@@ -4,35 +4,14 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
+mod common;
+
 use halka_store::layout::key_hash;
 use halka_store::{Engine, FjallEngine, FjallOptions, HashRange};
-use std::path::Path;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layout-v1");
-    copy_dir(&source, dir.path());
-    // Git keeps no empty directories; fjall expects this one.
-    std::fs::create_dir_all(dir.path().join("keyspaces/1/tables")).unwrap();
-    dir
-}
 
 #[test]
 fn a_v1_data_directory_is_migrated_on_open() {
-    let dir = fixture();
+    let dir = common::fixture("layout-v1");
     let engine = FjallEngine::open(FjallOptions::new(dir.path())).unwrap();
     let value = |k: &[u8]| engine.get(k).unwrap().unwrap().lww_value().cloned();
     assert_eq!(value(b"Mahmut").as_deref(), Some(&b"Ozer"[..]));
@@ -53,7 +32,7 @@ fn a_v1_data_directory_is_migrated_on_open() {
 
 #[test]
 fn a_migrated_directory_reopens_unchanged() {
-    let dir = fixture();
+    let dir = common::fixture("layout-v1");
     drop(FjallEngine::open(FjallOptions::new(dir.path())).unwrap());
     let engine = FjallEngine::open(FjallOptions::new(dir.path())).unwrap();
     let mut keys = Vec::new();

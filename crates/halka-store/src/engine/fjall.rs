@@ -294,7 +294,10 @@ impl Inner {
 const RECORDS: &str = "records-by-hash";
 
 /// The keyspace of hints, keyed by `hint_key`.
-const HINTS: &str = "hints";
+const HINTS: &str = "hints-by-hash";
+
+/// The keyspace of hints before they were laid out by hash: `[len][owner][key]`.
+const HINTS_V1: &str = "hints";
 
 /// The keyspace of facts about the store; see `FLOOR_KEY`.
 const META: &str = "meta";
@@ -305,6 +308,29 @@ const FLOOR_KEY: &[u8] = b"counter-floor";
 
 /// The keyspace of the first layout, keyed by the bare key.
 const RECORDS_V1: &str = "records";
+
+/// Moves hints of the first layout (`HINTS_V1`) to the hash layout, as `migrate_v1` does
+/// records: the old keyspace goes only after the copy is synced.
+fn migrate_hints_v1(db: &Database, hints: &Keyspace) -> Result<(), StoreError> {
+    if !db.keyspace_exists(HINTS_V1) {
+        return Ok(());
+    }
+    let io = |e: fjall::Error| StoreError::Io(format!("migrating hints to the hash layout: {e}"));
+    let old = db.keyspace(HINTS_V1, KeyspaceCreateOptions::default).map_err(io)?;
+    let mut moved = 0_u64;
+    for guard in old.iter() {
+        let (stored, value) = guard.into_inner().map_err(io)?;
+        let (owner, key) = split_hint_key(&stored)?;
+        decode_hint(&value)?;
+        hints.insert(hint_key(&owner, key), value).map_err(io)?;
+        moved += 1;
+    }
+    db.persist(PersistMode::SyncAll).map_err(io)?;
+    db.delete_keyspace(old).map_err(io)?;
+    db.persist(PersistMode::SyncAll).map_err(io)?;
+    tracing::info!(hints = moved, "hints migrated to the hash layout");
+    Ok(())
+}
 
 /// Moves a data directory of the first layout (records keyed by the bare key, so a
 /// partition was not a range) to the current one. Crash-safe: the old keyspace goes only
@@ -381,6 +407,7 @@ impl FjallEngine {
         let hints = db
             .keyspace(HINTS, || KeyspaceCreateOptions::default().manual_journal_persist(true))
             .map_err(|e| StoreError::Io(e.to_string()))?;
+        migrate_hints_v1(&db, &hints)?;
         let meta = db
             .keyspace(META, || KeyspaceCreateOptions::default().manual_journal_persist(true))
             .map_err(|e| StoreError::Io(e.to_string()))?;
@@ -446,7 +473,7 @@ impl FjallEngine {
         let mut ledgers: BTreeMap<NodeId, Ledger> = BTreeMap::new();
         for guard in self.inner.hints.iter() {
             let (stored, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
-            let (owner, key) = split_hint_key(&stored)?;
+            let (owner, key) = hint_owner_and_key(&stored)?;
             let (record, kind) = decode_hint(&value)?;
             ledgers.entry(owner).or_default().add(key, &record, kind);
         }
@@ -533,14 +560,22 @@ impl FjallEngine {
     }
 }
 
-/// `[owner length][owner][key]`: one owner's hints are one prefix.
+/// `[owner length][owner][storage key]`: one owner's hints are one prefix, in placement
+/// hash order like the records, so one owner's hints for one partition are one range
+/// (what an owner handing a partition on will send).
 fn hint_key(owner: &NodeId, key: &[u8]) -> Vec<u8> {
+    let mut out = owner_prefix(owner);
+    out.extend_from_slice(&storage_key(key));
+    out
+}
+
+/// `[owner length][owner]`, the prefix of every hint kept for `owner`.
+fn owner_prefix(owner: &NodeId) -> Vec<u8> {
     let owner = owner.as_str().as_bytes();
     let len = u8::try_from(owner.len()).unwrap_or(u8::MAX);
-    let mut out = Vec::with_capacity(1 + owner.len() + key.len());
+    let mut out = Vec::with_capacity(1 + usize::from(len) + 8 + 32);
     out.push(len);
     out.extend_from_slice(&owner[..usize::from(len)]);
-    out.extend_from_slice(key);
     out
 }
 
@@ -564,11 +599,20 @@ fn decode_hint(stored: &[u8]) -> Result<(Record, HintKind), StoreError> {
     }
 }
 
+/// The owner and the rest of a hint's stored key: its storage key (its bare key in the
+/// first layout).
 fn split_hint_key(stored: &[u8]) -> Result<(NodeId, &[u8]), StoreError> {
     let corrupt = || StoreError::Corrupt(format!("hint key {stored:?}"));
     let (&len, rest) = stored.split_first().ok_or_else(corrupt)?;
     let (owner, key) = rest.split_at_checked(usize::from(len)).ok_or_else(corrupt)?;
     Ok((NodeId::new(std::str::from_utf8(owner).map_err(|_| corrupt())?), key))
+}
+
+/// A hint's owner and bare key.
+fn hint_owner_and_key(stored: &[u8]) -> Result<(NodeId, &[u8]), StoreError> {
+    let (owner, rest) = split_hint_key(stored)?;
+    let key = user_key(rest).ok_or_else(|| StoreError::Corrupt(format!("hint key {stored:?}")))?;
+    Ok((owner, key))
 }
 
 struct FjallHints {
@@ -638,7 +682,7 @@ impl HintStore for FjallHints {
         limit: usize,
     ) -> Result<Vec<Hint>, StoreError> {
         use std::ops::Bound;
-        let prefix = hint_key(owner, b"");
+        let prefix = owner_prefix(owner);
         let start = match after {
             Some(a) => Bound::Excluded(hint_key(owner, a)),
             None => Bound::Included(prefix.clone()),
@@ -649,8 +693,10 @@ impl HintStore for FjallHints {
             if !stored.starts_with(&prefix) || out.len() >= limit {
                 break;
             }
+            let key = user_key(&stored[prefix.len()..])
+                .ok_or_else(|| StoreError::Corrupt(format!("hint key {stored:?}")))?;
             out.push(Hint {
-                key: bytes::Bytes::copy_from_slice(&stored[prefix.len()..]),
+                key: bytes::Bytes::copy_from_slice(key),
                 record: Arc::new(decode_hint(&value)?.0),
             });
         }
