@@ -74,7 +74,7 @@ impl Default for AntiEntropyConfig {
     fn default() -> Self {
         Self {
             interval: Duration::from_millis(100),
-            max_keys_per_second: 20_000,
+            max_keys_per_second: 50_000,
             busy_keys_per_second: 1_500,
             timeout: Duration::from_secs(5),
             tombstone_grace: None,

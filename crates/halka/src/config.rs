@@ -187,7 +187,7 @@ impl Default for AntiEntropySettings {
         Self {
             enabled: true,
             interval_ms: 100,
-            max_keys_per_second: 20_000,
+            max_keys_per_second: 50_000,
             busy_keys_per_second: 1_500,
         }
     }
