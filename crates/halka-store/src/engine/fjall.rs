@@ -309,51 +309,59 @@ const FLOOR_KEY: &[u8] = b"counter-floor";
 /// The keyspace of the first layout, keyed by the bare key.
 const RECORDS_V1: &str = "records";
 
-/// Moves hints of the first layout (`HINTS_V1`) to the hash layout, as `migrate_v1` does
-/// records: the old keyspace goes only after the copy is synced.
-fn migrate_hints_v1(db: &Database, hints: &Keyspace) -> Result<(), StoreError> {
-    if !db.keyspace_exists(HINTS_V1) {
-        return Ok(());
-    }
-    let io = |e: fjall::Error| StoreError::Io(format!("migrating hints to the hash layout: {e}"));
-    let old = db.keyspace(HINTS_V1, KeyspaceCreateOptions::default).map_err(io)?;
-    let mut moved = 0_u64;
-    for guard in old.iter() {
-        let (stored, value) = guard.into_inner().map_err(io)?;
-        let (owner, key) = split_hint_key(&stored)?;
-        decode_hint(&value)?;
-        hints.insert(hint_key(&owner, key), value).map_err(io)?;
-        moved += 1;
-    }
-    db.persist(PersistMode::SyncAll).map_err(io)?;
-    db.delete_keyspace(old).map_err(io)?;
-    db.persist(PersistMode::SyncAll).map_err(io)?;
-    tracing::info!(hints = moved, "hints migrated to the hash layout");
-    Ok(())
-}
-
-/// Moves a data directory of the first layout (records keyed by the bare key, so a
-/// partition was not a range) to the current one. Crash-safe: the old keyspace goes only
+/// Moves the keyspace `old` of an earlier layout into `into`, each entry under the key
+/// `rekey` gives it (which also checks the entry). Crash-safe: the old keyspace goes only
 /// after the copy is synced, and a copy interrupted before that is simply redone (each
-/// insert writes the same bytes again).
-fn migrate_v1(db: &Database, records: &Keyspace) -> Result<(), StoreError> {
-    if !db.keyspace_exists(RECORDS_V1) {
-        return Ok(());
+/// insert writes the same bytes again). Returns the entries moved, or `None` when there
+/// was no such keyspace.
+fn migrate(
+    db: &Database,
+    old: &str,
+    into: &Keyspace,
+    rekey: impl Fn(&[u8], &[u8]) -> Result<Vec<u8>, StoreError>,
+) -> Result<Option<u64>, StoreError> {
+    if !db.keyspace_exists(old) {
+        return Ok(None);
     }
-    let io = |e: fjall::Error| StoreError::Io(format!("migrating to the hash layout: {e}"));
-    let old = db.keyspace(RECORDS_V1, KeyspaceCreateOptions::default).map_err(io)?;
+    let io = |e: fjall::Error| StoreError::Io(format!("migrating {old} to the hash layout: {e}"));
+    let old = db.keyspace(old, KeyspaceCreateOptions::default).map_err(io)?;
     let mut moved = 0_u64;
     for guard in old.iter() {
         let (key, value) = guard.into_inner().map_err(io)?;
-        // Decoding checks each record before it moves.
-        decode_record(&value)?;
-        records.insert(&*storage_key(&key), value).map_err(io)?;
+        into.insert(rekey(&key, &value)?, value).map_err(io)?;
         moved += 1;
     }
     db.persist(PersistMode::SyncAll).map_err(io)?;
     db.delete_keyspace(old).map_err(io)?;
     db.persist(PersistMode::SyncAll).map_err(io)?;
-    tracing::info!(records = moved, "data directory migrated to the hash layout");
+    Ok(Some(moved))
+}
+
+/// Moves records of the first layout (keyed by the bare key, so a partition was not a
+/// range) to the hash layout.
+fn migrate_v1(db: &Database, records: &Keyspace) -> Result<(), StoreError> {
+    let moved = migrate(db, RECORDS_V1, records, |key, value| {
+        // Decoding checks each record before it moves.
+        decode_record(value)?;
+        Ok(storage_key(key).to_vec())
+    })?;
+    if let Some(records) = moved {
+        tracing::info!(records, "data directory migrated to the hash layout");
+    }
+    Ok(())
+}
+
+/// Moves hints of the first layout (`HINTS_V1`, keyed by owner and bare key) to the hash
+/// layout.
+fn migrate_hints_v1(db: &Database, hints: &Keyspace) -> Result<(), StoreError> {
+    let moved = migrate(db, HINTS_V1, hints, |stored, value| {
+        decode_hint(value)?;
+        let (owner, key) = split_hint_key(stored)?;
+        Ok(hint_key(&owner, key))
+    })?;
+    if let Some(hints) = moved {
+        tracing::info!(hints, "hints migrated to the hash layout");
+    }
     Ok(())
 }
 
