@@ -75,6 +75,18 @@ start() {
     echo "node-$1 did not start" >&2; exit 1
 }
 
+# Waits until every node given sees every other one up (INFO halka's peers line), so the
+# first request that needs a peer does not meet a link still connecting.
+settle() {
+    local i
+    for i in "$@"; do
+        for _ in $(seq 1 600); do
+            redis-cli -p $((BASE + i)) info halka | tr -d '\r' | grep '^peers:' | grep -qv '=down' && break
+            sleep 0.05
+        done
+    done
+}
+
 stop() {
     kill "-$2" "${PID[$1]}" 2>/dev/null || true
     wait "${PID[$1]}" 2>/dev/null || true
@@ -111,6 +123,7 @@ repair() {
     local keys="${1:-1000000}" t0 t1 before
     configure true
     for i in 1 2 3; do start "$i"; done
+    settle 1 2 3
     stop 3 9
     echo "writing $keys keys with node-3 down"
     fill "$keys"
@@ -165,6 +178,7 @@ cost() {
             rm -rf "$WORK/data"
             configure "$([ "$side" = on ] && echo true || echo false)"
             for i in 1 2 3; do start "$i"; done
+            settle 1 2 3
             load 100000 200000 | while read -r t rps p99; do
                 printf '%-6s %-4s %-4s %12s %9s\n' "$r" "$side" "$t" "$rps" "$p99"
                 echo "$side $t $rps $p99" >>"$WORK/all"

@@ -52,6 +52,18 @@ start() {
     echo "node-$1 did not start" >&2; exit 1
 }
 
+# Waits until every node given sees every other one up (INFO halka's peers line), so the
+# first request that needs a peer does not meet a link still connecting.
+settle() {
+    local i
+    for i in "$@"; do
+        for _ in $(seq 1 600); do
+            redis-cli -p $((BASE + i)) info halka | tr -d '\r' | grep '^peers:' | grep -qv '=down' && break
+            sleep 0.05
+        done
+    done
+}
+
 # Hints node $1 keeps, summed over owners.
 pending() {
     redis-cli -p $((BASE + $1)) info halka | tr -d '\r' |
@@ -61,6 +73,7 @@ pending() {
 now_ms() { date +%s%3N; }
 
 for i in 1 2 3; do start "$i"; done
+settle 1 2 3
 kill -9 "${PID[3]}"; wait "${PID[3]}" 2>/dev/null || true
 redis-benchmark -p $((BASE + 1)) -t set -c 50 -d 100 -r 1000000 -n "$REQUESTS" -q 2>/dev/null | tr '\r' '\n' | tail -1
 KEPT=$(( $(pending 1) + $(pending 2) ))

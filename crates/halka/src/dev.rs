@@ -205,7 +205,21 @@ pub async fn run(
     };
     let outcome = match ready {
         Ok(()) => {
-            crate::output::emit(banner(configs, data_dir).as_bytes())?;
+            // Until every node sees every other, a request needing all N replicas could
+            // fail: the banner waits for the mesh, or says who is still connecting.
+            let unseen = tokio::select! {
+                unseen = wait_mesh(configs, MESH_TIMEOUT) => unseen,
+                () = shutdown.cancelled() => Vec::new(),
+            };
+            let mut text = banner(configs, data_dir);
+            if !unseen.is_empty() {
+                text = format!(
+                    "halka dev: still connecting ({}); requests that need every replica may \
+                     fail until then\n{text}",
+                    unseen.join(", ")
+                );
+            }
+            crate::output::emit(text.as_bytes())?;
             supervise(&mut nodes, &shutdown).await
         }
         Err(e) => Err(e),
@@ -229,6 +243,9 @@ async fn supervise(nodes: &mut Vec<Node>, shutdown: &CancellationToken) -> anyho
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long the banner waits for every node to see every other.
+const MESH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a node may take over its graceful shutdown before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -287,6 +304,41 @@ pub async fn wait_ready(configs: &[NodeConfig], timeout: Duration) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// Waits until every node reports every other member alive (`HALKA.STATUS`), or
+/// `timeout`. Returns what is still missing then, as "node-1 does not see node-3".
+pub async fn wait_mesh(configs: &[NodeConfig], timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut unseen = Vec::new();
+        for c in configs {
+            match unseen_by(&c.redis_addr).await {
+                Ok(missing) => unseen
+                    .extend(missing.into_iter().map(|m| format!("{} does not see {m}", c.node_id))),
+                Err(e) => unseen.push(format!("{} does not answer: {e:#}", c.node_id)),
+            }
+        }
+        if unseen.is_empty() || Instant::now() > deadline {
+            return unseen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The members the node at `redis_addr` does not see alive.
+async fn unseen_by(redis_addr: &str) -> anyhow::Result<Vec<String>> {
+    let mut client = crate::client::RespClient::connect(redis_addr, Duration::from_secs(2)).await?;
+    let crate::resp::frame::Frame::Bulk(json) = client.call(&[b"HALKA.STATUS"]).await? else {
+        bail!("HALKA.STATUS did not answer with a status");
+    };
+    let status: serde_json::Value = serde_json::from_slice(&json)?;
+    let members = status["members"].as_array().context("a status without members")?;
+    Ok(members
+        .iter()
+        .filter(|m| m["alive"] != true)
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect())
 }
 
 /// How to connect, for the terminal.

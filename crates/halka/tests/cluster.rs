@@ -27,6 +27,21 @@ fn writes_replicate_across_processes() {
     assert_eq!(all.matches("Ozer").count(), 4, "three replicas and the resolved value: {all}");
 }
 
+/// The window a busy machine used to open: the first nodes dialled the last one before it
+/// bound its peer port, and their links were still in reconnect backoff when the first
+/// request needing every replica came.
+#[test]
+fn a_write_needing_every_replica_succeeds_as_soon_as_the_last_node_serves() {
+    let mut c = TestCluster::configure(&std::env::temp_dir(), 3, "periodic", "", "");
+    c.start_process(0);
+    c.start_process(1);
+    let mut a = Raw::connect(&c.redis_addr(0));
+    // Replicated to node-3 too: its refused connection puts node-1's link in backoff.
+    assert_eq!(a.cmd(&["SET", "before", "v"]), "+OK\r\n");
+    c.start_process(2);
+    assert_eq!(a.cmd(&["HALKA.SET", "first", "v", "3"]), "+OK\r\n", "W=3");
+}
+
 #[test]
 fn quorums_with_one_node_killed_and_durability_after_restart() {
     let mut c = TestCluster::start(3, "always");
@@ -36,17 +51,17 @@ fn quorums_with_one_node_killed_and_durability_after_restart() {
         assert_eq!(a.cmd(&["SET", &format!("before-{i}"), "v"]), "+OK\r\n");
     }
     c.kill(2);
-    // w=2 still succeeds; w=3 fails at once, naming the dead node.
+    // w=2 still succeeds; w=3 fails, naming the dead node.
     assert_eq!(a.cmd(&["HALKA.CONSISTENCY", "2", "2"]), "+OK\r\n");
     assert_eq!(a.cmd(&["SET", "during", "v"]), "+OK\r\n");
     assert_eq!(a.cmd(&["HALKA.CONSISTENCY", "2", "3"]), "+OK\r\n");
-    let started = Instant::now();
     let reply = a.cmd(&["SET", "k3", "v"]);
-    assert!(started.elapsed() < Duration::from_millis(400), "failed fast: {:?}", started.elapsed());
     // It returns as soon as success is impossible, so the count is of answers so far.
     assert!(reply.starts_with("-NOQUORUM write quorum not reached"), "{reply}");
     assert!(reply.contains("w=3 of 3 replicas"), "{reply}");
-    assert!(reply.contains("node-3"), "{reply}");
+    // At once: on the refused connection, not at the replica call's deadline.
+    assert!(reply.contains("node-3 (unreachable") && reply.contains("refused"), "{reply}");
+    assert!(!reply.contains("timed out"), "{reply}");
     assert_eq!(a.cmd(&["HALKA.CONSISTENCY", "3", "2"]), "+OK\r\n");
     assert!(a.cmd(&["GET", "before-1"]).starts_with("-NOQUORUM read quorum not reached"));
 
@@ -63,21 +78,18 @@ fn quorums_with_one_node_killed_and_durability_after_restart() {
 #[test]
 fn a_hung_node_slows_neither_reads_nor_writes() {
     // A hung node is the hard case: its connections stay open and calls to it only end at
-    // the 500 ms deadline. Reads ask another replica after the hedge delay, writes need
-    // only W = 2 of the three acknowledgements.
-    let c = TestCluster::start_with(3, "periodic", "read_hedge_ms = 5");
+    // their deadline, here ten minutes away. Reads ask another replica after the hedge
+    // delay, writes need only W = 2 of the three acknowledgements; a request that waited
+    // for the hung node would outlast the client's read timeout and read nothing.
+    let c = TestCluster::start_with(3, "periodic", "read_hedge_ms = 5\ntimeout_ms = 600000");
     let mut a = Raw::connect(&c.redis_addr(0));
     for i in 0..20 {
         assert_eq!(a.cmd(&["SET", &format!("k{i}"), "v"]), "+OK\r\n");
     }
     c.signal(1, nix::sys::signal::Signal::SIGSTOP);
     for i in 0..20 {
-        let started = Instant::now();
-        assert_eq!(a.cmd(&["GET", &format!("k{i}")]), "$1\r\nv\r\n");
-        assert_eq!(a.cmd(&["SET", &format!("k{i}"), "w"]), "+OK\r\n");
-        // Waiting for the hung node would take its 500 ms deadline.
-        let took = started.elapsed();
-        assert!(took < Duration::from_millis(450), "k{i}: GET and SET took {took:?}");
+        assert_eq!(a.cmd(&["GET", &format!("k{i}")]), "$1\r\nv\r\n", "k{i}");
+        assert_eq!(a.cmd(&["SET", &format!("k{i}"), "w"]), "+OK\r\n", "k{i}");
     }
     c.signal(1, nix::sys::signal::Signal::SIGCONT);
 }

@@ -141,6 +141,21 @@ fn dev_cluster_serves_every_interface_and_stops_on_ctrl_c() {
     assert!(dev.all_ports_closed(), "a node outlived halka dev");
 }
 
+/// A script that starts `halka dev` and writes with W=3 as soon as the banner appears
+/// must not meet a node that does not see another yet.
+#[test]
+fn dev_prints_its_banner_once_every_node_sees_every_other() {
+    let mut dev = Dev::spawn(port_block(), &["--ephemeral"]);
+    let banner = dev.wait_banner();
+    assert!(!banner.contains("still connecting"), "{banner}");
+    for i in 0..3 {
+        let key = format!("first-{i}");
+        let reply = Raw::connect(&dev.redis(i)).cmd(&["HALKA.SET", &key, "v", "3"]);
+        assert_eq!(reply, "+OK\r\n", "W=3 through node-{}", i + 1);
+    }
+    assert!(dev.ctrl_c().success(), "{}", dev.errors());
+}
+
 #[test]
 fn dev_refuses_a_port_in_use_and_starts_nothing() {
     let base = port_block();

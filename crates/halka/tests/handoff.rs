@@ -80,6 +80,7 @@ fn hints_survive_a_crash_of_the_node_that_keeps_them() {
     for i in 0..300 {
         assert_eq!(conn.cmd(&["SET", &format!("kept-{i}"), "v"]), "+OK\r\n");
     }
+    wait_hints_settled(&c, 0, 300);
     let kept = pending_hints(&c, 0);
     assert!(kept >= 300, "node-1 keeps a hint per key for node-3: {kept}");
     // node-1 dies holding them, comes back, and only then does node-3.
@@ -90,6 +91,22 @@ fn hints_survive_a_crash_of_the_node_that_keeps_them() {
     wait_for_delivery(&c, &[0, 1], Duration::from_secs(120));
     for i in 0..300 {
         assert_eq!(own_values(&c, 2, &format!("kept-{i}")), Some(vec!["v".to_string()]));
+    }
+}
+
+/// Waits until node `i` has kept or dropped a hint for each of `writes` writes: a write's
+/// hint is kept once its call to the absent owner fails, which may come after W
+/// acknowledged the write.
+fn wait_hints_settled(c: &TestCluster, i: usize, writes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let kept = pending_hints(c, i);
+        let dropped = metric(c, i, "halka_hints_dropped_total") as u64;
+        if kept + dropped >= writes {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{kept} hints kept and {dropped} dropped of {writes}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -112,6 +129,7 @@ fn a_full_hint_store_evicts_survives_a_crash_and_anti_entropy_fills_the_gap() {
     for i in 0..300 {
         assert_eq!(conn.cmd(&["SET", &format!("full-{i}"), &value]), "+OK\r\n");
     }
+    wait_hints_settled(&c, 0, 300);
     let (kept, bytes) = (pending_hints(&c, 0), pending_hint_bytes(&c, 0));
     assert!(bytes <= 1 << 20, "hints stay within their bound: {bytes} bytes");
     assert!(kept < 300, "some hints were evicted: {kept} kept");

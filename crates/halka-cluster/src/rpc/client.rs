@@ -33,6 +33,11 @@ pub struct RpcClientConfig {
     pub queue: usize,
     /// How often a peer in backoff is dialled in the background.
     pub probe_interval: Duration,
+    /// The least time between two dials of a peer that refused the last one. A request
+    /// for such a peer asks for a dial at once instead of failing (a node that is
+    /// starting refuses until it binds its port), and this bounds how often a dead
+    /// peer's port is dialled however many requests ask.
+    pub redial_min: Duration,
     /// This node's identity and the secret it proves to peers.
     pub auth: PeerAuth,
 }
@@ -48,6 +53,7 @@ impl RpcClientConfig {
             backoff_min: Duration::from_millis(50),
             backoff_max: Duration::from_secs(2),
             probe_interval: Duration::from_millis(50),
+            redial_min: Duration::from_millis(5),
             queue: 4096,
         }
     }
@@ -67,6 +73,22 @@ struct Backoff {
     retry_at: Option<Instant>,
     delay: Duration,
     last_error: String,
+    /// The last dial was refused: the peer's host answered and nothing listens on the
+    /// port yet (a node starting or restarting), so dialling again costs one round trip.
+    refused: bool,
+}
+
+/// Why a dial failed.
+#[derive(Debug)]
+struct DialError {
+    message: String,
+    refused: bool,
+}
+
+impl DialError {
+    fn other(message: impl Into<String>) -> Self {
+        Self { message: message.into(), refused: false }
+    }
 }
 
 struct Peer {
@@ -78,6 +100,12 @@ struct Peer {
     connecting: tokio::sync::Mutex<()>,
     /// Whether a probe task is dialling the peer.
     probing: AtomicBool,
+    /// Wakes the probe for a dial now (a request is waiting on a refused peer).
+    wake: Arc<tokio::sync::Notify>,
+    /// Dials the probe has started and finished: a waiting request wants one that
+    /// started after it asked.
+    dials_started: AtomicU64,
+    dials_done: tokio::sync::watch::Sender<u64>,
     next_id: AtomicU64,
     /// Cancels the connection tasks when the last handle goes.
     _stop: DropGuard,
@@ -116,8 +144,12 @@ impl MessageReplica<TcpPeer> {
     #[must_use]
     pub fn new(id: NodeId, addr: String, config: RpcClientConfig) -> Self {
         let stop = CancellationToken::new();
-        let backoff =
-            Backoff { retry_at: None, delay: config.backoff_min, last_error: String::new() };
+        let backoff = Backoff {
+            retry_at: None,
+            delay: config.backoff_min,
+            last_error: String::new(),
+            refused: false,
+        };
         MessageReplica::with_transport(TcpPeer {
             peer: Arc::new(Peer {
                 id,
@@ -127,6 +159,9 @@ impl MessageReplica<TcpPeer> {
                 backoff: Mutex::new(backoff),
                 connecting: tokio::sync::Mutex::new(()),
                 probing: AtomicBool::new(false),
+                wake: Arc::new(tokio::sync::Notify::new()),
+                dials_started: AtomicU64::new(0),
+                dials_done: tokio::sync::watch::channel(0).0,
                 next_id: AtomicU64::new(1),
                 _stop: stop.clone().drop_guard(),
                 stop,
@@ -176,8 +211,11 @@ async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
     if let Some(conn) = live(peer) {
         return Ok(conn);
     }
-    // In backoff: fail at once, without queueing behind a connect attempt.
-    in_backoff(peer)?;
+    // In backoff: fail at once, without queueing behind a connect attempt, unless the
+    // peer only refused (see `redial`).
+    if let Err(e) = in_backoff(peer) {
+        return if peer.backoff.lock().refused { redial(peer, e).await } else { Err(e) };
+    }
     // One connect attempt at a time; the others wait for its outcome.
     let _connecting = peer.connecting.lock().await;
     if let Some(conn) = live(peer) {
@@ -191,6 +229,31 @@ async fn connection(peer: &Arc<Peer>) -> Result<Conn, ReplicaError> {
             probe(peer);
             Err(e)
         }
+    }
+}
+
+/// A request for a peer whose last dial was refused waits for the probe's next dial,
+/// which it asks for at once, instead of failing: a node that binds its port a moment
+/// after its peers first dialled it is used by the first request that needs it, not after
+/// the next probe tick. A peer that still refuses fails the request within one round trip
+/// plus `redial_min`; one that stopped answering SYNs fails it within a connect timeout
+/// (and the next request fails at once, as the dial was not refused).
+async fn redial(peer: &Arc<Peer>, backoff: ReplicaError) -> Result<Conn, ReplicaError> {
+    let mut done = peer.dials_done.subscribe();
+    let wanted = peer.dials_started.load(Ordering::Acquire) + 1;
+    probe(peer);
+    peer.wake.notify_one();
+    let bound = peer.config.redial_min + peer.config.connect_timeout * 2;
+    let dialled = done.wait_for(|&n| n >= wanted || live(peer).is_some());
+    let finished = tokio::time::timeout(bound, dialled).await;
+    match (finished, live(peer)) {
+        (_, Some(conn)) => Ok(conn),
+        (Ok(Ok(_)), None) => Err(ReplicaError::Unavailable(format!(
+            "{}: {}",
+            peer.addr,
+            peer.backoff.lock().last_error
+        ))),
+        _ => Err(backoff),
     }
 }
 
@@ -208,13 +271,18 @@ fn in_backoff(peer: &Peer) -> Result<(), ReplicaError> {
 }
 
 /// Connects and runs the handshake.
-async fn dial(peer: &Peer) -> Result<TcpStream, String> {
+async fn dial(peer: &Peer) -> Result<TcpStream, DialError> {
     let attempt =
         tokio::time::timeout(peer.config.connect_timeout, TcpStream::connect(&peer.addr)).await;
     let mut stream = match attempt {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(format!("connect failed: {e}")),
-        Err(_) => return Err("connect timed out".into()),
+        Ok(Err(e)) => {
+            return Err(DialError {
+                message: format!("connect failed: {e}"),
+                refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+            });
+        }
+        Err(_) => return Err(DialError::other("connect timed out")),
     };
     let _ = stream.set_nodelay(true);
     let shaken = tokio::time::timeout(
@@ -228,9 +296,9 @@ async fn dial(peer: &Peer) -> Result<TcpStream, String> {
             if !matches!(e, handshake::HandshakeError::Io(_)) {
                 tracing::warn!(peer = %peer.id, addr = %peer.addr, error = %e, "peer handshake failed");
             }
-            Err(format!("handshake failed: {e}"))
+            Err(DialError::other(format!("handshake failed: {e}")))
         }
-        Err(_) => Err("handshake timed out".into()),
+        Err(_) => Err(DialError::other("handshake timed out")),
     }
 }
 
@@ -241,37 +309,45 @@ fn install(peer: &Peer, stream: TcpStream) -> Conn {
     let mut backoff = peer.backoff.lock();
     backoff.retry_at = None;
     backoff.delay = peer.config.backoff_min;
+    backoff.refused = false;
+    drop(backoff);
+    // Requests waiting in `redial` for the probe's dial take this connection.
+    peer.dials_done.send_modify(|_| {});
     tracing::debug!(peer = %peer.id, addr = %peer.addr, "rpc connected");
     conn
 }
 
 /// While requests fail fast during a backoff, one task per peer dials it every
-/// `probe_interval`, so a peer that restarts is used as soon as it accepts connections
-/// rather than when the backoff (up to `backoff_max`) ends. The task holds the peer weakly
-/// and ends with it, or once a connection is up.
+/// `probe_interval` (or at once when a request asks, see `redial`, but never twice within
+/// `redial_min`), so a peer that restarts is used as soon as it accepts connections rather
+/// than when the backoff (up to `backoff_max`) ends. The task holds the peer weakly and
+/// ends with it, or once a connection is up.
 fn probe(peer: &Arc<Peer>) {
     if peer.probing.swap(true, Ordering::AcqRel) {
         return;
     }
-    let (weak, stop, every) = (Arc::downgrade(peer), peer.stop.clone(), peer.config.probe_interval);
+    let (weak, stop, wake) = (Arc::downgrade(peer), peer.stop.clone(), Arc::clone(&peer.wake));
+    let (every, spacing) = (peer.config.probe_interval, peer.config.redial_min);
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
+                () = wake.notified() => {}
             }
             let Some(peer) = weak.upgrade() else { return };
             if live(&peer).is_some() {
                 break;
             }
-            // Dialled without the connect lock: a peer that does not answer SYNs would
-            // otherwise hold every caller for a connect timeout.
-            if let Ok(stream) = dial(&peer).await {
-                let _connecting = peer.connecting.lock().await;
-                if live(&peer).is_none() {
-                    install(&peer, stream);
-                }
+            let connected = probe_once(&peer).await;
+            drop(peer);
+            if connected {
                 break;
+            }
+            // Spaced even when woken: a dead peer is not dialled once per request.
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(spacing) => {}
             }
         }
         if let Some(peer) = weak.upgrade() {
@@ -280,12 +356,37 @@ fn probe(peer: &Arc<Peer>) {
     });
 }
 
-fn failed(peer: &Peer, error: String) -> ReplicaError {
+/// One dial by the probe; true once the peer is connected. Dialled without the connect
+/// lock: a peer that does not answer SYNs would otherwise hold every caller for a connect
+/// timeout.
+async fn probe_once(peer: &Arc<Peer>) -> bool {
+    peer.dials_started.fetch_add(1, Ordering::AcqRel);
+    let connected = match dial(peer).await {
+        Ok(stream) => {
+            let _connecting = peer.connecting.lock().await;
+            if live(peer).is_none() {
+                install(peer, stream);
+            }
+            true
+        }
+        Err(error) => {
+            let mut backoff = peer.backoff.lock();
+            backoff.refused = error.refused;
+            backoff.last_error = error.message;
+            false
+        }
+    };
+    peer.dials_done.send_modify(|n| *n += 1);
+    connected
+}
+
+fn failed(peer: &Peer, error: DialError) -> ReplicaError {
     let mut backoff = peer.backoff.lock();
     backoff.retry_at = Some(Instant::now() + backoff.delay);
     backoff.delay = (backoff.delay * 2).min(peer.config.backoff_max);
-    backoff.last_error.clone_from(&error);
-    ReplicaError::Unavailable(format!("{}: {error}", peer.addr))
+    backoff.refused = error.refused;
+    backoff.last_error.clone_from(&error.message);
+    ReplicaError::Unavailable(format!("{}: {}", peer.addr, error.message))
 }
 
 /// Spawns the connection's writer and reader. Both end when the socket fails, the peer

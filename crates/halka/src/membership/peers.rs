@@ -49,15 +49,63 @@ pub async fn states(peers: &[RemoteReplica], placement: u64) -> BTreeMap<String,
 /// How often a node asks the other members how they are.
 const PEER_CHECK: Duration = Duration::from_secs(10);
 
-/// Logs each change in how the other members answer, until `shutdown`: a member going
-/// down or coming back, and — loudly — one that computes placement from another member
-/// list, which static membership cannot survive quietly (each side would send keys to
-/// replicas the other does not read).
+/// How often a starting node asks until every member answers.
+const STARTUP_CHECK: Duration = Duration::from_millis(100);
+
+/// Waits until every other member answers, logs it once (from then on a request may
+/// need any of them), and returns how they answered; after `PEER_CHECK`, returns how they
+/// answer then. Asks every `STARTUP_CHECK`; a member not started yet refuses at once,
+/// which costs nothing (see `RpcClientConfig::redial_min`).
+async fn until_every_member_answers(
+    peers: &[RemoteReplica],
+    placement: u64,
+) -> BTreeMap<String, PeerState> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let states = states(peers, placement).await;
+        if states.values().all(|s| *s != PeerState::Down) {
+            tracing::info!(
+                members = peers.len() + 1,
+                ms = started.elapsed().as_millis() as u64,
+                "halka node sees every member"
+            );
+            return states;
+        }
+        if started.elapsed() >= PEER_CHECK {
+            return states;
+        }
+        tokio::time::sleep(STARTUP_CHECK).await;
+    }
+}
+
+fn log_change(peer: &str, now: PeerState) {
+    match now {
+        PeerState::Up => tracing::info!(%peer, "member answers again"),
+        PeerState::Down => tracing::warn!(%peer, "member does not answer"),
+        PeerState::OtherPlacement => tracing::error!(
+            %peer,
+            "member computes placement from another member list or replication factor: the \
+             two nodes disagree on which nodes hold which keys; give every node the same \
+             [[members]] and replication"
+        ),
+    }
+}
+
+/// Logs when every member first answers, then each change in how the other members
+/// answer, until `shutdown`: a member going down or coming back, and — loudly — one that
+/// computes placement from another member list, which static membership cannot survive
+/// quietly (each side would send keys to replicas the other does not read).
 pub async fn watch(peers: Vec<RemoteReplica>, placement: u64, shutdown: CancellationToken) {
-    let mut known: BTreeMap<String, PeerState> = BTreeMap::new();
-    // The first look waits a period: members of a cluster being started come up one by
-    // one, and asking at once would report the ones not started yet as down (and put
-    // their connections into reconnect backoff).
+    let known = tokio::select! {
+        () = shutdown.cancelled() => return,
+        known = until_every_member_answers(&peers, placement) => known,
+    };
+    for (peer, state) in &known {
+        if *state != PeerState::Up {
+            log_change(peer, *state);
+        }
+    }
+    let mut known = known;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PEER_CHECK, PEER_CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,18 +115,8 @@ pub async fn watch(peers: Vec<RemoteReplica>, placement: u64, shutdown: Cancella
         }
         for (peer, now) in states(&peers, placement).await {
             let before = known.insert(peer.clone(), now);
-            if before == Some(now) || (before.is_none() && now == PeerState::Up) {
-                continue;
-            }
-            match now {
-                PeerState::Up => tracing::info!(%peer, "member answers again"),
-                PeerState::Down => tracing::warn!(%peer, "member does not answer"),
-                PeerState::OtherPlacement => tracing::error!(
-                    %peer,
-                    "member computes placement from another member list or replication \
-                     factor: the two nodes disagree on which nodes hold which keys; give every \
-                     node the same [[members]] and replication"
-                ),
+            if before != Some(now) {
+                log_change(&peer, now);
             }
         }
     }

@@ -110,6 +110,38 @@ impl TestCluster {
         extra: &str,
         storage: &str,
     ) -> Self {
+        let cluster = Self::start_unsettled(base, n, sync, extra, storage);
+        // A test's first request may need every replica: it waits for the whole mesh.
+        for i in 0..n {
+            cluster.wait_seen_up(i);
+        }
+        cluster
+    }
+
+    /// Starts the nodes one after another and returns as soon as the last one logs that
+    /// it serves, before the nodes have necessarily reached each other.
+    pub fn start_unsettled(
+        base: &std::path::Path,
+        n: usize,
+        sync: &str,
+        extra: &str,
+        storage: &str,
+    ) -> Self {
+        let mut cluster = Self::configure(base, n, sync, extra, storage);
+        for i in 0..n {
+            cluster.start_process(i);
+        }
+        cluster
+    }
+
+    /// Writes the nodes' configuration files and starts none of them.
+    pub fn configure(
+        base: &std::path::Path,
+        n: usize,
+        sync: &str,
+        extra: &str,
+        storage: &str,
+    ) -> Self {
         let dir = tempfile::tempdir_in(base).unwrap();
         let ports: Vec<(u16, u16, u16)> =
             (0..n).map(|_| (free_port(), free_port(), free_port())).collect();
@@ -120,13 +152,19 @@ impl TestCluster {
                 i + 1
             );
         }
+        // Replica calls end after 500 ms unless `extra` says otherwise.
+        let timeout = if extra.lines().any(|l| l.starts_with("timeout_ms")) {
+            ""
+        } else {
+            "timeout_ms = 500"
+        };
         let mut nodes = Vec::new();
         for (i, (redis, http, peer)) in ports.iter().enumerate() {
             let id = format!("node-{}", i + 1);
             let data = dir.path().join(&id);
             let config = dir.path().join(format!("{id}.toml"));
             let text = format!(
-                "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\ncluster_secret = \"{SECRET}\"\n{extra}\n[storage]\nsync = \"{sync}\"\n{storage}\n{members}",
+                "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\n{timeout}\ncluster_secret = \"{SECRET}\"\n{extra}\n[storage]\nsync = \"{sync}\"\n{storage}\n{members}",
                 data.display()
             );
             std::fs::write(&config, text).unwrap();
@@ -139,39 +177,49 @@ impl TestCluster {
                 child: None,
             });
         }
-        let mut cluster = Self { dir, nodes };
-        for i in 0..n {
-            cluster.launch(i);
-        }
-        cluster
+        Self { dir, nodes }
     }
 
-    /// Waits until every other running node answers that node `i` is up: after a
-    /// restart, a node that dialled `i` while it was down uses it again only once its
-    /// next probe connects (within a probe interval).
+    /// Waits until every other running node answers that node `i` is up.
     pub fn wait_seen_up(&self, i: usize) {
+        self.wait_seen(i, &["up"]);
+    }
+
+    /// Waits until every other running node reports node `i` in one of `states`
+    /// (`/v1/cluster`; asking makes the node dial `i`, so this also opens the links).
+    fn wait_seen(&self, i: usize, states: &[&str]) {
         let id = &self.nodes[i].id;
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         for j in (0..self.nodes.len()).filter(|&j| j != i && self.nodes[j].child.is_some()) {
             loop {
                 let (_, body) = http("GET", &self.http_url(j, "/v1/cluster"), b"", &[]);
                 let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-                let up = status["members"]
+                let seen = status["members"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .any(|m| m["id"] == id.as_str() && m["state"] == "up");
-                if up {
+                    .any(|m| m["id"] == id.as_str() && states.iter().any(|s| m["state"] == *s));
+                if seen {
                     break;
                 }
-                assert!(std::time::Instant::now() < deadline, "node {j} never saw {id} up");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "node {j} never saw {id} as {states:?}: {body}"
+                );
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
 
-    /// Starts node `i` and waits for its "serving" log line.
+    /// Starts node `i` (after a kill or a stop) and waits until it serves and every
+    /// other running node reaches it again (up, or answering with another placement).
     pub fn launch(&mut self, i: usize) {
+        self.start_process(i);
+        self.wait_seen(i, &["up", "other-placement"]);
+    }
+
+    /// Starts node `i` and waits for its "serving" log line.
+    pub fn start_process(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let mut child = Command::new(BIN)
             .args(["server", "--config"])
