@@ -7,7 +7,7 @@ use crate::{
     Replica,
 };
 use bytes::Bytes;
-use halka_ring::{Member, Strategy};
+use halka_ring::{Layout, Member};
 use halka_store::{
     Engine, FjallEngine, FjallOptions, HashRange, Limits, MemoryEngine, NodeId, SyncPolicy,
     VersionVector,
@@ -29,12 +29,12 @@ pub enum EngineKind {
 /// Wraps each node's local replica, e.g. in a [`crate::FaultyReplica`] for tests.
 pub type ReplicaWrapper = Arc<dyn Fn(LocalReplica) -> Arc<dyn Replica> + Send + Sync>;
 
-/// Builds a [`Cluster`]. Defaults: N=3, partitioned placement, memory engine, 1 s replica
+/// Builds a [`Cluster`]. Defaults: N=3, 4,096 partitions, memory engine, 1 s replica
 /// deadline, default size limits.
 #[derive(Clone)]
 pub struct ClusterBuilder {
     config: CoordinatorConfig,
-    strategy: Strategy,
+    partitions: u32,
     engine: EngineKind,
     wrapper: Option<ReplicaWrapper>,
     clock: Option<fn() -> u64>,
@@ -44,7 +44,7 @@ impl std::fmt::Debug for ClusterBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClusterBuilder")
             .field("config", &self.config)
-            .field("strategy", &self.strategy)
+            .field("partitions", &self.partitions)
             .field("engine", &self.engine)
             .finish_non_exhaustive()
     }
@@ -58,10 +58,11 @@ impl ClusterBuilder {
         self
     }
 
-    /// Placement strategy (default: partitioned).
+    /// Partitions in the layout (default [`halka_ring::DEFAULT_PARTITIONS`]; a power of
+    /// two).
     #[must_use]
-    pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.strategy = strategy;
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions;
         self
     }
 
@@ -126,14 +127,14 @@ impl ClusterBuilder {
                 self.config.replication
             )));
         }
-        let view = View::new(0, None, Vec::new(), self.config.replication);
+        let view = View::new(None, Vec::new(), self.config.replication);
         let mut coordinator = Coordinator::new(view, self.config);
         if let Some(clock) = self.clock {
             coordinator = coordinator.with_clock(crate::Clock::new(clock));
         }
         Ok(Cluster {
             coordinator: Arc::new(coordinator),
-            strategy: self.strategy,
+            partitions: self.partitions,
             engine: self.engine,
             wrapper: self.wrapper,
             nodes: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -159,7 +160,7 @@ struct Node {
 /// An embedded cluster.
 pub struct Cluster {
     coordinator: Arc<Coordinator>,
-    strategy: Strategy,
+    partitions: u32,
     engine: EngineKind,
     wrapper: Option<ReplicaWrapper>,
     /// Membership. An async mutex because a change waits for in-flight requests and moves
@@ -180,7 +181,7 @@ impl Cluster {
     pub fn builder() -> ClusterBuilder {
         ClusterBuilder {
             config: CoordinatorConfig::default(),
-            strategy: Strategy::default(),
+            partitions: halka_ring::DEFAULT_PARTITIONS,
             engine: EngineKind::Memory,
             wrapper: None,
             clock: None,
@@ -259,14 +260,14 @@ impl Cluster {
         let old = self.coordinator.view();
         let members: Vec<Member> = nodes.values().map(|n| n.member.clone()).collect();
         let replication = self.coordinator.config().replication;
-        let placement = if members.is_empty() {
+        let layout = if members.is_empty() {
             None
         } else {
-            Some(self.strategy.build(&members, replication)?)
+            Some(Layout::active(old.epoch() + 1, &members, replication, self.partitions)?)
         };
-        // BTreeMap order is id order, which is the placement's member order.
+        // BTreeMap order is id order, which is the layout's member order.
         let replicas: Vec<Arc<dyn Replica>> = nodes.values().map(|n| n.replica.clone()).collect();
-        let new = View::new(old.epoch() + 1, placement, replicas, replication);
+        let new = View::new(layout, replicas, replication);
         let old = self.coordinator.swap_view(new);
         old.retire().await;
         let new = self.coordinator.view();

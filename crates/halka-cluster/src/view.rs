@@ -1,4 +1,5 @@
-//! An immutable membership snapshot: placement plus the replica for each member.
+//! An immutable membership snapshot: the layout plus the replica for each member that owns
+//! data in it.
 //!
 //! Requests load the current view once and use it throughout, so a membership change never
 //! tears a request in half. A change swaps in a new view, then closes the old view's gate
@@ -12,7 +13,7 @@
 use crate::Replica;
 use crate::stripe::{self, STRIPES};
 use crossbeam_utils::CachePadded;
-use halka_ring::{Member, NodeIdx, Placement, PreferenceList, key_hash};
+use halka_ring::{Layout, Member, NodeIdx, Placement, PreferenceList, key_hash};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,8 +30,8 @@ struct Gate {
 #[derive(Debug)]
 pub struct View {
     epoch: u64,
-    placement: Option<Box<dyn Placement>>,
-    /// Indexed by `NodeIdx` (members sorted by id).
+    layout: Option<Layout>,
+    /// Indexed by `NodeIdx` (the layout's owning members, sorted by id).
     replicas: Vec<Arc<dyn Replica>>,
     replication: usize,
     gate: Gate,
@@ -66,15 +67,16 @@ impl Drop for ViewGuard {
 }
 
 impl View {
-    /// A view over `placement`'s members; `replicas[i]` serves member `i`.
+    /// A view over `layout`'s owning members; `replicas[i]` serves member `i`. Its epoch is
+    /// the layout's version (0 without a layout).
     #[must_use]
     pub fn new(
-        epoch: u64,
-        placement: Option<Box<dyn Placement>>,
+        layout: Option<Layout>,
         replicas: Vec<Arc<dyn Replica>>,
         replication: usize,
     ) -> Self {
-        Self { epoch, placement, replicas, replication, gate: Gate::default() }
+        let epoch = layout.as_ref().map_or(0, Layout::version);
+        Self { epoch, layout, replicas, replication, gate: Gate::default() }
     }
 
     #[must_use]
@@ -82,15 +84,15 @@ impl View {
         self.epoch
     }
 
-    /// Members sorted by id.
+    /// Members that own data, sorted by id.
     #[must_use]
     pub fn members(&self) -> &[Member] {
-        self.placement.as_ref().map_or(&[], |p| p.members())
+        self.layout.as_ref().map_or(&[], |l| l.members())
     }
 
     #[must_use]
-    pub fn placement(&self) -> Option<&dyn Placement> {
-        self.placement.as_deref()
+    pub fn layout(&self) -> Option<&Layout> {
+        self.layout.as_ref()
     }
 
     /// Replicas a key actually gets: N, or fewer while the cluster is smaller than N.
@@ -109,8 +111,8 @@ impl View {
     #[must_use]
     pub fn owners(&self, hash: u64) -> PreferenceList {
         let mut out = PreferenceList::new();
-        if let Some(p) = &self.placement {
-            p.preference_list_into(hash, self.replication, &mut out);
+        if let Some(l) = &self.layout {
+            l.preference_list_into(hash, self.replication, &mut out);
         }
         out
     }
@@ -123,7 +125,7 @@ impl View {
     #[must_use]
     pub fn stand_ins(&self, hash: u64) -> PreferenceList {
         let owners = self.owners(hash);
-        let partition = hash >> (64 - halka_ring::DEFAULT_PARTITIONS.trailing_zeros());
+        let partition = self.layout.as_ref().map_or(0, |l| u64::from(l.partition_of(hash)));
         let mut others: Vec<(u64, NodeIdx)> = self
             .members()
             .iter()
@@ -184,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn retire_waits_for_every_pass_and_turns_latecomers_away() {
-        let current = arc_swap::ArcSwap::from_pointee(View::new(1, None, Vec::new(), 3));
+        let current = arc_swap::ArcSwap::from_pointee(View::new(None, Vec::new(), 3));
         let view = current.load_full();
         let first = View::enter(current.load()).expect("open gate");
         // A pass moved to another thread counts out on its own stripe.

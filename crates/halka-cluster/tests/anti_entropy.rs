@@ -9,7 +9,7 @@ use halka_cluster::{
     AntiEntropy, AntiEntropyConfig, Coordinator, CoordinatorConfig, FaultPlan, FaultyReplica,
     LocalReplica, Replica, View,
 };
-use halka_ring::{Member, Strategy};
+use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{HashRange, MemoryEngine, NodeId, TrackedEngine, Tracking};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,10 +36,10 @@ fn cluster() -> (Arc<Coordinator>, Vec<Node>) {
         .into_iter()
         .map(|id| Member { id: id.into(), zone: String::new(), weight: 1 })
         .collect();
-    let placement = Strategy::default().build(&members, 3).unwrap();
+    let layout = Layout::active(1, &members, 3, DEFAULT_PARTITIONS).unwrap();
     let replicas: Vec<Arc<dyn Replica>> =
         nodes.iter().map(|n| Arc::new(n.faulty.clone()) as Arc<dyn Replica>).collect();
-    let view = View::new(1, Some(placement), replicas, 3);
+    let view = View::new(Some(layout), replicas, 3);
     let coordinator = Coordinator::new(
         view,
         CoordinatorConfig {
@@ -141,8 +141,8 @@ async fn a_replica_that_lost_its_store_is_refilled_by_the_others() {
         .into_iter()
         .map(|id| Member { id: id.into(), zone: String::new(), weight: 1 })
         .collect();
-    let placement = Strategy::default().build(&members, 3).unwrap();
-    coordinator.swap_view(View::new(2, Some(placement), replicas, 3));
+    let layout = Layout::active(2, &members, 3, DEFAULT_PARTITIONS).unwrap();
+    coordinator.swap_view(View::new(Some(layout), replicas, 3));
     let nodes = [&nodes[0], &nodes[1], &wiped];
 
     // Pushed by a, not pulled by c: either side of an exchange repairs both.
@@ -261,8 +261,8 @@ async fn the_background_tasks_converge_every_replica_and_report_their_progress()
 async fn the_background_task_of_a_cluster_of_one_idles_and_stops_on_shutdown() {
     let alone = node("a");
     let members = vec![Member { id: "a".into(), zone: String::new(), weight: 1 }];
-    let placement = Strategy::default().build(&members, 1).unwrap();
-    let view = View::new(1, Some(placement), vec![Arc::new(alone.faulty.clone())], 1);
+    let layout = Layout::active(1, &members, 1, DEFAULT_PARTITIONS).unwrap();
+    let view = View::new(Some(layout), vec![Arc::new(alone.faulty.clone())], 1);
     let coordinator = Arc::new(Coordinator::new(view, CoordinatorConfig::default()));
     let shutdown = CancellationToken::new();
     let aae = AntiEntropy::new(NodeId::new("a"), config());

@@ -6,7 +6,6 @@ use bytes::Bytes;
 use halka_cluster::{
     Cluster, ClusterError, FaultPlan, FaultyReplica, LocalReplica, ReadFanout, Replica,
 };
-use halka_ring::Strategy;
 use halka_store::VersionVector;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
@@ -338,9 +337,7 @@ async fn delete_hides_the_value() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_add_node_admits_each_name_once() {
-    let cluster = Arc::new(
-        Cluster::builder().strategy(Strategy::Partitioned { partitions: 256 }).build().unwrap(),
-    );
+    let cluster = Arc::new(Cluster::builder().partitions(256).build().unwrap());
     let tasks: Vec<_> = (0..100)
         .map(|i| {
             let cluster = cluster.clone();

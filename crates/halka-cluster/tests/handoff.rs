@@ -8,7 +8,7 @@ use halka_cluster::{
     Coordinator, CoordinatorConfig, FaultPlan, FaultyReplica, Handoff, HandoffConfig, LocalReplica,
     Replica, View,
 };
-use halka_ring::{Member, Strategy};
+use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{MemoryEngine, MemoryHints, NodeId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,10 +37,10 @@ fn cluster() -> (Coordinator, Arc<Handoff>, Vec<Node>) {
         .into_iter()
         .map(|id| Member { id: id.into(), zone: String::new(), weight: 1 })
         .collect();
-    let placement = Strategy::default().build(&members, 3).unwrap();
+    let layout = Layout::active(1, &members, 3, DEFAULT_PARTITIONS).unwrap();
     let replicas: Vec<Arc<dyn Replica>> =
         nodes.iter().map(|n| Arc::new(n.faulty.clone()) as Arc<dyn Replica>).collect();
-    let view = View::new(1, Some(placement), replicas, 3);
+    let view = View::new(Some(layout), replicas, 3);
     let handoff = Handoff::new(Arc::new(MemoryHints::new(1 << 20)), HandoffConfig::default());
     let coordinator = Coordinator::new(
         view,

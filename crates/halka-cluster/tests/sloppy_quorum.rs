@@ -9,7 +9,7 @@ use halka_cluster::{
     ClusterError, Coordinator, CoordinatorConfig, FaultPlan, FaultyReplica, Handoff, HandoffConfig,
     LocalReplica, Replica, View, WriteQuorum,
 };
-use halka_ring::{Member, Strategy};
+use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{HintStore, MemoryEngine, MemoryHints, NodeId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,8 +49,11 @@ fn cluster_in_zones(nodes: &[(&str, &str)]) -> Vec<Node> {
         .map(|(local, faulty, hints)| {
             let replicas: Vec<Arc<dyn Replica>> =
                 parts.iter().map(|(_, f, _)| Arc::new(f.clone()) as Arc<dyn Replica>).collect();
-            let view =
-                View::new(1, Some(Strategy::default().build(&members, 3).unwrap()), replicas, 3);
+            let view = View::new(
+                Some(Layout::active(1, &members, 3, DEFAULT_PARTITIONS).unwrap()),
+                replicas,
+                3,
+            );
             let handoff = Handoff::new(Arc::clone(hints), HandoffConfig::default());
             let coordinator = Coordinator::new(
                 view,

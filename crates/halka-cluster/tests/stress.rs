@@ -6,7 +6,6 @@
 
 use bytes::Bytes;
 use halka_cluster::Cluster;
-use halka_ring::Strategy;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -62,13 +61,7 @@ async fn churn(cluster: Arc<Cluster>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_operations_and_membership_changes_lose_no_acknowledged_write() {
-    let cluster = Arc::new(
-        Cluster::builder()
-            .replication(3)
-            .strategy(Strategy::Partitioned { partitions: 256 })
-            .build()
-            .unwrap(),
-    );
+    let cluster = Arc::new(Cluster::builder().replication(3).partitions(256).build().unwrap());
     for n in ["a", "b", "c", "d"] {
         cluster.add_node(n).await.unwrap();
     }

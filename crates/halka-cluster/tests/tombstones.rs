@@ -12,7 +12,7 @@ use halka_cluster::{
     CoordinatorConfig, FaultPlan, FaultyReplica, Handoff, HandoffConfig, LocalReplica, Replica,
     View,
 };
-use halka_ring::{Member, Strategy};
+use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{
     HashRange, HintStore, MemoryEngine, MemoryHints, NodeId, TrackedEngine, Tracking,
 };
@@ -76,8 +76,8 @@ fn cluster() -> Vec<Node> {
         .map(|((local, own), hints)| {
             let replicas: Vec<Arc<dyn Replica>> =
                 faulty.iter().map(|f| Arc::new(f.clone()) as Arc<dyn Replica>).collect();
-            let placement = Strategy::default().build(&members, 3).unwrap();
-            let view = View::new(1, Some(placement), replicas, 3);
+            let layout = Layout::active(1, &members, 3, DEFAULT_PARTITIONS).unwrap();
+            let view = View::new(Some(layout), replicas, 3);
             let handoff = Handoff::new(hints, HandoffConfig::default());
             let coordinator = Coordinator::new(
                 view,

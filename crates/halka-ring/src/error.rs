@@ -20,4 +20,9 @@ pub enum PlacementError {
     BadPartitionCount(u32),
     #[error("virtual node count {0} must be between 1 and 100000")]
     BadVnodeCount(u32),
+    #[error(
+        "a layout of {from} partitions cannot become one of {to}: the partition count is fixed \
+         for a cluster's life"
+    )]
+    PartitionCountChanged { from: u32, to: u32 },
 }

@@ -23,6 +23,7 @@
 mod error;
 pub mod hash;
 mod jump;
+mod layout;
 mod member;
 mod modulo;
 mod partitioned;
@@ -35,6 +36,7 @@ pub mod stats;
 pub use error::PlacementError;
 pub use hash::key_hash;
 pub use jump::Jump;
+pub use layout::{Layout, LayoutDiff, LayoutMember, MemberState, PartitionId, PartitionMove};
 pub use member::{Member, NodeIdx};
 pub use modulo::Modulo;
 pub use partitioned::{DEFAULT_PARTITIONS, Partitioned};

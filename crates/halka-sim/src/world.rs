@@ -17,7 +17,7 @@ use halka_cluster::{
     CoordinatorConfig, Durability, Handoff, HandoffConfig, LocalReplica, ReadFanout, Replica,
     ReplicaError, ReplicaFuture, View,
 };
-use halka_ring::{Member, Strategy};
+use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, Placement};
 use halka_store::{
     Dot, Engine, HashRange, HintStore, MemoryEngine, MemoryHints, NodeId, Record, TrackedEngine,
     Tracking, Write,
@@ -266,8 +266,7 @@ impl World {
                 }
             })
             .collect();
-        let placement = Strategy::default().build(&self.members, N).expect("a placement");
-        let view = View::new(1, Some(placement), replicas, N);
+        let view = View::new(Some(self.layout()), replicas, N);
         let timeout = Duration::from_millis(100);
         let coordinator = Coordinator::new(
             view,
@@ -434,10 +433,14 @@ impl World {
             .map_or(0, |h| h.pending().values().map(|s| s.hints).sum())
     }
 
+    /// The layout every node runs: the simulated members, all active, as version 1.
+    fn layout(&self) -> Layout {
+        Layout::active(1, &self.members, N, DEFAULT_PARTITIONS).expect("a layout")
+    }
+
     /// The owners of `key`, by index.
     pub fn owners(&self, key: &[u8]) -> Vec<usize> {
-        let placement = Strategy::default().build(&self.members, N).expect("a placement");
-        placement.preference_list(key, N).iter().map(|&i| usize::from(i)).collect()
+        self.layout().preference_list(key, N).iter().map(|&i| usize::from(i)).collect()
     }
 
     /// Stops every node (at the end of a run). Nodes' views hold links that hold the

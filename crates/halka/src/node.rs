@@ -15,7 +15,7 @@ use halka_cluster::{
     AntiEntropy, AntiEntropyConfig, Collector, CollectorConfig, Coordinator, CoordinatorConfig,
     Handoff, HandoffConfig, LocalReplica, RepairBudget, Replica, View,
 };
-use halka_ring::{Member, Strategy};
+use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{
     Engine, FjallEngine, FjallOptions, HintStore, MemoryEngine, MemoryHints, NodeId, TrackedEngine,
     Tracking,
@@ -131,7 +131,8 @@ fn build_generation(
         .map(|m| Member { id: m.id.clone(), zone: m.zone.clone(), weight: m.weight })
         .collect();
     members.sort_by(|a, b| a.id.cmp(&b.id));
-    let placement = Strategy::default().build(&members, config.replication)?;
+    // A static member list is layout version 1.
+    let layout = Layout::active(1, &members, config.replication, DEFAULT_PARTITIONS)?;
     let secret = config.secret();
     let auth = PeerAuth::new(
         NodeId::new(&config.node_id),
@@ -169,7 +170,7 @@ fn build_generation(
             }
         })
         .collect();
-    let view = View::new(1, Some(placement), replicas, config.replication);
+    let view = View::new(Some(layout), replicas, config.replication);
     let handoff = Handoff::new(
         hint_store,
         HandoffConfig {

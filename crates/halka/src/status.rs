@@ -84,15 +84,7 @@ impl NodeStatus {
     pub async fn gather(state: &NodeState) -> Self {
         let peers = state.peer_states().await;
         let view = state.coordinator.view();
-        let mut primaries = vec![0_u64; view.members().len()];
-        if let Some(placement) = view.placement() {
-            // One probe per partition: how many partitions each node leads.
-            let partitions = u64::from(halka_ring::DEFAULT_PARTITIONS);
-            let shift = 64 - partitions.trailing_zeros();
-            for p in 0..partitions {
-                primaries[usize::from(placement.owner(p << shift))] += 1;
-            }
-        }
+        let primaries = view.layout().map(halka_ring::Layout::primaries).unwrap_or_default();
         let c = &state.config;
         let members = c
             .members
@@ -129,7 +121,7 @@ impl NodeStatus {
             reads: Reads { fanout: c.read_fanout.as_str().into(), hedge_ms: c.read_hedge_ms },
             placement: Placement {
                 strategy: "partitioned".into(),
-                partitions: halka_ring::DEFAULT_PARTITIONS,
+                partitions: view.layout().map_or(0, halka_ring::Layout::partitions),
             },
             members,
             keys_on_this_node: state.local_keys(),
