@@ -1,0 +1,205 @@
+//! A request's replica plan: which replicas it asks and in what order, computed from the
+//! view, the suspicions and the configuration before the request's first await. Pure, so
+//! every routing rule is tested here without a network, and the request loops in
+//! `coordinator` only carry the plan out.
+//!
+//! The rules:
+//! - A key's *owners* are its preference list with recently failed owners moved last,
+//!   keeping the order otherwise: every node computes the same order, and its head is the
+//!   key's *first owner*, which coordinates the writes that depend on the stored value.
+//! - This node goes first when it is one of the owners not suspected: a write it
+//!   coordinates saves a hop, a read it serves saves a request.
+//! - A write that depends on the stored value (see `WriteRequest::at_first_owner`) starts
+//!   at the first owner instead.
+
+use super::ReadFanout;
+use crate::suspects::Suspects;
+use crate::view::View;
+use halka_ring::{NodeIdx, PreferenceList};
+use halka_store::NodeId;
+use smallvec::SmallVec;
+use std::time::Duration;
+
+/// Where a write goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WritePlan {
+    /// The owners in the order they are tried as coordinating replica; the rest of the
+    /// list after the one that coordinates receives the record.
+    pub order: PreferenceList,
+    /// The key's first owner, whose acknowledgement the write also awaits for a moment.
+    pub first_owner: Option<NodeIdx>,
+}
+
+/// Where a read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReadPlan {
+    /// The owners in the order they are asked.
+    pub order: PreferenceList,
+    /// How many are asked at once.
+    pub first: usize,
+    /// How long the asked ones may take before one more is asked (`None`: never).
+    pub hedge: Option<Duration>,
+}
+
+/// What a plan is computed from.
+pub(super) struct Planner<'a> {
+    pub view: &'a View,
+    pub suspects: &'a Suspects,
+    /// This process's node, if it is a member.
+    pub local: Option<&'a NodeId>,
+}
+
+impl Planner<'_> {
+    /// The plan of a write to `key`.
+    pub fn write(&self, key: &[u8], at_first_owner: bool) -> WritePlan {
+        let (owners, healthy) = self.owners(key);
+        let first_owner = owners.first().copied();
+        let order = if at_first_owner { owners } else { self.local_first(owners, healthy) };
+        WritePlan { order, first_owner }
+    }
+
+    /// The plan of a read of `key` at `r`.
+    pub fn read(&self, key: &[u8], reads: ReadFanout, r: usize) -> ReadPlan {
+        match reads {
+            ReadFanout::All => {
+                let order = self.view.preference(key);
+                ReadPlan { order, first: order.len(), hedge: None }
+            }
+            ReadFanout::Quorum { hedge } => {
+                let (owners, healthy) = self.owners(key);
+                let order = self.local_first(owners, healthy);
+                ReadPlan { order, first: r.min(order.len()), hedge: Some(hedge) }
+            }
+        }
+    }
+
+    /// `key`'s owners with suspected ones last, and how many lead that are not
+    /// suspected. Suspicion is asked once per owner: asking renews a lapsed suspicion for
+    /// everyone but the one caller that then probes the replica.
+    fn owners(&self, key: &[u8]) -> (PreferenceList, usize) {
+        let mut preference = self.view.preference(key);
+        let mut healthy = preference.len();
+        if self.suspects.any() {
+            let mut flagged: SmallVec<[(bool, NodeIdx); 5]> = preference
+                .iter()
+                .map(|&i| (self.suspects.is_suspected(self.view.replica(i).id()), i))
+                .collect();
+            // A stable sort: the order is otherwise kept.
+            flagged.sort_by_key(|&(suspected, _)| suspected);
+            healthy = flagged.iter().filter(|(suspected, _)| !suspected).count();
+            for (slot, (_, i)) in preference.iter_mut().zip(flagged) {
+                *slot = i;
+            }
+        }
+        (preference, healthy)
+    }
+
+    /// `owners` with this node moved to the front when it is one of the `healthy`
+    /// leading ones.
+    fn local_first(&self, mut owners: PreferenceList, healthy: usize) -> PreferenceList {
+        if let Some(local) = self.local
+            && let Some(pos) =
+                owners[..healthy].iter().position(|&i| self.view.replica(i).id() == local)
+        {
+            owners[..=pos].rotate_right(1);
+        }
+        owners
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LocalReplica, Replica};
+    use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
+    use halka_store::MemoryEngine;
+    use std::sync::Arc;
+
+    fn view(nodes: usize) -> View {
+        let members: Vec<Member> = (1..=nodes).map(|i| Member::new(format!("n{i}"))).collect();
+        let replicas: Vec<Arc<dyn Replica>> = members
+            .iter()
+            .map(|m| -> Arc<dyn Replica> {
+                Arc::new(LocalReplica::new(NodeId::new(&m.id), Arc::new(MemoryEngine::default())))
+            })
+            .collect();
+        let layout = Layout::active(1, &members, 3, DEFAULT_PARTITIONS).unwrap();
+        View::new(Some(layout), replicas, 3)
+    }
+
+    fn id(view: &View, idx: NodeIdx) -> NodeId {
+        view.replica(idx).id().clone()
+    }
+
+    /// A key whose owners (in preference order) do not start with `node`.
+    fn key_not_led_by(view: &View, node: &NodeId) -> Vec<u8> {
+        (0_u32..)
+            .map(|i| format!("k{i}").into_bytes())
+            .find(|k| {
+                let p = view.preference(k);
+                id(view, p[0]) != *node && p.iter().any(|&i| id(view, i) == *node)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_plain_write_starts_at_this_node_when_it_owns_the_key() {
+        let view = view(5);
+        let me = NodeId::new("n3");
+        let key = key_not_led_by(&view, &me);
+        let suspects = Suspects::default();
+        let planner = Planner { view: &view, suspects: &suspects, local: Some(&me) };
+        let plan = planner.write(&key, false);
+        assert_eq!(id(&view, plan.order[0]), me);
+        assert_eq!(plan.first_owner, Some(view.preference(&key)[0]));
+    }
+
+    #[test]
+    fn a_write_that_reads_the_stored_value_starts_at_the_first_owner() {
+        let view = view(5);
+        let me = NodeId::new("n3");
+        let key = key_not_led_by(&view, &me);
+        let suspects = Suspects::default();
+        let planner = Planner { view: &view, suspects: &suspects, local: Some(&me) };
+        let plan = planner.write(&key, true);
+        assert_eq!(&plan.order[..], &view.preference(&key)[..]);
+    }
+
+    #[test]
+    fn a_suspected_owner_goes_last_and_the_next_owner_leads() {
+        let view = view(5);
+        let key = b"some key";
+        let owners = view.preference(key);
+        let suspects = Suspects::default();
+        suspects.suspect(&id(&view, owners[0]));
+        let planner = Planner { view: &view, suspects: &suspects, local: None };
+        let plan = planner.write(key, true);
+        assert_eq!(&plan.order[..], &[owners[1], owners[2], owners[0]]);
+        assert_eq!(plan.first_owner, Some(owners[1]));
+    }
+
+    #[test]
+    fn a_suspected_local_node_does_not_jump_the_queue() {
+        let view = view(5);
+        let key = b"another key";
+        let owners = view.preference(key);
+        let me = id(&view, owners[1]);
+        let suspects = Suspects::default();
+        suspects.suspect(&me);
+        let planner = Planner { view: &view, suspects: &suspects, local: Some(&me) };
+        let plan = planner.read(key, ReadFanout::Quorum { hedge: Duration::ZERO }, 2);
+        assert_eq!(&plan.order[..], &[owners[0], owners[2], owners[1]]);
+    }
+
+    #[test]
+    fn a_quorum_read_asks_r_first_and_hedges() {
+        let view = view(5);
+        let suspects = Suspects::default();
+        let planner = Planner { view: &view, suspects: &suspects, local: None };
+        let hedge = Duration::from_millis(5);
+        let plan = planner.read(b"k", ReadFanout::Quorum { hedge }, 2);
+        assert_eq!((plan.first, plan.hedge), (2, Some(hedge)));
+        let all = planner.read(b"k", ReadFanout::All, 2);
+        assert_eq!((all.first, all.hedge), (3, None));
+    }
+}
