@@ -137,7 +137,12 @@ impl AntiEntropy {
     /// the coordinators' (see `Coordinator::with_clock`).
     #[must_use]
     pub fn with_clock(local: NodeId, config: AntiEntropyConfig, clock: crate::Clock) -> Arc<Self> {
-        Self::build(local, config, clock, None)
+        let budget = Arc::new(RepairBudget::new(
+            config.max_keys_per_second,
+            config.busy_keys_per_second,
+            None,
+        ));
+        Self::assembled(local, config, clock, budget)
     }
 
     /// [`AntiEntropy::new`] that spends `budget`: the node's repair budget, which slows to
@@ -149,22 +154,17 @@ impl AntiEntropy {
         config: AntiEntropyConfig,
         budget: Arc<RepairBudget>,
     ) -> Arc<Self> {
-        Self::build(local, config, crate::Clock::system(), Some(budget))
+        Self::assembled(local, config, crate::Clock::system(), budget)
     }
 
-    fn build(
+    /// Anti-entropy with its clock and the node's repair budget (see `NodeSpec`).
+    #[must_use]
+    pub fn assembled(
         local: NodeId,
         config: AntiEntropyConfig,
         clock: crate::Clock,
-        budget: Option<Arc<RepairBudget>>,
+        budget: Arc<RepairBudget>,
     ) -> Arc<Self> {
-        let budget = budget.unwrap_or_else(|| {
-            Arc::new(RepairBudget::new(
-                config.max_keys_per_second,
-                config.busy_keys_per_second,
-                None,
-            ))
-        });
         Arc::new(Self {
             local,
             config,

@@ -11,6 +11,7 @@
 //! API (`add_node`, `put(key, value, w)`, `get(key, r)`).
 
 pub mod anti_entropy;
+mod assembly;
 mod background;
 mod clock;
 mod cluster;
@@ -21,6 +22,7 @@ mod faulty;
 mod handoff;
 mod listing;
 mod local;
+mod members;
 mod quorum;
 mod repair_budget;
 mod replica;
@@ -34,6 +36,7 @@ pub mod tombstones;
 mod view;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
+pub use assembly::{AssembledNode, NodeSpec, ServeLocal};
 pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
@@ -46,6 +49,7 @@ pub use faulty::{FaultPlan, FaultyReplica};
 pub use handoff::{Handoff, HandoffConfig};
 pub use listing::{Page, glob_match, step};
 pub use local::LocalReplica;
+pub use members::Members;
 pub use repair_budget::{BUSY_OPS_PER_SECOND, Load, RepairBudget};
 pub use replica::{
     Coordinated, Durability, Replica, ReplicaError, ReplicaFuture, answered, deferred,

@@ -13,9 +13,9 @@ use futures::future::BoxFuture;
 use halka_cluster::Coordinated;
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
 use halka_cluster::{
-    AntiEntropy, AntiEntropyConfig, Clock, Collector, CollectorConfig, Coordinator,
-    CoordinatorConfig, Durability, Handoff, HandoffConfig, LocalReplica, ReadFanout, Replica,
-    ReplicaError, ReplicaFuture, View,
+    AntiEntropyConfig, AssembledNode, Clock, CollectorConfig, Coordinator, CoordinatorConfig,
+    Durability, Handoff, HandoffConfig, LocalReplica, NodeSpec, ReadFanout, Replica, ReplicaError,
+    ReplicaFuture,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, Placement};
 use halka_store::{
@@ -242,101 +242,75 @@ impl World {
             Arc::new(TrackedEngine::build(engine, tracking).expect("a memory engine scans"));
         let generation = if self.settings.reuse_actor_after_crash { 1 } else { starts };
         let actor = NodeId::new(&format!("{}#{generation}", node.id));
-        let local_engine = Arc::clone(&engine);
-        let local = LocalReplica::new(node.id.clone(), engine).with_actor(actor.clone());
-        let local = if self.settings.handoff {
-            local.with_hints(Arc::clone(&hints) as Arc<dyn HintStore>)
-        } else {
-            local
-        };
-        let replica: Arc<dyn Replica> =
-            Arc::new(Recording { inner: local, actor, node: i, world: Arc::clone(self) });
-        let replicas: Vec<Arc<dyn Replica>> = (0..self.nodes.len())
-            .map(|j| -> Arc<dyn Replica> {
-                if j == i {
-                    Arc::clone(&replica)
-                } else {
-                    Arc::new(MessageReplica::with_transport(SimLink {
-                        from: i,
-                        to: j,
-                        incarnation,
-                        peer: self.nodes[j].id.clone(),
-                        world: Arc::clone(self),
-                    }))
-                }
-            })
-            .collect();
-        let view = View::new(Some(self.layout()), replicas, N);
         let timeout = Duration::from_millis(100);
-        let coordinator = Coordinator::new(
-            view,
-            CoordinatorConfig {
+        let grace = self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE);
+        let collecting = Arc::new(crate::collecting::Collecting {
+            inner: Arc::clone(&engine),
+            node: node.id.to_string(),
+            world: Arc::downgrade(self),
+        });
+        let world = Arc::clone(self);
+        let recording_actor = actor.clone();
+        let spec = NodeSpec {
+            id: node.id.clone(),
+            actor,
+            engine,
+            hints: Arc::clone(&hints) as Arc<dyn HintStore>,
+            layout: self.layout(),
+            coordinator: CoordinatorConfig {
                 replication: N,
                 timeout,
                 max_background: 4096,
-                local_node: Some(node.id.clone()),
                 reads: ReadFanout::Quorum { hedge: Duration::from_millis(5) },
-                tombstone_grace: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE),
+                tombstone_grace: grace,
                 stand_ins: self.settings.stand_ins,
                 ..CoordinatorConfig::default()
             },
-        )
-        .with_clock(self.clock(i));
-        let handoff = self.settings.handoff.then(|| {
-            Handoff::new(
-                Arc::clone(&hints) as Arc<dyn HintStore>,
-                HandoffConfig {
-                    interval: Duration::from_millis(100),
-                    timeout,
-                    ..Default::default()
-                },
-            )
-        });
-        let coordinator = Arc::new(match &handoff {
-            Some(h) => coordinator.with_handoff(Arc::clone(h)),
-            None => coordinator,
-        });
-        let stop = CancellationToken::new();
-        let mut tasks = Vec::new();
-        if let Some(h) = &handoff {
-            tasks.push(tokio::spawn(Arc::clone(h).run(Arc::clone(&coordinator), stop.clone())));
-        }
-        if self.settings.anti_entropy {
-            let aae = AntiEntropy::with_clock(
-                node.id.clone(),
-                AntiEntropyConfig {
-                    interval: Duration::from_millis(20),
-                    timeout: Duration::from_millis(500),
-                    tombstone_grace: self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE),
-                    ..AntiEntropyConfig::default()
-                },
-                self.clock(i),
-            );
-            tasks.push(tokio::spawn(aae.run(Arc::clone(&coordinator), stop.clone())));
-        }
-        let collecting = crate::collecting::Collecting {
-            inner: local_engine,
-            node: node.id.to_string(),
-            world: Arc::downgrade(self),
-        };
-        let collecting = Arc::new(collecting);
-        let collector = Collector::new(
-            node.id.clone(),
-            Arc::clone(&collecting) as Arc<dyn Engine>,
-            CollectorConfig {
+            handoff: self.settings.handoff.then(|| HandoffConfig {
+                interval: Duration::from_millis(100),
+                timeout,
+                ..Default::default()
+            }),
+            anti_entropy: self.settings.anti_entropy.then(|| AntiEntropyConfig {
+                interval: Duration::from_millis(20),
+                timeout: Duration::from_millis(500),
+                tombstone_grace: grace,
+                ..AntiEntropyConfig::default()
+            }),
+            // The reckless collector of a test-only fault replaces the real one.
+            collector: (!self.settings.reckless_collection).then(|| CollectorConfig {
                 grace: TOMBSTONE_GRACE,
                 interval: Duration::from_millis(100),
                 timeout: Duration::from_millis(500),
                 // Twice the longest deadline of a message between nodes.
                 settle: Duration::from_secs(1),
                 ..CollectorConfig::default()
-            },
-        );
+            }),
+            clock: self.clock(i),
+            shared_flushes: false,
+            serve_local: Some(Box::new(move |local| -> Arc<dyn Replica> {
+                Arc::new(Recording { inner: local, actor: recording_actor, node: i, world })
+            })),
+            collector_engine: Some(Arc::clone(&collecting) as Arc<dyn Engine>),
+        };
+        let assembled = spec
+            .assemble(|m| {
+                let j = self.nodes.iter().position(|n| n.id.as_str() == m.id).expect("a member");
+                Arc::new(MessageReplica::with_transport(SimLink {
+                    from: i,
+                    to: j,
+                    incarnation,
+                    peer: self.nodes[j].id.clone(),
+                    world: Arc::clone(self),
+                }))
+            })
+            .expect("every member is reachable");
+        let stop = CancellationToken::new();
+        let mut tasks = assembled.spawn(&stop);
         if self.settings.reckless_collection {
             tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
-        } else if let Some(collector) = collector {
-            tasks.push(tokio::spawn(collector.run(Arc::clone(&coordinator), stop.clone())));
         }
+        let AssembledNode { coordinator, replica, handoff, .. } = assembled;
         *node.running.lock() = Some(Running { coordinator, replica, handoff, stop, tasks });
     }
 

@@ -12,8 +12,7 @@ use crate::telemetry;
 use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
 use halka_cluster::{
-    AntiEntropy, AntiEntropyConfig, Collector, CollectorConfig, Coordinator, CoordinatorConfig,
-    Handoff, HandoffConfig, LocalReplica, RepairBudget, Replica, View,
+    AntiEntropyConfig, CollectorConfig, CoordinatorConfig, HandoffConfig, NodeSpec, Replica,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{
@@ -144,97 +143,62 @@ fn build_generation(
         connect_timeout: Duration::from_millis(config.timeout_ms.min(500)),
         ..RpcClientConfig::new(auth.clone())
     };
-    let mut peers = Vec::new();
-    let local = LocalReplica::new(NodeId::new(&config.node_id), Arc::clone(&engine))
-        .with_actor(incarnation.actor.clone())
-        .with_shared_flushes();
-    // Standing in for other owners needs somewhere to keep their hints.
-    let local =
-        if config.handoff.enabled { local.with_hints(Arc::clone(&hint_store)) } else { local };
-    // In placement order (sorted by id), which is how the view indexes replicas.
-    let replicas: Vec<Arc<dyn Replica>> = members
-        .iter()
-        .map(|m| -> Arc<dyn Replica> {
-            if m.id == config.node_id {
-                Arc::new(local.clone())
-            } else {
-                let addr = config
-                    .members
-                    .iter()
-                    .find(|c| c.id == m.id)
-                    .map(|c| c.peer_addr.clone())
-                    .unwrap_or_default();
-                let remote = RemoteReplica::new(NodeId::new(&m.id), addr, rpc.clone());
-                peers.push(remote.clone());
-                Arc::new(remote)
-            }
-        })
-        .collect();
-    let view = View::new(Some(layout), replicas, config.replication);
-    let handoff = Handoff::new(
-        hint_store,
-        HandoffConfig {
-            max_per_second: config.handoff.max_per_second,
-            timeout: Duration::from_millis(config.timeout_ms),
-            ..HandoffConfig::default()
-        },
-    );
-    let coordinator = Coordinator::new(
-        view,
-        CoordinatorConfig {
+    let timeout = Duration::from_millis(config.timeout_ms);
+    let spec = NodeSpec {
+        id: NodeId::new(&config.node_id),
+        actor: incarnation.actor.clone(),
+        engine: Arc::clone(&engine),
+        hints: hint_store,
+        layout,
+        coordinator: CoordinatorConfig {
             replication: config.replication,
-            timeout: Duration::from_millis(config.timeout_ms),
+            timeout,
             limits: config.limits,
             max_background: 16 * 1024,
-            local_node: Some(NodeId::new(&config.node_id)),
+            local_node: None,
             reads: config.read_fanout(),
             stand_ins: config.handoff.enabled,
             tombstone_grace: config.tombstone_grace(),
             first_owner_wait: Duration::from_millis(config.read_hedge_ms),
         },
-    );
-    let coordinator =
-        if config.handoff.enabled { coordinator.with_handoff(handoff) } else { coordinator };
-    // One budget for every repair this node takes part in: its own exchanges, and what
-    // peers' exchanges ask of it (see `RepairBudget`).
-    let repair_budget = {
-        let local = local.clone();
-        Arc::new(RepairBudget::new(
-            config.anti_entropy.max_keys_per_second,
-            config.anti_entropy.busy_keys_per_second,
-            Some(Arc::new(move || local.foreground_ops())),
-        ))
+        handoff: config.handoff.enabled.then(|| HandoffConfig {
+            max_per_second: config.handoff.max_per_second,
+            timeout,
+            ..HandoffConfig::default()
+        }),
+        anti_entropy: config.anti_entropy.enabled.then(|| AntiEntropyConfig {
+            interval: Duration::from_millis(config.anti_entropy.interval_ms),
+            max_keys_per_second: config.anti_entropy.max_keys_per_second,
+            busy_keys_per_second: config.anti_entropy.busy_keys_per_second,
+            timeout: timeout.saturating_mul(5),
+            tombstone_grace: config.tombstone_grace(),
+        }),
+        collector: config.tombstones.enabled.then(|| CollectorConfig {
+            grace: Duration::from_secs(config.tombstones.grace_secs),
+            interval: Duration::from_millis(config.tombstones.interval_ms),
+            timeout: timeout.saturating_mul(5),
+            // Twice the longest deadline anything sent between nodes has (an anti-entropy
+            // call: five request timeouts).
+            settle: timeout.saturating_mul(10),
+            ..CollectorConfig::default()
+        }),
+        clock: halka_cluster::Clock::system(),
+        shared_flushes: true,
+        serve_local: None,
+        collector_engine: None,
     };
-    let anti_entropy = config.anti_entropy.enabled.then(|| {
-        AntiEntropy::with_budget(
-            NodeId::new(&config.node_id),
-            AntiEntropyConfig {
-                interval: Duration::from_millis(config.anti_entropy.interval_ms),
-                max_keys_per_second: config.anti_entropy.max_keys_per_second,
-                busy_keys_per_second: config.anti_entropy.busy_keys_per_second,
-                timeout: Duration::from_millis(config.timeout_ms.saturating_mul(5)),
-                tombstone_grace: config.tombstone_grace(),
-            },
-            Arc::clone(&repair_budget),
-        )
-    });
-    let collector = if config.tombstones.enabled {
-        Collector::new(
-            NodeId::new(&config.node_id),
-            Arc::clone(&engine),
-            CollectorConfig {
-                grace: Duration::from_secs(config.tombstones.grace_secs),
-                interval: Duration::from_millis(config.tombstones.interval_ms),
-                timeout: Duration::from_millis(config.timeout_ms.saturating_mul(5)),
-                // Twice the longest deadline anything sent between nodes has (an
-                // anti-entropy call: five request timeouts).
-                settle: Duration::from_millis(config.timeout_ms.saturating_mul(10)),
-                ..CollectorConfig::default()
-            },
-        )
-    } else {
-        None
-    };
+    let mut peers = Vec::new();
+    let node = spec.assemble(|m| {
+        let addr = config
+            .members
+            .iter()
+            .find(|c| c.id == m.id)
+            .map(|c| c.peer_addr.clone())
+            .unwrap_or_default();
+        let remote = RemoteReplica::new(NodeId::new(&m.id), addr, rpc.clone());
+        peers.push(remote.clone());
+        Arc::new(remote)
+    })?;
     let placement = crate::membership::placement_memo::fingerprint(&config);
     let slowlog = crate::resp::slowlog::SlowLog::new(
         config.slowlog_log_slower_than_us,
@@ -242,7 +206,7 @@ fn build_generation(
     );
     Ok(Arc::new(NodeState {
         config,
-        coordinator: Arc::new(coordinator),
+        coordinator: node.coordinator,
         engine,
         peers,
         started: lifetime.started,
@@ -253,9 +217,9 @@ fn build_generation(
         tokens: TokenKey::new(&secret),
         auth,
         incarnation,
-        anti_entropy,
-        repair_budget,
-        collector,
+        anti_entropy: node.anti_entropy,
+        repair_budget: node.repair_budget,
+        collector: node.collector,
         client_list: crate::resp::clients::Clients::default(),
         slowlog,
     }))

@@ -1,0 +1,175 @@
+//! One node's assembly: its local replica, the members it reaches, the view over the
+//! layout, the coordinator, and the services beside it (hinted handoff, anti-entropy,
+//! tombstone collection) sharing one repair budget.
+//!
+//! The server and the simulator assemble a node here, so the simulator runs the wiring
+//! production runs; they differ only in what they hand in: how a peer is reached (a TCP
+//! link or a simulated one), the clock, and the engine.
+
+use crate::{
+    AntiEntropy, AntiEntropyConfig, Clock, ClusterError, Collector, CollectorConfig, Coordinator,
+    CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, Members, RepairBudget, Replica,
+};
+use halka_ring::{Layout, Member};
+use halka_store::{Engine, HintStore, NodeId};
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Makes the replica the coordinator uses for this node's own store (the simulator
+/// records its calls).
+pub type ServeLocal = Box<dyn FnOnce(LocalReplica) -> Arc<dyn Replica> + Send>;
+
+/// What a node is assembled from.
+pub struct NodeSpec {
+    pub id: NodeId,
+    /// The actor this incarnation numbers its writes with.
+    pub actor: NodeId,
+    /// The store, with the indexes anti-entropy and tombstone collection need.
+    pub engine: Arc<dyn Engine>,
+    /// Where hints for other members are kept (used when `handoff` is on).
+    pub hints: Arc<dyn HintStore>,
+    pub layout: Layout,
+    /// `local_node` is set to `id` by the assembly.
+    pub coordinator: CoordinatorConfig,
+    /// `None`: no hints kept, no stand-ins.
+    pub handoff: Option<HandoffConfig>,
+    /// `None`: no anti-entropy. Its rates are the node's repair budget.
+    pub anti_entropy: Option<AntiEntropyConfig>,
+    /// `None`: tombstones stay until overwritten.
+    pub collector: Option<CollectorConfig>,
+    /// Timestamps for writes and tombstone ages.
+    pub clock: Clock,
+    /// Let concurrent writes share an fsync (see `LocalReplica::with_shared_flushes`).
+    pub shared_flushes: bool,
+    /// The replica the coordinator uses for this node (default: the local replica).
+    pub serve_local: Option<ServeLocal>,
+    /// The engine tombstone collection removes through (default: `engine`).
+    pub collector_engine: Option<Arc<dyn Engine>>,
+}
+
+impl std::fmt::Debug for NodeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSpec")
+            .field("id", &self.id)
+            .field("actor", &self.actor)
+            .field("layout", &self.layout.version())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An assembled node, not yet running its services.
+#[derive(Debug)]
+pub struct AssembledNode {
+    pub coordinator: Arc<Coordinator>,
+    pub local: LocalReplica,
+    /// The local replica as the coordinator and peers use it.
+    pub replica: Arc<dyn Replica>,
+    /// Every member, this node included, with the replica that reaches it.
+    pub members: Members,
+    /// Every repair this node takes part in spends it: its own exchanges, and what
+    /// peers' exchanges ask of it (see `RepairBudget`).
+    pub repair_budget: Arc<RepairBudget>,
+    pub handoff: Option<Arc<Handoff>>,
+    pub anti_entropy: Option<Arc<AntiEntropy>>,
+    pub collector: Option<Arc<Collector>>,
+}
+
+impl NodeSpec {
+    /// Assembles the node; `peer` makes the replica that reaches another member.
+    ///
+    /// # Errors
+    /// The layout names a member this node cannot reach.
+    pub fn assemble(
+        mut self,
+        mut peer: impl FnMut(&Member) -> Arc<dyn Replica>,
+    ) -> Result<AssembledNode, ClusterError> {
+        let mut local =
+            LocalReplica::new(self.id.clone(), Arc::clone(&self.engine)).with_actor(self.actor);
+        if self.shared_flushes {
+            local = local.with_shared_flushes();
+        }
+        // Standing in for other owners needs somewhere to keep their hints.
+        if self.handoff.is_some() {
+            local = local.with_hints(Arc::clone(&self.hints));
+        }
+        let replica = match self.serve_local.take() {
+            Some(serve) => serve(local.clone()),
+            None => Arc::new(local.clone()),
+        };
+        let members = Members::default();
+        for m in self.layout.roster() {
+            let id = NodeId::new(&m.member.id);
+            members.add(if id == self.id { Arc::clone(&replica) } else { peer(&m.member) });
+        }
+        let replication = self.coordinator.replication;
+        let view = members.view(self.layout, replication)?;
+        let repair_budget = repair_budget(self.anti_entropy.as_ref(), &local);
+        let handoff = self.handoff.map(|config| Handoff::new(self.hints, config));
+        let coordinator = Coordinator::new(
+            view,
+            CoordinatorConfig { local_node: Some(self.id.clone()), ..self.coordinator },
+        )
+        .with_clock(self.clock.clone());
+        let coordinator = Arc::new(match &handoff {
+            Some(h) => coordinator.with_handoff(Arc::clone(h)),
+            None => coordinator,
+        });
+        let anti_entropy = self.anti_entropy.map(|config| {
+            AntiEntropy::assembled(
+                self.id.clone(),
+                config,
+                self.clock.clone(),
+                Arc::clone(&repair_budget),
+            )
+        });
+        let collector = self.collector.and_then(|config| {
+            let engine = self.collector_engine.unwrap_or(self.engine);
+            Collector::new(self.id.clone(), engine, config)
+        });
+        Ok(AssembledNode {
+            coordinator,
+            local,
+            replica,
+            members,
+            repair_budget,
+            handoff,
+            anti_entropy,
+            collector,
+        })
+    }
+}
+
+/// The node's repair budget: anti-entropy's rates, slowing to the busy one while the
+/// local replica serves clients.
+fn repair_budget(config: Option<&AntiEntropyConfig>, local: &LocalReplica) -> Arc<RepairBudget> {
+    let defaults = AntiEntropyConfig::default();
+    let config = config.unwrap_or(&defaults);
+    let local = local.clone();
+    Arc::new(RepairBudget::new(
+        config.max_keys_per_second,
+        config.busy_keys_per_second,
+        Some(Arc::new(move || local.foreground_ops())),
+    ))
+}
+
+impl AssembledNode {
+    /// Starts the node's background services (handoff, anti-entropy, tombstone
+    /// collection); each stops when `stop` is cancelled. The caller owns the tasks:
+    /// the server awaits them on shutdown, the simulator aborts them on a crash.
+    #[must_use]
+    pub fn spawn(&self, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        let coordinator = || Arc::clone(&self.coordinator);
+        if let Some(h) = &self.handoff {
+            tasks.push(tokio::spawn(Arc::clone(h).run(coordinator(), stop.clone())));
+        }
+        if let Some(a) = &self.anti_entropy {
+            tasks.push(tokio::spawn(Arc::clone(a).run(coordinator(), stop.clone())));
+        }
+        if let Some(c) = &self.collector {
+            tasks.push(tokio::spawn(Arc::clone(c).run(coordinator(), stop.clone())));
+        }
+        tasks
+    }
+}
