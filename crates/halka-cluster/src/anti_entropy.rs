@@ -17,7 +17,8 @@
 
 use crate::RepairBudget;
 use crate::telemetry;
-use crate::{Coordinator, Replica, ReplicaError, View};
+use crate::view::ViewHandle;
+use crate::{Replica, ReplicaError, View};
 use bytes::Bytes;
 use futures::StreamExt;
 use halka_ring::NodeIdx;
@@ -195,14 +196,14 @@ impl AntiEntropy {
 
     /// Walks the hash space stretch by stretch until `shutdown`, one exchange every
     /// `interval` (sooner behind an exchange that repaired: the pacer sets the pace then).
-    pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, views: ViewHandle, shutdown: CancellationToken) {
         // Nodes start their walks at different stretches: two nodes repairing a third
         // would otherwise send it the same keys at the same time.
         let stretches = 1_u64 << STRETCH_BITS;
         let first = halka_ring::key_hash(self.local.as_str().as_bytes()) % stretches;
         let mut stretch = first;
         loop {
-            let view = coordinator.view();
+            let view = views.view();
             let range = HashRange::partition(stretch, STRETCH_BITS);
             let mut complete = true;
             let peers = self.co_owners(&view, range);

@@ -6,6 +6,7 @@
 //! production runs; they differ only in what they hand in: how a peer is reached (a TCP
 //! link or a simulated one), the clock, and the engine.
 
+use crate::view::ViewHandle;
 use crate::{
     AntiEntropy, AntiEntropyConfig, Clock, ClusterError, Collector, CollectorConfig, Coordinator,
     CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, Members, RepairBudget, Replica,
@@ -70,6 +71,13 @@ pub struct AssembledNode {
     /// Every repair this node takes part in spends it: its own exchanges, and what
     /// peers' exchanges ask of it (see `RepairBudget`).
     pub repair_budget: Arc<RepairBudget>,
+    pub services: Services,
+}
+
+/// The services beside a node's coordinator, each reading the current view: hinted
+/// handoff, anti-entropy and tombstone collection (each `None` when turned off).
+#[derive(Debug, Clone, Default)]
+pub struct Services {
     pub handoff: Option<Arc<Handoff>>,
     pub anti_entropy: Option<Arc<AntiEntropy>>,
     pub collector: Option<Arc<Collector>>,
@@ -133,9 +141,7 @@ impl NodeSpec {
             replica,
             members,
             repair_budget,
-            handoff,
-            anti_entropy,
-            collector,
+            services: Services { handoff, anti_entropy, collector },
         })
     }
 }
@@ -153,22 +159,21 @@ fn repair_budget(config: Option<&AntiEntropyConfig>, local: &LocalReplica) -> Ar
     ))
 }
 
-impl AssembledNode {
-    /// Starts the node's background services (handoff, anti-entropy, tombstone
-    /// collection); each stops when `stop` is cancelled. The caller owns the tasks:
-    /// the server awaits them on shutdown, the simulator aborts them on a crash.
+impl Services {
+    /// Starts the services; each reads the view from `views` and stops when `stop` is
+    /// cancelled. The caller owns the tasks: the server awaits them on shutdown, the
+    /// simulator aborts them on a crash.
     #[must_use]
-    pub fn spawn(&self, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    pub fn spawn(&self, views: &ViewHandle, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
-        let coordinator = || Arc::clone(&self.coordinator);
         if let Some(h) = &self.handoff {
-            tasks.push(tokio::spawn(Arc::clone(h).run(coordinator(), stop.clone())));
+            tasks.push(tokio::spawn(Arc::clone(h).run(views.clone(), stop.clone())));
         }
         if let Some(a) = &self.anti_entropy {
-            tasks.push(tokio::spawn(Arc::clone(a).run(coordinator(), stop.clone())));
+            tasks.push(tokio::spawn(Arc::clone(a).run(views.clone(), stop.clone())));
         }
         if let Some(c) = &self.collector {
-            tasks.push(tokio::spawn(Arc::clone(c).run(coordinator(), stop.clone())));
+            tasks.push(tokio::spawn(Arc::clone(c).run(views.clone(), stop.clone())));
         }
         tasks
     }

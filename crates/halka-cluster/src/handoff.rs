@@ -14,7 +14,8 @@
 //! or after a newer write cannot undo anything.
 
 use crate::telemetry;
-use crate::{Coordinator, ReplicaError, View};
+use crate::view::ViewHandle;
+use crate::{ReplicaError, View};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -96,10 +97,10 @@ impl Handoff {
         self.store.stats()
     }
 
-    /// Delivers hints until `shutdown`, reading the current view from `coordinator`.
+    /// Delivers hints until `shutdown`, reading the current view from `views`.
     /// Rounds follow each other as fast as `max_per_second` allows while hints are being
     /// delivered, and every `interval` while none can be.
-    pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, views: ViewHandle, shutdown: CancellationToken) {
         let rate = f64::from(self.config.max_per_second.max(1));
         // A tenth of a second's worth per round keeps rounds short and the pace smooth.
         let budget = (self.config.max_per_second / 10).max(1) as usize;
@@ -110,7 +111,7 @@ impl Handoff {
                 () = tokio::time::sleep(wait) => {}
             }
             let started = tokio::time::Instant::now();
-            let view = coordinator.view();
+            let view = views.view();
             let delivered = tokio::select! {
                 () = shutdown.cancelled() => return,
                 delivered = self.deliver_round(&view, budget) => delivered,

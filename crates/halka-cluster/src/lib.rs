@@ -36,7 +36,7 @@ pub mod tombstones;
 mod view;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
-pub use assembly::{AssembledNode, NodeSpec, ServeLocal};
+pub use assembly::{AssembledNode, NodeSpec, ServeLocal, Services};
 pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
@@ -56,4 +56,4 @@ pub use replica::{
 };
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};
-pub use view::View;
+pub use view::{View, ViewHandle};

@@ -36,7 +36,8 @@
 //! shortens the effective grace by the skew.
 
 use crate::telemetry;
-use crate::{Coordinator, Replica, View};
+use crate::view::ViewHandle;
+use crate::{Replica, View};
 use bytes::Bytes;
 use halka_store::layout::key_hash;
 use halka_store::{Engine, NodeId, Record, TombstoneIndex};
@@ -146,7 +147,7 @@ impl Collector {
     }
 
     /// Collects every `interval` until `shutdown`.
-    pub async fn run(self: Arc<Self>, coordinator: Arc<Coordinator>, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, views: ViewHandle, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -155,8 +156,8 @@ impl Collector {
             if self.index.needs_rescan() {
                 self.rescan().await;
             }
-            let view = coordinator.view();
-            let now = coordinator.now_us();
+            let view = views.view();
+            let now = views.now_us();
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = self.round(&view, now) => {}

@@ -19,6 +19,48 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
+/// The current view and the node's clock: what the services beside the coordinator
+/// (handoff, anti-entropy, tombstone collection) read, without holding the coordinator.
+/// Cheap to clone; every clone sees the view the coordinator last installed.
+#[derive(Debug, Clone)]
+pub struct ViewHandle {
+    current: Arc<arc_swap::ArcSwap<View>>,
+    clock: crate::Clock,
+}
+
+impl ViewHandle {
+    #[must_use]
+    pub fn new(view: View, clock: crate::Clock) -> Self {
+        Self { current: Arc::new(arc_swap::ArcSwap::from_pointee(view)), clock }
+    }
+
+    /// The current view.
+    #[must_use]
+    pub fn view(&self) -> Arc<View> {
+        self.current.load_full()
+    }
+
+    /// The node's wall clock in microseconds (the coordinator's timestamps).
+    #[must_use]
+    pub fn now_us(&self) -> u64 {
+        self.clock.now_us()
+    }
+
+    /// The current view without touching its reference count (see `View::enter`).
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<View>> {
+        self.current.load()
+    }
+
+    /// Installs `view`; returns the one it replaces.
+    pub(crate) fn swap(&self, view: View) -> Arc<View> {
+        self.current.swap(Arc::new(view))
+    }
+
+    pub(crate) fn set_clock(&mut self, clock: crate::Clock) {
+        self.clock = clock;
+    }
+}
+
 #[derive(Debug, Default)]
 struct Gate {
     inside: [CachePadded<AtomicUsize>; STRIPES],

@@ -232,7 +232,7 @@ async fn the_background_tasks_converge_every_replica_and_report_their_progress()
         .map(|id| {
             let aae = AntiEntropy::new(NodeId::new(id), config());
             let task =
-                tokio::spawn(Arc::clone(&aae).run(Arc::clone(&coordinator), shutdown.clone()));
+                tokio::spawn(Arc::clone(&aae).run(coordinator.view_handle(), shutdown.clone()));
             (aae, task)
         })
         .collect();
@@ -266,7 +266,7 @@ async fn the_background_task_of_a_cluster_of_one_idles_and_stops_on_shutdown() {
     let coordinator = Arc::new(Coordinator::new(view, CoordinatorConfig::default()));
     let shutdown = CancellationToken::new();
     let aae = AntiEntropy::new(NodeId::new("a"), config());
-    let task = tokio::spawn(Arc::clone(&aae).run(coordinator, shutdown.clone()));
+    let task = tokio::spawn(Arc::clone(&aae).run(coordinator.view_handle(), shutdown.clone()));
     // A whole pass of 64 stretches at 10 ms each, nothing to exchange.
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(aae.stats().passes, 1);

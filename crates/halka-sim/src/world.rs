@@ -306,11 +306,12 @@ impl World {
             })
             .expect("every member is reachable");
         let stop = CancellationToken::new();
-        let mut tasks = assembled.spawn(&stop);
+        let mut tasks = assembled.services.spawn(&assembled.coordinator.view_handle(), &stop);
         if self.settings.reckless_collection {
             tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
         }
-        let AssembledNode { coordinator, replica, handoff, .. } = assembled;
+        let AssembledNode { coordinator, replica, services, .. } = assembled;
+        let handoff = services.handoff;
         *node.running.lock() = Some(Running { coordinator, replica, handoff, stop, tasks });
     }
 

@@ -217,9 +217,8 @@ fn build_generation(
         tokens: TokenKey::new(&secret),
         auth,
         incarnation,
-        anti_entropy: node.anti_entropy,
+        services: node.services,
         repair_budget: node.repair_budget,
-        collector: node.collector,
         client_list: crate::resp::clients::Clients::default(),
         slowlog,
     }))
@@ -353,17 +352,7 @@ async fn serve(
         state.placement,
         stop.clone(),
     ));
-    let handoff = state.coordinator.handoff().map(|handoff| {
-        tokio::spawn(Arc::clone(handoff).run(Arc::clone(&state.coordinator), stop.clone()))
-    });
-    let anti_entropy = state
-        .anti_entropy
-        .as_ref()
-        .map(|aae| tokio::spawn(Arc::clone(aae).run(Arc::clone(&state.coordinator), stop.clone())));
-    let collector = state
-        .collector
-        .as_ref()
-        .map(|c| tokio::spawn(Arc::clone(c).run(Arc::clone(&state.coordinator), stop.clone())));
+    let services = state.services.spawn(&state.coordinator.view_handle(), &stop);
     let rpc_stop = stop.clone();
     let Listeners { redis, http, peer } = listeners;
     let rpc = tokio::spawn(halka_cluster::rpc::serve(peer, local, rpc_config, async move {
@@ -382,7 +371,7 @@ async fn serve(
         Ended::Poisoned(_) => tracing::warn!("closing connections to reopen the storage engine"),
     }
     let _ = watcher.await;
-    for task in [handoff, anti_entropy, collector].into_iter().flatten() {
+    for task in services {
         let _ = task.await;
     }
     let in_flight = async {

@@ -7,7 +7,7 @@ use crate::context_token::TokenKey;
 use crate::incarnation::Incarnation;
 use crate::membership::peers::PeerState;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica};
-use halka_cluster::{AntiEntropy, Collector, Coordinator, RepairBudget};
+use halka_cluster::{Coordinator, RepairBudget, Services};
 use halka_store::Engine;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,12 +36,10 @@ pub struct NodeState {
     pub auth: PeerAuth,
     /// The actor id in the dots of writes this node coordinates.
     pub incarnation: Incarnation,
-    /// This node's side of anti-entropy, when it is on.
-    pub anti_entropy: Option<Arc<AntiEntropy>>,
+    /// Hinted handoff, anti-entropy and tombstone collection, each when it is on.
+    pub services: Services,
     /// What every repair this node takes part in spends, its own and its peers'.
     pub repair_budget: Arc<RepairBudget>,
-    /// Tombstone collection, when it is on.
-    pub collector: Option<Arc<Collector>>,
     /// The Redis clients connected now.
     pub client_list: crate::resp::clients::Clients,
     /// Recent slow Redis commands (`SLOWLOG`).

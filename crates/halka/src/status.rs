@@ -131,9 +131,13 @@ impl NodeStatus {
                 .into_iter()
                 .map(|(id, s)| (id, Hints { hints: s.hints, bytes: s.bytes }))
                 .collect(),
-            anti_entropy: state.anti_entropy.as_ref().map(|a| a.stats()),
+            anti_entropy: state.services.anti_entropy.as_ref().map(|a| a.stats()),
             store_digest: state.store_digest().map(|d| format!("{d:016x}")),
-            tombstones: state.collector.as_ref().map(|t| t.stats(state.coordinator.now_us())),
+            tombstones: state
+                .services
+                .collector
+                .as_ref()
+                .map(|t| t.stats(state.coordinator.now_us())),
             storage: Storage {
                 refusing_writes: state.engine.poisoned(),
                 reopens: state.storage_reopens,

@@ -30,9 +30,8 @@ use crate::error::check_quorum;
 use crate::fanout::Fanout;
 use crate::suspects::Suspects;
 use crate::telemetry;
-use crate::view::{View, ViewGuard};
+use crate::view::{View, ViewGuard, ViewHandle};
 use crate::{Background, ClusterError, Handoff, QuorumError, ReplicaError};
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures::StreamExt;
 use halka_ring::NodeIdx;
@@ -105,10 +104,10 @@ impl Default for CoordinatorConfig {
 /// Quorum reads and writes over the current [`View`].
 #[derive(Debug)]
 pub struct Coordinator {
-    view: ArcSwap<View>,
+    /// The current view and the clock, shared with the services beside the coordinator.
+    views: ViewHandle,
     config: CoordinatorConfig,
     background: Background,
-    clock: Clock,
     /// Shared with background stragglers, whose late answers count too.
     suspects: Arc<Suspects>,
     /// Where writes a replica missed are kept for it; `None` keeps none.
@@ -120,10 +119,9 @@ impl Coordinator {
     pub fn new(view: View, config: CoordinatorConfig) -> Self {
         let background = Background::new(config.max_background);
         Self {
-            view: ArcSwap::from_pointee(view),
+            views: ViewHandle::new(view, Clock::system()),
             config,
             background,
-            clock: Clock::system(),
             suspects: Arc::default(),
             handoff: None,
         }
@@ -146,14 +144,14 @@ impl Coordinator {
     /// Replaces the timestamp source (microseconds) used for last-writer-wins ordering.
     #[must_use]
     pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
+        self.views.set_clock(clock);
         self
     }
 
     /// The clock timestamps come from, in microseconds (see [`Coordinator::with_clock`]).
     #[must_use]
     pub fn now_us(&self) -> u64 {
-        self.clock.now_us()
+        self.views.now_us()
     }
 
     #[must_use]
@@ -161,10 +159,16 @@ impl Coordinator {
         &self.config
     }
 
+    /// The current view and the clock, for the services beside the coordinator.
+    #[must_use]
+    pub fn view_handle(&self) -> ViewHandle {
+        self.views.clone()
+    }
+
     /// The current membership view.
     #[must_use]
     pub fn view(&self) -> Arc<View> {
-        self.view.load_full()
+        self.views.view()
     }
 
     #[must_use]
@@ -174,13 +178,13 @@ impl Coordinator {
 
     /// Installs a new view and returns the previous one (not yet retired).
     pub fn swap_view(&self, view: View) -> Arc<View> {
-        self.view.swap(Arc::new(view))
+        self.views.swap(view)
     }
 
     /// The current view, entered: it cannot be retired while the guard lives.
     fn enter(&self) -> ViewGuard {
         loop {
-            if let Some(guard) = View::enter(self.view.load()) {
+            if let Some(guard) = View::enter(self.views.load()) {
                 return guard;
             }
         }
@@ -281,7 +285,7 @@ impl Coordinator {
         thread_local! {
             static LAST: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
         }
-        let now = self.clock.now_us();
+        let now = self.views.now_us();
         LAST.with(|last| {
             let t = now.max(last.get().saturating_add(1));
             last.set(t);
