@@ -24,7 +24,9 @@
 use crate::secret::ClusterSecret;
 use futures::{SinkExt, StreamExt};
 use halka_store::NodeId;
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -43,8 +45,10 @@ const PURPOSE: &str = "peer handshake v1";
 pub struct PeerAuth {
     node: NodeId,
     key: [u8; 32],
-    /// Node ids allowed to connect; `None` accepts any node that knows the secret.
-    members: Option<Arc<[NodeId]>>,
+    /// Node ids allowed to connect, shared by every clone and changed while the node
+    /// runs (a member joins, one is replaced); `None` accepts any node that knows the
+    /// secret.
+    members: Option<Arc<RwLock<BTreeSet<NodeId>>>>,
 }
 
 impl std::fmt::Debug for PeerAuth {
@@ -60,7 +64,24 @@ impl PeerAuth {
     /// `node` proving membership with `secret`; only `members` may connect to it.
     #[must_use]
     pub fn new(node: NodeId, secret: &ClusterSecret, members: Option<Vec<NodeId>>) -> Self {
-        Self { node, key: secret.key(PURPOSE), members: members.map(Arc::from) }
+        let members = members.map(|m| Arc::new(RwLock::new(m.into_iter().collect())));
+        Self { node, key: secret.key(PURPOSE), members }
+    }
+
+    /// Lets `node` connect from now on (a member that joined). Without a member list
+    /// every node that knows the secret is let in already.
+    pub fn admit(&self, node: NodeId) {
+        if let Some(members) = &self.members {
+            members.write().insert(node);
+        }
+    }
+
+    /// Refuses `node` from now on (a member that left or was replaced); connections it
+    /// already has are not closed here.
+    pub fn expel(&self, node: &NodeId) {
+        if let Some(members) = &self.members {
+            members.write().remove(node);
+        }
     }
 
     /// This node's id.
@@ -75,7 +96,7 @@ impl PeerAuth {
     }
 
     fn admits(&self, node: &NodeId) -> bool {
-        *node != self.node && self.members.as_ref().is_none_or(|m| m.contains(node))
+        *node != self.node && self.members.as_ref().is_none_or(|m| m.read().contains(node))
     }
 }
 
@@ -315,6 +336,23 @@ mod tests {
         let (c, s) = run(auth("x", SECRET, None), auth("b", SECRET, Some(&["a", "b"])), "b").await;
         assert!(matches!(c, Err(HandshakeError::Refused(ref r)) if r.contains("x")), "{c:?}");
         assert_eq!(s, Err(HandshakeError::NotAMember("x".into())));
+    }
+
+    #[tokio::test]
+    async fn a_node_admitted_after_start_is_accepted() {
+        let server = auth("b", SECRET, Some(&["a", "b"]));
+        // A clone, as the RPC server holds one: admission is shared.
+        server.clone().admit(NodeId::new("x"));
+        let (c, s) = run(auth("x", SECRET, None), server, "b").await;
+        assert_eq!((c, s), (Ok(()), Ok(NodeId::new("x"))));
+    }
+
+    #[tokio::test]
+    async fn an_expelled_member_is_refused() {
+        let server = auth("b", SECRET, Some(&["a", "b"]));
+        server.clone().expel(&NodeId::new("a"));
+        let (_, s) = run(auth("a", SECRET, None), server, "b").await;
+        assert_eq!(s, Err(HandshakeError::NotAMember("a".into())));
     }
 
     #[tokio::test]
