@@ -16,6 +16,7 @@
 //! block that straddles an ownership boundary under a ring placement) are never sent.
 
 use crate::RepairBudget;
+use crate::range_sync::{KeyDiff, blocks, diff_keys, differing_runs};
 use crate::telemetry;
 use crate::view::ViewHandle;
 use crate::{Replica, ReplicaError, View};
@@ -23,7 +24,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use halka_ring::NodeIdx;
 use halka_store::digests::{BLOCK_BITS, LEAF_BITS};
-use halka_store::layout::key_hash;
 use halka_store::{HashRange, NodeId, Record};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -35,10 +35,6 @@ use tokio_util::sync::CancellationToken;
 
 /// log2 of the number of stretches the hash space is walked in.
 pub const STRETCH_BITS: u32 = 6;
-
-/// Longest run of differing leaves listed in one call: a whole block, a few hundred keys
-/// in a store of a million, a few thousand in one of ten million.
-const MAX_LEAVES_PER_LISTING: usize = 1 << (LEAF_BITS - BLOCK_BITS);
 
 /// Keys repaired in one exchange beyond which the next starts without a pause.
 const LARGE_REPAIR: u64 = 256;
@@ -349,34 +345,8 @@ impl AntiEntropy {
         range: HashRange,
     ) -> Result<(u64, u64), ReplicaError> {
         let (mine, theirs) = self.both(pair, |r| r.key_digests(range)).await?;
-        let mine: HashMap<Bytes, u64> = mine.into_iter().collect();
-        let mut take = Vec::new();
-        let mut send = Vec::new();
-        // Keys the receiving side holds nothing for, by direction.
-        let (mut absent_here, mut absent_there) = (HashSet::new(), HashSet::new());
-        let mut seen = HashSet::with_capacity(theirs.len());
-        let mut divergent = 0_u64;
-        for (key, digest) in theirs {
-            let differs = mine.get(&key) != Some(&digest);
-            if differs && pair.both_own(key_hash(&key)) {
-                divergent += 1;
-                // Theirs is merged here; the join goes back if this side had a record too.
-                if mine.contains_key(&key) {
-                    send.push(key.clone());
-                } else {
-                    absent_here.insert(key.clone());
-                }
-                take.push(key.clone());
-            }
-            seen.insert(key);
-        }
-        for key in mine.into_keys() {
-            if !seen.contains(&key) && pair.both_own(key_hash(&key)) {
-                divergent += 1;
-                absent_there.insert(key.clone());
-                send.push(key);
-            }
-        }
+        let KeyDiff { take, send, absent_here, absent_there, divergent } =
+            diff_keys(mine, theirs, |hash| pair.both_own(hash));
         if divergent == 0 {
             return Ok((0, 0));
         }
@@ -472,63 +442,5 @@ impl Pair<'_> {
     fn both_own(&self, hash: u64) -> bool {
         let owners = self.view.owners(hash);
         owners.contains(&self.me) && owners.contains(&self.peer_idx)
-    }
-}
-
-/// The blocks of `range`, which must be a whole number of blocks.
-fn blocks(range: HashRange) -> impl Iterator<Item = HashRange> {
-    let first = range.first >> (64 - BLOCK_BITS);
-    let last = range.last >> (64 - BLOCK_BITS);
-    (first..=last).map(|b| HashRange::partition(b, BLOCK_BITS))
-}
-
-/// The runs of consecutive leaves of `block` whose digests differ, each at most
-/// `MAX_LEAVES_PER_LISTING` long, as hash ranges.
-fn differing_runs(block: HashRange, mine: &[u64], theirs: &[u64]) -> Vec<HashRange> {
-    let first_leaf = block.first >> (64 - LEAF_BITS);
-    let leaf = |i: usize| HashRange::partition(first_leaf + i as u64, LEAF_BITS);
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for i in 0..mine.len().max(theirs.len()) {
-        if mine.get(i) == theirs.get(i) {
-            continue;
-        }
-        match runs.last_mut() {
-            Some((start, end)) if *end + 1 == i && i - *start < MAX_LEAVES_PER_LISTING => *end = i,
-            _ => runs.push((i, i)),
-        }
-    }
-    runs.into_iter().map(|(s, e)| HashRange { first: leaf(s).first, last: leaf(e).last }).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_of_differing_leaves_are_merged_up_to_the_cap() {
-        let block = HashRange::partition(3, BLOCK_BITS);
-        let n = 1 << (LEAF_BITS - BLOCK_BITS);
-        let mine = vec![0_u64; n];
-        let mut theirs = mine.clone();
-        for i in [1, 2, 3, 10] {
-            theirs[i] = 7;
-        }
-        let runs = differing_runs(block, &mine, &theirs);
-        let leaf = |i: u64| HashRange::partition((3 << (LEAF_BITS - BLOCK_BITS)) + i, LEAF_BITS);
-        assert_eq!(runs, vec![HashRange { first: leaf(1).first, last: leaf(3).last }, leaf(10)]);
-        let all_differ = vec![1_u64; n];
-        let runs = differing_runs(block, &mine, &all_differ);
-        assert_eq!(runs.len(), n / MAX_LEAVES_PER_LISTING);
-        assert_eq!(runs[0].first, block.first);
-        assert_eq!(runs.last().map(|r| r.last), Some(block.last));
-    }
-
-    #[test]
-    fn a_stretch_is_a_whole_number_of_blocks() {
-        let stretch = HashRange::partition(5, STRETCH_BITS);
-        let b: Vec<HashRange> = blocks(stretch).collect();
-        assert_eq!(b.len(), 1 << (BLOCK_BITS - STRETCH_BITS));
-        assert_eq!(b[0].first, stretch.first);
-        assert_eq!(b.last().map(|r| r.last), Some(stretch.last));
     }
 }

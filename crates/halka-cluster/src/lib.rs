@@ -24,6 +24,7 @@ mod listing;
 mod local;
 mod members;
 mod quorum;
+mod range_sync;
 mod repair_budget;
 mod replica;
 pub mod rpc;
