@@ -44,7 +44,7 @@ esac
 # Its own target directory: the instrumented build must not replace the workspace's.
 BUILD+=(--target-dir "${FUZZ_TARGET_DIR:-target}")
 TARGETS=("$@")
-[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(resp_request rpc_frame stored_record context_token)
+[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(resp_request rpc_frame stored_record context_token glob_pattern)
 
 # One build for every target before any runs, so the runs' time limits hold. cargo-fuzz
 # builds optimised with debug assertions and overflow checks on: an overflow fails too.

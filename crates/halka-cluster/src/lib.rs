@@ -19,6 +19,7 @@ mod coordinator;
 mod error;
 mod fanout;
 mod faulty;
+mod glob;
 mod handoff;
 mod listing;
 mod local;
@@ -47,8 +48,9 @@ pub use coordinator::{
 };
 pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};
+pub use glob::{Glob, GlobError, MAX_PATTERN_BYTES};
 pub use handoff::{Handoff, HandoffConfig};
-pub use listing::{Page, glob_match, step};
+pub use listing::{Page, step};
 pub use local::LocalReplica;
 pub use members::Members;
 pub use repair_budget::{BUSY_OPS_PER_SECOND, Load, RepairBudget};

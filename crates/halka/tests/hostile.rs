@@ -362,3 +362,34 @@ fn http_connections_over_the_cap_are_told_so_and_closed() {
     };
     assert_eq!(ok, 200);
 }
+
+/// A pattern of 64 KiB with an unclosed class kept a core busy for minutes after its
+/// client left: every key compared rescanned the whole class. Patterns are capped now,
+/// and refused at once with their length and the cap.
+#[test]
+fn an_oversized_match_pattern_is_refused_at_once() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["SET", "aaaa", "v"]), "+OK\r\n");
+    let pattern = format!("*[{}", "a".repeat(64 << 10));
+    let reply = conn.cmd_reply_of(&["KEYS", &pattern], 20);
+    assert!(reply.starts_with("-ERR pattern of 65538 bytes is longer than the 4096"), "{reply}");
+    let reply = conn.cmd_reply_of(&["SCAN", "0", "MATCH", &pattern, "COUNT", "1000"], 20);
+    assert!(reply.starts_with("-ERR pattern of 65538 bytes"), "{reply}");
+    // The connection goes on.
+    assert_eq!(conn.cmd(&["GET", "aaaa"]), "$1\r\nv\r\n");
+}
+
+/// A long class within the cap is one set lookup per byte compared: it matches as Redis
+/// would, and the node answers.
+#[test]
+fn a_long_class_within_the_cap_matches_as_redis_does() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    for key in ["xa", "xb", "xz"] {
+        assert_eq!(conn.cmd(&["SET", key, "v"]), "+OK\r\n");
+    }
+    let pattern = format!("x[{}b]", "a".repeat(4000));
+    let reply = conn.cmd(&["KEYS", &pattern]);
+    assert!(reply.starts_with("*2\r\n") && reply.contains("xa") && reply.contains("xb"), "{reply}");
+}

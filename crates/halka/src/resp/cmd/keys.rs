@@ -10,7 +10,7 @@ use crate::resp::frame::Frame;
 use crate::state::NodeState;
 use bytes::Bytes;
 use futures::StreamExt;
-use halka_cluster::glob_match;
+use halka_cluster::Glob;
 
 /// Keys per step when walking the whole space (`KEYS`, `FLUSHDB`).
 const WALK_STEP: usize = 1000;
@@ -28,6 +28,11 @@ fn estimate(state: &NodeState) -> u64 {
     state.local_keys().saturating_mul(members) / n
 }
 
+/// A MATCH or KEYS pattern, compiled once for the whole command.
+fn compile(pattern: &[u8]) -> Result<Glob, Frame> {
+    Glob::new(pattern).map_err(|e| Frame::error(format!("ERR {e}")))
+}
+
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`: one step of a walk.
 pub async fn scan(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let cursor: u64 =
@@ -35,7 +40,7 @@ pub async fn scan(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     let (mut pattern, mut count, mut only_strings) = (None, 10_usize, true);
     while args.remaining() > 0 {
         match args.next_string()?.to_ascii_uppercase().as_str() {
-            "MATCH" => pattern = Some(args.next_bytes()?),
+            "MATCH" => pattern = Some(compile(&args.next_bytes()?)?),
             "COUNT" => {
                 count = args.next_usize()?;
                 if count == 0 {
@@ -56,7 +61,7 @@ pub async fn scan(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
         .keys
         .into_iter()
         .map(|(k, _)| k)
-        .filter(|k| only_strings && pattern.as_ref().is_none_or(|p| glob_match(p, k)))
+        .filter(|k| only_strings && pattern.as_ref().is_none_or(|p| p.matches(k)))
         .map(Frame::Bulk)
         .collect();
     let next = page.next.unwrap_or(0);
@@ -92,7 +97,7 @@ impl Walk {
 
 /// `KEYS pattern`: every live key in the cluster that matches, within the reply budget.
 pub async fn keys(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
-    let pattern = args.next_bytes()?;
+    let pattern = compile(&args.next_bytes()?)?;
     args.finish()?;
     let budget = state.config.limits.max_reply_bytes;
     let mut found = Vec::new();
@@ -100,7 +105,7 @@ pub async fn keys(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     let mut walk = Walk::new(max_missing(state, s));
     while let Some(keys) = walk.next(state).await? {
         for (key, _) in keys {
-            if glob_match(&pattern, &key) {
+            if pattern.matches(&key) {
                 used = used.saturating_add(key.len() + 16);
                 if used > budget {
                     return Err(Frame::error(format!(
