@@ -226,13 +226,13 @@ fn describe(v: &halka_sim::Verdict) -> String {
 /// Runs scenario `name` (or all of them); the exit code.
 fn scenarios(name: &str, options: &Options) -> i32 {
     let names: Vec<&str> = if name == "all" {
-        halka_sim::scenario::SCENARIOS.to_vec()
-    } else if halka_sim::scenario::SCENARIOS.contains(&name) {
+        halka_sim::scenario::names().collect()
+    } else if halka_sim::scenario::names().any(|n| n == name) {
         vec![name]
     } else {
         eprintln!(
             "no scenario {name}; there are: all, {}",
-            halka_sim::scenario::SCENARIOS.join(", ")
+            halka_sim::scenario::names().collect::<Vec<_>>().join(", ")
         );
         return 2;
     };

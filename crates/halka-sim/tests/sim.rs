@@ -81,7 +81,7 @@ fn a_node_that_reuses_its_actor_after_a_crash_is_caught() {
 
 #[test]
 fn every_named_scenario_passes() {
-    for name in halka_sim::scenario::SCENARIOS {
+    for name in halka_sim::scenario::names() {
         let result = halka_sim::scenario::run(name, &options());
         assert!(result.passed(), "{name}: {:?} {:?}", result.verdict, result.problems);
     }
