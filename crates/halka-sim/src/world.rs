@@ -242,17 +242,50 @@ impl World {
             Arc::new(TrackedEngine::build(engine, tracking).expect("a memory engine scans"));
         let generation = if self.settings.reuse_actor_after_crash { 1 } else { starts };
         let actor = NodeId::new(&format!("{}#{generation}", node.id));
-        let timeout = Duration::from_millis(100);
-        let grace = self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE);
         let collecting = Arc::new(crate::collecting::Collecting {
             inner: Arc::clone(&engine),
             node: node.id.to_string(),
             world: Arc::downgrade(self),
         });
+        let spec = self.spec(i, actor, engine, hints, Arc::clone(&collecting) as Arc<dyn Engine>);
+        let assembled = spec
+            .assemble(|m| {
+                let j = self.nodes.iter().position(|n| n.id.as_str() == m.id).expect("a member");
+                Arc::new(MessageReplica::with_transport(SimLink {
+                    from: i,
+                    to: j,
+                    incarnation,
+                    peer: self.nodes[j].id.clone(),
+                    world: Arc::clone(self),
+                }))
+            })
+            .expect("every member is reachable");
+        let stop = CancellationToken::new();
+        let mut tasks = assembled.services.spawn(&assembled.coordinator.view_handle(), &stop);
+        if self.settings.reckless_collection {
+            tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
+        }
+        let AssembledNode { coordinator, replica, services, .. } = assembled;
+        let handoff = services.handoff;
+        *node.running.lock() = Some(Running { coordinator, replica, handoff, stop, tasks });
+    }
+
+    /// What node `i` is assembled from: the server's wiring with the simulator's timings,
+    /// its recorded local replica, and its engine as tombstone collection sees it.
+    fn spec(
+        self: &Arc<Self>,
+        i: usize,
+        actor: NodeId,
+        engine: Arc<dyn Engine>,
+        hints: Arc<MemoryHints>,
+        collector_engine: Arc<dyn Engine>,
+    ) -> NodeSpec {
+        let timeout = Duration::from_millis(100);
+        let grace = self.settings.collect_tombstones.then_some(TOMBSTONE_GRACE);
         let world = Arc::clone(self);
         let recording_actor = actor.clone();
-        let spec = NodeSpec {
-            id: node.id.clone(),
+        NodeSpec {
+            id: self.nodes[i].id.clone(),
             actor,
             engine,
             hints: Arc::clone(&hints) as Arc<dyn HintStore>,
@@ -291,28 +324,8 @@ impl World {
             serve_local: Some(Box::new(move |local| -> Arc<dyn Replica> {
                 Arc::new(Recording { inner: local, actor: recording_actor, node: i, world })
             })),
-            collector_engine: Some(Arc::clone(&collecting) as Arc<dyn Engine>),
-        };
-        let assembled = spec
-            .assemble(|m| {
-                let j = self.nodes.iter().position(|n| n.id.as_str() == m.id).expect("a member");
-                Arc::new(MessageReplica::with_transport(SimLink {
-                    from: i,
-                    to: j,
-                    incarnation,
-                    peer: self.nodes[j].id.clone(),
-                    world: Arc::clone(self),
-                }))
-            })
-            .expect("every member is reachable");
-        let stop = CancellationToken::new();
-        let mut tasks = assembled.services.spawn(&assembled.coordinator.view_handle(), &stop);
-        if self.settings.reckless_collection {
-            tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
+            collector_engine: Some(collector_engine),
         }
-        let AssembledNode { coordinator, replica, services, .. } = assembled;
-        let handoff = services.handoff;
-        *node.running.lock() = Some(Running { coordinator, replica, handoff, stop, tasks });
     }
 
     /// Kills node `i`: its tasks stop, its messages in flight are lost, and its disk is

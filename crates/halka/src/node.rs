@@ -143,12 +143,60 @@ fn build_generation(
         connect_timeout: Duration::from_millis(config.timeout_ms.min(500)),
         ..RpcClientConfig::new(auth.clone())
     };
+    let spec =
+        node_spec(&config, incarnation.actor.clone(), Arc::clone(&engine), hint_store, layout);
+    let mut peers = Vec::new();
+    let node = spec.assemble(|m| {
+        let addr = config
+            .members
+            .iter()
+            .find(|c| c.id == m.id)
+            .map(|c| c.peer_addr.clone())
+            .unwrap_or_default();
+        let remote = RemoteReplica::new(NodeId::new(&m.id), addr, rpc.clone());
+        peers.push(remote.clone());
+        Arc::new(remote)
+    })?;
+    let placement = crate::membership::placement_memo::fingerprint(&config);
+    let slowlog = crate::resp::slowlog::SlowLog::new(
+        config.slowlog_log_slower_than_us,
+        config.slowlog_max_len,
+    );
+    Ok(Arc::new(NodeState {
+        config,
+        coordinator: node.coordinator,
+        engine,
+        peers,
+        started: lifetime.started,
+        storage_reopens: lifetime.storage_reopens,
+        redis_port,
+        counters: ClientCounters::default(),
+        placement,
+        tokens: TokenKey::new(&secret),
+        auth,
+        incarnation,
+        services: node.services,
+        repair_budget: node.repair_budget,
+        client_list: crate::resp::clients::Clients::default(),
+        slowlog,
+    }))
+}
+
+/// What the node is assembled from (see `NodeSpec`): its configuration's settings for the
+/// coordinator and the services beside it.
+fn node_spec(
+    config: &NodeConfig,
+    actor: NodeId,
+    engine: Arc<dyn Engine>,
+    hints: Arc<dyn HintStore>,
+    layout: Layout,
+) -> NodeSpec {
     let timeout = Duration::from_millis(config.timeout_ms);
-    let spec = NodeSpec {
+    NodeSpec {
         id: NodeId::new(&config.node_id),
-        actor: incarnation.actor.clone(),
-        engine: Arc::clone(&engine),
-        hints: hint_store,
+        actor,
+        engine,
+        hints,
         layout,
         coordinator: CoordinatorConfig {
             replication: config.replication,
@@ -186,42 +234,7 @@ fn build_generation(
         shared_flushes: true,
         serve_local: None,
         collector_engine: None,
-    };
-    let mut peers = Vec::new();
-    let node = spec.assemble(|m| {
-        let addr = config
-            .members
-            .iter()
-            .find(|c| c.id == m.id)
-            .map(|c| c.peer_addr.clone())
-            .unwrap_or_default();
-        let remote = RemoteReplica::new(NodeId::new(&m.id), addr, rpc.clone());
-        peers.push(remote.clone());
-        Arc::new(remote)
-    })?;
-    let placement = crate::membership::placement_memo::fingerprint(&config);
-    let slowlog = crate::resp::slowlog::SlowLog::new(
-        config.slowlog_log_slower_than_us,
-        config.slowlog_max_len,
-    );
-    Ok(Arc::new(NodeState {
-        config,
-        coordinator: node.coordinator,
-        engine,
-        peers,
-        started: lifetime.started,
-        storage_reopens: lifetime.storage_reopens,
-        redis_port,
-        counters: ClientCounters::default(),
-        placement,
-        tokens: TokenKey::new(&secret),
-        auth,
-        incarnation,
-        services: node.services,
-        repair_budget: node.repair_budget,
-        client_list: crate::resp::clients::Clients::default(),
-        slowlog,
-    }))
+    }
 }
 
 /// Room for a record with a handful of maximum-size siblings.
