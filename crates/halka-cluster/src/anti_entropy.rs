@@ -142,18 +142,6 @@ impl AntiEntropy {
         Self::assembled(local, config, clock, budget)
     }
 
-    /// [`AntiEntropy::new`] that spends `budget`: the node's repair budget, which slows to
-    /// its busy rate while the node serves clients, and which the node's RPC server also
-    /// spends on the repairs peers ask of it.
-    #[must_use]
-    pub fn with_budget(
-        local: NodeId,
-        config: AntiEntropyConfig,
-        budget: Arc<RepairBudget>,
-    ) -> Arc<Self> {
-        Self::assembled(local, config, crate::Clock::system(), budget)
-    }
-
     /// Anti-entropy with its clock and the node's repair budget (see `NodeSpec`).
     #[must_use]
     pub fn assembled(

@@ -110,26 +110,13 @@ impl TestCluster {
         extra: &str,
         storage: &str,
     ) -> Self {
-        let cluster = Self::start_unsettled(base, n, sync, extra, storage);
-        // A test's first request may need every replica: it waits for the whole mesh.
-        for i in 0..n {
-            cluster.wait_seen_up(i);
-        }
-        cluster
-    }
-
-    /// Starts the nodes one after another and returns as soon as the last one logs that
-    /// it serves, before the nodes have necessarily reached each other.
-    pub fn start_unsettled(
-        base: &std::path::Path,
-        n: usize,
-        sync: &str,
-        extra: &str,
-        storage: &str,
-    ) -> Self {
         let mut cluster = Self::configure(base, n, sync, extra, storage);
         for i in 0..n {
             cluster.start_process(i);
+        }
+        // A test's first request may need every replica: it waits for the whole mesh.
+        for i in 0..n {
+            cluster.wait_seen_up(i);
         }
         cluster
     }
