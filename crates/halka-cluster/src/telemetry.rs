@@ -25,7 +25,7 @@ pub(crate) const AAE_OLDEST: &str = "halka_anti_entropy_oldest_uncompared_second
 pub(crate) const PEERS_REJECTED: &str = "halka_peer_connections_rejected_total";
 
 /// Every value of the `reason` label of [`PEERS_REJECTED`].
-const REJECT_REASONS: [&str; 8] = [
+const REJECT_REASONS: [&str; 9] = [
     "not_a_peer",
     "not_a_member",
     "wrong_secret",
@@ -34,6 +34,7 @@ const REJECT_REASONS: [&str; 8] = [
     "io",
     "timeout",
     "busy",
+    "displaced",
 ];
 
 pub(crate) fn count_rejected_peer(reason: &'static str) {

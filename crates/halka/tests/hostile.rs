@@ -393,3 +393,129 @@ fn a_long_class_within_the_cap_matches_as_redis_does() {
     let reply = conn.cmd(&["KEYS", &pattern]);
     assert!(reply.starts_with("*2\r\n") && reply.contains("xa") && reply.contains("xb"), "{reply}");
 }
+
+/// A stranger on the peer port, as the flood in the report: `n` connections from `source`
+/// that send nothing, each reopened the moment the server closes it.
+struct Flood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    closed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(source: &str, addr: &str, n: usize) -> Self {
+        let (source, addr): (std::net::IpAddr, std::net::SocketAddr) =
+            (source.parse().unwrap(), addr.parse().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads = (0..n)
+            .map(|_| {
+                let (stop, closed) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&closed));
+                std::thread::spawn(move || Self::hold(source, addr, &stop, &closed))
+            })
+            .collect();
+        Self { stop, closed, threads }
+    }
+
+    fn hold(
+        source: std::net::IpAddr,
+        addr: std::net::SocketAddr,
+        stop: &std::sync::atomic::AtomicBool,
+        closed: &std::sync::atomic::AtomicUsize,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        while !stop.load(Relaxed) {
+            let Ok(mut s) = Self::connect(source, addr) else {
+                // The attacker's own pacing while the port is closed.
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let mut buf = [0u8; 64];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.kind() == std::io::ErrorKind::TimedOut =>
+                    {
+                        if stop.load(Relaxed) {
+                            return;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            closed.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn connect(source: std::net::IpAddr, addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.bind(&std::net::SocketAddr::new(source, 0).into())?;
+        s.connect(&addr.into())?;
+        Ok(s.into())
+    }
+
+    /// Waits until the server has closed `n` of the flood's connections: its handshake
+    /// places are full and the flood is reopening what it loses.
+    fn wait_closed(&self, n: usize) {
+        while self.closed.load(std::sync::atomic::Ordering::Relaxed) < n {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_member_gets_in_at_its_first_dial_through_a_flood_from_another_host() {
+    let mut c = TestCluster::start_with(3, "periodic", "timeout_ms = 60000");
+    // More connections than the port's 64 handshake places, from another host's address.
+    let flood = Flood::start("127.0.0.2", &c.peer_addr(0), 80);
+    flood.wait_closed(500);
+    // node-2 comes back, and its first write needs node-1: the dial made for it is the
+    // only chance, as a failed one would put node-1 in backoff and fail the write.
+    c.kill(1);
+    c.start_process(1);
+    let (status, body) = http("PUT", &c.http_url(1, "/v1/kv/k?w=3"), b"v", &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(metric(&c, 0, "halka_peer_connections_rejected_total{reason=\"displaced\"}") > 0.0);
+    drop(flood);
+}
+
+#[test]
+fn a_member_gets_through_a_stranger_flooding_its_peers_port_from_the_same_host() {
+    let mut c = TestCluster::start(3, "periodic");
+    // The report's flood, from the members' own address: a member's connection must
+    // finish its handshake before 16 newer ones arrive from that address.
+    let flood = Flood::start("127.0.0.1", &c.peer_addr(0), 80);
+    flood.wait_closed(500);
+    c.kill(1);
+    c.start_process(1);
+    c.wait_sees(1, 0, &["up"]);
+    let (status, body) = http("PUT", &c.http_url(1, "/v1/kv/k?w=3"), b"v", &[]);
+    assert_eq!(status, 200, "{body}");
+    // node-1 keeps serving its clients all along.
+    assert!(Raw::connect(&c.redis_addr(0)).cmd(&["GET", "k"]).contains('v'));
+    drop(flood);
+}
+
+#[test]
+fn a_flood_of_strangers_on_the_peer_port_logs_a_few_lines_not_one_each() {
+    let c = TestCluster::start(1, "periodic");
+    let before = c.log_lines(0);
+    let flood = Flood::start("127.0.0.1", &c.peer_addr(0), 80);
+    flood.wait_closed(5_000);
+    drop(flood);
+    let logged = c.log_lines(0) - before;
+    assert!(logged < 50, "{logged} log lines for 5,000 turned-away connections");
+}

@@ -237,10 +237,16 @@ where
 
 /// Runs the server side on an accepted connection; returns the authenticated peer's id. A
 /// refused peer is told why; the caller closes the connection (after counting it).
+/// `named_member` is called once the client has named a member (before it has proved
+/// anything): the waiting room lets such connections outlast silent ones.
 ///
 /// # Errors
 /// The client is not a halka node, not a member, or does not know the secret.
-pub async fn server<S>(stream: &mut S, auth: &PeerAuth) -> Result<NodeId, HandshakeError>
+pub async fn server<S>(
+    stream: &mut S,
+    auth: &PeerAuth,
+    named_member: impl FnOnce(),
+) -> Result<NodeId, HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -258,6 +264,7 @@ where
         let _ = send(&mut framed, &Message::Refused { reason: error.to_string() }).await;
         return Err(error);
     }
+    named_member();
     let server_nonce = nonce();
     send(&mut framed, &Message::ServerHello { node: auth.node.clone(), nonce: server_nonce })
         .await?;
@@ -311,7 +318,7 @@ mod tests {
         let expected = NodeId::new(expected);
         // Each side closes its end when done, as a real connection does.
         tokio::join!(async move { client(&mut a, &client_auth, &expected).await }, async move {
-            server(&mut b, &server_auth).await
+            server(&mut b, &server_auth, || {}).await
         })
     }
 
@@ -389,7 +396,7 @@ mod tests {
                 a.write_all(b"\0\0\0\x05hello").await.unwrap();
                 a
             },
-            server(&mut b, &server_auth)
+            server(&mut b, &server_auth, || {})
         );
         assert!(matches!(s, Err(HandshakeError::NotAPeer(_))), "{s:?}");
     }

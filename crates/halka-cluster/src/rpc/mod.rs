@@ -14,9 +14,11 @@
 //! [`RemoteReplica`] is the client side and implements [`crate::Replica`]; [`serve`] is the
 //! server side, answering from the node's [`crate::LocalReplica`].
 
+mod admission;
 mod client;
 pub mod handshake;
 mod message;
+mod rejections;
 mod remote;
 mod server;
 

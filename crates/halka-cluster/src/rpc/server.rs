@@ -1,7 +1,9 @@
 //! The RPC server: answers peers' requests from this node's replica.
 
+use super::admission::{Admission, Limits, Place};
 use super::handshake::{self, PeerAuth};
 use super::message::{Envelope, Request, Response, WireError, decode, encode};
+use super::rejections::{self, Rejections};
 use crate::{RepairBudget, Replica};
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -24,10 +26,12 @@ pub struct RpcServerConfig {
     pub max_in_flight: usize,
     /// Authenticated connections served at once.
     pub max_connections: usize,
-    /// Connections still in their handshake at once. Strangers can hold only these
-    /// slots, and each for at most `handshake_timeout`: members always find a free one
-    /// among `max_connections`.
+    /// Connections still in their handshake at once. A new one is always let in: when
+    /// these places are full, one from the source address holding the most gives way (see
+    /// `Admission`), so strangers cannot keep members out.
     pub max_handshakes: usize,
+    /// Of those, from one source address (an IPv6 /64 counts as one).
+    pub max_handshakes_per_source: usize,
     /// How long a new connection has to complete the handshake.
     pub handshake_timeout: Duration,
     /// This node's identity, the members it accepts, and the secret they prove.
@@ -50,6 +54,7 @@ impl RpcServerConfig {
             max_in_flight: 1024,
             max_connections: 1024,
             max_handshakes: 64,
+            max_handshakes_per_source: 16,
             handshake_timeout: Duration::from_secs(5),
             auth,
             placement: 0,
@@ -73,12 +78,24 @@ pub async fn serve(
 ) -> TcpListener {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let limit = Arc::new(Semaphore::new(config.max_connections));
-    let handshakes = Arc::new(Semaphore::new(config.max_handshakes));
+    let door = Arc::new(Door {
+        admission: Admission::new(Limits {
+            waiting: config.max_handshakes,
+            per_source: config.max_handshakes_per_source,
+        }),
+        connections: Arc::new(Semaphore::new(config.max_connections)),
+        rejections: Rejections::new(rejections::INTERVAL),
+    });
+    let mut summary = tokio::time::interval(rejections::INTERVAL);
+    summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
+            _ = summary.tick() => {
+                door.rejections.summarise();
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, peer) = match accepted {
@@ -88,43 +105,28 @@ pub async fn serve(
                 continue;
             }
         };
-        // Closing at once when every handshake slot is taken keeps a flood of strangers
-        // from queueing: members retry with backoff and get in once it passes.
-        let Ok(handshake_permit) = Arc::clone(&handshakes).try_acquire_owned() else {
-            tracing::warn!(%peer, "peer port busy with handshakes: closing a new connection");
-            crate::telemetry::count_rejected_peer("busy");
-            continue;
-        };
         let _ = stream.set_nodelay(true);
-        let (replica, config, cancel, limit) =
-            (Arc::clone(&replica), config.clone(), cancel.child_token(), Arc::clone(&limit));
+        // Every connection gets a place to shake hands in, if need be another's: see
+        // `Admission` for who gives way.
+        let place = door.admission.enter(peer.ip());
+        let (replica, config, cancel, door) =
+            (Arc::clone(&replica), config.clone(), cancel.child_token(), Arc::clone(&door));
         tracker.spawn(async move {
             let mut stream = stream;
             let shaken = tokio::select! {
                 () = cancel.cancelled() => return,
-                shaken = tokio::time::timeout(
-                    config.handshake_timeout,
-                    handshake::server(&mut stream, &config.auth),
-                ) => shaken,
+                shaken = door.shake_hands(&mut stream, peer, place, &config) => shaken,
             };
-            drop(handshake_permit);
-            // Counted before the stream closes, so whoever sees the close sees the count.
-            let node = match shaken {
-                Ok(Ok(ok)) => ok,
-                Ok(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "rejected a peer connection");
-                    crate::telemetry::count_rejected_peer(e.reason());
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(%peer, "rejected a peer connection: no handshake in time");
-                    crate::telemetry::count_rejected_peer("timeout");
-                    return;
-                }
-            };
-            let Ok(permit) = limit.try_acquire_owned() else {
-                tracing::warn!(%peer, %node, "too many peer connections: closing a new one");
-                crate::telemetry::count_rejected_peer("busy");
+            let Some(node) = shaken else { return };
+            let Ok(permit) = Arc::clone(&door.connections).try_acquire_owned() else {
+                door.rejections.reject(
+                    peer,
+                    "busy",
+                    format_args!(
+                        "{node} is over the limit of {} peer connections",
+                        config.max_connections
+                    ),
+                );
                 return;
             };
             connection(stream, replica, config, cancel).await;
@@ -136,6 +138,49 @@ pub async fn serve(
     tracker.close();
     tracker.wait().await;
     listener
+}
+
+/// What every connection passes on its way in.
+struct Door {
+    admission: Arc<Admission>,
+    /// Authenticated connections served at once.
+    connections: Arc<Semaphore>,
+    rejections: Rejections,
+}
+
+impl Door {
+    /// Runs the handshake in `place`; the member it authenticated, or `None` once the
+    /// connection is turned away (counted, and logged sparingly, before the stream closes,
+    /// so whoever sees the close sees the count).
+    async fn shake_hands(
+        &self,
+        stream: &mut TcpStream,
+        peer: std::net::SocketAddr,
+        place: Place,
+        config: &RpcServerConfig,
+    ) -> Option<halka_store::NodeId> {
+        let shaken = tokio::select! {
+            () = place.displaced() => {
+                self.rejections.reject(peer, "displaced", "a newer connection took its place in the handshake queue");
+                return None;
+            }
+            shaken = tokio::time::timeout(
+                config.handshake_timeout,
+                handshake::server(stream, &config.auth, || place.greeted()),
+            ) => shaken,
+        };
+        match shaken {
+            Ok(Ok(node)) => Some(node),
+            Ok(Err(e)) => {
+                self.rejections.reject(peer, e.reason(), e);
+                None
+            }
+            Err(_) => {
+                self.rejections.reject(peer, "timeout", "no handshake in time");
+                None
+            }
+        }
+    }
 }
 
 async fn connection(

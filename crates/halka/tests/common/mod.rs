@@ -84,6 +84,8 @@ pub struct NodeProc {
     pub http_port: u16,
     pub peer_port: u16,
     child: Option<Child>,
+    /// Lines the running process has logged so far.
+    log_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub struct TestCluster {
@@ -162,6 +164,7 @@ impl TestCluster {
                 http_port: *http,
                 peer_port: *peer,
                 child: None,
+                log_lines: std::sync::Arc::default(),
             });
         }
         Self { dir, nodes }
@@ -175,26 +178,32 @@ impl TestCluster {
     /// Waits until every other running node reports node `i` in one of `states`
     /// (`/v1/cluster`; asking makes the node dial `i`, so this also opens the links).
     fn wait_seen(&self, i: usize, states: &[&str]) {
+        for j in (0..self.nodes.len()).filter(|&j| j != i && self.nodes[j].child.is_some()) {
+            self.wait_sees(j, i, states);
+        }
+    }
+
+    /// Waits until node `j` reports node `i` in one of `states` (`/v1/cluster`; asking
+    /// makes `j` dial `i`).
+    pub fn wait_sees(&self, j: usize, i: usize, states: &[&str]) {
         let id = &self.nodes[i].id;
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        for j in (0..self.nodes.len()).filter(|&j| j != i && self.nodes[j].child.is_some()) {
-            loop {
-                let (_, body) = http("GET", &self.http_url(j, "/v1/cluster"), b"", &[]);
-                let status: serde_json::Value = serde_json::from_str(&body).unwrap();
-                let seen = status["members"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|m| m["id"] == id.as_str() && states.iter().any(|s| m["state"] == *s));
-                if seen {
-                    break;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "node {j} never saw {id} as {states:?}: {body}"
-                );
-                std::thread::sleep(Duration::from_millis(20));
+        loop {
+            let (_, body) = http("GET", &self.http_url(j, "/v1/cluster"), b"", &[]);
+            let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let seen = status["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["id"] == id.as_str() && states.iter().any(|s| m["state"] == *s));
+            if seen {
+                return;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {j} never saw {id} as {states:?}: {body}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -220,9 +229,12 @@ impl TestCluster {
         // Until the node serves, its log is kept to explain a failed start.
         let early = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = std::sync::Arc::clone(&early);
+        node.log_lines = std::sync::Arc::default();
+        let lines = std::sync::Arc::clone(&node.log_lines);
         std::thread::spawn(move || {
             let mut ready = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if ready.is_some() {
                     log.lock().unwrap().push(line.clone());
                 }
@@ -260,6 +272,11 @@ impl TestCluster {
     pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
         self.signal(i, nix::sys::signal::Signal::SIGTERM);
         self.nodes[i].child.take().unwrap().wait().unwrap()
+    }
+
+    /// How many lines node `i` has logged since it last started.
+    pub fn log_lines(&self, i: usize) -> usize {
+        self.nodes[i].log_lines.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Node `i`'s process id.
