@@ -99,6 +99,39 @@ async fn bad_frames_close_only_their_connection() {
     again.ping().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_request_over_the_frame_limit_fails_alone() {
+    let (addr, _local, _stop, _task) = server(1 << 20).await;
+    let config = RpcClientConfig { max_frame_bytes: 1024, ..client_config() };
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, config);
+    remote.ping().await.unwrap();
+    let big = Write::value(Some(Bytes::from(vec![0_u8; 4096])), None, 1);
+    let error = remote.coordinate_write(&Bytes::from_static(b"k"), &big).await.unwrap_err();
+    assert!(
+        matches!(&error, ReplicaError::Rejected(m) if m.contains("over the 1024-byte limit")),
+        "{error:?}"
+    );
+    // The connection is not torn down: the next request is answered on it.
+    remote.coordinate_write(&Bytes::from_static(b"k"), &write("small")).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answer_over_the_frame_limit_fails_its_request_alone() {
+    let (addr, local, _stop, _task) = server(1024).await;
+    let big = Write::value(Some(Bytes::from(vec![0_u8; 4096])), None, 1);
+    local.coordinate_write(&Bytes::from_static(b"big"), &big).await.unwrap();
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
+    let small = remote.coordinate_write(&Bytes::from_static(b"k"), &write("v"));
+    let (big_answer, small_answer) = tokio::join!(remote.get(&Bytes::from_static(b"big")), small);
+    let error = big_answer.unwrap_err();
+    assert!(
+        matches!(&error, ReplicaError::Rejected(m) if m.contains("over the 1024-byte limit")),
+        "{error:?}"
+    );
+    small_answer.unwrap();
+    assert!(remote.get(&Bytes::from_static(b"k")).await.unwrap().is_some());
+}
+
 /// A free loopback address with nothing listening on it.
 async fn refusing_addr() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

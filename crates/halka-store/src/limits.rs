@@ -1,5 +1,6 @@
 //! Size limits, checked before anything is stored.
 
+use crate::{Record, Refusal};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -15,6 +16,11 @@ pub struct Limits {
     pub max_key_bytes: usize,
     /// Largest value, in bytes.
     pub max_value_bytes: usize,
+    /// Largest record, in bytes: the values of every version a key holds at once
+    /// (concurrent writes are kept side by side as siblings). A write that would make a
+    /// record larger is refused, so a record always fits one message between nodes and
+    /// one write never rewrites more than this.
+    pub max_record_bytes: usize,
     /// Largest reply to one multi-key command (MGET), in bytes: a short request naming a
     /// large value many times must not make the node build a huge reply.
     pub max_reply_bytes: usize,
@@ -28,6 +34,7 @@ impl Default for Limits {
         Self {
             max_key_bytes: 1024,
             max_value_bytes: 1024 * 1024,
+            max_record_bytes: 4 * 1024 * 1024,
             max_reply_bytes: 64 << 20,
             max_request_bytes: 512 << 20,
         }
@@ -44,6 +51,12 @@ pub enum LimitError {
     KeyTooLarge { size: usize, max: usize },
     #[error("value is {size} bytes; the maximum is {max} bytes")]
     ValueTooLarge { size: usize, max: usize },
+    #[error(
+        "the key would hold {versions} versions of {size} bytes in all; the maximum is {max} \
+         bytes (limits.max_record_bytes). They are concurrent writes kept side by side: read \
+         the key and write with the context the read returned to replace them"
+    )]
+    RecordTooLarge { size: usize, versions: usize, max: usize },
 }
 
 impl Limits {
@@ -57,6 +70,19 @@ impl Limits {
             return Err(LimitError::KeyTooLarge { size: key.len(), max: self.max_key_bytes });
         }
         Ok(())
+    }
+
+    /// Why a write may not turn a record of `before` value bytes into `after`, if it may
+    /// not: `after` is over `max_record_bytes` and larger still. A write that only shrinks
+    /// a record (a delete, or one that replaces siblings) is always let through.
+    #[must_use]
+    pub fn record_refusal(&self, before: usize, after: &Record) -> Option<Refusal> {
+        let size = after.value_bytes();
+        (size > self.max_record_bytes && size > before).then(|| Refusal::RecordTooLarge {
+            size: size as u64,
+            versions: u32::try_from(after.versions().len()).unwrap_or(u32::MAX),
+            max: self.max_record_bytes as u64,
+        })
     }
 
     /// # Errors

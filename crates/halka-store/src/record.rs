@@ -118,6 +118,14 @@ impl Record {
             && self.versions.iter().zip(&other.versions).all(|(a, b)| a.dot == b.dot)
     }
 
+    /// The bytes of every version's value: what [`Limits::max_record_bytes`] bounds.
+    ///
+    /// [`Limits::max_record_bytes`]: crate::Limits::max_record_bytes
+    #[must_use]
+    pub fn value_bytes(&self) -> usize {
+        self.versions.iter().filter_map(|v| v.value.as_ref()).map(Bytes::len).sum()
+    }
+
     /// Values of the live (non-tombstone) siblings, in dot order.
     pub fn values(&self) -> impl Iterator<Item = &Bytes> {
         self.versions.iter().filter_map(|v| v.value.as_ref())

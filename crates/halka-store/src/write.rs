@@ -11,6 +11,7 @@
 //! The coordinating replica decides with its own clock's view of "now": the write's
 //! timestamp, taken by the coordinator.
 
+use crate::LimitError;
 use crate::counter::{Counter, CounterError, Float, parse_float, parse_integer};
 use crate::record::{Record, Version};
 use crate::validate::{InvalidRecord, MAX_COUNTER};
@@ -164,6 +165,26 @@ pub enum Refusal {
     Counter(#[from] CounterError),
     #[error("string exceeds maximum allowed size")]
     TooLarge,
+    /// The write would make the key's record larger than `limits.max_record_bytes`.
+    #[error("{}", self.limit_error().map(|e| e.to_string()).unwrap_or_default())]
+    RecordTooLarge { size: u64, versions: u32, max: u64 },
+}
+
+impl Refusal {
+    /// The limit a refusal enforces, for refusals that are the client's error whatever the
+    /// command: the coordinator reports them as [`LimitError`]s.
+    #[must_use]
+    pub fn limit_error(&self) -> Option<LimitError> {
+        let to = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        match *self {
+            Refusal::RecordTooLarge { size, versions, max } => Some(LimitError::RecordTooLarge {
+                size: to(size),
+                versions: versions as usize,
+                max: to(max),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// What the coordinating replica reports about a write besides the record.

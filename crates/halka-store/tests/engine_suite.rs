@@ -60,6 +60,25 @@ fn limits_reject_and_store_nothing(engine: &dyn Engine) {
     assert_eq!(engine.key_count(), 0);
 }
 
+fn siblings_past_the_record_limit_are_refused_and_resolving_them_is_not(engine: &dyn Engine) {
+    let a = NodeId::new("a");
+    let value = "x".repeat(32);
+    let old = VersionVector::new();
+    // 32-byte values under a 96-byte record limit: three siblings fit, a fourth does not.
+    for _ in 0..3 {
+        let (_, outcome) = engine.apply_write(b"k", &a, &write(&value, &old)).unwrap();
+        assert_eq!(outcome.refused, None);
+    }
+    let (record, outcome) = engine.apply_write(b"k", &a, &write(&value, &old)).unwrap();
+    let refusal = outcome.refused.unwrap();
+    assert!(refusal.to_string().contains("4 versions of 128 bytes"), "{refusal}");
+    assert_eq!(record.versions().len(), 3, "the stored record is unchanged");
+    assert_eq!(engine.get(b"k").unwrap().unwrap().versions().len(), 3);
+    // A write with the record's context replaces its siblings.
+    let (resolved, outcome) = engine.apply_write(b"k", &a, &write("v", record.context())).unwrap();
+    assert_eq!((outcome.refused, resolved.versions().len()), (None, 1));
+}
+
 fn concurrent_writers_get_distinct_dots(engine: Arc<dyn Engine>) {
     let threads: Vec<_> = (0..4)
         .map(|_| {
@@ -227,6 +246,13 @@ macro_rules! engine_suite {
             fn a_write_after_a_removal_numbers_past_the_removed_dots() {
                 let (_dir, e) = $make(Limits::default());
                 super::a_write_after_a_removal_numbers_past_the_removed_dots(e.as_ref());
+            }
+
+            #[test]
+            fn siblings_past_the_record_limit_are_refused_and_resolving_them_is_not() {
+                let limits = Limits { max_record_bytes: 96, ..small_limits() };
+                let (_dir, e) = $make(limits);
+                super::siblings_past_the_record_limit_are_refused_and_resolving_them_is_not(e.as_ref());
             }
 
             #[test]

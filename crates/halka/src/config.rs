@@ -475,6 +475,15 @@ impl NodeConfig {
                 "max_key_bytes and max_value_bytes must be at least 1".into(),
             ));
         }
+        if self.limits.max_record_bytes < self.limits.max_value_bytes {
+            return Err(invalid(
+                "limits.max_record_bytes",
+                format!(
+                    "{} is below max_value_bytes ({}): a key must hold at least one value",
+                    self.limits.max_record_bytes, self.limits.max_value_bytes
+                ),
+            ));
+        }
         if self.handoff.max_per_second == 0 {
             return Err(invalid(
                 "handoff.max_per_second",

@@ -20,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use halka_cluster::{ClusterError, GetResult, WriteRequest};
-use halka_store::{Change, Condition, Expiry, Record, Version, VersionVector};
+use halka_store::{Change, Condition, Expiry, LimitError, Record, Version, VersionVector};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -74,9 +74,9 @@ impl From<ClusterError> for ApiError {
         let status = match &e {
             ClusterError::Quorum(q) if q.for_lack_of_space() => StatusCode::INSUFFICIENT_STORAGE,
             ClusterError::Quorum(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ClusterError::Limit(l) if l.to_string().starts_with("value") => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ClusterError::Limit(
+                LimitError::ValueTooLarge { .. } | LimitError::RecordTooLarge { .. },
+            ) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError(status, e.to_string())

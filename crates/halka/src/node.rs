@@ -237,9 +237,13 @@ fn node_spec(
     }
 }
 
-/// Room for a record with a handful of maximum-size siblings.
+/// The largest message between nodes: room for twice the largest record a write may
+/// make (merges of concurrent writes through different nodes can pass the limit a single
+/// write is held to), its key and its causal metadata. A larger answer fails its request
+/// alone.
 fn frame_limit(config: &NodeConfig) -> usize {
-    (config.limits.max_value_bytes + config.limits.max_key_bytes).saturating_mul(4) + 64 * 1024
+    let limits = &config.limits;
+    limits.max_record_bytes.saturating_mul(2).saturating_add(limits.max_key_bytes) + 256 * 1024
 }
 
 /// Why one generation of a node's state ends.

@@ -519,3 +519,32 @@ fn a_flood_of_strangers_on_the_peer_port_logs_a_few_lines_not_one_each() {
     let logged = c.log_lines(0) - before;
     assert!(logged < 50, "{logged} log lines for 5,000 turned-away connections");
 }
+
+#[test]
+fn siblings_past_the_record_limit_are_refused_and_the_key_still_replicates() {
+    let c = TestCluster::start(3, "periodic");
+    let url = c.http_url(0, "/v1/kv/big");
+    let (_, body) = http("PUT", &url, b"seed", &[]);
+    let old = json(&body)["context"].as_str().unwrap().to_string();
+    // The report's attack: 1 MiB values written with the same old context pile up as
+    // siblings. Four fit in the 4 MiB limit; the fifth is refused.
+    let mib = vec![b'x'; 1 << 20];
+    let answers: Vec<(u16, String)> =
+        (0..5).map(|_| http("PUT", &url, &mib, &[("X-Halka-Context", &old)])).collect();
+    assert!(answers[..4].iter().all(|(status, _)| *status == 200), "{:?}", answers[3].1);
+    let (status, body) = &answers[4];
+    assert_eq!(*status, 413, "{body}");
+    assert!(body.contains("max_record_bytes") && body.contains("context"), "{body}");
+    // Every replica holds the four siblings, read through another node at R=3: the record
+    // travels between nodes.
+    let (status, body) = http("GET", &c.http_url(1, "/v1/kv/big?r=3"), b"", &[]);
+    assert_eq!(status, 200, "{body}");
+    let read = json(&body);
+    assert_eq!(read["siblings"].as_array().unwrap().len(), 4);
+    // Writing with the context of that read replaces them, as the error says.
+    let context = read["context"].as_str().unwrap().to_string();
+    let (status, body) = http("PUT", &url, b"resolved", &[("X-Halka-Context", &context)]);
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = http("GET", &c.http_url(2, "/v1/kv/big?r=3"), b"", &[]);
+    assert_eq!(json(&body)["value"].as_str(), Some("resolved"), "{body}");
+}

@@ -40,7 +40,14 @@ impl Coordinator {
         let applied = match self.coordinate(&view, &key, &write, &plan, &mut tally, retriable).await
         {
             Coordination::Applied(applied) => applied,
-            Coordination::Refused(result) => return Ok(*result),
+            // A refusal over a limit is the client's error whatever the command; the
+            // others (a condition that did not hold) are the command's to report.
+            Coordination::Refused(result) => {
+                match result.outcome.refused.and_then(|r| r.limit_error()) {
+                    Some(limit) => return Err(ClusterError::Limit(limit)),
+                    None => return Ok(*result),
+                }
+            }
             Coordination::Failed => {
                 let failures = std::mem::take(&mut tally.failures);
                 return Err(self.quorum_failed(

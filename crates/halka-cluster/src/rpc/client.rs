@@ -449,6 +449,15 @@ async fn call(peer: &Arc<Peer>, request: Request) -> Result<Response, ReplicaErr
     let _guard = PendingGuard { pending: Arc::clone(&conn.pending), id };
     let frame = encode(&Envelope { id, body: request })
         .map_err(|e| ReplicaError::Rejected(format!("cannot encode request: {e}")))?;
+    // The codec would fail the whole connection on an oversized frame, and with it every
+    // other request in flight on it: this one alone fails instead.
+    if frame.len() > peer.config.max_frame_bytes {
+        return Err(ReplicaError::Rejected(format!(
+            "request of {} bytes is over the {}-byte limit of a message between nodes",
+            frame.len(),
+            peer.config.max_frame_bytes
+        )));
+    }
     if conn.tx.send(frame).await.is_err() {
         return Err(ReplicaError::Unavailable(format!("{}: connection closed", peer.addr)));
     }

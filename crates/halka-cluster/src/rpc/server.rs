@@ -209,6 +209,7 @@ async fn connection(
     // leaves room for the next frame's permit, which only spawned handlers then hold.
     let batch_limit = (config.max_in_flight / 2).clamp(1, 64);
     let placement = config.placement;
+    let max_frame = config.max_frame_bytes;
     let budget = config.repair_budget.clone();
     let reader = async move {
         let mut started = Vec::with_capacity(batch_limit);
@@ -241,7 +242,7 @@ async fn connection(
             for (id, mut answer, permit) in started.drain(..) {
                 // Replicas in this process usually answer at once: reply inline, no task.
                 if let Some(body) = (&mut answer).now_or_never() {
-                    if send(&tx, id, body).await.is_err() {
+                    if send(&tx, id, body, max_frame).await.is_err() {
                         open = false;
                     }
                     drop(permit);
@@ -249,7 +250,7 @@ async fn connection(
                 }
                 let tx = tx.clone();
                 handlers.spawn(async move {
-                    let _ = send(&tx, id, answer.await).await;
+                    let _ = send(&tx, id, answer.await, max_frame).await;
                     drop(permit);
                 });
             }
@@ -307,10 +308,27 @@ fn decode_frame(
         .ok()
 }
 
-async fn send(tx: &mpsc::Sender<Bytes>, id: u64, body: Response) -> Result<(), ()> {
-    let frame = encode(&Envelope { id, body }).map_err(|e| {
+/// Queues the answer to request `id`. An answer over `max_frame_bytes` (a record grown
+/// past the limit by merges from several nodes) becomes an error for that request: the
+/// codec would otherwise fail the connection and every request in flight on it.
+async fn send(
+    tx: &mpsc::Sender<Bytes>,
+    id: u64,
+    body: Response,
+    max_frame_bytes: usize,
+) -> Result<(), ()> {
+    let mut frame = encode(&Envelope { id, body }).map_err(|e| {
         tracing::error!(error = %e, "cannot encode rpc response");
     })?;
+    if frame.len() > max_frame_bytes {
+        tracing::warn!(id, bytes = frame.len(), max_frame_bytes, "rpc answer too large to send");
+        let error = WireError::Rejected(format!(
+            "answer of {} bytes is over the {max_frame_bytes}-byte limit of a message between \
+             nodes",
+            frame.len()
+        ));
+        frame = encode(&Envelope { id, body: Response::Error(error) }).map_err(|_| ())?;
+    }
     tx.send(frame).await.map_err(|_| ())
 }
 

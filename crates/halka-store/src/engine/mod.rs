@@ -203,7 +203,15 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
                 self.counter_floor(),
                 max_value,
             );
+            let before = current.map_or(0, |r| r.value_bytes());
             match applied {
+                Ok(Applied { written: Some((record, _)), outcome })
+                    if let Some(refusal) = self.limits().record_refusal(before, &record) =>
+                {
+                    let refused = Outcome { refused: Some(refusal), ..outcome };
+                    result = Some(Ok((current.cloned().unwrap_or_default(), refused)));
+                    None
+                }
                 Ok(Applied { written: Some((record, _)), outcome }) => {
                     let record = Arc::new(record);
                     result = Some(Ok((Arc::clone(&record), outcome)));
@@ -215,7 +223,7 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
                     None
                 }
                 Err(e) => {
-                    result = Some(Err(e));
+                    result = Some(Err(StoreError::Invalid(e)));
                     None
                 }
             }
