@@ -139,7 +139,7 @@ impl Replica for FaultyReplica {
         self.inner.scan_range(range)
     }
 
-    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.wrap(|| self.inner.list_keys(range))
     }
 

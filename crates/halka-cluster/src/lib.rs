@@ -55,7 +55,8 @@ pub use local::LocalReplica;
 pub use members::Members;
 pub use repair_budget::{BUSY_OPS_PER_SECOND, Load, RepairBudget};
 pub use replica::{
-    Coordinated, Durability, Replica, ReplicaError, ReplicaFuture, answered, deferred,
+    Coordinated, Durability, KeyPage, LIST_PAGE_BYTES, PageBuilder, Replica, ReplicaError,
+    ReplicaFuture, answered, deferred,
 };
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};

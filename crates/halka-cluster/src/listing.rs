@@ -6,14 +6,16 @@
 //! node fails. Each step asks every member for the keys it holds in its range — records
 //! without their values ([`Replica::list_keys`]) — merges the answers per key, and keeps
 //! the keys whose merged record holds a live value now: deleted and expired keys never
-//! appear. A key that holds a value for the whole walk is listed at least once, as long
+//! appear. Each member answers one page of bounded size, whatever the range (a `COUNT`
+//! of a billion, or an estimate far too low, asks for a wide one): the step then ends
+//! where the shortest page ended, and the next starts after it. A key that holds a value for the whole walk is listed at least once, as long
 //! as one replica holding it answers each step; so a step fails rather than answer when
 //! more than `max_missing` members are silent.
 //!
 //! [`Replica::list_keys`]: crate::Replica::list_keys
 
 use crate::fanout::Fanout;
-use crate::{ClusterError, Coordinator, QuorumError};
+use crate::{ClusterError, Coordinator, KeyPage, QuorumError};
 use bytes::Bytes;
 use halka_store::{HashRange, Record};
 use std::collections::BTreeMap;
@@ -31,7 +33,8 @@ pub struct Page {
 
 impl Coordinator {
     /// The live keys whose placement hash lies in `range`, merged from every member that
-    /// answers.
+    /// answers, up to where the shortest answer stopped (each member answers one page,
+    /// see [`Replica::list_keys`]); the page's `next` is where to go on from.
     ///
     /// # Errors
     /// More than `max_missing` members did not answer.
@@ -39,25 +42,17 @@ impl Coordinator {
         &self,
         range: HashRange,
         max_missing: usize,
-    ) -> Result<Vec<(Bytes, Arc<Record>)>, ClusterError> {
+    ) -> Result<Page, ClusterError> {
         let view = self.view();
         let mut fanout = Fanout::new(self.config().timeout);
         for replica in view.replicas() {
             fanout.start(replica.id().clone(), replica.list_keys(range));
         }
-        let mut merged: BTreeMap<(u64, Bytes), Record> = BTreeMap::new();
+        let mut merged = Merged::new(range);
         let mut failures = Vec::new();
-        let mut answered = 0;
         while let Some((id, answer)) = fanout.next().await {
             match answer {
-                Ok(listed) => {
-                    answered += 1;
-                    for (key, record) in listed {
-                        let hash = halka_store::layout::key_hash(&key);
-                        let entry = merged.entry((hash, key)).or_default();
-                        *entry = entry.merge(&record);
-                    }
-                }
+                Ok(page) => merged.add(page),
                 Err(e) => failures.push((id, e)),
             }
         }
@@ -66,23 +61,18 @@ impl Coordinator {
             return Err(ClusterError::Quorum(QuorumError {
                 op: "list",
                 required: replicas - max_missing,
-                succeeded: answered,
+                succeeded: merged.answered,
                 in_flight: 0,
                 replicas,
                 failures,
             }));
         }
-        let now = self.now_us();
-        Ok(merged
-            .into_iter()
-            .filter(|(_, record)| record.live_winner(now).is_some())
-            .map(|((_, key), record)| (key, Arc::new(record)))
-            .collect())
+        Ok(merged.live(self.now_us()))
     }
 
     /// One step of a walk from `cursor`, sized to list about `want` keys when the
     /// cluster holds about `estimate` keys in all (a guess is enough: it sizes the step,
-    /// not what is returned).
+    /// not what is returned, and each member's answer is a page of bounded size).
     ///
     /// # Errors
     /// As [`Coordinator::list_range`].
@@ -93,9 +83,47 @@ impl Coordinator {
         estimate: u64,
         max_missing: usize,
     ) -> Result<Page, ClusterError> {
-        let range = step(cursor, want, estimate);
-        let keys = self.list_range(range, max_missing).await?;
-        Ok(Page { keys, next: range.last.checked_add(1) })
+        self.list_range(step(cursor, want, estimate), max_missing).await
+    }
+}
+
+/// Members' pages of one range, merged per key.
+struct Merged {
+    /// The last hash every answer so far covers.
+    through: u64,
+    keys: BTreeMap<(u64, Bytes), Record>,
+    answered: usize,
+}
+
+impl Merged {
+    fn new(range: HashRange) -> Self {
+        Self { through: range.last, keys: BTreeMap::new(), answered: 0 }
+    }
+
+    fn add(&mut self, page: KeyPage) {
+        self.answered += 1;
+        if let Some(through) = page.through {
+            self.through = self.through.min(through);
+        }
+        for (key, record) in page.keys {
+            let hash = halka_store::layout::key_hash(&key);
+            let entry = self.keys.entry((hash, key)).or_default();
+            *entry = entry.merge(&record);
+        }
+    }
+
+    /// The keys holding a live value at `now`, up to the hash every answer covers: beyond
+    /// it, some member has not listed its keys yet.
+    fn live(self, now: u64) -> Page {
+        let through = self.through;
+        let keys = self
+            .keys
+            .into_iter()
+            .take_while(|((hash, _), _)| *hash <= through)
+            .filter(|(_, record)| record.live_winner(now).is_some())
+            .map(|((_, key), record)| (key, Arc::new(record)))
+            .collect();
+        Page { keys, next: through.checked_add(1) }
     }
 }
 
@@ -112,6 +140,57 @@ pub fn step(cursor: u64, want: usize, estimate: u64) -> HashRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::PageBuilder;
+    use halka_store::{NodeId, VersionVector, Write};
+
+    fn record(value: &str) -> Arc<Record> {
+        let write =
+            Write::value(Some(Bytes::from(value.to_string())), Some(VersionVector::new()), 1);
+        Arc::new(Record::apply_write(None, &NodeId::new("a"), &write).unwrap().into_record())
+    }
+
+    /// `n` keys in hash order.
+    fn keys(n: usize) -> Vec<Bytes> {
+        let mut keys: Vec<Bytes> = (0..n).map(|i| Bytes::from(format!("key-{i:04}"))).collect();
+        keys.sort_by_key(|k| halka_store::layout::key_hash(k));
+        keys
+    }
+
+    fn page(keys: &[Bytes], budget: usize) -> KeyPage {
+        let mut page = PageBuilder::new(budget);
+        for k in keys {
+            if page.offer(k, record("v")).is_break() {
+                break;
+            }
+        }
+        page.finish()
+    }
+
+    #[test]
+    fn a_page_stops_once_full_and_says_where() {
+        let all = keys(100);
+        let one = crate::replica::batch_weight(&all[0], &record("v"));
+        let p = page(&all, one * 10);
+        assert_eq!(p.keys.len(), 10);
+        assert_eq!(p.through, Some(halka_store::layout::key_hash(&all[9])));
+        assert_eq!(page(&all, usize::MAX).through, None, "a page that holds all says so");
+    }
+
+    #[test]
+    fn a_step_ends_where_the_shortest_page_ended() {
+        let all = keys(100);
+        let one = crate::replica::batch_weight(&all[0], &record("v"));
+        let mut merged = Merged::new(HashRange::ALL);
+        merged.add(page(&all, usize::MAX));
+        merged.add(page(&all[..50], one * 20));
+        let p = merged.live(1);
+        assert_eq!(p.keys.len(), 20);
+        assert_eq!(p.next, Some(halka_store::layout::key_hash(&all[19]) + 1));
+        let mut whole = Merged::new(HashRange::ALL);
+        whole.add(page(&all, usize::MAX));
+        let p = whole.live(1);
+        assert_eq!((p.keys.len(), p.next), (100, None));
+    }
 
     #[test]
     fn steps_cover_the_hash_space_in_order() {

@@ -1,7 +1,10 @@
 //! A replica backed by an engine in this process.
 
 use crate::Coordinated;
-use crate::replica::{BATCH_BYTES, answered, batch_weight, deferred, map_answer};
+use crate::replica::{
+    BATCH_BYTES, KeyPage, LIST_PAGE_BYTES, PageBuilder, answered, batch_weight, deferred,
+    map_answer,
+};
 use crate::stripe;
 use crate::syncer::Syncer;
 use crate::{Durability, Replica, ReplicaError, ReplicaFuture};
@@ -207,8 +210,12 @@ impl Replica for LocalReplica {
         self.scan_with(range, |k, r| (Bytes::copy_from_slice(k), r))
     }
 
-    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
-        self.scan_with(range, |k, r| (Bytes::copy_from_slice(k), Arc::new(r.without_values())))
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<KeyPage> {
+        self.on_blocking_pool(move |engine| {
+            let mut page = PageBuilder::new(LIST_PAGE_BYTES);
+            engine.scan_range(range, &mut |k, r| page.offer(k, Arc::new(r.without_values())))?;
+            Ok(page.finish())
+        })
     }
 
     fn digests(&self, range: HashRange, bits: u32) -> ReplicaFuture<Vec<u64>> {
@@ -322,19 +329,28 @@ impl LocalReplica {
         range: HashRange,
         map: impl Fn(&[u8], Arc<Record>) -> T + Send + 'static,
     ) -> ReplicaFuture<Vec<T>> {
-        let engine = Arc::clone(&self.engine);
-        let scan = move || {
+        self.on_blocking_pool(move |engine| {
             let mut out = Vec::new();
-            engine
-                .scan_range(range, &mut |k, r| out.push(map(k, r)))
-                .map(|()| out)
-                .map_err(store_error)
-        };
+            engine.scan_range(range, &mut |k, r| {
+                out.push(map(k, r));
+                std::ops::ControlFlow::Continue(())
+            })?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `op` on the blocking pool when the engine blocks (a disk), inline otherwise.
+    fn on_blocking_pool<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Engine) -> Result<T, StoreError> + Send + 'static,
+    ) -> ReplicaFuture<T> {
+        let engine = Arc::clone(&self.engine);
+        let run = move || op(engine.as_ref()).map_err(store_error);
         if !self.engine.is_blocking() {
-            return answered(scan());
+            return answered(run());
         }
         deferred(async move {
-            tokio::task::spawn_blocking(scan)
+            tokio::task::spawn_blocking(run)
                 .await
                 .map_err(|e| ReplicaError::Storage(format!("storage task failed: {e}")))?
         })

@@ -136,9 +136,10 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica cannot be scanned".into())))
     }
 
-    /// Every key this replica holds in `range`, with its record emptied of values
-    /// ([`Record::without_values`]): what listing the cluster's keys walks.
-    fn list_keys(&self, _range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+    /// The keys this replica holds in `range`, in hash order, with their records emptied
+    /// of values ([`Record::without_values`]): what listing the cluster's keys walks. One
+    /// answer holds about [`LIST_PAGE_BYTES`]; [`KeyPage::through`] says where it stopped.
+    fn list_keys(&self, _range: HashRange) -> ReplicaFuture<KeyPage> {
         answered(Err(ReplicaError::Rejected("this replica cannot list its keys".into())))
     }
 
@@ -188,6 +189,56 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
 
 /// About how many bytes of records one batch call carries (see [`Replica::get_many`]).
 pub const BATCH_BYTES: usize = 1 << 20;
+
+/// About how many bytes one answer to [`Replica::list_keys`] carries: well under the
+/// smallest message between nodes, so a listing of any range never fails for its size.
+pub const LIST_PAGE_BYTES: usize = 128 << 10;
+
+/// Keys of a hash range, from its start up to where the page filled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyPage {
+    /// The keys, in hash order, with their records.
+    pub keys: Vec<(Bytes, Arc<Record>)>,
+    /// `None` when the page holds the whole range; otherwise the last hash it covers:
+    /// every key of the range hashed up to it is in the page, none beyond.
+    pub through: Option<u64>,
+}
+
+/// Builds a [`KeyPage`] from keys offered in hash order, closing it at the first hash
+/// boundary once it holds `budget` bytes (keys sharing a hash stay on one page, so a
+/// page's end is a hash the next page can start after).
+#[derive(Debug)]
+pub struct PageBuilder {
+    budget: usize,
+    bytes: usize,
+    last: Option<u64>,
+    page: KeyPage,
+}
+
+impl PageBuilder {
+    #[must_use]
+    pub fn new(budget: usize) -> Self {
+        Self { budget, bytes: 0, last: None, page: KeyPage::default() }
+    }
+
+    /// Adds `key` unless the page is full; `Break` once it is.
+    pub fn offer(&mut self, key: &[u8], record: Arc<Record>) -> std::ops::ControlFlow<()> {
+        let hash = halka_store::layout::key_hash(key);
+        if self.bytes >= self.budget && self.last.is_some_and(|last| last != hash) {
+            self.page.through = self.last;
+            return std::ops::ControlFlow::Break(());
+        }
+        self.bytes += batch_weight(key, &record);
+        self.last = Some(hash);
+        self.page.keys.push((Bytes::copy_from_slice(key), record));
+        std::ops::ControlFlow::Continue(())
+    }
+
+    #[must_use]
+    pub fn finish(self) -> KeyPage {
+        self.page
+    }
+}
 
 /// The size a record adds to a batch, roughly.
 #[must_use]

@@ -63,7 +63,7 @@ impl Engine for Collecting {
     fn scan_range(
         &self,
         range: HashRange,
-        f: &mut dyn FnMut(&[u8], Arc<Record>),
+        f: &mut halka_store::Visit<'_>,
     ) -> Result<(), StoreError> {
         self.inner.scan_range(range, f)
     }

@@ -642,7 +642,7 @@ impl Replica for Recording {
         self.inner.scan_range(range)
     }
 
-    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<halka_cluster::KeyPage> {
         self.inner.list_keys(range)
     }
 

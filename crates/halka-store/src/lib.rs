@@ -30,7 +30,8 @@ pub use counter::{
 };
 pub use digests::{DigestTree, entry_digest};
 pub use engine::{
-    Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken, TrackedEngine, Tracking,
+    Engine, FjallEngine, FjallOptions, MemoryEngine, SyncPolicy, SyncToken, TrackedEngine,
+    Tracking, Visit,
 };
 pub use error::StoreError;
 pub use hints::{Hint, HintKind, HintStats, HintStore, MemoryHints, Stored};

@@ -160,6 +160,7 @@ fn scan_range_visits_exactly_its_partition(engine: &dyn Engine) {
                 let hash = halka_store::layout::key_hash(k);
                 assert_eq!(hash >> (64 - bits), p as u64, "{k:?} outside partition {p}");
                 assert!(seen.insert(k.to_vec()), "{k:?} visited twice");
+                std::ops::ControlFlow::Continue(())
             })
             .unwrap();
     }
@@ -252,7 +253,9 @@ macro_rules! engine_suite {
             fn siblings_past_the_record_limit_are_refused_and_resolving_them_is_not() {
                 let limits = Limits { max_record_bytes: 96, ..small_limits() };
                 let (_dir, e) = $make(limits);
-                super::siblings_past_the_record_limit_are_refused_and_resolving_them_is_not(e.as_ref());
+                super::siblings_past_the_record_limit_are_refused_and_resolving_them_is_not(
+                    e.as_ref(),
+                );
             }
 
             #[test]

@@ -25,7 +25,10 @@ fn a_v1_data_directory_is_migrated_on_open() {
     let partition = key_hash(b"Mahmut") >> (64 - bits);
     let mut found = Vec::new();
     engine
-        .scan_range(HashRange::partition(partition, bits), &mut |k, _| found.push(k.to_vec()))
+        .scan_range(HashRange::partition(partition, bits), &mut |k, _| {
+            found.push(k.to_vec());
+            std::ops::ControlFlow::Continue(())
+        })
         .unwrap();
     assert_eq!(found, [b"Mahmut".to_vec()]);
 }

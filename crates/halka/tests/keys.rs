@@ -204,3 +204,58 @@ fn the_http_listing_pages_through_every_key_with_a_prefix() {
     let (status, _) = common::http("GET", &c.http_url(1, "/v1/kv?limit=0"), b"", &[]);
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn scan_with_a_huge_count_answers_a_page_and_the_walk_lists_every_key() {
+    let c = TestCluster::start(3, "periodic");
+    write_keys(&c, 20_000).await;
+    let mut a = conn(&c, 0).await;
+    // The report's `COUNT 1000000000`: each member answers one bounded page of the range
+    // instead of every key it holds, so the step ends early and says where to go on.
+    let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+        .arg("0")
+        .arg("COUNT")
+        .arg(1_000_000_000)
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    assert_ne!(next, "0", "a step of 20,000 keys was answered in one page");
+    assert!(!keys.is_empty() && keys.len() < 20_000, "{} keys", keys.len());
+    let seen = scan_all(&mut [a], &["COUNT", "1000000000"]).await;
+    assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected(20_000));
+}
+
+/// Waits until node's `connected_clients` is `n`.
+async fn wait_clients(conn: &mut MultiplexedConnection, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let info: String = redis::cmd("INFO").arg("clients").query_async(conn).await.unwrap();
+        let connected: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:")?.trim().parse().ok())
+            .unwrap();
+        if connected == n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never {n} clients: {info}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn keys_stops_walking_when_its_client_goes_away() {
+    use std::io::Write;
+    let c = TestCluster::start_with(3, "periodic", "timeout_ms = 600000");
+    write_keys(&c, 100).await;
+    // node-3 hangs: every step of the walk waits for it (timeout_ms is ten minutes).
+    c.signal(2, nix::sys::signal::Signal::SIGSTOP);
+    let mut walker = std::net::TcpStream::connect(c.redis_addr(0)).unwrap();
+    walker.write_all(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n").unwrap();
+    let mut a = conn(&c, 0).await;
+    // The walk is under way while its client is connected; once the client is gone the
+    // node drops the walk and the connection.
+    wait_clients(&mut a, 2).await;
+    drop(walker);
+    wait_clients(&mut a, 1).await;
+    c.signal(2, nix::sys::signal::Signal::SIGCONT);
+}

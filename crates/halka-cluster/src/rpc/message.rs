@@ -12,9 +12,11 @@ use std::sync::Arc;
 /// acknowledgements say how durable the write is (`Response::Stored`,
 /// `Response::Coordinated`). Format 4: a replica out of disk space says so
 /// (`WireError::NoSpace`), and a write applied but not made durable says so
-/// (`Response::CoordinatedNotDurable`). An older peer's frames are refused with a message naming
-/// the format.
-pub const FORMAT: u8 = 4;
+/// (`Response::CoordinatedNotDurable`). Format 5: a key listing is a page that says where
+/// it stopped (`Response::Listed`), and a write can be refused for the size of the record
+/// it would make (`Refusal::RecordTooLarge`). An older peer's frames are refused with a
+/// message naming the format.
+pub const FORMAT: u8 = 5;
 
 /// A message with the id that pairs a response with its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +89,7 @@ pub enum Response {
     /// The coordinating replica's answer to `CoordinateWrite`, once the write is durable.
     Coordinated(crate::Coordinated, crate::Durability),
     /// The answer to `ListKeys`.
-    Listed(Vec<(Bytes, Arc<Record>)>),
+    Listed(crate::KeyPage),
     /// A write (`Merge`, `KeepHint`) acknowledged, and how durable it is.
     Stored(crate::Durability),
     /// The answer to `CoordinateWrite` when the write was applied but could not be made

@@ -101,7 +101,7 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
-    fn list_keys(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
+    fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.ask(Request::ListKeys { range }, |r| match r {
             Response::Listed(l) => Ok(l),
             other => Err(other),

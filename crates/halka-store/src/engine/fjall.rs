@@ -18,7 +18,7 @@
 
 use super::journal::JournalFile;
 use super::space::{SpaceGuard, free_bytes};
-use super::{Engine, SyncToken, Updater};
+use super::{Engine, SyncToken, Updater, Visit};
 use crate::hints::{Hint, HintKind, HintStats, HintStore, Ledger, Stored};
 use crate::layout::{HashRange, storage_key, user_key};
 use crate::{Limits, NodeId, Record, StoreError, decode_record, encode_record};
@@ -812,11 +812,7 @@ impl Engine for FjallEngine {
         }
     }
 
-    fn scan_range(
-        &self,
-        range: HashRange,
-        f: &mut dyn FnMut(&[u8], Arc<Record>),
-    ) -> Result<(), StoreError> {
+    fn scan_range(&self, range: HashRange, f: &mut Visit<'_>) -> Result<(), StoreError> {
         use std::ops::Bound;
         let start = Bound::Included(range.first.to_be_bytes());
         // Storage keys are the hash and then the key: the range ends before the next hash.
@@ -828,7 +824,9 @@ impl Engine for FjallEngine {
             let (stored, value) = guard.into_inner().map_err(|e| StoreError::Io(e.to_string()))?;
             let key = user_key(&stored)
                 .ok_or_else(|| StoreError::Corrupt(format!("storage key {stored:?}")))?;
-            f(key, Arc::new(decode_record(&value)?));
+            if f(key, Arc::new(decode_record(&value)?)).is_break() {
+                break;
+            }
         }
         Ok(())
     }

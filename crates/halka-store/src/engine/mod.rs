@@ -18,6 +18,10 @@ pub use tracked::{TrackedEngine, Tracking};
 use crate::layout::HashRange;
 use crate::{Applied, Limits, NodeId, Outcome, Record, StoreError, Write};
 use std::fmt;
+use std::ops::ControlFlow;
+
+/// What [`Engine::scan_range`] calls with each key and record: `Break` stops the scan.
+pub type Visit<'a> = dyn FnMut(&[u8], Arc<Record>) -> ControlFlow<()> + 'a;
 use std::sync::Arc;
 
 /// The read-modify-write step of [`Engine::update`]: given the stored record, the record
@@ -80,19 +84,19 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// I/O failure or a corrupt stored record.
     fn scan(&self, f: &mut dyn FnMut(&[u8], Arc<Record>)) -> Result<(), StoreError> {
-        self.scan_range(HashRange::ALL, f)
+        self.scan_range(HashRange::ALL, &mut |k, r| {
+            f(k, r);
+            ControlFlow::Continue(())
+        })
     }
 
     /// Calls `f` for every key whose placement hash lies in `range` (a partition, see
-    /// `layout`), in hash order where the engine keeps one.
+    /// `layout`), in placement-hash order and then key order, until `f` breaks: a listing
+    /// stops where its page is full and the next one resumes after the last hash it saw.
     ///
     /// # Errors
     /// I/O failure or a corrupt stored record.
-    fn scan_range(
-        &self,
-        range: HashRange,
-        f: &mut dyn FnMut(&[u8], Arc<Record>),
-    ) -> Result<(), StoreError>;
+    fn scan_range(&self, range: HashRange, f: &mut Visit<'_>) -> Result<(), StoreError>;
 
     /// Removes the record for `key` if there is one and `pred` holds for it, atomically
     /// with respect to every other update of the key. Returns whether it was removed.

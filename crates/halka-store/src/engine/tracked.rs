@@ -6,7 +6,7 @@
 //! through this wrapper, so no write path (client writes, merges, repairs, removals) can
 //! bypass them. Nothing may write to the inner engine except through the wrapper.
 
-use super::{Engine, SyncToken, Updater};
+use super::{Engine, SyncToken, Updater, Visit};
 use crate::digests::{DigestTree, entry_digest};
 use crate::layout::{HashRange, key_hash};
 use crate::tombstones::TombstoneIndex;
@@ -148,11 +148,7 @@ impl Engine for TrackedEngine {
         self.inner.counter_floor()
     }
 
-    fn scan_range(
-        &self,
-        range: HashRange,
-        f: &mut dyn FnMut(&[u8], Arc<Record>),
-    ) -> Result<(), StoreError> {
+    fn scan_range(&self, range: HashRange, f: &mut Visit<'_>) -> Result<(), StoreError> {
         self.inner.scan_range(range, f)
     }
 

@@ -161,6 +161,20 @@ pub async fn serve(
     listener
 }
 
+/// Completes when the client closes its side while a walk runs for it. What it sends
+/// meanwhile (a pipeline's next requests) is kept in `input`, up to 64 KiB; beyond, it is
+/// left in the socket until the walk is over.
+async fn client_gone<R: tokio::io::AsyncRead + Unpin>(read: &mut R, input: &mut BytesMut) {
+    const KEEP: usize = 64 * 1024;
+    while input.len() < KEEP {
+        match read.read_buf(input).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
 /// Tells a client over the connection cap why it is closed (bounded by a deadline, so a
 /// client that does not read cannot hold the task).
 async fn refuse(mut stream: TcpStream) {
@@ -213,7 +227,16 @@ async fn connection(
             }
         }
         let more_buffered = batch.len() == MAX_BATCH;
-        if run_batch(state, &mut session, batch, &mut output, &mut stream).await? == After::Close {
+        let after = if !batch.is_empty() && batch.iter().all(|r| cmd::is_walk(r)) {
+            let (mut read, mut write) = stream.split();
+            tokio::select! {
+                after = run_batch(state, &mut session, batch, &mut output, &mut write) => after?,
+                () = client_gone(&mut read, &mut input) => return Ok(()),
+            }
+        } else {
+            run_batch(state, &mut session, batch, &mut output, &mut stream).await?
+        };
+        if after == After::Close {
             stream.write_all(&output).await?;
             return Ok(());
         }

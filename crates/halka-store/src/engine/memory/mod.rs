@@ -4,7 +4,7 @@
 
 mod table;
 
-use super::{Engine, Updater};
+use super::{Engine, Updater, Visit};
 use crate::layout::{HashRange, key_hash};
 use crate::{Limits, Record, StoreError};
 use crossbeam_utils::CachePadded;
@@ -105,23 +105,25 @@ impl Engine for MemoryEngine {
         Ok(())
     }
 
-    fn scan_range(
-        &self,
-        range: HashRange,
-        f: &mut dyn FnMut(&[u8], Arc<Record>),
-    ) -> Result<(), StoreError> {
-        // Not ordered by hash: a range visits every key and keeps those in it. This engine
-        // is for tests and the embedded cluster, whose stores are small.
+    fn scan_range(&self, range: HashRange, f: &mut Visit<'_>) -> Result<(), StoreError> {
+        // Not kept in hash order: a range visits every key, keeps those in it and sorts
+        // them. This engine is for tests and the embedded cluster, whose stores are small.
+        let mut entries: Vec<(u64, Key, Arc<Record>)> = Vec::new();
         for shard in &*self.shards {
-            // Copy the shard out so `f` never runs under the lock.
-            let entries: Vec<(Key, Arc<Record>)> = shard
-                .read()
-                .iter()
-                .filter(|(k, _)| range == HashRange::ALL || range.contains(key_hash(k)))
-                .map(|(k, r)| (k.clone(), Arc::clone(r)))
-                .collect();
-            for (k, r) in entries {
-                f(&k, r);
+            // Copied out so `f` never runs under the lock.
+            entries.extend(
+                shard
+                    .read()
+                    .iter()
+                    .map(|(k, r)| (key_hash(k), k, r))
+                    .filter(|(hash, _, _)| range.contains(*hash))
+                    .map(|(hash, k, r)| (hash, k.clone(), Arc::clone(r))),
+            );
+        }
+        entries.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        for (_, k, r) in entries {
+            if f(&k, r).is_break() {
+                break;
             }
         }
         Ok(())

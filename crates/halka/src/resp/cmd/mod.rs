@@ -142,6 +142,16 @@ async fn apply(
     Ok(put.outcome)
 }
 
+/// Whether `request` walks the cluster's keys and changes nothing (`KEYS`, `SCAN`,
+/// `RANDOMKEY`): it may run long, and stopping it halfway loses nothing, so it stops when
+/// its client goes away.
+#[must_use]
+pub fn is_walk(request: &[Bytes]) -> bool {
+    request.first().is_some_and(|name| {
+        ["KEYS", "SCAN", "RANDOMKEY"].iter().any(|w| name.eq_ignore_ascii_case(w.as_bytes()))
+    })
+}
+
 /// The key of a command that reads or writes exactly one key and nothing else, so it may
 /// run concurrently with other such commands on other keys within one pipeline.
 #[must_use]
