@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Raw, TestCluster};
+use std::io::{Read, Write};
 
 #[test]
 fn exec_runs_the_queued_commands_in_order_and_answers_each() {
@@ -89,4 +90,52 @@ async fn a_client_librarys_transaction_pipeline_runs() {
         .await
         .unwrap();
     assert_eq!((a.as_str(), b), ("1", None));
+}
+
+#[test]
+fn exec_writes_its_replies_out_as_they_come_so_the_node_holds_few() {
+    let c = TestCluster::start(3, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let mib = "x".repeat(1 << 20);
+    assert_eq!(conn.cmd(&["SET", "big", &mib]), "+OK\r\n");
+    let before = c.peak_rss(0);
+    // The report's batch: a short MULTI naming a 1 MiB value hundreds of times.
+    let gets = 200;
+    let mut batch = String::from("*1\r\n$5\r\nMULTI\r\n");
+    batch += &"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n".repeat(gets);
+    batch += "*1\r\n$4\r\nEXEC\r\n";
+    conn.0.write_all(batch.as_bytes()).unwrap();
+    let bulk = format!("${}\r\n{mib}\r\n", mib.len()).len();
+    let reply_len =
+        "+OK\r\n".len() + "+QUEUED\r\n".len() * gets + format!("*{gets}\r\n").len() + bulk * gets;
+    let mut reply = Vec::with_capacity(reply_len);
+    let mut buf = vec![0_u8; 1 << 20];
+    while reply.len() < reply_len {
+        let n = conn.0.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {} bytes", reply.len());
+        reply.extend_from_slice(&buf[..n]);
+    }
+    let tail = String::from_utf8_lossy(&reply[reply.len() - 20..]).into_owned();
+    assert!(tail.ends_with(&format!("{}\r\n", &mib[..4])), "{tail:?}");
+    let grown = c.peak_rss(0).saturating_sub(before);
+    assert!(grown < 64 << 20, "EXEC of {gets} MiB of replies grew the node by {grown} bytes");
+}
+
+#[test]
+fn a_multi_batch_past_the_byte_budget_is_refused_and_exec_discards_it() {
+    let c = TestCluster::start_with(3, "periodic", "[limits]\nmax_request_bytes = 3500000");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let mib = "x".repeat(1 << 20);
+    assert_eq!(conn.cmd(&["MULTI"]), "+OK\r\n");
+    for i in 0..3 {
+        assert_eq!(conn.cmd(&["SET", &format!("k{i}"), &mib]), "+QUEUED\r\n");
+    }
+    let refused = conn.cmd(&["SET", "k3", &mib]);
+    assert!(refused.starts_with("-ERR a MULTI batch holds at most 3500000 bytes"), "{refused}");
+    assert!(refused.contains("limits.max_request_bytes"), "{refused}");
+    assert_eq!(
+        conn.cmd(&["EXEC"]),
+        "-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
+    assert_eq!(conn.cmd(&["GET", "k0"]), "$-1\r\n", "nothing of the batch ran");
 }

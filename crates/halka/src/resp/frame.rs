@@ -154,6 +154,14 @@ impl Frame {
         Frame::Bulk(b.into())
     }
 
+    /// Appends the start of an array of `len` frames (the same in both protocol versions):
+    /// for a reply whose elements are encoded one by one after it.
+    pub fn encode_array_header(len: usize, out: &mut BytesMut) {
+        out.put_u8(b'*');
+        out.put_slice(len.to_string().as_bytes());
+        out.put_slice(b"\r\n");
+    }
+
     /// Appends the frame's encoding for protocol version 2 or 3.
     pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
         match self {
@@ -182,9 +190,7 @@ impl Frame {
             }
             Frame::Null => out.put_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
             Frame::Array(items) => {
-                out.put_u8(b'*');
-                out.put_slice(items.len().to_string().as_bytes());
-                out.put_slice(b"\r\n");
+                Frame::encode_array_header(items.len(), out);
                 for item in items {
                     item.encode(resp3, out);
                 }

@@ -70,8 +70,14 @@ async fn run_batch<W: AsyncWrite + Unpin>(
             group.push(request);
             continue;
         }
-        let (reply, after) = cmd::execute(state, session, request).await;
-        reply.encode(session.resp3, output);
+        let after = if cmd::is_exec(&request) {
+            state.command_served();
+            cmd::transaction::exec(state, session, request.len(), output, out).await?
+        } else {
+            let (reply, after) = cmd::execute(state, session, request).await;
+            reply.encode(session.resp3, output);
+            after
+        };
         if after == After::Close {
             return Ok(After::Close);
         }
@@ -82,7 +88,7 @@ async fn run_batch<W: AsyncWrite + Unpin>(
 }
 
 /// Writes the queued replies out once they pass [`OUTPUT_BUDGET`].
-async fn write_over_budget<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_over_budget<W: AsyncWrite + Unpin>(
     output: &mut BytesMut,
     out: &mut W,
 ) -> std::io::Result<()> {

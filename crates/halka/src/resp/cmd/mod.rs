@@ -11,7 +11,7 @@ mod kv;
 mod server;
 mod strings;
 pub mod table;
-mod transaction;
+pub mod transaction;
 
 use super::frame::Frame;
 use crate::state::NodeState;
@@ -142,6 +142,13 @@ async fn apply(
     Ok(put.outcome)
 }
 
+/// Whether `request` is `EXEC`, whose reply is written out as its commands run (see
+/// `transaction::exec`).
+#[must_use]
+pub fn is_exec(request: &[Bytes]) -> bool {
+    request.first().is_some_and(|name| name.eq_ignore_ascii_case(b"EXEC"))
+}
+
 /// Whether `request` walks the cluster's keys and changes nothing (`KEYS`, `SCAN`,
 /// `RANDOMKEY`): it may run long, and stopping it halfway loses nothing, so it stops when
 /// its client goes away.
@@ -223,13 +230,12 @@ pub async fn execute(
     let name = request.first().map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
     match name.as_deref() {
         Some("MULTI") => (transaction::multi(session, request.len()), After::Continue),
-        Some("EXEC") => (transaction::exec(state, session, request.len()).await, After::Continue),
         Some("DISCARD") => (transaction::discard(session, request.len()), After::Continue),
         Some("WATCH") => (transaction::watch(session), After::Continue),
         Some("UNWATCH") if request.len() == 1 => (Frame::ok(), After::Continue),
         Some(name) if name != "RESET" && name != "QUIT" && session.multi.is_some() => {
             let queue = session.multi.as_mut().expect("checked above");
-            (queue.push(name, request), After::Continue)
+            (queue.push(name, request, state.config.limits.max_request_bytes), After::Continue)
         }
         _ => dispatch(state, session, request).await,
     }

@@ -7,15 +7,23 @@
 //! and a failure midway leaves the earlier ones applied. Isolation would need agreement
 //! between replicas that a Dynamo-style store does not have, which is also why `WATCH`
 //! is refused.
+//!
+//! Both ends are bounded: the queue holds at most [`MAX_QUEUED`] commands and
+//! `limits.max_request_bytes` of arguments (a batch is one request in effect), and EXEC
+//! writes each reply out as its command finishes, under the connection's output budget,
+//! rather than holding every reply until the last (900 GETs of a 1 MiB value would
+//! otherwise hold 900 MiB).
 
 use super::table;
 use super::{After, Frame, NodeState, Session};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWrite;
 
-/// Commands queued by an open `MULTI`, and whether one was refused.
+/// Commands queued by an open `MULTI`, their bytes, and whether one was refused.
 #[derive(Debug, Default)]
 pub struct Queue {
     commands: Vec<Vec<Bytes>>,
+    bytes: usize,
     refused: bool,
 }
 
@@ -37,20 +45,31 @@ impl Queue {
 }
 
 impl Queue {
-    /// Queues `request` (named `name`, upper case) if it is a valid command.
-    pub fn push(&mut self, name: &str, request: Vec<Bytes>) -> Frame {
+    /// Queues `request` (named `name`, upper case) if it is a valid command and the
+    /// queue has room for it under `max_bytes`.
+    pub fn push(&mut self, name: &str, request: Vec<Bytes>, max_bytes: usize) -> Frame {
+        let size: usize = request.iter().map(Bytes::len).sum();
         let refusal = match table::lookup(name) {
             None => Some(super::unknown_command(name, &request[1..])),
             Some(spec) if !spec.accepts(request.len()) => Some(super::wrong_arity(name)),
             Some(_) if self.commands.len() >= MAX_QUEUED => {
                 Some(Frame::error(format!("ERR a MULTI batch holds at most {MAX_QUEUED} commands")))
             }
+            Some(_) if self.bytes.saturating_add(size) > max_bytes => Some(Frame::error(format!(
+                "ERR a MULTI batch holds at most {max_bytes} bytes of arguments \
+                 (limits.max_request_bytes); this command would make it {}",
+                self.bytes.saturating_add(size)
+            ))),
             Some(_) => None,
         };
         if let Some(error) = refusal {
+            // The batch is discarded at EXEC: what it queued can go now.
             self.refused = true;
+            self.commands = Vec::new();
+            self.bytes = 0;
             return error;
         }
+        self.bytes += size;
         self.commands.push(request);
         Frame::Simple("QUEUED".into())
     }
@@ -77,26 +96,56 @@ pub fn discard(session: &mut Session, words: usize) -> Frame {
     }
 }
 
-/// Runs the queued commands in order and answers with all their replies.
-pub async fn exec(state: &NodeState, session: &mut Session, words: usize) -> Frame {
-    if words != 1 {
-        return super::wrong_arity("EXEC");
-    }
-    let Some(queue) = session.multi.take() else {
-        return Frame::error("ERR EXEC without MULTI");
+/// `EXEC`: runs the queued commands in order and appends their replies to `output` as
+/// one array, writing `output` to `out` whenever it passes the output budget.
+///
+/// # Errors
+/// Writing to the client failed.
+pub async fn exec<W: AsyncWrite + Unpin>(
+    state: &NodeState,
+    session: &mut Session,
+    words: usize,
+    output: &mut BytesMut,
+    out: &mut W,
+) -> std::io::Result<After> {
+    let refusal = match session.multi.take() {
+        queue if words != 1 => {
+            session.multi = queue;
+            super::wrong_arity("EXEC")
+        }
+        None => Frame::error("ERR EXEC without MULTI"),
+        Some(queue) if queue.refused => {
+            Frame::error("EXECABORT Transaction discarded because of previous errors.")
+        }
+        Some(queue) => return run(state, session, queue.commands, output, out).await,
     };
-    if queue.refused {
-        return Frame::error("EXECABORT Transaction discarded because of previous errors.");
-    }
-    let mut replies = Vec::with_capacity(queue.commands.len());
-    for request in queue.commands {
+    refusal.encode(session.resp3, output);
+    Ok(After::Continue)
+}
+
+async fn run<W: AsyncWrite + Unpin>(
+    state: &NodeState,
+    session: &mut Session,
+    commands: Vec<Vec<Bytes>>,
+    output: &mut BytesMut,
+    out: &mut W,
+) -> std::io::Result<After> {
+    Frame::encode_array_header(commands.len(), output);
+    let mut commands = commands.into_iter();
+    while let Some(request) = commands.next() {
         let (reply, after) = super::dispatch(state, session, request).await;
-        replies.push(reply);
+        reply.encode(session.resp3, output);
+        crate::resp::write_over_budget(output, out).await?;
         if after == After::Close {
-            break;
+            // The array was announced with every command: the rest are answered, not run.
+            for _ in commands {
+                Frame::error("ERR not run: the connection is closing")
+                    .encode(session.resp3, output);
+            }
+            return Ok(After::Close);
         }
     }
-    Frame::Array(replies)
+    Ok(After::Continue)
 }
 
 pub fn watch(session: &Session) -> Frame {
