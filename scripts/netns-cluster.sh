@@ -22,6 +22,10 @@ up() {
     mkdir -p "$STATE"
     ip link add "$BRIDGE" type bridge
     ip link set "$BRIDGE" up
+    # The nodes listen beyond loopback: the peer port needs a shared secret, and the
+    # client ports protected mode off (the namespaces' bridge is private to this host).
+    local secret
+    secret=$("$HALKA" secret)
     local members=""
     for i in $(seq 1 "$NODES"); do
         members+="[[members]]\nid = \"n$i\"\npeer_addr = \"10.77.0.$i:7380\"\n"
@@ -34,7 +38,7 @@ up() {
         ip netns exec "hk$i" ip addr add "10.77.0.$i/24" dev eth0
         ip netns exec "hk$i" ip link set eth0 up
         ip netns exec "hk$i" ip link set lo up
-        printf "node_id = \"n$i\"\ndata_dir = \"$STATE/n$i\"\nredis_addr = \"10.77.0.$i:6380\"\nhttp_addr = \"10.77.0.$i:8080\"\npeer_addr = \"10.77.0.$i:7380\"\n$members" \
+        printf "node_id = \"n$i\"\ndata_dir = \"$STATE/n$i\"\nredis_addr = \"10.77.0.$i:6380\"\nhttp_addr = \"10.77.0.$i:8080\"\npeer_addr = \"10.77.0.$i:7380\"\ncluster_secret = \"$secret\"\nprotected_mode = false\n$members" \
             >"$STATE/n$i.toml"
         ip netns exec "hk$i" "$HALKA" server --config "$STATE/n$i.toml" >"$STATE/n$i.log" 2>&1 &
         echo $! >"$STATE/n$i.pid"

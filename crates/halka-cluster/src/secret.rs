@@ -10,17 +10,17 @@ use std::fmt;
 /// Shortest secret accepted, in bytes: 128 bits of hex or base64 text.
 pub const MIN_SECRET_BYTES: usize = 16;
 
-/// A cluster's shared secret, or the well-known stand-in used when none is configured.
+/// A cluster's shared secret. There is no default: a key anyone can derive would let
+/// anyone in (see the node's configuration for where a secret comes from).
 #[derive(Clone)]
 pub struct ClusterSecret {
     root: [u8; 32],
-    configured: bool,
 }
 
 impl fmt::Debug for ClusterSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
-        f.debug_struct("ClusterSecret").field("configured", &self.configured).finish()
+        f.debug_struct("ClusterSecret").finish_non_exhaustive()
     }
 }
 
@@ -42,24 +42,7 @@ impl ClusterSecret {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(WeakSecret { len: secret.len() });
         }
-        Ok(Self { root: blake3::derive_key("halka cluster secret v1", secret), configured: true })
-    }
-
-    /// The stand-in for a cluster without a secret: known to everyone, so it protects only
-    /// against accidents (a node of another cluster, a stray client), not against anyone
-    /// who tries. Nodes refuse to listen beyond loopback with it.
-    #[must_use]
-    pub fn unconfigured() -> Self {
-        Self {
-            root: blake3::derive_key("halka cluster secret v1", b"no secret"),
-            configured: false,
-        }
-    }
-
-    /// Whether a real secret was configured.
-    #[must_use]
-    pub fn is_configured(&self) -> bool {
-        self.configured
+        Ok(Self { root: blake3::derive_key("halka cluster secret v1", secret) })
     }
 
     /// The key for one `purpose` (a fixed, unique string per use).
@@ -82,13 +65,13 @@ mod tests {
         let b = ClusterSecret::new(b"0123456789abcdeg").unwrap();
         assert_ne!(a.key("x"), a.key("y"));
         assert_ne!(a.key("x"), b.key("x"));
-        assert_ne!(a.key("x"), ClusterSecret::unconfigured().key("x"));
         assert_eq!(a.key("x"), ClusterSecret::new(b"0123456789abcdef").unwrap().key("x"));
     }
 
     #[test]
     fn short_secrets_are_refused() {
         assert_eq!(ClusterSecret::new(b"short").unwrap_err(), WeakSecret { len: 5 });
-        assert!(format!("{:?}", ClusterSecret::unconfigured()).contains("configured: false"));
+        let debug = format!("{:?}", ClusterSecret::new(b"0123456789abcdef").unwrap());
+        assert!(!debug.contains("root"), "{debug}");
     }
 }

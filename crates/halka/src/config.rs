@@ -319,14 +319,11 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// The cluster secret, or the well-known stand-in when none is configured (allowed on
-    /// loopback only; see [`NodeConfig::finish`]).
+    /// The cluster secret: configured, or for a node alone the one kept in its data
+    /// directory (see `secret_file`); `None` before the node has loaded that one.
     #[must_use]
-    pub fn secret(&self) -> ClusterSecret {
-        self.cluster_secret
-            .as_ref()
-            .and_then(|s| ClusterSecret::new(s.0.as_bytes()).ok())
-            .unwrap_or_else(ClusterSecret::unconfigured)
+    pub fn secret(&self) -> Option<ClusterSecret> {
+        self.cluster_secret.as_ref().and_then(|s| ClusterSecret::new(s.0.as_bytes()).ok())
     }
 
     /// The coordinator's read plan.
@@ -550,6 +547,25 @@ impl NodeConfig {
             ClusterSecret::new(secret.0.as_bytes())
                 .map_err(|e| invalid("cluster_secret", e.to_string()))?;
         }
+        if self.cluster_secret.is_none() && self.members.len() > 1 {
+            return Err(invalid(
+                "cluster_secret",
+                format!(
+                    "a cluster of {} members needs one, the same on every member (`halka \
+                     secret` prints one): without it peers would prove membership with a key \
+                     anyone can derive",
+                    self.members.len()
+                ),
+            ));
+        }
+        if self.cluster_secret.is_none() && !self.protected_mode {
+            return Err(invalid(
+                "protected_mode",
+                "false needs a configured cluster_secret (`halka secret` prints one): it \
+                 signs the causal contexts that remote clients would then hand back"
+                    .into(),
+            ));
+        }
         if self.cluster_secret.is_none() && !is_loopback(&self.peer_addr) {
             return Err(invalid(
                 "peer_addr",
@@ -619,6 +635,7 @@ mod tests {
         let c = parse(
             r#"
             node_id = "a"
+            cluster_secret = "0123456789abcdef-full-file"
             replication = 3
             r = 2
             w = 2
@@ -689,7 +706,7 @@ mod tests {
         let e = parse("peer_addr = \"0.0.0.0:7380\"\n").unwrap_err().to_string();
         assert!(e.contains("peer_addr") && e.contains("cluster_secret"), "{e}");
         let ok = parse("peer_addr = \"0.0.0.0:7380\"\ncluster_secret = \"0123456789abcdef0123\"\n");
-        assert!(ok.unwrap().secret().is_configured());
+        assert!(ok.unwrap().secret().is_some());
         let e = parse("cluster_secret = \"short\"\n").unwrap_err().to_string();
         assert!(e.contains("cluster_secret") && e.contains("at least 16"), "{e}");
     }
@@ -700,7 +717,24 @@ mod tests {
         assert!(e.contains("redis_addr") && e.contains("protected_mode = false"), "{e}");
         let e = parse("http_addr = \"[::]:8080\"\n").unwrap_err().to_string();
         assert!(e.contains("http_addr"), "{e}");
-        assert!(parse("redis_addr = \"0.0.0.0:6380\"\nprotected_mode = false\n").is_ok());
+        let open = "redis_addr = \"0.0.0.0:6380\"\nprotected_mode = false\n";
+        assert!(parse(&format!("{open}cluster_secret = \"0123456789abcdef0123\"\n")).is_ok());
+    }
+
+    #[test]
+    fn protected_mode_off_needs_a_configured_secret() {
+        let e = parse("protected_mode = false\n").unwrap_err().to_string();
+        assert!(e.contains("protected_mode") && e.contains("cluster_secret"), "{e}");
+    }
+
+    #[test]
+    fn a_cluster_of_several_members_needs_a_secret() {
+        let members = "node_id = \"a\"\n[[members]]\nid = \"a\"\npeer_addr = \"127.0.0.1:1\"\n\
+                       [[members]]\nid = \"b\"\npeer_addr = \"127.0.0.1:2\"\n";
+        let e = parse(members).unwrap_err().to_string();
+        assert!(e.contains("cluster_secret") && e.contains("2 members"), "{e}");
+        let secret = "cluster_secret = \"0123456789abcdef0123\"\n";
+        assert!(parse(&format!("{secret}{members}")).is_ok());
     }
 
     #[test]

@@ -17,42 +17,8 @@ pub struct DevOptions {
     pub data_dir: PathBuf,
     pub replication: usize,
     pub sync: SyncChoice,
-    /// The nodes' shared cluster secret (see [`load_or_create_secret`]).
+    /// The nodes' shared cluster secret (see [`crate::secret_file`]).
     pub secret: String,
-}
-
-/// A new random cluster secret: 32 bytes from the OS, as hex.
-#[must_use]
-pub fn new_secret() -> String {
-    let bytes: [u8; 32] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The dev cluster's secret, kept in `data_dir/cluster-secret` (mode 0600) so that a
-/// cluster restarted on the same directory keeps it; created on first use.
-///
-/// # Errors
-/// The file cannot be read or written.
-pub fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let path = data_dir.join("cluster-secret");
-    match std::fs::read_to_string(&path) {
-        Ok(secret) => return Ok(secret.trim().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let secret = new_secret();
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(secret.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
-    Ok(secret)
 }
 
 /// The configs of the dev cluster's nodes: node i listens on `port + i`, `http_port + i`

@@ -16,6 +16,7 @@ pub mod membership;
 pub mod node;
 pub mod output;
 pub mod resp;
+pub mod secret_file;
 pub mod sim;
 pub mod state;
 pub mod status;

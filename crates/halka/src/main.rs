@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
         Command::Get(args) => client(commands::get(&args)),
         Command::Put(args) => client(async { commands::put(&args).await.map(String::into_bytes) }),
         Command::Del(args) => client(async { commands::del(&args).await.map(String::into_bytes) }),
-        Command::Secret => client(async { Ok(dev::new_secret().into_bytes()) }),
+        Command::Secret => client(async { Ok(halka::secret_file::new_secret().into_bytes()) }),
         Command::Status(args) => {
             client(async { commands::status(&args).await.map(String::into_bytes) })
         }
@@ -126,7 +126,7 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         replication: args.replication,
         sync: args.sync.into(),
-        secret: dev::load_or_create_secret(&data_dir)?,
+        secret: halka::secret_file::load_or_create(&data_dir)?,
     };
     let configs = dev::configs(&opts)?;
     let exe = std::env::current_exe().context("locating the halka binary")?;

@@ -96,9 +96,11 @@ fn with_indexes(config: &NodeConfig, engine: Arc<dyn Engine>) -> anyhow::Result<
 }
 
 /// Builds the node's state: engine, replicas for every member, placement and coordinator.
+/// `config` must hold a secret (see `secret_file::with_secret`).
 ///
 /// # Errors
-/// The engine cannot be opened or the member list does not make a placement.
+/// The engine cannot be opened, the member list does not make a placement, or there is
+/// no secret.
 pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
     build_generation(config, redis_port, Lifetime::new())
 }
@@ -132,7 +134,7 @@ fn build_generation(
     members.sort_by(|a, b| a.id.cmp(&b.id));
     // A static member list is layout version 1.
     let layout = Layout::active(1, &members, config.replication, DEFAULT_PARTITIONS)?;
-    let secret = config.secret();
+    let secret = config.secret().context("no cluster secret (see `secret_file::with_secret`)")?;
     let auth = PeerAuth::new(
         NodeId::new(&config.node_id),
         &secret,
@@ -276,16 +278,11 @@ pub async fn run(
     let upkeep = telemetry::metrics_handle()
         .map(|handle| tokio::spawn(telemetry::metrics_upkeep(handle, shutdown.clone())));
     let redis_port = listeners.redis.local_addr()?.port();
+    let config = crate::secret_file::with_secret(config)?;
     let mut lifetime = Lifetime::new();
     let mut state = build_generation(config.clone(), redis_port, lifetime)?;
     telemetry::describe_metrics(&state.config);
     crate::membership::placement_memo::warn_on_change(&state.config);
-    if !state.config.secret().is_configured() && state.config.members.len() > 1 {
-        tracing::warn!(
-            "no cluster_secret: peers prove membership with a well-known key, which keeps out \
-             nodes of other clusters but not an attacker on this host; set cluster_secret"
-        );
-    }
     let mut listeners = listeners;
     while let Some((back, why)) = serve(state, listeners, &shutdown).await? {
         listeners = back;

@@ -548,3 +548,47 @@ fn siblings_past_the_record_limit_are_refused_and_the_key_still_replicates() {
     let (_, body) = http("GET", &c.http_url(2, "/v1/kv/big?r=3"), b"", &[]);
     assert_eq!(json(&body)["value"].as_str(), Some("resolved"), "{body}");
 }
+
+/// Runs `halka server` on `config` until it exits; its stderr.
+fn server_refuses(config: &std::path::Path) -> String {
+    let out = std::process::Command::new(common::BIN)
+        .args(["server", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the node started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_node_with_other_members_and_no_secret_refuses_to_start() {
+    let c = TestCluster::configure(&std::env::temp_dir(), 3, "periodic", "", "");
+    let text = std::fs::read_to_string(&c.nodes[0].config).unwrap();
+    let without: String =
+        text.lines().filter(|l| !l.starts_with("cluster_secret")).collect::<Vec<_>>().join("\n");
+    std::fs::write(&c.nodes[0].config, without).unwrap();
+    let err = server_refuses(&c.nodes[0].config);
+    assert!(err.contains("cluster_secret") && err.contains("3 members"), "{err}");
+}
+
+#[test]
+fn a_lone_node_without_a_secret_keeps_its_own_across_restarts() {
+    let mut c = TestCluster::configure(&std::env::temp_dir(), 1, "periodic", "", "");
+    let text = std::fs::read_to_string(&c.nodes[0].config).unwrap();
+    let without: String =
+        text.lines().filter(|l| !l.starts_with("cluster_secret")).collect::<Vec<_>>().join("\n");
+    std::fs::write(&c.nodes[0].config, without).unwrap();
+    c.start_process(0);
+    let (_, body) = http("PUT", &c.http_url(0, "/v1/kv/doc"), b"v1", &[]);
+    let token = json(&body)["context"].as_str().unwrap().to_string();
+    let file = c.dir.path().join("node-1").join("cluster-secret");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    // After a restart the node signs with the same key: its old token is still accepted.
+    c.kill(0);
+    c.start_process(0);
+    let (status, body) =
+        http("PUT", &c.http_url(0, "/v1/kv/doc"), b"v2", &[("X-Halka-Context", &token)]);
+    assert_eq!(status, 200, "{body}");
+}

@@ -313,6 +313,8 @@ mod tests {
     fn state() -> Arc<NodeState> {
         let mut config = NodeConfig::default();
         config.storage.engine = EngineChoice::Memory;
+        config.cluster_secret =
+            Some(crate::config::SecretString("a secret for this test only".into()));
         let config = config.finish("test").expect("a valid config");
         crate::node::build(config, 0).expect("a node")
     }
