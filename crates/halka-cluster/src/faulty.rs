@@ -139,6 +139,10 @@ impl Replica for FaultyReplica {
         self.inner.scan_range(range)
     }
 
+    fn read_range(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
+        self.wrap(|| self.inner.read_range(range))
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.wrap(|| self.inner.list_keys(range))
     }

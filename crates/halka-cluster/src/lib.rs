@@ -30,6 +30,7 @@ mod repair_budget;
 mod replica;
 pub mod rpc;
 mod secret;
+pub mod stream;
 mod stripe;
 mod suspects;
 mod syncer;

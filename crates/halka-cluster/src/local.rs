@@ -210,6 +210,14 @@ impl Replica for LocalReplica {
         self.scan_with(range, |k, r| (Bytes::copy_from_slice(k), r))
     }
 
+    fn read_range(&self, range: HashRange) -> ReplicaFuture<KeyPage> {
+        self.on_blocking_pool(move |engine| {
+            let mut page = PageBuilder::new(BATCH_BYTES);
+            engine.scan_range(range, &mut |k, r| page.offer(k, r))?;
+            Ok(page.finish())
+        })
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<KeyPage> {
         self.on_blocking_pool(move |engine| {
             let mut page = PageBuilder::new(LIST_PAGE_BYTES);

@@ -136,6 +136,13 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica cannot be scanned".into())))
     }
 
+    /// The records this replica holds in `range`, values included, in hash order: one
+    /// page of about [`BATCH_BYTES`], [`KeyPage::through`] saying where it stopped (ask
+    /// again from just past it). What a new owner streams a range with (`stream`).
+    fn read_range(&self, _range: HashRange) -> ReplicaFuture<KeyPage> {
+        answered(Err(ReplicaError::Rejected("this replica cannot read a range".into())))
+    }
+
     /// The keys this replica holds in `range`, in hash order, with their records emptied
     /// of values ([`Record::without_values`]): what listing the cluster's keys walks. One
     /// answer holds about [`LIST_PAGE_BYTES`]; [`KeyPage::through`] says where it stopped.

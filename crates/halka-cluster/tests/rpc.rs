@@ -293,3 +293,25 @@ async fn a_coordinated_write_whose_fsync_fails_reads_as_applied_but_not_durable(
     let _ = stop.send(());
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_range_streams_from_a_peer_page_by_page() {
+    use halka_cluster::stream::{MemoryCheckpoints, stream_range};
+    let (addr, local, _stop, _task) = server(8 << 20).await;
+    let value = Bytes::from(vec![b'v'; 1024]);
+    for i in 0..2500 {
+        let write = Write::value(Some(value.clone()), None, 1);
+        local.coordinate_write(&Bytes::from(format!("k{i}")), &write).await.unwrap();
+    }
+    let remote = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
+    let target = LocalReplica::new(NodeId::new("new"), Arc::new(MemoryEngine::default()));
+    let checkpoints = MemoryCheckpoints::default();
+    let range = halka_store::HashRange::ALL;
+    let streamed =
+        stream_range(&remote, &target, range, &checkpoints, Duration::from_secs(60)).await.unwrap();
+    assert!(streamed.pages >= 2, "{streamed:?}");
+    for i in 0..2500 {
+        let key = Bytes::from(format!("k{i}"));
+        assert_eq!(target.get(&key).await.unwrap(), local.get(&key).await.unwrap());
+    }
+}

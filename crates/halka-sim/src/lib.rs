@@ -16,6 +16,7 @@ pub mod checker;
 mod collecting;
 pub mod history;
 pub mod scenario;
+mod streaming;
 mod workload;
 mod world;
 

@@ -176,6 +176,16 @@ const TABLE: &[Scenario] = &[
         expect: &[],
     },
     Scenario {
+        // A new replica streams every range from n3 while n3 crashes and restarts.
+        name: "a-range-stream-resumes-through-a-crash-of-its-source",
+        hint_bytes: HINTS,
+        steps: &[
+            Step::WriteAll { via: N1, value: "v1", w: 3 },
+            Step::Run(|world| crate::streaming::stream_through_a_crash(world, N1, N3, KEYS)),
+        ],
+        expect: &[],
+    },
+    Scenario {
         name: "full-disk-refuses-writes-and-the-others-take-them",
         hint_bytes: HINTS,
         steps: &[Step::Run(full_disk_refuses_writes_and_the_others_take_them)],

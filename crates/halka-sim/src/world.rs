@@ -456,6 +456,19 @@ impl World {
         (!lost && sender_alive && !self.cuts.lock().contains(&(from, to))).then_some(())
     }
 
+    /// Node `to`'s replica as reached over the simulated network from node `from`, as
+    /// it is now (its messages stop if `from` crashes): for scenarios that drive a
+    /// mechanism of their own between two nodes.
+    pub fn link(self: &Arc<Self>, from: usize, to: usize) -> Arc<dyn Replica> {
+        Arc::new(MessageReplica::with_transport(SimLink {
+            from,
+            to,
+            incarnation: *self.nodes[from].incarnation.lock(),
+            peer: self.nodes[to].id.clone(),
+            world: Arc::clone(self),
+        }))
+    }
+
     fn live_replica(&self, i: usize) -> Option<(Arc<dyn Replica>, u64)> {
         let running = self.nodes[i].running.lock();
         let replica = Arc::clone(&running.as_ref()?.replica);
@@ -640,6 +653,10 @@ impl Replica for Recording {
 
     fn scan_range(&self, range: HashRange) -> ReplicaFuture<Vec<(Bytes, Arc<Record>)>> {
         self.inner.scan_range(range)
+    }
+
+    fn read_range(&self, range: HashRange) -> ReplicaFuture<halka_cluster::KeyPage> {
+        self.inner.read_range(range)
     }
 
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<halka_cluster::KeyPage> {

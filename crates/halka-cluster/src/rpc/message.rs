@@ -70,6 +70,11 @@ pub enum Request {
     ListKeys {
         range: HashRange,
     },
+    /// The records held in a hash range, values included, one page (streaming a range to
+    /// a new owner). Answered with `Listed`.
+    ReadRange {
+        range: HashRange,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +93,7 @@ pub enum Response {
     Flags(Vec<bool>),
     /// The coordinating replica's answer to `CoordinateWrite`, once the write is durable.
     Coordinated(crate::Coordinated, crate::Durability),
-    /// The answer to `ListKeys`.
+    /// The answer to `ListKeys` and `ReadRange`.
     Listed(crate::KeyPage),
     /// A write (`Merge`, `KeepHint`) acknowledged, and how durable it is.
     Stored(crate::Durability),

@@ -101,6 +101,13 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
+    fn read_range(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
+        self.ask(Request::ReadRange { range }, |r| match r {
+            Response::Listed(page) => Ok(page),
+            other => Err(other),
+        })
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.ask(Request::ListKeys { range }, |r| match r {
             Response::Listed(l) => Ok(l),

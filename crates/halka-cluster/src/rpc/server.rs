@@ -344,15 +344,17 @@ fn paced(
     let before = match &request {
         Request::GetMany { keys } => keys.len(),
         Request::MergeMany { entries } => entries.len(),
-        Request::KeyDigests { .. } => 0,
+        Request::KeyDigests { .. } | Request::ReadRange { .. } => 0,
         _ => return handle(replica.as_ref(), placement, request),
     };
     let (budget, replica) = (Arc::clone(budget), Arc::clone(replica));
     async move {
         budget.take(before as u64).await;
         let response = handle(replica.as_ref(), placement, request).await;
-        if let Response::KeyDigests(listed) = &response {
-            budget.take(listed.len() as u64).await;
+        match &response {
+            Response::KeyDigests(listed) => budget.take(listed.len() as u64).await,
+            Response::Listed(page) => budget.take(page.keys.len() as u64).await,
+            _ => {}
         }
         response
     }
@@ -395,6 +397,9 @@ pub fn handle(
         Request::Hello => futures::future::ready(Response::Hello { placement }).boxed(),
         Request::Digests { range, bits } => {
             replica.digests(range, bits).map(|r| answer(r, Response::Digests)).boxed()
+        }
+        Request::ReadRange { range } => {
+            replica.read_range(range).map(|r| answer(r, Response::Listed)).boxed()
         }
         Request::ListKeys { range } => {
             replica.list_keys(range).map(|r| answer(r, Response::Listed)).boxed()

@@ -1,0 +1,167 @@
+//! Streaming a hash range from one replica to another: what a new owner will do for each
+//! partition it gains when the layout changes (DESIGN.md, "Elastic membership"). Not yet
+//! started by anything but its tests: the staged join that drives it is still to come.
+//!
+//! The source answers one page at a time ([`Replica::read_range`], about `BATCH_BYTES`,
+//! closed at a hash boundary), the target merges each page ([`Replica::merge_many`],
+//! which resolves once the page is as durable as a write), and only then is the page's
+//! last hash recorded as the range's checkpoint. A stream that stops — the source fails,
+//! the target node crashes — starts again just past its checkpoint, so what was stored
+//! is not read again; and since every record is merged (a join), a page repeated after a
+//! crash between merge and checkpoint changes nothing.
+
+use crate::{KeyPage, Replica, ReplicaError};
+use halka_store::HashRange;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where streams of ranges stopped: the last hash of each range already stored.
+pub trait Checkpoints: Send + Sync {
+    /// The last hash of `range` already stored, if a stream of it stopped midway.
+    fn stored_through(&self, range: HashRange) -> Option<u64>;
+
+    /// Records that every record of `range` hashed up to `through` is stored.
+    ///
+    /// # Errors
+    /// The checkpoint could not be kept (the stream stops rather than run ahead of it).
+    fn record(&self, range: HashRange, through: u64) -> std::io::Result<()>;
+
+    /// Forgets `range`: its stream is complete.
+    ///
+    /// # Errors
+    /// As [`Checkpoints::record`].
+    fn finish(&self, range: HashRange) -> std::io::Result<()>;
+}
+
+/// What one call to [`stream_range`] moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Streamed {
+    pub pages: u64,
+    pub records: u64,
+}
+
+/// Why a stream stopped before the end of its range.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamError {
+    #[error("reading from the source failed: {0}")]
+    Source(ReplicaError),
+    #[error("storing on the target failed: {0}")]
+    Target(ReplicaError),
+    #[error("keeping the stream's checkpoint failed: {0}")]
+    Checkpoint(std::io::Error),
+}
+
+/// Copies every record of `range` from `source` to `target`, from just past the range's
+/// checkpoint to its end, checkpointing after each page. Reading a page and storing it
+/// each get `deadline`: a source that stops answering fails the stream rather than hang
+/// it.
+///
+/// # Errors
+/// A page could not be read, stored or checkpointed; calling again resumes after the
+/// last page checkpointed.
+pub async fn stream_range(
+    source: &dyn Replica,
+    target: &dyn Replica,
+    range: HashRange,
+    checkpoints: &dyn Checkpoints,
+    deadline: Duration,
+) -> Result<Streamed, StreamError> {
+    let mut streamed = Streamed::default();
+    let mut next = match checkpoints.stored_through(range) {
+        Some(through) => through.checked_add(1).filter(|n| *n <= range.last),
+        None => Some(range.first),
+    };
+    while let Some(first) = next {
+        let page = source.read_range(HashRange { first, last: range.last });
+        let KeyPage { keys, through } =
+            within(deadline, page).await.map_err(StreamError::Source)?;
+        streamed.pages += 1;
+        streamed.records += keys.len() as u64;
+        within(deadline, target.merge_many(keys)).await.map_err(StreamError::Target)?;
+        next = match through {
+            Some(through) => {
+                checkpoints.record(range, through).map_err(StreamError::Checkpoint)?;
+                through.checked_add(1).filter(|n| *n <= range.last)
+            }
+            None => None,
+        };
+    }
+    checkpoints.finish(range).map_err(StreamError::Checkpoint)?;
+    Ok(streamed)
+}
+
+/// `call`, or a timeout once `deadline` has passed.
+async fn within<T>(deadline: Duration, call: crate::ReplicaFuture<T>) -> Result<T, ReplicaError> {
+    let ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+    tokio::time::timeout(deadline, call).await.unwrap_or(Err(ReplicaError::Timeout(ms)))
+}
+
+/// Checkpoints in memory: for tests and the simulator, whose "crashes" keep them.
+#[derive(Debug, Default)]
+pub struct MemoryCheckpoints(Mutex<HashMap<HashRange, u64>>);
+
+impl Checkpoints for MemoryCheckpoints {
+    fn stored_through(&self, range: HashRange) -> Option<u64> {
+        self.0.lock().get(&range).copied()
+    }
+
+    fn record(&self, range: HashRange, through: u64) -> std::io::Result<()> {
+        self.0.lock().insert(range, through);
+        Ok(())
+    }
+
+    fn finish(&self, range: HashRange) -> std::io::Result<()> {
+        self.0.lock().remove(&range);
+        Ok(())
+    }
+}
+
+/// Checkpoints as files in a directory, one per range in progress, each replaced whole
+/// (written aside, synced, renamed over): a node that crashes finds the last one it kept.
+#[derive(Debug)]
+pub struct FileCheckpoints {
+    dir: PathBuf,
+}
+
+impl FileCheckpoints {
+    /// Checkpoints kept in `dir` (created if missing).
+    ///
+    /// # Errors
+    /// The directory cannot be created.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self { dir: dir.to_path_buf() })
+    }
+
+    fn path(&self, range: HashRange) -> PathBuf {
+        self.dir.join(format!("{:016x}-{:016x}", range.first, range.last))
+    }
+}
+
+impl Checkpoints for FileCheckpoints {
+    fn stored_through(&self, range: HashRange) -> Option<u64> {
+        let text = std::fs::read_to_string(self.path(range)).ok()?;
+        u64::from_str_radix(text.trim(), 16).ok()
+    }
+
+    fn record(&self, range: HashRange, through: u64) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let path = self.path(range);
+        let aside = path.with_extension("new");
+        let mut file = std::fs::File::create(&aside)?;
+        file.write_all(format!("{through:016x}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&aside, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
+    fn finish(&self, range: HashRange) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(range)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
