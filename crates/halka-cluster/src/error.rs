@@ -76,11 +76,19 @@ impl fmt::Display for QuorumError {
             "owner-write" => "pw",
             _ => "r",
         };
-        write!(
-            f,
-            "{} quorum not reached: {name}={} of {} replicas, {} answered",
-            self.op, self.required, self.replicas, self.succeeded
-        )?;
+        if self.op == "list" {
+            write!(
+                f,
+                "list failed: {} of {} members must answer, {} answered",
+                self.required, self.replicas, self.succeeded
+            )?;
+        } else {
+            write!(
+                f,
+                "{} quorum not reached: {name}={} of {} replicas, {} answered",
+                self.op, self.required, self.replicas, self.succeeded
+            )?;
+        }
         if self.in_flight > 0 {
             write!(f, " and {} still in flight", self.in_flight)?;
         }
@@ -88,7 +96,7 @@ impl fmt::Display for QuorumError {
             f.write_str(if i == 0 { "; failed: " } else { ", " })?;
             write!(f, "{node} ({err})")?;
         }
-        if self.op != "read" {
+        if self.op == "write" || self.op == "owner-write" {
             // No rollback, as in Dynamo: replicas that took the write keep it, and a later
             // read or repair may spread it.
             f.write_str("; the write may still be stored on the replicas it reached")?;
@@ -148,5 +156,7 @@ mod tests {
         );
         let e = QuorumError { op: "read", required: 2, succeeded: 1, in_flight: 0, ..e };
         assert_eq!(e.to_string(), "read quorum not reached: r=2 of 3 replicas, 1 answered");
+        let e = QuorumError { op: "list", ..e };
+        assert_eq!(e.to_string(), "list failed: 2 of 3 members must answer, 1 answered");
     }
 }

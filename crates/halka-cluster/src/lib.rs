@@ -59,6 +59,6 @@ pub use replica::{
     Coordinated, Durability, KeyPage, LIST_PAGE_BYTES, PageBuilder, Replica, ReplicaError,
     ReplicaFuture, answered, deferred,
 };
-pub use secret::{ClusterSecret, MIN_SECRET_BYTES, WeakSecret};
+pub use secret::{ClusterSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};
 pub use view::{View, ViewHandle};

@@ -24,13 +24,23 @@ impl fmt::Debug for ClusterSecret {
     }
 }
 
-/// A secret shorter than [`MIN_SECRET_BYTES`].
+/// Fewest distinct bytes a secret must use: a secret of one repeated character, or two,
+/// is guessed whatever its length.
+pub const MIN_DISTINCT_BYTES: usize = 8;
+
+/// A secret too weak to resist guessing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "cluster secret is {len} bytes; use at least {MIN_SECRET_BYTES} random bytes (`halka secret` prints one)"
-)]
-pub struct WeakSecret {
-    pub len: usize,
+#[non_exhaustive]
+pub enum WeakSecret {
+    #[error(
+        "cluster secret is {len} bytes; use at least {MIN_SECRET_BYTES} random bytes (`halka secret` prints one)"
+    )]
+    TooShort { len: usize },
+    #[error(
+        "cluster secret uses only {distinct} distinct characters; use at least \
+         {MIN_DISTINCT_BYTES}, randomly chosen (`halka secret` prints one)"
+    )]
+    Repetitive { distinct: usize },
 }
 
 impl ClusterSecret {
@@ -40,7 +50,11 @@ impl ClusterSecret {
     /// The secret is too short to resist guessing.
     pub fn new(secret: &[u8]) -> Result<Self, WeakSecret> {
         if secret.len() < MIN_SECRET_BYTES {
-            return Err(WeakSecret { len: secret.len() });
+            return Err(WeakSecret::TooShort { len: secret.len() });
+        }
+        let distinct = secret.iter().collect::<std::collections::BTreeSet<_>>().len();
+        if distinct < MIN_DISTINCT_BYTES {
+            return Err(WeakSecret::Repetitive { distinct });
         }
         Ok(Self { root: blake3::derive_key("halka cluster secret v1", secret) })
     }
@@ -70,7 +84,11 @@ mod tests {
 
     #[test]
     fn short_secrets_are_refused() {
-        assert_eq!(ClusterSecret::new(b"short").unwrap_err(), WeakSecret { len: 5 });
+        assert_eq!(ClusterSecret::new(b"short").unwrap_err(), WeakSecret::TooShort { len: 5 });
+        assert_eq!(
+            ClusterSecret::new(b"abababababababababababab").unwrap_err(),
+            WeakSecret::Repetitive { distinct: 2 }
+        );
         let debug = format!("{:?}", ClusterSecret::new(b"0123456789abcdef").unwrap());
         assert!(!debug.contains("root"), "{debug}");
     }

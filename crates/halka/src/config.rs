@@ -709,6 +709,8 @@ mod tests {
         assert!(ok.unwrap().secret().is_some());
         let e = parse("cluster_secret = \"short\"\n").unwrap_err().to_string();
         assert!(e.contains("cluster_secret") && e.contains("at least 16"), "{e}");
+        let e = parse("cluster_secret = \"aaaaaaaaaaaaaaaaaaaaaaaa\"\n").unwrap_err().to_string();
+        assert!(e.contains("cluster_secret") && e.contains("1 distinct"), "{e}");
     }
 
     #[test]

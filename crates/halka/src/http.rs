@@ -255,7 +255,8 @@ fn request_context(
     token
         .map(|t| {
             state.tokens.decode(key, &t).map_err(|e| {
-                ApiError(StatusCode::BAD_REQUEST, format!("invalid causal context {t:?}: {e}"))
+                // The token is not echoed: an error page or a log must not carry it.
+                ApiError(StatusCode::BAD_REQUEST, format!("invalid causal context: {e}"))
             })
         })
         .transpose()

@@ -18,6 +18,7 @@ pub mod output;
 pub mod resp;
 pub mod secret_file;
 pub mod sim;
+pub mod startup_checks;
 pub mod state;
 pub mod status;
 mod storage_watch;

@@ -279,6 +279,7 @@ pub async fn run(
         .map(|handle| tokio::spawn(telemetry::metrics_upkeep(handle, shutdown.clone())));
     let redis_port = listeners.redis.local_addr()?.port();
     let config = crate::secret_file::with_secret(config)?;
+    crate::startup_checks::warn_about(&config);
     let mut lifetime = Lifetime::new();
     let mut state = build_generation(config.clone(), redis_port, lifetime)?;
     telemetry::describe_metrics(&state.config);

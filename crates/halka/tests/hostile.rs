@@ -592,3 +592,30 @@ fn a_lone_node_without_a_secret_keeps_its_own_across_restarts() {
         http("PUT", &c.http_url(0, "/v1/kv/doc"), b"v2", &[("X-Halka-Context", &token)]);
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn a_bad_context_token_is_not_echoed_in_the_error() {
+    let c = TestCluster::start(1, "periodic");
+    let token = "c2VjcmV0LWxvb2tpbmctdG9rZW4tdGhhdC1pcy1ub3Qtb3Vycw";
+    let (status, body) =
+        http("PUT", &c.http_url(0, "/v1/kv/k"), b"v", &[("X-Halka-Context", token)]);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid causal context"), "{body}");
+    assert!(!body.contains(token), "the token came back: {body}");
+}
+
+#[test]
+fn a_node_warns_at_startup_when_protected_mode_is_off() {
+    let c = TestCluster::start_with(1, "periodic", "protected_mode = false");
+    let log = c.startup_log(0);
+    assert!(log.contains("protected_mode = false") && log.contains("not authenticated"), "{log}");
+}
+
+#[test]
+fn a_node_warns_at_startup_when_its_disk_is_smaller_than_the_reserve() {
+    // A reserve of a thousand terabytes: larger than any disk this test runs on.
+    let c =
+        TestCluster::start_in(&std::env::temp_dir(), 1, "periodic", "", "min_free_mb = 1000000000");
+    let log = c.startup_log(0);
+    assert!(log.contains("smaller than storage.min_free_mb"), "{log}");
+}

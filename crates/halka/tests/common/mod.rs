@@ -86,6 +86,8 @@ pub struct NodeProc {
     child: Option<Child>,
     /// Lines the running process has logged so far.
     log_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// What it logged until it served.
+    startup_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub struct TestCluster {
@@ -165,6 +167,7 @@ impl TestCluster {
                 peer_port: *peer,
                 child: None,
                 log_lines: std::sync::Arc::default(),
+                startup_log: std::sync::Arc::default(),
             });
         }
         Self { dir, nodes }
@@ -252,6 +255,7 @@ impl TestCluster {
             panic!("{} did not start:\n{}", node.id, early.lock().unwrap().join("\n"))
         });
         node.child = Some(child);
+        node.startup_log = early;
     }
 
     /// SIGKILL node `i`.
@@ -272,6 +276,11 @@ impl TestCluster {
     pub fn terminate(&mut self, i: usize) -> std::process::ExitStatus {
         self.signal(i, nix::sys::signal::Signal::SIGTERM);
         self.nodes[i].child.take().unwrap().wait().unwrap()
+    }
+
+    /// What node `i` logged as it last started, until it served.
+    pub fn startup_log(&self, i: usize) -> String {
+        self.nodes[i].startup_log.lock().unwrap().join("\n")
     }
 
     /// How many lines node `i` has logged since it last started.
