@@ -27,6 +27,10 @@ pub struct Limits {
     /// Largest request one client may send (the sum of its arguments), in bytes; a
     /// longer one is refused and the connection closed, as at Redis's query-buffer limit.
     pub max_request_bytes: usize,
+    /// Request bytes all Redis connections of a node may hold at once (requests not yet
+    /// complete, and complete ones not yet run); a connection that would take the node
+    /// past it is closed with an error naming this limit.
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for Limits {
@@ -37,6 +41,7 @@ impl Default for Limits {
             max_record_bytes: 4 * 1024 * 1024,
             max_reply_bytes: 64 << 20,
             max_request_bytes: 512 << 20,
+            max_buffered_bytes: 1 << 30,
         }
     }
 }

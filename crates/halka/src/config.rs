@@ -259,6 +259,10 @@ pub struct NodeConfig {
     /// Seconds a Redis client may stay silent (idle, or halfway through a command) before
     /// its connection is closed; 0 (the default, as in Redis) never closes it.
     pub client_timeout_secs: u64,
+    /// Seconds a Redis request may take to arrive in full once its first byte has; beyond,
+    /// the connection is closed (a client trickling a request in a byte at a time cannot
+    /// hold it open for ever). 0: no deadline.
+    pub request_timeout_secs: u64,
     /// Redis commands slower than this (microseconds) go to `SLOWLOG`, as Redis's
     /// `slowlog-log-slower-than`: negative keeps none, 0 keeps every command.
     pub slowlog_log_slower_than_us: i64,
@@ -302,6 +306,7 @@ impl Default for NodeConfig {
             shutdown_grace_ms: 5000,
             max_connections: 10_000,
             client_timeout_secs: 0,
+            request_timeout_secs: 60,
             slowlog_log_slower_than_us: 10_000,
             slowlog_max_len: 128,
             worker_threads: 0,

@@ -164,6 +164,7 @@ fn build_generation(
         config.slowlog_log_slower_than_us,
         config.slowlog_max_len,
     );
+    let config_limits_buffered = config.limits.max_buffered_bytes;
     Ok(Arc::new(NodeState {
         config,
         coordinator: node.coordinator,
@@ -181,6 +182,7 @@ fn build_generation(
         repair_budget: node.repair_budget,
         client_list: crate::resp::clients::Clients::default(),
         slowlog,
+        input_budget: crate::resp::input_budget::InputBudget::new(config_limits_buffered),
     }))
 }
 

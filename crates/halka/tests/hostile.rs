@@ -619,3 +619,61 @@ fn a_node_warns_at_startup_when_its_disk_is_smaller_than_the_reserve() {
     let log = c.startup_log(0);
     assert!(log.contains("smaller than storage.min_free_mb"), "{log}");
 }
+
+#[test]
+fn a_request_trickled_in_past_its_deadline_is_refused_and_not_run() {
+    let c = TestCluster::start_with(1, "periodic", "request_timeout_secs = 1");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    conn.0.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    conn.0.write_all(b"*3\r\n$3\r\nSET\r\n$7\r\ntrickle\r\n$100\r\n").unwrap();
+    // The report's attacker: a byte every 200 ms, far slower than the deadline allows.
+    let mut writer = conn.0.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if writer.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let mut reply = String::new();
+    let _ = conn.0.read_to_string(&mut reply);
+    assert!(reply.contains("did not arrive in full within 1 s (request_timeout_secs)"), "{reply}");
+    let _ = trickle.join();
+    assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["GET", "trickle"]), "$-1\r\n");
+}
+
+/// `INFO clients`' `client_input_bytes` on node `i`.
+fn client_input_bytes(c: &TestCluster, i: usize) -> u64 {
+    let info = Raw::connect(&c.redis_addr(i)).cmd(&["INFO", "clients"]);
+    info.lines().find_map(|l| l.strip_prefix("client_input_bytes:")?.trim().parse().ok()).unwrap()
+}
+
+#[test]
+fn clients_together_cannot_hold_more_request_bytes_than_the_node_budget() {
+    let c = TestCluster::start_with(1, "periodic", "[limits]\nmax_buffered_bytes = 1500000");
+    let unfinished = |n: usize| {
+        let mut bytes = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", n + 1).into_bytes();
+        bytes.extend(std::iter::repeat_n(b'x', n));
+        bytes
+    };
+    let mut a = Raw::connect(&c.redis_addr(0));
+    a.0.write_all(&unfinished(900_000)).unwrap();
+    while client_input_bytes(&c, 0) < 900_000 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A second client sending as much would take the node past its budget: it is told
+    // so and closed, and the node goes on serving everyone else.
+    let mut b = Raw::connect(&c.redis_addr(0));
+    b.0.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let _ = b.0.write_all(&unfinished(900_000));
+    let mut reply = String::new();
+    let _ = b.0.read_to_string(&mut reply);
+    assert!(reply.contains("limits.max_buffered_bytes = 1500000"), "{reply}");
+    assert_eq!(Raw::connect(&c.redis_addr(0)).cmd(&["PING"]), "+PONG\r\n");
+    // The first finishes its request and it runs.
+    a.0.write_all(b"x\r\n").unwrap();
+    let mut ok = [0_u8; 5];
+    a.0.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+}

@@ -8,14 +8,17 @@
 pub mod clients;
 pub mod cmd;
 pub mod frame;
+mod inbound;
 mod inline;
+pub mod input_budget;
 pub mod reader;
 pub mod slowlog;
 
 use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
 use cmd::{After, Session};
-use frame::{Frame, ParseLimits};
+use frame::ParseLimits;
+use inbound::{Inbound, Received};
 use reader::RequestReader;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,7 +204,7 @@ async fn connection(
         max_array_len: 1024 * 1024,
         max_inline_bytes: 64 * 1024,
     };
-    let mut reader = RequestReader::new(limits, state.config.limits.max_request_bytes);
+    let reader = RequestReader::new(limits, state.config.limits.max_request_bytes);
     let mut session = Session::new(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed), state);
     let registration = stream
         .peer_addr()
@@ -209,71 +212,49 @@ async fn connection(
         .map(|addr| state.client_list.register(session.id, addr, stream.local_addr().ok()));
     session.client = registration.as_ref().map(|r| Arc::clone(&r.client));
     let killed = session.client.as_ref().map(|c| c.kill.clone()).unwrap_or_default();
-    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut inbound = Inbound::new(reader, state.input_budget.share());
     let mut output = BytesMut::with_capacity(16 * 1024);
     loop {
         // Answer every complete request already buffered, then write once.
-        let mut batch: Vec<Vec<Bytes>> = Vec::new();
-        let mut closing = None;
-        loop {
-            match reader.next(&mut input) {
-                Ok(Some(req)) => {
-                    if !req.is_empty() {
-                        batch.push(req);
-                    }
-                    if batch.len() == MAX_BATCH {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    closing = Some(Frame::error(format!("ERR {e}")));
-                    break;
-                }
-            }
-        }
+        let (batch, closing) = inbound.requests(MAX_BATCH);
         let more_buffered = batch.len() == MAX_BATCH;
         let after = if !batch.is_empty() && batch.iter().all(|r| cmd::is_walk(r)) {
             let (mut read, mut write) = stream.split();
             tokio::select! {
                 after = run_batch(state, &mut session, batch, &mut output, &mut write) => after?,
-                () = client_gone(&mut read, &mut input) => return Ok(()),
+                () = client_gone(&mut read, &mut inbound.input) => return Ok(()),
             }
         } else {
             run_batch(state, &mut session, batch, &mut output, &mut stream).await?
         };
-        if after == After::Close {
-            stream.write_all(&output).await?;
-            return Ok(());
-        }
-        if let Some(error) = closing {
+        let ends = after == After::Close || closing.is_some();
+        if let Some(error) = closing.filter(|_| after == After::Continue) {
             error.encode(session.resp3, &mut output);
-            stream.write_all(&output).await?;
-            return Ok(());
         }
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();
         }
+        if ends {
+            return Ok(());
+        }
+        inbound.settle();
         if more_buffered {
             continue;
         }
-        // An idle client (or one that sent half a command and stopped) is closed after
-        // `client_timeout_secs`, as Redis's `timeout` does; 0 waits for ever.
-        let idle = async {
-            match state.config.client_timeout_secs {
-                0 => std::future::pending().await,
-                secs => tokio::time::sleep(Duration::from_secs(secs)).await,
-            }
-        };
-        let read = tokio::select! {
+        let received = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             () = killed.cancelled() => return Ok(()),
-            () = idle => return Ok(()),
-            read = stream.read_buf(&mut input) => read?,
+            received = inbound.receive(&mut stream, state) => received?,
         };
-        if read == 0 {
-            return Ok(());
+        match received {
+            Received::More => {}
+            Received::Closed => return Ok(()),
+            Received::Refused(why) => {
+                why.encode(session.resp3, &mut output);
+                let _ = stream.write_all(&output).await;
+                return Ok(());
+            }
         }
     }
 }
@@ -282,6 +263,7 @@ async fn connection(
 mod tests {
     use super::*;
     use crate::config::{EngineChoice, NodeConfig};
+    use crate::resp::frame::Frame;
     use std::pin::Pin;
     use std::task::{Context, Poll};
 

@@ -37,6 +37,19 @@ impl RequestReader {
         Self { limits, max_request_bytes, partial: None, examined: 0 }
     }
 
+    /// Bytes of the request in progress already taken off the input (its arguments so
+    /// far): with what is left in the input, what the connection holds.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.partial.as_ref().map_or(0, |p| p.bytes + p.args.len() * 16)
+    }
+
+    /// Whether a request has started and not yet completed.
+    #[must_use]
+    pub fn in_progress(&self) -> bool {
+        self.partial.is_some()
+    }
+
     /// The next complete request, taken off the front of `input`; `Ok(None)` until one
     /// is complete (what has arrived of it is kept, here or in `input`).
     ///

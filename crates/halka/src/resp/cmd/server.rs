@@ -106,9 +106,12 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     if all || section == "clients" {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\n\
+             client_input_bytes:{}\r\nclient_input_budget_bytes:{}\r\n\r\n",
             state.connected_clients(),
-            c.max_connections
+            c.max_connections,
+            state.input_budget.held_bytes(),
+            state.input_budget.max_bytes()
         );
     }
     if all || section == "memory" {
