@@ -153,6 +153,8 @@ impl Default for HandoffSettings {
 pub struct HttpSettings {
     /// Connections at once; beyond, a new one is answered 503 and closed.
     pub max_connections: usize,
+    /// Of those, from one source address (an IPv6 /64 counts as one); 0: no limit.
+    pub max_connections_per_source: usize,
     /// Time a client has to send a request's headers.
     pub header_timeout_ms: u64,
     /// Time one request may take, its body included; beyond, 408.
@@ -161,7 +163,12 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_connections: 1024, header_timeout_ms: 10_000, request_timeout_ms: 30_000 }
+        Self {
+            max_connections: 1024,
+            max_connections_per_source: 256,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+        }
     }
 }
 
@@ -256,6 +263,9 @@ pub struct NodeConfig {
     /// Client connections served at once (Redis protocol); beyond, a new client gets
     /// "ERR max number of clients reached".
     pub max_connections: usize,
+    /// Of those, from one source address (an IPv6 /64 counts as one): one host cannot
+    /// take every place. 0: no limit.
+    pub max_connections_per_source: usize,
     /// Seconds a Redis client may stay silent (idle, or halfway through a command) before
     /// its connection is closed; 0 (the default, as in Redis) never closes it.
     pub client_timeout_secs: u64,
@@ -305,6 +315,7 @@ impl Default for NodeConfig {
             read_hedge_ms: 5,
             shutdown_grace_ms: 5000,
             max_connections: 10_000,
+            max_connections_per_source: 2_500,
             client_timeout_secs: 0,
             request_timeout_secs: 60,
             slowlog_log_slower_than_us: 10_000,

@@ -37,6 +37,7 @@ pub async fn serve(
     let http = &state.config.http;
     let limits = crate::http_listener::HttpLimits {
         max_connections: http.max_connections,
+        max_connections_per_source: http.max_connections_per_source,
         header_timeout: std::time::Duration::from_millis(http.header_timeout_ms),
         request_timeout: std::time::Duration::from_millis(http.request_timeout_ms),
     };

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub max_connections: usize,
+    /// Of those, from one source address.
+    pub max_connections_per_source: usize,
     /// From a connection's first byte (or the end of its last request) to the end of the
     /// request's headers.
     pub header_timeout: Duration,
@@ -40,6 +42,7 @@ pub async fn serve(
 ) -> TcpListener {
     let app = app.layer(axum::middleware::from_fn_with_state(limits, request_deadline));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_source = crate::per_source::PerSource::new(limits.max_connections_per_source);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
@@ -56,9 +59,24 @@ pub async fn serve(
                 }
             },
         };
+        let Some(place) = per_source.enter(peer.ip()) else {
+            tracing::debug!(%peer, "http connection refused: its address holds its share");
+            let why = format!(
+                "your address already has {} HTTP connections to this node \
+                 (http.max_connections_per_source); close some or retry later\n",
+                limits.max_connections_per_source
+            );
+            tokio::spawn(refuse(stream, why));
+            continue;
+        };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
             tracing::debug!(%peer, "http connection refused: at max_connections");
-            tokio::spawn(refuse(stream, limits.max_connections));
+            let why = format!(
+                "this node already serves {} HTTP connections (http.max_connections); retry \
+                 later\n",
+                limits.max_connections
+            );
+            tokio::spawn(refuse(stream, why));
             continue;
         };
         let service = TowerToHyperService::new(app.clone());
@@ -67,18 +85,15 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "http connection ended");
             }
-            drop(slot);
+            drop((slot, place));
         });
     }
     graceful.shutdown().await;
     listener
 }
 
-/// Answers a connection over the cap with 503 and closes it.
-async fn refuse(mut stream: TcpStream, cap: usize) {
-    let body = format!(
-        "this node already serves {cap} HTTP connections (http.max_connections); retry later\n"
-    );
+/// Answers a connection over a cap with 503 and `body`, and closes it.
+async fn refuse(mut stream: TcpStream, body: String) {
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()

@@ -15,6 +15,7 @@ pub mod incarnation;
 pub mod membership;
 pub mod node;
 pub mod output;
+pub mod per_source;
 pub mod resp;
 pub mod secret_file;
 pub mod sim;

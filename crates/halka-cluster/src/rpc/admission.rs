@@ -60,13 +60,18 @@ struct Source(IpAddr);
 
 impl Source {
     fn of(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V6(v6) => {
-                let prefix = u128::from(v6) & !(u128::from(u64::MAX));
-                Source(IpAddr::V6(prefix.into()))
-            }
-            v4 => Source(v4),
-        }
+        Source(source_of(ip))
+    }
+}
+
+/// The address a connection from `ip` is counted under when limiting what one host may
+/// hold: the IPv4 address (an IPv4-mapped IPv6 one counts as its IPv4), or an IPv6
+/// address's /64, one host's share of addresses.
+#[must_use]
+pub fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
     }
 }
 

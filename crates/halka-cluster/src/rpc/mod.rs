@@ -22,6 +22,7 @@ mod rejections;
 mod remote;
 mod server;
 
+pub use admission::source_of;
 pub use client::{RemoteReplica, RpcClientConfig, TcpPeer};
 pub use handshake::{HandshakeError, PeerAuth};
 pub use message::{Envelope, FORMAT, Request, Response, decode, encode};

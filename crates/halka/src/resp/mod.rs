@@ -135,6 +135,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> TcpListener {
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
+    let per_source = crate::per_source::PerSource::new(state.config.max_connections_per_source);
     let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -148,11 +149,21 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let Some(place) = per_source.enter(peer.ip()) else {
+            tracing::debug!(%peer, "refusing a client: its address holds its share");
+            state.client_rejected();
+            let reply = "-ERR too many connections from your address \
+                         (max_connections_per_source in halka's config)\r\n";
+            tracker.spawn(refuse(stream, reply));
+            continue;
+        };
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
             // As Redis does: say why at once rather than leave the client hanging.
             tracing::warn!(%peer, max = state.config.max_connections, "refusing a client: max_connections reached");
             state.client_rejected();
-            tracker.spawn(refuse(stream));
+            let reply =
+                "-ERR max number of clients reached (max_connections in halka's config)\r\n";
+            tracker.spawn(refuse(stream, reply));
             continue;
         };
         let (state, shutdown) = (Arc::clone(&state), shutdown.clone());
@@ -162,7 +173,7 @@ pub async fn serve(
                 tracing::debug!(error = %e, "client connection ended with an error");
             }
             state.client_connected(-1);
-            drop(permit);
+            drop((permit, place));
         });
     }
     tracker.close();
@@ -184,11 +195,10 @@ async fn client_gone<R: tokio::io::AsyncRead + Unpin>(read: &mut R, input: &mut 
     std::future::pending::<()>().await;
 }
 
-/// Tells a client over the connection cap why it is closed (bounded by a deadline, so a
+/// Tells a client over a connection cap why it is closed (bounded by a deadline, so a
 /// client that does not read cannot hold the task).
-async fn refuse(mut stream: TcpStream) {
-    let reply = b"-ERR max number of clients reached (max_connections in halka's config)\r\n";
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply)).await;
+async fn refuse(mut stream: TcpStream, reply: &'static str) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;
 }
 
 async fn connection(
