@@ -479,3 +479,39 @@ async fn same_tick_overwrites_that_meet_as_siblings_resolve_to_the_later_one() {
     assert_eq!(got.values().count(), 2, "the writes are concurrent: {:?}", got.record);
     assert_eq!(got.value().unwrap(), "second");
 }
+
+/// A record claiming that each of `exhausted` numbered the most writes a node can to `key`,
+/// as only a forging peer could send, merged into every replica.
+async fn forge_exhausted(h: &Harness, key: &str, exhausted: &[&str]) {
+    use halka_store::{Dot, MAX_NUMBERED, NodeId, Record, Version};
+    let context: VersionVector = exhausted.iter().map(|n| (NodeId::new(n), MAX_NUMBERED)).collect();
+    let dot = Dot { node: NodeId::new(exhausted[0]), counter: MAX_NUMBERED };
+    let old = Version::new(dot, 1, Some(Bytes::from_static(b"old")));
+    let record = Arc::new(Record::from_parts(context, vec![old]));
+    let locals: Vec<LocalReplica> = h.locals.lock().values().cloned().collect();
+    for local in locals {
+        local.merge(&Bytes::copy_from_slice(key.as_bytes()), &record).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_write_an_owner_can_no_longer_number_is_coordinated_by_another_owner() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
+    let first = h.preference("k")[0].clone();
+    forge_exhausted(&h, "k", &[&first]).await;
+    h.cluster.put("k", "new", 3).await.unwrap();
+    let got = h.cluster.get("k", 3).await.unwrap();
+    assert_eq!(got.value(), Some(Bytes::from_static(b"new")));
+}
+
+#[tokio::test]
+async fn a_write_no_owner_can_number_is_refused_as_exhausted_not_as_a_quorum_failure() {
+    let h = Harness::new(3, &["a", "b", "c"], Duration::from_secs(1)).await;
+    forge_exhausted(&h, "k", &["a", "b", "c"]).await;
+    let err = h.cluster.put("k", "new", 2).await.unwrap_err();
+    assert!(matches!(err, ClusterError::Limit(halka_store::LimitError::CounterExhausted)), "{err}");
+    assert!(err.to_string().contains("fresh actor"), "{err}");
+    // Nothing changed, and other keys are untouched.
+    assert_eq!(h.cluster.get("k", 3).await.unwrap().value(), Some(Bytes::from_static(b"old")));
+    h.cluster.put("other", "v", 3).await.unwrap();
+}

@@ -26,7 +26,8 @@ mod write;
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
 pub use counter::{
-    Counter, CounterEntry, CounterError, Float, FloatPart, Number, parse_float, parse_integer,
+    Counter, CounterEntry, CounterError, Float, FloatEntry, FloatPart, Number, parse_float,
+    parse_integer,
 };
 pub use digests::{DigestTree, entry_digest};
 pub use engine::{
@@ -41,6 +42,6 @@ pub use record::{MAX_SIBLINGS, Record, Version};
 pub use tombstones::{TombstoneIndex, TombstoneStats};
 pub use validate::{
     InvalidRecord, MAX_CONTENT_TYPE_BYTES, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES,
-    valid_content_type,
+    MAX_NUMBERED, valid_content_type,
 };
 pub use write::{Applied, Change, Condition, ExpireWhen, Expiry, Outcome, Refusal, Write};

@@ -62,6 +62,14 @@ pub enum LimitError {
          the key and write with the context the read returned to replace them"
     )]
     RecordTooLarge { size: usize, versions: usize, max: usize },
+    #[error(
+        "every owner of the key has numbered the most writes to it a node can \
+         ({}); its causal context was forged by a peer holding the cluster secret. \
+         Restarting an owner without a clean shutdown gives it a fresh actor that can \
+         write the key again",
+        crate::MAX_NUMBERED
+    )]
+    CounterExhausted,
 }
 
 impl Limits {

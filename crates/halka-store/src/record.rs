@@ -308,7 +308,7 @@ impl Record {
 mod tests {
     use super::*;
     use crate::Write;
-    use crate::validate::{InvalidRecord, MAX_COUNTER};
+    use crate::validate::{InvalidRecord, MAX_COUNTER, MAX_NUMBERED};
 
     fn apply(current: Option<&Record>, node: &NodeId, write: &Write) -> (Record, Dot) {
         Record::apply_write(current, node, write).unwrap().written.unwrap()
@@ -389,11 +389,24 @@ mod tests {
     }
 
     #[test]
-    fn a_counter_at_the_limit_is_refused_not_wrapped() {
+    fn a_counter_at_the_numbering_limit_is_refused_not_wrapped() {
+        let a = NodeId::new("a");
+        let context: VersionVector = [(a.clone(), MAX_NUMBERED)].into_iter().collect();
+        let applied = Record::apply_write(None, &a, &write(Some("v"), &context, 1)).unwrap();
+        assert!(applied.written.is_none());
+        assert_eq!(applied.outcome.refused, Some(crate::Refusal::CounterExhausted));
+    }
+
+    #[test]
+    fn a_context_at_the_accepted_limit_leaves_room_to_write() {
         let a = NodeId::new("a");
         let context: VersionVector = [(a.clone(), MAX_COUNTER)].into_iter().collect();
-        let err =
-            Record::apply_write(None, &a, &write(Some("v"), &context, 1)).map(|_| ()).unwrap_err();
-        assert_eq!(err, InvalidRecord::CounterExhausted { node: "a".into() });
+        assert_eq!(context.validate(), Ok(()));
+        let record =
+            Record::apply_write(None, &a, &write(Some("v"), &context, 1)).unwrap().into_record();
+        assert_eq!(record.context().get(&a), MAX_COUNTER + 1);
+        assert_eq!(record.validate(), Ok(()), "peers accept what a node numbered");
+        let past: VersionVector = [(a, MAX_COUNTER + 1)].into_iter().collect();
+        assert!(matches!(past.validate(), Err(InvalidRecord::CounterTooLarge { .. })));
     }
 }

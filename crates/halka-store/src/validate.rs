@@ -10,10 +10,17 @@ use crate::record::MAX_SIBLINGS;
 use crate::{Record, VersionVector};
 use thiserror::Error;
 
-/// Largest counter accepted in a context or a dot. A node would need 2^62 writes to one
-/// key to reach it, so honest records never do, and `+ 1` on an accepted counter cannot
-/// overflow.
+/// Largest counter accepted in a causal context a client passes back (an HTTP context
+/// token). A node would need 2^62 writes to one key to reach it, so honest contexts never
+/// do. Numbering goes on past it, to [`MAX_NUMBERED`]: a key whose context a client
+/// pushed to this cap still takes 2^62 writes per node, so no client input can leave a
+/// key unwritable.
 pub const MAX_COUNTER: u64 = 1 << 62;
+
+/// Largest counter a node numbers a write with, and the largest accepted in a record
+/// from a peer (which may hold counters a node numbered past [`MAX_COUNTER`]). `+ 1` on
+/// an accepted counter cannot overflow.
+pub const MAX_NUMBERED: u64 = 1 << 63;
 
 /// Most entries accepted in one causal context: one per node that ever coordinated a
 /// write to the key (a node gets a new entry after each incarnation, see DESIGN.md).
@@ -35,8 +42,8 @@ pub enum InvalidRecord {
     BadNodeId,
     #[error("causal context is not sorted by node or names a node twice")]
     ContextUnsorted,
-    #[error("counter {counter} for node {node:?} is above the largest allowed ({MAX_COUNTER})")]
-    CounterTooLarge { node: String, counter: u64 },
+    #[error("counter {counter} for node {node:?} is above the largest allowed ({max})")]
+    CounterTooLarge { node: String, counter: u64, max: u64 },
     #[error("record holds {count} versions; at most {MAX_SIBLINGS} are allowed")]
     TooManyVersions { count: usize },
     #[error("versions are not sorted by dot, repeat a dot, or have a zero counter")]
@@ -45,10 +52,10 @@ pub enum InvalidRecord {
     DotOutsideContext { node: String, counter: u64 },
     #[error("a tombstone carries a counter")]
     CounterWithoutValue,
-    #[error("node {node:?} has issued {MAX_COUNTER} writes to this key; no more can be numbered")]
-    CounterExhausted { node: String },
-    #[error("a floating-point counter total is negative, infinite or not a number")]
+    #[error("a floating-point counter entry is infinite, not a number, or too long")]
     BadFloatTotal,
+    #[error("counter entry for node {node:?} is above the largest allowed net")]
+    CounterNetTooLarge { node: String },
     #[error("a content type is longer than {MAX_CONTENT_TYPE_BYTES} bytes or not printable ASCII")]
     BadContentType,
 }
@@ -60,12 +67,17 @@ pub fn valid_content_type(t: &str) -> bool {
 }
 
 impl VersionVector {
-    /// Checks a context from outside: bounded size, sorted unique node ids of sane length,
-    /// counters with room to grow.
+    /// Checks a context a client passed back: bounded size, sorted unique node ids of sane
+    /// length, counters at most [`MAX_COUNTER`] (so they leave room to number writes).
     ///
     /// # Errors
     /// The first problem found.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
+        self.validate_up_to(MAX_COUNTER)
+    }
+
+    /// [`VersionVector::validate`] with counters up to `max`.
+    fn validate_up_to(&self, max: u64) -> Result<(), InvalidRecord> {
         let entries: Vec<_> = self.iter().collect();
         if entries.len() > MAX_CONTEXT_ENTRIES {
             return Err(InvalidRecord::TooManyEntries { count: entries.len() });
@@ -74,10 +86,11 @@ impl VersionVector {
             if node.as_str().is_empty() || node.as_str().len() > MAX_NODE_ID_BYTES {
                 return Err(InvalidRecord::BadNodeId);
             }
-            if *counter > MAX_COUNTER {
+            if *counter > max {
                 return Err(InvalidRecord::CounterTooLarge {
                     node: node.to_string(),
                     counter: *counter,
+                    max,
                 });
             }
         }
@@ -89,13 +102,14 @@ impl VersionVector {
 }
 
 impl Record {
-    /// Checks a record from outside: its context (see [`VersionVector::validate`]), at most
+    /// Checks a record from a peer: its context (as [`VersionVector::validate`], with
+    /// counters up to [`MAX_NUMBERED`]), at most
     /// [`MAX_SIBLINGS`] versions sorted by unique dots, each dot covered by the context.
     ///
     /// # Errors
     /// The first problem found.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
-        self.context().validate()?;
+        self.context().validate_up_to(MAX_NUMBERED)?;
         let versions = self.versions();
         if versions.len() > MAX_SIBLINGS {
             return Err(InvalidRecord::TooManyVersions { count: versions.len() });

@@ -14,7 +14,7 @@
 use crate::LimitError;
 use crate::counter::{Counter, CounterError, Float, parse_float, parse_integer};
 use crate::record::{Record, Version};
-use crate::validate::{InvalidRecord, MAX_COUNTER};
+use crate::validate::{InvalidRecord, MAX_NUMBERED};
 use crate::{Dot, NodeId, VersionVector};
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -165,6 +165,11 @@ pub enum Refusal {
     Counter(#[from] CounterError),
     #[error("string exceeds maximum allowed size")]
     TooLarge,
+    /// This node has numbered [`MAX_NUMBERED`] writes to the key and can number no more.
+    /// Only a forged record from a peer gets a key there; another owner can still
+    /// coordinate writes to it.
+    #[error("{}", self.limit_error().map(|e| e.to_string()).unwrap_or_default())]
+    CounterExhausted,
     /// The write would make the key's record larger than `limits.max_record_bytes`.
     #[error("{}", self.limit_error().map(|e| e.to_string()).unwrap_or_default())]
     RecordTooLarge { size: u64, versions: u32, max: u64 },
@@ -182,6 +187,7 @@ impl Refusal {
                 versions: versions as usize,
                 max: to(max),
             }),
+            Refusal::CounterExhausted => Some(LimitError::CounterExhausted),
             _ => None,
         }
     }
@@ -239,9 +245,12 @@ impl Record {
     /// replica or the client has seen, so a node numbers its writes to a key contiguously
     /// — which is what lets a version vector summarise them.
     ///
+    /// When the counter would pass [`MAX_NUMBERED`] the write is refused
+    /// ([`Refusal::CounterExhausted`]): a wrapped counter would make every later write to
+    /// the key count as already seen.
+    ///
     /// # Errors
-    /// The counter would pass [`MAX_COUNTER`]: only a forged context gets there, and a
-    /// wrapped counter would make every later write to the key count as already seen.
+    /// None yet: the signature leaves room for refusals that are not outcomes.
     pub fn apply_write(
         current: Option<&Record>,
         node: &NodeId,
@@ -284,14 +293,16 @@ impl Record {
         if !holds {
             return Ok(refuse(Refusal::ConditionNotMet, previous));
         }
-        let counter = base
+        let Some(counter) = base
             .context
             .get(node)
             .max(write.context.get(node))
             .max(floor)
             .checked_add(1)
-            .filter(|c| *c <= MAX_COUNTER)
-            .ok_or_else(|| InvalidRecord::CounterExhausted { node: node.to_string() })?;
+            .filter(|c| *c <= MAX_NUMBERED)
+        else {
+            return Ok(refuse(Refusal::CounterExhausted, previous));
+        };
         let dot = Dot { node: node.clone(), counter };
         let made = match make(base, node, &write.change, now, max_value) {
             Ok(made) => made,

@@ -232,3 +232,38 @@ async fn float_increments_through_every_node_during_an_owners_crash_all_count() 
         assert_eq!(v, "300", "through node {i}");
     }
 }
+
+async fn incrby(conn: &mut MultiplexedConnection, cmd: &str, key: &str, by: i64) -> i64 {
+    redis::cmd(cmd).arg(key).arg(by).query_async(conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_counter_back_at_zero_after_huge_increments_keeps_counting() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    assert_eq!(incrby(&mut a, "INCRBY", "d", 1 << 62).await, 1 << 62);
+    assert_eq!(incrby(&mut a, "DECRBY", "d", 1 << 62).await, 0);
+    assert_eq!(incrby(&mut a, "INCRBY", "d", 1).await, 1);
+    // The whole range of the value, as in Redis, as often as a client likes.
+    for _ in 0..3 {
+        assert_eq!(incrby(&mut a, "INCRBY", "d", i64::MAX - 1).await, i64::MAX);
+        assert_eq!(incrby(&mut a, "DECRBY", "d", i64::MAX - 1).await, 1);
+    }
+    let mut b = conn(&c, 1).await;
+    assert_eq!(incrby(&mut b, "INCRBY", "d", 1).await, 2);
+    let err = redis::cmd("INCRBY").arg("d").arg(i64::MAX).query_async::<i64>(&mut b).await;
+    assert!(err.unwrap_err().to_string().contains("would overflow"));
+}
+
+#[tokio::test]
+async fn a_float_counter_back_at_zero_after_huge_increments_keeps_counting() {
+    let c = TestCluster::start(3, "periodic");
+    let mut a = conn(&c, 0).await;
+    incrbyfloat(&mut a, "c", "1e308").await.unwrap();
+    assert_eq!(incrbyfloat(&mut a, "c", "-1e308").await.unwrap(), "0");
+    assert_eq!(incrbyfloat(&mut a, "c", "1").await.unwrap(), "1");
+    assert_eq!(incrbyfloat(&mut a, "c", "1").await.unwrap(), "2");
+    let mut b = conn(&c, 2).await;
+    let read: String = redis::cmd("GET").arg("c").query_async(&mut b).await.unwrap();
+    assert_eq!(read, "2");
+}

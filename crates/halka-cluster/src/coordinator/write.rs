@@ -11,7 +11,7 @@ use crate::telemetry;
 use crate::view::{View, ViewGuard};
 use crate::{ClusterError, Durability, ReplicaError};
 use bytes::Bytes;
-use halka_store::{NodeId, Record, Write};
+use halka_store::{NodeId, Record, Refusal, Write};
 use smallvec::SmallVec;
 use std::sync::Arc;
 
@@ -59,14 +59,14 @@ impl Coordinator {
                 ));
             }
         };
-        let Applied { pos, id, answer, durable, skipped } = applied;
+        let Applied { pos, id, answer, durable, skipped, passed } = applied;
         let record = answer.record;
         // Replicas skipped as coordinating replica hold none of this write.
         self.keep_hints(skipped.iter(), &key, &record);
         let mut fanout = Fanout::new(self.config.timeout);
         fanout.start(id, durable);
         // Replicas after the coordinator receive the record; those before it already failed.
-        for &idx in &plan.order[pos + 1..] {
+        for &idx in plan.order[pos + 1..].iter().chain(&passed) {
             let replica = view.replica(idx);
             fanout.start(replica.id().clone(), replica.merge(&key, &record));
         }
@@ -107,20 +107,25 @@ impl Coordinator {
         retriable: bool,
     ) -> Coordination {
         let mut skipped = Vec::new();
+        let mut passed = Vec::new();
+        let mut exhausted = None;
         for (pos, &idx) in plan.order.iter().enumerate() {
             let replica = view.replica(idx);
             let call = replica.coordinate_write_deferred(key, write);
             match call_one(replica.id().clone(), call, self.config.timeout).await {
+                // This owner can number no more writes to the key; another owner's actor
+                // can, and this one then receives the record like the owners after it.
+                (id, Ok((answer, _)))
+                    if answer.outcome.refused == Some(Refusal::CounterExhausted) =>
+                {
+                    self.suspects.clear(&id);
+                    passed.push(idx);
+                    exhausted = Some(refused(id, answer));
+                }
                 (id, Ok((answer, _))) if !answer.applied() => {
                     // Refused: nothing was written, so there is nothing to replicate.
                     self.suspects.clear(&id);
-                    return Coordination::Refused(Box::new(PutResult {
-                        context: answer.record.context().clone(),
-                        acked: std::iter::once(id).collect(),
-                        stand_ins: SmallVec::new(),
-                        synced: SmallVec::new(),
-                        outcome: answer.outcome,
-                    }));
+                    return Coordination::Refused(refused(id, answer));
                 }
                 (id, Ok((answer, durable))) => {
                     self.suspects.clear(&id);
@@ -133,7 +138,8 @@ impl Coordinator {
                     {
                         tally.awaiting(first.clone());
                     }
-                    return Coordination::Applied(Applied { pos, id, answer, durable, skipped });
+                    let applied = Applied { pos, id, answer, durable, skipped, passed };
+                    return Coordination::Applied(applied);
                 }
                 (id, Err(e)) => {
                     self.suspects.suspect(&id);
@@ -147,7 +153,7 @@ impl Coordinator {
                 }
             }
         }
-        Coordination::Failed
+        exhausted.map_or(Coordination::Failed, Coordination::Refused)
     }
 
     /// Waits until `tally` has the write's quorum or cannot get it; answers that come
@@ -255,11 +261,23 @@ impl Coordinator {
     }
 }
 
+/// The result of a write `id` refused: nothing was written, so there is nothing to
+/// replicate.
+fn refused(id: NodeId, answer: crate::replica::Coordinated) -> Box<PutResult> {
+    Box::new(PutResult {
+        context: answer.record.context().clone(),
+        acked: std::iter::once(id).collect(),
+        stand_ins: SmallVec::new(),
+        synced: SmallVec::new(),
+        outcome: answer.outcome,
+    })
+}
+
 /// How the search for a write's coordinating replica ended.
 enum Coordination {
     Applied(Applied),
-    /// The coordinating replica refused the write (a condition did not hold): nothing
-    /// was written.
+    /// The coordinating replica refused the write (a condition did not hold, or every
+    /// owner has numbered all the writes it can to the key): nothing was written.
     Refused(Box<PutResult>),
     /// No owner applied it.
     Failed,
@@ -275,6 +293,9 @@ struct Applied {
     durable: crate::ReplicaFuture<Durability>,
     /// Owners tried before it that failed: they hold none of the write.
     skipped: Vec<NodeId>,
+    /// Owners tried before it that could number no more writes to the key (by position in
+    /// the view): they are up, and receive the record like the owners after it.
+    passed: Vec<u16>,
 }
 
 /// A write being replicated, as its quorum wait sees it.

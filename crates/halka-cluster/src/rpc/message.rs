@@ -14,9 +14,11 @@ use std::sync::Arc;
 /// (`WireError::NoSpace`), and a write applied but not made durable says so
 /// (`Response::CoordinatedNotDurable`). Format 5: a key listing is a page that says where
 /// it stopped (`Response::Listed`), and a write can be refused for the size of the record
-/// it would make (`Refusal::RecordTooLarge`). An older peer's frames are refused with a
-/// message naming the format.
-pub const FORMAT: u8 = 5;
+/// it would make (`Refusal::RecordTooLarge`). Format 6: counters hold a net per node
+/// with an epoch (`CounterEntry`, `FloatEntry`), and a write can be refused because its
+/// coordinator numbered all it can (`Refusal::CounterExhausted`). An older peer's frames
+/// are refused with a message naming the format.
+pub const FORMAT: u8 = 6;
 
 /// A message with the id that pairs a response with its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -205,6 +205,8 @@ pub(super) fn refusal_error(refusal: Refusal, limit: usize) -> Option<Frame> {
         Refusal::TooLarge => Some(Frame::error(format!(
             "ERR string exceeds maximum allowed size ({limit} bytes, limits.max_value_bytes)"
         ))),
-        Refusal::RecordTooLarge { .. } => Some(Frame::error(format!("ERR {refusal}"))),
+        Refusal::RecordTooLarge { .. } | Refusal::CounterExhausted => {
+            Some(Frame::error(format!("ERR {refusal}")))
+        }
     }
 }

@@ -1,38 +1,64 @@
 //! Convergent counters: what `INCR` stores, so that increments through any nodes, during
 //! partitions or with replicas down, all count.
 //!
-//! A [`Counter`] is a PN-counter: for every node that coordinated an increment, the total
-//! it added and the total it subtracted. Only that node ever raises its own totals, so two
-//! states join by taking the larger of each total, and the value is the sum. Riak's
-//! counters and Redis Enterprise's Active-Active counters work the same way.
+//! A [`Counter`] holds, for every node that coordinated an increment, that node's *net*:
+//! everything it added minus everything it subtracted. Only that node ever changes its own
+//! entry (writes to a counter are coordinated by the node whose actor numbers them, which
+//! holds its own latest entry), and it numbers each change with the entry's *epoch*. Two
+//! states join by taking, for each node, the entry with the higher epoch; the value is
+//! the sum of the nets. Riak's and Redis Enterprise's Active-Active counters are built
+//! the same way from per-node parts.
+//!
+//! Why a net per node, not ever-growing totals of what was added and what was subtracted
+//! (a PN-counter, which this replaced): totals only grow, so `INCRBY 2^62` then
+//! `DECRBY 2^62` would leave a counter reading 0 that can never count again, and a
+//! floating-point total of `1e308` swallows every later `+1`. A net goes back down.
 //!
 //! A counter also remembers where its history began (its *origin*): the version it
 //! replaced when it was first incremented — an integer value written by `SET` (which
 //! becomes its base), a tombstone, an expired version — or nothing at all for a key that
 //! never existed. Only states with the same origin join. A `SET` or `DEL` that replaces a
-//! counter therefore starts a new history, and a node's totals in the new history start
+//! counter therefore starts a new history, and a node's nets in the new history start
 //! again from zero without being mistaken for the old ones.
 //!
-//! `INCRBYFLOAT` adds to a [`FloatPart`] kept beside the integer totals, so `INCR`s stay
-//! exact: per-node totals in binary floating point, joined the same way. The value is
-//! then a float, summed in node order so every replica computes the same one.
+//! `INCRBYFLOAT` adds to a [`FloatPart`] kept beside the integer nets, so `INCR`s stay
+//! exact: per-node nets held exactly (see [`exact`]), so the value is the exact sum of
+//! every increment rounded once, whatever order the increments arrived in.
 
-use crate::validate::{InvalidRecord, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES};
+pub mod exact;
+
+use crate::validate::{InvalidRecord, MAX_CONTEXT_ENTRIES, MAX_NODE_ID_BYTES};
 use crate::{Dot, NodeId};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// One node's totals.
+/// Largest net (in either direction) one node's entry may hold. A node's net can drift
+/// past the value's range when nodes take turns adding and subtracting huge amounts; this
+/// bound is 2^36 such rounds away, and leaves the sum of every entry far inside `i128`.
+pub const MAX_NET: u128 = 1 << 100;
+
+/// One node's integer entry.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CounterEntry {
     pub node: NodeId,
-    /// Everything this node added.
-    pub added: u64,
-    /// Everything this node subtracted.
-    pub subtracted: u64,
+    /// How many times the node changed this entry: the higher epoch is the newer entry.
+    pub epoch: u64,
+    /// Everything this node added minus everything it subtracted.
+    pub net: i128,
 }
 
-/// A PN-counter state with its origin and base.
+/// One node's floating-point entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FloatEntry {
+    pub node: NodeId,
+    /// How many times the node changed this entry: the higher epoch is the newer entry.
+    pub epoch: u64,
+    /// The node's net as non-overlapping `f64`s (as `f64::to_bits`), whose exact sum it is
+    /// (see [`exact`]).
+    pub partials: Vec<u64>,
+}
+
+/// A counter state with its origin and base.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Counter {
     /// The version this counter's history replaced first; `None` when it began on a key
@@ -40,22 +66,20 @@ pub struct Counter {
     pub origin: Option<Dot>,
     /// The integer the key held when the history began (0 unless it began on a value).
     pub base: i64,
-    /// Per-node totals, sorted by node.
+    /// Per-node integer entries, sorted by node.
     pub entries: Vec<CounterEntry>,
     /// What `INCRBYFLOAT` added, if it ever did in this history.
     pub float: Option<Box<FloatPart>>,
 }
 
-/// The floating-point side of a counter. Totals are non-negative finite `f64`s kept as
-/// their bits ([`CounterEntry::added`] and `subtracted` hold `f64::to_bits`): for those,
-/// the bits order as the values do, so the larger bits are the larger total.
+/// The floating-point side of a counter.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct FloatPart {
     /// The bits of the non-integer number the history began at (`0.0` unless it began on
     /// a value such as `10.5`).
     pub base_bits: u64,
-    /// Per-node totals as bits, sorted by node.
-    pub entries: Vec<CounterEntry>,
+    /// Per-node entries, sorted by node.
+    pub entries: Vec<FloatEntry>,
 }
 
 /// An `f64` compared by its bits, so that it can sit in types that derive `Eq` (a
@@ -155,13 +179,13 @@ impl Counter {
             && self.float_base_bits() == other.float_base_bits()
     }
 
-    /// Joins another state of the same history: the larger of each node's totals.
+    /// Joins another state of the same history: each node's newer entry.
     pub fn join(&mut self, other: &Counter) {
         debug_assert!(self.same_history(other));
-        self.entries = join_entries(&self.entries, &other.entries);
+        self.entries = join_entries(&self.entries, &other.entries, |e| (&e.node, e.epoch));
         match (&mut self.float, &other.float) {
             (Some(mine), Some(theirs)) => {
-                mine.entries = join_entries(&mine.entries, &theirs.entries);
+                mine.entries = join_entries(&mine.entries, &theirs.entries, |e| (&e.node, e.epoch));
             }
             (None, Some(theirs)) => self.float = Some(theirs.clone()),
             (_, None) => {}
@@ -174,36 +198,38 @@ impl Counter {
     /// [`CounterError::Overflow`] if it does not fit (only a forged state gets there:
     /// every increment is checked).
     pub fn value(&self) -> Result<Number, CounterError> {
-        let sum = self.entries.iter().fold(i128::from(self.base), |sum, e| {
-            sum + i128::from(e.added) - i128::from(e.subtracted)
-        });
+        let sum = self.entries.iter().fold(i128::from(self.base), |sum, e| sum + e.net);
         let Some(float) = &self.float else {
             return i64::try_from(sum).map(Number::Int).map_err(|_| CounterError::Overflow);
         };
-        // Node order, so every replica adds the same numbers in the same order.
-        let total =
-            float.entries.iter().fold(sum as f64 + f64::from_bits(float.base_bits), |total, e| {
-                total + f64::from_bits(e.added) - f64::from_bits(e.subtracted)
-            });
+        let partials =
+            float.entries.iter().flat_map(|e| e.partials.iter().map(|&b| f64::from_bits(b)));
+        let parts = exact::split_integer(sum).into_iter().chain([f64::from_bits(float.base_bits)]);
+        let total = exact::rounded_sum(parts.chain(partials));
         if total.is_finite() { Ok(Number::Float(total)) } else { Err(CounterError::Overflow) }
     }
 
     /// Adds `delta` on behalf of `node` and returns the new value (`INCRBY`).
     ///
     /// # Errors
-    /// [`CounterError::Overflow`] when the value or the node's total would leave its range,
+    /// [`CounterError::Overflow`] when the value or the node's net would leave its range,
     /// [`CounterError::NotAnInteger`] when `INCRBYFLOAT` left a fraction; the state is then
     /// unchanged.
     pub fn add(&mut self, node: &NodeId, delta: i64) -> Result<i64, CounterError> {
         let value = self.value()?.as_integer()?;
         let new_value = value.checked_add(delta).ok_or(CounterError::Overflow)?;
-        let entry = entry_of(&mut self.entries, node);
-        let total = if delta >= 0 { &mut entry.added } else { &mut entry.subtracted };
-        let raised = total
-            .checked_add(delta.unsigned_abs())
-            .filter(|t| *t <= MAX_COUNTER)
+        let at = self.entries.binary_search_by(|e| e.node.cmp(node));
+        let (epoch, net) = at.map_or((0, 0), |i| (self.entries[i].epoch, self.entries[i].net));
+        let net = net
+            .checked_add(i128::from(delta))
+            .filter(|n| n.unsigned_abs() <= MAX_NET)
             .ok_or(CounterError::Overflow)?;
-        *total = raised;
+        let epoch = epoch.checked_add(1).ok_or(CounterError::Overflow)?;
+        let entry = CounterEntry { node: node.clone(), epoch, net };
+        match at {
+            Ok(i) => self.entries[i] = entry,
+            Err(i) => self.entries.insert(i, entry),
+        }
         Ok(new_value)
     }
 
@@ -218,49 +244,40 @@ impl Counter {
         if !delta.is_finite() || !(before.as_f64() + delta).is_finite() {
             return Err(CounterError::NanOrInfinity);
         }
-        let previous = self.clone();
-        let float = self
+        let mut next = self.clone();
+        let float = next
             .float
             .get_or_insert_with(|| Box::new(FloatPart { base_bits: 0, entries: Vec::new() }));
-        let entry = entry_of(&mut float.entries, node);
-        let total = if delta >= 0.0 { &mut entry.added } else { &mut entry.subtracted };
-        let raised = f64::from_bits(*total) + delta.abs();
-        if !raised.is_finite() {
-            *self = previous;
-            return Err(CounterError::NanOrInfinity);
-        }
-        *total = raised.to_bits();
-        match self.value() {
-            Ok(value) => Ok(value),
-            Err(_) => {
-                *self = previous;
-                Err(CounterError::NanOrInfinity)
+        let at = float.entries.binary_search_by(|e| e.node.cmp(node));
+        let (epoch, mut partials) = match at {
+            Ok(i) => {
+                let e = &float.entries[i];
+                (e.epoch, e.partials.iter().map(|&b| f64::from_bits(b)).collect())
             }
+            Err(_) => (0, Vec::new()),
+        };
+        exact::grow(&mut partials, delta).map_err(|_| CounterError::NanOrInfinity)?;
+        let epoch = epoch.checked_add(1).ok_or(CounterError::Overflow)?;
+        let partials = partials.into_iter().map(f64::to_bits).collect();
+        let entry = FloatEntry { node: node.clone(), epoch, partials };
+        match at {
+            Ok(i) => float.entries[i] = entry,
+            Err(i) => float.entries.insert(i, entry),
         }
+        let value = next.value().map_err(|_| CounterError::NanOrInfinity)?;
+        *self = next;
+        Ok(value)
     }
 
     /// Checks a state from outside: bounded, sorted, unique node ids of sane length,
-    /// totals in range.
+    /// nets in range.
     ///
     /// # Errors
     /// The first problem found.
     pub fn validate(&self) -> Result<(), InvalidRecord> {
-        if self.entries.len() > MAX_CONTEXT_ENTRIES {
-            return Err(InvalidRecord::TooManyEntries { count: self.entries.len() });
-        }
-        for e in &self.entries {
-            if e.node.as_str().is_empty() || e.node.as_str().len() > MAX_NODE_ID_BYTES {
-                return Err(InvalidRecord::BadNodeId);
-            }
-            if e.added.max(e.subtracted) > MAX_COUNTER {
-                return Err(InvalidRecord::CounterTooLarge {
-                    node: e.node.to_string(),
-                    counter: e.added.max(e.subtracted),
-                });
-            }
-        }
-        if self.entries.windows(2).any(|w| w[0].node >= w[1].node) {
-            return Err(InvalidRecord::ContextUnsorted);
+        check_nodes(self.entries.iter().map(|e| &e.node))?;
+        if let Some(e) = self.entries.iter().find(|e| e.net.unsigned_abs() > MAX_NET) {
+            return Err(InvalidRecord::CounterNetTooLarge { node: e.node.to_string() });
         }
         if let Some(float) = &self.float {
             float.validate()?;
@@ -271,58 +288,53 @@ impl Counter {
 
 impl FloatPart {
     fn validate(&self) -> Result<(), InvalidRecord> {
-        if self.entries.len() > MAX_CONTEXT_ENTRIES {
-            return Err(InvalidRecord::TooManyEntries { count: self.entries.len() });
-        }
         if !f64::from_bits(self.base_bits).is_finite() {
             return Err(InvalidRecord::BadFloatTotal);
         }
+        check_nodes(self.entries.iter().map(|e| &e.node))?;
         for e in &self.entries {
-            if e.node.as_str().is_empty() || e.node.as_str().len() > MAX_NODE_ID_BYTES {
-                return Err(InvalidRecord::BadNodeId);
+            if e.partials.len() > exact::MAX_PARTIALS
+                || e.partials.iter().any(|&b| !f64::from_bits(b).is_finite())
+            {
+                return Err(InvalidRecord::BadFloatTotal);
             }
-            for bits in [e.added, e.subtracted] {
-                let total = f64::from_bits(bits);
-                if !total.is_finite() || total.is_sign_negative() {
-                    return Err(InvalidRecord::BadFloatTotal);
-                }
-            }
-        }
-        if self.entries.windows(2).any(|w| w[0].node >= w[1].node) {
-            return Err(InvalidRecord::ContextUnsorted);
         }
         Ok(())
     }
 }
 
-/// `node`'s entry, inserted at zero (`0.0` has the bits 0 too) if it has none.
-fn entry_of<'a>(entries: &'a mut Vec<CounterEntry>, node: &NodeId) -> &'a mut CounterEntry {
-    let at = match entries.binary_search_by(|e| e.node.cmp(node)) {
-        Ok(at) => at,
-        Err(at) => {
-            entries.insert(at, CounterEntry { node: node.clone(), added: 0, subtracted: 0 });
-            at
-        }
-    };
-    &mut entries[at]
+/// Checks the node ids of a list of entries: at most [`MAX_CONTEXT_ENTRIES`], of sane
+/// length, sorted and unique.
+fn check_nodes<'a>(
+    nodes: impl ExactSizeIterator<Item = &'a NodeId> + Clone,
+) -> Result<(), InvalidRecord> {
+    if nodes.len() > MAX_CONTEXT_ENTRIES {
+        return Err(InvalidRecord::TooManyEntries { count: nodes.len() });
+    }
+    if nodes.clone().any(|n| n.as_str().is_empty() || n.as_str().len() > MAX_NODE_ID_BYTES) {
+        return Err(InvalidRecord::BadNodeId);
+    }
+    if nodes.clone().zip(nodes.skip(1)).any(|(a, b)| a >= b) {
+        return Err(InvalidRecord::ContextUnsorted);
+    }
+    Ok(())
 }
 
-/// Two sorted entry lists joined: the larger of each node's totals.
-fn join_entries(a: &[CounterEntry], b: &[CounterEntry]) -> Vec<CounterEntry> {
+/// Two entry lists sorted by node joined: for each node, the entry with the higher epoch
+/// (the larger entry on a tie, which only a forged state has, so the join stays
+/// commutative).
+fn join_entries<E: Clone + Ord>(a: &[E], b: &[E], key: impl Fn(&E) -> (&NodeId, u64)) -> Vec<E> {
     let mut merged = Vec::with_capacity(a.len().max(b.len()));
     let (mut i, mut j) = (0, 0);
     loop {
         match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) if x.node == y.node => {
-                merged.push(CounterEntry {
-                    node: x.node.clone(),
-                    added: x.added.max(y.added),
-                    subtracted: x.subtracted.max(y.subtracted),
-                });
+            (Some(x), Some(y)) if key(x).0 == key(y).0 => {
+                let newer = if (key(x).1, x) >= (key(y).1, y) { x } else { y };
+                merged.push(newer.clone());
                 i += 1;
                 j += 1;
             }
-            (Some(x), Some(y)) if x.node < y.node => {
+            (Some(x), Some(y)) if key(x).0 < key(y).0 => {
                 merged.push(x.clone());
                 i += 1;
             }
@@ -458,13 +470,74 @@ mod tests {
     }
 
     #[test]
-    fn forged_float_totals_are_refused() {
-        for bad in [(-1.0f64).to_bits(), f64::NAN.to_bits(), f64::INFINITY.to_bits()] {
+    fn forged_float_entries_are_refused() {
+        for bad in [f64::NAN.to_bits(), f64::INFINITY.to_bits()] {
             let mut c = Counter::starting(None, 0);
             c.add_float(&n("a"), 1.0).unwrap();
-            c.float.as_mut().unwrap().entries[0].added = bad;
+            c.float.as_mut().unwrap().entries[0].partials[0] = bad;
             assert_eq!(c.validate(), Err(InvalidRecord::BadFloatTotal));
         }
+        let mut long = Counter::starting(None, 0);
+        long.add_float(&n("a"), 1.0).unwrap();
+        long.float.as_mut().unwrap().entries[0].partials = vec![1; exact::MAX_PARTIALS + 1];
+        assert_eq!(long.validate(), Err(InvalidRecord::BadFloatTotal));
+    }
+
+    #[test]
+    fn a_forged_net_past_the_bound_is_refused() {
+        let mut c = Counter::starting(None, 0);
+        c.add(&n("a"), 1).unwrap();
+        c.entries[0].net = -(MAX_NET as i128) - 1;
+        assert!(matches!(c.validate(), Err(InvalidRecord::CounterNetTooLarge { .. })));
+    }
+
+    #[test]
+    fn a_counter_back_at_zero_after_huge_increments_keeps_counting() {
+        let mut c = Counter::starting(None, 0);
+        c.add(&n("a"), 1 << 62).unwrap();
+        c.add(&n("a"), -(1 << 62)).unwrap();
+        assert_eq!(c.add(&n("a"), 1), Ok(1));
+        c.add(&n("a"), i64::MAX - 1).unwrap();
+        c.add(&n("a"), i64::MIN + 1).unwrap();
+        c.add(&n("a"), i64::MAX).unwrap();
+        c.add(&n("a"), -i64::MAX).unwrap();
+        assert_eq!(c.add(&n("a"), 2), Ok(2));
+    }
+
+    #[test]
+    fn a_float_counter_back_at_zero_after_huge_increments_keeps_counting() {
+        let mut c = Counter::starting(None, 0);
+        c.add_float(&n("a"), 1e308).unwrap();
+        c.add_float(&n("a"), -1e308).unwrap();
+        assert_eq!(c.add_float(&n("a"), 1.0), Ok(Number::Float(1.0)));
+        assert_eq!(c.add_float(&n("a"), 1.0), Ok(Number::Float(2.0)));
+    }
+
+    #[test]
+    fn huge_float_increments_through_different_nodes_cancel_exactly() {
+        let mut a = Counter::starting(None, 0);
+        let mut b = a.clone();
+        a.add_float(&n("a"), 1e308).unwrap();
+        b.add_float(&n("b"), -1e308).unwrap();
+        a.join(&b);
+        assert_eq!(a.add_float(&n("a"), 1.0), Ok(Number::Float(1.0)));
+        let mut other = b.clone();
+        other.join(&a);
+        assert_eq!(other.value(), Ok(Number::Float(1.0)));
+    }
+
+    #[test]
+    fn a_newer_entry_wins_the_join_even_when_its_net_is_smaller() {
+        let mut old = Counter::starting(None, 0);
+        old.add(&n("a"), 10).unwrap();
+        let mut new = old.clone();
+        new.add(&n("a"), -7).unwrap();
+        let mut joined = old.clone();
+        joined.join(&new);
+        assert_eq!(joined.value(), Ok(Number::Int(3)));
+        let mut other = new.clone();
+        other.join(&old);
+        assert_eq!(joined, other, "commutative");
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! host-endian or `usize` fields, so the bytes are the same on every platform. A new layout
 //! gets a new format byte; old ones stay readable.
 
-use crate::{Counter, CounterEntry, Dot, Record, StoreError, Version, VersionVector};
-use bytes::Bytes;
-use serde::Deserialize;
+mod legacy;
+
+use crate::{Record, StoreError};
+use legacy::{RecordV1, RecordV2, RecordV3};
 
 /// Versions without expiry or counters.
 const FORMAT_V1: u8 = 1;
@@ -12,78 +13,15 @@ const FORMAT_V1: u8 = 1;
 const FORMAT_V2: u8 = 2;
 /// Counters carry a floating-point part (`INCRBYFLOAT`); versions a content type.
 const FORMAT_V3: u8 = 3;
-
-/// A record as format 1 laid it out.
-#[derive(Deserialize)]
-struct RecordV1 {
-    context: VersionVector,
-    versions: Vec<VersionV1>,
-}
-
-#[derive(Deserialize)]
-struct VersionV1 {
-    dot: Dot,
-    timestamp_us: u64,
-    value: Option<Bytes>,
-}
-
-impl From<RecordV1> for Record {
-    fn from(old: RecordV1) -> Self {
-        let versions =
-            old.versions.into_iter().map(|v| Version::new(v.dot, v.timestamp_us, v.value));
-        Record::from_parts(old.context, versions.collect())
-    }
-}
-
-/// A record as format 2 laid it out: counters without a floating-point part, versions
-/// without a content type.
-#[derive(Deserialize)]
-struct RecordV2 {
-    context: VersionVector,
-    versions: Vec<VersionV2>,
-}
-
-#[derive(Deserialize)]
-struct VersionV2 {
-    dot: Dot,
-    timestamp_us: u64,
-    value: Option<Bytes>,
-    expires_at_us: Option<u64>,
-    counter: Option<Box<CounterV2>>,
-}
-
-#[derive(Deserialize)]
-struct CounterV2 {
-    origin: Option<Dot>,
-    base: i64,
-    entries: Vec<CounterEntry>,
-}
-
-impl From<RecordV2> for Record {
-    fn from(old: RecordV2) -> Self {
-        let versions = old.versions.into_iter().map(|v| Version {
-            content_type: None,
-            counter: v.counter.map(|c| {
-                Box::new(Counter {
-                    origin: c.origin,
-                    base: c.base,
-                    entries: c.entries,
-                    float: None,
-                })
-            }),
-            expires_at_us: v.expires_at_us,
-            ..Version::new(v.dot, v.timestamp_us, v.value)
-        });
-        Record::from_parts(old.context, versions.collect())
-    }
-}
+/// Counters hold a net per node with an epoch, not ever-growing totals.
+const FORMAT_V4: u8 = 4;
 
 /// Encodes a record for storage.
 ///
 /// # Errors
 /// Only if the serializer fails, which for these plain structs it does not.
 pub fn encode_record(record: &Record) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(record, vec![FORMAT_V3]).map_err(|e| StoreError::Corrupt(e.to_string()))
+    postcard::to_extend(record, vec![FORMAT_V4]).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Decodes a stored record.
@@ -92,9 +30,12 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>, StoreError> {
 /// An unknown format byte or bytes that do not decode.
 pub fn decode_record(bytes: &[u8]) -> Result<Record, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V3, body)) => {
+        Some((&FORMAT_V4, body)) => {
             postcard::from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))
         }
+        Some((&FORMAT_V3, body)) => postcard::from_bytes::<RecordV3>(body)
+            .map(Record::from)
+            .map_err(|e| StoreError::Corrupt(e.to_string())),
         Some((&FORMAT_V2, body)) => postcard::from_bytes::<RecordV2>(body)
             .map(Record::from)
             .map_err(|e| StoreError::Corrupt(e.to_string())),
@@ -127,15 +68,24 @@ mod tests {
         Record::apply_write(None, &NodeId::new("n1"), &write).unwrap().into_record()
     }
 
-    /// The v3 layout, pinned: a change here breaks every existing data directory.
+    /// A counter decoded from an earlier format: the same value, `n1`'s entry at the epoch
+    /// its totals summed to.
+    fn counted_before_v4(delta: i64, epoch: u64) -> Record {
+        let record = counted(delta);
+        let mut versions = record.versions().to_vec();
+        versions[0].counter.as_mut().unwrap().entries[0].epoch = epoch;
+        Record::from_parts(record.context().clone(), versions)
+    }
+
+    /// The v4 layout, pinned: a change here breaks every existing data directory.
     #[test]
-    fn v3_format_is_pinned() {
+    fn v4_format_is_pinned() {
         let record = written(b"Ozer");
         let bytes = encode_record(&record).unwrap();
         assert_eq!(
             bytes,
             [
-                3, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r',
+                4, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r',
                 0, 0, 0
             ]
         );
@@ -145,8 +95,8 @@ mod tests {
         assert_eq!(
             bytes,
             [
-                3, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
-                b'n', b'1', 5, 0, 0, 0
+                4, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
+                b'n', b'1', 1, 10, 0, 0
             ]
         );
         assert_eq!(decode_record(&bytes).unwrap(), counter);
@@ -160,7 +110,57 @@ mod tests {
         assert_eq!(decode_record(&bytes).unwrap(), typed);
         assert!(decode_record(&[9, 0]).is_err());
         assert!(decode_record(&[]).is_err());
+        assert!(decode_record(&[4, 200]).is_err());
+    }
+
+    /// Data written in the v3 layout still reads: counters' totals become nets.
+    #[test]
+    fn v3_records_still_decode() {
+        let v3 = [
+            3, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r', 0,
+            0, 0,
+        ];
+        assert_eq!(decode_record(&v3).unwrap(), written(b"Ozer"));
+        let v3_counter = [
+            3, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
+            b'n', b'1', 5, 0, 0, 0,
+        ];
+        assert_eq!(decode_record(&v3_counter).unwrap(), counted_before_v4(5, 5));
         assert!(decode_record(&[3, 200]).is_err());
+    }
+
+    /// A float counter from v3 keeps its value, its totals folded into exact partials.
+    #[test]
+    fn v3_float_totals_become_partials() {
+        let mut c = crate::Counter::starting(None, 0);
+        c.add_float(&NodeId::new("n1"), 2.5).unwrap();
+        #[derive(serde::Serialize)]
+        struct Totals {
+            node: NodeId,
+            added: u64,
+            subtracted: u64,
+        }
+        #[derive(serde::Serialize)]
+        struct Float {
+            base_bits: u64,
+            entries: Vec<Totals>,
+        }
+        let entry = Totals {
+            node: NodeId::new("n1"),
+            added: 4.0f64.to_bits(),
+            subtracted: 1.5f64.to_bits(),
+        };
+        let old = (
+            Option::<crate::Dot>::None,
+            0i64,
+            Vec::<Totals>::new(),
+            Some(Float { base_bits: 0, entries: vec![entry] }),
+        );
+        let counter: legacy::CounterV3 =
+            postcard::from_bytes(&postcard::to_allocvec(&old).unwrap()).unwrap();
+        let counter = counter.into_counter();
+        assert_eq!(counter.value(), Ok(crate::Number::Float(2.5)));
+        assert_eq!(counter.float.unwrap().entries[0].partials, [2.5f64.to_bits()]);
     }
 
     /// Data written in the v2 layout still reads, counters included.
@@ -174,7 +174,7 @@ mod tests {
             2, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
             b'n', b'1', 5, 0,
         ];
-        assert_eq!(decode_record(&v2_counter).unwrap(), counted(5));
+        assert_eq!(decode_record(&v2_counter).unwrap(), counted_before_v4(5, 5));
         assert!(decode_record(&[2, 200]).is_err());
     }
 
