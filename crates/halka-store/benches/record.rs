@@ -156,5 +156,35 @@ fn layout(c: &mut Criterion, keys: &[String]) {
     });
 }
 
-criterion_group!(benches, records);
+/// A counter's hot path: an increment applied at the coordinating replica of a key that
+/// three nodes have counted on, and the join a replica does when the record arrives.
+fn counters(c: &mut Criterion) {
+    use halka_store::{Change, Float};
+    let nodes = [NodeId::new("node-1"), NodeId::new("node-2"), NodeId::new("node-3")];
+    let mut counted: Option<Record> = None;
+    for (i, node) in nodes.iter().enumerate() {
+        let change = if i == 2 { Change::AddFloat(Float(0.5)) } else { Change::Add(7) };
+        let w = Write { change, ..Write::value(None, None, 1) };
+        counted =
+            Some(Record::apply_write(counted.as_ref(), node, &w).expect("numbered").into_record());
+    }
+    let integer = Record::apply_write(
+        None,
+        &nodes[0],
+        &Write { change: Change::Add(1), ..Write::value(None, None, 1) },
+    )
+    .expect("numbered")
+    .into_record();
+    let counted = counted.expect("three increments");
+    c.bench_function("counter/incr", |bench| {
+        let w = Write { change: Change::Add(1), ..Write::value(None, None, 2) };
+        bench.iter(|| black_box(Record::apply_write(Some(&integer), &nodes[0], &w)));
+    });
+    c.bench_function("counter/incrbyfloat_three_nodes", |bench| {
+        let w = Write { change: Change::AddFloat(Float(0.25)), ..Write::value(None, None, 2) };
+        bench.iter(|| black_box(Record::apply_write(Some(&counted), &nodes[0], &w)));
+    });
+}
+
+criterion_group!(benches, records, counters);
 criterion_main!(benches);
