@@ -269,6 +269,11 @@ pub struct NodeConfig {
     /// Seconds a Redis client may stay silent (idle, or halfway through a command) before
     /// its connection is closed; 0 (the default, as in Redis) never closes it.
     pub client_timeout_secs: u64,
+    /// When every place is taken (`max_connections`), a new client displaces the client
+    /// that has waited longest for its next command, once that wait passes this many
+    /// seconds. Idle connections then cannot keep new clients out, yet none is closed
+    /// while there is room. 0: any idle client may be displaced.
+    pub displace_idle_clients_after_secs: u64,
     /// Seconds a Redis request may take to arrive in full once its first byte has; beyond,
     /// the connection is closed (a client trickling a request in a byte at a time cannot
     /// hold it open for ever). 0: no deadline.
@@ -317,6 +322,7 @@ impl Default for NodeConfig {
             max_connections: 10_000,
             max_connections_per_source: 2_500,
             client_timeout_secs: 0,
+            displace_idle_clients_after_secs: 60,
             request_timeout_secs: 60,
             slowlog_log_slower_than_us: 10_000,
             slowlog_max_len: 128,

@@ -135,7 +135,10 @@ async fn a_counter_keeps_its_expiry() {
 
 #[tokio::test]
 async fn an_incr_through_another_node_sees_the_set_acknowledged_before_it() {
-    let c = TestCluster::start(3, "periodic");
+    // A write waits for the key's first owner (which coordinates INCR) at most
+    // `read_hedge_ms` once W is met; on a loaded machine that owner can take longer, so
+    // the wait is made long enough that the SET's acknowledgement always includes it.
+    let c = TestCluster::start_with(3, "periodic", "timeout_ms = 600000\nread_hedge_ms = 600000");
     let mut conns = Vec::new();
     for i in 0..3 {
         conns.push(conn(&c, i).await);

@@ -83,34 +83,6 @@ fn delete_replaces_only_what_its_context_header_saw() {
 }
 
 #[test]
-fn a_client_over_the_connection_cap_is_told_why_at_once() {
-    let c = TestCluster::start_with(1, "periodic", "max_connections = 2");
-    let mut first = Raw::connect(&c.redis_addr(0));
-    let mut second = Raw::connect(&c.redis_addr(0));
-    assert_eq!(first.cmd(&["PING"]), "+PONG\r\n");
-    assert_eq!(second.cmd(&["PING"]), "+PONG\r\n");
-    let mut third = Raw::connect(&c.redis_addr(0));
-    let reply = third.cmd(&["PING"]);
-    assert!(reply.starts_with("-ERR max number of clients reached"), "{reply}");
-    assert!(third.closed());
-    // The clients already in keep being served, and a slot freed is a slot taken.
-    assert_eq!(first.cmd(&["PING"]), "+PONG\r\n");
-    drop(second);
-    let mut next = Raw::connect(&c.redis_addr(0));
-    let mut reply = next.cmd(&["PING"]);
-    for _ in 0..100 {
-        // The freed slot is released when the server notices the close.
-        if reply == "+PONG\r\n" {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-        next = Raw::connect(&c.redis_addr(0));
-        reply = next.cmd(&["PING"]);
-    }
-    assert_eq!(reply, "+PONG\r\n");
-}
-
-#[test]
 fn data_files_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let c = TestCluster::start(1, "periodic");
@@ -453,60 +425,4 @@ fn clients_together_cannot_hold_more_request_bytes_than_the_node_budget() {
     let mut ok = [0_u8; 5];
     a.0.read_exact(&mut ok).unwrap();
     assert_eq!(&ok, b"+OK\r\n");
-}
-
-/// A connection to `addr` from `source` (another loopback address: another host).
-fn connect_from(source: &str, addr: &str) -> TcpStream {
-    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    s.bind(&std::net::SocketAddr::new(source.parse().unwrap(), 0).into()).unwrap();
-    s.connect(&addr.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
-    let s: TcpStream = s.into();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s
-}
-
-#[test]
-fn one_address_cannot_take_every_redis_connection() {
-    let c = TestCluster::start_with(
-        1,
-        "periodic",
-        "max_connections = 6\nmax_connections_per_source = 3",
-    );
-    let held: Vec<Raw> = (0..3)
-        .map(|_| {
-            let mut r = Raw::connect(&c.redis_addr(0));
-            assert_eq!(r.cmd(&["PING"]), "+PONG\r\n");
-            r
-        })
-        .collect();
-    let refused = Raw::connect(&c.redis_addr(0)).cmd(&["PING"]);
-    assert!(refused.contains("too many connections from your address"), "{refused}");
-    assert!(refused.contains("max_connections_per_source"), "{refused}");
-    // Another host still gets in.
-    let mut other = Raw(connect_from("127.0.0.2", &c.redis_addr(0)));
-    assert_eq!(other.cmd(&["PING"]), "+PONG\r\n");
-    drop(held);
-}
-
-#[test]
-fn one_address_cannot_take_every_http_connection() {
-    let c = TestCluster::start_with(
-        1,
-        "periodic",
-        "[http]\nmax_connections = 6\nmax_connections_per_source = 3",
-    );
-    let addr = c.http_url(0, "");
-    // Idle sockets, as in the report: connected, sending nothing.
-    let idle: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&addr).unwrap()).collect();
-    let (status, body) = http("GET", &c.http_url(0, "/v1/cluster"), b"", &[]);
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("http.max_connections_per_source"), "{body}");
-    let mut other = connect_from("127.0.0.2", &addr);
-    other
-        .write_all(b"GET /v1/cluster HTTP/1.1\r\nhost: halka\r\nconnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    let _ = other.read_to_string(&mut answer);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    drop(idle);
 }

@@ -59,7 +59,7 @@ impl Coordinator {
                 ));
             }
         };
-        let Applied { pos, id, answer, durable, skipped, passed } = applied;
+        let Applied { pos, id, answer, durable, skipped, passed } = *applied;
         let record = answer.record;
         // Replicas skipped as coordinating replica hold none of this write.
         self.keep_hints(skipped.iter(), &key, &record);
@@ -139,7 +139,7 @@ impl Coordinator {
                         tally.awaiting(first.clone());
                     }
                     let applied = Applied { pos, id, answer, durable, skipped, passed };
-                    return Coordination::Applied(applied);
+                    return Coordination::Applied(Box::new(applied));
                 }
                 (id, Err(e)) => {
                     self.suspects.suspect(&id);
@@ -275,7 +275,7 @@ fn refused(id: NodeId, answer: crate::replica::Coordinated) -> Box<PutResult> {
 
 /// How the search for a write's coordinating replica ended.
 enum Coordination {
-    Applied(Applied),
+    Applied(Box<Applied>),
     /// The coordinating replica refused the write (a condition did not hold, or every
     /// owner has numbered all the writes it can to the key): nothing was written.
     Refused(Box<PutResult>),

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// Every connected client, by id.
@@ -32,7 +32,13 @@ pub struct Client {
     /// of the last command.
     resp: AtomicU64,
     multi: AtomicI64,
-    /// Cancelled by `CLIENT KILL`: the connection closes.
+    /// Whether the connection is waiting for the client's next request (nothing of it
+    /// buffered, no command running): only such a client may be displaced.
+    waiting: AtomicBool,
+    /// Milliseconds after `connected` when it began waiting.
+    waiting_since_ms: AtomicU64,
+    /// Cancelled by `CLIENT KILL` or to make room: the connection closes (at once while it
+    /// waits, after its command otherwise).
     pub kill: CancellationToken,
 }
 
@@ -66,6 +72,8 @@ impl Clients {
             last_command: Mutex::new("NULL".into()),
             resp: AtomicU64::new(2),
             multi: AtomicI64::new(-1),
+            waiting: AtomicBool::new(false),
+            waiting_since_ms: AtomicU64::new(0),
             kill: CancellationToken::new(),
         });
         self.map.lock().insert(id, Arc::clone(&client));
@@ -76,6 +84,31 @@ impl Clients {
     pub fn all(&self) -> Vec<Arc<Client>> {
         self.map.lock().values().cloned().collect()
     }
+
+    /// Closes the client that has waited longest for its next request, if it has waited
+    /// at least `min`, to make room for a new one. Returns whether one was closed.
+    pub fn displace_idle(&self, min: Duration) -> bool {
+        let candidates = self.map.lock().values().cloned().collect::<Vec<_>>();
+        let waits = candidates.iter().filter_map(|c| Some((c.waited()?, c)));
+        let victim = longest_wait(waits, min);
+        if let Some(client) = &victim {
+            tracing::info!(addr = %client.addr, id = client.id, "closing an idle client to make room for a new one (max_connections)");
+            client.kill.cancel();
+        }
+        victim.is_some()
+    }
+}
+
+/// Of clients and how long each has waited, the one that waited longest, at least `min`
+/// (the lower id on a tie, so the choice does not depend on the map's order).
+fn longest_wait<'a>(
+    waits: impl Iterator<Item = (Duration, &'a Arc<Client>)>,
+    min: Duration,
+) -> Option<Arc<Client>> {
+    waits
+        .filter(|(waited, _)| *waited >= min)
+        .max_by(|(a, x), (b, y)| a.cmp(b).then(y.id.cmp(&x.id)))
+        .map(|(_, c)| Arc::clone(c))
 }
 
 impl Client {
@@ -86,6 +119,28 @@ impl Client {
         self.resp.store(if resp3 { 3 } else { 2 }, Ordering::Relaxed);
         self.multi.store(multi.map_or(-1, |n| n as i64), Ordering::Relaxed);
         *self.last_command.lock() = String::from_utf8_lossy(command).to_ascii_lowercase();
+    }
+
+    /// Notes that the connection now waits for the client's next request (`true`), or
+    /// that one arrived (`false`).
+    pub fn set_waiting(&self, waiting: bool) {
+        if waiting {
+            let ms = self.connected.elapsed().as_millis() as u64;
+            self.waiting_since_ms.store(ms, Ordering::Relaxed);
+        }
+        self.waiting.store(waiting, Ordering::Relaxed);
+    }
+
+    /// How long the connection has waited for the client's next request; `None` while a
+    /// request arrives or runs, or once the client is being closed.
+    fn waited(&self) -> Option<Duration> {
+        if !self.waiting.load(Ordering::Relaxed) || self.kill.is_cancelled() {
+            return None;
+        }
+        let now = self.connected.elapsed().as_millis() as u64;
+        Some(Duration::from_millis(
+            now.saturating_sub(self.waiting_since_ms.load(Ordering::Relaxed)),
+        ))
     }
 
     pub fn set_name(&self, name: Option<Bytes>) {

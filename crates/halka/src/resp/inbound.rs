@@ -91,6 +91,11 @@ impl Inbound {
         Ok(Received::More)
     }
 
+    /// Whether nothing of a next request has arrived: the client is idle.
+    pub fn is_idle(&self) -> bool {
+        self.held() == 0
+    }
+
     fn held(&self) -> usize {
         self.input.len() + self.reader.held()
     }

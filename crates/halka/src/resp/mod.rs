@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -136,6 +136,7 @@ pub async fn serve(
 ) -> TcpListener {
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let per_source = crate::per_source::PerSource::new(state.config.max_connections_per_source);
+    let displace_after = Duration::from_secs(state.config.displace_idle_clients_after_secs);
     let tracker = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -157,17 +158,28 @@ pub async fn serve(
             tracker.spawn(refuse(stream, reply));
             continue;
         };
-        let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            // As Redis does: say why at once rather than leave the client hanging.
-            tracing::warn!(%peer, max = state.config.max_connections, "refusing a client: max_connections reached");
-            state.client_rejected();
-            let reply =
-                "-ERR max number of clients reached (max_connections in halka's config)\r\n";
-            tracker.spawn(refuse(stream, reply));
-            continue;
+        let permit = match Arc::clone(&limit).try_acquire_owned() {
+            Ok(permit) => Place::Taken(permit),
+            Err(_) if state.client_list.displace_idle(displace_after) => {
+                Place::Freeing(Arc::clone(&limit))
+            }
+            Err(_) => {
+                // As Redis does: say why at once rather than leave the client hanging.
+                tracing::warn!(%peer, max = state.config.max_connections, "refusing a client: max_connections reached");
+                state.client_rejected();
+                let reply = "-ERR max number of clients reached (max_connections in halka's \
+                             config)\r\n";
+                tracker.spawn(refuse(stream, reply));
+                continue;
+            }
         };
         let (state, shutdown) = (Arc::clone(&state), shutdown.clone());
         tracker.spawn(async move {
+            let Some(permit) = permit.take().await else {
+                state.client_rejected();
+                refuse(stream, "-ERR max number of clients reached (max_connections)\r\n").await;
+                return;
+            };
             state.client_connected(1);
             if let Err(e) = connection(stream, &state, shutdown).await {
                 tracing::debug!(error = %e, "client connection ended with an error");
@@ -179,6 +191,27 @@ pub async fn serve(
     tracker.close();
     tracker.wait().await;
     listener
+}
+
+/// A new client's place among `max_connections`.
+enum Place {
+    Taken(OwnedSemaphorePermit),
+    /// An idle client was told to close to make room; its place is awaited.
+    Freeing(Arc<Semaphore>),
+}
+
+impl Place {
+    /// The place, once free. A displaced client closes as soon as it sees the request to
+    /// (it was waiting for input), so this waits briefly; `None` if another newcomer took
+    /// the freed place first and none came free in time.
+    async fn take(self) -> Option<OwnedSemaphorePermit> {
+        match self {
+            Place::Taken(permit) => Some(permit),
+            Place::Freeing(limit) => {
+                tokio::time::timeout(Duration::from_secs(5), limit.acquire_owned()).await.ok()?.ok()
+            }
+        }
+    }
 }
 
 /// Completes when the client closes its side while a walk runs for it. What it sends
@@ -241,6 +274,12 @@ async fn connection(
         if let Some(error) = closing.filter(|_| after == After::Continue) {
             error.encode(session.resp3, &mut output);
         }
+        // Marked before the replies go out, so a client that has read them is already
+        // known to be idle; a displacement takes effect once they are written.
+        let idle = !ends && !more_buffered && inbound.is_idle();
+        if let Some(client) = session.client.as_ref().filter(|_| idle) {
+            client.set_waiting(true);
+        }
         if !output.is_empty() {
             stream.write_all(&output).await?;
             output.clear();
@@ -257,6 +296,9 @@ async fn connection(
             () = killed.cancelled() => return Ok(()),
             received = inbound.receive(&mut stream, state) => received?,
         };
+        if let Some(client) = &session.client {
+            client.set_waiting(false);
+        }
         match received {
             Received::More => {}
             Received::Closed => return Ok(()),
