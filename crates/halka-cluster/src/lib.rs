@@ -61,4 +61,4 @@ pub use replica::{
 };
 pub use secret::{ClusterSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};
-pub use view::{View, ViewHandle};
+pub use view::{HistoryError, OwnerSets, View, ViewHandle};

@@ -6,6 +6,11 @@
 //! counts filled slots; PW counts slots filled by their owners themselves. A stand-in
 //! fills at most one slot per write, and never coordinates (it holds no record of the
 //! key to number a version from).
+//!
+//! While partitions move between layouts a key has an owner *set* per active layout, and
+//! the write needs W (and PW) from each set, as Garage requires: whichever layout
+//! survives the change then holds every acknowledged write. An owner in several sets
+//! fills its slot in each.
 
 use crate::{Durability, ReplicaError};
 use halka_store::NodeId;
@@ -29,12 +34,21 @@ enum Slot {
 /// A slot's owner and state.
 type Slots = SmallVec<[(NodeId, Slot); 5]>;
 
+/// The slots of one owner set, as bits by slot index (a write has at most
+/// `MAX_REPLICAS` = 16 slots).
+pub(crate) type SetMask = u32;
+
+/// The owner sets of a write, as masks over its slots.
+pub(crate) type SetMasks = SmallVec<[SetMask; 2]>;
+
 /// The acknowledgements of one write, against W and PW.
 #[derive(Debug)]
 pub(crate) struct Tally {
     w: usize,
     pw: usize,
     slots: Slots,
+    /// The owner sets, each of which needs W and PW (one set of every slot by default).
+    sets: SetMasks,
     /// Every node that acknowledged, in order: owners and stand-ins.
     pub acked: SmallVec<[NodeId; 5]>,
     /// Those of them whose acknowledgement came after an fsync ([`Durability::Synced`]).
@@ -60,15 +74,27 @@ impl Tally {
     /// A write to `owners`, each asked already, that needs `w` slots filled, `pw` of them
     /// by owners.
     pub(crate) fn new(owners: impl IntoIterator<Item = NodeId>, w: usize, pw: usize) -> Self {
+        let slots: Slots = owners.into_iter().map(|o| (o, Slot::Asked)).collect();
+        let all = (1 << slots.len()) - 1;
         Self {
             w,
             pw,
-            slots: owners.into_iter().map(|o| (o, Slot::Asked)).collect(),
+            sets: SmallVec::from_elem(all, 1),
+            slots,
             acked: SmallVec::new(),
             synced: SmallVec::new(),
             failures: Vec::new(),
             awaited: None,
         }
+    }
+
+    /// The owner sets the write needs W from each of (masks over the owners as given to
+    /// [`Tally::new`]); a set smaller than W needs all its owners.
+    pub(crate) fn in_sets(mut self, sets: SetMasks) -> Self {
+        if !sets.is_empty() {
+            self.sets = sets;
+        }
+        self
     }
 
     /// Also waits for `id` to answer, success or failure, before the write is done: the
@@ -137,9 +163,39 @@ impl Tally {
 
     /// Whether W and PW are met and only the awaited first owner holds the write back.
     pub(crate) fn only_awaiting(&self) -> Option<&NodeId> {
-        let filled = self.count(|s| matches!(s, Slot::Owner | Slot::StoodIn(_)));
-        let by_owners = self.count(|s| *s == Slot::Owner);
-        (filled >= self.w && by_owners >= self.pw).then_some(self.awaited.as_ref()).flatten()
+        self.met().then_some(self.awaited.as_ref()).flatten()
+    }
+
+    /// Whether every set has W slots filled, PW of them by owners.
+    fn met(&self) -> bool {
+        self.sets.iter().all(|&set| {
+            let (w, pw) = self.required(set);
+            self.count_in(set, |s| matches!(s, Slot::Owner | Slot::StoodIn(_))) >= w
+                && self.count_in(set, |s| *s == Slot::Owner) >= pw
+        })
+    }
+
+    /// W and PW for `set`: a set smaller than W (a layout with fewer members) needs all
+    /// its owners.
+    fn required(&self, set: SetMask) -> (usize, usize) {
+        let size = set.count_ones() as usize;
+        (self.w.min(size), self.pw.min(size))
+    }
+
+    /// The first set that can no longer reach W or PW, and which of the two.
+    fn hopeless(&self) -> Option<(SetMask, bool)> {
+        self.sets.iter().find_map(|&set| {
+            let (w, pw) = self.required(set);
+            let may_fill = self.count_in(set, |s| *s != Slot::Empty);
+            let owners_may = self.count_in(set, |s| matches!(s, Slot::Owner | Slot::Asked));
+            if owners_may < pw {
+                Some((set, true))
+            } else if may_fill < w {
+                Some((set, false))
+            } else {
+                None
+            }
+        })
     }
 
     /// Stops waiting for the awaited replica.
@@ -149,30 +205,34 @@ impl Tally {
 
     /// Where the write stands.
     pub(crate) fn next(&self) -> Next {
-        let filled = self.count(|s| matches!(s, Slot::Owner | Slot::StoodIn(_)));
-        let by_owners = self.count(|s| *s == Slot::Owner);
-        if filled >= self.w && by_owners >= self.pw {
+        if self.met() {
             return if self.awaited.is_some() { Next::Wait } else { Next::Done };
         }
-        let may_fill = self.count(|s| *s != Slot::Empty);
-        let owners_may = self.count(|s| matches!(s, Slot::Owner | Slot::Asked));
-        if may_fill < self.w || owners_may < self.pw { Next::Failed } else { Next::Wait }
+        if self.hopeless().is_some() { Next::Failed } else { Next::Wait }
     }
 
     /// Once [`Next::Failed`]: which quorum failed (`"write"` for W, `"owner-write"` for
-    /// PW), how many it required, and how many it got.
+    /// PW), how many it required, and how many it got — in the set that failed.
     pub(crate) fn shortfall(&self) -> (&'static str, usize, usize) {
-        let (filled, _) = self.progress();
-        let owners_may = self.count(|s| matches!(s, Slot::Owner | Slot::Asked));
-        if owners_may < self.pw {
-            ("owner-write", self.pw, self.owner_acks())
+        let Some((set, by_owners)) = self.hopeless() else {
+            let (filled, _) = self.progress();
+            return ("write", self.w, filled);
+        };
+        let (w, pw) = self.required(set);
+        if by_owners {
+            ("owner-write", pw, self.count_in(set, |s| *s == Slot::Owner))
         } else {
-            ("write", self.w, filled)
+            ("write", w, self.count_in(set, |s| matches!(s, Slot::Owner | Slot::StoodIn(_))))
         }
     }
 
     fn count(&self, f: impl Fn(&Slot) -> bool) -> usize {
         self.slots.iter().filter(|(_, s)| f(s)).count()
+    }
+
+    fn count_in(&self, set: SetMask, f: impl Fn(&Slot) -> bool) -> usize {
+        let in_set = self.slots.iter().enumerate().filter(|(i, _)| set & (1 << i) != 0);
+        in_set.filter(|(_, (_, s))| f(s)).count()
     }
 
     /// Slots filled so far, and calls still in flight.
@@ -183,6 +243,7 @@ impl Tally {
     }
 
     /// Acknowledgements by owners alone.
+    #[cfg(test)]
     pub(crate) fn owner_acks(&self) -> usize {
         self.count(|s| *s == Slot::Owner)
     }
@@ -222,6 +283,52 @@ mod tests {
         assert_eq!(t.next(), Next::Done);
         assert_eq!(t.stand_ins().to_vec(), vec![(id("d"), id("b"))]);
         assert_eq!(t.owner_acks(), 1);
+    }
+
+    /// A change from owners {a, b, c} to {b, c, d}: slots a, b, c, d.
+    fn changing(w: usize, pw: usize) -> Tally {
+        let sets = SmallVec::from_slice(&[0b0111, 0b1110]);
+        Tally::new([id("a"), id("b"), id("c"), id("d")], w, pw).in_sets(sets)
+    }
+
+    #[test]
+    fn during_a_change_w_from_the_old_owners_alone_is_not_enough() {
+        let mut t = changing(2, 0);
+        t.answer(&id("a"), Ok(Durability::Buffered));
+        t.answer(&id("b"), Ok(Durability::Buffered));
+        assert_eq!(t.next(), Next::Wait, "the new set has one acknowledgement");
+        t.answer(&id("d"), Ok(Durability::Buffered));
+        assert_eq!(t.next(), Next::Done);
+    }
+
+    #[test]
+    fn an_owner_in_both_sets_counts_in_each() {
+        let mut t = changing(2, 0);
+        t.answer(&id("b"), Ok(Durability::Buffered));
+        t.answer(&id("c"), Ok(Durability::Buffered));
+        assert_eq!(t.next(), Next::Done);
+    }
+
+    #[test]
+    fn a_write_fails_when_one_set_cannot_reach_w_whatever_the_other_has() {
+        let mut t = changing(3, 0);
+        t.answer(&id("a"), Ok(Durability::Buffered));
+        t.answer(&id("d"), Err(down()));
+        assert_eq!(t.next(), Next::Failed, "the new set lost d: at most 2 of its 3");
+        assert_eq!(t.shortfall(), ("write", 3, 0));
+    }
+
+    #[test]
+    fn pw_is_counted_per_set_too() {
+        let mut t = changing(2, 2);
+        t.answer(&id("b"), Ok(Durability::Buffered));
+        t.answer(&id("d"), Err(down()));
+        t.standing_in(&id("d"), id("e"));
+        t.answer(&id("e"), Ok(Durability::Buffered));
+        t.answer(&id("a"), Ok(Durability::Buffered));
+        assert_eq!(t.next(), Next::Wait, "the new set has one owner acknowledgement");
+        t.answer(&id("c"), Ok(Durability::Buffered));
+        assert_eq!(t.next(), Next::Done);
     }
 
     #[test]

@@ -212,8 +212,9 @@ impl Collector {
             if record.deleted_at().is_none_or(|at| at >= cutoff) {
                 continue;
             }
+            // Every owner in any active layout: during a change, the old owners too.
             let others: Vec<usize> = view
-                .owners(key_hash(&key))
+                .all_owners(key_hash(&key))
                 .iter()
                 .map(|&o| usize::from(o))
                 .filter(|&o| o != me)

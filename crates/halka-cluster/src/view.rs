@@ -1,5 +1,10 @@
 //! An immutable membership snapshot: the layout plus the replica for each member that owns
-//! data in it.
+//! data in it — and, while partitions move to a new layout, the older layouts still active.
+//!
+//! During a change a key has one owner set per active layout (oldest first). Writes go to
+//! the union and need W acknowledgements from each set, so whichever layout survives holds
+//! every acknowledged write; reads ask the oldest set, whose owners hold the data until the
+//! new owners have streamed it (see DESIGN.md, *During a change, both versions own*).
 //!
 //! Requests load the current view once and use it throughout, so a membership change never
 //! tears a request in half. A change swaps in a new view, then closes the old view's gate
@@ -14,6 +19,7 @@ use crate::Replica;
 use crate::stripe::{self, STRIPES};
 use crossbeam_utils::CachePadded;
 use halka_ring::{Layout, Member, NodeIdx, Placement, PreferenceList, key_hash};
+use smallvec::SmallVec;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -69,14 +75,35 @@ struct Gate {
     left: Notify,
 }
 
+/// A key's owner sets, one per active layout, oldest first.
+pub type OwnerSets = SmallVec<[PreferenceList; 2]>;
+
 #[derive(Debug)]
 pub struct View {
     epoch: u64,
+    /// The newest layout.
     layout: Option<Layout>,
-    /// Indexed by `NodeIdx` (the layout's owning members, sorted by id).
+    /// Older layouts still active, oldest first, each with the view index of each of its
+    /// owning members.
+    older: Vec<(Layout, Vec<NodeIdx>)>,
+    /// Indexed by `NodeIdx`: the newest layout's owning members (sorted by id), then the
+    /// members only older layouts have.
     replicas: Vec<Arc<dyn Replica>>,
     replication: usize,
     gate: Gate,
+}
+
+/// Why a view cannot be built from a layout history.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    #[error("no layout to build a view from")]
+    Empty,
+    #[error("layout version {version} names member {id:?}, which this node cannot reach")]
+    Unreachable { version: u64, id: String },
+    #[error("layout versions must rise from oldest to newest; {older} comes before {newer}")]
+    OutOfOrder { older: u64, newer: u64 },
+    #[error("the layouts name more than {} members in all", NodeIdx::MAX)]
+    TooManyMembers,
 }
 
 /// A request's pass through a view's gate: while it lives, the view is not retired.
@@ -118,7 +145,114 @@ impl View {
         replication: usize,
     ) -> Self {
         let epoch = layout.as_ref().map_or(0, Layout::version);
-        Self { epoch, layout, replicas, replication, gate: Gate::default() }
+        Self { epoch, layout, older: Vec::new(), replicas, replication, gate: Gate::default() }
+    }
+
+    /// A view over the active layouts `history` (oldest first, the newest last), each
+    /// member reached through `replica_of(id)`. Its epoch is the newest version.
+    ///
+    /// # Errors
+    /// No layout, versions not rising, or a member `replica_of` does not know.
+    pub fn with_history(
+        mut history: Vec<Layout>,
+        replica_of: &dyn Fn(&str) -> Option<Arc<dyn Replica>>,
+        replication: usize,
+    ) -> Result<Self, HistoryError> {
+        let newest = history.pop().ok_or(HistoryError::Empty)?;
+        let reach = |layout: &Layout, id: &str| {
+            replica_of(id).ok_or_else(|| HistoryError::Unreachable {
+                version: layout.version(),
+                id: id.to_string(),
+            })
+        };
+        let mut replicas: Vec<Arc<dyn Replica>> =
+            newest.members().iter().map(|m| reach(&newest, &m.id)).collect::<Result<_, _>>()?;
+        let mut ids: Vec<String> = newest.members().iter().map(|m| m.id.clone()).collect();
+        let mut older = Vec::with_capacity(history.len());
+        let mut next_version = newest.version();
+        for layout in history.into_iter().rev() {
+            if layout.version() >= next_version {
+                return Err(HistoryError::OutOfOrder {
+                    older: layout.version(),
+                    newer: next_version,
+                });
+            }
+            next_version = layout.version();
+            let mut to_view = Vec::with_capacity(layout.members().len());
+            for m in layout.members() {
+                let at = match ids.iter().position(|id| *id == m.id) {
+                    Some(at) => at,
+                    None => {
+                        replicas.push(reach(&layout, &m.id)?);
+                        ids.push(m.id.clone());
+                        ids.len() - 1
+                    }
+                };
+                to_view.push(NodeIdx::try_from(at).map_err(|_| HistoryError::TooManyMembers)?);
+            }
+            older.push((layout, to_view));
+        }
+        older.reverse();
+        let mut view = Self::new(Some(newest), replicas, replication);
+        view.older = older;
+        Ok(view)
+    }
+
+    /// Whether older layouts are still active: partitions are moving.
+    #[must_use]
+    pub fn is_changing(&self) -> bool {
+        !self.older.is_empty()
+    }
+
+    /// The versions of the active layouts, oldest first.
+    #[must_use]
+    pub fn active_versions(&self) -> Vec<u64> {
+        let older = self.older.iter().map(|(l, _)| l.version());
+        older.chain(self.layout.as_ref().map(Layout::version)).collect()
+    }
+
+    /// The owners of the keys whose placement hash is `hash` in each active layout, oldest
+    /// first (one set when no change is under way).
+    #[must_use]
+    pub fn owner_sets(&self, hash: u64) -> OwnerSets {
+        let mut sets = OwnerSets::new();
+        for (layout, to_view) in &self.older {
+            let mut theirs = PreferenceList::new();
+            layout.preference_list_into(hash, self.replication, &mut theirs);
+            let mut mapped = PreferenceList::new();
+            for &i in theirs.iter() {
+                mapped.push_distinct(to_view[usize::from(i)]);
+            }
+            sets.push(mapped);
+        }
+        sets.push(self.owners(hash));
+        sets
+    }
+
+    /// Every owner of `hash` in any active layout: the oldest layout's owners first, in
+    /// their order, then the ones newer layouts add.
+    #[must_use]
+    pub fn all_owners(&self, hash: u64) -> PreferenceList {
+        if self.older.is_empty() {
+            return self.owners(hash);
+        }
+        let mut all = PreferenceList::new();
+        for set in self.owner_sets(hash) {
+            for &i in set.iter() {
+                all.push_distinct(i);
+            }
+        }
+        all
+    }
+
+    /// The owners a read of `hash` asks: the oldest active layout's, which hold the data
+    /// until the newer owners have streamed it.
+    #[must_use]
+    pub fn read_owners(&self, hash: u64) -> PreferenceList {
+        match self.older.first() {
+            Some(_) => self.owner_sets(hash)[0],
+            None => self.owners(hash),
+        }
     }
 
     #[must_use]
@@ -160,13 +294,14 @@ impl View {
     }
 
     /// The members that stand in for the owners of `hash` when owners do not answer
-    /// (sloppy quorum), best first: every member that is not an owner, ordered by a
+    /// (sloppy quorum), best first: every member of the newest layout that is not an
+    /// owner in any active layout, ordered by a
     /// score of (partition, member). Every node computes the same order, and all keys of
     /// one partition share their stand-ins, so what a stand-in keeps for a partition can
     /// later be handed over as a range.
     #[must_use]
     pub fn stand_ins(&self, hash: u64) -> PreferenceList {
-        let owners = self.owners(hash);
+        let owners = self.all_owners(hash);
         let partition = self.layout.as_ref().map_or(0, |l| u64::from(l.partition_of(hash)));
         let mut others: Vec<(u64, NodeIdx)> = self
             .members()
@@ -224,7 +359,70 @@ impl View {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LocalReplica;
     use futures::FutureExt;
+    use halka_ring::DEFAULT_PARTITIONS;
+    use halka_store::{MemoryEngine, NodeId};
+
+    fn layout(version: u64, ids: &[&str]) -> Layout {
+        let members: Vec<Member> = ids.iter().map(|id| Member::new(*id)).collect();
+        Layout::active(version, &members, 3, DEFAULT_PARTITIONS).unwrap()
+    }
+
+    fn reach(id: &str) -> Option<Arc<dyn Replica>> {
+        Some(Arc::new(LocalReplica::new(NodeId::new(id), Arc::new(MemoryEngine::default()))))
+    }
+
+    fn ids(view: &View, list: &[NodeIdx]) -> Vec<String> {
+        list.iter().map(|&i| view.replica(i).id().to_string()).collect()
+    }
+
+    /// A view of a change from nodes a..c (version 1) to b..e (version 2).
+    fn changing() -> View {
+        let history = vec![layout(1, &["a", "b", "c"]), layout(2, &["b", "c", "d", "e"])];
+        View::with_history(history, &reach, 3).unwrap()
+    }
+
+    #[test]
+    fn during_a_change_each_active_layout_has_its_own_owner_set() {
+        let view = changing();
+        assert_eq!(view.active_versions(), [1, 2]);
+        assert_eq!(view.epoch(), 2);
+        let old = layout(1, &["a", "b", "c"]);
+        let new = layout(2, &["b", "c", "d", "e"]);
+        for k in 0..200_u32 {
+            let hash = key_hash(format!("k{k}").as_bytes());
+            let sets = view.owner_sets(hash);
+            let p = |l: &Layout| -> Vec<String> {
+                l.owner_ids(l.partition_of(hash)).into_iter().map(String::from).collect()
+            };
+            assert_eq!(ids(&view, &sets[0]), p(&old), "old set of k{k}");
+            assert_eq!(ids(&view, &sets[1]), p(&new), "new set of k{k}");
+            assert_eq!(view.read_owners(hash), sets[0], "reads ask the old owners");
+            let all = view.all_owners(hash);
+            assert!(sets.iter().all(|s| s.iter().all(|i| all.contains(i))));
+            assert!(view.stand_ins(hash).iter().all(|i| !all.contains(i)));
+        }
+    }
+
+    #[test]
+    fn a_member_only_the_older_layout_has_is_reached_too() {
+        let view = changing();
+        let ids: Vec<&str> = view.replicas().iter().map(|r| r.id().as_str()).collect();
+        assert_eq!(ids, ["b", "c", "d", "e", "a"]);
+        assert_eq!(view.members().len(), 4, "members are the newest layout's");
+    }
+
+    #[test]
+    fn a_history_out_of_order_or_unreachable_is_refused() {
+        let history = vec![layout(2, &["a"]), layout(1, &["a"])];
+        let err = View::with_history(history, &reach, 3).unwrap_err();
+        assert_eq!(err, HistoryError::OutOfOrder { older: 2, newer: 1 });
+        let only_a = |id: &str| if id == "a" { reach(id) } else { None };
+        let history = vec![layout(1, &["a", "x"]), layout(2, &["a"])];
+        let err = View::with_history(history, &only_a, 3).unwrap_err();
+        assert_eq!(err, HistoryError::Unreachable { version: 1, id: "x".into() });
+    }
 
     #[tokio::test]
     async fn retire_waits_for_every_pass_and_turns_latecomers_away() {

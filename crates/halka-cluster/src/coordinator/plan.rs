@@ -11,23 +11,30 @@
 //!   coordinates saves a hop, a read it serves saves a request.
 //! - A write that depends on the stored value (see `WriteRequest::at_first_owner`) starts
 //!   at the first owner instead.
+//! - While partitions move (the view holds more than one active layout), a write goes to
+//!   the owners of every active layout and needs W from each set; a read, and the first
+//!   owner, come from the oldest layout, whose owners hold the data until the new ones
+//!   have streamed it.
 
 use super::ReadFanout;
+use crate::quorum::SetMasks;
 use crate::suspects::Suspects;
 use crate::view::View;
-use halka_ring::{NodeIdx, PreferenceList};
+use halka_ring::{NodeIdx, PreferenceList, key_hash};
 use halka_store::NodeId;
 use smallvec::SmallVec;
 use std::time::Duration;
 
 /// Where a write goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct WritePlan {
     /// The owners in the order they are tried as coordinating replica; the rest of the
     /// list after the one that coordinates receives the record.
     pub order: PreferenceList,
     /// The key's first owner, whose acknowledgement the write also awaits for a moment.
     pub first_owner: Option<NodeIdx>,
+    /// The owner set of each active layout, as masks over `order`.
+    pub sets: SetMasks,
 }
 
 /// Where a read goes.
@@ -52,32 +59,56 @@ pub(super) struct Planner<'a> {
 impl Planner<'_> {
     /// The plan of a write to `key`.
     pub fn write(&self, key: &[u8], at_first_owner: bool) -> WritePlan {
-        let (owners, healthy) = self.owners(key);
-        let first_owner = owners.first().copied();
-        let order = if at_first_owner { owners } else { self.local_first(owners, healthy) };
-        WritePlan { order, first_owner }
+        let hash = key_hash(key);
+        let (owners, healthy) = self.healthy_first(self.view.all_owners(hash));
+        let first_owner = self.first_owner(hash, &owners);
+        let order = if at_first_owner {
+            first_owner.map_or(owners, |first| lead_with(owners, first))
+        } else {
+            self.local_first(owners, healthy)
+        };
+        let sets = self
+            .view
+            .owner_sets(hash)
+            .iter()
+            .map(|set| {
+                order
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, i)| set.contains(i))
+                    .fold(0, |m, (at, _)| m | 1 << at)
+            })
+            .collect();
+        WritePlan { order, first_owner, sets }
+    }
+
+    /// The first owner of `hash`: the first of the read owners (the oldest layout's) in
+    /// `ordered`, which has suspected owners last.
+    fn first_owner(&self, hash: u64, ordered: &PreferenceList) -> Option<NodeIdx> {
+        let reads = self.view.read_owners(hash);
+        ordered.iter().copied().find(|i| reads.contains(i))
     }
 
     /// The plan of a read of `key` at `r`.
     pub fn read(&self, key: &[u8], reads: ReadFanout, r: usize) -> ReadPlan {
         match reads {
             ReadFanout::All => {
-                let order = self.view.preference(key);
+                let order = self.view.read_owners(key_hash(key));
                 ReadPlan { order, first: order.len(), hedge: None }
             }
             ReadFanout::Quorum { hedge } => {
-                let (owners, healthy) = self.owners(key);
+                let (owners, healthy) = self.healthy_first(self.view.read_owners(key_hash(key)));
                 let order = self.local_first(owners, healthy);
                 ReadPlan { order, first: r.min(order.len()), hedge: Some(hedge) }
             }
         }
     }
 
-    /// `key`'s owners with suspected ones last, and how many lead that are not
-    /// suspected. Suspicion is asked once per owner: asking renews a lapsed suspicion for
-    /// everyone but the one caller that then probes the replica.
-    fn owners(&self, key: &[u8]) -> (PreferenceList, usize) {
-        let mut preference = self.view.preference(key);
+    /// `owners` with suspected ones last, and how many lead that are not suspected.
+    /// Suspicion is asked once per owner: asking renews a lapsed suspicion for everyone
+    /// but the one caller that then probes the replica.
+    fn healthy_first(&self, owners: PreferenceList) -> (PreferenceList, usize) {
+        let mut preference = owners;
         let mut healthy = preference.len();
         if self.suspects.any() {
             let mut flagged: SmallVec<[(bool, NodeIdx); 5]> = preference
@@ -105,6 +136,14 @@ impl Planner<'_> {
         }
         owners
     }
+}
+
+/// `owners` with `first` moved to the front, the others in their order.
+fn lead_with(mut owners: PreferenceList, first: NodeIdx) -> PreferenceList {
+    if let Some(pos) = owners.iter().position(|&i| i == first) {
+        owners[..=pos].rotate_right(1);
+    }
+    owners
 }
 
 #[cfg(test)]
@@ -189,6 +228,59 @@ mod tests {
         let planner = Planner { view: &view, suspects: &suspects, local: Some(&me) };
         let plan = planner.read(key, ReadFanout::Quorum { hedge: Duration::ZERO }, 2);
         assert_eq!(&plan.order[..], &[owners[0], owners[2], owners[1]]);
+    }
+
+    /// A view of a change from n1..n3 (version 1) to n2..n5 (version 2), and a key whose
+    /// owners differ between the two.
+    fn changing() -> (View, Vec<u8>) {
+        let reach = |id: &str| -> Option<Arc<dyn Replica>> {
+            Some(Arc::new(LocalReplica::new(NodeId::new(id), Arc::new(MemoryEngine::default()))))
+        };
+        let layout = |version, ids: &[&str]| {
+            let members: Vec<Member> = ids.iter().map(|id| Member::new(*id)).collect();
+            Layout::active(version, &members, 3, DEFAULT_PARTITIONS).unwrap()
+        };
+        let history = vec![layout(1, &["n1", "n2", "n3"]), layout(2, &["n2", "n3", "n4", "n5"])];
+        let view = View::with_history(history, &reach, 3).unwrap();
+        let key = (0_u32..)
+            .map(|i| format!("k{i}").into_bytes())
+            .find(|k| {
+                let sets = view.owner_sets(key_hash(k));
+                sets[1].iter().filter(|i| !sets[0].contains(i)).count() == 2
+            })
+            .unwrap();
+        (view, key)
+    }
+
+    #[test]
+    fn during_a_change_a_write_goes_to_the_owners_of_both_layouts() {
+        let (view, key) = changing();
+        let suspects = Suspects::default();
+        let planner = Planner { view: &view, suspects: &suspects, local: None };
+        let plan = planner.write(&key, false);
+        let sets = view.owner_sets(key_hash(&key));
+        assert_eq!(plan.order.len(), 5, "3 old owners and the 2 the new layout adds");
+        for (set, mask) in sets.iter().zip(&plan.sets) {
+            let chosen: Vec<NodeIdx> = (0..plan.order.len())
+                .filter(|at| mask & (1 << at) != 0)
+                .map(|at| plan.order[at])
+                .collect();
+            assert_eq!(chosen.len(), 3);
+            assert!(chosen.iter().all(|i| set.contains(i)));
+        }
+    }
+
+    #[test]
+    fn during_a_change_reads_and_the_first_owner_come_from_the_old_layout() {
+        let (view, key) = changing();
+        let old = view.owner_sets(key_hash(&key))[0];
+        let suspects = Suspects::default();
+        let planner = Planner { view: &view, suspects: &suspects, local: None };
+        let plan = planner.write(&key, true);
+        assert_eq!(plan.first_owner, Some(old[0]));
+        assert_eq!(plan.order[0], old[0]);
+        let read = planner.read(&key, ReadFanout::Quorum { hedge: Duration::ZERO }, 2);
+        assert_eq!(&read.order[..], &old[..]);
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Coordinator {
         let write = self.stamp(request)?;
         prefetch(&view, &plan.order, &key);
         let ids = plan.order.iter().map(|&i| view.replica(i).id().clone());
-        let mut tally = Tally::new(ids, quorum.w, quorum.pw);
+        let mut tally = Tally::new(ids, quorum.w, quorum.pw).in_sets(plan.sets.clone());
         let applied = match self.coordinate(&view, &key, &write, &plan, &mut tally, retriable).await
         {
             Coordination::Applied(applied) => applied,
@@ -238,7 +238,8 @@ impl Coordinator {
             suspects.suspect(&id);
             if let Some((handoff, key, record)) = &hint {
                 // A stand-in that failed owes the key nothing: only owners get hints.
-                let owner = view.preference(key).iter().any(|&i| view.replica(i).id() == &id);
+                let owners = view.all_owners(halka_ring::key_hash(key));
+                let owner = owners.iter().any(|&i| view.replica(i).id() == &id);
                 if owner {
                     handoff.keep(&id, key, record);
                 }
