@@ -1,15 +1,17 @@
 //! One node's assembly: its local replica, the members it reaches, the view over the
 //! layout, the coordinator, and the services beside it (hinted handoff, anti-entropy,
-//! tombstone collection) sharing one repair budget.
+//! tombstone collection, partition transfers) sharing one repair budget.
 //!
 //! The server and the simulator assemble a node here, so the simulator runs the wiring
 //! production runs; they differ only in what they hand in: how a peer is reached (a TCP
 //! link or a simulated one), the clock, and the engine.
 
+use crate::stream::Checkpoints;
 use crate::view::ViewHandle;
 use crate::{
     AntiEntropy, AntiEntropyConfig, Clock, ClusterError, Collector, CollectorConfig, Coordinator,
     CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, Members, RepairBudget, Replica,
+    TransferConfig, Transfers,
 };
 use halka_ring::{Layout, Member};
 use halka_store::{Engine, HintStore, NodeId};
@@ -39,6 +41,9 @@ pub struct NodeSpec {
     pub anti_entropy: Option<AntiEntropyConfig>,
     /// `None`: tombstones stay until overwritten.
     pub collector: Option<CollectorConfig>,
+    /// `None`: the node streams no partitions when the layout changes (and a change then
+    /// never completes: every member must run transfers).
+    pub transfers: Option<TransferSpec>,
     /// Timestamps for writes and tombstone ages.
     pub clock: Clock,
     /// Let concurrent writes share an fsync (see `LocalReplica::with_shared_flushes`).
@@ -59,6 +64,19 @@ impl std::fmt::Debug for NodeSpec {
     }
 }
 
+/// How a node transfers partitions in a layout change, and where it keeps its streams'
+/// checkpoints.
+pub struct TransferSpec {
+    pub config: TransferConfig,
+    pub checkpoints: Arc<dyn Checkpoints>,
+}
+
+impl std::fmt::Debug for TransferSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferSpec").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 /// An assembled node, not yet running its services.
 #[derive(Debug)]
 pub struct AssembledNode {
@@ -75,12 +93,14 @@ pub struct AssembledNode {
 }
 
 /// The services beside a node's coordinator, each reading the current view: hinted
-/// handoff, anti-entropy and tombstone collection (each `None` when turned off).
+/// handoff, anti-entropy, tombstone collection and partition transfers (each `None` when
+/// turned off).
 #[derive(Debug, Clone, Default)]
 pub struct Services {
     pub handoff: Option<Arc<Handoff>>,
     pub anti_entropy: Option<Arc<AntiEntropy>>,
     pub collector: Option<Arc<Collector>>,
+    pub transfers: Option<Arc<Transfers>>,
 }
 
 impl NodeSpec {
@@ -100,6 +120,13 @@ impl NodeSpec {
         // Standing in for other owners needs somewhere to keep their hints.
         if self.handoff.is_some() {
             local = local.with_hints(Arc::clone(&self.hints));
+        }
+        let transfers = self
+            .transfers
+            .take()
+            .map(|spec| Arc::new(Transfers::new(self.id.clone(), spec.config, spec.checkpoints)));
+        if let Some(t) = &transfers {
+            local = local.with_transfers(Arc::clone(t));
         }
         let replica = match self.serve_local.take() {
             Some(serve) => serve(local.clone()),
@@ -141,7 +168,7 @@ impl NodeSpec {
             replica,
             members,
             repair_budget,
-            services: Services { handoff, anti_entropy, collector },
+            services: Services { handoff, anti_entropy, collector, transfers },
         })
     }
 }
@@ -174,6 +201,9 @@ impl Services {
         }
         if let Some(c) = &self.collector {
             tasks.push(tokio::spawn(Arc::clone(c).run(views.clone(), stop.clone())));
+        }
+        if let Some(t) = &self.transfers {
+            tasks.push(tokio::spawn(Arc::clone(t).run(views.clone(), stop.clone())));
         }
         tasks
     }

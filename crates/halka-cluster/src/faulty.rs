@@ -143,6 +143,10 @@ impl Replica for FaultyReplica {
         self.wrap(|| self.inner.read_range(range))
     }
 
+    fn transfer_status(&self, version: u64) -> ReplicaFuture<crate::ChangePhase> {
+        self.wrap(|| self.inner.transfer_status(version))
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.wrap(|| self.inner.list_keys(range))
     }

@@ -36,10 +36,11 @@ mod suspects;
 mod syncer;
 pub mod telemetry;
 pub mod tombstones;
+mod transfers;
 mod view;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
-pub use assembly::{AssembledNode, NodeSpec, ServeLocal, Services};
+pub use assembly::{AssembledNode, NodeSpec, ServeLocal, Services, TransferSpec};
 pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
@@ -61,4 +62,5 @@ pub use replica::{
 };
 pub use secret::{ClusterSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};
+pub use transfers::{ChangePhase, Gain, Progress, TransferConfig, Transfers};
 pub use view::{HistoryError, OwnerSets, View, ViewHandle};

@@ -39,6 +39,8 @@ pub struct LocalReplica {
     share_flushes: bool,
     /// Where hints kept as a stand-in for another owner go; `None` refuses to stand in.
     hints: Option<Arc<dyn HintStore>>,
+    /// The node's partition transfers, whose progress peers ask about.
+    transfers: Option<Arc<crate::Transfers>>,
 }
 
 impl LocalReplica {
@@ -52,7 +54,15 @@ impl LocalReplica {
             syncer: Arc::default(),
             share_flushes: false,
             hints: None,
+            transfers: None,
         }
+    }
+
+    /// Answers peers' questions about this node's partition transfers from `transfers`.
+    #[must_use]
+    pub fn with_transfers(mut self, transfers: Arc<crate::Transfers>) -> Self {
+        self.transfers = Some(transfers);
+        self
     }
 
     /// Lets this replica stand in for other owners, keeping what they miss in `hints`
@@ -216,6 +226,13 @@ impl Replica for LocalReplica {
             engine.scan_range(range, &mut |k, r| page.offer(k, r))?;
             Ok(page.finish())
         })
+    }
+
+    fn transfer_status(&self, version: u64) -> ReplicaFuture<crate::ChangePhase> {
+        match &self.transfers {
+            Some(t) => answered(Ok(t.phase(version))),
+            None => answered(Err(ReplicaError::Rejected("this node runs no transfers".into()))),
+        }
     }
 
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<KeyPage> {

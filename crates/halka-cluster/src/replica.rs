@@ -143,6 +143,11 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica cannot read a range".into())))
     }
 
+    /// How far the node has come in the layout change to `version` (see `Transfers`).
+    fn transfer_status(&self, _version: u64) -> ReplicaFuture<crate::ChangePhase> {
+        answered(Err(ReplicaError::Rejected("this replica takes no part in transfers".into())))
+    }
+
     /// The keys this replica holds in `range`, in hash order, with their records emptied
     /// of values ([`Record::without_values`]): what listing the cluster's keys walks. One
     /// answer holds about [`LIST_PAGE_BYTES`]; [`KeyPage::through`] says where it stopped.

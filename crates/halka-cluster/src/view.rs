@@ -89,6 +89,9 @@ pub struct View {
     /// Indexed by `NodeIdx`: the newest layout's owning members (sorted by id), then the
     /// members only older layouts have.
     replicas: Vec<Arc<dyn Replica>>,
+    /// Whether reads (and the first owner) have moved to the newest layout: every new
+    /// owner holds its partitions, while writes still go to every active layout.
+    reads_newest: bool,
     replication: usize,
     gate: Gate,
 }
@@ -104,6 +107,10 @@ pub enum HistoryError {
     OutOfOrder { older: u64, newer: u64 },
     #[error("the layouts name more than {} members in all", NodeIdx::MAX)]
     TooManyMembers,
+    #[error(
+        "layout version {older} has {had} partitions and {newer} has {has}: a change keeps the count"
+    )]
+    PartitionsDiffer { older: u64, had: u32, newer: u64, has: u32 },
 }
 
 /// A request's pass through a view's gate: while it lives, the view is not retired.
@@ -145,7 +152,15 @@ impl View {
         replication: usize,
     ) -> Self {
         let epoch = layout.as_ref().map_or(0, Layout::version);
-        Self { epoch, layout, older: Vec::new(), replicas, replication, gate: Gate::default() }
+        Self {
+            epoch,
+            layout,
+            older: Vec::new(),
+            replicas,
+            replication,
+            reads_newest: false,
+            gate: Gate::default(),
+        }
     }
 
     /// A view over the active layouts `history` (oldest first, the newest last), each
@@ -177,6 +192,14 @@ impl View {
                     newer: next_version,
                 });
             }
+            if layout.partitions() != newest.partitions() {
+                return Err(HistoryError::PartitionsDiffer {
+                    older: layout.version(),
+                    had: layout.partitions(),
+                    newer: newest.version(),
+                    has: newest.partitions(),
+                });
+            }
             next_version = layout.version();
             let mut to_view = Vec::with_capacity(layout.members().len());
             for m in layout.members() {
@@ -202,6 +225,36 @@ impl View {
     #[must_use]
     pub fn is_changing(&self) -> bool {
         !self.older.is_empty()
+    }
+
+    /// Whether reads have moved to the newest layout (see [`View::reading_newest`]).
+    #[must_use]
+    pub fn reads_newest(&self) -> bool {
+        self.reads_newest || self.older.is_empty()
+    }
+
+    /// This view with reads, and the first owner, moved to the newest layout, writes still
+    /// going to every active one: for once every new owner holds its partitions.
+    #[must_use]
+    pub fn reading_newest(&self) -> View {
+        let mut view = self.copy();
+        view.reads_newest = true;
+        view
+    }
+
+    /// This view with the newest layout alone: for once every member reads from it.
+    #[must_use]
+    pub fn retired(&self) -> View {
+        let owning = self.members().len();
+        View::new(self.layout.clone(), self.replicas[..owning].to_vec(), self.replication)
+    }
+
+    /// The same layouts and replicas behind a fresh gate.
+    fn copy(&self) -> View {
+        let mut view = View::new(self.layout.clone(), self.replicas.clone(), self.replication);
+        view.older = self.older.clone();
+        view.reads_newest = self.reads_newest;
+        view
     }
 
     /// The versions of the active layouts, oldest first.
@@ -246,13 +299,13 @@ impl View {
     }
 
     /// The owners a read of `hash` asks: the oldest active layout's, which hold the data
-    /// until the newer owners have streamed it.
+    /// until the newer owners have streamed it; the newest layout's once they have.
     #[must_use]
     pub fn read_owners(&self, hash: u64) -> PreferenceList {
-        match self.older.first() {
-            Some(_) => self.owner_sets(hash)[0],
-            None => self.owners(hash),
+        if self.reads_newest() {
+            return self.owners(hash);
         }
+        self.owner_sets(hash)[0]
     }
 
     #[must_use]

@@ -1,14 +1,16 @@
 //! Requests while partitions move between two layouts, through the coordinator: writes
 //! are acknowledged only with W from the owners of each active layout, and reads and
 //! value-dependent writes use the old owners, which hold the data until the new ones have
-//! streamed it.
+//! streamed it. And the streaming itself: each node gaining partitions pulls them from
+//! their old owners, after which the new layout alone serves every key.
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
 use bytes::Bytes;
+use halka_cluster::stream::MemoryCheckpoints;
 use halka_cluster::{
-    ClusterError, Coordinator, CoordinatorConfig, FaultPlan, FaultyReplica, LocalReplica, Replica,
-    View, WriteQuorum, WriteRequest,
+    ChangePhase, Clock, ClusterError, Coordinator, CoordinatorConfig, FaultPlan, FaultyReplica,
+    LocalReplica, Replica, TransferConfig, Transfers, View, ViewHandle, WriteQuorum, WriteRequest,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, key_hash};
 use halka_store::{Change, MemoryEngine, NodeId};
@@ -20,20 +22,43 @@ use std::time::Duration;
 struct Change5 {
     locals: BTreeMap<String, LocalReplica>,
     faults: BTreeMap<String, FaultyReplica>,
+    transfers: BTreeMap<String, Arc<Transfers>>,
 }
 
 impl Change5 {
     fn new() -> Self {
-        let mut locals = BTreeMap::new();
-        let mut faults = BTreeMap::new();
+        let (mut locals, mut faults, mut transfers) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
         for i in 1..=5 {
             let id = format!("n{i}");
-            let local = LocalReplica::new(NodeId::new(&id), Arc::new(MemoryEngine::default()));
+            let config = TransferConfig { concurrency: 2, ..TransferConfig::default() };
+            let t = Arc::new(Transfers::new(
+                NodeId::new(&id),
+                config,
+                Arc::new(MemoryCheckpoints::default()),
+            ));
+            let local = LocalReplica::new(NodeId::new(&id), Arc::new(MemoryEngine::default()))
+                .with_transfers(Arc::clone(&t));
             let faulty = FaultyReplica::new(Arc::new(local.clone()), FaultPlan::default(), i);
             locals.insert(id.clone(), local);
-            faults.insert(id, faulty);
+            faults.insert(id.clone(), faulty);
+            transfers.insert(id, t);
         }
-        Self { locals, faults }
+        Self { locals, faults, transfers }
+    }
+
+    fn changing(&self) -> View {
+        self.view(vec![Self::old(), Self::new_layout()])
+    }
+
+    /// Every node syncs its transfers for the change; returns whether all did.
+    async fn sync_all(&self) -> bool {
+        let view = self.changing();
+        let mut all = true;
+        for t in self.transfers.values() {
+            all &= t.sync(&view).await;
+        }
+        all
     }
 
     fn layout(version: u64, ids: &[&str]) -> Layout {
@@ -141,4 +166,116 @@ async fn an_incr_during_a_change_counts_on_from_what_the_old_owners_hold() {
     let incr = WriteRequest::new(Change::Add(1), None);
     let result = during.apply(key.clone(), incr, WriteQuorum { w: 2, pw: 0 }).await.unwrap();
     assert_eq!(result.outcome.number, Some(42));
+}
+
+/// Writes `count` keys through the old layout alone (before the change), at W = 3.
+async fn load(nodes: &Change5, count: usize) -> Vec<Bytes> {
+    let before = nodes.coordinator(vec![Change5::old()]);
+    let mut keys = Vec::new();
+    for i in 0..count {
+        let key = Bytes::from(format!("key-{i}"));
+        before.write(key.clone(), Some(Bytes::from(format!("v{i}"))), None, 3).await.unwrap();
+        keys.push(key);
+    }
+    keys
+}
+
+/// Every key reads back from every one of its owners in the new layout alone.
+async fn every_new_owner_holds(nodes: &Change5, keys: &[Bytes]) {
+    let after = nodes.coordinator(vec![Change5::new_layout()]);
+    for (i, key) in keys.iter().enumerate() {
+        let got = after.get(key.clone(), 3).await.unwrap();
+        assert!(got.replies.iter().all(|(_, r)| r.is_some()), "{key:?}: {:?}", got.replies);
+        assert_eq!(got.value(), Some(Bytes::from(format!("v{i}"))));
+    }
+}
+
+#[tokio::test]
+async fn nodes_gaining_partitions_stream_them_from_their_old_owners() {
+    let nodes = Change5::new();
+    let keys = load(&nodes, 300).await;
+    let view = nodes.changing();
+    let synced = || Transfers::all_reached(&view, false, ChangePhase::Synced);
+    assert!(!synced().await, "nothing streamed yet");
+    assert!(nodes.sync_all().await);
+    assert!(synced().await);
+    let n4 = nodes.transfers["n4"].progress();
+    assert_eq!((n4.version, n4.done), (2, n4.gained));
+    assert!(n4.gained > 0 && n4.records > 0, "{n4:?}");
+    assert_eq!(nodes.transfers["n1"].progress().gained, 0, "a leaving node gains nothing");
+    every_new_owner_holds(&nodes, &keys).await;
+}
+
+#[tokio::test]
+async fn a_transfer_whose_first_source_fails_streams_from_another_old_owner() {
+    let nodes = Change5::new();
+    let keys = load(&nodes, 200).await;
+    nodes.faults["n2"].set_plan(FaultPlan::down());
+    nodes.faults["n3"].set_plan(FaultPlan::down());
+    // Only n1 answers: every partition still comes in, from it.
+    let view = nodes.changing();
+    assert!(nodes.transfers["n4"].sync(&view).await);
+    assert!(nodes.transfers["n5"].sync(&view).await);
+    nodes.faults["n2"].set_plan(FaultPlan::default());
+    nodes.faults["n3"].set_plan(FaultPlan::default());
+    assert!(nodes.sync_all().await);
+    every_new_owner_holds(&nodes, &keys).await;
+}
+
+#[tokio::test]
+async fn a_write_during_the_change_is_not_undone_by_the_streamed_older_record() {
+    let nodes = Change5::new();
+    let key = moving_key();
+    nodes
+        .coordinator(vec![Change5::old()])
+        .write(key.clone(), Some(Bytes::from("old")), None, 3)
+        .await
+        .unwrap();
+    let during = nodes.coordinator(vec![Change5::old(), Change5::new_layout()]);
+    during.write(key.clone(), Some(Bytes::from("new")), None, 3).await.unwrap();
+    assert!(nodes.sync_all().await);
+    for node in ids(&Change5::new_layout(), &key) {
+        assert_eq!(nodes.holds(&node, &key).as_deref(), Some(&b"new"[..]), "{node}");
+    }
+}
+
+#[tokio::test]
+async fn the_old_layout_retires_only_once_every_member_reads_the_new_one() {
+    let nodes = Change5::new();
+    let keys = load(&nodes, 100).await;
+    let views: BTreeMap<&String, ViewHandle> = nodes
+        .transfers
+        .keys()
+        .map(|id| (id, ViewHandle::new(nodes.changing(), Clock::system())))
+        .collect();
+    let phase = |id: &String| nodes.transfers[id].phase(2);
+    for round in 0..10 {
+        for (id, handle) in &views {
+            let view = handle.view();
+            if view.is_changing() {
+                nodes.transfers[*id].advance(handle, &view).await;
+            }
+            // A node writes to the new layout alone only once nobody reads the old one.
+            if !handle.view().is_changing() {
+                for other in nodes.transfers.keys() {
+                    assert_eq!(
+                        phase(other),
+                        ChangePhase::ReadingNew,
+                        "{id} retired, round {round}"
+                    );
+                }
+            }
+            // A node reads the new layout only once every new owner holds its partitions.
+            if handle.view().reads_newest() {
+                for new_owner in ["n2", "n3", "n4", "n5"].map(String::from) {
+                    assert!(
+                        phase(&new_owner) >= ChangePhase::Synced,
+                        "{id} reads new, round {round}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(views.values().all(|h| !h.view().is_changing()), "every node retired the old layout");
+    every_new_owner_holds(&nodes, &keys).await;
 }

@@ -12,10 +12,11 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use halka_cluster::Coordinated;
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
+use halka_cluster::stream::MemoryCheckpoints;
 use halka_cluster::{
     AntiEntropyConfig, AssembledNode, Clock, CollectorConfig, Coordinator, CoordinatorConfig,
     Durability, Handoff, HandoffConfig, LocalReplica, NodeSpec, ReadFanout, Replica, ReplicaError,
-    ReplicaFuture,
+    ReplicaFuture, TransferConfig, TransferSpec,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, Placement};
 use halka_store::{
@@ -325,6 +326,14 @@ impl World {
                 Arc::new(Recording { inner: local, actor: recording_actor, node: i, world })
             })),
             collector_engine: Some(collector_engine),
+            transfers: Some(TransferSpec {
+                config: TransferConfig {
+                    deadline: Duration::from_millis(500),
+                    retry: Duration::from_millis(100),
+                    ..TransferConfig::default()
+                },
+                checkpoints: Arc::new(MemoryCheckpoints::default()),
+            }),
         }
     }
 
@@ -657,6 +666,10 @@ impl Replica for Recording {
 
     fn read_range(&self, range: HashRange) -> ReplicaFuture<halka_cluster::KeyPage> {
         self.inner.read_range(range)
+    }
+
+    fn transfer_status(&self, version: u64) -> ReplicaFuture<halka_cluster::ChangePhase> {
+        self.inner.transfer_status(version)
     }
 
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<halka_cluster::KeyPage> {

@@ -11,8 +11,10 @@ use crate::state::{ClientCounters, NodeState};
 use crate::telemetry;
 use anyhow::Context;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
+use halka_cluster::stream::{Checkpoints, FileCheckpoints, MemoryCheckpoints};
 use halka_cluster::{
     AntiEntropyConfig, CollectorConfig, CoordinatorConfig, HandoffConfig, NodeSpec, Replica,
+    TransferConfig, TransferSpec,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{
@@ -145,8 +147,9 @@ fn build_generation(
         connect_timeout: Duration::from_millis(config.timeout_ms.min(500)),
         ..RpcClientConfig::new(auth.clone())
     };
-    let spec =
+    let mut spec =
         node_spec(&config, incarnation.actor.clone(), Arc::clone(&engine), hint_store, layout);
+    spec.transfers = Some(transfer_spec(&config)?);
     let mut peers = Vec::new();
     let node = spec.assemble(|m| {
         let addr = config
@@ -238,7 +241,26 @@ fn node_spec(
         shared_flushes: true,
         serve_local: None,
         collector_engine: None,
+        transfers: None,
     }
+}
+
+/// How the node streams partitions it gains in a layout change: checkpoints beside the
+/// data (`data_dir/transfers`), so a restart resumes a stream; in memory with the memory
+/// engine, which keeps nothing across restarts anyway.
+fn transfer_spec(config: &NodeConfig) -> anyhow::Result<TransferSpec> {
+    let checkpoints: Arc<dyn Checkpoints> = match config.storage.engine {
+        EngineChoice::Memory => Arc::new(MemoryCheckpoints::default()),
+        EngineChoice::Fjall => {
+            let dir = config.data_dir.join("transfers");
+            let opening = || format!("opening transfer checkpoints in {}", dir.display());
+            Arc::new(FileCheckpoints::open(&dir).with_context(opening)?)
+        }
+    };
+    let timeout = Duration::from_millis(config.timeout_ms);
+    let transfer =
+        TransferConfig { deadline: timeout.saturating_mul(10), ..TransferConfig::default() };
+    Ok(TransferSpec { config: transfer, checkpoints })
 }
 
 /// The largest message between nodes: room for twice the largest record a write may

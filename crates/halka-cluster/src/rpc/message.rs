@@ -77,6 +77,11 @@ pub enum Request {
     ReadRange {
         range: HashRange,
     },
+    /// How far the node has come in the layout change to `version`. Answered with
+    /// `Phase`.
+    TransferStatus {
+        version: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +109,8 @@ pub enum Response {
     /// the coordinator would retry an `INCR` on the next owner and count it twice.
     /// Boxed: it is rare, and would otherwise make every response larger.
     CoordinatedNotDurable(Box<(crate::Coordinated, WireError)>),
+    /// The answer to `TransferStatus`.
+    Phase(crate::ChangePhase),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

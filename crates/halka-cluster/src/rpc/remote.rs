@@ -108,6 +108,13 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
+    fn transfer_status(&self, version: u64) -> ReplicaFuture<crate::ChangePhase> {
+        self.ask(Request::TransferStatus { version }, |r| match r {
+            Response::Phase(phase) => Ok(phase),
+            other => Err(other),
+        })
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.ask(Request::ListKeys { range }, |r| match r {
             Response::Listed(l) => Ok(l),

@@ -401,6 +401,9 @@ pub fn handle(
         Request::ReadRange { range } => {
             replica.read_range(range).map(|r| answer(r, Response::Listed)).boxed()
         }
+        Request::TransferStatus { version } => {
+            replica.transfer_status(version).map(|r| answer(r, Response::Phase)).boxed()
+        }
         Request::ListKeys { range } => {
             replica.list_keys(range).map(|r| answer(r, Response::Listed)).boxed()
         }

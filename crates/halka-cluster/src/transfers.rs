@@ -1,0 +1,278 @@
+//! Partition transfers during a layout change: each node streams the partitions it gains
+//! from their old owners, then the change moves through its phases on every node.
+//!
+//! While a view holds more than one active layout (see `View::with_history`), a node
+//! *gains* each partition it owns in the newest layout but not in the oldest. For each,
+//! it streams the partition's hash range from an old owner into its own store
+//! ([`stream_range`]: a page at a time, checkpointed, so a stream that stops resumes where
+//! it stopped), trying the old owners in turn. Records are merged, so they join with the
+//! writes the node has received meanwhile as a new owner (writes go to both layouts'
+//! owners during a change).
+//!
+//! A node's [`ChangePhase`] then moves on, each step only once every member it depends on
+//! has reached the step before (each member is asked over RPC, `TransferStatus`):
+//! 1. *Streaming* until it holds every partition it gains, then *Synced*.
+//! 2. Once every member of the newest layout is Synced, it *reads new*: reads and the
+//!    first owner move to the newest layout (every new owner holds its partitions), while
+//!    writes still go to every active layout — other nodes may still read the old owners.
+//! 3. Once every member of any active layout reads new, nobody reads the old owners any
+//!    more: the node retires the older layouts, and writes go to the newest alone.
+
+use crate::stream::{Checkpoints, StreamError, stream_range};
+use crate::view::ViewHandle;
+use crate::{Replica, View};
+use futures::StreamExt;
+use halka_ring::{PartitionId, Placement};
+use halka_store::{HashRange, NodeId};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How a node transfers partitions.
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    /// Partitions streamed at once.
+    pub concurrency: usize,
+    /// How long one page may take to read or to store before the stream is retried.
+    pub deadline: Duration,
+    /// How long to wait before trying again partitions whose every old owner failed.
+    pub retry: Duration,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        Self { concurrency: 4, deadline: Duration::from_secs(10), retry: Duration::from_secs(1) }
+    }
+}
+
+/// A partition this node gains in a change, with the old owners it can stream it from.
+#[derive(Debug, Clone)]
+pub struct Gain {
+    pub partition: PartitionId,
+    pub range: HashRange,
+    /// The partition's owners in the oldest active layout, best first.
+    pub sources: Vec<Arc<dyn Replica>>,
+}
+
+/// Where this node's transfers for one change stand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The newest layout's version: the change's target.
+    pub version: u64,
+    /// Partitions this node gains.
+    pub gained: usize,
+    /// Of those, the ones it holds in full.
+    pub done: usize,
+    /// Records streamed in so far.
+    pub records: u64,
+}
+
+/// How far a node has come in a layout change, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ChangePhase {
+    /// The node has not taken this change up (it has not seen it yet).
+    Unaware,
+    /// It is streaming the partitions it gains.
+    Streaming,
+    /// It holds every partition it gains.
+    Synced,
+    /// It reads from the newest layout (and may have retired the older ones).
+    ReadingNew,
+}
+
+/// One node's partition transfers.
+pub struct Transfers {
+    local: NodeId,
+    config: TransferConfig,
+    checkpoints: Arc<dyn Checkpoints>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    version: u64,
+    gained: usize,
+    done: BTreeSet<PartitionId>,
+    records: u64,
+    /// Whether this node reads from `version`'s layout.
+    reading_new: bool,
+}
+
+impl std::fmt::Debug for Transfers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transfers").field("local", &self.local).finish_non_exhaustive()
+    }
+}
+
+impl Transfers {
+    #[must_use]
+    pub fn new(local: NodeId, config: TransferConfig, checkpoints: Arc<dyn Checkpoints>) -> Self {
+        Self { local, config, checkpoints, state: Mutex::new(State::default()) }
+    }
+
+    /// The partitions `local` gains in `view`'s change (none when no change is under
+    /// way).
+    #[must_use]
+    pub fn gains(view: &View, local: &NodeId) -> Vec<Gain> {
+        let Some(newest) = view.layout().filter(|_| view.is_changing()) else {
+            return Vec::new();
+        };
+        let Some(me) = view.replicas().iter().position(|r| r.id() == local) else {
+            return Vec::new();
+        };
+        (0..newest.partitions())
+            .filter_map(|partition| {
+                let (first, last) = newest.hash_range(partition);
+                let sets = view.owner_sets(first);
+                let owns =
+                    |set: &halka_ring::PreferenceList| set.iter().any(|&i| usize::from(i) == me);
+                let (oldest, latest) = (sets.first()?, sets.last()?);
+                (owns(latest) && !owns(oldest)).then(|| Gain {
+                    partition,
+                    range: HashRange { first, last },
+                    sources: oldest.iter().map(|&i| Arc::clone(view.replica(i))).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// How far this node has come in the change to `version`.
+    #[must_use]
+    pub fn phase(&self, version: u64) -> ChangePhase {
+        let state = self.state.lock();
+        match () {
+            () if state.version != version => ChangePhase::Unaware,
+            () if state.reading_new => ChangePhase::ReadingNew,
+            () if state.done.len() == state.gained => ChangePhase::Synced,
+            () => ChangePhase::Streaming,
+        }
+    }
+
+    #[must_use]
+    pub fn progress(&self) -> Progress {
+        let state = self.state.lock();
+        Progress {
+            version: state.version,
+            gained: state.gained,
+            done: state.done.len(),
+            records: state.records,
+        }
+    }
+
+    /// Streams in every partition this node gains in `view`'s change that it does not
+    /// hold yet, `concurrency` at a time. Returns whether all are in; the ones whose
+    /// every old owner failed are tried again on the next call.
+    pub async fn sync(&self, view: &View) -> bool {
+        let version = view.epoch();
+        let gains = Self::gains(view, &self.local);
+        {
+            let mut state = self.state.lock();
+            if state.version != version {
+                *state = State { version, gained: gains.len(), ..State::default() };
+            }
+        }
+        let Some(target) = view.replicas().iter().find(|r| r.id() == &self.local) else {
+            return gains.is_empty();
+        };
+        let pending: Vec<Gain> = {
+            let state = self.state.lock();
+            gains.into_iter().filter(|g| !state.done.contains(&g.partition)).collect()
+        };
+        let streams = futures::stream::iter(pending)
+            .map(|gain| async move { (gain.partition, self.fetch(&gain, &**target).await) })
+            .buffer_unordered(self.config.concurrency.max(1));
+        let results: Vec<_> = streams.collect().await;
+        let mut state = self.state.lock();
+        for (partition, result) in results {
+            match result {
+                Ok(records) => {
+                    state.records += records;
+                    state.done.insert(partition);
+                }
+                Err(e) => {
+                    tracing::info!(partition, error = %e, "partition transfer failed; will retry");
+                }
+            }
+        }
+        state.done.len() == state.gained
+    }
+
+    /// Streams `gain` from the first old owner that serves it all; returns the records
+    /// streamed.
+    async fn fetch(&self, gain: &Gain, target: &dyn Replica) -> Result<u64, StreamError> {
+        let mut last = None;
+        for source in &gain.sources {
+            let deadline = self.config.deadline;
+            match stream_range(&**source, target, gain.range, &*self.checkpoints, deadline).await {
+                Ok(streamed) => return Ok(streamed.records),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(StreamError::Source(crate::ReplicaError::Unavailable(
+            "the partition has no old owner to stream it from".into(),
+        ))))
+    }
+
+    /// Carries the current view's change through its phases until `stop`: streams what
+    /// this node gains, then moves reads to the newest layout and retires the older ones
+    /// as the other members catch up, checking again every `retry`.
+    pub async fn run(self: Arc<Self>, views: ViewHandle, stop: CancellationToken) {
+        loop {
+            let view = views.view();
+            if view.is_changing() {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = self.advance(&views, &view) => {}
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.config.retry) => {}
+            }
+        }
+    }
+
+    /// One step of the change `view` is in, as far as the other members allow.
+    pub async fn advance(&self, views: &ViewHandle, view: &View) {
+        let version = view.epoch();
+        if self.phase(version) < ChangePhase::Synced && !self.sync(view).await {
+            return;
+        }
+        if !view.reads_newest() {
+            if Self::all_reached(view, false, ChangePhase::Synced).await {
+                self.state.lock().reading_new = true;
+                views.swap(view.reading_newest());
+                tracing::info!(
+                    version,
+                    "every new owner holds its partitions: reading from the new layout"
+                );
+            }
+            return;
+        }
+        self.state.lock().reading_new = true;
+        if Self::all_reached(view, true, ChangePhase::ReadingNew).await {
+            let versions = view.active_versions();
+            views.swap(view.retired());
+            tracing::info!(
+                ?versions,
+                "every member reads from the new layout: older layouts retired"
+            );
+        }
+    }
+
+    /// Whether every member of `view`'s newest layout (with `everyone`, of any active
+    /// layout) has reached `phase` in its change. Asks each member, this one included,
+    /// through its replica; one that does not answer has not.
+    pub async fn all_reached(view: &View, everyone: bool, phase: ChangePhase) -> bool {
+        let Some(newest) = view.layout() else { return true };
+        let version = newest.version();
+        let members =
+            if everyone { view.replicas() } else { &view.replicas()[..newest.members().len()] };
+        let asks = members.iter().map(|r| r.transfer_status(version));
+        let answers = futures::future::join_all(asks).await;
+        answers.into_iter().all(|a| a.is_ok_and(|p| p >= phase))
+    }
+}
