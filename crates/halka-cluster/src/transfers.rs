@@ -242,7 +242,7 @@ impl Transfers {
             return;
         }
         if !view.reads_newest() {
-            if Self::all_reached(view, false, ChangePhase::Synced).await {
+            if self.all_reached(view, false, ChangePhase::Synced).await {
                 self.state.lock().reading_new = true;
                 views.swap(view.reading_newest());
                 tracing::info!(
@@ -253,7 +253,7 @@ impl Transfers {
             return;
         }
         self.state.lock().reading_new = true;
-        if Self::all_reached(view, true, ChangePhase::ReadingNew).await {
+        if self.all_reached(view, true, ChangePhase::ReadingNew).await {
             let versions = view.active_versions();
             views.swap(view.retired());
             tracing::info!(
@@ -265,14 +265,16 @@ impl Transfers {
 
     /// Whether every member of `view`'s newest layout (with `everyone`, of any active
     /// layout) has reached `phase` in its change. Asks each member, this one included,
-    /// through its replica; one that does not answer has not.
-    pub async fn all_reached(view: &View, everyone: bool, phase: ChangePhase) -> bool {
+    /// through its replica; one that does not answer within the deadline has not.
+    pub async fn all_reached(&self, view: &View, everyone: bool, phase: ChangePhase) -> bool {
         let Some(newest) = view.layout() else { return true };
         let version = newest.version();
         let members =
             if everyone { view.replicas() } else { &view.replicas()[..newest.members().len()] };
-        let asks = members.iter().map(|r| r.transfer_status(version));
+        let deadline = self.config.deadline;
+        let asks =
+            members.iter().map(|r| tokio::time::timeout(deadline, r.transfer_status(version)));
         let answers = futures::future::join_all(asks).await;
-        answers.into_iter().all(|a| a.is_ok_and(|p| p >= phase))
+        answers.into_iter().all(|a| matches!(a, Ok(Ok(p)) if p >= phase))
     }
 }

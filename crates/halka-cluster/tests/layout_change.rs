@@ -195,7 +195,8 @@ async fn nodes_gaining_partitions_stream_them_from_their_old_owners() {
     let nodes = Change5::new();
     let keys = load(&nodes, 300).await;
     let view = nodes.changing();
-    let synced = || Transfers::all_reached(&view, false, ChangePhase::Synced);
+    let n2 = &nodes.transfers["n2"];
+    let synced = || n2.all_reached(&view, false, ChangePhase::Synced);
     assert!(!synced().await, "nothing streamed yet");
     assert!(nodes.sync_all().await);
     assert!(synced().await);

@@ -15,6 +15,7 @@
 pub mod checker;
 mod collecting;
 pub mod history;
+mod membership;
 pub mod scenario;
 mod streaming;
 mod workload;

@@ -186,6 +186,18 @@ const TABLE: &[Scenario] = &[
         expect: &[],
     },
     Scenario {
+        // The last node leaves and comes back while four clients read and write through
+        // every node, 1% of messages lost: each change streams partitions to their new
+        // owners and retires the old layout only as the nodes agree.
+        name: "a-node-leaves-and-rejoins-under-writes",
+        hint_bytes: HINTS,
+        steps: &[
+            Step::WriteAll { via: N1, value: "v1", w: 3 },
+            Step::Run(|world| crate::membership::leave_and_rejoin_under_writes(world, KEYS)),
+        ],
+        expect: &[],
+    },
+    Scenario {
         name: "full-disk-refuses-writes-and-the-others-take-them",
         hint_bytes: HINTS,
         steps: &[Step::Run(full_disk_refuses_writes_and_the_others_take_them)],

@@ -16,7 +16,7 @@ use halka_cluster::stream::MemoryCheckpoints;
 use halka_cluster::{
     AntiEntropyConfig, AssembledNode, Clock, CollectorConfig, Coordinator, CoordinatorConfig,
     Durability, Handoff, HandoffConfig, LocalReplica, NodeSpec, ReadFanout, Replica, ReplicaError,
-    ReplicaFuture, TransferConfig, TransferSpec,
+    ReplicaFuture, TransferConfig, TransferSpec, View,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, Placement};
 use halka_store::{
@@ -126,6 +126,9 @@ pub struct World {
     rng: Mutex<SmallRng>,
     nodes: Vec<Node>,
     members: Vec<Member>,
+    /// The active layouts, oldest first: one, or two while a change is under way (see
+    /// `membership`). Nodes started meanwhile start with them.
+    layouts: Mutex<Vec<Layout>>,
     /// Directed links that drop every message: (from, to).
     cuts: Mutex<BTreeSet<(usize, usize)>>,
     /// Chance that one message is lost.
@@ -153,6 +156,7 @@ impl World {
             .map(|i| Member { id: format!("n{i}"), zone: String::new(), weight: 1 })
             .collect();
         let mut rng = SmallRng::seed_from_u64(seed);
+        let first = Layout::active(1, &members, N, DEFAULT_PARTITIONS).expect("a layout");
         let nodes = members
             .iter()
             .map(|m| Node {
@@ -171,6 +175,7 @@ impl World {
             rng: Mutex::new(rng),
             nodes,
             members,
+            layouts: Mutex::new(vec![first]),
             cuts: Mutex::default(),
             loss: Mutex::new(0.01),
             history: Mutex::default(),
@@ -265,6 +270,10 @@ impl World {
         let mut tasks = assembled.services.spawn(&assembled.coordinator.view_handle(), &stop);
         if self.settings.reckless_collection {
             tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
+        }
+        let layouts = self.layouts.lock().clone();
+        if layouts.len() > 1 {
+            assembled.coordinator.swap_view(self.view_over(i, &assembled.replica, layouts));
         }
         let AssembledNode { coordinator, replica, services, .. } = assembled;
         let handoff = services.handoff;
@@ -430,9 +439,48 @@ impl World {
             .map_or(0, |h| h.pending().values().map(|s| s.hints).sum())
     }
 
-    /// The layout every node runs: the simulated members, all active, as version 1.
-    fn layout(&self) -> Layout {
-        Layout::active(1, &self.members, N, DEFAULT_PARTITIONS).expect("a layout")
+    /// Running nodes whose view still holds more than one layout.
+    pub fn changing_nodes(&self) -> usize {
+        let coordinators = (0..self.nodes.len()).filter_map(|i| self.coordinator(i));
+        coordinators.filter(|c| c.view().is_changing()).count()
+    }
+
+    /// The newest active layout (version 1, every simulated member, until a change).
+    pub fn layout(&self) -> Layout {
+        self.layouts.lock().last().cloned().expect("a layout")
+    }
+
+    /// The simulated members numbered `which`, as a layout one version past the newest.
+    pub fn next_layout(&self, which: &[usize]) -> Layout {
+        let version = self.layout().version() + 1;
+        let members: Vec<Member> = which.iter().map(|&i| self.members[i].clone()).collect();
+        Layout::active(version, &members, N, DEFAULT_PARTITIONS).expect("a layout")
+    }
+
+    /// Sets the active layouts, and installs them on every running node.
+    pub fn set_layouts(self: &Arc<Self>, layouts: Vec<Layout>) {
+        *self.layouts.lock() = layouts.clone();
+        for i in 0..self.nodes.len() {
+            let Some((coordinator, replica)) = self.nodes[i]
+                .running
+                .lock()
+                .as_ref()
+                .map(|r| (Arc::clone(&r.coordinator), Arc::clone(&r.replica)))
+            else {
+                continue;
+            };
+            coordinator.swap_view(self.view_over(i, &replica, layouts.clone()));
+        }
+    }
+
+    /// Node `i`'s view over `layouts`: its own replica for itself, simulated links to the
+    /// others.
+    fn view_over(self: &Arc<Self>, i: usize, own: &Arc<dyn Replica>, layouts: Vec<Layout>) -> View {
+        let reach = |id: &str| -> Option<Arc<dyn Replica>> {
+            let j = self.nodes.iter().position(|n| n.id.as_str() == id)?;
+            Some(if j == i { Arc::clone(own) } else { self.link(i, j) })
+        };
+        View::with_history(layouts, &reach, N).expect("the simulated members are reachable")
     }
 
     /// The owners of `key`, by index.
