@@ -7,6 +7,7 @@
 //! link or a simulated one), the clock, and the engine.
 
 use crate::stream::Checkpoints;
+use crate::transfers::KeepView;
 use crate::view::ViewHandle;
 use crate::{
     AntiEntropy, AntiEntropyConfig, Clock, ClusterError, Collector, CollectorConfig, Coordinator,
@@ -69,6 +70,8 @@ impl std::fmt::Debug for NodeSpec {
 pub struct TransferSpec {
     pub config: TransferConfig,
     pub checkpoints: Arc<dyn Checkpoints>,
+    /// Where the node keeps the view a change moves it to (see `KeepView`).
+    pub keep: Option<KeepView>,
 }
 
 impl std::fmt::Debug for TransferSpec {
@@ -121,10 +124,13 @@ impl NodeSpec {
         if self.handoff.is_some() {
             local = local.with_hints(Arc::clone(&self.hints));
         }
-        let transfers = self
-            .transfers
-            .take()
-            .map(|spec| Arc::new(Transfers::new(self.id.clone(), spec.config, spec.checkpoints)));
+        let transfers = self.transfers.take().map(|spec| {
+            let transfers = Transfers::new(self.id.clone(), spec.config, spec.checkpoints);
+            Arc::new(match spec.keep {
+                Some(keep) => transfers.keeping_views(keep),
+                None => transfers,
+            })
+        });
         if let Some(t) = &transfers {
             local = local.with_transfers(Arc::clone(t));
         }

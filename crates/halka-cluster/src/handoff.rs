@@ -12,10 +12,15 @@
 //! with a newer write meanwhile); an owner that fails a merge is left for the next round.
 //! Delivery is throttled to `max_per_second`. Records are joins, so a hint delivered twice
 //! or after a newer write cannot undo anything.
+//!
+//! Across a layout change a hint follows the key: while a change is under way it goes to
+//! its owner and to the key's owners in the newest layout (the new owners may have
+//! streamed the partition from its old owners before the hint reached one of them), and
+//! once its owner no longer owns the key, to the newest owners alone (see [`targets`]).
 
 use crate::telemetry;
 use crate::view::ViewHandle;
-use crate::{ReplicaError, View};
+use crate::{Replica, ReplicaError, View};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -139,9 +144,6 @@ impl Handoff {
             if budget == 0 {
                 break;
             }
-            let Some(replica) = view.replicas().iter().find(|r| r.id() == owner) else {
-                continue;
-            };
             let after = self.cursors.lock().remove(owner);
             let probe = self.failing.lock().contains(owner);
             let limit = if probe { 1 } else { budget };
@@ -166,14 +168,9 @@ impl Handoff {
             loop {
                 while !failed && calls.len() < self.config.concurrency {
                     let Some(hint) = hints.next() else { break };
-                    let call = replica.merge(&hint.key, &hint.record);
-                    let timeout = self.config.timeout;
-                    calls.push(async move {
-                        let result = tokio::time::timeout(timeout, call)
-                            .await
-                            .unwrap_or(Err(ReplicaError::Timeout(timeout.as_millis() as u64)));
-                        (hint, result)
-                    });
+                    let to = targets(view, owner, &hint.key);
+                    let call = deliver(&to, &hint.key, &hint.record, self.config.timeout);
+                    calls.push(async move { (hint, call.await) });
                 }
                 let Some((hint, result)) = calls.next().await else { break };
                 budget = budget.saturating_sub(1);
@@ -204,5 +201,60 @@ impl Handoff {
             }
         }
         delivered
+    }
+}
+
+/// Where a hint kept for `owner` goes: to `owner` while it is a member; during a layout
+/// change, also to the key's owners in the newest layout; and once `owner` no longer owns
+/// the key, to those alone.
+fn targets(view: &View, owner: &NodeId, key: &[u8]) -> Vec<Arc<dyn Replica>> {
+    let newest = view.owners(halka_ring::key_hash(key));
+    let owns = newest.iter().any(|&i| view.replica(i).id() == owner);
+    let mut out: Vec<Arc<dyn Replica>> = Vec::new();
+    if let Some(r) = view.replicas().iter().find(|r| r.id() == owner)
+        && (owns || view.is_changing())
+    {
+        out.push(Arc::clone(r));
+    }
+    if view.is_changing() || !owns {
+        for &i in newest.iter() {
+            if view.replica(i).id() != owner {
+                out.push(Arc::clone(view.replica(i)));
+            }
+        }
+    }
+    out
+}
+
+/// Merges `record` into every one of `targets`, each within `timeout`: done once all
+/// took it; refused if one refuses it (it never will take it).
+fn deliver(
+    targets: &[Arc<dyn Replica>],
+    key: &Bytes,
+    record: &Arc<Record>,
+    timeout: Duration,
+) -> impl Future<Output = Result<(), ReplicaError>> + Send + 'static {
+    let calls: Vec<_> = targets
+        .iter()
+        .map(|r| {
+            let call = r.merge(key, record);
+            async move {
+                tokio::time::timeout(timeout, call)
+                    .await
+                    .unwrap_or(Err(ReplicaError::Timeout(timeout.as_millis() as u64)))
+            }
+        })
+        .collect();
+    async move {
+        if calls.is_empty() {
+            return Err(ReplicaError::Unavailable("no owner to hand the hint to".into()));
+        }
+        let results = futures::future::join_all(calls).await;
+        if let Some(Err(refused)) =
+            results.iter().find(|r| matches!(r, Err(ReplicaError::Rejected(_))))
+        {
+            return Err(refused.clone());
+        }
+        results.into_iter().find_map(Result::err).map_or(Ok(()), Err)
     }
 }

@@ -62,5 +62,5 @@ pub use replica::{
 };
 pub use secret::{ClusterSecret, MIN_DISTINCT_BYTES, MIN_SECRET_BYTES, WeakSecret};
 pub use tombstones::{Collector, CollectorConfig, CollectorStats};
-pub use transfers::{ChangePhase, Gain, Progress, TransferConfig, Transfers};
+pub use transfers::{ChangePhase, Gain, KeepView, Progress, TransferConfig, Transfers};
 pub use view::{HistoryError, OwnerSets, View, ViewHandle};

@@ -33,6 +33,15 @@ pub trait Checkpoints: Send + Sync {
     /// # Errors
     /// As [`Checkpoints::record`].
     fn finish(&self, range: HashRange) -> std::io::Result<()>;
+
+    /// Checkpoints of their own for streams from one source (`scope`: its id), so that
+    /// streams of one range from several sources each resume where they stopped.
+    ///
+    /// # Errors
+    /// They cannot be kept (the default: this kind cannot be scoped).
+    fn scoped(&self, scope: &str) -> std::io::Result<std::sync::Arc<dyn Checkpoints>> {
+        Err(std::io::Error::other(format!("these checkpoints cannot be scoped to {scope:?}")))
+    }
 }
 
 /// What one call to [`stream_range`] moved.
@@ -117,6 +126,10 @@ impl Checkpoints for MemoryCheckpoints {
         self.0.lock().remove(&range);
         Ok(())
     }
+
+    fn scoped(&self, _scope: &str) -> std::io::Result<std::sync::Arc<dyn Checkpoints>> {
+        Ok(std::sync::Arc::new(MemoryCheckpoints::default()))
+    }
 }
 
 /// Checkpoints as files in a directory, one per range in progress, each replaced whole
@@ -163,5 +176,15 @@ impl Checkpoints for FileCheckpoints {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// A subdirectory named for `scope` (characters other than letters, digits, `-` and
+    /// `_` become `_`).
+    fn scoped(&self, scope: &str) -> std::io::Result<std::sync::Arc<dyn Checkpoints>> {
+        let name: String = scope
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        Ok(std::sync::Arc::new(FileCheckpoints::open(&self.dir.join(name))?))
     }
 }

@@ -3,11 +3,13 @@
 //!
 //! While a view holds more than one active layout (see `View::with_history`), a node
 //! *gains* each partition it owns in the newest layout but not in the oldest. For each,
-//! it streams the partition's hash range from an old owner into its own store
-//! ([`stream_range`]: a page at a time, checkpointed, so a stream that stops resumes where
-//! it stopped), trying the old owners in turn. Records are merged, so they join with the
-//! writes the node has received meanwhile as a new owner (writes go to both layouts'
-//! owners during a change).
+//! it streams the partition's hash range from every old owner into its own store
+//! ([`stream_range`]: a page at a time, checkpointed per source, so a stream that stops
+//! resumes where it stopped). Every old owner, because a write acknowledged at W < N is
+//! on only W of them, and they may not have repaired each other yet; an old owner that
+//! does not answer holds the partition back until it does. Records are merged, so they
+//! join with the writes the node has received meanwhile as a new owner (writes go to both
+//! layouts' owners during a change).
 //!
 //! A node's [`ChangePhase`] then moves on, each step only once every member it depends on
 //! has reached the step before (each member is asked over RPC, `TransferStatus`):
@@ -83,11 +85,20 @@ pub enum ChangePhase {
     ReadingNew,
 }
 
+/// Keeps a node's view of a change (its active layouts, and whether it reads from the
+/// newest) before the node acts on it, so that a restart comes back to it: a node that
+/// read from the new layout, or retired the old one, must not go back to reading the
+/// old owners, which other nodes may have stopped writing to.
+pub type KeepView = Arc<dyn Fn(&[halka_ring::Layout], bool) -> std::io::Result<()> + Send + Sync>;
+
 /// One node's partition transfers.
 pub struct Transfers {
     local: NodeId,
     config: TransferConfig,
     checkpoints: Arc<dyn Checkpoints>,
+    /// `checkpoints` scoped to each source streamed from.
+    scoped: Mutex<std::collections::HashMap<NodeId, Arc<dyn Checkpoints>>>,
+    keep: Option<KeepView>,
     state: Mutex<State>,
 }
 
@@ -96,6 +107,9 @@ struct State {
     version: u64,
     gained: usize,
     done: BTreeSet<PartitionId>,
+    /// Partitions streamed in from one old owner (a partition is done once streamed
+    /// from all of them).
+    streamed: BTreeSet<(PartitionId, NodeId)>,
     records: u64,
     /// Whether this node reads from `version`'s layout.
     reading_new: bool,
@@ -110,7 +124,33 @@ impl std::fmt::Debug for Transfers {
 impl Transfers {
     #[must_use]
     pub fn new(local: NodeId, config: TransferConfig, checkpoints: Arc<dyn Checkpoints>) -> Self {
-        Self { local, config, checkpoints, state: Mutex::new(State::default()) }
+        Self {
+            local,
+            config,
+            checkpoints,
+            scoped: Mutex::default(),
+            keep: None,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// Keeps each view this node moves to with `keep` before installing it.
+    #[must_use]
+    pub fn keeping_views(mut self, keep: KeepView) -> Self {
+        self.keep = Some(keep);
+        self
+    }
+
+    /// Installs `view` once it is kept; `false` (and nothing installed) if keeping failed.
+    fn move_to(&self, views: &ViewHandle, view: View) -> bool {
+        if let Some(keep) = &self.keep
+            && let Err(e) = keep(&view.layouts(), view.reads_newest())
+        {
+            tracing::warn!(error = %e, "cannot keep this node's layout state; the change waits");
+            return false;
+        }
+        views.swap(view);
+        true
     }
 
     /// The partitions `local` gains in `view`'s change (none when no change is under
@@ -188,8 +228,7 @@ impl Transfers {
         let mut state = self.state.lock();
         for (partition, result) in results {
             match result {
-                Ok(records) => {
-                    state.records += records;
+                Ok(()) => {
                     state.done.insert(partition);
                 }
                 Err(e) => {
@@ -200,20 +239,32 @@ impl Transfers {
         state.done.len() == state.gained
     }
 
-    /// Streams `gain` from the first old owner that serves it all; returns the records
-    /// streamed.
-    async fn fetch(&self, gain: &Gain, target: &dyn Replica) -> Result<u64, StreamError> {
-        let mut last = None;
+    /// Streams `gain` from every old owner it has not been streamed from yet.
+    async fn fetch(&self, gain: &Gain, target: &dyn Replica) -> Result<(), StreamError> {
         for source in &gain.sources {
-            let deadline = self.config.deadline;
-            match stream_range(&**source, target, gain.range, &*self.checkpoints, deadline).await {
-                Ok(streamed) => return Ok(streamed.records),
-                Err(e) => last = Some(e),
+            let key = (gain.partition, source.id().clone());
+            if self.state.lock().streamed.contains(&key) {
+                continue;
             }
+            let checkpoints = self.scoped(source.id()).map_err(StreamError::Checkpoint)?;
+            let deadline = self.config.deadline;
+            let streamed =
+                stream_range(&**source, target, gain.range, &*checkpoints, deadline).await?;
+            let mut state = self.state.lock();
+            state.records += streamed.records;
+            state.streamed.insert(key);
         }
-        Err(last.unwrap_or(StreamError::Source(crate::ReplicaError::Unavailable(
-            "the partition has no old owner to stream it from".into(),
-        ))))
+        Ok(())
+    }
+
+    /// The checkpoints of streams from `source`.
+    fn scoped(&self, source: &NodeId) -> std::io::Result<Arc<dyn Checkpoints>> {
+        if let Some(c) = self.scoped.lock().get(source) {
+            return Ok(Arc::clone(c));
+        }
+        let scoped = self.checkpoints.scoped(source.as_str())?;
+        self.scoped.lock().insert(source.clone(), Arc::clone(&scoped));
+        Ok(scoped)
     }
 
     /// Carries the current view's change through its phases until `stop`: streams what
@@ -242,9 +293,10 @@ impl Transfers {
             return;
         }
         if !view.reads_newest() {
-            if self.all_reached(view, false, ChangePhase::Synced).await {
+            if self.all_reached(view, false, ChangePhase::Synced).await
+                && self.move_to(views, view.reading_newest())
+            {
                 self.state.lock().reading_new = true;
-                views.swap(view.reading_newest());
                 tracing::info!(
                     version,
                     "every new owner holds its partitions: reading from the new layout"
@@ -253,9 +305,10 @@ impl Transfers {
             return;
         }
         self.state.lock().reading_new = true;
-        if self.all_reached(view, true, ChangePhase::ReadingNew).await {
+        if self.all_reached(view, true, ChangePhase::ReadingNew).await
+            && self.move_to(views, view.retired())
+        {
             let versions = view.active_versions();
-            views.swap(view.retired());
             tracing::info!(
                 ?versions,
                 "every member reads from the new layout: older layouts retired"

@@ -257,6 +257,14 @@ impl View {
         view
     }
 
+    /// The active layouts, oldest first: what a node keeps to come back to the same view
+    /// after a restart (with [`View::reads_newest`]).
+    #[must_use]
+    pub fn layouts(&self) -> Vec<Layout> {
+        let older = self.older.iter().map(|(l, _)| l.clone());
+        older.chain(self.layout.clone()).collect()
+    }
+
     /// The versions of the active layouts, oldest first.
     #[must_use]
     pub fn active_versions(&self) -> Vec<u64> {

@@ -208,19 +208,39 @@ async fn nodes_gaining_partitions_stream_them_from_their_old_owners() {
 }
 
 #[tokio::test]
-async fn a_transfer_whose_first_source_fails_streams_from_another_old_owner() {
+async fn a_partition_is_streamed_in_only_once_every_old_owner_served_it() {
     let nodes = Change5::new();
     let keys = load(&nodes, 200).await;
     nodes.faults["n2"].set_plan(FaultPlan::down());
-    nodes.faults["n3"].set_plan(FaultPlan::down());
-    // Only n1 answers: every partition still comes in, from it.
     let view = nodes.changing();
-    assert!(nodes.transfers["n4"].sync(&view).await);
-    assert!(nodes.transfers["n5"].sync(&view).await);
+    assert!(!nodes.transfers["n4"].sync(&view).await, "n2 holds partitions back");
+    let progress = nodes.transfers["n4"].progress();
+    assert!(progress.done < progress.gained, "{progress:?}");
     nodes.faults["n2"].set_plan(FaultPlan::default());
-    nodes.faults["n3"].set_plan(FaultPlan::default());
     assert!(nodes.sync_all().await);
     every_new_owner_holds(&nodes, &keys).await;
+}
+
+#[tokio::test]
+async fn a_write_only_one_old_owner_holds_reaches_the_new_owners() {
+    let nodes = Change5::new();
+    let key = moving_key();
+    let holder = ids(&Change5::old(), &key)[2].clone();
+    for node in ["n1", "n2", "n3"].into_iter().filter(|n| **n != *holder) {
+        nodes.faults[node].set_plan(FaultPlan::down());
+    }
+    let before = nodes.coordinator(vec![Change5::old()]);
+    before.write(key.clone(), Some(Bytes::from("one copy")), None, 1).await.unwrap();
+    for node in ["n1", "n2", "n3"] {
+        nodes.faults[node].set_plan(FaultPlan::default());
+    }
+    assert!(nodes.sync_all().await);
+    // Each new owner streamed from every old owner, the one holding the write included
+    // (an owner in both layouts streams nothing: it stays as repaired as it was).
+    let old = ids(&Change5::old(), &key);
+    for node in ids(&Change5::new_layout(), &key).iter().filter(|n| !old.contains(n)) {
+        assert_eq!(nodes.holds(node, &key).as_deref(), Some(&b"one copy"[..]), "{node}");
+    }
 }
 
 #[tokio::test]

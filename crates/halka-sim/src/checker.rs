@@ -51,6 +51,11 @@ pub struct Verdict {
     /// Counter keys whose final value is above the sum of every increment that may have
     /// been applied: one counted twice.
     pub doubled_increments: Vec<String>,
+    /// Layout changes made during the run (joins and leaves).
+    pub layout_changes: u64,
+    /// Nodes still in a layout change after the quiet period: a change that never
+    /// completed.
+    pub unfinished_changes: Vec<String>,
 }
 
 impl Verdict {
@@ -64,6 +69,7 @@ impl Verdict {
             && self.hints_left == 0
             && self.lost_increments.is_empty()
             && self.doubled_increments.is_empty()
+            && self.unfinished_changes.is_empty()
     }
 }
 
@@ -184,6 +190,14 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
     }
     check_counters(world, history, &erasures, &mut verdict);
     verdict.hints_left = (0..world.nodes()).map(|i| world.hints_pending(i)).sum();
+    verdict.layout_changes = world.layout().version() - 1;
+    verdict.unfinished_changes = (0..world.nodes())
+        .filter_map(|i| {
+            let view = world.coordinator(i)?.view();
+            view.is_changing()
+                .then(|| format!("n{} holds layouts {:?}", i + 1, view.active_versions()))
+        })
+        .collect();
     verdict
 }
 

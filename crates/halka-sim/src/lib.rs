@@ -51,6 +51,8 @@ pub struct Options {
     pub reuse_actor_after_crash: bool,
     /// Clients also increment counter keys (`INCRBY`), which the checker sums.
     pub counters: bool,
+    /// Members leave and rejoin during the chaos (layout changes, see `membership`).
+    pub layout_changes: bool,
 }
 
 impl Default for Options {
@@ -68,6 +70,7 @@ impl Default for Options {
             reckless_collection: false,
             reuse_actor_after_crash: false,
             counters: true,
+            layout_changes: true,
         }
     }
 }
@@ -149,6 +152,11 @@ async fn simulate(seed: u64, options: &Options) -> Run {
         .map(|c| tokio::spawn(workload::client(Arc::clone(&world), c, options.keys, until)))
         .collect();
     tasks.push(tokio::spawn(workload::nemesis(Arc::clone(&world), until)));
+    // Layout changes run beside the faults; one under way when the chaos ends finishes
+    // once everything is healed (it waits for every member).
+    let reshaping = options
+        .layout_changes
+        .then(|| tokio::spawn(membership::reshape(Arc::clone(&world), until)));
     for task in tasks {
         task.await.expect("a client or the nemesis panicked");
     }
@@ -165,6 +173,9 @@ async fn simulate(seed: u64, options: &Options) -> Run {
         if !world.is_up(i) {
             world.start(i);
         }
+    }
+    if let Some(reshaping) = reshaping {
+        reshaping.await.expect("the layout changes panicked");
     }
     tokio::time::sleep(options.quiesce).await;
     let history = world.history();

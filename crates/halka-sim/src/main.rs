@@ -37,6 +37,9 @@ struct Args {
     /// Clients do not increment counter keys.
     #[arg(long)]
     no_counters: bool,
+    /// Members do not leave and rejoin during the chaos.
+    #[arg(long)]
+    no_layout_changes: bool,
     /// Print each seed's history as JSON lines.
     #[arg(long)]
     history: bool,
@@ -80,6 +83,8 @@ struct Summary {
     acked_increments: u64,
     lost_increments: u64,
     doubled_increments: u64,
+    layout_changes: u64,
+    unfinished_changes: u64,
     simulated_seconds: f64,
     wall_seconds: f64,
 }
@@ -99,6 +104,7 @@ fn main() {
         reckless_collection: false,
         reuse_actor_after_crash: false,
         counters: !args.no_counters,
+        layout_changes: !args.no_layout_changes,
     };
     if let Some(name) = &args.scenario {
         std::process::exit(scenarios(name, &options));
@@ -124,7 +130,7 @@ fn main() {
              disk that held them), resurrected {}, \
              false siblings {}, reused dots {}, unconverged keys {}, hints left {}; \
              {} tombstones collected; {} acknowledged increments, lost {}, doubled {}; \
-             {:.0} simulated s in {:.1} s",
+             {} layout changes, {} unfinished; {:.0} simulated s in {:.1} s",
             summary.seeds,
             summary.failed_seeds.len(),
             summary.ops,
@@ -140,6 +146,8 @@ fn main() {
             summary.acked_increments,
             summary.lost_increments,
             summary.doubled_increments,
+            summary.layout_changes,
+            summary.unfinished_changes,
             summary.simulated_seconds,
             summary.wall_seconds,
         ),
@@ -167,6 +175,8 @@ fn add(summary: &mut Summary, run: &Run) {
     summary.tombstones_collected += v.tombstones_collected;
     summary.acked_increments += v.acked_increments;
     summary.lost_increments += v.lost_increments.len() as u64;
+    summary.layout_changes += v.layout_changes;
+    summary.unfinished_changes += v.unfinished_changes.len() as u64;
     summary.doubled_increments += v.doubled_increments.len() as u64;
     summary.simulated_seconds += run.simulated.as_secs_f64();
 }
@@ -197,6 +207,9 @@ fn replay(args: &Args, seed: u64) -> String {
     if args.no_counters {
         cmd.push_str(" --no-counters");
     }
+    if args.no_layout_changes {
+        cmd.push_str(" --no-layout-changes");
+    }
     cmd + " --history"
 }
 
@@ -211,6 +224,7 @@ fn describe(v: &halka_sim::Verdict) -> String {
         ("unconverged", &v.unconverged_keys),
         ("increments lost", &v.lost_increments),
         ("increments doubled", &v.doubled_increments),
+        ("changes unfinished", &v.unfinished_changes),
     ] {
         if !list.is_empty() {
             let first: Vec<&str> = list.iter().take(3).map(String::as_str).collect();

@@ -2,13 +2,16 @@
 //! on every node, its partitions streamed, the old layout retired by the nodes as they
 //! agree — and the checker judging every acknowledged write, as in any run. The checker
 //! judges the final state, which anti-entropy would repair even after a broken change;
-//! so a reader also checks, throughout, that keys written before the change and never
-//! touched again are never read as missing.
+//! so two more clients check the change while it runs: keys written before it and never
+//! touched again are never read as missing, and a write acknowledged by owners at W = 2
+//! is seen by the next read at R = 2 through another node (R + W > N).
 
+use crate::history::Event;
 use crate::workload;
 use crate::world::World;
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use halka_ring::Placement;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -17,10 +20,12 @@ use tokio::time::Instant;
 const CHANGE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The last node leaves, then comes back (with the stale data it kept), while clients
-/// read and write through every node over a lossy network.
+/// read and write through every node over a lossy network; with `crashing`, that node
+/// crashes at a random moment of each change and restarts a little later, disk kept.
 pub(crate) fn leave_and_rejoin_under_writes(
     world: &Arc<World>,
     keys: u64,
+    crashing: Option<usize>,
 ) -> BoxFuture<'_, Vec<String>> {
     async move {
         let all: Vec<usize> = (0..world.nodes()).collect();
@@ -30,14 +35,22 @@ pub(crate) fn leave_and_rejoin_under_writes(
             .map(|c| tokio::spawn(workload::client(Arc::clone(world), c, keys, until)))
             .collect();
         let reader = tokio::spawn(read_stable(Arc::clone(world), until));
+        let fresh = tokio::spawn(read_after_write(Arc::clone(world), until));
         world.set_loss(0.01);
         let mut problems = Vec::new();
-        problems.extend(change(world, &all[..all.len() - 1]).await);
-        problems.extend(change(world, &all).await);
+        for members in [&all[..all.len() - 1], &all[..]] {
+            let crash =
+                crashing.map(|node| tokio::spawn(crash_and_restart(Arc::clone(world), node)));
+            problems.extend(change(world, members).await);
+            if let Some(crash) = crash {
+                let _ = crash.await;
+            }
+        }
         for c in clients {
             let _ = c.await;
         }
         problems.extend(reader.await.unwrap_or_default());
+        problems.extend(fresh.await.unwrap_or_default());
         world.set_loss(0.0);
         problems
     }
@@ -105,4 +118,76 @@ async fn read_stable(world: Arc<World>, until: Instant) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(world.draw(1..20))).await;
     }
     problems
+}
+
+/// Crashes `node` (disk kept) at a random moment within the next 3 s, and restarts it
+/// up to 2 s later: in the middle of a change's transfers or phases.
+async fn crash_and_restart(world: Arc<World>, node: usize) {
+    tokio::time::sleep(Duration::from_millis(world.draw(0..3_000))).await;
+    world.crash(node, false);
+    tokio::time::sleep(Duration::from_millis(world.draw(100..2_000))).await;
+    world.start(node);
+}
+
+/// Writes fresh values at W = 2 through one random node and reads them back at R = 2
+/// through another, until `until`; returns every read that missed the write just
+/// acknowledged. Writes a stand-in acknowledged are not checked: a sloppy quorum does
+/// not promise that.
+async fn read_after_write(world: Arc<World>, until: Instant) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut serial = 0_u64;
+    while Instant::now() < until && problems.len() < 5 {
+        serial += 1;
+        let nodes = world.nodes() as u64;
+        let (via, then) = (world.draw(0..nodes) as usize, world.draw(0..nodes) as usize);
+        let key = bytes::Bytes::from(format!("fresh-{}", world.draw(0..10)));
+        let value = bytes::Bytes::from(serial.to_string());
+        let (Some(writer), Some(reader)) = (world.coordinator(via), world.coordinator(then)) else {
+            continue;
+        };
+        let Ok(put) = writer.write(key.clone(), Some(value.clone()), None, 2).await else {
+            continue;
+        };
+        if !put.stand_ins.is_empty() {
+            continue;
+        }
+        if let Ok(got) = reader.get(key.clone(), 2).await
+            && !got.values().any(|v| *v == value)
+        {
+            let versions = reader.view().active_versions();
+            problems.push(format!(
+                "{key:?}: write {serial} acknowledged through node {via} by {:?}, then read \
+                 through node {then} (layouts {versions:?}) without it",
+                put.acked
+            ));
+        }
+    }
+    problems
+}
+
+/// Layout changes until `until`, a few seconds apart: a random member leaves, or every
+/// node is a member again. Each change is recorded in the history and waited for (past
+/// `until` if need be: it completes once every member answers again).
+pub(crate) async fn reshape(world: Arc<World>, until: Instant) {
+    let all: Vec<usize> = (0..world.nodes()).collect();
+    loop {
+        tokio::time::sleep(Duration::from_millis(world.draw(1_000..4_000))).await;
+        if Instant::now() >= until {
+            return;
+        }
+        let members: Vec<usize> = if world.layout().members().len() == all.len() {
+            let leaving = world.draw(0..all.len() as u64) as usize;
+            all.iter().copied().filter(|&i| i != leaving).collect()
+        } else {
+            all.clone()
+        };
+        let names: Vec<String> = members.iter().map(|i| format!("n{}", i + 1)).collect();
+        world.record(Event::Fault {
+            at_us: world.now_us(),
+            what: format!("layout {}: {}", world.layout().version() + 1, names.join(" ")),
+            erased: None,
+        });
+        // A change that does not finish leaves its nodes changing: the checker says so.
+        let _ = change(&world, &members).await;
+    }
 }

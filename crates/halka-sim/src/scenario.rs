@@ -193,7 +193,21 @@ const TABLE: &[Scenario] = &[
         hint_bytes: HINTS,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
-            Step::Run(|world| crate::membership::leave_and_rejoin_under_writes(world, KEYS)),
+            Step::Run(|world| crate::membership::leave_and_rejoin_under_writes(world, KEYS, None)),
+        ],
+        expect: &[],
+    },
+    Scenario {
+        // The same, with n2 (an owner in every layout) crashing at a random moment of
+        // each change and restarting with its disk: its streams resume, and it comes
+        // back to the view it had moved to, never to reading the old owners again.
+        name: "a-node-crashes-in-the-middle-of-each-change",
+        hint_bytes: HINTS,
+        steps: &[
+            Step::WriteAll { via: N1, value: "v1", w: 3 },
+            Step::Run(|world| {
+                crate::membership::leave_and_rejoin_under_writes(world, KEYS, Some(1))
+            }),
         ],
         expect: &[],
     },

@@ -87,11 +87,18 @@ pub const TOMBSTONE_GRACE: Duration = Duration::from_secs(2);
 struct Disk {
     engine: Arc<MemoryEngine>,
     hints: Arc<MemoryHints>,
+    /// The view a layout change moved the node to, as it keeps it: its active layouts,
+    /// and whether it reads from the newest.
+    view: Option<(Vec<Layout>, bool)>,
 }
 
 impl Disk {
     fn new(hint_bytes_per_owner: u64) -> Self {
-        Self { engine: Arc::default(), hints: Arc::new(MemoryHints::new(hint_bytes_per_owner)) }
+        Self {
+            engine: Arc::default(),
+            hints: Arc::new(MemoryHints::new(hint_bytes_per_owner)),
+            view: None,
+        }
     }
 }
 
@@ -271,9 +278,13 @@ impl World {
         if self.settings.reckless_collection {
             tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
         }
-        let layouts = self.layouts.lock().clone();
-        if layouts.len() > 1 {
-            assembled.coordinator.swap_view(self.view_over(i, &assembled.replica, layouts));
+        // The view the node kept, else the cluster's current one.
+        let kept = node.disk.lock().view.clone();
+        let (layouts, reads_newest) = kept.unwrap_or_else(|| (self.layouts.lock().clone(), false));
+        if layouts.len() > 1 || reads_newest {
+            let view = self.view_over(i, &assembled.replica, layouts);
+            let view = if reads_newest { view.reading_newest() } else { view };
+            assembled.coordinator.swap_view(view);
         }
         let AssembledNode { coordinator, replica, services, .. } = assembled;
         let handoff = services.handoff;
@@ -342,6 +353,7 @@ impl World {
                     ..TransferConfig::default()
                 },
                 checkpoints: Arc::new(MemoryCheckpoints::default()),
+                keep: Some(self.keep_view(i)),
             }),
         }
     }
@@ -457,10 +469,12 @@ impl World {
         Layout::active(version, &members, N, DEFAULT_PARTITIONS).expect("a layout")
     }
 
-    /// Sets the active layouts, and installs them on every running node.
+    /// Sets the active layouts, and installs them on every node: kept on its disk, and in
+    /// its view if it runs.
     pub fn set_layouts(self: &Arc<Self>, layouts: Vec<Layout>) {
         *self.layouts.lock() = layouts.clone();
         for i in 0..self.nodes.len() {
+            self.nodes[i].disk.lock().view = Some((layouts.clone(), false));
             let Some((coordinator, replica)) = self.nodes[i]
                 .running
                 .lock()
@@ -471,6 +485,17 @@ impl World {
             };
             coordinator.swap_view(self.view_over(i, &replica, layouts.clone()));
         }
+    }
+
+    /// Keeps node `i`'s view on its simulated disk (a crash that loses the disk loses it).
+    fn keep_view(self: &Arc<Self>, i: usize) -> halka_cluster::KeepView {
+        let world = Arc::downgrade(self);
+        Arc::new(move |layouts, reads_newest| {
+            if let Some(world) = world.upgrade() {
+                world.nodes[i].disk.lock().view = Some((layouts.to_vec(), reads_newest));
+            }
+            Ok(())
+        })
     }
 
     /// Node `i`'s view over `layouts`: its own replica for itself, simulated links to the
@@ -485,7 +510,11 @@ impl World {
 
     /// The owners of `key`, by index.
     pub fn owners(&self, key: &[u8]) -> Vec<usize> {
-        self.layout().preference_list(key, N).iter().map(|&i| usize::from(i)).collect()
+        let layout = self.layout();
+        let members = layout.members();
+        let index_of = |id: &str| self.nodes.iter().position(|n| n.id.as_str() == id);
+        let owners = layout.preference_list(key, N);
+        owners.iter().filter_map(|&i| index_of(&members[usize::from(i)].id)).collect()
     }
 
     /// Stops every node (at the end of a run). Nodes' views hold links that hold the

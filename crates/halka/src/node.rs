@@ -260,7 +260,8 @@ fn transfer_spec(config: &NodeConfig) -> anyhow::Result<TransferSpec> {
     let timeout = Duration::from_millis(config.timeout_ms);
     let transfer =
         TransferConfig { deadline: timeout.saturating_mul(10), ..TransferConfig::default() };
-    Ok(TransferSpec { config: transfer, checkpoints })
+    // Nothing installs a layout change on a server yet, so there is no view to keep.
+    Ok(TransferSpec { config: transfer, checkpoints, keep: None })
 }
 
 /// The largest message between nodes: room for twice the largest record a write may
