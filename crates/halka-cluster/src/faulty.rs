@@ -143,6 +143,10 @@ impl Replica for FaultyReplica {
         self.wrap(|| self.inner.read_range(range))
     }
 
+    fn drop_ranges(&self, ranges: Vec<HashRange>) -> ReplicaFuture<u64> {
+        self.inner.drop_ranges(ranges)
+    }
+
     fn transfer_status(&self, version: u64) -> ReplicaFuture<crate::ChangePhase> {
         self.wrap(|| self.inner.transfer_status(version))
     }

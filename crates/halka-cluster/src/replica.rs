@@ -143,6 +143,12 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica cannot read a range".into())))
     }
 
+    /// Removes every record held in `ranges` (partitions this node no longer owns once a
+    /// layout change is over); returns how many. Only a node's own replica does this.
+    fn drop_ranges(&self, _ranges: Vec<HashRange>) -> ReplicaFuture<u64> {
+        answered(Err(ReplicaError::Rejected("this replica cannot drop ranges".into())))
+    }
+
     /// How far the node has come in the layout change to `version` (see `Transfers`).
     fn transfer_status(&self, _version: u64) -> ReplicaFuture<crate::ChangePhase> {
         answered(Err(ReplicaError::Rejected("this replica takes no part in transfers".into())))

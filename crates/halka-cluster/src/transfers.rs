@@ -18,7 +18,9 @@
 //!    first owner move to the newest layout (every new owner holds its partitions), while
 //!    writes still go to every active layout — other nodes may still read the old owners.
 //! 3. Once every member of any active layout reads new, nobody reads the old owners any
-//!    more: the node retires the older layouts, and writes go to the newest alone.
+//!    more: the node retires the older layouts, and writes go to the newest alone. It
+//!    then drops the partitions it no longer owns: nobody reads them there, and a node
+//!    that owns them again later must not bring back what was deleted meanwhile.
 
 use crate::stream::{Checkpoints, StreamError, stream_range};
 use crate::view::ViewHandle;
@@ -257,6 +259,35 @@ impl Transfers {
         Ok(())
     }
 
+    /// Removes the records of every partition this node owned in an older layout of
+    /// `view` and does not own in its newest. A failure leaves them (logged): they are
+    /// read by nobody.
+    async fn drop_lost(&self, view: &View) {
+        let Some(newest) = view.layout() else { return };
+        let Some(me) = view.replicas().iter().position(|r| r.id() == &self.local) else {
+            return;
+        };
+        let lost: Vec<HashRange> = (0..newest.partitions())
+            .filter_map(|p| {
+                let (first, last) = newest.hash_range(p);
+                let sets = view.owner_sets(first);
+                let (latest, older) = sets.split_last()?;
+                let owns =
+                    |set: &halka_ring::PreferenceList| set.iter().any(|&i| usize::from(i) == me);
+                (older.iter().any(owns) && !owns(latest)).then_some(HashRange { first, last })
+            })
+            .collect();
+        if lost.is_empty() {
+            return;
+        }
+        let partitions = lost.len();
+        let what = "the partitions this node no longer owns";
+        match view.replicas()[me].drop_ranges(lost).await {
+            Ok(records) => tracing::info!(partitions, records, "dropped {what}"),
+            Err(e) => tracing::warn!(partitions, error = %e, "cannot drop {what}"),
+        }
+    }
+
     /// The checkpoints of streams from `source`.
     fn scoped(&self, source: &NodeId) -> std::io::Result<Arc<dyn Checkpoints>> {
         if let Some(c) = self.scoped.lock().get(source) {
@@ -308,6 +339,7 @@ impl Transfers {
         if self.all_reached(view, true, ChangePhase::ReadingNew).await
             && self.move_to(views, view.retired())
         {
+            self.drop_lost(view).await;
             let versions = view.active_versions();
             tracing::info!(
                 ?versions,

@@ -299,4 +299,12 @@ async fn the_old_layout_retires_only_once_every_member_reads_the_new_one() {
     }
     assert!(views.values().all(|h| !h.view().is_changing()), "every node retired the old layout");
     every_new_owner_holds(&nodes, &keys).await;
+    // A node keeps only what it owns in the new layout: n1 left, and holds nothing.
+    let new = Change5::new_layout();
+    for id in nodes.locals.keys() {
+        for key in &keys {
+            let owns = ids(&new, key).contains(id);
+            assert_eq!(nodes.holds(id, key).is_some(), owns, "{id} and {key:?}");
+        }
+    }
 }

@@ -144,6 +144,10 @@ impl Replica for Recording {
         self.inner.read_range(range)
     }
 
+    fn drop_ranges(&self, ranges: Vec<HashRange>) -> ReplicaFuture<u64> {
+        self.inner.drop_ranges(ranges)
+    }
+
     fn transfer_status(&self, version: u64) -> ReplicaFuture<halka_cluster::ChangePhase> {
         self.inner.transfer_status(version)
     }
