@@ -297,13 +297,7 @@ impl View {
         if self.older.is_empty() {
             return self.owners(hash);
         }
-        let mut all = PreferenceList::new();
-        for set in self.owner_sets(hash) {
-            for &i in set.iter() {
-                all.push_distinct(i);
-            }
-        }
-        all
+        union(&self.owner_sets(hash))
     }
 
     /// The owners a read of `hash` asks: the oldest active layout's, which hold the data
@@ -314,6 +308,14 @@ impl View {
             return self.owners(hash);
         }
         self.owner_sets(hash)[0]
+    }
+
+    /// Of `sets` (as [`View::owner_sets`] gave them), the one reads ask: see
+    /// [`View::read_owners`].
+    #[must_use]
+    pub fn read_set(&self, sets: &OwnerSets) -> PreferenceList {
+        let newest = sets.last().copied().unwrap_or_default();
+        if self.reads_newest() { newest } else { sets.first().copied().unwrap_or(newest) }
     }
 
     #[must_use]
@@ -415,6 +417,18 @@ impl View {
             left.await;
         }
     }
+}
+
+/// Every owner in `sets`, the oldest layout's first, in their order.
+#[must_use]
+pub fn union(sets: &OwnerSets) -> PreferenceList {
+    let mut all = PreferenceList::new();
+    for set in sets {
+        for &i in set.iter() {
+            all.push_distinct(i);
+        }
+    }
+    all
 }
 
 #[cfg(test)]

@@ -59,17 +59,17 @@ pub(super) struct Planner<'a> {
 impl Planner<'_> {
     /// The plan of a write to `key`.
     pub fn write(&self, key: &[u8], at_first_owner: bool) -> WritePlan {
-        let hash = key_hash(key);
-        let (owners, healthy) = self.healthy_first(self.view.all_owners(hash));
-        let first_owner = self.first_owner(hash, &owners);
+        // One lookup per active layout; the union and the read set come from it.
+        let owner_sets = self.view.owner_sets(key_hash(key));
+        let (owners, healthy) = self.healthy_first(crate::view::union(&owner_sets));
+        let reads = self.view.read_set(&owner_sets);
+        let first_owner = owners.iter().copied().find(|i| reads.contains(i));
         let order = if at_first_owner {
             first_owner.map_or(owners, |first| lead_with(owners, first))
         } else {
             self.local_first(owners, healthy)
         };
-        let sets = self
-            .view
-            .owner_sets(hash)
+        let sets = owner_sets
             .iter()
             .map(|set| {
                 order
@@ -80,13 +80,6 @@ impl Planner<'_> {
             })
             .collect();
         WritePlan { order, first_owner, sets }
-    }
-
-    /// The first owner of `hash`: the first of the read owners (the oldest layout's) in
-    /// `ordered`, which has suspected owners last.
-    fn first_owner(&self, hash: u64, ordered: &PreferenceList) -> Option<NodeIdx> {
-        let reads = self.view.read_owners(hash);
-        ordered.iter().copied().find(|i| reads.contains(i))
     }
 
     /// The plan of a read of `key` at `r`.
