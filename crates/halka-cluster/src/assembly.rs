@@ -6,13 +6,16 @@
 //! production runs; they differ only in what they hand in: how a peer is reached (a TCP
 //! link or a simulated one), the clock, and the engine.
 
+use crate::membership::{
+    Admit, Connect, LayoutSpec, MemberSpec, MembershipConfig, MembershipStore,
+};
 use crate::stream::Checkpoints;
 use crate::transfers::KeepView;
 use crate::view::ViewHandle;
 use crate::{
     AntiEntropy, AntiEntropyConfig, Clock, ClusterError, Collector, CollectorConfig, Coordinator,
-    CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, Members, RepairBudget, Replica,
-    TransferConfig, Transfers,
+    CoordinatorConfig, Handoff, HandoffConfig, LocalReplica, Members, Membership, RepairBudget,
+    Replica, TransferConfig, Transfers,
 };
 use halka_ring::{Layout, Member};
 use halka_store::{Engine, HintStore, NodeId};
@@ -45,6 +48,10 @@ pub struct NodeSpec {
     /// `None`: the node streams no partitions when the layout changes (and a change then
     /// never completes: every member must run transfers).
     pub transfers: Option<TransferSpec>,
+    /// `None`: the node runs `layout` until told otherwise (`Coordinator::swap_view`).
+    /// Otherwise its membership decides the layouts, starting from what it kept (or
+    /// `layout` when it kept nothing) and keeping the views its changes move it to.
+    pub membership: Option<MembershipSpec>,
     /// Timestamps for writes and tombstone ages.
     pub clock: Clock,
     /// Let concurrent writes share an fsync (see `LocalReplica::with_shared_flushes`).
@@ -80,6 +87,25 @@ impl std::fmt::Debug for TransferSpec {
     }
 }
 
+/// How a node takes part in membership (see `Membership`).
+pub struct MembershipSpec {
+    /// Who this node is and where it is reached.
+    pub me: MemberSpec,
+    pub config: MembershipConfig,
+    pub store: Arc<dyn MembershipStore>,
+    pub connect: Connect,
+    pub admit: Admit,
+    /// The layout a node that kept none starts from (a static member list, as version
+    /// 1); `None` for a node that waits to be joined.
+    pub initial: Option<LayoutSpec>,
+}
+
+impl std::fmt::Debug for MembershipSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembershipSpec").field("me", &self.me.id).finish_non_exhaustive()
+    }
+}
+
 /// An assembled node, not yet running its services.
 #[derive(Debug)]
 pub struct AssembledNode {
@@ -104,6 +130,7 @@ pub struct Services {
     pub anti_entropy: Option<Arc<AntiEntropy>>,
     pub collector: Option<Arc<Collector>>,
     pub transfers: Option<Arc<Transfers>>,
+    pub membership: Option<Arc<Membership>>,
 }
 
 impl NodeSpec {
@@ -124,9 +151,17 @@ impl NodeSpec {
         if self.handoff.is_some() {
             local = local.with_hints(Arc::clone(&self.hints));
         }
+        let members = Members::default();
+        let membership = match self.membership.take() {
+            Some(spec) => {
+                Some(Arc::new(open_membership(spec, &members, self.coordinator.replication)?))
+            }
+            None => None,
+        };
         let transfers = self.transfers.take().map(|spec| {
             let transfers = Transfers::new(self.id.clone(), spec.config, spec.checkpoints);
-            Arc::new(match spec.keep {
+            let keep = spec.keep.or_else(|| membership.as_ref().map(Membership::keep_view));
+            Arc::new(match keep {
                 Some(keep) => transfers.keeping_views(keep),
                 None => transfers,
             })
@@ -138,13 +173,19 @@ impl NodeSpec {
             Some(serve) => serve(local.clone()),
             None => Arc::new(local.clone()),
         };
-        let members = Members::default();
-        for m in self.layout.roster() {
-            let id = NodeId::new(&m.member.id);
-            members.add(if id == self.id { Arc::clone(&replica) } else { peer(&m.member) });
-        }
-        let replication = self.coordinator.replication;
-        let view = members.view(self.layout, replication)?;
+        let view = match &membership {
+            Some(m) => {
+                local.serve_membership(m);
+                m.initial_view(&replica).map_err(|e| ClusterError::Config(e.to_string()))?
+            }
+            None => {
+                for m in self.layout.roster() {
+                    let id = NodeId::new(&m.member.id);
+                    members.add(if id == self.id { Arc::clone(&replica) } else { peer(&m.member) });
+                }
+                members.view(self.layout, self.coordinator.replication)?
+            }
+        };
         let repair_budget = repair_budget(self.anti_entropy.as_ref(), &local);
         let handoff = self.handoff.map(|config| Handoff::new(self.hints, config));
         let coordinator = Coordinator::new(
@@ -156,6 +197,9 @@ impl NodeSpec {
             Some(h) => coordinator.with_handoff(Arc::clone(h)),
             None => coordinator,
         });
+        if let Some(m) = &membership {
+            m.attach(coordinator.view_handle());
+        }
         let anti_entropy = self.anti_entropy.map(|config| {
             AntiEntropy::assembled(
                 self.id.clone(),
@@ -174,9 +218,28 @@ impl NodeSpec {
             replica,
             members,
             repair_budget,
-            services: Services { handoff, anti_entropy, collector, transfers },
+            services: Services { handoff, anti_entropy, collector, transfers, membership },
         })
     }
+}
+
+/// Opens the node's membership over the registry `members`.
+fn open_membership(
+    spec: MembershipSpec,
+    members: &Members,
+    replication: usize,
+) -> Result<Membership, ClusterError> {
+    Membership::open(
+        spec.me,
+        replication,
+        spec.config,
+        members.clone(),
+        spec.connect,
+        spec.admit,
+        spec.store,
+        spec.initial,
+    )
+    .map_err(|e| ClusterError::Config(format!("membership: {e}")))
 }
 
 /// The node's repair budget: anti-entropy's rates, slowing to the busy one while the
@@ -210,6 +273,9 @@ impl Services {
         }
         if let Some(t) = &self.transfers {
             tasks.push(tokio::spawn(Arc::clone(t).run(views.clone(), stop.clone())));
+        }
+        if let Some(m) = &self.membership {
+            tasks.push(tokio::spawn(Arc::clone(m).run(stop.clone())));
         }
         tasks
     }

@@ -30,6 +30,12 @@ pub enum ClusterError {
     /// Its messages say what is wrong with the placement.
     #[error(transparent)]
     Placement(#[from] PlacementError),
+    /// This node has no layout yet: it waits to be joined to a cluster.
+    #[error(
+        "this node is not in a cluster yet: join it from a member (`halka cluster join \
+         PEER_ADDR --addr MEMBER`), then commit"
+    )]
+    NotInCluster,
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("storage: {0}")]

@@ -151,6 +151,13 @@ impl Replica for FaultyReplica {
         self.wrap(|| self.inner.transfer_status(version))
     }
 
+    fn membership(
+        &self,
+        request: crate::membership::MembershipRequest,
+    ) -> ReplicaFuture<crate::membership::MembershipResponse> {
+        self.wrap(|| self.inner.membership(request))
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.wrap(|| self.inner.list_keys(range))
     }

@@ -24,6 +24,7 @@ mod handoff;
 mod listing;
 mod local;
 mod members;
+pub mod membership;
 mod quorum;
 mod range_sync;
 mod repair_budget;
@@ -40,7 +41,7 @@ mod transfers;
 mod view;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
-pub use assembly::{AssembledNode, NodeSpec, ServeLocal, Services, TransferSpec};
+pub use assembly::{AssembledNode, MembershipSpec, NodeSpec, ServeLocal, Services, TransferSpec};
 pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
@@ -55,6 +56,7 @@ pub use handoff::{Handoff, HandoffConfig};
 pub use listing::{Page, step};
 pub use local::LocalReplica;
 pub use members::Members;
+pub use membership::Membership;
 pub use repair_budget::{BUSY_OPS_PER_SECOND, Load, RepairBudget};
 pub use replica::{
     Coordinated, Durability, KeyPage, LIST_PAGE_BYTES, PageBuilder, Replica, ReplicaError,

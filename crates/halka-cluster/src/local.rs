@@ -41,6 +41,9 @@ pub struct LocalReplica {
     hints: Option<Arc<dyn HintStore>>,
     /// The node's partition transfers, whose progress peers ask about.
     transfers: Option<Arc<crate::Transfers>>,
+    /// The node's membership, which answers peers' membership requests. Weak: the
+    /// membership holds the replicas of every member, this one included.
+    membership: Arc<std::sync::OnceLock<std::sync::Weak<crate::Membership>>>,
 }
 
 impl LocalReplica {
@@ -55,6 +58,7 @@ impl LocalReplica {
             share_flushes: false,
             hints: None,
             transfers: None,
+            membership: Arc::default(),
         }
     }
 
@@ -63,6 +67,11 @@ impl LocalReplica {
     pub fn with_transfers(mut self, transfers: Arc<crate::Transfers>) -> Self {
         self.transfers = Some(transfers);
         self
+    }
+
+    /// Answers peers' membership requests from `membership` (set once).
+    pub fn serve_membership(&self, membership: &Arc<crate::Membership>) {
+        let _ = self.membership.set(Arc::downgrade(membership));
     }
 
     /// Lets this replica stand in for other owners, keeping what they miss in `hints`
@@ -252,6 +261,25 @@ impl Replica for LocalReplica {
             Some(t) => answered(Ok(t.phase(version))),
             None => answered(Err(ReplicaError::Rejected("this node runs no transfers".into()))),
         }
+    }
+
+    fn membership(
+        &self,
+        request: crate::membership::MembershipRequest,
+    ) -> ReplicaFuture<crate::membership::MembershipResponse> {
+        let Some(membership) = self.membership.get().and_then(std::sync::Weak::upgrade) else {
+            return answered(Err(ReplicaError::Rejected(
+                "this node takes no part in membership".into(),
+            )));
+        };
+        // Votes and installs are kept with an fsync before they are answered.
+        let blocking = tokio::task::spawn_blocking(move || membership.handle(request));
+        deferred(async move {
+            match blocking.await {
+                Ok(answer) => answer.map_err(|e| ReplicaError::Rejected(e.to_string())),
+                Err(e) => Err(ReplicaError::Storage(e.to_string())),
+            }
+        })
     }
 
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<KeyPage> {

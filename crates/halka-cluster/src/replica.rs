@@ -154,6 +154,14 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica takes no part in transfers".into())))
     }
 
+    /// Answers a peer's membership request (see `membership`).
+    fn membership(
+        &self,
+        _request: crate::membership::MembershipRequest,
+    ) -> ReplicaFuture<crate::membership::MembershipResponse> {
+        answered(Err(ReplicaError::Rejected("this replica takes no part in membership".into())))
+    }
+
     /// The keys this replica holds in `range`, in hash order, with their records emptied
     /// of values ([`Record::without_values`]): what listing the cluster's keys walks. One
     /// answer holds about [`LIST_PAGE_BYTES`]; [`KeyPage::through`] says where it stopped.

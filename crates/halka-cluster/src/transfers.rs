@@ -143,16 +143,17 @@ impl Transfers {
         self
     }
 
-    /// Installs `view` once it is kept; `false` (and nothing installed) if keeping failed.
-    fn move_to(&self, views: &ViewHandle, view: View) -> bool {
-        if let Some(keep) = &self.keep
-            && let Err(e) = keep(&view.layouts(), view.reads_newest())
-        {
+    /// Installs `view` in place of `from` once it is kept; `false` (and nothing
+    /// installed) if keeping failed, or another view replaced `from` meanwhile.
+    fn move_to(&self, views: &ViewHandle, from: &Arc<View>, view: View) -> bool {
+        let keep = |view: &View| match &self.keep {
+            Some(keep) => keep(&view.layouts(), view.reads_newest()),
+            None => Ok(()),
+        };
+        views.transition(Some(from), keep, view).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot keep this node's layout state; the change waits");
-            return false;
-        }
-        views.swap(view);
-        true
+            false
+        })
     }
 
     /// The partitions `local` gains in `view`'s change (none when no change is under
@@ -318,14 +319,14 @@ impl Transfers {
     }
 
     /// One step of the change `view` is in, as far as the other members allow.
-    pub async fn advance(&self, views: &ViewHandle, view: &View) {
+    pub async fn advance(&self, views: &ViewHandle, view: &Arc<View>) {
         let version = view.epoch();
         if self.phase(version) < ChangePhase::Synced && !self.sync(view).await {
             return;
         }
         if !view.reads_newest() {
             if self.all_reached(view, false, ChangePhase::Synced).await
-                && self.move_to(views, view.reading_newest())
+                && self.move_to(views, view, view.reading_newest())
             {
                 self.state.lock().reading_new = true;
                 tracing::info!(
@@ -337,7 +338,7 @@ impl Transfers {
         }
         self.state.lock().reading_new = true;
         if self.all_reached(view, true, ChangePhase::ReadingNew).await
-            && self.move_to(views, view.retired())
+            && self.move_to(views, view, view.retired())
         {
             self.drop_lost(view).await;
             let versions = view.active_versions();

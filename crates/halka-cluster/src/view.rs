@@ -31,13 +31,45 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone)]
 pub struct ViewHandle {
     current: Arc<arc_swap::ArcSwap<View>>,
+    /// Held while a view is kept and installed (see [`ViewHandle::transition`]).
+    transitions: Arc<parking_lot::Mutex<()>>,
     clock: crate::Clock,
 }
 
 impl ViewHandle {
     #[must_use]
     pub fn new(view: View, clock: crate::Clock) -> Self {
-        Self { current: Arc::new(arc_swap::ArcSwap::from_pointee(view)), clock }
+        Self {
+            current: Arc::new(arc_swap::ArcSwap::from_pointee(view)),
+            transitions: Arc::default(),
+            clock,
+        }
+    }
+
+    /// Moves to `view` if the current view is still `from` (any view with `None`): keeps
+    /// it with `keep` first, and installs it only if that succeeded. Two transitions never
+    /// interleave, so a node never installs one view while keeping another (a change
+    /// step computed from a view that an install replaced meanwhile is dropped).
+    ///
+    /// Returns whether `view` was installed.
+    ///
+    /// # Errors
+    /// `keep`'s error; nothing is installed then.
+    pub fn transition(
+        &self,
+        from: Option<&Arc<View>>,
+        keep: impl FnOnce(&View) -> std::io::Result<()>,
+        view: View,
+    ) -> std::io::Result<bool> {
+        let _one_at_a_time = self.transitions.lock();
+        if let Some(from) = from
+            && !Arc::ptr_eq(&self.current.load(), from)
+        {
+            return Ok(false);
+        }
+        keep(&view)?;
+        self.current.store(Arc::new(view));
+        Ok(true)
     }
 
     /// The current view.

@@ -36,6 +36,8 @@ pub enum Command {
     Del(DelArgs),
     /// A node's view of the cluster.
     Status(StatusArgs),
+    /// Change the cluster's shape: stage joins, leaves and replaces, see the plan, commit.
+    Cluster(ClusterArgs),
     /// Print a new random cluster secret (for `cluster_secret` in every member's config).
     Secret,
 }
@@ -61,6 +63,16 @@ pub struct ServerArgs {
     /// Static members as `id=host:port` pairs, comma separated (overrides the file's list).
     #[arg(long, value_delimiter = ',')]
     pub members: Vec<String>,
+    /// Start outside any cluster and wait to be joined by a member (`halka cluster join
+    /// PEER_ADDR --addr MEMBER`); needs the cluster's secret.
+    #[arg(long, conflicts_with = "members")]
+    pub join: bool,
+    /// This node's zone (failure domain), told to the member that joins it.
+    #[arg(long)]
+    pub zone: Option<String>,
+    /// This node's weight (relative capacity), told to the member that joins it.
+    #[arg(long)]
+    pub weight: Option<u32>,
     #[arg(long)]
     pub replication: Option<usize>,
     #[arg(long)]
@@ -247,4 +259,50 @@ pub struct SimArgs {
     /// Write a plot (.svg or .png) of per-node load, CV against vnodes and keys moved on a join.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub action: ClusterAction,
+    /// A member's Redis-protocol address: the node that stages and commits.
+    #[arg(long, global = true, default_value = "127.0.0.1:6380")]
+    pub addr: String,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[arg(long, global = true, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterAction {
+    /// The layout version, every member with its state and liveness, and the change under
+    /// way.
+    Status,
+    /// Stage joining the node whose peer port is PEER_ADDR (started with `halka server
+    /// --join` and the cluster's secret).
+    Join {
+        peer_addr: String,
+        /// Its zone (default: what the node says).
+        #[arg(long)]
+        zone: Option<String>,
+        /// Its weight (default: what the node says).
+        #[arg(long)]
+        weight: Option<u32>,
+    },
+    /// Stage member NODE leaving: it hands its partitions to the others.
+    Leave { node: String },
+    /// Stage the node at PEER_ADDR taking member OLD's place.
+    Replace { old: String, peer_addr: String },
+    /// What the staged changes would move: partitions per node before and after.
+    Plan,
+    /// Make the staged changes the next layout version.
+    Commit {
+        /// Wait until every partition has moved, showing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Drop the staged changes.
+    Clear,
 }

@@ -53,6 +53,13 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
             })
             .collect::<anyhow::Result<_>>()?;
     }
+    c.join |= args.join;
+    if let Some(v) = &args.zone {
+        c.zone.clone_from(v);
+    }
+    if let Some(v) = args.weight {
+        c.weight = v;
+    }
     if let Some(v) = args.replication {
         c.replication = v;
     }
@@ -78,7 +85,7 @@ async fn connect(c: &ClientArgs) -> anyhow::Result<RespClient> {
     RespClient::connect(&c.addr, Duration::from_millis(c.timeout_ms)).await
 }
 
-fn text(frame: &Frame) -> Option<String> {
+pub(crate) fn text(frame: &Frame) -> Option<String> {
     match frame {
         Frame::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
         Frame::Simple(s) => Some(s.clone()),
@@ -87,7 +94,7 @@ fn text(frame: &Frame) -> Option<String> {
     }
 }
 
-fn check(frame: Frame) -> anyhow::Result<Frame> {
+pub(crate) fn check(frame: Frame) -> anyhow::Result<Frame> {
     match frame {
         Frame::Error(e) => bail!("{e}"),
         other => Ok(other),

@@ -300,8 +300,16 @@ pub struct NodeConfig {
     /// Refuse to serve Redis and HTTP clients beyond loopback. halka has no client
     /// authentication yet, so turning this off exposes every key to whoever can connect.
     pub protected_mode: bool,
-    /// The static member list. Every node must be given the same list.
+    /// The static member list. Every node must be given the same list. Once the
+    /// cluster's layout changes (`halka cluster commit`), each node keeps the layout it
+    /// installed in `data_dir/membership.json` and starts from that instead.
     pub members: Vec<MemberConfig>,
+    /// Start outside any cluster, with no member list, and wait to be joined by a member
+    /// (`halka cluster join PEER_ADDR`). Client requests are refused until then.
+    pub join: bool,
+    /// This node's zone and weight, told to the member that joins it.
+    pub zone: String,
+    pub weight: u32,
 }
 
 impl Default for NodeConfig {
@@ -336,6 +344,9 @@ impl Default for NodeConfig {
             cluster_secret: None,
             protected_mode: true,
             members: Vec::new(),
+            join: false,
+            zone: String::new(),
+            weight: 1,
         }
     }
 }
@@ -397,6 +408,9 @@ impl NodeConfig {
         };
         if self.node_id.is_empty() {
             return Err(invalid("node_id", "must not be empty".into()));
+        }
+        if self.join {
+            return self.finish_joining(origin);
         }
         if self.members.is_empty() {
             // A node alone: the defaults need no file at all.
@@ -561,6 +575,46 @@ fn is_loopback(addr: &str) -> bool {
 impl NodeConfig {
     /// Protected defaults: nothing listens beyond this host unless the file says so, and
     /// never the peer port without a secret.
+    /// Checks a node that waits to be joined: no member list; the replication factor
+    /// must be the cluster's (3 unless given).
+    fn finish_joining(mut self, origin: &str) -> Result<Self, ConfigError> {
+        let invalid = |field, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            field,
+            message,
+        };
+        if !self.members.is_empty() {
+            return Err(invalid(
+                "join",
+                "a node that waits to be joined has no member list: leave `members` out \
+                 (the member that joins it sends the layout)"
+                    .into(),
+            ));
+        }
+        if self.cluster_secret.is_none() {
+            return Err(invalid(
+                "cluster_secret",
+                "a node that waits to be joined needs the cluster's secret".into(),
+            ));
+        }
+        if self.weight == 0 {
+            return Err(invalid("weight", "must be at least 1".into()));
+        }
+        if self.replication == 0 {
+            self.replication = 3;
+        }
+        for (field, q) in [("r", &mut self.r), ("w", &mut self.w)] {
+            if *q == 0 {
+                *q = self.replication / 2 + 1;
+            }
+            if *q > self.replication {
+                return Err(invalid(field, format!("{q} is outside 1..={}", self.replication)));
+            }
+        }
+        self.check_exposure(&invalid)?;
+        Ok(self)
+    }
+
     fn check_exposure(
         &self,
         invalid: &impl Fn(&'static str, String) -> ConfigError,

@@ -4,6 +4,8 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cluster_admin;
+pub mod cluster_cli;
 pub mod commands;
 pub mod config;
 pub mod context_token;

@@ -10,11 +10,11 @@ use crate::incarnation::Incarnation;
 use crate::state::{ClientCounters, NodeState};
 use crate::telemetry;
 use anyhow::Context;
-use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig};
+use halka_cluster::rpc::{PeerAuth, RpcClientConfig, RpcServerConfig};
 use halka_cluster::stream::{Checkpoints, FileCheckpoints, MemoryCheckpoints};
 use halka_cluster::{
-    AntiEntropyConfig, CollectorConfig, CoordinatorConfig, HandoffConfig, NodeSpec, Replica,
-    TransferConfig, TransferSpec,
+    AntiEntropyConfig, CollectorConfig, CoordinatorConfig, HandoffConfig, NodeSpec, TransferConfig,
+    TransferSpec,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member};
 use halka_store::{
@@ -128,19 +128,19 @@ fn build_generation(
     let (engine, hint_store) = open_engine(&config)?;
     let engine = with_indexes(&config, engine)?;
     let incarnation = Incarnation::begin(&config).context("starting this node's incarnation")?;
-    let mut members: Vec<Member> = config
-        .members
-        .iter()
-        .map(|m| Member { id: m.id.clone(), zone: m.zone.clone(), weight: m.weight })
-        .collect();
-    members.sort_by(|a, b| a.id.cmp(&b.id));
-    // A static member list is layout version 1.
-    let layout = Layout::active(1, &members, config.replication, DEFAULT_PARTITIONS)?;
+    let initial = crate::membership::layout::static_layout(&config);
+    let layout = match &initial {
+        Some(spec) => spec.layout()?,
+        // Unused: a node waiting to be joined starts from its membership's empty view.
+        None => Layout::active(0, &[Member::new(&config.node_id)], 1, DEFAULT_PARTITIONS)?,
+    };
     let secret = config.secret().context("no cluster secret (see `secret_file::with_secret`)")?;
+    // A node waiting to be joined lets in whoever holds the secret (the member joining
+    // it); its membership restricts this to the layout's members once it has one.
     let auth = PeerAuth::new(
         NodeId::new(&config.node_id),
         &secret,
-        Some(members.iter().map(|m| NodeId::new(&m.id)).collect()),
+        initial.as_ref().map(|s| s.members.iter().map(|m| NodeId::new(&m.id)).collect()),
     );
     let rpc = RpcClientConfig {
         max_frame_bytes: frame_limit(&config),
@@ -150,18 +150,11 @@ fn build_generation(
     let mut spec =
         node_spec(&config, incarnation.actor.clone(), Arc::clone(&engine), hint_store, layout);
     spec.transfers = Some(transfer_spec(&config)?);
-    let mut peers = Vec::new();
-    let node = spec.assemble(|m| {
-        let addr = config
-            .members
-            .iter()
-            .find(|c| c.id == m.id)
-            .map(|c| c.peer_addr.clone())
-            .unwrap_or_default();
-        let remote = RemoteReplica::new(NodeId::new(&m.id), addr, rpc.clone());
-        peers.push(remote.clone());
-        Arc::new(remote)
-    })?;
+    let peers = crate::membership::layout::Peers::default();
+    spec.membership =
+        Some(crate::membership::layout::membership_spec(&config, initial, &rpc, &auth, &peers));
+    let node = spec.assemble(|_| unreachable!("a node with membership connects through it"))?;
+    let membership = node.services.membership.clone().context("the node's membership")?;
     let placement = crate::membership::placement_memo::fingerprint(&config);
     let slowlog = crate::resp::slowlog::SlowLog::new(
         config.slowlog_log_slower_than_us,
@@ -173,6 +166,9 @@ fn build_generation(
         coordinator: node.coordinator,
         engine,
         peers,
+        membership,
+        rpc,
+        local: node.replica,
         started: lifetime.started,
         storage_reopens: lifetime.storage_reopens,
         redis_port,
@@ -242,6 +238,7 @@ fn node_spec(
         serve_local: None,
         collector_engine: None,
         transfers: None,
+        membership: None,
     }
 }
 
@@ -260,7 +257,7 @@ fn transfer_spec(config: &NodeConfig) -> anyhow::Result<TransferSpec> {
     let timeout = Duration::from_millis(config.timeout_ms);
     let transfer =
         TransferConfig { deadline: timeout.saturating_mul(10), ..TransferConfig::default() };
-    // Nothing installs a layout change on a server yet, so there is no view to keep.
+    // The node's membership keeps the views a change moves it to.
     Ok(TransferSpec { config: transfer, checkpoints, keep: None })
 }
 
@@ -364,11 +361,7 @@ async fn serve(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(Listeners, String)>> {
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
-    let local: Arc<dyn Replica> = {
-        let view = state.coordinator.view();
-        let me = view.replicas().iter().find(|r| r.id().as_str() == state.config.node_id).cloned();
-        me.context("this node is missing from its own view")?
-    };
+    let local = Arc::clone(&state.local);
     tracing::info!(
         node = %state.config.node_id,
         redis = %listeners.redis.local_addr()?,

@@ -6,7 +6,7 @@ use crate::config::NodeConfig;
 use crate::context_token::TokenKey;
 use crate::incarnation::Incarnation;
 use crate::membership::peers::PeerState;
-use halka_cluster::rpc::{PeerAuth, RemoteReplica};
+use halka_cluster::rpc::PeerAuth;
 use halka_cluster::{Coordinator, RepairBudget, Services};
 use halka_store::Engine;
 use std::collections::BTreeMap;
@@ -21,7 +21,13 @@ pub struct NodeState {
     pub coordinator: Arc<Coordinator>,
     pub engine: Arc<dyn Engine>,
     /// The other members, for liveness reports.
-    pub peers: Vec<RemoteReplica>,
+    pub peers: crate::membership::layout::Peers,
+    /// The layouts this node installed, and the changes staged on it.
+    pub membership: Arc<halka_cluster::Membership>,
+    /// This node's own replica, as peers reach it.
+    pub local: Arc<dyn halka_cluster::Replica>,
+    /// How this node reaches a peer (a node being joined, say).
+    pub rpc: halka_cluster::rpc::RpcClientConfig,
     /// When the process started serving (not this generation: see `run`).
     pub started: Instant,
     /// How often this process has reopened its storage engine (see `run`).
@@ -94,7 +100,7 @@ impl NodeState {
 
     /// How each other member answers now, by id.
     pub async fn peer_states(&self) -> BTreeMap<String, PeerState> {
-        crate::membership::peers::states(&self.peers, self.placement).await
+        crate::membership::peers::states(&self.peers.snapshot(), self.placement).await
     }
 
     /// Hints this node keeps for other members, by owner.

@@ -86,22 +86,24 @@ impl NodeStatus {
         let view = state.coordinator.view();
         let primaries = view.layout().map(halka_ring::Layout::primaries).unwrap_or_default();
         let c = &state.config;
-        let members = c
-            .members
+        // The newest installed layout's members (it starts as the static list).
+        let newest = state.membership.newest();
+        let members = newest
             .iter()
+            .flat_map(|l| l.members.iter())
             .map(|m| {
                 let me = m.id == c.node_id;
-                let idx = view.members().iter().position(|v| v.id == m.id).unwrap_or(0);
+                let idx = view.members().iter().position(|v| v.id == m.id);
                 let peer = peers.get(&m.id).copied();
                 MemberStatus {
                     id: m.id.clone(),
-                    peer_addr: m.peer_addr.clone(),
+                    peer_addr: m.addresses.peer.clone(),
                     zone: m.zone.clone(),
                     weight: m.weight,
                     is_self: me,
                     alive: me || peer.is_some_and(|p| p != PeerState::Down),
                     state: if me { "self" } else { peer.map_or("down", PeerState::as_str) }.into(),
-                    primary_partitions: primaries.get(idx).copied().unwrap_or(0),
+                    primary_partitions: idx.and_then(|i| primaries.get(i)).copied().unwrap_or(0),
                 }
             })
             .collect();

@@ -202,6 +202,7 @@ impl Coordinator {
         quorum: WriteQuorum,
     ) -> Result<(), ClusterError> {
         let WriteQuorum { w, pw } = quorum;
+        in_cluster(view)?;
         check_quorum("w", w, self.config.replication)?;
         if w > view.width() {
             return Err(ClusterError::TooFewNodes { name: "w", given: w, nodes: view.width() });
@@ -212,6 +213,7 @@ impl Coordinator {
     }
 
     fn check_read(&self, view: &View, key: &[u8], r: usize) -> Result<(), ClusterError> {
+        in_cluster(view)?;
         check_quorum("r", r, self.config.replication)?;
         if r > view.width() {
             return Err(ClusterError::TooFewNodes { name: "r", given: r, nodes: view.width() });
@@ -332,4 +334,12 @@ fn prefetch(view: &View, preference: &[NodeIdx], key: &[u8]) {
     for &idx in preference {
         view.replica(idx).prefetch(key);
     }
+}
+
+/// Refuses requests on a node that has no layout yet (it waits to be joined).
+fn in_cluster(view: &View) -> Result<(), ClusterError> {
+    if view.layout().is_none() {
+        return Err(ClusterError::NotInCluster);
+    }
+    Ok(())
 }

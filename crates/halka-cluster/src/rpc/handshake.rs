@@ -48,7 +48,7 @@ pub struct PeerAuth {
     /// Node ids allowed to connect, shared by every clone and changed while the node
     /// runs (a member joins, one is replaced); `None` accepts any node that knows the
     /// secret.
-    members: Option<Arc<RwLock<BTreeSet<NodeId>>>>,
+    members: Arc<RwLock<Option<BTreeSet<NodeId>>>>,
 }
 
 impl std::fmt::Debug for PeerAuth {
@@ -64,24 +64,30 @@ impl PeerAuth {
     /// `node` proving membership with `secret`; only `members` may connect to it.
     #[must_use]
     pub fn new(node: NodeId, secret: &ClusterSecret, members: Option<Vec<NodeId>>) -> Self {
-        let members = members.map(|m| Arc::new(RwLock::new(m.into_iter().collect())));
-        Self { node, key: secret.key(PURPOSE), members }
+        let members = members.map(|m| m.into_iter().collect());
+        Self { node, key: secret.key(PURPOSE), members: Arc::new(RwLock::new(members)) }
     }
 
     /// Lets `node` connect from now on (a member that joined). Without a member list
     /// every node that knows the secret is let in already.
     pub fn admit(&self, node: NodeId) {
-        if let Some(members) = &self.members {
-            members.write().insert(node);
+        if let Some(members) = self.members.write().as_mut() {
+            members.insert(node);
         }
     }
 
     /// Refuses `node` from now on (a member that left or was replaced); connections it
     /// already has are not closed here.
     pub fn expel(&self, node: &NodeId) {
-        if let Some(members) = &self.members {
-            members.write().remove(node);
+        if let Some(members) = self.members.write().as_mut() {
+            members.remove(node);
         }
+    }
+
+    /// Accepts exactly `members` from now on (a node that installed a layout: its
+    /// members), including on a node that accepted anyone with the secret until then.
+    pub fn restrict_to(&self, members: BTreeSet<NodeId>) {
+        *self.members.write() = Some(members);
     }
 
     /// This node's id.
@@ -96,7 +102,7 @@ impl PeerAuth {
     }
 
     fn admits(&self, node: &NodeId) -> bool {
-        *node != self.node && self.members.as_ref().is_none_or(|m| m.read().contains(node))
+        *node != self.node && self.members.read().as_ref().is_none_or(|m| m.contains(node))
     }
 }
 
@@ -190,8 +196,9 @@ fn framed<S: AsyncRead + AsyncWrite>(stream: S) -> Framed<S, LengthDelimitedCode
     Framed::new(stream, codec)
 }
 
-/// Runs the client side on a new connection to `expected`; the stream is then ready for
-/// requests.
+/// Runs the client side on a new connection to `expected` (an empty id: whichever
+/// member answers, as when a node to be joined is probed by address); the stream is then
+/// ready for requests.
 ///
 /// # Errors
 /// The server does not know the secret, is another node, or refused this one.
@@ -217,7 +224,7 @@ where
         Message::Refused { reason } => return Err(HandshakeError::Refused(reason)),
         other => return Err(HandshakeError::NotAPeer(format!("{other:?}"))),
     };
-    if server != *expected {
+    if !expected.as_str().is_empty() && server != *expected {
         return Err(HandshakeError::WrongNode {
             expected: expected.to_string(),
             found: server.to_string(),

@@ -82,6 +82,8 @@ pub enum Request {
     TransferStatus {
         version: u64,
     },
+    /// A membership request (see `membership`). Answered with `Membership`.
+    Membership(Box<crate::membership::MembershipRequest>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +113,8 @@ pub enum Response {
     CoordinatedNotDurable(Box<(crate::Coordinated, WireError)>),
     /// The answer to `TransferStatus`.
     Phase(crate::ChangePhase),
+    /// The answer to `Membership`. Boxed: a layout is large, and rare.
+    Membership(Box<crate::membership::MembershipResponse>),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

@@ -115,6 +115,16 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
+    fn membership(
+        &self,
+        request: crate::membership::MembershipRequest,
+    ) -> ReplicaFuture<crate::membership::MembershipResponse> {
+        self.ask(Request::Membership(Box::new(request)), |r| match r {
+            Response::Membership(answer) => Ok(*answer),
+            other => Err(other),
+        })
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<crate::KeyPage> {
         self.ask(Request::ListKeys { range }, |r| match r {
             Response::Listed(l) => Ok(l),

@@ -404,6 +404,10 @@ pub fn handle(
         Request::TransferStatus { version } => {
             replica.transfer_status(version).map(|r| answer(r, Response::Phase)).boxed()
         }
+        Request::Membership(request) => {
+            let call = replica.membership(*request);
+            call.map(|r| answer(r, |m| Response::Membership(Box::new(m)))).boxed()
+        }
         Request::ListKeys { range } => {
             replica.list_keys(range).map(|r| answer(r, Response::Listed)).boxed()
         }

@@ -360,6 +360,8 @@ impl World {
                 checkpoints: Arc::new(MemoryCheckpoints::default()),
                 keep: Some(self.keep_view(i)),
             }),
+            // The simulator installs each change on every node itself (`set_layouts`).
+            membership: None,
         }
     }
 

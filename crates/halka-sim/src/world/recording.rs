@@ -152,6 +152,13 @@ impl Replica for Recording {
         self.inner.transfer_status(version)
     }
 
+    fn membership(
+        &self,
+        request: halka_cluster::membership::MembershipRequest,
+    ) -> ReplicaFuture<halka_cluster::membership::MembershipResponse> {
+        self.inner.membership(request)
+    }
+
     fn list_keys(&self, range: HashRange) -> ReplicaFuture<halka_cluster::KeyPage> {
         self.inner.list_keys(range)
     }

@@ -1,7 +1,8 @@
-//! What a node knows of the cluster's members: how each answers now (`peers`), and the
-//! placement inputs the members must agree on (`placement_memo`). Static today: the
-//! member list comes from the configuration. Gossip, failure detection and versioned
-//! layouts (join, leave, replace) will live here.
+//! What a node knows of the cluster's members: how each answers now (`peers`), the
+//! placement inputs the members of a static list must agree on (`placement_memo`), and
+//! how the server takes part in versioned layouts (`layout`; the protocol itself is
+//! `halka_cluster::membership`).
 
+pub mod layout;
 pub mod peers;
 pub mod placement_memo;

@@ -2,8 +2,8 @@
 //! placement from other inputs. Read on demand (`INFO halka`, `/v1/cluster`) and watched in
 //! the background, which logs each change.
 
+use super::layout::{Peer, Peers};
 use halka_cluster::Replica;
-use halka_cluster::rpc::RemoteReplica;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,14 +34,14 @@ const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Asks every peer for its placement fingerprint and compares it with `placement`. A
 /// member that does not answer within `ANSWER_TIMEOUT` counts as down.
-pub async fn states(peers: &[RemoteReplica], placement: u64) -> BTreeMap<String, PeerState> {
+pub async fn states(peers: &[Peer], placement: u64) -> BTreeMap<String, PeerState> {
     let asks = peers.iter().map(|p| async move {
-        let state = match tokio::time::timeout(ANSWER_TIMEOUT, p.hello()).await {
-            Ok(Ok(theirs)) if theirs == placement => PeerState::Up,
+        let state = match tokio::time::timeout(ANSWER_TIMEOUT, p.remote.hello()).await {
+            Ok(Ok(theirs)) if theirs == placement || !p.from_static_list => PeerState::Up,
             Ok(Ok(_)) => PeerState::OtherPlacement,
             _ => PeerState::Down,
         };
-        (Replica::id(p).to_string(), state)
+        (Replica::id(&p.remote).to_string(), state)
     });
     futures::future::join_all(asks).await.into_iter().collect()
 }
@@ -56,10 +56,7 @@ const STARTUP_CHECK: Duration = Duration::from_millis(100);
 /// need any of them), and returns how they answered; after `PEER_CHECK`, returns how they
 /// answer then. Asks every `STARTUP_CHECK`; a member not started yet refuses at once,
 /// which costs nothing (see `RpcClientConfig::redial_min`).
-async fn until_every_member_answers(
-    peers: &[RemoteReplica],
-    placement: u64,
-) -> BTreeMap<String, PeerState> {
+async fn until_every_member_answers(peers: &[Peer], placement: u64) -> BTreeMap<String, PeerState> {
     let started = tokio::time::Instant::now();
     loop {
         let states = states(peers, placement).await;
@@ -95,10 +92,11 @@ fn log_change(peer: &str, now: PeerState) {
 /// answer, until `shutdown`: a member going down or coming back, and — loudly — one that
 /// computes placement from another member list, which static membership cannot survive
 /// quietly (each side would send keys to replicas the other does not read).
-pub async fn watch(peers: Vec<RemoteReplica>, placement: u64, shutdown: CancellationToken) {
+pub async fn watch(peers: Peers, placement: u64, shutdown: CancellationToken) {
+    let first = peers.snapshot();
     let known = tokio::select! {
         () = shutdown.cancelled() => return,
-        known = until_every_member_answers(&peers, placement) => known,
+        known = until_every_member_answers(&first, placement) => known,
     };
     for (peer, state) in &known {
         if *state != PeerState::Up {
@@ -113,7 +111,7 @@ pub async fn watch(peers: Vec<RemoteReplica>, placement: u64, shutdown: Cancella
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        for (peer, now) in states(&peers, placement).await {
+        for (peer, now) in states(&peers.snapshot(), placement).await {
             let before = known.insert(peer.clone(), now);
             if before != Some(now) {
                 log_change(&peer, now);

@@ -173,6 +173,33 @@ impl TestCluster {
         Self { dir, nodes }
     }
 
+    /// Starts one more node, outside the cluster (`join = true`), waiting to be joined by
+    /// a member; returns its index. `extra` is added to its configuration.
+    pub fn add_joining(&mut self, extra: &str) -> usize {
+        let i = self.nodes.len();
+        let (redis, http, peer) = (free_port(), free_port(), free_port());
+        let id = format!("node-{}", i + 1);
+        let data = self.dir.path().join(&id);
+        let config = self.dir.path().join(format!("{id}.toml"));
+        let text = format!(
+            "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\ncluster_secret = \"{SECRET}\"\njoin = true\n{extra}\n",
+            data.display()
+        );
+        std::fs::write(&config, text).unwrap();
+        self.nodes.push(NodeProc {
+            id,
+            config,
+            redis_port: redis,
+            http_port: http,
+            peer_port: peer,
+            child: None,
+            log_lines: std::sync::Arc::default(),
+            startup_log: std::sync::Arc::default(),
+        });
+        self.start_process(i);
+        i
+    }
+
     /// Waits until every other running node answers that node `i` is up.
     pub fn wait_seen_up(&self, i: usize) {
         self.wait_seen(i, &["up"]);

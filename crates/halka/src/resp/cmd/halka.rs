@@ -130,3 +130,69 @@ pub async fn status(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> 
         .map_err(|e| Frame::Error(format!("ERR cannot encode the status: {e}")))?;
     Ok(Frame::Bulk(json.into()))
 }
+
+/// `HALKA.CLUSTER STATUS | JOIN <peer-addr> [ZONE <z>] [WEIGHT <w>] | LEAVE <node> |
+/// REPLACE <node> <peer-addr> | PLAN | COMMIT | CLEAR`: the layout and its changes (what
+/// `halka cluster` sends), each answered as JSON.
+pub async fn cluster(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
+    use crate::cluster_admin as admin;
+    let action = args.next_string()?.to_ascii_uppercase();
+    let failed = |e: admin::AdminError| Frame::Error(format!("ERR {}", e.0));
+    let json = match action.as_str() {
+        "STATUS" => {
+            args.finish()?;
+            to_json(&admin::status(state).await)
+        }
+        "JOIN" => {
+            let addr = args.next_string()?;
+            let (mut zone, mut weight) = (None, None);
+            while args.remaining() > 0 {
+                match args.next_string()?.to_ascii_uppercase().as_str() {
+                    "ZONE" => zone = Some(args.next_string()?),
+                    "WEIGHT" => weight = Some(u32::try_from(args.next_usize()?).unwrap_or(0)),
+                    other => {
+                        return Err(Frame::Error(format!(
+                            "ERR unknown HALKA.CLUSTER JOIN option '{other}'; allowed: ZONE <z>, \
+                             WEIGHT <w>"
+                        )));
+                    }
+                }
+            }
+            to_json(&admin::join(state, &addr, zone, weight).await.map_err(failed)?)
+        }
+        "LEAVE" => {
+            let node = args.next_string()?;
+            args.finish()?;
+            to_json(&admin::leave(state, &node).map_err(failed)?)
+        }
+        "REPLACE" => {
+            let (old, addr) = (args.next_string()?, args.next_string()?);
+            args.finish()?;
+            to_json(&admin::replace(state, &old, &addr).await.map_err(failed)?)
+        }
+        "PLAN" => {
+            args.finish()?;
+            to_json(&admin::plan(state).map_err(failed)?)
+        }
+        "COMMIT" => {
+            args.finish()?;
+            to_json(&admin::commit(state).await.map_err(failed)?)
+        }
+        "CLEAR" => {
+            args.finish()?;
+            admin::clear(state);
+            return Ok(Frame::ok());
+        }
+        other => {
+            return Err(Frame::Error(format!(
+                "ERR unknown HALKA.CLUSTER action '{other}'; allowed: STATUS, JOIN, LEAVE, \
+                 REPLACE, PLAN, COMMIT, CLEAR"
+            )));
+        }
+    };
+    Ok(Frame::Bulk(json?.into()))
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, Frame> {
+    serde_json::to_string(value).map_err(|e| Frame::Error(format!("ERR cannot encode: {e}")))
+}

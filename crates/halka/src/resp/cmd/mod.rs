@@ -115,6 +115,7 @@ pub(crate) fn cluster_error(e: &ClusterError) -> Frame {
     let prefix = match e {
         ClusterError::Quorum(q) if q.for_lack_of_space() => "NOSPACE",
         ClusterError::Quorum(_) => "NOQUORUM",
+        ClusterError::NotInCluster => "CLUSTERDOWN",
         _ => "ERR",
     };
     Frame::error(format!("{prefix} {e}"))
@@ -311,6 +312,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HALKA.GET" => halka::get(state, &mut args).await,
         "HALKA.SET" => halka::set(state, &mut args).await,
         "HALKA.STATUS" => halka::status(state, &mut args).await,
+        "HALKA.CLUSTER" => halka::cluster(state, &mut args).await,
         "SLOWLOG" => server::slowlog(state, &mut args),
         _ => Err(unknown_command(&name, &args.rest())),
     };

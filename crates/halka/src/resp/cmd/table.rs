@@ -217,6 +217,13 @@ pub const COMMANDS: &[Spec] = &[
         "SET with W (and PW, owner acks) for this request only; RECEIPT lists who acknowledged.",
     ),
     spec("HALKA.STATUS", 1, "other", "halka", "This node's status as JSON (as /v1/cluster)."),
+    spec(
+        "HALKA.CLUSTER",
+        -2,
+        "other",
+        "halka",
+        "Layout changes as JSON: STATUS, JOIN, LEAVE, REPLACE, PLAN, COMMIT, CLEAR.",
+    ),
 ];
 
 /// The command named `name` (upper case).

@@ -1,0 +1,50 @@
+//! Membership: the layouts a node has installed, how the next one is chosen, and how
+//! every node comes to install it.
+//!
+//! - [`spec`]: a layout written down, with every member's state and addresses.
+//! - [`staging`]: the joins, leaves and replaces an operator stages, and their plan.
+//! - [`ballot`]: choosing the next version (single-decree Paxos among the current
+//!   layout's members), so that two racing commits cannot make two layouts of one version.
+//! - [`store`]: what a node keeps across restarts (its installed layouts, its votes).
+//! - [`Membership`]: one node's part in all this, answering peers over RPC
+//!   (`Replica::membership`), and committing an operator's changes.
+
+pub mod ballot;
+mod commit;
+mod service;
+pub mod spec;
+pub mod staging;
+pub mod store;
+
+pub use commit::{CommitError, Committed};
+pub use service::{Admit, Connect, Membership, MembershipConfig, MembershipError};
+pub use spec::{Addresses, LayoutSpec, MemberSpec, StateSpec};
+pub use staging::{Change, Plan, StageError};
+pub use store::{FileStore, MembershipStore, MemoryStore, Saved};
+
+use ballot::{Ballot, Vote};
+use serde::{Deserialize, Serialize};
+
+/// What one node asks another about membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipRequest {
+    /// Who the node is and where it is reached (what a join records).
+    Describe,
+    /// The layouts the node has installed.
+    Current,
+    /// Phase 1 of choosing layout `version`.
+    Prepare { version: u64, ballot: Ballot },
+    /// Phase 2: accept `proposal` under `ballot`.
+    Accept { ballot: Ballot, proposal: LayoutSpec },
+    /// Install the active layouts `layouts` (oldest first; the newest was chosen).
+    Install { layouts: Vec<LayoutSpec> },
+}
+
+/// The answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipResponse {
+    Described(MemberSpec),
+    Current { layouts: Vec<LayoutSpec>, reads_newest: bool },
+    Vote(Vote),
+    Installed,
+}

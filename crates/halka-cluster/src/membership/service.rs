@@ -1,0 +1,363 @@
+//! One node's membership: the layouts it has installed (kept in its store before it acts
+//! on them), the replicas and peer admission they need, its votes on the next version,
+//! and the changes an operator staged on it.
+
+use super::ballot::{Ballot, Vote};
+use super::spec::{LayoutSpec, MemberSpec};
+use super::staging::Change;
+use super::store::{MembershipStore, Saved};
+use super::{MembershipRequest, MembershipResponse};
+use crate::view::ViewHandle;
+use crate::{HistoryError, KeepView, Members, Replica, View};
+use halka_ring::{Layout, PlacementError};
+use halka_store::NodeId;
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Makes the replica that reaches another member.
+pub type Connect = Arc<dyn Fn(&MemberSpec) -> Arc<dyn Replica> + Send + Sync>;
+
+/// Sets which nodes may connect to this one's peer port: every member of an installed
+/// layout that has not left.
+pub type Admit = Arc<dyn Fn(BTreeSet<NodeId>) + Send + Sync>;
+
+/// How a node takes part in membership.
+#[derive(Debug, Clone)]
+pub struct MembershipConfig {
+    /// How long one call to a peer may take.
+    pub deadline: Duration,
+    /// How often an installed change is offered to members that have not installed it.
+    pub retry: Duration,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        Self { deadline: Duration::from_secs(5), retry: Duration::from_secs(1) }
+    }
+}
+
+/// Why a membership action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error("cannot keep the membership state: {0}")]
+    Store(#[from] std::io::Error),
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(
+        "layout version {version} here is {ours}, and a peer offered {theirs}: two layouts \
+         under one version (this is a bug; nothing was installed)"
+    )]
+    Conflict { version: u64, ours: String, theirs: String },
+    #[error("no layout to install")]
+    Empty,
+    #[error(
+        "the layout keeps {theirs} copies of each key and this node was started with \
+         replication {ours}: start it with `--replication {theirs}`"
+    )]
+    Replication { ours: usize, theirs: usize },
+}
+
+/// One node's membership.
+pub struct Membership {
+    me: MemberSpec,
+    replication: usize,
+    config: MembershipConfig,
+    members: Members,
+    connect: Connect,
+    admit: Admit,
+    store: Arc<dyn MembershipStore>,
+    saved: Mutex<Saved>,
+    views: OnceLock<ViewHandle>,
+    pub(super) staged: Mutex<Vec<Change>>,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership").field("me", &self.me.id).finish_non_exhaustive()
+    }
+}
+
+impl Membership {
+    /// Node `me`'s membership, resuming what `store` kept, else starting from `initial`
+    /// (a static member list, as version 1; `None` for a node waiting to be joined).
+    ///
+    /// # Errors
+    /// The store cannot be read or written.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        me: MemberSpec,
+        replication: usize,
+        config: MembershipConfig,
+        members: Members,
+        connect: Connect,
+        admit: Admit,
+        store: Arc<dyn MembershipStore>,
+        initial: Option<LayoutSpec>,
+    ) -> Result<Self, MembershipError> {
+        let saved = match store.load()? {
+            Some(saved) if !saved.layouts.is_empty() => saved,
+            _ => {
+                let saved = Saved { layouts: initial.into_iter().collect(), ..Saved::default() };
+                store.save(&saved)?;
+                saved
+            }
+        };
+        Ok(Self {
+            me,
+            replication,
+            config,
+            members,
+            connect,
+            admit,
+            store,
+            saved: Mutex::new(saved),
+            views: OnceLock::new(),
+            staged: Mutex::default(),
+        })
+    }
+
+    #[must_use]
+    pub fn me(&self) -> &MemberSpec {
+        &self.me
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &MembershipConfig {
+        &self.config
+    }
+
+    /// The view over the kept layouts: what the node starts with. Registers a replica for
+    /// each member (this node's own is `own`) and admits them.
+    ///
+    /// # Errors
+    /// A kept layout does not make a view.
+    pub fn initial_view(&self, own: &Arc<dyn Replica>) -> Result<View, MembershipError> {
+        self.members.add(Arc::clone(own));
+        let saved = self.saved.lock().clone();
+        if saved.layouts.is_empty() {
+            return Ok(View::new(None, Vec::new(), self.replication));
+        }
+        let view = self.view_over(&saved.layouts)?;
+        Ok(if saved.reads_newest { view.reading_newest() } else { view })
+    }
+
+    /// Starts installing views through `views` (the coordinator's).
+    pub fn attach(&self, views: ViewHandle) {
+        let _ = self.views.set(views);
+    }
+
+    /// The layouts installed, oldest first, and whether reads moved to the newest.
+    #[must_use]
+    pub fn current(&self) -> (Vec<LayoutSpec>, bool) {
+        let saved = self.saved.lock();
+        (saved.layouts.clone(), saved.reads_newest)
+    }
+
+    /// The newest installed layout.
+    #[must_use]
+    pub fn newest(&self) -> Option<LayoutSpec> {
+        self.saved.lock().layouts.last().cloned()
+    }
+
+    /// Keeps the view a layout change moves this node to (see `Transfers::keeping_views`).
+    #[must_use]
+    pub fn keep_view(self: &Arc<Self>) -> KeepView {
+        let membership = Arc::downgrade(self);
+        Arc::new(move |layouts: &[Layout], reads_newest| {
+            let Some(membership) = membership.upgrade() else { return Ok(()) };
+            membership.keep(layouts, reads_newest)
+        })
+    }
+
+    fn keep(&self, layouts: &[Layout], reads_newest: bool) -> std::io::Result<()> {
+        let mut saved = self.saved.lock();
+        let versions: Vec<u64> = layouts.iter().map(Layout::version).collect();
+        let specs: Vec<LayoutSpec> =
+            saved.layouts.iter().filter(|s| versions.contains(&s.version)).cloned().collect();
+        if specs.len() != layouts.len() {
+            return Err(std::io::Error::other(format!(
+                "layout versions {versions:?} are not all installed here"
+            )));
+        }
+        let next = Saved { layouts: specs, reads_newest, votes: saved.votes.clone() };
+        self.store.save(&next)?;
+        self.admit_members(&next.layouts);
+        *saved = next;
+        Ok(())
+    }
+
+    /// A view over `layouts`, connecting to members not reached yet.
+    fn view_over(&self, layouts: &[LayoutSpec]) -> Result<View, MembershipError> {
+        for spec in layouts {
+            for m in spec.present() {
+                let id = NodeId::new(&m.id);
+                if self.members.get(&id).is_none() {
+                    self.members.add((self.connect)(m));
+                }
+            }
+        }
+        self.admit_members(layouts);
+        let built = layouts.iter().map(LayoutSpec::layout).collect::<Result<Vec<_>, _>>()?;
+        let reach = |id: &str| self.members.get(&NodeId::new(id));
+        Ok(View::with_history(built, &reach, self.replication)?)
+    }
+
+    fn admit_members(&self, layouts: &[LayoutSpec]) {
+        let ids = layouts.iter().flat_map(|s| s.present()).map(|m| NodeId::new(&m.id));
+        let mut ids: BTreeSet<NodeId> = ids.collect();
+        ids.remove(&NodeId::new(&self.me.id));
+        (self.admit)(ids);
+    }
+
+    /// Installs `layouts` (oldest first), unless this node already has the newest one or
+    /// a later version. Kept before it is acted on.
+    ///
+    /// # Errors
+    /// A different layout under the same version is installed here, or `layouts` do not
+    /// make a view, or they cannot be kept.
+    pub fn install(&self, layouts: Vec<LayoutSpec>) -> Result<bool, MembershipError> {
+        let newest = layouts.last().ok_or(MembershipError::Empty)?;
+        if newest.replication != self.replication {
+            return Err(MembershipError::Replication {
+                ours: self.replication,
+                theirs: newest.replication,
+            });
+        }
+        if let Some(ours) = self.newest() {
+            if ours.version > newest.version {
+                return Ok(false);
+            }
+            if ours.version == newest.version {
+                if ours == *newest {
+                    return Ok(false);
+                }
+                return Err(MembershipError::Conflict {
+                    version: ours.version,
+                    ours: ours.fingerprint(),
+                    theirs: newest.fingerprint(),
+                });
+            }
+        }
+        let view = self.view_over(&layouts)?;
+        let keep = |_: &View| {
+            let mut saved = self.saved.lock();
+            let next =
+                Saved { layouts: layouts.clone(), reads_newest: false, votes: saved.votes.clone() };
+            self.store.save(&next)?;
+            *saved = next;
+            Ok(())
+        };
+        let Some(views) = self.views.get() else {
+            keep(&view)?;
+            return Ok(true);
+        };
+        let versions: Vec<u64> = layouts.iter().map(|l| l.version).collect();
+        let installed = views.transition(None, keep, view)?;
+        tracing::info!(?versions, "layout installed");
+        Ok(installed)
+    }
+
+    /// Answers a peer.
+    ///
+    /// # Errors
+    /// The state cannot be kept, or the layouts offered cannot be installed.
+    pub fn handle(
+        &self,
+        request: MembershipRequest,
+    ) -> Result<MembershipResponse, MembershipError> {
+        Ok(match request {
+            MembershipRequest::Describe => MembershipResponse::Described(self.me.clone()),
+            MembershipRequest::Current => {
+                let (layouts, reads_newest) = self.current();
+                MembershipResponse::Current { layouts, reads_newest }
+            }
+            MembershipRequest::Prepare { version, ballot } => MembershipResponse::Vote(
+                self.vote(version, |votes| votes.prepare(version, ballot))?,
+            ),
+            MembershipRequest::Accept { ballot, proposal } => {
+                let version = proposal.version;
+                MembershipResponse::Vote(
+                    self.vote(version, |votes| votes.accept(ballot, proposal))?,
+                )
+            }
+            MembershipRequest::Install { layouts } => {
+                self.install(layouts)?;
+                MembershipResponse::Installed
+            }
+        })
+    }
+
+    /// Votes on `version` with `cast`, keeping the votes before answering. A node votes
+    /// only on the version after its newest, and only once no change is under way here.
+    pub(super) fn vote(
+        &self,
+        version: u64,
+        cast: impl FnOnce(&mut super::ballot::Votes) -> Vote,
+    ) -> Result<Vote, MembershipError> {
+        let mut saved = self.saved.lock();
+        let newest = saved.layouts.last().map_or(0, |l| l.version);
+        if version <= newest {
+            return Ok(Vote::Installed { newest });
+        }
+        let reason = if version > newest + 1 {
+            Some(format!("node {} has installed layout version {newest} only", self.me.id))
+        } else if saved.layouts.len() > 1 {
+            Some(format!(
+                "node {} is still moving partitions to layout version {newest}",
+                self.me.id
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Ok(Vote::NotNow { reason });
+        }
+        let mut next = saved.clone();
+        let vote = cast(&mut next.votes);
+        if next != *saved {
+            self.store.save(&next)?;
+            *saved = next;
+        }
+        Ok(vote)
+    }
+
+    /// The highest round this node has seen for the next version.
+    pub(super) fn seen_round(&self) -> u64 {
+        let saved = self.saved.lock();
+        let promised = saved.votes.promised.as_ref().map_or(0, |b| b.round);
+        let accepted = saved.votes.accepted.as_ref().map_or(0, |(b, _)| b.round);
+        promised.max(accepted)
+    }
+
+    /// A ballot above every round seen, of this node.
+    pub(super) fn ballot_above(&self, round: u64) -> Ballot {
+        Ballot { round: round.max(self.seen_round()) + 1, node: self.me.id.clone() }
+    }
+
+    /// The replica reaching member `id`, connecting with `spec` if none does yet.
+    pub(super) fn reach(&self, spec: &MemberSpec) -> Arc<dyn Replica> {
+        let id = NodeId::new(&spec.id);
+        match self.members.get(&id) {
+            Some(r) => r,
+            None => {
+                let r = (self.connect)(spec);
+                self.members.add(Arc::clone(&r));
+                r
+            }
+        }
+    }
+
+    /// Admits `id` to the peer port ahead of a layout naming it (a node being joined).
+    pub(super) fn admit_also(&self, spec: &MemberSpec) {
+        let (layouts, _) = self.current();
+        let mut ids: BTreeSet<NodeId> =
+            layouts.iter().flat_map(|s| s.present()).map(|m| NodeId::new(&m.id)).collect();
+        ids.insert(NodeId::new(&spec.id));
+        ids.remove(&NodeId::new(&self.me.id));
+        (self.admit)(ids);
+    }
+}

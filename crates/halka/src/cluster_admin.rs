@@ -1,0 +1,218 @@
+//! The operator's membership actions on one node, shared by the Redis protocol
+//! (`HALKA.CLUSTER ...`, what `halka cluster` sends) and HTTP (`/v1/cluster/...`): the
+//! layout and its change as this node sees them, staging joins, leaves and replaces,
+//! the plan, and the commit.
+
+use crate::membership::peers::PeerState;
+use crate::state::NodeState;
+use halka_cluster::membership::{Change, CommitError, LayoutSpec, MemberSpec, Plan, StateSpec};
+use halka_cluster::rpc::RemoteReplica;
+use halka_cluster::{ChangePhase, Replica};
+use halka_store::NodeId;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The cluster's layout as one node sees it (`halka cluster status`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayoutStatus {
+    /// The node that answered.
+    pub node: String,
+    /// The newest layout version (0: this node waits to be joined).
+    pub layout_version: u64,
+    /// Versions still active: more than one while partitions move.
+    pub active_versions: Vec<u64>,
+    /// Whether reads moved to the newest layout.
+    pub reads_newest: bool,
+    pub nodes: Vec<NodeEntry>,
+    /// This node's transfers in the change under way.
+    pub transfers: Transfers,
+    /// Changes staged on this node, not yet committed.
+    pub staged: Vec<Change>,
+}
+
+/// One member of the newest layout (and members of older active ones).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeEntry {
+    pub id: String,
+    pub peer_addr: String,
+    pub redis_addr: String,
+    pub http_addr: String,
+    pub zone: String,
+    pub weight: u32,
+    /// joining, active, leaving or left.
+    pub state: String,
+    pub alive: bool,
+    /// How far it has come in the change under way (`none` when no change is).
+    pub phase: String,
+}
+
+/// A node's partition transfers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Transfers {
+    /// Partitions this node gains and does not hold yet.
+    pub pending: usize,
+    pub done: usize,
+    /// Records streamed in so far.
+    pub records: u64,
+}
+
+/// Why an action failed, and how to say so.
+#[derive(Debug)]
+pub struct AdminError(pub String);
+
+impl From<CommitError> for AdminError {
+    fn from(e: CommitError) -> Self {
+        AdminError(e.to_string())
+    }
+}
+
+/// The layout as this node sees it, each member asked how far it has come.
+pub async fn status(state: &NodeState) -> LayoutStatus {
+    let membership = &state.membership;
+    let (layouts, reads_newest) = membership.current();
+    let peers = state.peer_states().await;
+    let view = state.coordinator.view();
+    let version = view.epoch();
+    let changing = view.is_changing();
+    let mut members: Vec<&MemberSpec> =
+        layouts.iter().rev().flat_map(|l| l.members.iter()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    members.retain(|m| seen.insert(m.id.clone()));
+    members.sort_by(|a, b| a.id.cmp(&b.id));
+    let asks = members.iter().map(|m| {
+        let replica = view.replicas().iter().find(|r| r.id().as_str() == m.id).cloned();
+        async move {
+            match replica {
+                Some(r) if changing => phase_name(r.transfer_status(version).await.ok()),
+                _ => "none".to_string(),
+            }
+        }
+    });
+    let phases = futures::future::join_all(asks).await;
+    let me = &state.config.node_id;
+    let nodes = members
+        .iter()
+        .zip(phases)
+        .map(|(m, phase)| NodeEntry {
+            id: m.id.clone(),
+            peer_addr: m.addresses.peer.clone(),
+            redis_addr: m.addresses.redis.clone(),
+            http_addr: m.addresses.http.clone(),
+            zone: m.zone.clone(),
+            weight: m.weight,
+            state: settled_state(m.state, changing).to_string(),
+            alive: m.id == *me || peers.get(&m.id).is_some_and(|p| *p != PeerState::Down),
+            phase,
+        })
+        .collect();
+    let transfers = state.services.transfers.as_ref().map_or_else(Transfers::default, |t| {
+        let p = t.progress();
+        if p.version == version && changing {
+            Transfers { pending: p.gained - p.done, done: p.done, records: p.records }
+        } else {
+            Transfers::default()
+        }
+    });
+    LayoutStatus {
+        node: me.clone(),
+        layout_version: layouts.last().map_or(0, |l| l.version),
+        active_versions: layouts.iter().map(|l| l.version).collect(),
+        reads_newest,
+        nodes,
+        transfers,
+        staged: membership.staged(),
+    }
+}
+
+/// A member's state as an operator reads it: once no change is under way, a member that
+/// joined is active and one that left is gone (the layout records what the change did).
+fn settled_state(state: StateSpec, changing: bool) -> &'static str {
+    match state {
+        StateSpec::Joining if !changing => "active",
+        StateSpec::Leaving if !changing => "left",
+        other => other.as_str(),
+    }
+}
+
+fn phase_name(phase: Option<ChangePhase>) -> String {
+    match phase {
+        None => "unknown",
+        Some(ChangePhase::Unaware) => "unaware",
+        Some(ChangePhase::Streaming) => "streaming",
+        Some(ChangePhase::Synced) => "synced",
+        Some(ChangePhase::ReadingNew) => "reading-new",
+    }
+    .to_string()
+}
+
+/// Stages joining the node whose peer port is `peer_addr`; it describes itself, and
+/// `zone` or `weight` override what it says. Returns the plan so far.
+pub async fn join(
+    state: &NodeState,
+    peer_addr: &str,
+    zone: Option<String>,
+    weight: Option<u32>,
+) -> Result<Plan, AdminError> {
+    let mut spec = describe(state, peer_addr).await?;
+    if let Some(z) = zone {
+        spec.zone = z;
+    }
+    if let Some(w) = weight {
+        spec.weight = w;
+    }
+    stage(state, Change::Join(spec))
+}
+
+/// Stages member `id` leaving.
+pub fn leave(state: &NodeState, id: &str) -> Result<Plan, AdminError> {
+    stage(state, Change::Leave(id.to_string()))
+}
+
+/// Stages the node at `peer_addr` taking member `old`'s place.
+pub async fn replace(state: &NodeState, old: &str, peer_addr: &str) -> Result<Plan, AdminError> {
+    let new = describe(state, peer_addr).await?;
+    stage(state, Change::Replace { old: old.to_string(), new })
+}
+
+fn stage(state: &NodeState, change: Change) -> Result<Plan, AdminError> {
+    state.membership.stage(change)?;
+    Ok(state.membership.plan()?)
+}
+
+/// Asks the node at `peer_addr` who it is.
+async fn describe(state: &NodeState, peer_addr: &str) -> Result<MemberSpec, AdminError> {
+    // An empty expected id: whichever node answers there (it proves the secret).
+    let probe: Arc<dyn Replica> =
+        Arc::new(RemoteReplica::new(NodeId::new(""), peer_addr.to_string(), state.rpc.clone()));
+    Ok(state.membership.describe(probe, peer_addr).await?)
+}
+
+/// What committing the staged changes would move.
+pub fn plan(state: &NodeState) -> Result<Plan, AdminError> {
+    Ok(state.membership.plan()?)
+}
+
+/// The result of a commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitReport {
+    pub layout_version: u64,
+    /// Whether the version chosen is this commit's (otherwise a racing commit won, and
+    /// this node's changes stay staged).
+    pub ours: bool,
+    pub layout: LayoutSpec,
+}
+
+/// Commits the staged changes as the next layout version.
+pub async fn commit(state: &NodeState) -> Result<CommitReport, AdminError> {
+    let committed = state.membership.commit().await?;
+    Ok(CommitReport {
+        layout_version: committed.layout.version,
+        ours: committed.ours,
+        layout: committed.layout,
+    })
+}
+
+/// Drops the changes staged on this node.
+pub fn clear(state: &NodeState) {
+    state.membership.clear_staged();
+}

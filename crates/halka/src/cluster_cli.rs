@@ -1,0 +1,159 @@
+//! `halka cluster ...`: an operator's layout changes, sent to one member over the Redis
+//! protocol (`HALKA.CLUSTER`), shown as text or JSON.
+
+use crate::cli::{ClusterAction, ClusterArgs};
+use crate::client::RespClient;
+use crate::cluster_admin::{CommitReport, LayoutStatus};
+use crate::commands::{check, text};
+use anyhow::Context;
+use halka_cluster::membership::Plan;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Runs one `halka cluster` action against the node at `--addr`.
+///
+/// # Errors
+/// The node cannot be reached, or refuses the action (its error says why).
+pub async fn run(args: &ClusterArgs) -> anyhow::Result<String> {
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let mut client = RespClient::connect(&args.addr, timeout).await?;
+    let reply = match &args.action {
+        ClusterAction::Status => ask(&mut client, &["STATUS"]).await?,
+        ClusterAction::Join { peer_addr, zone, weight } => {
+            let mut words = vec!["JOIN".to_string(), peer_addr.clone()];
+            if let Some(z) = zone {
+                words.extend(["ZONE".into(), z.clone()]);
+            }
+            if let Some(w) = weight {
+                words.extend(["WEIGHT".into(), w.to_string()]);
+            }
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            ask(&mut client, &words).await?
+        }
+        ClusterAction::Leave { node } => ask(&mut client, &["LEAVE", node]).await?,
+        ClusterAction::Replace { old, peer_addr } => {
+            ask(&mut client, &["REPLACE", old, peer_addr]).await?
+        }
+        ClusterAction::Plan => ask(&mut client, &["PLAN"]).await?,
+        ClusterAction::Commit { wait } => {
+            let reply = ask(&mut client, &["COMMIT"]).await?;
+            if *wait {
+                let report: CommitReport = serde_json::from_str(&reply)?;
+                wait_for_change(&mut client, report.layout_version).await?;
+            }
+            reply
+        }
+        ClusterAction::Clear => ask(&mut client, &["CLEAR"]).await?,
+    };
+    if args.json {
+        return Ok(reply);
+    }
+    Ok(match &args.action {
+        ClusterAction::Status => status_text(&serde_json::from_str(&reply)?),
+        ClusterAction::Commit { .. } => commit_text(&serde_json::from_str(&reply)?),
+        ClusterAction::Clear => "staged changes dropped".into(),
+        _ => plan_text(&serde_json::from_str(&reply)?),
+    })
+}
+
+async fn ask(client: &mut RespClient, words: &[&str]) -> anyhow::Result<String> {
+    let mut args: Vec<&[u8]> = vec![b"HALKA.CLUSTER"];
+    args.extend(words.iter().map(|w| w.as_bytes()));
+    let reply = check(client.call(&args).await?)?;
+    text(&reply).context("the node answered HALKA.CLUSTER with something other than text")
+}
+
+/// Shows how the change to `version` goes until every member has retired the older
+/// layouts, polling the node twice a second.
+async fn wait_for_change(client: &mut RespClient, version: u64) -> anyhow::Result<()> {
+    let mut last = String::new();
+    loop {
+        let status: LayoutStatus = serde_json::from_str(&ask(client, &["STATUS"]).await?)?;
+        if status.layout_version >= version && status.active_versions.len() <= 1 {
+            eprintln!("layout version {version}: every partition has moved");
+            return Ok(());
+        }
+        let phases: Vec<String> =
+            status.nodes.iter().map(|n| format!("{} {}", n.id, n.phase)).collect();
+        let line = format!(
+            "layout version {version}: {} partitions streamed here, {} to go; {}",
+            status.transfers.done,
+            status.transfers.pending,
+            phases.join(", ")
+        );
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn status_text(s: &LayoutStatus) -> String {
+    let mut out = format!("layout version {} (asked {})\n", s.layout_version, s.node);
+    if s.active_versions.len() > 1 {
+        let _ = writeln!(
+            out,
+            "changing: versions {:?} active, reads from the {} layout; {} partitions streamed \
+             here, {} to go",
+            s.active_versions,
+            if s.reads_newest { "new" } else { "old" },
+            s.transfers.done,
+            s.transfers.pending
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<12} {:<8} {:<6} {:<22} {:<22} {:<6} phase",
+        "node", "state", "alive", "peer", "redis", "weight"
+    );
+    for n in &s.nodes {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<8} {:<6} {:<22} {:<22} {:<6} {}",
+            n.id, n.state, n.alive, n.peer_addr, n.redis_addr, n.weight, n.phase
+        );
+    }
+    if !s.staged.is_empty() {
+        let _ = writeln!(out, "staged, not committed: {:?}", s.staged);
+    }
+    out
+}
+
+fn plan_text(p: &Plan) -> String {
+    let mut out =
+        format!("layout version {} -> {}: {} partition copies move\n", p.from, p.to, p.transfers);
+    let _ = writeln!(
+        out,
+        "{:<12} {:<8} {:>7} {:>7} {:>8} {:>6} {:>6}",
+        "node", "state", "before", "after", "ideal", "gains", "loses"
+    );
+    for n in &p.nodes {
+        let _ = writeln!(
+            out,
+            "{:<12} {:<8} {:>7} {:>7} {:>8.1} {:>6} {:>6}",
+            n.id,
+            n.state.as_str(),
+            n.before,
+            n.after,
+            n.ideal,
+            n.gains,
+            n.loses
+        );
+    }
+    out.push_str("commit with `halka cluster commit`");
+    out
+}
+
+fn commit_text(r: &CommitReport) -> String {
+    if r.ours {
+        format!("committed layout version {}", r.layout_version)
+    } else {
+        format!(
+            "layout version {} went to another commit (layout {}); your changes stay staged: \
+             see `halka cluster plan`, then commit again",
+            r.layout_version,
+            r.layout.fingerprint()
+        )
+    }
+}

@@ -1,0 +1,172 @@
+//! Changing a running cluster's shape through `halka cluster`: real server processes on
+//! loopback, a node started with `--join` joined, a member leaving, racing commits, and a
+//! restart after a change.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::{BIN, Raw, TestCluster};
+use serde_json::Value;
+
+/// Runs `halka cluster ARGS --addr ADDR --json`; the JSON answer, or the error text.
+fn cluster(addr: &str, args: &[&str]) -> Result<Value, String> {
+    let out = std::process::Command::new(BIN)
+        .arg("cluster")
+        .args(args)
+        .args(["--addr", addr, "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_str(&stdout).unwrap_or(Value::String(stdout)))
+}
+
+fn write_keys(c: &TestCluster, i: usize, keys: std::ops::Range<usize>) {
+    let mut conn = Raw::connect(&c.redis_addr(i));
+    for k in keys {
+        assert_eq!(conn.cmd(&["SET", &format!("key-{k}"), &format!("value-{k}")]), "+OK\r\n");
+    }
+}
+
+/// Every key of `keys` reads back at R=2 through node `i`.
+fn assert_readable(c: &TestCluster, i: usize, keys: std::ops::Range<usize>) {
+    let mut conn = Raw::connect(&c.redis_addr(i));
+    for k in keys {
+        let want = format!("value-{k}");
+        let got = conn.cmd(&["HALKA.GET", &format!("key-{k}"), "2"]);
+        assert_eq!(got, format!("${}\r\n{want}\r\n", want.len()), "key-{k} through node {i}");
+    }
+}
+
+/// Joins the waiting node `new` through member `via`, committing and waiting until every
+/// partition has moved.
+fn join(c: &TestCluster, via: usize, new: usize) -> Value {
+    let plan = cluster(&c.redis_addr(via), &["join", &c.peer_addr(new)]).unwrap();
+    let id = c.nodes[new].id.as_str();
+    let entry = plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).unwrap().clone();
+    assert_eq!(entry["state"], "joining", "{plan}");
+    cluster(&c.redis_addr(via), &["commit", "--wait"]).unwrap()
+}
+
+fn status(c: &TestCluster, i: usize) -> Value {
+    cluster(&c.redis_addr(i), &["status"]).unwrap()
+}
+
+#[test]
+fn a_node_waiting_to_be_joined_refuses_clients_saying_so() {
+    let mut c = TestCluster::start(3, "periodic");
+    let new = c.add_joining("");
+    let reply = Raw::connect(&c.redis_addr(new)).cmd(&["GET", "k"]);
+    assert!(reply.starts_with("-CLUSTERDOWN") && reply.contains("halka cluster join"), "{reply}");
+    assert_eq!(status(&c, new)["layout_version"], 0);
+}
+
+#[test]
+fn a_joined_node_serves_its_share_and_no_key_is_lost() {
+    let mut c = TestCluster::start(3, "periodic");
+    write_keys(&c, 0, 0..300);
+    let new = c.add_joining("");
+    let committed = join(&c, 0, new);
+    assert_eq!(committed["layout_version"], 2);
+    assert_eq!(committed["ours"], true);
+    for i in 0..4 {
+        assert_readable(&c, i, 0..300);
+    }
+    let s = status(&c, new);
+    assert_eq!(
+        (s["layout_version"].as_u64(), s["active_versions"].as_array().map(Vec::len)),
+        (Some(2), Some(1))
+    );
+    let states: Vec<&str> =
+        s["nodes"].as_array().unwrap().iter().map(|n| n["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["active"; 4], "{s}");
+    let held =
+        (0..300).filter(|k| common::own_values(&c, new, &format!("key-{k}")).is_some()).count();
+    assert!((180..=270).contains(&held), "the new node owns about 3/4 of the keys, not {held}");
+}
+
+#[test]
+fn a_member_that_leaves_hands_every_key_to_the_others() {
+    let mut c = TestCluster::start(3, "periodic");
+    let new = c.add_joining("");
+    join(&c, 0, new);
+    write_keys(&c, 1, 0..200);
+    cluster(&c.redis_addr(new), &["leave", "node-1"]).unwrap();
+    let committed = cluster(&c.redis_addr(new), &["commit", "--wait"]).unwrap();
+    assert_eq!(committed["layout_version"], 3);
+    c.kill(0);
+    for i in 1..4 {
+        assert_readable(&c, i, 0..200);
+    }
+    let s = status(&c, 2);
+    let left = s["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "node-1").unwrap();
+    assert_eq!(left["state"], "left", "{s}");
+}
+
+#[test]
+fn a_cluster_cannot_shrink_below_its_replication_factor() {
+    let c = TestCluster::start(3, "periodic");
+    let err = cluster(&c.redis_addr(0), &["leave", "node-2"]).unwrap_err();
+    assert!(err.contains("fewer than the replication factor 3"), "{err}");
+}
+
+#[test]
+fn two_racing_commits_end_in_one_layout_on_every_node() {
+    let mut c = TestCluster::start(3, "periodic");
+    let (d, e) = (c.add_joining(""), c.add_joining(""));
+    cluster(&c.redis_addr(0), &["join", &c.peer_addr(d)]).unwrap();
+    cluster(&c.redis_addr(1), &["join", &c.peer_addr(e)]).unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| cluster(&c.redis_addr(0), &["commit"]));
+        let b = s.spawn(|| cluster(&c.redis_addr(1), &["commit"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // Each commit either chose version 2 (its own layout or the other's) or was told a
+    // change is under way; at most one can be "ours".
+    let won: Vec<&Value> = [&a, &b]
+        .into_iter()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|r| r["ours"] == true)
+        .collect();
+    assert_eq!(won.len(), 1, "{a:?} {b:?}");
+    let chosen = won[0]["layout"].clone();
+    for i in 0..3 {
+        // Every member installs the chosen layout (offered again until it has).
+        loop {
+            let s = status(&c, i);
+            if s["layout_version"] == 2 {
+                let ids: Vec<&str> = s["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n["id"].as_str().unwrap())
+                    .collect();
+                let want: Vec<&str> = chosen["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["id"].as_str().unwrap())
+                    .collect();
+                assert_eq!(ids, want, "node {i} installed another layout");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_member_restarted_after_a_change_comes_back_to_the_new_layout() {
+    let mut c = TestCluster::start(3, "periodic");
+    let new = c.add_joining("");
+    join(&c, 0, new);
+    c.kill(1);
+    c.start_process(1);
+    let s = status(&c, 1);
+    assert_eq!(s["layout_version"], 2, "{s}");
+    write_keys(&c, 1, 0..50);
+    assert_readable(&c, new, 0..50);
+}
