@@ -52,7 +52,9 @@ impl Default for TransferConfig {
     }
 }
 
-/// A partition this node gains in a change, with the old owners it can stream it from.
+/// A partition this node gains in a change, with the old owners it can stream it from
+/// (every one but those the newest layout says are gone: a replaced member's data is
+/// lost, and a write acknowledged by W of N owners is on another old owner too).
 #[derive(Debug, Clone)]
 pub struct Gain {
     pub partition: PartitionId,
@@ -176,7 +178,12 @@ impl Transfers {
                 (owns(latest) && !owns(oldest)).then(|| Gain {
                     partition,
                     range: HashRange { first, last },
-                    sources: oldest.iter().map(|&i| Arc::clone(view.replica(i))).collect(),
+                    sources: oldest
+                        .iter()
+                        .map(|&i| view.replica(i))
+                        .filter(|r| !view.is_gone(r.id().as_str()))
+                        .cloned()
+                        .collect(),
                 })
             })
             .collect()
@@ -358,8 +365,8 @@ impl Transfers {
         let members =
             if everyone { view.replicas() } else { &view.replicas()[..newest.members().len()] };
         let deadline = self.config.deadline;
-        let asks =
-            members.iter().map(|r| tokio::time::timeout(deadline, r.transfer_status(version)));
+        let members = members.iter().filter(|r| !view.is_gone(r.id().as_str()));
+        let asks = members.map(|r| tokio::time::timeout(deadline, r.transfer_status(version)));
         let answers = futures::future::join_all(asks).await;
         answers.into_iter().all(|a| matches!(a, Ok(Ok(p)) if p >= phase))
     }

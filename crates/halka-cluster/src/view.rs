@@ -366,6 +366,15 @@ impl View {
         self.layout.as_ref()
     }
 
+    /// Whether member `id` is gone in the newest layout (replaced: its data is lost), so
+    /// nothing is streamed from it and nobody waits for it.
+    #[must_use]
+    pub fn is_gone(&self, id: &str) -> bool {
+        self.layout.as_ref().is_some_and(|l| {
+            l.roster().iter().any(|m| m.member.id == id && m.state == halka_ring::MemberState::Left)
+        })
+    }
+
     /// Replicas a key actually gets: N, or fewer while the cluster is smaller than N.
     #[must_use]
     pub fn width(&self) -> usize {

@@ -170,3 +170,22 @@ fn a_member_restarted_after_a_change_comes_back_to_the_new_layout() {
     write_keys(&c, 1, 0..50);
     assert_readable(&c, new, 0..50);
 }
+
+#[test]
+fn a_member_lost_with_its_data_is_replaced_and_every_key_has_n_copies_again() {
+    let mut c = TestCluster::start(3, "periodic");
+    write_keys(&c, 0, 0..200);
+    c.kill(2);
+    std::fs::remove_dir_all(c.dir.path().join("node-3")).unwrap();
+    let new = c.add_joining("");
+    cluster(&c.redis_addr(0), &["replace", "node-3", &c.peer_addr(new)]).unwrap();
+    let committed = cluster(&c.redis_addr(0), &["commit", "--wait"]).unwrap();
+    assert_eq!(committed["layout_version"], 2);
+    for k in 0..200 {
+        let key = format!("key-{k}");
+        for i in [0, 1, new] {
+            let held = common::own_values(&c, i, &key);
+            assert_eq!(held, Some(vec![format!("value-{k}")]), "{key} on node {i}");
+        }
+    }
+}

@@ -190,10 +190,11 @@ impl Membership {
         Ok(())
     }
 
-    /// A view over `layouts`, connecting to members not reached yet.
+    /// A view over `layouts`, connecting to members not reached yet (a replaced member
+    /// too: an older layout still names it as an owner, though nothing waits for it).
     fn view_over(&self, layouts: &[LayoutSpec]) -> Result<View, MembershipError> {
         for spec in layouts {
-            for m in spec.present() {
+            for m in &spec.members {
                 let id = NodeId::new(&m.id);
                 if self.members.get(&id).is_none() {
                     self.members.add((self.connect)(m));

@@ -15,7 +15,8 @@ pub enum Change {
     Join(MemberSpec),
     /// A member hands its partitions to the others.
     Leave(String),
-    /// `old` hands its partitions over, and `new` joins (a machine replaced).
+    /// `old` is gone (a machine lost with its data) and `new` takes a share in its place,
+    /// streamed from the other owners.
     Replace { old: String, new: MemberSpec },
 }
 
@@ -62,7 +63,9 @@ pub fn next_layout(current: &LayoutSpec, changes: &[Change]) -> Result<LayoutSpe
             Change::Join(m) => join(&mut members, m)?,
             Change::Leave(id) => leaving.push(leave(&mut members, id, current.version)?),
             Change::Replace { old, new } => {
-                leaving.push(leave(&mut members, old, current.version)?);
+                let mut gone = leave(&mut members, old, current.version)?;
+                gone.state = StateSpec::Left;
+                leaving.push(gone);
                 join(&mut members, new)?;
             }
         }
@@ -205,7 +208,7 @@ mod tests {
     fn a_replace_hands_the_old_members_share_to_the_new_one() {
         let next = next_layout(&three(), &[Change::Replace { old: "c".into(), new: member("e") }])
             .unwrap();
-        assert_eq!(next.member("c").unwrap().state, StateSpec::Leaving);
+        assert_eq!(next.member("c").unwrap().state, StateSpec::Left);
         assert_eq!(next.member("e").unwrap().state, StateSpec::Joining);
         assert_eq!(next.layout().unwrap().members().len(), 3);
     }
