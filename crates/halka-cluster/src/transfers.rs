@@ -85,8 +85,10 @@ pub enum ChangePhase {
     Streaming,
     /// It holds every partition it gains.
     Synced,
-    /// It reads from the newest layout (and may have retired the older ones).
+    /// It reads from the newest layout, and still writes to the older ones.
     ReadingNew,
+    /// It holds the newest layout alone (or a later one): the change is over here.
+    Retired,
 }
 
 /// Keeps a node's view of a change (its active layouts, and whether it reads from the
@@ -104,6 +106,10 @@ pub struct Transfers {
     scoped: Mutex<std::collections::HashMap<NodeId, Arc<dyn Checkpoints>>>,
     keep: Option<KeepView>,
     state: Mutex<State>,
+    /// The node's views, once `run` starts: how far a change went here shows in them
+    /// (a node restarted after retiring a change has no transfer state left, but its kept
+    /// view holds the newest layout alone).
+    views: std::sync::OnceLock<ViewHandle>,
 }
 
 #[derive(Default)]
@@ -135,6 +141,7 @@ impl Transfers {
             scoped: Mutex::default(),
             keep: None,
             state: Mutex::new(State::default()),
+            views: std::sync::OnceLock::new(),
         }
     }
 
@@ -192,6 +199,14 @@ impl Transfers {
     /// How far this node has come in the change to `version`.
     #[must_use]
     pub fn phase(&self, version: u64) -> ChangePhase {
+        if let Some(view) = self.views.get().map(ViewHandle::view) {
+            match view.epoch() {
+                newer if newer > version => return ChangePhase::Retired,
+                same if same == version && !view.is_changing() => return ChangePhase::Retired,
+                same if same == version && view.reads_newest() => return ChangePhase::ReadingNew,
+                _ => {}
+            }
+        }
         let state = self.state.lock();
         match () {
             () if state.version != version => ChangePhase::Unaware,
@@ -310,6 +325,7 @@ impl Transfers {
     /// this node gains, then moves reads to the newest layout and retires the older ones
     /// as the other members catch up, checking again every `retry`.
     pub async fn run(self: Arc<Self>, views: ViewHandle, stop: CancellationToken) {
+        let _ = self.views.set(views.clone());
         loop {
             let view = views.view();
             if view.is_changing() {

@@ -25,7 +25,7 @@ pub enum Command {
     /// Benchmark: the seed's workload against an embedded cluster.
     Bench(BenchArgs),
     /// Run one node.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Start a local cluster of `--nodes` server processes on loopback.
     Dev(DevArgs),
     /// Read a key from a node: the value byte for byte (each replica's answer with --json).
@@ -67,6 +67,10 @@ pub struct ServerArgs {
     /// PEER_ADDR --addr MEMBER`); needs the cluster's secret.
     #[arg(long, conflicts_with = "members")]
     pub join: bool,
+    /// Read the cluster secret from this file (`halka dev` keeps its cluster's in
+    /// `DATA_DIR/cluster-secret`).
+    #[arg(long)]
+    pub cluster_secret_file: Option<PathBuf>,
     /// This node's zone (failure domain), told to the member that joins it.
     #[arg(long)]
     pub zone: Option<String>,

@@ -12,6 +12,9 @@ use halka_store::NodeId;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+/// How long `status` waits for each member's phase.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The cluster's layout as one node sees it (`halka cluster status`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayoutStatus {
@@ -42,7 +45,9 @@ pub struct NodeEntry {
     /// joining, active, leaving or left.
     pub state: String,
     pub alive: bool,
-    /// How far it has come in the change under way (`none` when no change is).
+    /// How far it has come in the newest layout version: unaware, streaming, synced,
+    /// reading-new, retired (the change is over there), gone (replaced), or unknown (it
+    /// does not answer).
     pub phase: String,
 }
 
@@ -56,13 +61,35 @@ pub struct Transfers {
     pub records: u64,
 }
 
-/// Why an action failed, and how to say so.
+/// Why an action failed: what kind of failure (an HTTP status says it), and the message.
 #[derive(Debug)]
-pub struct AdminError(pub String);
+pub struct AdminError(pub Failure, pub String);
+
+/// The kinds of [`AdminError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The changes asked for do not apply (a member that is not one, too few left...).
+    Invalid,
+    /// The cluster is not in a state to take it now (a change under way, a racing
+    /// commit, too few owners answering): try again later.
+    Conflict,
+    /// The node to join does not answer.
+    Unreachable,
+    /// This node could not keep its state.
+    Internal,
+}
 
 impl From<CommitError> for AdminError {
     fn from(e: CommitError) -> Self {
-        AdminError(e.to_string())
+        let failure = match &e {
+            CommitError::Stage(_) | CommitError::NoLayout => Failure::Invalid,
+            CommitError::Changing(_)
+            | CommitError::NoMajority { .. }
+            | CommitError::Superseded(_) => Failure::Conflict,
+            CommitError::Unreachable { .. } => Failure::Unreachable,
+            _ => Failure::Internal,
+        };
+        AdminError(failure, e.to_string())
     }
 }
 
@@ -79,12 +106,19 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
     let mut seen = std::collections::BTreeSet::new();
     members.retain(|m| seen.insert(m.id.clone()));
     members.sort_by(|a, b| a.id.cmp(&b.id));
+    // A replaced member is not asked: it is gone.
     let asks = members.iter().map(|m| {
         let replica = view.replicas().iter().find(|r| r.id().as_str() == m.id).cloned();
+        let gone = m.state == StateSpec::Left;
+        let reach = replica.or_else(|| state.peers.replica(&m.id));
         async move {
-            match replica {
-                Some(r) if changing => phase_name(r.transfer_status(version).await.ok()),
-                _ => "none".to_string(),
+            match reach {
+                _ if gone => "gone".to_string(),
+                Some(r) => {
+                    let asked = tokio::time::timeout(ASK_TIMEOUT, r.transfer_status(version));
+                    phase_name(asked.await.ok().and_then(Result::ok))
+                }
+                None => "unknown".to_string(),
             }
         }
     });
@@ -141,6 +175,7 @@ fn phase_name(phase: Option<ChangePhase>) -> String {
         Some(ChangePhase::Streaming) => "streaming",
         Some(ChangePhase::Synced) => "synced",
         Some(ChangePhase::ReadingNew) => "reading-new",
+        Some(ChangePhase::Retired) => "retired",
     }
     .to_string()
 }

@@ -64,12 +64,15 @@ async fn ask(client: &mut RespClient, words: &[&str]) -> anyhow::Result<String> 
 }
 
 /// Shows how the change to `version` goes until every member has retired the older
-/// layouts, polling the node twice a second.
+/// layouts (a member that has left may be stopped then), polling the node twice a second.
 async fn wait_for_change(client: &mut RespClient, version: u64) -> anyhow::Result<()> {
     let mut last = String::new();
     loop {
         let status: LayoutStatus = serde_json::from_str(&ask(client, &["STATUS"]).await?)?;
-        if status.layout_version >= version && status.active_versions.len() <= 1 {
+        let over = |phase: &str| matches!(phase, "retired" | "gone");
+        if status.layout_version > version
+            || (status.layout_version == version && status.nodes.iter().all(|n| over(&n.phase)))
+        {
             eprintln!("layout version {version}: every partition has moved");
             return Ok(());
         }

@@ -54,6 +54,11 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
             .collect::<anyhow::Result<_>>()?;
     }
     c.join |= args.join;
+    if let Some(path) = &args.cluster_secret_file {
+        let secret = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the cluster secret from {}", path.display()))?;
+        c.cluster_secret = Some(crate::config::SecretString(secret.trim().to_string()));
+    }
     if let Some(v) = &args.zone {
         c.zone.clone_from(v);
     }

@@ -55,6 +55,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .route("/v1/cluster", get(cluster))
         .route("/v1/kv", get(list_keys))
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
+        .merge(crate::http_cluster::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -88,8 +89,8 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
         format!(
-            "no route for {method} {}; the API serves /v1/kv/{{key}}, /v1/cluster, /metrics \
-             and /health",
+            "no route for {method} {}; the API serves /v1/kv/{{key}}, /v1/cluster, \
+             /v1/cluster/{{status,plan,join,leave,replace,commit,staged}}, /metrics and /health",
             uri.path()
         ),
     )

@@ -51,6 +51,19 @@ fn join(c: &TestCluster, via: usize, new: usize) -> Value {
     cluster(&c.redis_addr(via), &["commit", "--wait"]).unwrap()
 }
 
+/// Waits until node `i` reports every member done with layout `version`.
+fn until_every_node_retired(c: &TestCluster, i: usize, version: u64) {
+    loop {
+        let s = status(c, i);
+        let phases: Vec<&str> =
+            s["nodes"].as_array().unwrap().iter().map(|n| n["phase"].as_str().unwrap()).collect();
+        if s["layout_version"] == version && phases.iter().all(|p| *p == "retired") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn status(c: &TestCluster, i: usize) -> Value {
     cluster(&c.redis_addr(i), &["status"]).unwrap()
 }
@@ -187,5 +200,77 @@ fn a_member_lost_with_its_data_is_replaced_and_every_key_has_n_copies_again() {
             let held = common::own_values(&c, i, &key);
             assert_eq!(held, Some(vec![format!("value-{k}")]), "{key} on node {i}");
         }
+    }
+}
+
+#[test]
+fn a_node_is_joined_over_http_with_json_in_and_out() {
+    let mut c = TestCluster::start(3, "periodic");
+    let new = c.add_joining("");
+    let body = format!(r#"{{"peer_addr": "{}", "weight": 2}}"#, c.peer_addr(new));
+    let (code, plan) = common::http(
+        "POST",
+        &c.http_url(1, "/v1/cluster/join"),
+        body.as_bytes(),
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(code, 200, "{plan}");
+    let plan: Value = serde_json::from_str(&plan).unwrap();
+    let joining = plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "node-4").unwrap();
+    assert_eq!(
+        joining["ideal"].as_f64().unwrap().round(),
+        (4096.0 * 3.0 * 2.0 / 5.0_f64).round(),
+        "{plan}"
+    );
+    let (code, committed) = common::http("POST", &c.http_url(1, "/v1/cluster/commit"), b"", &[]);
+    assert_eq!(code, 200, "{committed}");
+    let (code, status) = common::http("GET", &c.http_url(1, "/v1/cluster/status"), b"", &[]);
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["layout_version"], 2, "{status}");
+    let node = status["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "node-4").unwrap();
+    for field in ["peer_addr", "redis_addr", "http_addr", "zone", "weight", "state", "alive"] {
+        assert!(node.get(field).is_some(), "{field} missing from {node}");
+    }
+    assert_eq!(node["weight"], 2);
+}
+
+#[test]
+fn a_malformed_cluster_request_is_refused_saying_what_is_expected() {
+    let c = TestCluster::start(3, "periodic");
+    let (code, body) = common::http(
+        "POST",
+        &c.http_url(0, "/v1/cluster/leave"),
+        br#"{"nod": "x"}"#,
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains(r#"expected a JSON body like {\"node\""#), "{body}");
+    let (code, body) = common::http("POST", &c.http_url(0, "/v1/cluster/commit"), b"", &[]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("nothing is staged"), "{body}");
+}
+
+#[test]
+fn a_member_down_at_the_commit_gets_the_layout_when_back_and_the_change_waits_for_it() {
+    let mut c = TestCluster::start(3, "periodic");
+    write_keys(&c, 0, 0..100);
+    let new = c.add_joining("");
+    c.kill(2);
+    cluster(&c.redis_addr(0), &["join", &c.peer_addr(new)]).unwrap();
+    let committed = cluster(&c.redis_addr(0), &["commit"]).unwrap();
+    assert_eq!(committed["layout_version"], 2, "two of three owners choose the version");
+    cluster(&c.redis_addr(1), &["leave", "node-1"]).unwrap();
+    let (code, refused) = common::http("POST", &c.http_url(1, "/v1/cluster/commit"), b"", &[]);
+    assert_eq!(code, 409, "{refused}");
+    assert!(refused.contains("still moving to layout version 2"), "{refused}");
+    assert_readable(&c, new, 0..100);
+    c.launch(2);
+    until_every_node_retired(&c, 1, 2);
+    let done = cluster(&c.redis_addr(1), &["commit", "--wait"]).unwrap();
+    assert_eq!(done["layout_version"], 3, "{done}");
+    assert_eq!(status(&c, 2)["layout_version"], 3);
+    for i in 1..4 {
+        assert_readable(&c, i, 0..100);
     }
 }

@@ -81,6 +81,14 @@ impl Peers {
         self.0.read().clone()
     }
 
+    /// The replica reaching member `id`, if this node reaches it.
+    #[must_use]
+    pub fn replica(&self, id: &str) -> Option<std::sync::Arc<dyn halka_cluster::Replica>> {
+        let peers = self.0.read();
+        let peer = peers.iter().find(|p| halka_cluster::Replica::id(&p.remote).as_str() == id)?;
+        Some(std::sync::Arc::new(peer.remote.clone()))
+    }
+
     fn add(&self, peer: Peer) {
         let mut peers = self.0.write();
         peers.retain(|p| {

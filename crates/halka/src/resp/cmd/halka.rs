@@ -137,7 +137,7 @@ pub async fn status(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> 
 pub async fn cluster(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     use crate::cluster_admin as admin;
     let action = args.next_string()?.to_ascii_uppercase();
-    let failed = |e: admin::AdminError| Frame::Error(format!("ERR {}", e.0));
+    let failed = |e: admin::AdminError| Frame::Error(format!("ERR {}", e.1));
     let json = match action.as_str() {
         "STATUS" => {
             args.finish()?;
