@@ -1,6 +1,6 @@
-//! Streaming a hash range from one replica to another: what a new owner will do for each
-//! partition it gains when the layout changes (DESIGN.md, "Elastic membership"). Not yet
-//! started by anything but its tests: the staged join that drives it is still to come.
+//! Streaming a hash range from one replica to another: what a new owner does for each
+//! partition it gains when the layout changes (`Transfers`; DESIGN.md, "Elastic
+//! membership").
 //!
 //! The source answers one page at a time ([`Replica::read_range`], about `BATCH_BYTES`,
 //! closed at a hash boundary), the target merges each page ([`Replica::merge_many`],
@@ -8,7 +8,9 @@
 //! last hash recorded as the range's checkpoint. A stream that stops — the source fails,
 //! the target node crashes — starts again just past its checkpoint, so what was stored
 //! is not read again; and since every record is merged (a join), a page repeated after a
-//! crash between merge and checkpoint changes nothing.
+//! crash between merge and checkpoint changes nothing. A finished range keeps its
+//! checkpoint at its last hash, so a node restarted later in the change does not stream
+//! it again; `Transfers` clears a change's checkpoints once it is over.
 
 use crate::{KeyPage, Replica, ReplicaError};
 use halka_store::HashRange;
@@ -28,11 +30,20 @@ pub trait Checkpoints: Send + Sync {
     /// The checkpoint could not be kept (the stream stops rather than run ahead of it).
     fn record(&self, range: HashRange, through: u64) -> std::io::Result<()>;
 
-    /// Forgets `range`: its stream is complete.
+    /// Records that `range` is stored in full: a later stream of it reads nothing.
     ///
     /// # Errors
     /// As [`Checkpoints::record`].
-    fn finish(&self, range: HashRange) -> std::io::Result<()>;
+    fn finish(&self, range: HashRange) -> std::io::Result<()> {
+        self.record(range, range.last)
+    }
+
+    /// Forgets every checkpoint (and every scoped set): the change they were for is
+    /// over, and a later change must stream its ranges afresh.
+    ///
+    /// # Errors
+    /// They cannot be removed.
+    fn clear(&self) -> std::io::Result<()>;
 
     /// Checkpoints of their own for streams from one source (`scope`: its id), so that
     /// streams of one range from several sources each resume where they stopped.
@@ -108,27 +119,34 @@ async fn within<T>(deadline: Duration, call: crate::ReplicaFuture<T>) -> Result<
     tokio::time::timeout(deadline, call).await.unwrap_or(Err(ReplicaError::Timeout(ms)))
 }
 
-/// Checkpoints in memory: for tests and the simulator, whose "crashes" keep them.
+/// Checkpoints in memory: for tests, the simulator, and nodes on the memory engine (which
+/// keep nothing across restarts anyway).
 #[derive(Debug, Default)]
-pub struct MemoryCheckpoints(Mutex<HashMap<HashRange, u64>>);
+pub struct MemoryCheckpoints {
+    ranges: Mutex<HashMap<HashRange, u64>>,
+    scopes: Mutex<HashMap<String, std::sync::Arc<MemoryCheckpoints>>>,
+}
 
 impl Checkpoints for MemoryCheckpoints {
     fn stored_through(&self, range: HashRange) -> Option<u64> {
-        self.0.lock().get(&range).copied()
+        self.ranges.lock().get(&range).copied()
     }
 
     fn record(&self, range: HashRange, through: u64) -> std::io::Result<()> {
-        self.0.lock().insert(range, through);
+        self.ranges.lock().insert(range, through);
         Ok(())
     }
 
-    fn finish(&self, range: HashRange) -> std::io::Result<()> {
-        self.0.lock().remove(&range);
+    fn clear(&self) -> std::io::Result<()> {
+        self.ranges.lock().clear();
+        self.scopes.lock().clear();
         Ok(())
     }
 
-    fn scoped(&self, _scope: &str) -> std::io::Result<std::sync::Arc<dyn Checkpoints>> {
-        Ok(std::sync::Arc::new(MemoryCheckpoints::default()))
+    fn scoped(&self, scope: &str) -> std::io::Result<std::sync::Arc<dyn Checkpoints>> {
+        let mut scopes = self.scopes.lock();
+        let scoped = scopes.entry(scope.to_string()).or_default();
+        Ok(std::sync::Arc::clone(scoped) as std::sync::Arc<dyn Checkpoints>)
     }
 }
 
@@ -171,11 +189,9 @@ impl Checkpoints for FileCheckpoints {
         std::fs::File::open(&self.dir)?.sync_all()
     }
 
-    fn finish(&self, range: HashRange) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path(range)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+    fn clear(&self) -> std::io::Result<()> {
+        std::fs::remove_dir_all(&self.dir)?;
+        std::fs::create_dir_all(&self.dir)
     }
 
     /// A subdirectory named for `scope` (characters other than letters, digits, `-` and

@@ -57,6 +57,8 @@ impl Default for TransferConfig {
 /// lost, and a write acknowledged by W of N owners is on another old owner too).
 #[derive(Debug, Clone)]
 pub struct Gain {
+    /// The change's target version.
+    pub version: u64,
     pub partition: PartitionId,
     pub range: HashRange,
     /// The partition's owners in the oldest active layout, best first.
@@ -103,7 +105,7 @@ pub struct Transfers {
     config: TransferConfig,
     checkpoints: Arc<dyn Checkpoints>,
     /// `checkpoints` scoped to each source streamed from.
-    scoped: Mutex<std::collections::HashMap<NodeId, Arc<dyn Checkpoints>>>,
+    scoped: Mutex<std::collections::HashMap<(u64, NodeId), Arc<dyn Checkpoints>>>,
     keep: Option<KeepView>,
     state: Mutex<State>,
     /// The node's views, once `run` starts: how far a change went here shows in them
@@ -183,6 +185,7 @@ impl Transfers {
                     |set: &halka_ring::PreferenceList| set.iter().any(|&i| usize::from(i) == me);
                 let (oldest, latest) = (sets.first()?, sets.last()?);
                 (owns(latest) && !owns(oldest)).then(|| Gain {
+                    version: newest.version(),
                     partition,
                     range: HashRange { first, last },
                     sources: oldest
@@ -271,7 +274,8 @@ impl Transfers {
             if self.state.lock().streamed.contains(&key) {
                 continue;
             }
-            let checkpoints = self.scoped(source.id()).map_err(StreamError::Checkpoint)?;
+            let checkpoints =
+                self.scoped(gain.version, source.id()).map_err(StreamError::Checkpoint)?;
             let deadline = self.config.deadline;
             let streamed =
                 stream_range(&**source, target, gain.range, &*checkpoints, deadline).await?;
@@ -311,14 +315,25 @@ impl Transfers {
         }
     }
 
-    /// The checkpoints of streams from `source`.
-    fn scoped(&self, source: &NodeId) -> std::io::Result<Arc<dyn Checkpoints>> {
-        if let Some(c) = self.scoped.lock().get(source) {
+    /// The checkpoints of streams from `source` in the change to `version`: scoped by
+    /// version too, so that checkpoints a crash left behind never stand for a later
+    /// change's streams.
+    fn scoped(&self, version: u64, source: &NodeId) -> std::io::Result<Arc<dyn Checkpoints>> {
+        let key = (version, source.clone());
+        if let Some(c) = self.scoped.lock().get(&key) {
             return Ok(Arc::clone(c));
         }
-        let scoped = self.checkpoints.scoped(source.as_str())?;
-        self.scoped.lock().insert(source.clone(), Arc::clone(&scoped));
+        let scoped = self.checkpoints.scoped(&format!("v{version}-{source}"))?;
+        self.scoped.lock().insert(key, Arc::clone(&scoped));
         Ok(scoped)
+    }
+
+    /// Forgets the checkpoints of a change that is over.
+    fn clear_checkpoints(&self) {
+        self.scoped.lock().clear();
+        if let Err(e) = self.checkpoints.clear() {
+            tracing::warn!(error = %e, "cannot clear the transfer checkpoints of a finished change");
+        }
     }
 
     /// Carries the current view's change through its phases until `stop`: streams what
@@ -364,6 +379,7 @@ impl Transfers {
             && self.move_to(views, view, view.retired())
         {
             self.drop_lost(view).await;
+            self.clear_checkpoints();
             let versions = view.active_versions();
             tracing::info!(
                 ?versions,

@@ -208,6 +208,22 @@ async fn nodes_gaining_partitions_stream_them_from_their_old_owners() {
 }
 
 #[tokio::test]
+async fn a_node_restarted_during_a_change_does_not_stream_again_what_it_holds() {
+    let nodes = Change5::new();
+    load(&nodes, 300).await;
+    let view = nodes.changing();
+    let kept = Arc::new(MemoryCheckpoints::default());
+    let start = || Transfers::new(NodeId::new("n4"), TransferConfig::default(), kept.clone());
+    let first = start();
+    assert!(first.sync(&view).await);
+    assert!(first.progress().records > 0);
+    let restarted = start();
+    assert!(restarted.sync(&view).await);
+    let again = restarted.progress();
+    assert_eq!((again.done, again.records), (again.gained, 0), "{again:?}");
+}
+
+#[tokio::test]
 async fn a_partition_is_streamed_in_only_once_every_old_owner_served_it() {
     let nodes = Change5::new();
     let keys = load(&nodes, 200).await;

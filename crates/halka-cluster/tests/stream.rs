@@ -49,7 +49,10 @@ async fn a_range_streams_page_by_page_and_the_target_holds_every_record() {
     assert!(streamed.pages >= 3, "{streamed:?}");
     assert_eq!(streamed.records, 3000);
     assert_same(&source, &target).await;
-    assert_eq!(checkpoints.stored_through(HashRange::ALL), None, "a finished stream forgets");
+    assert_eq!(checkpoints.stored_through(HashRange::ALL), Some(u64::MAX), "kept as done");
+    let again =
+        stream_range(&source, &target, HashRange::ALL, &checkpoints, DEADLINE).await.unwrap();
+    assert_eq!(again.pages, 0, "a finished range is not streamed again");
     let deleted = target.get(&Bytes::from("key-7")).await.unwrap().unwrap();
     assert_eq!(deleted.lww_value(), None, "the tombstone came along");
     assert_eq!(target.get(&Bytes::from("key-8")).await.unwrap().unwrap().values().count(), 2);
@@ -75,6 +78,10 @@ impl Checkpoints for Refusing {
 
     fn finish(&self, range: HashRange) -> std::io::Result<()> {
         self.inner.finish(range)
+    }
+
+    fn clear(&self) -> std::io::Result<()> {
+        self.inner.clear()
     }
 }
 
@@ -110,7 +117,12 @@ fn file_checkpoints_are_found_again_after_a_restart() {
     assert_eq!(reopened.stored_through(range), Some((1 << 60) + 5));
     assert_eq!(reopened.stored_through(HashRange::ALL), None);
     reopened.finish(range).unwrap();
-    assert_eq!(FileCheckpoints::open(dir.path()).unwrap().stored_through(range), None);
+    assert_eq!(FileCheckpoints::open(dir.path()).unwrap().stored_through(range), Some(range.last));
+    reopened.scoped("node-2").unwrap().record(range, range.first).unwrap();
+    reopened.clear().unwrap();
+    let cleared = FileCheckpoints::open(dir.path()).unwrap();
+    assert_eq!(cleared.stored_through(range), None);
+    assert_eq!(cleared.scoped("node-2").unwrap().stored_through(range), None);
 }
 
 #[tokio::test(start_paused = true)]
