@@ -150,11 +150,21 @@ impl Checkpoints for MemoryCheckpoints {
     }
 }
 
-/// Checkpoints as files in a directory, one per range in progress, each replaced whole
-/// (written aside, synced, renamed over): a node that crashes finds the last one it kept.
+/// Checkpoints as files in a directory: one per range in progress, each replaced whole
+/// (written aside, renamed over), and one line per finished range appended to `done`. A
+/// node that stops finds the last ones it kept.
+///
+/// They are not fsynced. A checkpoint lost in a crash only makes a stream read again
+/// what it already stored (merging it again changes nothing); and a checkpoint can
+/// outlive the records it covers only in a crash that loses acknowledged writes too (a
+/// periodic sync policy), after which the node clears them all (see `halka`'s
+/// `transfer_spec`) rather than trust one. Syncing each would cost two fsyncs per
+/// partition and source, most of a small change's time.
 #[derive(Debug)]
 pub struct FileCheckpoints {
     dir: PathBuf,
+    /// The finished ranges, as `done` lists them.
+    done: Mutex<std::collections::HashSet<HashRange>>,
 }
 
 impl FileCheckpoints {
@@ -164,16 +174,38 @@ impl FileCheckpoints {
     /// The directory cannot be created.
     pub fn open(dir: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        Ok(Self { dir: dir.to_path_buf() })
+        let done = match std::fs::read_to_string(dir.join(DONE)) {
+            Ok(text) => text.lines().filter_map(parse_range).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self { dir: dir.to_path_buf(), done: Mutex::new(done) })
     }
 
     fn path(&self, range: HashRange) -> PathBuf {
-        self.dir.join(format!("{:016x}-{:016x}", range.first, range.last))
+        self.dir.join(range_name(range))
     }
+}
+
+/// The file finished ranges are appended to.
+const DONE: &str = "done";
+
+fn range_name(range: HashRange) -> String {
+    format!("{:016x}-{:016x}", range.first, range.last)
+}
+
+/// A line of `done` (a line cut short by a crash parses as nothing).
+fn parse_range(line: &str) -> Option<HashRange> {
+    let (first, last) = line.split_once('-')?;
+    let (first, last) = (u64::from_str_radix(first, 16).ok()?, u64::from_str_radix(last, 16).ok()?);
+    (line.len() == 33).then_some(HashRange { first, last })
 }
 
 impl Checkpoints for FileCheckpoints {
     fn stored_through(&self, range: HashRange) -> Option<u64> {
+        if self.done.lock().contains(&range) {
+            return Some(range.last);
+        }
         let text = std::fs::read_to_string(self.path(range)).ok()?;
         u64::from_str_radix(text.trim(), 16).ok()
     }
@@ -182,14 +214,26 @@ impl Checkpoints for FileCheckpoints {
         use std::io::Write as _;
         let path = self.path(range);
         let aside = path.with_extension("new");
-        let mut file = std::fs::File::create(&aside)?;
-        file.write_all(format!("{through:016x}\n").as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&aside, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()
+        std::fs::File::create(&aside)?.write_all(format!("{through:016x}\n").as_bytes())?;
+        std::fs::rename(&aside, &path)
+    }
+
+    /// One line appended to `done` (one write, where a file per range would cost a
+    /// create and a rename), and the range's file in progress removed.
+    fn finish(&self, range: HashRange) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(DONE))?;
+        file.write_all(format!("{}\n", range_name(range)).as_bytes())?;
+        self.done.lock().insert(range);
+        match std::fs::remove_file(self.path(range)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn clear(&self) -> std::io::Result<()> {
+        self.done.lock().clear();
         std::fs::remove_dir_all(&self.dir)?;
         std::fs::create_dir_all(&self.dir)
     }

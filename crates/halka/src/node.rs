@@ -149,7 +149,7 @@ fn build_generation(
     };
     let mut spec =
         node_spec(&config, incarnation.actor.clone(), Arc::clone(&engine), hint_store, layout);
-    spec.transfers = Some(transfer_spec(&config)?);
+    spec.transfers = Some(transfer_spec(&config, incarnation.resumed)?);
     let peers = crate::membership::layout::Peers::default();
     spec.membership =
         Some(crate::membership::layout::membership_spec(&config, initial, &rpc, &auth, &peers));
@@ -245,13 +245,21 @@ fn node_spec(
 /// How the node streams partitions it gains in a layout change: checkpoints beside the
 /// data (`data_dir/transfers`), so a restart resumes a stream; in memory with the memory
 /// engine, which keeps nothing across restarts anyway.
-fn transfer_spec(config: &NodeConfig) -> anyhow::Result<TransferSpec> {
+///
+/// After an unclean end (`clean` false) the checkpoints are cleared: writes the node
+/// stored just before it may be gone while a checkpoint covering them survived, so each
+/// stream starts again from the beginning of its range.
+fn transfer_spec(config: &NodeConfig, clean: bool) -> anyhow::Result<TransferSpec> {
     let checkpoints: Arc<dyn Checkpoints> = match config.storage.engine {
         EngineChoice::Memory => Arc::new(MemoryCheckpoints::default()),
         EngineChoice::Fjall => {
             let dir = config.data_dir.join("transfers");
             let opening = || format!("opening transfer checkpoints in {}", dir.display());
-            Arc::new(FileCheckpoints::open(&dir).with_context(opening)?)
+            let files = FileCheckpoints::open(&dir).with_context(opening)?;
+            if !clean {
+                files.clear().with_context(opening)?;
+            }
+            Arc::new(files)
         }
     };
     let timeout = Duration::from_millis(config.timeout_ms);
