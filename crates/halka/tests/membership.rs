@@ -274,3 +274,136 @@ fn a_member_down_at_the_commit_gets_the_layout_when_back_and_the_change_waits_fo
         assert_readable(&c, i, 0..100);
     }
 }
+
+/// One command on a fresh connection to `addr`; `None` when the node does not answer
+/// (it may be down: the test kills nodes while clients run).
+fn try_cmd(addr: &str, args: &[&str]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    s.write_all(out.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0_u8; 4096];
+    loop {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply).into_owned();
+        let Some(end) = text.find("\r\n") else { continue };
+        let complete = match text.strip_prefix('$') {
+            Some(rest) => match rest[..end - 1].parse::<i64>() {
+                Ok(len) if len >= 0 => text.len() >= end + 2 + len as usize + 2,
+                _ => true,
+            },
+            None => true,
+        };
+        if complete {
+            return Some(text);
+        }
+    }
+}
+
+/// Clients writing and reading while the cluster changes shape: a writer through every
+/// given node at W=2 (recording what was acknowledged), and a reader of the keys written
+/// before, at R=2 through every given node, counting any answered as missing.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<usize>>>,
+    missing: Arc<Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+impl Load {
+    fn start(addrs: Vec<String>, before: usize) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(Vec::new()));
+        let missing = Arc::new(Mutex::new(Vec::new()));
+        let writer = {
+            let (stop, acked, addrs) = (Arc::clone(&stop), Arc::clone(&acked), addrs.clone());
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let (key, value) = (format!("during-{n}"), format!("value-{n}"));
+                    let reply = try_cmd(&addrs[n % addrs.len()], &["SET", &key, &value]);
+                    if reply.as_deref() == Some("+OK\r\n") {
+                        acked.lock().unwrap().push(n);
+                    }
+                }
+            })
+        };
+        let reader = {
+            let (stop, missing) = (Arc::clone(&stop), Arc::clone(&missing));
+            std::thread::spawn(move || {
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let (addr, key) = (&addrs[n % addrs.len()], format!("key-{}", n % before));
+                    if try_cmd(addr, &["HALKA.GET", &key, "2"]).as_deref() == Some("$-1\r\n") {
+                        missing.lock().unwrap().push(format!("{key} through {addr}"));
+                    }
+                }
+            })
+        };
+        Self { stop, acked, missing, threads: vec![writer, reader] }
+    }
+
+    /// Stops the clients; returns the writes acknowledged.
+    fn stop(self) -> Vec<usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let missing = self.missing.lock().unwrap();
+        assert!(missing.is_empty(), "read as missing while the cluster changed: {missing:?}");
+        self.acked.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn a_cluster_grows_to_five_and_shrinks_to_three_under_writes_through_a_crash() {
+    let mut c = TestCluster::start(3, "periodic");
+    write_keys(&c, 0, 0..300);
+    let (d, e) = (c.add_joining(""), c.add_joining(""));
+    let load = Load::start(vec![c.redis_addr(0), c.redis_addr(1), c.redis_addr(2)], 300);
+    cluster(&c.redis_addr(0), &["join", &c.peer_addr(d)]).unwrap();
+    let plan = cluster(&c.redis_addr(0), &["join", &c.peer_addr(e)]).unwrap();
+    for node in plan["nodes"].as_array().unwrap() {
+        let (after, ideal) = (node["after"].as_f64().unwrap(), node["ideal"].as_f64().unwrap());
+        assert!((after - ideal).abs() <= ideal * 0.1, "share off its ideal by over 10%: {node}");
+    }
+    assert_eq!(cluster(&c.redis_addr(0), &["commit"]).unwrap()["layout_version"], 2);
+    // A new node dies in the middle of its transfers and comes back.
+    c.kill(d);
+    c.start_process(d);
+    until_every_node_retired(&c, 0, 2);
+    cluster(&c.redis_addr(1), &["leave", "node-1"]).unwrap();
+    cluster(&c.redis_addr(1), &["leave", &c.nodes[e].id]).unwrap();
+    assert_eq!(cluster(&c.redis_addr(1), &["commit", "--wait"]).unwrap()["layout_version"], 3);
+    let acked = load.stop();
+    assert!(!acked.is_empty(), "the writer got no write through");
+    for gone in [0, e] {
+        c.kill(gone);
+        std::fs::remove_dir_all(c.dir.path().join(&c.nodes[gone].id)).unwrap();
+    }
+    for i in [1, 2, d] {
+        assert_readable(&c, i, 0..300);
+        let mut conn = Raw::connect(&c.redis_addr(i));
+        for &n in &acked {
+            let want = format!("value-{n}");
+            let got = conn.cmd(&["HALKA.GET", &format!("during-{n}"), "2"]);
+            assert_eq!(got, format!("${}\r\n{want}\r\n", want.len()), "during-{n} via {i}");
+        }
+    }
+}

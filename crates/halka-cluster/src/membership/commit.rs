@@ -198,14 +198,11 @@ impl Membership {
                     return Err(CommitError::Superseded(newest));
                 }
                 Prepared::NoMajority { promised, outbid, .. } => {
+                    // Outbid, or voters too slow to answer: try again (above the ballot
+                    // that outbid this one).
                     granted = promised;
-                    match outbid {
-                        Some(Ballot { round: r, .. }) => {
-                            round = r;
-                            continue;
-                        }
-                        None => break,
-                    }
+                    round = outbid.map_or(round, |Ballot { round: r, .. }| r.max(round));
+                    continue;
                 }
             };
             let accepts = self

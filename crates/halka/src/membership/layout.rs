@@ -126,7 +126,8 @@ pub fn membership_spec(
     MembershipSpec {
         me: me(config),
         config: MembershipConfig {
-            deadline: timeout.saturating_mul(5),
+            // Votes are fsynced before they are answered; a commit is rare and may wait.
+            deadline: timeout.saturating_mul(10),
             ..MembershipConfig::default()
         },
         store,
