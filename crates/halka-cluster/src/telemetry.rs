@@ -23,6 +23,11 @@ pub(crate) const AAE_DIVERGENT: &str = "halka_anti_entropy_keys_divergent_total"
 pub(crate) const AAE_REPAIRED: &str = "halka_anti_entropy_keys_repaired_total";
 pub(crate) const AAE_OLDEST: &str = "halka_anti_entropy_oldest_uncompared_seconds";
 pub(crate) const PEERS_REJECTED: &str = "halka_peer_connections_rejected_total";
+pub(crate) const TRANSFER_RECORDS: &str = "halka_transfer_records_total";
+pub(crate) const TRANSFER_BYTES: &str = "halka_transfer_bytes_total";
+pub(crate) const TRANSFER_DONE: &str = "halka_transfer_partitions_done_total";
+pub(crate) const TRANSFER_PENDING: &str = "halka_transfer_partitions_pending";
+pub(crate) const LAYOUT_VERSION: &str = "halka_layout_version";
 
 /// Every value of the `reason` label of [`PEERS_REJECTED`].
 const REJECT_REASONS: [&str; 9] = [
@@ -129,6 +134,7 @@ pub fn describe(replicas: &[NodeId]) {
         "Seconds since the part of the hash space compared longest ago was last compared \
          with every other replica"
     );
+    describe_transfers();
     for result in ["ok", "failed"] {
         metrics::counter!(AAE_EXCHANGES, "result" => result).increment(0);
     }
@@ -154,5 +160,34 @@ pub fn describe(replicas: &[NodeId]) {
             metrics::counter!(REPLICA_ERRORS, "replica" => replica.to_string(), "kind" => kind)
                 .increment(0);
         }
+    }
+}
+
+/// The partition transfers' metrics (see `Transfers`).
+fn describe_transfers() {
+    metrics::describe_counter!(
+        TRANSFER_RECORDS,
+        "Records streamed into this node from old owners of partitions it gained in layout \
+         changes"
+    );
+    metrics::describe_counter!(
+        TRANSFER_BYTES,
+        "Bytes streamed into this node in layout changes (keys, values and per-version \
+         overhead, as batches are weighed)"
+    );
+    metrics::describe_counter!(
+        TRANSFER_DONE,
+        "Partitions this node gained in layout changes and holds in full"
+    );
+    metrics::describe_gauge!(
+        TRANSFER_PENDING,
+        "Partitions this node gains in the change under way and does not hold yet"
+    );
+    metrics::describe_gauge!(LAYOUT_VERSION, "The newest layout version this node has installed");
+    for counter in [TRANSFER_RECORDS, TRANSFER_BYTES, TRANSFER_DONE] {
+        metrics::counter!(counter).increment(0);
+    }
+    for gauge in [TRANSFER_PENDING, LAYOUT_VERSION] {
+        metrics::gauge!(gauge).set(0.0);
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! While a view holds more than one active layout (see `View::with_history`), a node
 //! *gains* each partition it owns in the newest layout but not in the oldest. For each,
-//! it streams the partition's hash range from every old owner into its own store
+//! it streams the partition's hash range from its first old owner into its own store
 //! ([`stream_range`]: a page at a time, checkpointed per source, so a stream that stops
-//! resumes where it stopped). Every old owner, because a write acknowledged at W < N is
-//! on only W of them, and they may not have repaired each other yet; an old owner that
-//! does not answer holds the partition back until it does. Records are merged, so they
-//! join with the writes the node has received meanwhile as a new owner (writes go to both
-//! layouts' owners during a change).
+//! resumes where it stopped), then catches up with every other old owner
+//! ([`catch_up_range`]: key digests compared, only what differs copied). Every old owner,
+//! because a write acknowledged at W < N is on only W of them, and they may not have
+//! repaired each other yet; an old owner that does not answer holds the partition back
+//! until it does. Records are merged, so they join with the writes the node has received
+//! meanwhile as a new owner (writes go to both layouts' owners during a change).
 //!
 //! A node's [`ChangePhase`] then moves on, each step only once every member it depends on
 //! has reached the step before (each member is asked over RPC, `TransferStatus`):
@@ -22,7 +23,7 @@
 //!    then drops the partitions it no longer owns: nobody reads them there, and a node
 //!    that owns them again later must not bring back what was deleted meanwhile.
 
-use crate::stream::{Checkpoints, StreamError, stream_range};
+use crate::stream::{Checkpoints, StreamError, catch_up_range, stream_range};
 use crate::view::ViewHandle;
 use crate::{Replica, View};
 use futures::StreamExt;
@@ -76,6 +77,8 @@ pub struct Progress {
     pub done: usize,
     /// Records streamed in so far.
     pub records: u64,
+    /// Their size, as batches are weighed.
+    pub bytes: u64,
 }
 
 /// How far a node has come in a layout change, in order.
@@ -110,8 +113,9 @@ pub struct Transfers {
     state: Mutex<State>,
     /// The node's views, once `run` starts: how far a change went here shows in them
     /// (a node restarted after retiring a change has no transfer state left, but its kept
-    /// view holds the newest layout alone).
-    views: std::sync::OnceLock<ViewHandle>,
+    /// view holds the newest layout alone). Weak: the views hold the node's own replica,
+    /// which holds these transfers.
+    views: std::sync::OnceLock<std::sync::Weak<arc_swap::ArcSwap<View>>>,
 }
 
 #[derive(Default)]
@@ -123,6 +127,7 @@ struct State {
     /// from all of them).
     streamed: BTreeSet<(PartitionId, NodeId)>,
     records: u64,
+    bytes: u64,
     /// Whether this node reads from `version`'s layout.
     reading_new: bool,
 }
@@ -202,7 +207,8 @@ impl Transfers {
     /// How far this node has come in the change to `version`.
     #[must_use]
     pub fn phase(&self, version: u64) -> ChangePhase {
-        if let Some(view) = self.views.get().map(ViewHandle::view) {
+        let views = self.views.get().and_then(std::sync::Weak::upgrade);
+        if let Some(view) = views.map(|v| v.load_full()) {
             match view.epoch() {
                 newer if newer > version => return ChangePhase::Retired,
                 same if same == version && !view.is_changing() => return ChangePhase::Retired,
@@ -227,6 +233,7 @@ impl Transfers {
             gained: state.gained,
             done: state.done.len(),
             records: state.records,
+            bytes: state.bytes,
         }
     }
 
@@ -257,19 +264,24 @@ impl Transfers {
         for (partition, result) in results {
             match result {
                 Ok(()) => {
-                    state.done.insert(partition);
+                    if state.done.insert(partition) {
+                        metrics::counter!(crate::telemetry::TRANSFER_DONE).increment(1);
+                    }
                 }
                 Err(e) => {
                     tracing::info!(partition, error = %e, "partition transfer failed; will retry");
                 }
             }
         }
-        state.done.len() == state.gained
+        let pending = state.gained - state.done.len();
+        metrics::gauge!(crate::telemetry::TRANSFER_PENDING).set(pending as f64);
+        pending == 0
     }
 
-    /// Streams `gain` from every old owner it has not been streamed from yet.
+    /// Streams `gain` from its first old owner, then catches up with every other one
+    /// (only what that one holds differently), skipping those already done.
     async fn fetch(&self, gain: &Gain, target: &dyn Replica) -> Result<(), StreamError> {
-        for source in &gain.sources {
+        for (i, source) in gain.sources.iter().enumerate() {
             let key = (gain.partition, source.id().clone());
             if self.state.lock().streamed.contains(&key) {
                 continue;
@@ -277,10 +289,16 @@ impl Transfers {
             let checkpoints =
                 self.scoped(gain.version, source.id()).map_err(StreamError::Checkpoint)?;
             let deadline = self.config.deadline;
-            let streamed =
-                stream_range(&**source, target, gain.range, &*checkpoints, deadline).await?;
+            let streamed = if i == 0 {
+                stream_range(&**source, target, gain.range, &*checkpoints, deadline).await?
+            } else {
+                catch_up_range(&**source, target, gain.range, &*checkpoints, deadline).await?
+            };
+            metrics::counter!(crate::telemetry::TRANSFER_RECORDS).increment(streamed.records);
+            metrics::counter!(crate::telemetry::TRANSFER_BYTES).increment(streamed.bytes);
             let mut state = self.state.lock();
             state.records += streamed.records;
+            state.bytes += streamed.bytes;
             state.streamed.insert(key);
         }
         Ok(())
@@ -340,9 +358,10 @@ impl Transfers {
     /// this node gains, then moves reads to the newest layout and retires the older ones
     /// as the other members catch up, checking again every `retry`.
     pub async fn run(self: Arc<Self>, views: ViewHandle, stop: CancellationToken) {
-        let _ = self.views.set(views.clone());
+        let _ = self.views.set(views.downgrade());
         loop {
             let view = views.view();
+            metrics::gauge!(crate::telemetry::LAYOUT_VERSION).set(view.epoch() as f64);
             if view.is_changing() {
                 tokio::select! {
                     () = stop.cancelled() => return,

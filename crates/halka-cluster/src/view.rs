@@ -78,6 +78,13 @@ impl ViewHandle {
         self.current.load_full()
     }
 
+    /// A handle that does not keep the views alive: for what the views' replicas hold
+    /// (a node's own replica holds its transfers, which read the views).
+    #[must_use]
+    pub fn downgrade(&self) -> std::sync::Weak<arc_swap::ArcSwap<View>> {
+        Arc::downgrade(&self.current)
+    }
+
     /// The node's wall clock in microseconds (the coordinator's timestamps).
     #[must_use]
     pub fn now_us(&self) -> u64 {

@@ -135,3 +135,38 @@ async fn a_silent_source_fails_the_stream_at_its_deadline() {
         .unwrap_err();
     assert!(stopped.to_string().contains("timed out after 60000 ms"), "{stopped}");
 }
+
+fn tracked(node: &str) -> LocalReplica {
+    let engine = halka_store::TrackedEngine::build(
+        Arc::new(MemoryEngine::default()),
+        halka_store::Tracking::ALL,
+    )
+    .unwrap();
+    LocalReplica::new(NodeId::new(node), Arc::new(engine))
+}
+
+#[tokio::test]
+async fn a_catch_up_copies_only_what_the_second_source_holds_differently() {
+    use halka_cluster::stream::catch_up_range;
+    let (first, second, target) = (tracked("a"), tracked("b"), tracked("new"));
+    for i in 0..500 {
+        let key = Bytes::from(format!("key-{i}"));
+        let write = Write::value(Some(Bytes::from(format!("v{i}"))), None, 1);
+        let record = first.coordinate_write(&key, &write).await.unwrap().record;
+        second.merge(&key, &record).await.unwrap();
+    }
+    // A write only the second source got (acknowledged at W < N), and one it lacks.
+    let only = Write::value(Some(Bytes::from("late")), None, 2);
+    second.coordinate_write(&Bytes::from("key-3"), &only).await.unwrap();
+    second.coordinate_write(&Bytes::from("new-key"), &only).await.unwrap();
+    let checkpoints = MemoryCheckpoints::default();
+    stream_range(&first, &target, HashRange::ALL, &checkpoints, DEADLINE).await.unwrap();
+    let caught = MemoryCheckpoints::default();
+    let copied = catch_up_range(&second, &target, HashRange::ALL, &caught, DEADLINE).await.unwrap();
+    assert_eq!(copied.records, 2, "{copied:?}");
+    let got = target.get(&Bytes::from("key-3")).await.unwrap().unwrap();
+    assert!(got.values().any(|v| v.as_ref() == b"late"), "{got:?}");
+    assert!(target.get(&Bytes::from("new-key")).await.unwrap().is_some());
+    let again = catch_up_range(&second, &target, HashRange::ALL, &caught, DEADLINE).await.unwrap();
+    assert_eq!(again.records, 0, "a finished catch-up is not repeated");
+}

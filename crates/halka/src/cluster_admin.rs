@@ -59,6 +59,8 @@ pub struct Transfers {
     pub done: usize,
     /// Records streamed in so far.
     pub records: u64,
+    /// Their size, as batches are weighed (keys, values, per-version overhead).
+    pub bytes_done: u64,
 }
 
 /// Why an action failed: what kind of failure (an HTTP status says it), and the message.
@@ -142,7 +144,12 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
     let transfers = state.services.transfers.as_ref().map_or_else(Transfers::default, |t| {
         let p = t.progress();
         if p.version == version && changing {
-            Transfers { pending: p.gained - p.done, done: p.done, records: p.records }
+            Transfers {
+                pending: p.gained - p.done,
+                done: p.done,
+                records: p.records,
+                bytes_done: p.bytes,
+            }
         } else {
             Transfers::default()
         }

@@ -369,6 +369,7 @@ async fn serve(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(Listeners, String)>> {
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
+    state.membership.catch_up_at_start().await;
     let local = Arc::clone(&state.local);
     tracing::info!(
         node = %state.config.node_id,

@@ -407,3 +407,16 @@ fn a_cluster_grows_to_five_and_shrinks_to_three_under_writes_through_a_crash() {
         }
     }
 }
+
+#[test]
+fn a_member_whose_data_directory_was_lost_takes_the_clusters_layout_before_serving() {
+    let mut c = TestCluster::start(3, "periodic");
+    let new = c.add_joining("");
+    join(&c, 0, new);
+    c.kill(1);
+    std::fs::remove_dir_all(c.dir.path().join("node-2")).unwrap();
+    c.start_process(1);
+    let s = status(&c, 1);
+    assert_eq!(s["layout_version"], 2, "it restarted from its static list, version 1: {s}");
+    assert!(c.startup_log(1).contains("took a newer layout"), "{}", c.startup_log(1));
+}

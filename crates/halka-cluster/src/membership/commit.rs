@@ -9,7 +9,6 @@ use super::staging::{self, Change, Plan, StageError};
 use super::{MembershipRequest, MembershipResponse};
 use crate::{Replica, ReplicaError};
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// Ballots a commit tries before it gives up.
 const ATTEMPTS: u32 = 5;
@@ -111,7 +110,7 @@ impl Membership {
         }
     }
 
-    async fn ask(
+    pub(super) async fn ask(
         &self,
         replica: &Arc<dyn Replica>,
         request: MembershipRequest,
@@ -230,52 +229,6 @@ impl Membership {
             needed: ballot::majority(voters.len()),
             reasons,
         })
-    }
-
-    /// Offers the active layouts `history` to every member of them that has not
-    /// installed the newest, once each.
-    async fn offer(&self, history: &[LayoutSpec]) {
-        let Some(newest) = history.last() else { return };
-        let me = self.me().id.clone();
-        let mut ids: Vec<&MemberSpec> = history.iter().flat_map(|s| s.present()).collect();
-        ids.sort_by(|a, b| a.id.cmp(&b.id));
-        ids.dedup_by(|a, b| a.id == b.id);
-        let asks = ids.into_iter().filter(|m| m.id != me).map(|m| {
-            let replica = self.reach(m);
-            async move {
-                let behind = match self.ask(&replica, MembershipRequest::Current).await {
-                    Ok(MembershipResponse::Current { layouts, .. }) => {
-                        layouts.last().is_none_or(|l| l.version < newest.version)
-                    }
-                    _ => return,
-                };
-                if behind {
-                    let install = MembershipRequest::Install { layouts: history.to_vec() };
-                    if let Err(e) = self.ask(&replica, install).await {
-                        tracing::info!(node = %m.id, error = %e, "layout not installed there yet");
-                    }
-                }
-            }
-        });
-        futures::future::join_all(asks).await;
-    }
-
-    /// While a change is under way, offers it every `retry` to the members that have not
-    /// installed it (a member down at the commit gets it when it is back), until `stop`.
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
-        loop {
-            let (layouts, _) = self.current();
-            if layouts.len() > 1 {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = self.offer(&layouts) => {}
-                }
-            }
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.config().retry) => {}
-            }
-        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod ballot;
 mod commit;
 mod service;
 pub mod spec;
+mod spread;
 pub mod staging;
 pub mod store;
 

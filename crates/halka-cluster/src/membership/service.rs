@@ -73,6 +73,9 @@ pub struct Membership {
     saved: Mutex<Saved>,
     views: OnceLock<ViewHandle>,
     pub(super) staged: Mutex<Vec<Change>>,
+    /// Whether the node kept no state and started from `initial` (see
+    /// [`Membership::catch_up_at_start`]).
+    fresh: bool,
 }
 
 impl std::fmt::Debug for Membership {
@@ -98,12 +101,12 @@ impl Membership {
         store: Arc<dyn MembershipStore>,
         initial: Option<LayoutSpec>,
     ) -> Result<Self, MembershipError> {
-        let saved = match store.load()? {
-            Some(saved) if !saved.layouts.is_empty() => saved,
+        let (saved, fresh) = match store.load()? {
+            Some(saved) if !saved.layouts.is_empty() => (saved, false),
             _ => {
                 let saved = Saved { layouts: initial.into_iter().collect(), ..Saved::default() };
                 store.save(&saved)?;
-                saved
+                (saved, true)
             }
         };
         Ok(Self {
@@ -117,6 +120,7 @@ impl Membership {
             saved: Mutex::new(saved),
             views: OnceLock::new(),
             staged: Mutex::default(),
+            fresh,
         })
     }
 
@@ -143,6 +147,20 @@ impl Membership {
         }
         let view = self.view_over(&saved.layouts)?;
         Ok(if saved.reads_newest { view.reading_newest() } else { view })
+    }
+
+    /// For a node that kept no membership state (a new node of a static list, or one
+    /// whose data directory was lost): asks the static members for their layouts and
+    /// takes a newer one before serving, so that it does not route by a layout the
+    /// cluster has long left. Members that do not answer (a cluster starting together)
+    /// are not waited for.
+    pub async fn catch_up_at_start(&self) {
+        if self.fresh {
+            let (layouts, _) = self.current();
+            let members: Vec<MemberSpec> =
+                layouts.iter().flat_map(|l| l.present()).cloned().collect();
+            self.pull(&members).await;
+        }
     }
 
     /// Starts installing views through `views` (the coordinator's).

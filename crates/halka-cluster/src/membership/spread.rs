@@ -1,0 +1,117 @@
+//! How an installed layout reaches every member, including one that was down when it was
+//! chosen: while a change is under way, every member offers it to those that have not
+//! installed it (push); and every member asks another, now and then, for the layouts it
+//! installed, taking a newer one (pull: a node that kept no state, or one that missed a
+//! whole change it was not part of, catches up before long).
+//!
+//! Only chosen layouts are ever installed (see `commit`), so taking a peer's newer
+//! layouts is safe: they are the same everywhere.
+
+use super::service::Membership;
+use super::spec::{LayoutSpec, MemberSpec};
+use super::{MembershipRequest, MembershipResponse};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+impl Membership {
+    /// Offers the active layouts `history` to every member of them that has not
+    /// installed the newest, once each.
+    pub(super) async fn offer(&self, history: &[LayoutSpec]) {
+        let Some(newest) = history.last() else { return };
+        let me = self.me().id.clone();
+        let mut ids: Vec<&MemberSpec> = history.iter().flat_map(|s| s.present()).collect();
+        ids.sort_by(|a, b| a.id.cmp(&b.id));
+        ids.dedup_by(|a, b| a.id == b.id);
+        let asks = ids.into_iter().filter(|m| m.id != me).map(|m| {
+            let replica = self.reach(m);
+            async move {
+                let behind = match self.ask(&replica, MembershipRequest::Current).await {
+                    Ok(MembershipResponse::Current { layouts, .. }) => {
+                        layouts.last().is_none_or(|l| l.version < newest.version)
+                    }
+                    _ => return,
+                };
+                if behind {
+                    let install = MembershipRequest::Install { layouts: history.to_vec() };
+                    if let Err(e) = self.ask(&replica, install).await {
+                        tracing::info!(node = %m.id, error = %e, "layout not installed there yet");
+                    }
+                }
+            }
+        });
+        futures::future::join_all(asks).await;
+    }
+
+    /// Asks `members` for the layouts they installed and installs the newest found if it
+    /// is newer than this node's; returns whether it did.
+    pub async fn pull(&self, members: &[MemberSpec]) -> bool {
+        let me = self.me().id.clone();
+        let asks = members.iter().filter(|m| m.id != me).map(|m| {
+            let replica = self.reach(m);
+            async move {
+                match self.ask(&replica, MembershipRequest::Current).await {
+                    Ok(MembershipResponse::Current { layouts, .. }) => Some(layouts),
+                    _ => None,
+                }
+            }
+        });
+        let answers = futures::future::join_all(asks).await;
+        let newest = answers
+            .into_iter()
+            .flatten()
+            .filter(|l| !l.is_empty())
+            .max_by_key(|l| l.last().map_or(0, |s| s.version));
+        let ours = self.newest().map_or(0, |s| s.version);
+        let Some(layouts) = newest.filter(|l| l.last().is_some_and(|s| s.version > ours)) else {
+            return false;
+        };
+        let versions: Vec<u64> = layouts.iter().map(|l| l.version).collect();
+        match self.install(layouts) {
+            Ok(installed) => {
+                tracing::info!(?versions, "took a newer layout from a member");
+                installed
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take a member's newer layout");
+                false
+            }
+        }
+    }
+
+    /// Every member of the installed layouts but this node.
+    fn others(&self) -> Vec<MemberSpec> {
+        let (layouts, _) = self.current();
+        let mut all: Vec<MemberSpec> = layouts.iter().flat_map(|l| l.present()).cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all.dedup_by(|a, b| a.id == b.id);
+        all.retain(|m| m.id != self.me().id);
+        all
+    }
+
+    /// Until `stop`: while a change is under way, offers it every `retry` to the members
+    /// that have not installed it; otherwise asks one member (in turn) whether it has a
+    /// newer layout.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut turn = 0_usize;
+        loop {
+            let (layouts, _) = self.current();
+            let others = self.others();
+            let step = async {
+                if layouts.len() > 1 {
+                    self.offer(&layouts).await;
+                } else if !others.is_empty() {
+                    turn = turn.wrapping_add(1);
+                    self.pull(&others[turn % others.len()..=turn % others.len()]).await;
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = step => {}
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(self.config().retry) => {}
+            }
+        }
+    }
+}
