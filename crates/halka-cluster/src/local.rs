@@ -272,6 +272,11 @@ impl Replica for LocalReplica {
                 "this node takes no part in membership".into(),
             )));
         };
+        if !membership.store_blocks() {
+            return answered(
+                membership.handle(request).map_err(|e| ReplicaError::Rejected(e.to_string())),
+            );
+        }
         // Votes and installs are kept with an fsync before they are answered.
         let blocking = tokio::task::spawn_blocking(move || membership.handle(request));
         deferred(async move {

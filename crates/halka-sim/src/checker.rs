@@ -198,7 +198,30 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
                 .then(|| format!("n{} holds layouts {:?}", i + 1, view.active_versions()))
         })
         .collect();
+    verdict.unfinished_changes.extend(other_layouts(world));
     verdict
+}
+
+/// Running nodes whose newest layout is not the one the cluster's commits chose: two
+/// layouts under one version, or a node that never learned the last change.
+fn other_layouts(world: &World) -> Vec<String> {
+    let chosen = world.layout();
+    (0..world.nodes())
+        .filter_map(|i| {
+            let spec = world.membership(i)?.newest()?;
+            let layout = spec.layout().ok()?;
+            let same = layout.version() == chosen.version() && layout.roster() == chosen.roster();
+            (!same).then(|| {
+                format!(
+                    "n{} holds layout version {} ({}), not the version {} the commits chose",
+                    i + 1,
+                    layout.version(),
+                    spec.fingerprint(),
+                    chosen.version()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Counter keys: each final value lies between the sum of the increments acknowledged

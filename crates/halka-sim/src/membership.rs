@@ -11,7 +11,8 @@ use crate::workload;
 use crate::world::World;
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use halka_ring::Placement;
+use halka_cluster::membership::{Change, LayoutSpec, MemberSpec};
+use halka_ring::{Layout, Placement};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -57,26 +58,81 @@ pub(crate) fn leave_and_rejoin_under_writes(
     .boxed()
 }
 
-/// Installs the layout of `members` beside the current one on every node, and waits
-/// until every node has retired the old one.
+/// Commits the layout of `members` through a random running node (another one, later,
+/// while none can: a partition, a node down, a change still retiring), then waits until
+/// every running node holds the new layout alone.
 async fn change(world: &Arc<World>, members: &[usize]) -> Vec<String> {
-    let old = world.layout();
-    let next = world.next_layout(members);
-    let version = next.version();
-    world.set_layouts(vec![old, next.clone()]);
     let deadline = Instant::now() + CHANGE_DEADLINE;
-    while world.changing_nodes() > 0 {
+    let (old, next) = match commit(world, members, deadline).await {
+        Ok(layouts) => layouts,
+        Err(problem) => return vec![problem],
+    };
+    let version = next.version();
+    world.record_layouts(vec![old, next.clone()]);
+    while world.nodes_not_at(version) > 0 {
         if Instant::now() >= deadline {
             return vec![format!(
                 "the change to layout version {version} was still under way on {} nodes after {} s",
-                world.changing_nodes(),
+                world.nodes_not_at(version),
                 CHANGE_DEADLINE.as_secs()
             )];
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    world.set_layouts(vec![next]);
+    world.record_layouts(vec![next]);
     Vec::new()
+}
+
+/// Stages the changes that make `members` the owners, and commits them, through random
+/// running nodes until one commit chooses this change; returns the layouts before and
+/// after. A racing commit that won first is waited for and built on.
+async fn commit(
+    world: &Arc<World>,
+    members: &[usize],
+    deadline: Instant,
+) -> Result<(Layout, Layout), String> {
+    loop {
+        let node = world.draw(0..world.nodes() as u64) as usize;
+        if let Some(m) = world.membership(node)
+            && let Some(current) = m.newest()
+        {
+            let changes = changes_to(world, &current, members);
+            if changes.is_empty() {
+                let layout = current.layout().map_err(|e| e.to_string())?;
+                return Ok((layout.clone(), layout));
+            }
+            m.clear_staged();
+            let staged = changes.into_iter().try_for_each(|c| m.stage(c).map(|_| ()));
+            if staged.is_ok()
+                && let Ok(committed) = m.commit().await
+                && committed.ours
+            {
+                let old = current.layout().map_err(|e| e.to_string())?;
+                return Ok((old, committed.layout.layout().map_err(|e| e.to_string())?));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "no commit of {members:?} went through in {} s",
+                CHANGE_DEADLINE.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The joins and leaves that make `members` the owning members of the layout after
+/// `current`.
+fn changes_to(world: &World, current: &LayoutSpec, members: &[usize]) -> Vec<Change> {
+    let owning: Vec<&str> = current.owning().map(|m| m.id.as_str()).collect();
+    let wanted: Vec<MemberSpec> = members.iter().map(|&i| world.member_spec(i)).collect();
+    let joins =
+        wanted.iter().filter(|m| !owning.contains(&m.id.as_str())).cloned().map(Change::Join);
+    let leaves = owning
+        .iter()
+        .filter(|id| !wanted.iter().any(|m| m.id == **id))
+        .map(|id| Change::Leave((*id).to_string()));
+    joins.chain(leaves).collect()
 }
 
 /// Keys written before the change at W = N and never written again.
@@ -91,8 +147,11 @@ async fn write_stable(world: &World) {
     for i in 0..STABLE_KEYS {
         let value = Some(bytes::Bytes::from_static(b"kept"));
         // Retried until every owner has it: the reader's premise.
+        // A failure can be immediate (a node still learning the layout refuses at once):
+        // wait a little before trying again, so the rest of the world moves on.
         while coordinator.write(stable_key(i), value.clone(), None, crate::world::N).await.is_err()
         {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
@@ -187,7 +246,44 @@ pub(crate) async fn reshape(world: Arc<World>, until: Instant) {
             what: format!("layout {}: {}", world.layout().version() + 1, names.join(" ")),
             erased: None,
         });
-        // A change that does not finish leaves its nodes changing: the checker says so.
-        let _ = change(&world, &members).await;
+        // A change that does not finish leaves its nodes changing, and a node holding
+        // another layout than the one chosen is found: the checker says so.
+        if world.draw(0..4) == 0 {
+            let _ = race(&world, &members, &all).await;
+        } else {
+            let _ = change(&world, &members).await;
+        }
     }
+}
+
+/// Two commits at once through different nodes, one making `members` the owners and the
+/// other every node: one version is chosen first and the other change follows it.
+async fn race(world: &Arc<World>, members: &[usize], all: &[usize]) -> Vec<String> {
+    let deadline = Instant::now() + CHANGE_DEADLINE;
+    let other: Vec<usize> = if members.len() == all.len() {
+        let leaving = world.draw(0..all.len() as u64) as usize;
+        all.iter().copied().filter(|&i| i != leaving).collect()
+    } else {
+        all.to_vec()
+    };
+    world.record(Event::Fault {
+        at_us: world.now_us(),
+        what: format!("a racing commit for owners {other:?}"),
+        erased: None,
+    });
+    let (a, b) = tokio::join!(commit(world, members, deadline), commit(world, &other, deadline));
+    let (Ok(a), Ok(b)) = (a, b) else {
+        return vec!["a racing commit did not go through".into()];
+    };
+    let last = if a.1.version() >= b.1.version() { a } else { b };
+    let version = last.1.version();
+    world.record_layouts(vec![last.0, last.1.clone()]);
+    while world.nodes_not_at(version) > 0 {
+        if Instant::now() >= deadline {
+            return vec![format!("racing changes still under way at version {version}")];
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world.record_layouts(vec![last.1]);
+    Vec::new()
 }

@@ -317,7 +317,10 @@ async fn take(world: &Arc<World>, step: Step, problems: &mut Vec<String>) {
             }
         }
         Step::Crash { node, lose_disk } => crash(world, node, lose_disk),
-        Step::Start(node) => world.start(node),
+        Step::Start(node) => {
+            world.start(node);
+            world.until_serving(node).await;
+        }
         Step::Sleep(d) => tokio::time::sleep(d).await,
         Step::Run(custom) => problems.extend(custom(world).await),
     }

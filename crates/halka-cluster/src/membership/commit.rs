@@ -35,7 +35,8 @@ pub enum CommitError {
     Changing(u64),
     #[error(
         "only {granted} of the {voters} owners of layout version {version} voted for version \
-         {next}; a commit needs {needed}{}",
+         {next}; a commit needs {needed}{}. Members that accepted it may still finish it \
+         once enough answer: see `halka cluster status` before committing again",
         reasons_suffix(.reasons)
     )]
     NoMajority {
@@ -151,19 +152,30 @@ impl Membership {
             return Err(CommitError::Changing(current.version));
         }
         let proposal = staging::next_layout(&current, &self.staged())?;
-        for m in proposal.present() {
-            self.admit_also(m);
-        }
-        let voters: Vec<Arc<dyn Replica>> = current.owning().map(|m| self.reach(m)).collect();
-        let chosen = self.choose(&current, &voters, proposal.clone()).await?;
+        let chosen = self.choose_and_install(current, proposal.clone()).await?;
         let ours = chosen == proposal;
         if ours {
             self.clear_staged();
         }
+        Ok(Committed { layout: chosen, ours })
+    }
+
+    /// Chooses the layout after `current` with `proposal` as this node's candidate, then
+    /// installs the one chosen here and offers it to every member.
+    pub(super) async fn choose_and_install(
+        &self,
+        current: LayoutSpec,
+        proposal: LayoutSpec,
+    ) -> Result<LayoutSpec, CommitError> {
+        for m in proposal.present() {
+            self.admit_also(m);
+        }
+        let voters: Vec<Arc<dyn Replica>> = current.owning().map(|m| self.reach(m)).collect();
+        let chosen = self.choose(&current, &voters, proposal).await?;
         let history = vec![current, chosen.clone()];
         self.install(history.clone())?;
         self.offer(&history).await;
-        Ok(Committed { layout: chosen, ours })
+        Ok(chosen)
     }
 
     /// Runs Paxos for `proposal`'s version among `voters`: returns the proposal chosen

@@ -30,11 +30,17 @@ pub struct MembershipConfig {
     pub deadline: Duration,
     /// How often an installed change is offered to members that have not installed it.
     pub retry: Duration,
+    /// How often, with no change under way, another member is asked for newer layouts.
+    pub pull: Duration,
 }
 
 impl Default for MembershipConfig {
     fn default() -> Self {
-        Self { deadline: Duration::from_secs(5), retry: Duration::from_secs(1) }
+        Self {
+            deadline: Duration::from_secs(5),
+            retry: Duration::from_secs(1),
+            pull: Duration::from_secs(5),
+        }
     }
 }
 
@@ -129,6 +135,12 @@ impl Membership {
         &self.me
     }
 
+    /// Whether keeping the state blocks (see `MembershipStore::blocks`).
+    #[must_use]
+    pub fn store_blocks(&self) -> bool {
+        self.store.blocks()
+    }
+
     #[must_use]
     pub fn config(&self) -> &MembershipConfig {
         &self.config
@@ -139,10 +151,13 @@ impl Membership {
     ///
     /// # Errors
     /// A kept layout does not make a view.
+    ///
+    /// A node that kept no state starts with no layout (refusing clients) until
+    /// [`Membership::catch_up_at_start`] has asked its static members for a newer one.
     pub fn initial_view(&self, own: &Arc<dyn Replica>) -> Result<View, MembershipError> {
         self.members.add(Arc::clone(own));
         let saved = self.saved.lock().clone();
-        if saved.layouts.is_empty() {
+        if saved.layouts.is_empty() || self.fresh {
             return Ok(View::new(None, Vec::new(), self.replication));
         }
         let view = self.view_over(&saved.layouts)?;
@@ -155,11 +170,23 @@ impl Membership {
     /// cluster has long left. Members that do not answer (a cluster starting together)
     /// are not waited for.
     pub async fn catch_up_at_start(&self) {
-        if self.fresh {
-            let (layouts, _) = self.current();
-            let members: Vec<MemberSpec> =
-                layouts.iter().flat_map(|l| l.present()).cloned().collect();
-            self.pull(&members).await;
+        if !self.fresh {
+            return;
+        }
+        let Some(views) = self.views.get() else { return };
+        let before = views.view();
+        let (layouts, _) = self.current();
+        let members: Vec<MemberSpec> = layouts.iter().flat_map(|l| l.present()).cloned().collect();
+        if self.pull(&members).await || layouts.is_empty() {
+            return;
+        }
+        // Nobody has a newer layout: the static one is the cluster's (unless a member
+        // installed one here meanwhile).
+        match self.view_over(&layouts) {
+            Ok(view) => {
+                let _ = views.transition(Some(&before), |_| Ok(()), view);
+            }
+            Err(e) => tracing::error!(error = %e, "the static member list does not make a view"),
         }
     }
 
@@ -342,6 +369,15 @@ impl Membership {
             *saved = next;
         }
         Ok(vote)
+    }
+
+    /// The layout this node accepted for the version after its newest, if any: chosen
+    /// perhaps, but not installed here (its proposer may have stopped halfway).
+    pub(super) fn accepted_next(&self) -> Option<LayoutSpec> {
+        let saved = self.saved.lock();
+        let newest = saved.layouts.last()?.version;
+        let (_, spec) = saved.votes.accepted.as_ref()?;
+        (saved.votes.version == newest + 1 && saved.layouts.len() == 1).then(|| spec.clone())
     }
 
     /// The highest round this node has seen for the next version.

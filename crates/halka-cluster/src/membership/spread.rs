@@ -78,6 +78,24 @@ impl Membership {
         }
     }
 
+    /// Carries on a layout this node accepted for the next version and has not seen
+    /// installed for a while (its proposer may have stopped between choosing it and
+    /// installing it): runs the choice again, which chooses it (or whatever was chosen
+    /// instead), and installs the result.
+    async fn finish_accepted(&self, accepted: LayoutSpec) {
+        let (layouts, _) = self.current();
+        let Some(current) = layouts.last().cloned() else { return };
+        let version = accepted.version;
+        match self.choose_and_install(current, accepted).await {
+            Ok(chosen) => {
+                tracing::info!(version, layout = %chosen.fingerprint(), "finished a layout change its proposer left halfway");
+            }
+            Err(e) => {
+                tracing::info!(version, error = %e, "a layout accepted here is not chosen yet");
+            }
+        }
+    }
+
     /// Every member of the installed layouts but this node.
     fn others(&self) -> Vec<MemberSpec> {
         let (layouts, _) = self.current();
@@ -89,17 +107,33 @@ impl Membership {
     }
 
     /// Until `stop`: while a change is under way, offers it every `retry` to the members
-    /// that have not installed it; otherwise asks one member (in turn) whether it has a
-    /// newer layout.
+    /// that have not installed it; otherwise asks one member (in turn) every `pull`
+    /// whether it has a newer layout.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut turn = 0_usize;
+        let mut pulled = tokio::time::Instant::now();
+        let mut pending: Option<(u64, tokio::time::Instant)> = None;
         loop {
             let (layouts, _) = self.current();
             let others = self.others();
+            let accepted = self.accepted_next();
+            let since = match (&accepted, pending) {
+                (Some(spec), Some((v, at))) if v == spec.version => Some(at),
+                (Some(spec), _) => {
+                    pending = Some((spec.version, tokio::time::Instant::now()));
+                    None
+                }
+                (None, _) => None,
+            };
             let step = async {
                 if layouts.len() > 1 {
                     self.offer(&layouts).await;
-                } else if !others.is_empty() {
+                } else if let (Some(spec), Some(at)) = (accepted, since)
+                    && at.elapsed() >= self.config().pull
+                {
+                    self.finish_accepted(spec).await;
+                } else if !others.is_empty() && pulled.elapsed() >= self.config().pull {
+                    pulled = tokio::time::Instant::now();
                     turn = turn.wrapping_add(1);
                     self.pull(&others[turn % others.len()..=turn % others.len()]).await;
                 }

@@ -35,6 +35,13 @@ pub trait MembershipStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// The state cannot be written.
     fn save(&self, saved: &Saved) -> std::io::Result<()>;
+
+    /// Whether saving blocks the thread (a file and its fsync): answers are then given
+    /// from the blocking pool. A store in memory answers inline, which keeps a simulated
+    /// cluster deterministic.
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 /// State kept in memory: for nodes that keep nothing across restarts (the memory engine).
@@ -49,6 +56,10 @@ impl MembershipStore for MemoryStore {
     fn save(&self, saved: &Saved) -> std::io::Result<()> {
         *self.0.lock() = Some(saved.clone());
         Ok(())
+    }
+
+    fn blocks(&self) -> bool {
+        false
     }
 }
 

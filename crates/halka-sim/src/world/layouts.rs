@@ -1,10 +1,15 @@
-//! The layouts the simulated cluster runs: the change a scenario or a run installs on
-//! every node, and the owners the checker holds to.
+//! The layouts the simulated cluster runs: each node's membership (the server's, over
+//! simulated links and kept on the node's simulated disk), and the layouts the checker
+//! holds to, as the changes committed through the nodes made them.
 
 use super::{N, World};
-use halka_cluster::{Replica, View};
+use halka_cluster::membership::{
+    Addresses, Connect, LayoutSpec, MemberSpec, MembershipConfig, MembershipStore,
+};
+use halka_cluster::{Membership, MembershipSpec, Replica};
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, Placement};
 use std::sync::Arc;
+use std::time::Duration;
 
 impl World {
     /// Running nodes whose view still holds more than one layout.
@@ -13,60 +18,75 @@ impl World {
         coordinators.filter(|c| c.view().is_changing()).count()
     }
 
-    /// The newest active layout (version 1, every simulated member, until a change).
+    /// Running nodes whose view is not `version`'s layout alone.
+    pub fn nodes_not_at(&self, version: u64) -> usize {
+        let coordinators = (0..self.nodes.len()).filter_map(|i| self.coordinator(i));
+        coordinators.filter(|c| c.view().is_changing() || c.view().epoch() != version).count()
+    }
+
+    /// The newest layout the checker holds to (version 1, every simulated member, until
+    /// a change is committed).
     pub fn layout(&self) -> Layout {
         self.layouts.lock().last().cloned().expect("a layout")
     }
 
-    /// The simulated members numbered `which`, as a layout one version past the newest.
-    pub fn next_layout(&self, which: &[usize]) -> Layout {
-        let version = self.layout().version() + 1;
-        let members: Vec<Member> = which.iter().map(|&i| self.members[i].clone()).collect();
-        Layout::active(version, &members, N, DEFAULT_PARTITIONS).expect("a layout")
+    /// Records the active layouts a commit made (the checker's owners follow the newest).
+    pub fn record_layouts(&self, layouts: Vec<Layout>) {
+        *self.layouts.lock() = layouts;
     }
 
-    /// Sets the active layouts, and installs them on every node: kept on its disk, and in
-    /// its view if it runs.
-    pub fn set_layouts(self: &Arc<Self>, layouts: Vec<Layout>) {
-        *self.layouts.lock() = layouts.clone();
-        for i in 0..self.nodes.len() {
-            self.nodes[i].disk.lock().view = Some((layouts.clone(), false));
-            let Some((coordinator, replica)) = self.nodes[i]
-                .running
-                .lock()
-                .as_ref()
-                .map(|r| (Arc::clone(&r.coordinator), Arc::clone(&r.replica)))
-            else {
-                continue;
-            };
-            coordinator.swap_view(self.view_over(i, &replica, layouts.clone()));
+    /// Node `i`'s membership, while it runs.
+    pub fn membership(&self, i: usize) -> Option<Arc<Membership>> {
+        self.nodes[i].running.lock().as_ref().and_then(|r| r.membership.clone())
+    }
+
+    /// Simulated member `i` as a layout names it (its id is its address).
+    pub fn member_spec(&self, i: usize) -> MemberSpec {
+        let m = &self.members[i];
+        let addresses = Addresses { peer: m.id.clone(), ..Addresses::default() };
+        MemberSpec {
+            zone: m.zone.clone(),
+            weight: m.weight,
+            ..MemberSpec::active(&m.id, addresses)
         }
     }
 
-    /// Keeps node `i`'s view on its simulated disk (a crash that loses the disk loses it).
-    pub(super) fn keep_view(self: &Arc<Self>, i: usize) -> halka_cluster::KeepView {
-        let world = Arc::downgrade(self);
-        Arc::new(move |layouts, reads_newest| {
-            if let Some(world) = world.upgrade() {
-                world.nodes[i].disk.lock().view = Some((layouts.to_vec(), reads_newest));
+    /// Waits (in simulated time) until node `i` serves: it holds a layout, which a node
+    /// that lost its disk learns from the others first. Gives up after a minute: a node
+    /// cut off from every other may wait longer, and the run judges what follows.
+    pub async fn until_serving(&self, i: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            match self.coordinator(i) {
+                Some(c) if c.view().layout().is_some() => return,
+                None => return,
+                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
-            Ok(())
-        })
+        }
     }
 
-    /// Node `i`'s view over `layouts`: its own replica for itself, simulated links to the
-    /// others.
-    pub(super) fn view_over(
-        self: &Arc<Self>,
-        i: usize,
-        own: &Arc<dyn Replica>,
-        layouts: Vec<Layout>,
-    ) -> View {
-        let reach = |id: &str| -> Option<Arc<dyn Replica>> {
-            let j = self.nodes.iter().position(|n| n.id.as_str() == id)?;
-            Some(if j == i { Arc::clone(own) } else { self.link(i, j) })
-        };
-        View::with_history(layouts, &reach, N).expect("the simulated members are reachable")
+    /// Node `i`'s membership as the server's, with the simulator's timings: kept on its
+    /// disk (lost with it), reaching members over simulated links.
+    pub(super) fn membership_spec(self: &Arc<Self>, i: usize) -> MembershipSpec {
+        let world = Arc::downgrade(self);
+        let connect: Connect = Arc::new(move |m: &MemberSpec| -> Arc<dyn Replica> {
+            let world = world.upgrade().expect("the world outlives its nodes");
+            let j = world.nodes.iter().position(|n| n.id.as_str() == m.id).expect("a member");
+            world.link(i, j)
+        });
+        let store = Arc::clone(&self.nodes[i].disk.lock().membership) as Arc<dyn MembershipStore>;
+        MembershipSpec {
+            me: self.member_spec(i),
+            config: MembershipConfig {
+                deadline: Duration::from_millis(500),
+                retry: Duration::from_millis(100),
+                pull: Duration::from_secs(2),
+            },
+            store,
+            connect,
+            admit: Arc::new(|_| {}),
+            initial: Some(static_spec(&self.members)),
+        }
     }
 
     /// The owners of `key`, by index.
@@ -77,4 +97,15 @@ impl World {
         let owners = layout.preference_list(key, N);
         owners.iter().filter_map(|&i| index_of(&members[usize::from(i)].id)).collect()
     }
+}
+
+/// A simulated member as a layout names it (its id is its address).
+fn member_spec(m: &Member) -> MemberSpec {
+    let addresses = Addresses { peer: m.id.clone(), ..Addresses::default() };
+    MemberSpec { zone: m.zone.clone(), weight: m.weight, ..MemberSpec::active(&m.id, addresses) }
+}
+
+/// Every simulated member, as layout version 1: the static member list.
+pub(super) fn static_spec(members: &[Member]) -> LayoutSpec {
+    LayoutSpec::new(1, N, DEFAULT_PARTITIONS, members.iter().map(member_spec).collect())
 }

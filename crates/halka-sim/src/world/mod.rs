@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use halka_cluster::Coordinated;
+use halka_cluster::membership::{MembershipStore, MemoryStore, Saved};
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
 use halka_cluster::stream::MemoryCheckpoints;
 use halka_cluster::{
@@ -92,17 +93,25 @@ pub const TOMBSTONE_GRACE: Duration = Duration::from_secs(2);
 struct Disk {
     engine: Arc<MemoryEngine>,
     hints: Arc<MemoryHints>,
-    /// The view a layout change moved the node to, as it keeps it: its active layouts,
-    /// and whether it reads from the newest.
-    view: Option<(Vec<Layout>, bool)>,
+    /// The node's membership state: its installed layouts and its votes.
+    membership: Arc<MemoryStore>,
 }
 
 impl Disk {
+    /// The disk a node of the static member list starts the run with: it has its
+    /// configuration's layout (version 1), as a cluster installed before the run began.
+    fn configured(hint_bytes_per_owner: u64, members: &[Member]) -> Self {
+        let disk = Self::new(hint_bytes_per_owner);
+        let saved = Saved { layouts: vec![layouts::static_spec(members)], ..Saved::default() };
+        disk.membership.save(&saved).expect("a store in memory keeps anything");
+        disk
+    }
+
     fn new(hint_bytes_per_owner: u64) -> Self {
         Self {
             engine: Arc::default(),
             hints: Arc::new(MemoryHints::new(hint_bytes_per_owner)),
-            view: None,
+            membership: Arc::default(),
         }
     }
 }
@@ -112,6 +121,7 @@ struct Running {
     coordinator: Arc<Coordinator>,
     replica: Arc<dyn Replica>,
     handoff: Option<Arc<Handoff>>,
+    membership: Option<Arc<halka_cluster::Membership>>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -173,7 +183,7 @@ impl World {
             .iter()
             .map(|m| Node {
                 id: NodeId::new(&m.id),
-                disk: Mutex::new(Disk::new(settings.hint_bytes_per_owner)),
+                disk: Mutex::new(Disk::configured(settings.hint_bytes_per_owner, &members)),
                 running: Mutex::new(None),
                 incarnation: Mutex::new(0),
                 starts: Mutex::new(0),
@@ -283,17 +293,14 @@ impl World {
         if self.settings.reckless_collection {
             tasks.push(tokio::spawn(collect_recklessly(collecting, self.clock(i), stop.clone())));
         }
-        // The view the node kept, else the cluster's current one.
-        let kept = node.disk.lock().view.clone();
-        let (layouts, reads_newest) = kept.unwrap_or_else(|| (self.layouts.lock().clone(), false));
-        if layouts.len() > 1 || reads_newest {
-            let view = self.view_over(i, &assembled.replica, layouts);
-            let view = if reads_newest { view.reading_newest() } else { view };
-            assembled.coordinator.swap_view(view);
+        // A node that lost its disk asks the others for the cluster's layout first.
+        if let Some(m) = assembled.services.membership.clone() {
+            tasks.push(tokio::spawn(async move { m.catch_up_at_start().await }));
         }
         let AssembledNode { coordinator, replica, services, .. } = assembled;
-        let handoff = services.handoff;
-        *node.running.lock() = Some(Running { coordinator, replica, handoff, stop, tasks });
+        let (handoff, membership) = (services.handoff, services.membership);
+        *node.running.lock() =
+            Some(Running { coordinator, replica, handoff, membership, stop, tasks });
     }
 
     /// What node `i` is assembled from: the server's wiring with the simulator's timings,
@@ -358,10 +365,10 @@ impl World {
                     ..TransferConfig::default()
                 },
                 checkpoints: Arc::new(MemoryCheckpoints::default()),
-                keep: Some(self.keep_view(i)),
+                // The membership keeps the views a change moves the node to.
+                keep: None,
             }),
-            // The simulator installs each change on every node itself (`set_layouts`).
-            membership: None,
+            membership: Some(self.membership_spec(i)),
         }
     }
 

@@ -344,18 +344,21 @@ mod tests {
         }
     }
 
-    fn state() -> Arc<NodeState> {
+    /// A node alone, built as `node::run` builds it and caught up as it is before serving.
+    async fn state() -> Arc<NodeState> {
         let mut config = NodeConfig::default();
         config.storage.engine = EngineChoice::Memory;
         config.cluster_secret =
             Some(crate::config::SecretString("a secret for this test only".into()));
         let config = config.finish("test").expect("a valid config");
-        crate::node::build(config, 0).expect("a node")
+        let state = crate::node::build(config, 0).expect("a node");
+        state.membership.catch_up_at_start().await;
+        state
     }
 
     #[tokio::test]
     async fn a_long_pipeline_writes_its_replies_out_as_they_pass_the_budget() {
-        let state = state();
+        let state = state().await;
         let mut session = Session::new(1, &state);
         let value = Bytes::from(vec![b'x'; 100_000]);
         let set = vec![Bytes::from("SET"), Bytes::from("big"), value];
