@@ -12,7 +12,7 @@ use crate::world::World;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use halka_cluster::membership::{Change, LayoutSpec, MemberSpec};
-use halka_ring::{Layout, Placement};
+use halka_ring::Layout;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -47,6 +47,34 @@ pub(crate) fn leave_and_rejoin_under_writes(
                 let _ = crash.await;
             }
         }
+        for c in clients {
+            let _ = c.await;
+        }
+        problems.extend(reader.await.unwrap_or_default());
+        problems.extend(fresh.await.unwrap_or_default());
+        world.set_loss(0.0);
+        problems
+    }
+    .boxed()
+}
+
+/// The last node leaves, replaces an owner lost with its disk, and the lost node joins
+/// back, while clients read and write through every node over a lossy network.
+pub(crate) fn replaced_under_writes(world: &Arc<World>, keys: u64) -> BoxFuture<'_, Vec<String>> {
+    async move {
+        let all: Vec<usize> = (0..world.nodes()).collect();
+        let last = all.len() - 1;
+        write_stable(world).await;
+        let until = Instant::now() + Duration::from_secs(20);
+        let clients: Vec<_> = (0..4)
+            .map(|c| tokio::spawn(workload::client(Arc::clone(world), c, keys, until)))
+            .collect();
+        let reader = tokio::spawn(read_stable(Arc::clone(world), until));
+        let fresh = tokio::spawn(read_after_write(Arc::clone(world), until));
+        world.set_loss(0.01);
+        let mut problems = change(world, &all[..last]).await;
+        problems.extend(replace(world, last).await);
+        problems.extend(change(world, &all).await);
         for c in clients {
             let _ = c.await;
         }
@@ -93,8 +121,11 @@ async fn commit(
 ) -> Result<(Layout, Layout), String> {
     loop {
         let node = world.draw(0..world.nodes() as u64) as usize;
+        // A node behind the layout the commits chose (one that lost its disk and has
+        // not caught up yet) would compute the changes against an old layout.
         if let Some(m) = world.membership(node)
             && let Some(current) = m.newest()
+            && current.version >= world.layout().version()
         {
             let changes = changes_to(world, &current, members);
             if changes.is_empty() {
@@ -234,7 +265,14 @@ pub(crate) async fn reshape(world: Arc<World>, until: Instant) {
         if Instant::now() >= until {
             return;
         }
-        let members: Vec<usize> = if world.layout().members().len() == all.len() {
+        let out = all.iter().copied().find(|&i| !world.owns_any(i));
+        if let Some(out) = out
+            && world.draw(0..3) == 0
+        {
+            let _ = replace(&world, out).await;
+            continue;
+        }
+        let members: Vec<usize> = if out.is_none() {
             let leaving = world.draw(0..all.len() as u64) as usize;
             all.iter().copied().filter(|&i| i != leaving).collect()
         } else {
@@ -285,5 +323,51 @@ async fn race(world: &Arc<World>, members: &[usize], all: &[usize]) -> Vec<Strin
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     world.record_layouts(vec![last.1]);
+    Vec::new()
+}
+
+/// A member lost with its disk, replaced by `new` (the node out of the layout): nothing is
+/// streamed from the lost one and nobody waits for it, the new one takes a share streamed
+/// from the other owners. The lost node is started again once the change is over, with an
+/// empty disk, outside the layout (a later change may take it back).
+async fn replace(world: &Arc<World>, new: usize) -> Vec<String> {
+    let owning: Vec<usize> = (0..world.nodes()).filter(|&i| i != new).collect();
+    let old = owning[world.draw(0..owning.len() as u64) as usize];
+    world.crash(old, true);
+    world.record(Event::Fault {
+        at_us: world.now_us(),
+        what: format!("n{} lost with its disk, replaced by n{}", old + 1, new + 1),
+        erased: Some(world.node_id(old).to_string()),
+    });
+    let deadline = Instant::now() + CHANGE_DEADLINE;
+    let change =
+        Change::Replace { old: world.node_id(old).to_string(), new: world.member_spec(new) };
+    let (before, after) = loop {
+        let node = world.draw(0..world.nodes() as u64) as usize;
+        if let Some(m) = world.membership(node)
+            && let Some(current) = m.newest()
+        {
+            m.clear_staged();
+            if m.stage(change.clone()).is_ok()
+                && let Ok(committed) = m.commit().await
+                && committed.ours
+                && let (Ok(before), Ok(after)) = (current.layout(), committed.layout.layout())
+            {
+                break (before, after);
+            }
+        }
+        if Instant::now() >= deadline {
+            world.start(old);
+            return vec![format!("the replace of n{} did not go through", old + 1)];
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let version = after.version();
+    world.record_layouts(vec![before, after.clone()]);
+    while world.nodes_not_at(version) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world.record_layouts(vec![after]);
+    world.start(old);
     Vec::new()
 }

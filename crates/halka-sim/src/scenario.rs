@@ -212,6 +212,18 @@ const TABLE: &[Scenario] = &[
         expect: &[],
     },
     Scenario {
+        // The last node leaves; then an owner is lost with its disk and the last node
+        // replaces it, streaming from the other owners; then the lost node, started
+        // again empty, joins back. Clients read and write throughout.
+        name: "a-member-lost-with-its-disk-is-replaced-under-writes",
+        hint_bytes: HINTS,
+        steps: &[
+            Step::WriteAll { via: N1, value: "v1", w: 3 },
+            Step::Run(|world| crate::membership::replaced_under_writes(world, KEYS)),
+        ],
+        expect: &[],
+    },
+    Scenario {
         name: "full-disk-refuses-writes-and-the-others-take-them",
         hint_bytes: HINTS,
         steps: &[Step::Run(full_disk_refuses_writes_and_the_others_take_them)],

@@ -193,9 +193,12 @@ impl Membership {
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 // Two proposers outbidding each other in step would never finish: each
-                // waits a random while before trying again, so one gets through.
+                // waits a while of its own before trying again, so one gets through.
+                // Drawn from its id and the attempt rather than a random source, so a
+                // simulated cluster replays the same way.
                 let most = self.config().deadline.as_millis() as u64 / 10 * u64::from(attempt);
-                let pause = rand::random::<u64>() % most.max(1);
+                let draw = format!("{}/{round}/{attempt}", self.me().id);
+                let pause = halka_ring::key_hash(draw.as_bytes()) % most.max(1);
                 tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             }
             let ballot = self.ballot_above(round);

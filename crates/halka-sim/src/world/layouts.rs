@@ -30,6 +30,12 @@ impl World {
         self.layouts.lock().last().cloned().expect("a layout")
     }
 
+    /// Whether node `i` owns partitions in the newest layout the commits chose.
+    pub fn owns_any(&self, i: usize) -> bool {
+        let id = self.nodes[i].id.as_str();
+        self.layout().members().iter().any(|m| m.id == id)
+    }
+
     /// Records the active layouts a commit made (the checker's owners follow the newest).
     pub fn record_layouts(&self, layouts: Vec<Layout>) {
         *self.layouts.lock() = layouts;
