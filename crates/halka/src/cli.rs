@@ -297,7 +297,9 @@ pub enum ClusterAction {
     },
     /// Stage member NODE leaving: it hands its partitions to the others.
     Leave { node: String },
-    /// Stage the node at PEER_ADDR taking member OLD's place.
+    /// Stage the node at PEER_ADDR taking the place of member OLD, lost with its data
+    /// (nothing is streamed from OLD, nobody waits for it; a machine you still have is
+    /// swapped with `join` then `leave`).
     Replace { old: String, peer_addr: String },
     /// What the staged changes would move: partitions per node before and after.
     Plan,
