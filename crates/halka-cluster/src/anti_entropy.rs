@@ -191,6 +191,14 @@ impl AntiEntropy {
             let range = HashRange::partition(stretch, STRETCH_BITS);
             let mut complete = true;
             let peers = self.co_owners(&view, range);
+            if view.layout().is_none() {
+                // No layout yet (a node settling its first, or waiting to be joined): it
+                // owns nothing, and a walk over nothing is no pass.
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(self.config.interval) => continue,
+                }
+            }
             if peers.is_empty() {
                 // Nothing to compare here (a cluster of one): idle as if exchanging.
                 tokio::select! {

@@ -154,8 +154,14 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
         if survives {
             continue;
         }
-        let erased_everywhere =
-            op.acked_by.iter().all(|n| erasures.iter().any(|(e, at)| e == n && *at >= op.start_us));
+        let erased = |n: &str| erasures.iter().any(|(e, at)| *e == n && *at >= op.start_us);
+        // A stand-in's copy is a hint, handed to its owner and then dropped: that copy is
+        // lost with the owner's disk, or with the stand-in's if erased before it handed
+        // the hint on (the history does not say when it did, so either counts).
+        let erased_everywhere = op.acked_by.iter().all(|n| {
+            let owner = op.stand_ins.iter().find(|(s, _)| s == n).map(|(_, o)| o.as_str());
+            erased(n) || owner.is_some_and(erased)
+        });
         if erased_everywhere {
             verdict.lost_with_disks += 1;
         } else {

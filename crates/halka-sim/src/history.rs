@@ -34,6 +34,10 @@ pub struct Op {
     /// Replicas that acknowledged an acknowledged write.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub acked_by: Vec<String>,
+    /// The stand-ins among them, each with the owner it kept the write for (and handed
+    /// it to: the copy then lives there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stand_ins: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -56,6 +56,60 @@ pub(crate) fn replaced_under_writes(world: &Arc<World>, keys: u64) -> BoxFuture<
     })
 }
 
+/// After a change moved the cluster to version 2, the first node loses its disk while
+/// every other node is down, and starts alone: it must not route by its static list,
+/// version 1, while nobody that kept its state answers (the simulator lost a write that
+/// way); once the others are back it takes version 2. Clients read and write through
+/// every node all along (not the stable-key reader: at R = 1 a node that lost its disk
+/// answers "missing" until anti-entropy refills it, as Dynamo's R = 1 allows).
+pub(crate) fn restarted_empty_while_the_others_are_down(
+    world: &Arc<World>,
+    keys: u64,
+) -> BoxFuture<'_, Vec<String>> {
+    async move {
+        let until = Instant::now() + Duration::from_secs(20);
+        let clients: Vec<_> = (0..4)
+            .map(|c| tokio::spawn(workload::client(Arc::clone(world), c, keys, until)))
+            .collect();
+        let all: Vec<usize> = (0..world.nodes()).collect();
+        let mut problems = change(world, &all[..all.len() - 1]).await;
+        let version = world.layout().version();
+        for &i in &all[1..] {
+            world.crash(i, false);
+        }
+        world.crash(0, true);
+        world.record(Event::Fault {
+            at_us: world.now_us(),
+            what: "n1 lost with its disk, every other node down".to_string(),
+            erased: Some(world.node_id(0).to_string()),
+        });
+        world.start(0);
+        // Long enough for many rounds of asking.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        if let Some(c) = world.coordinator(0)
+            && let Some(layout) = c.view().layout()
+        {
+            problems.push(format!(
+                "n1 routed by layout version {} while no member that kept its state answered",
+                layout.version()
+            ));
+        }
+        for &i in &all[1..] {
+            world.start(i);
+        }
+        world.until_serving(0).await;
+        let taken = world.membership(0).and_then(|m| m.newest()).map(|l| l.version);
+        if taken != Some(version) {
+            problems.push(format!("n1 took layout {taken:?}, not the cluster's {version}"));
+        }
+        for c in clients {
+            let _ = c.await;
+        }
+        problems
+    }
+    .boxed()
+}
+
 /// Runs `changes` while four clients read and write through every node over a network
 /// losing 1% of messages, a reader checks the keys written before never read as missing,
 /// and another that a write acknowledged at W = 2 is read back at R = 2; returns every
@@ -232,10 +286,15 @@ async fn read_after_write(world: Arc<World>, until: Instant) -> Vec<String> {
         let (via, then) = (world.draw(0..nodes) as usize, world.draw(0..nodes) as usize);
         let key = bytes::Bytes::from(format!("fresh-{}", world.draw(0..10)));
         let value = bytes::Bytes::from(serial.to_string());
+        // A node down or refusing at once (no layout yet) answers in no simulated time:
+        // pause, so that time moves on.
+        let pause = || tokio::time::sleep(Duration::from_millis(10));
         let (Some(writer), Some(reader)) = (world.coordinator(via), world.coordinator(then)) else {
+            pause().await;
             continue;
         };
         let Ok(put) = writer.write(key.clone(), Some(value.clone()), None, 2).await else {
+            pause().await;
             continue;
         };
         if !put.stand_ins.is_empty() {

@@ -224,6 +224,21 @@ const TABLE: &[Scenario] = &[
         expect: &[],
     },
     Scenario {
+        // The last node leaves; then n1 loses its disk while every other node is down,
+        // and starts alone: it holds no layout until a node that kept its state answers,
+        // then takes the cluster's (version 2), never its static list. Clients read and
+        // write throughout.
+        name: "a-node-restarted-empty-while-the-others-are-down-waits-for-the-layout",
+        hint_bytes: HINTS,
+        steps: &[
+            Step::WriteAll { via: N1, value: "v1", w: 3 },
+            Step::Run(|world| {
+                crate::membership::restarted_empty_while_the_others_are_down(world, KEYS)
+            }),
+        ],
+        expect: &[],
+    },
+    Scenario {
         name: "full-disk-refuses-writes-and-the-others-take-them",
         hint_bytes: HINTS,
         steps: &[Step::Run(full_disk_refuses_writes_and_the_others_take_them)],

@@ -5,7 +5,7 @@
 use crate::history::{Event, Op, Outcome};
 use crate::world::{N, World};
 use bytes::Bytes;
-use halka_cluster::{WriteQuorum, WriteRequest};
+use halka_cluster::{PutResult, WriteQuorum, WriteRequest};
 use halka_store::{Change, Expiry, Float};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +60,7 @@ pub async fn run_op(
     pw: usize,
 ) {
     let start_us = world.now_us();
-    let mut acked_by = Vec::new();
+    let (mut acked_by, mut stand_ins) = (Vec::new(), Vec::new());
     let outcome = match world.coordinator(node) {
         None => Outcome::Refused,
         Some(c) => {
@@ -70,7 +70,7 @@ pub async fn run_op(
                     let q = WriteQuorum { w: quorum, pw };
                     match c.write_with(k, value.clone().map(Bytes::from), None, q).await {
                         Ok(put) => {
-                            acked_by = put.acked.iter().map(ToString::to_string).collect();
+                            (acked_by, stand_ins) = acks(&put);
                             Outcome::Acked
                         }
                         Err(e) => Outcome::Failed(e.to_string()),
@@ -98,6 +98,7 @@ pub async fn run_op(
         end_us: world.now_us(),
         outcome,
         acked_by,
+        stand_ins,
     }));
 }
 
@@ -150,6 +151,7 @@ fn blank(node: usize, key: String, w: usize) -> Op {
         end_us: 0,
         outcome: Outcome::Refused,
         acked_by: Vec::new(),
+        stand_ins: Vec::new(),
     }
 }
 
@@ -163,7 +165,7 @@ async fn apply_recorded(world: &World, mut op: Op, request: WriteRequest) {
             let quorum = WriteQuorum { w: op.quorum, pw: 0 };
             match c.apply(Bytes::from(op.key.clone()), request, quorum).await {
                 Ok(put) if put.outcome.refused.is_none() => {
-                    op.acked_by = put.acked.iter().map(ToString::to_string).collect();
+                    (op.acked_by, op.stand_ins) = acks(&put);
                     Outcome::Acked
                 }
                 Ok(put) => Outcome::Failed(format!("refused: {:?}", put.outcome.refused)),
@@ -262,4 +264,11 @@ pub async fn epilogue(world: &World, client: usize, keys: u64) {
         let quorum = world.draw(1..3) as usize;
         run_op(world, client, node, key(k), Some(write), quorum, 0).await;
     }
+}
+
+/// Who acknowledged `put`, and which of them stood in for which owner.
+fn acks(put: &PutResult) -> (Vec<String>, Vec<(String, String)>) {
+    let acked = put.acked.iter().map(ToString::to_string).collect();
+    let stand_ins = put.stand_ins.iter().map(|(s, o)| (s.to_string(), o.to_string())).collect();
+    (acked, stand_ins)
 }

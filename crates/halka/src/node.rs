@@ -369,18 +369,7 @@ async fn serve(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(Listeners, String)>> {
     let grace = Duration::from_millis(state.config.shutdown_grace_ms);
-    state.membership.catch_up_at_start().await;
     let local = Arc::clone(&state.local);
-    tracing::info!(
-        node = %state.config.node_id,
-        redis = %listeners.redis.local_addr()?,
-        http = %listeners.http.local_addr()?,
-        peer = %listeners.peer.local_addr()?,
-        members = state.config.members.len(),
-        actor = %state.incarnation.actor,
-        resumed = state.incarnation.resumed,
-        "halka node serving"
-    );
     let rpc_config = RpcServerConfig {
         max_frame_bytes: frame_limit(&state.config),
         placement: state.placement,
@@ -397,9 +386,26 @@ async fn serve(
     let services = state.services.spawn(&state.coordinator.view_handle(), &stop);
     let rpc_stop = stop.clone();
     let Listeners { redis, http, peer } = listeners;
+    let peer_addr = peer.local_addr()?;
     let rpc = tokio::spawn(halka_cluster::rpc::serve(peer, local, rpc_config, async move {
         rpc_stop.cancelled().await;
     }));
+    // The peer port answers first: a node that kept no layout settles one with the other
+    // static members, which may be waiting for this one's answer to do the same.
+    tokio::select! {
+        () = state.membership.catch_up_at_start() => {}
+        () = stop.cancelled() => {}
+    }
+    tracing::info!(
+        node = %state.config.node_id,
+        redis = %redis.local_addr()?,
+        http = %http.local_addr()?,
+        peer = %peer_addr,
+        members = state.config.members.len(),
+        actor = %state.incarnation.actor,
+        resumed = state.incarnation.resumed,
+        "halka node serving"
+    );
     let redis = tokio::spawn(crate::resp::serve(redis, Arc::clone(&state), stop.clone()));
     let http = tokio::spawn(crate::http::serve(http, Arc::clone(&state), stop.clone()));
 

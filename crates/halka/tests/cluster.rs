@@ -33,8 +33,11 @@ fn writes_replicate_across_processes() {
 #[test]
 fn a_write_needing_every_replica_succeeds_as_soon_as_the_last_node_serves() {
     let mut c = TestCluster::configure(&std::env::temp_dir(), 3, "periodic", "", "");
-    c.start_process(0);
-    c.start_process(1);
+    // The first two together: a node that kept no layout waits for a majority to answer.
+    c.spawn_process(0);
+    c.spawn_process(1);
+    c.wait_serving(0);
+    c.wait_serving(1);
     let mut a = Raw::connect(&c.redis_addr(0));
     // Replicated to node-3 too: its refused connection puts node-1's link in backoff.
     assert_eq!(a.cmd(&["SET", "before", "v"]), "+OK\r\n");

@@ -15,6 +15,7 @@ mod service;
 pub mod spec;
 mod spread;
 pub mod staging;
+mod start;
 pub mod store;
 
 pub use commit::{CommitError, Committed};

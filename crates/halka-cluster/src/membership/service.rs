@@ -79,9 +79,10 @@ pub struct Membership {
     saved: Mutex<Saved>,
     views: OnceLock<ViewHandle>,
     pub(super) staged: Mutex<Vec<Change>>,
-    /// Whether the node kept no state and started from `initial` (see
-    /// [`Membership::catch_up_at_start`]).
-    fresh: bool,
+    /// The static member list, as version 1 (`None` for a node waiting to be joined):
+    /// installed only once the other static members settle that it is the cluster's (see
+    /// `start`).
+    initial: Option<LayoutSpec>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -91,8 +92,9 @@ impl std::fmt::Debug for Membership {
 }
 
 impl Membership {
-    /// Node `me`'s membership, resuming what `store` kept, else starting from `initial`
-    /// (a static member list, as version 1; `None` for a node waiting to be joined).
+    /// Node `me`'s membership, resuming what `store` kept, else starting with no layout
+    /// until [`Membership::catch_up_at_start`] settles one (from `initial`, a static
+    /// member list as version 1, or from a member; `None` for a node waiting to be joined).
     ///
     /// # Errors
     /// The store cannot be read or written.
@@ -107,14 +109,9 @@ impl Membership {
         store: Arc<dyn MembershipStore>,
         initial: Option<LayoutSpec>,
     ) -> Result<Self, MembershipError> {
-        let (saved, fresh) = match store.load()? {
-            Some(saved) if !saved.layouts.is_empty() => (saved, false),
-            _ => {
-                let saved = Saved { layouts: initial.into_iter().collect(), ..Saved::default() };
-                store.save(&saved)?;
-                (saved, true)
-            }
-        };
+        // A node without kept layouts keeps nothing until it installs one: a restart
+        // before then must ask again, not take the static list as settled.
+        let saved = store.load()?.filter(|s| !s.layouts.is_empty()).unwrap_or_default();
         Ok(Self {
             me,
             replication,
@@ -126,7 +123,7 @@ impl Membership {
             saved: Mutex::new(saved),
             views: OnceLock::new(),
             staged: Mutex::default(),
-            fresh,
+            initial,
         })
     }
 
@@ -153,41 +150,21 @@ impl Membership {
     /// A kept layout does not make a view.
     ///
     /// A node that kept no state starts with no layout (refusing clients) until
-    /// [`Membership::catch_up_at_start`] has asked its static members for a newer one.
+    /// [`Membership::catch_up_at_start`] has settled one.
     pub fn initial_view(&self, own: &Arc<dyn Replica>) -> Result<View, MembershipError> {
         self.members.add(Arc::clone(own));
         let saved = self.saved.lock().clone();
-        if saved.layouts.is_empty() || self.fresh {
+        if saved.layouts.is_empty() {
             return Ok(View::new(None, Vec::new(), self.replication));
         }
         let view = self.view_over(&saved.layouts)?;
         Ok(if saved.reads_newest { view.reading_newest() } else { view })
     }
 
-    /// For a node that kept no membership state (a new node of a static list, or one
-    /// whose data directory was lost): asks the static members for their layouts and
-    /// takes a newer one before serving, so that it does not route by a layout the
-    /// cluster has long left. Members that do not answer (a cluster starting together)
-    /// are not waited for.
-    pub async fn catch_up_at_start(&self) {
-        if !self.fresh {
-            return;
-        }
-        let Some(views) = self.views.get() else { return };
-        let before = views.view();
-        let (layouts, _) = self.current();
-        let members: Vec<MemberSpec> = layouts.iter().flat_map(|l| l.present()).cloned().collect();
-        if self.pull(&members).await || layouts.is_empty() {
-            return;
-        }
-        // Nobody has a newer layout: the static one is the cluster's (unless a member
-        // installed one here meanwhile).
-        match self.view_over(&layouts) {
-            Ok(view) => {
-                let _ = views.transition(Some(&before), |_| Ok(()), view);
-            }
-            Err(e) => tracing::error!(error = %e, "the static member list does not make a view"),
-        }
+    /// The static member list this node started from, if any.
+    #[must_use]
+    pub(super) fn initial(&self) -> Option<&LayoutSpec> {
+        self.initial.as_ref()
     }
 
     /// Starts installing views through `views` (the coordinator's).

@@ -45,17 +45,7 @@ impl Membership {
     /// Asks `members` for the layouts they installed and installs the newest found if it
     /// is newer than this node's; returns whether it did.
     pub async fn pull(&self, members: &[MemberSpec]) -> bool {
-        let me = self.me().id.clone();
-        let asks = members.iter().filter(|m| m.id != me).map(|m| {
-            let replica = self.reach(m);
-            async move {
-                match self.ask(&replica, MembershipRequest::Current).await {
-                    Ok(MembershipResponse::Current { layouts, .. }) => Some(layouts),
-                    _ => None,
-                }
-            }
-        });
-        let answers = futures::future::join_all(asks).await;
+        let answers = self.ask_current(members.iter()).await;
         let newest = answers
             .into_iter()
             .flatten()
@@ -76,6 +66,25 @@ impl Membership {
                 false
             }
         }
+    }
+
+    /// Asks each of `members` but this node for the layouts it installed (`None`: no
+    /// answer).
+    pub(super) async fn ask_current<'a>(
+        &self,
+        members: impl Iterator<Item = &'a MemberSpec>,
+    ) -> Vec<Option<Vec<LayoutSpec>>> {
+        let me = self.me().id.clone();
+        let asks = members.filter(|m| m.id != me).map(|m| {
+            let replica = self.reach(m);
+            async move {
+                match self.ask(&replica, MembershipRequest::Current).await {
+                    Ok(MembershipResponse::Current { layouts, .. }) => Some(layouts),
+                    _ => None,
+                }
+            }
+        });
+        futures::future::join_all(asks).await
     }
 
     /// Carries on a layout this node accepted for the next version and has not seen

@@ -88,6 +88,8 @@ pub struct NodeProc {
     log_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// What it logged until it served.
     startup_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Signalled once it logs that it serves (taken by `wait_serving`).
+    serving: Option<std::sync::Mutex<mpsc::Receiver<()>>>,
 }
 
 pub struct TestCluster {
@@ -115,8 +117,12 @@ impl TestCluster {
         storage: &str,
     ) -> Self {
         let mut cluster = Self::configure(base, n, sync, extra, storage);
+        // All at once: a node that kept no layout serves only once the others answer.
         for i in 0..n {
-            cluster.start_process(i);
+            cluster.spawn_process(i);
+        }
+        for i in 0..n {
+            cluster.wait_serving(i);
         }
         // A test's first request may need every replica: it waits for the whole mesh.
         for i in 0..n {
@@ -168,6 +174,7 @@ impl TestCluster {
                 child: None,
                 log_lines: std::sync::Arc::default(),
                 startup_log: std::sync::Arc::default(),
+                serving: None,
             });
         }
         Self { dir, nodes }
@@ -195,6 +202,7 @@ impl TestCluster {
             child: None,
             log_lines: std::sync::Arc::default(),
             startup_log: std::sync::Arc::default(),
+            serving: None,
         });
         self.start_process(i);
         i
@@ -246,6 +254,12 @@ impl TestCluster {
 
     /// Starts node `i` and waits for its "serving" log line.
     pub fn start_process(&mut self, i: usize) {
+        self.spawn_process(i);
+        self.wait_serving(i);
+    }
+
+    /// Starts node `i`, without waiting (see [`TestCluster::wait_serving`]).
+    pub fn spawn_process(&mut self, i: usize) {
         let node = &mut self.nodes[i];
         let mut child = Command::new(BIN)
             .args(["server", "--config"])
@@ -278,11 +292,19 @@ impl TestCluster {
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
-            panic!("{} did not start:\n{}", node.id, early.lock().unwrap().join("\n"))
-        });
         node.child = Some(child);
         node.startup_log = early;
+        node.serving = Some(std::sync::Mutex::new(rx));
+    }
+
+    /// Waits for the "serving" log line of node `i`, started by
+    /// [`TestCluster::spawn_process`].
+    pub fn wait_serving(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let Some(serving) = node.serving.take() else { return };
+        serving.into_inner().unwrap().recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            panic!("{} did not start:\n{}", node.id, node.startup_log.lock().unwrap().join("\n"))
+        });
     }
 
     /// SIGKILL node `i`.
@@ -308,6 +330,20 @@ impl TestCluster {
     /// What node `i` logged as it last started, until it served.
     pub fn startup_log(&self, i: usize) -> String {
         self.nodes[i].startup_log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until node `i`, started but not serving yet, logs a line containing `text`.
+    pub fn wait_logged(&self, i: usize, text: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !self.startup_log(i).contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never logged {text:?}:\n{}",
+                self.nodes[i].id,
+                self.startup_log(i)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// How many lines node `i` has logged since it last started.
