@@ -118,6 +118,8 @@ pub struct AssembledNode {
     /// Every repair this node takes part in spends it: its own exchanges, and what
     /// peers' exchanges ask of it (see `RepairBudget`).
     pub repair_budget: Arc<RepairBudget>,
+    /// What serving new owners' streams spends, in bytes (see `TransferConfig`).
+    pub transfer_budget: Arc<RepairBudget>,
     pub services: Services,
 }
 
@@ -158,6 +160,7 @@ impl NodeSpec {
             }
             None => None,
         };
+        let transfer_config = self.transfers.as_ref().map(|spec| spec.config.clone());
         let transfers = self.transfers.take().map(|spec| {
             let transfers = Transfers::new(self.id.clone(), spec.config, spec.checkpoints);
             let keep = spec.keep.or_else(|| membership.as_ref().map(Membership::keep_view));
@@ -187,6 +190,7 @@ impl NodeSpec {
             }
         };
         let repair_budget = repair_budget(self.anti_entropy.as_ref(), &local);
+        let transfer_budget = transfer_budget(transfer_config.as_ref(), &local);
         let handoff = self.handoff.map(|config| Handoff::new(self.hints, config));
         let coordinator = Coordinator::new(
             view,
@@ -218,6 +222,7 @@ impl NodeSpec {
             replica,
             members,
             repair_budget,
+            transfer_budget,
             services: Services { handoff, anti_entropy, collector, transfers, membership },
         })
     }
@@ -251,6 +256,19 @@ fn repair_budget(config: Option<&AntiEntropyConfig>, local: &LocalReplica) -> Ar
     Arc::new(RepairBudget::new(
         config.max_keys_per_second,
         config.busy_keys_per_second,
+        Some(Arc::new(move || local.foreground_ops())),
+    ))
+}
+
+/// The node's transfer budget: the bytes a second it serves to new owners streaming from
+/// it, slowing to the busy rate while the local replica serves clients.
+fn transfer_budget(config: Option<&TransferConfig>, local: &LocalReplica) -> Arc<RepairBudget> {
+    let defaults = TransferConfig::default();
+    let config = config.unwrap_or(&defaults);
+    let local = local.clone();
+    Arc::new(RepairBudget::new(
+        config.max_bytes_per_second,
+        config.busy_bytes_per_second,
         Some(Arc::new(move || local.foreground_ops())),
     ))
 }

@@ -18,7 +18,8 @@ pub const BUSY_OPS_PER_SECOND: u64 = 100;
 const LOAD_WINDOW: Duration = Duration::from_millis(250);
 
 /// Spaces out a node's repairs to a rate: each batch waits until the previous ones' share
-/// of time has passed. The rate is the busy one while the node served at least
+/// of time has passed. Its unit is a key for repairs, a byte for partition transfers
+/// (each has a budget of its own). The rate is the busy one while the node served at least
 /// [`BUSY_OPS_PER_SECOND`] client operations a second over the last sample — Dynamo's
 /// admission control in its simplest form: background work yields to foreground work.
 pub struct RepairBudget {

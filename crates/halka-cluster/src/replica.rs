@@ -230,6 +230,14 @@ pub struct KeyPage {
     pub through: Option<u64>,
 }
 
+impl KeyPage {
+    /// The page's size, roughly (see [`batch_weight`]).
+    #[must_use]
+    pub fn bytes(&self) -> usize {
+        self.keys.iter().map(|(k, r)| batch_weight(k, r)).sum()
+    }
+}
+
 /// Builds a [`KeyPage`] from keys offered in hash order, closing it at the first hash
 /// boundary once it holds `budget` bytes (keys sharing a hash stay on one page, so a
 /// page's end is a hash the next page can start after).

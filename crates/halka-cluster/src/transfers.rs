@@ -45,11 +45,23 @@ pub struct TransferConfig {
     pub deadline: Duration,
     /// How long to wait before trying again partitions whose every old owner failed.
     pub retry: Duration,
+    /// Bytes a second this node serves to new owners streaming from it, at most (its
+    /// transfer budget: a `RepairBudget` counted in bytes, of its own so that a change
+    /// is not held to anti-entropy's key rate).
+    pub max_bytes_per_second: u32,
+    /// The same while this node serves clients (see `RepairBudget`).
+    pub busy_bytes_per_second: u32,
 }
 
 impl Default for TransferConfig {
     fn default() -> Self {
-        Self { concurrency: 4, deadline: Duration::from_secs(10), retry: Duration::from_secs(1) }
+        Self {
+            concurrency: 4,
+            deadline: Duration::from_secs(10),
+            retry: Duration::from_secs(1),
+            max_bytes_per_second: 256 << 20,
+            busy_bytes_per_second: 64 << 20,
+        }
     }
 }
 

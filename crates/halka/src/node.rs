@@ -179,6 +179,7 @@ fn build_generation(
         incarnation,
         services: node.services,
         repair_budget: node.repair_budget,
+        transfer_budget: node.transfer_budget,
         client_list: crate::resp::clients::Clients::default(),
         slowlog,
         input_budget: crate::resp::input_budget::InputBudget::new(config_limits_buffered),
@@ -263,8 +264,10 @@ fn transfer_spec(config: &NodeConfig, clean: bool) -> anyhow::Result<TransferSpe
         }
     };
     let timeout = Duration::from_millis(config.timeout_ms);
-    let transfer =
-        TransferConfig { deadline: timeout.saturating_mul(10), ..TransferConfig::default() };
+    let transfer = config.transfers.apply(TransferConfig {
+        deadline: timeout.saturating_mul(10),
+        ..TransferConfig::default()
+    });
     // The node's membership keeps the views a change moves it to.
     Ok(TransferSpec { config: transfer, checkpoints, keep: None })
 }
@@ -374,6 +377,7 @@ async fn serve(
         max_frame_bytes: frame_limit(&state.config),
         placement: state.placement,
         repair_budget: Some(Arc::clone(&state.repair_budget)),
+        transfer_budget: Some(Arc::clone(&state.transfer_budget)),
         ..RpcServerConfig::new(state.auth.clone())
     };
     // Every task of this generation stops with it; a shutdown stops the generation.

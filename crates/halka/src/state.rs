@@ -46,6 +46,8 @@ pub struct NodeState {
     pub services: Services,
     /// What every repair this node takes part in spends, its own and its peers'.
     pub repair_budget: Arc<RepairBudget>,
+    /// What serving new owners' streams spends, in bytes.
+    pub transfer_budget: Arc<RepairBudget>,
     /// The Redis clients connected now.
     pub client_list: crate::resp::clients::Clients,
     /// Recent slow Redis commands (`SLOWLOG`).

@@ -43,6 +43,10 @@ pub struct RpcServerConfig {
     /// node — listing keys, reading and merging batches of records — waits its turn in
     /// it. `None` serves repairs at once.
     pub repair_budget: Option<Arc<RepairBudget>>,
+    /// The node's transfer budget, in bytes: the pages of ranges new owners stream from
+    /// this node (`ReadRange`) wait their turn in it. `None`: they spend the repair
+    /// budget, by keys.
+    pub transfer_budget: Option<Arc<RepairBudget>>,
 }
 
 impl RpcServerConfig {
@@ -59,6 +63,7 @@ impl RpcServerConfig {
             auth,
             placement: 0,
             repair_budget: None,
+            transfer_budget: None,
         }
     }
 }
@@ -210,7 +215,10 @@ async fn connection(
     let batch_limit = (config.max_in_flight / 2).clamp(1, 64);
     let placement = config.placement;
     let max_frame = config.max_frame_bytes;
-    let budget = config.repair_budget.clone();
+    let budget = config
+        .repair_budget
+        .clone()
+        .map(|repair| Budgets { repair, transfer: config.transfer_budget.clone() });
     let reader = async move {
         let mut started = Vec::with_capacity(batch_limit);
         let mut open = true;
@@ -332,11 +340,19 @@ async fn send(
     tx.send(frame).await.map_err(|_| ())
 }
 
-/// [`handle`], with the repair work a peer asks for spent from `budget`: batches of
-/// records before they are read or merged, key listings once their size is known (the
-/// wait then falls on the next batch). Everything else is answered at once.
+/// What the repair work peers ask of a node spends.
+#[derive(Clone)]
+struct Budgets {
+    repair: Arc<RepairBudget>,
+    transfer: Option<Arc<RepairBudget>>,
+}
+
+/// [`handle`], with the repair work a peer asks for spent from `budgets`: batches of
+/// records before they are read or merged, key listings and streamed pages once their
+/// size is known (the wait then falls on the next one). Everything else is answered at
+/// once.
 fn paced(
-    budget: &Arc<RepairBudget>,
+    budgets: &Budgets,
     replica: &Arc<dyn Replica>,
     placement: u64,
     request: Request,
@@ -347,13 +363,14 @@ fn paced(
         Request::KeyDigests { .. } | Request::ReadRange { .. } => 0,
         _ => return handle(replica.as_ref(), placement, request),
     };
-    let (budget, replica) = (Arc::clone(budget), Arc::clone(replica));
+    let (budgets, replica) = (budgets.clone(), Arc::clone(replica));
     async move {
-        budget.take(before as u64).await;
+        budgets.repair.take(before as u64).await;
         let response = handle(replica.as_ref(), placement, request).await;
-        match &response {
-            Response::KeyDigests(listed) => budget.take(listed.len() as u64).await,
-            Response::Listed(page) => budget.take(page.keys.len() as u64).await,
+        match (&response, &budgets.transfer) {
+            (Response::KeyDigests(listed), _) => budgets.repair.take(listed.len() as u64).await,
+            (Response::Listed(page), Some(transfer)) => transfer.take(page.bytes() as u64).await,
+            (Response::Listed(page), None) => budgets.repair.take(page.keys.len() as u64).await,
             _ => {}
         }
         response
@@ -433,11 +450,15 @@ pub fn handle(
 mod tests {
     use super::*;
     use crate::LocalReplica;
-    use halka_store::{MemoryEngine, NodeId};
+    use halka_store::{HashRange, MemoryEngine, NodeId, Record, Write};
     use tokio::time::Instant;
 
     fn replica() -> Arc<dyn Replica> {
         Arc::new(LocalReplica::new(NodeId::new("a"), Arc::new(MemoryEngine::default())))
+    }
+
+    fn budgets(repair: RepairBudget) -> Budgets {
+        Budgets { repair: Arc::new(repair), transfer: None }
     }
 
     fn batch() -> Request {
@@ -448,7 +469,7 @@ mod tests {
     async fn a_peers_repair_batches_wait_their_turn_in_the_budget() {
         // 1,000 keys a second: after the first tenth of a second of slack, each batch of
         // 100 waits out the previous one's share.
-        let budget = Arc::new(RepairBudget::new(1_000, 1_000, None));
+        let budget = budgets(RepairBudget::new(1_000, 1_000, None));
         let replica = replica();
         let started = Instant::now();
         for _ in 0..3 {
@@ -459,7 +480,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn client_requests_from_peers_skip_the_repair_budget() {
-        let budget = Arc::new(RepairBudget::new(1, 1, None));
+        let budget = budgets(RepairBudget::new(1, 1, None));
         let replica = replica();
         // The budget is spent for a long while...
         paced(&budget, &replica, 0, batch()).await;
@@ -468,5 +489,39 @@ mod tests {
         let answer = paced(&budget, &replica, 0, Request::Get { key: Bytes::from("k") }).await;
         assert_eq!(answer, Response::MaybeRecord(None));
         assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streamed_pages_spend_the_transfer_budget_by_bytes_not_the_repair_budget() {
+        let replica = replica();
+        let write = Write::value(Some(Bytes::from(vec![b'v'; 1_000])), None, 1);
+        let record = Record::apply_write(None, &NodeId::new("a"), &write).unwrap().into_record();
+        let entries = (0..50).map(|i| (Bytes::from(format!("k{i}")), Arc::new(record.clone())));
+        replica.merge_many(entries.collect()).await.unwrap();
+        // The repair budget spent for minutes; a million bytes a second for transfers.
+        let budget = Budgets {
+            repair: Arc::new(RepairBudget::new(1, 1, None)),
+            transfer: Some(Arc::new(RepairBudget::new(1_000_000, 1_000_000, None))),
+        };
+        paced(&budget, &replica, 0, batch()).await;
+        let read = || Request::ReadRange { range: HashRange::ALL };
+        let Response::Listed(page) = paced(&budget, &replica, 0, read()).await else {
+            panic!("not a page")
+        };
+        // The first reads use up the tenth of a second of slack (the first read's
+        // blocking task lets the paused clock jump); then each page waits out the
+        // previous one's share: a microsecond a byte.
+        for _ in 0..2 {
+            paced(&budget, &replica, 0, read()).await;
+        }
+        let started = Instant::now();
+        paced(&budget, &replica, 0, read()).await;
+        paced(&budget, &replica, 0, read()).await;
+        let bytes = page.bytes() as u64;
+        assert!(bytes > 50_000, "{bytes}");
+        // (Timers fire on whole milliseconds.)
+        let (elapsed, share) = (started.elapsed(), std::time::Duration::from_micros(2 * bytes));
+        let tick = std::time::Duration::from_millis(1);
+        assert!(elapsed >= share && elapsed <= share + 2 * tick, "{elapsed:?} for {bytes} bytes");
     }
 }

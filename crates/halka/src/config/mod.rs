@@ -3,6 +3,10 @@
 //! Every field has a default, so a single node runs with no file at all. Errors name the
 //! file, the field and what is allowed.
 
+mod transfers;
+
+pub use transfers::TransferSettings;
+
 use halka_cluster::{ClusterSecret, ReadFanout};
 use halka_store::{FjallOptions, Limits, SyncPolicy};
 use serde::{Deserialize, Serialize};
@@ -291,6 +295,7 @@ pub struct NodeConfig {
     pub handoff: HandoffSettings,
     pub anti_entropy: AntiEntropySettings,
     pub tombstones: TombstoneSettings,
+    pub transfers: TransferSettings,
     pub http: HttpSettings,
     /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
     /// nodes prove they know it before serving each other, and it signs the causal-context
@@ -339,6 +344,7 @@ impl Default for NodeConfig {
             limits: Limits::default(),
             handoff: HandoffSettings::default(),
             anti_entropy: AntiEntropySettings::default(),
+            transfers: TransferSettings::default(),
             tombstones: TombstoneSettings::default(),
             http: HttpSettings::default(),
             cluster_secret: None,
@@ -534,6 +540,9 @@ impl NodeConfig {
                     .into(),
             ));
         }
+        if let Some(problem) = self.transfers.problem() {
+            return Err(invalid("transfers", problem));
+        }
         if self.tombstones.grace_secs == 0 || self.tombstones.interval_ms == 0 {
             return Err(invalid(
                 "tombstones",
@@ -684,7 +693,7 @@ mod tests {
 
     #[test]
     fn the_readme_example_configuration_is_valid_and_names_every_section() {
-        let readme = include_str!("../../../README.md");
+        let readme = include_str!("../../../../README.md");
         let start = readme.find("```toml\n").expect("a toml block in the README") + 8;
         let text = &readme[start..start + readme[start..].find("```").unwrap()];
         let config = parse(text).unwrap();
@@ -693,11 +702,13 @@ mod tests {
         assert_eq!(config.anti_entropy, defaults.anti_entropy, "the README shows the defaults");
         assert_eq!(config.http, defaults.http, "the README shows the defaults");
         assert_eq!(config.tombstones, defaults.tombstones, "the README shows the defaults");
+        assert_eq!(config.transfers, defaults.transfers, "the README shows the defaults");
         for section in [
             "[storage]",
             "[handoff]",
             "[anti_entropy]",
             "[tombstones]",
+            "[transfers]",
             "[http]",
             "[limits]",
             "[[members]]",
@@ -746,6 +757,17 @@ mod tests {
         assert_eq!(c.storage.background_threads, 1);
         let defaults = parse("").unwrap();
         assert_eq!(defaults.read_fanout(), ReadFanout::Quorum { hedge: Duration::from_millis(5) });
+    }
+
+    #[test]
+    fn a_transfer_rate_out_of_range_is_refused_saying_what_is_allowed() {
+        for bad in ["max_mb_per_second = 0", "busy_mb_per_second = 5000", "concurrency = 0"] {
+            let e = parse(&format!("[transfers]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains("transfers") && e.contains("from 1 to 4000"), "{bad}: {e}");
+        }
+        let c = parse("[transfers]\nmax_mb_per_second = 100\n").unwrap();
+        let applied = c.transfers.apply(halka_cluster::TransferConfig::default());
+        assert_eq!(applied.max_bytes_per_second, 100 << 20);
     }
 
     #[test]
