@@ -348,9 +348,9 @@ struct Budgets {
 }
 
 /// [`handle`], with the repair work a peer asks for spent from `budgets`: batches of
-/// records before they are read or merged, key listings and streamed pages once their
-/// size is known (the wait then falls on the next one). Everything else is answered at
-/// once.
+/// records before they are read or merged (repair budget, by keys), key listings and
+/// streamed pages once their size is known (transfer budget, by bytes; the wait then
+/// falls on the next one). Everything else is answered at once.
 fn paced(
     budgets: &Budgets,
     replica: &Arc<dyn Replica>,
@@ -367,8 +367,15 @@ fn paced(
     async move {
         budgets.repair.take(before as u64).await;
         let response = handle(replica.as_ref(), placement, request).await;
+        // Bulk reads of a range (streamed pages, key listings) spend the transfer budget
+        // by their size: a listing of a partition's keys costs what its bytes cost, not
+        // what repairing every key would.
         match (&response, &budgets.transfer) {
-            (Response::KeyDigests(listed), _) => budgets.repair.take(listed.len() as u64).await,
+            (Response::KeyDigests(listed), Some(transfer)) => {
+                let bytes: usize = listed.iter().map(|(k, _)| k.len() + 8).sum();
+                transfer.take(bytes as u64).await;
+            }
+            (Response::KeyDigests(listed), None) => budgets.repair.take(listed.len() as u64).await,
             (Response::Listed(page), Some(transfer)) => transfer.take(page.bytes() as u64).await,
             (Response::Listed(page), None) => budgets.repair.take(page.keys.len() as u64).await,
             _ => {}
@@ -450,7 +457,8 @@ pub fn handle(
 mod tests {
     use super::*;
     use crate::LocalReplica;
-    use halka_store::{HashRange, MemoryEngine, NodeId, Record, Write};
+    use halka_store::{HashRange, MemoryEngine, NodeId, Record, TrackedEngine, Tracking, Write};
+    use std::time::Duration;
     use tokio::time::Instant;
 
     fn replica() -> Arc<dyn Replica> {
@@ -491,37 +499,71 @@ mod tests {
         assert_eq!(started.elapsed(), std::time::Duration::ZERO);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn streamed_pages_spend_the_transfer_budget_by_bytes_not_the_repair_budget() {
-        let replica = replica();
+    /// A replica holding 50 keys of 1 kB, and budgets with the repair budget spent for
+    /// minutes and a thousand bytes a second for transfers.
+    async fn spent_repairs() -> (Arc<dyn Replica>, Budgets) {
+        // Digests kept, for key listings.
+        let engine = TrackedEngine::build(Arc::new(MemoryEngine::default()), Tracking::ALL);
+        let replica: Arc<dyn Replica> =
+            Arc::new(LocalReplica::new(NodeId::new("a"), Arc::new(engine.unwrap())));
         let write = Write::value(Some(Bytes::from(vec![b'v'; 1_000])), None, 1);
         let record = Record::apply_write(None, &NodeId::new("a"), &write).unwrap().into_record();
         let entries = (0..50).map(|i| (Bytes::from(format!("k{i}")), Arc::new(record.clone())));
         replica.merge_many(entries.collect()).await.unwrap();
-        // The repair budget spent for minutes; a million bytes a second for transfers.
-        let budget = Budgets {
+        let budgets = Budgets {
             repair: Arc::new(RepairBudget::new(1, 1, None)),
-            transfer: Some(Arc::new(RepairBudget::new(1_000_000, 1_000_000, None))),
+            transfer: Some(Arc::new(RepairBudget::new(1_000, 1_000, None))),
         };
-        paced(&budget, &replica, 0, batch()).await;
-        let read = || Request::ReadRange { range: HashRange::ALL };
-        let Response::Listed(page) = paced(&budget, &replica, 0, read()).await else {
-            panic!("not a page")
-        };
-        // The first reads use up the tenth of a second of slack (the first read's
-        // blocking task lets the paused clock jump); then each page waits out the
-        // previous one's share: a microsecond a byte.
-        for _ in 0..2 {
-            paced(&budget, &replica, 0, read()).await;
+        paced(&budgets, &replica, 0, batch()).await;
+        (replica, budgets)
+    }
+
+    /// How long the fourth and fifth of five `request`s take: the first ones use up the
+    /// tenth of a second of slack (the first read's blocking task lets the paused clock
+    /// jump); then each waits out the previous one's share.
+    async fn steady_pair(
+        budgets: &Budgets,
+        replica: &Arc<dyn Replica>,
+        request: Request,
+    ) -> Duration {
+        for _ in 0..3 {
+            paced(budgets, replica, 0, request.clone()).await;
         }
         let started = Instant::now();
-        paced(&budget, &replica, 0, read()).await;
-        paced(&budget, &replica, 0, read()).await;
-        let bytes = page.bytes() as u64;
-        assert!(bytes > 50_000, "{bytes}");
-        // (Timers fire on whole milliseconds.)
-        let (elapsed, share) = (started.elapsed(), std::time::Duration::from_micros(2 * bytes));
-        let tick = std::time::Duration::from_millis(1);
-        assert!(elapsed >= share && elapsed <= share + 2 * tick, "{elapsed:?} for {bytes} bytes");
+        paced(budgets, replica, 0, request.clone()).await;
+        paced(budgets, replica, 0, request).await;
+        started.elapsed()
+    }
+
+    /// Whether `elapsed` is the share of two answers of `bytes` at a millisecond a byte
+    /// (timers fire on whole milliseconds).
+    fn two_shares(elapsed: Duration, bytes: usize) -> bool {
+        let share = Duration::from_millis(2 * bytes as u64);
+        elapsed >= share && elapsed <= share + Duration::from_millis(2)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn streamed_pages_spend_the_transfer_budget_by_bytes_not_the_repair_budget() {
+        let (replica, budgets) = spent_repairs().await;
+        let read = Request::ReadRange { range: HashRange::ALL };
+        let Response::Listed(page) = handle(replica.as_ref(), 0, read.clone()).await else {
+            panic!("not a page")
+        };
+        assert!(page.bytes() > 50_000, "{}", page.bytes());
+        let elapsed = steady_pair(&budgets, &replica, read).await;
+        assert!(two_shares(elapsed, page.bytes()), "{elapsed:?} for {} bytes", page.bytes());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn key_listings_spend_the_transfer_budget_by_bytes_not_the_repair_budget() {
+        let (replica, budgets) = spent_repairs().await;
+        let list = Request::KeyDigests { range: HashRange::ALL };
+        let Response::KeyDigests(listed) = handle(replica.as_ref(), 0, list.clone()).await else {
+            panic!("not a listing")
+        };
+        assert_eq!(listed.len(), 50);
+        let bytes = listed.iter().map(|(k, _)| k.len() + 8).sum();
+        let elapsed = steady_pair(&budgets, &replica, list).await;
+        assert!(two_shares(elapsed, bytes), "{elapsed:?} for {bytes} bytes");
     }
 }
