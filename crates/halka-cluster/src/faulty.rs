@@ -151,6 +151,10 @@ impl Replica for FaultyReplica {
         self.wrap(|| self.inner.transfer_status(version))
     }
 
+    fn transfer_progress(&self) -> ReplicaFuture<crate::Progress> {
+        self.wrap(|| self.inner.transfer_progress())
+    }
+
     fn membership(
         &self,
         request: crate::membership::MembershipRequest,

@@ -263,6 +263,13 @@ impl Replica for LocalReplica {
         }
     }
 
+    fn transfer_progress(&self) -> ReplicaFuture<crate::Progress> {
+        match &self.transfers {
+            Some(t) => answered(Ok(t.progress())),
+            None => answered(Err(ReplicaError::Rejected("this node runs no transfers".into()))),
+        }
+    }
+
     fn membership(
         &self,
         request: crate::membership::MembershipRequest,

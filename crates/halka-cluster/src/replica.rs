@@ -154,6 +154,11 @@ pub trait Replica: Send + Sync + fmt::Debug + 'static {
         answered(Err(ReplicaError::Rejected("this replica takes no part in transfers".into())))
     }
 
+    /// How far this node's transfers have come in the change under way (see `Transfers`).
+    fn transfer_progress(&self) -> ReplicaFuture<crate::Progress> {
+        answered(Err(ReplicaError::Rejected("this replica takes no part in transfers".into())))
+    }
+
     /// Answers a peer's membership request (see `membership`).
     fn membership(
         &self,

@@ -79,7 +79,7 @@ pub struct Gain {
 }
 
 /// Where this node's transfers for one change stand.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     /// The newest layout's version: the change's target.
     pub version: u64,
@@ -91,6 +91,8 @@ pub struct Progress {
     pub records: u64,
     /// Their size, as batches are weighed.
     pub bytes: u64,
+    /// Partitions streaming in now.
+    pub active: usize,
 }
 
 /// How far a node has come in a layout change, in order.
@@ -123,6 +125,8 @@ pub struct Transfers {
     scoped: Mutex<std::collections::HashMap<(u64, NodeId), Arc<dyn Checkpoints>>>,
     keep: Option<KeepView>,
     state: Mutex<State>,
+    /// Partitions streaming in now (see `Progress::active`).
+    active: std::sync::atomic::AtomicUsize,
     /// The node's views, once `run` starts: how far a change went here shows in them
     /// (a node restarted after retiring a change has no transfer state left, but its kept
     /// view holds the newest layout alone). Weak: the views hold the node's own replica,
@@ -160,6 +164,7 @@ impl Transfers {
             scoped: Mutex::default(),
             keep: None,
             state: Mutex::new(State::default()),
+            active: std::sync::atomic::AtomicUsize::new(0),
             views: std::sync::OnceLock::new(),
         }
     }
@@ -246,6 +251,7 @@ impl Transfers {
             done: state.done.len(),
             records: state.records,
             bytes: state.bytes,
+            active: self.active.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -269,14 +275,17 @@ impl Transfers {
             gains.into_iter().filter(|g| !state.done.contains(&g.partition)).collect()
         };
         let streams = futures::stream::iter(pending)
-            .map(|gain| async move { (gain.partition, self.fetch(&gain, &**target).await) })
+            .map(|gain| async move {
+                let _active = Active::count(&self.active);
+                (gain.partition, self.fetch(&gain, &**target).await)
+            })
             .buffer_unordered(self.config.concurrency.max(1));
-        let results: Vec<_> = streams.collect().await;
-        let mut state = self.state.lock();
-        for (partition, result) in results {
+        // Each partition counts as done as soon as it is in: progress shows as it goes.
+        let mut streams = std::pin::pin!(streams);
+        while let Some((partition, result)) = streams.next().await {
             match result {
                 Ok(()) => {
-                    if state.done.insert(partition) {
+                    if self.state.lock().done.insert(partition) {
                         metrics::counter!(crate::telemetry::TRANSFER_DONE).increment(1);
                     }
                 }
@@ -285,6 +294,7 @@ impl Transfers {
                 }
             }
         }
+        let state = self.state.lock();
         let pending = state.gained - state.done.len();
         metrics::gauge!(crate::telemetry::TRANSFER_PENDING).set(pending as f64);
         pending == 0
@@ -432,5 +442,22 @@ impl Transfers {
         let asks = members.map(|r| tokio::time::timeout(deadline, r.transfer_status(version)));
         let answers = futures::future::join_all(asks).await;
         answers.into_iter().all(|a| matches!(a, Ok(Ok(p)) if p >= phase))
+    }
+}
+
+/// Counts one partition streaming in while it lives (dropped too when a stream is
+/// cancelled).
+struct Active<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn count(active: &'a std::sync::atomic::AtomicUsize) -> Self {
+        active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(active)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -7,7 +7,7 @@ use crate::membership::peers::PeerState;
 use crate::state::NodeState;
 use halka_cluster::membership::{Change, CommitError, LayoutSpec, MemberSpec, Plan, StateSpec};
 use halka_cluster::rpc::RemoteReplica;
-use halka_cluster::{ChangePhase, Replica};
+use halka_cluster::{ChangePhase, Progress, Replica};
 use halka_store::NodeId;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -49,18 +49,26 @@ pub struct NodeEntry {
     /// reading-new, retired (the change is over there), gone (replaced), or unknown (it
     /// does not answer).
     pub phase: String,
+    /// Its transfers in the change under way.
+    #[serde(default)]
+    pub transfers: Transfers,
 }
 
-/// A node's partition transfers.
+/// Partition transfers in the change under way: a member's, or every member's together.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Transfers {
-    /// Partitions this node gains and does not hold yet.
+    /// Partitions gained and not held yet.
     pub pending: usize,
+    /// Of those, the ones streaming in now.
+    pub active: usize,
     pub done: usize,
     /// Records streamed in so far.
     pub records: u64,
     /// Their size, as batches are weighed (keys, values, per-version overhead).
     pub bytes_done: u64,
+    /// What every gained partition will have moved, estimated from those done (their mean
+    /// size): `null` until one is done where partitions are pending.
+    pub bytes_total: Option<u64>,
 }
 
 /// Why an action failed: what kind of failure (an HTTP status says it), and the message.
@@ -101,35 +109,26 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
     let (layouts, reads_newest) = membership.current();
     let peers = state.peer_states().await;
     let view = state.coordinator.view();
-    let version = view.epoch();
-    let changing = view.is_changing();
+    let (version, changing) = (view.epoch(), view.is_changing());
     let mut members: Vec<&MemberSpec> =
         layouts.iter().rev().flat_map(|l| l.members.iter()).collect();
     let mut seen = std::collections::BTreeSet::new();
     members.retain(|m| seen.insert(m.id.clone()));
     members.sort_by(|a, b| a.id.cmp(&b.id));
-    // A replaced member is not asked: it is gone.
     let asks = members.iter().map(|m| {
         let replica = view.replicas().iter().find(|r| r.id().as_str() == m.id).cloned();
-        let gone = m.state == StateSpec::Left;
-        let reach = replica.or_else(|| state.peers.replica(&m.id));
-        async move {
-            match reach {
-                _ if gone => "gone".to_string(),
-                Some(r) => {
-                    let asked = tokio::time::timeout(ASK_TIMEOUT, r.transfer_status(version));
-                    phase_name(asked.await.ok().and_then(Result::ok))
-                }
-                None => "unknown".to_string(),
-            }
-        }
+        // A replaced member is not asked: it is gone.
+        let reach =
+            replica.or_else(|| state.peers.replica(&m.id)).filter(|_| m.state != StateSpec::Left);
+        ask_member(reach, m.state == StateSpec::Left, version, changing)
     });
-    let phases = futures::future::join_all(asks).await;
+    let answers = futures::future::join_all(asks).await;
     let me = &state.config.node_id;
+    let transfers = Transfers::sum(answers.iter().map(|(_, t)| t));
     let nodes = members
         .iter()
-        .zip(phases)
-        .map(|(m, phase)| NodeEntry {
+        .zip(answers)
+        .map(|(m, (phase, transfers))| NodeEntry {
             id: m.id.clone(),
             peer_addr: m.addresses.peer.clone(),
             redis_addr: m.addresses.redis.clone(),
@@ -139,21 +138,9 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
             state: settled_state(m.state, changing).to_string(),
             alive: m.id == *me || peers.get(&m.id).is_some_and(|p| *p != PeerState::Down),
             phase,
+            transfers,
         })
         .collect();
-    let transfers = state.services.transfers.as_ref().map_or_else(Transfers::default, |t| {
-        let p = t.progress();
-        if p.version == version && changing {
-            Transfers {
-                pending: p.gained - p.done,
-                done: p.done,
-                records: p.records,
-                bytes_done: p.bytes,
-            }
-        } else {
-            Transfers::default()
-        }
-    });
     LayoutStatus {
         node: me.clone(),
         layout_version: layouts.last().map_or(0, |l| l.version),
@@ -162,6 +149,61 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
         nodes,
         transfers,
         staged: membership.staged(),
+    }
+}
+
+/// A member's phase in the change to `version`, and its transfers in it (none once no
+/// change is under way here).
+async fn ask_member(
+    reach: Option<Arc<dyn Replica>>,
+    gone: bool,
+    version: u64,
+    changing: bool,
+) -> (String, Transfers) {
+    let Some(r) = reach else {
+        return (if gone { "gone" } else { "unknown" }.to_string(), Transfers::default());
+    };
+    let (phase, progress) = tokio::join!(
+        tokio::time::timeout(ASK_TIMEOUT, r.transfer_status(version)),
+        tokio::time::timeout(ASK_TIMEOUT, r.transfer_progress()),
+    );
+    let progress = progress.ok().and_then(Result::ok).filter(|p| changing && p.version == version);
+    let transfers = progress.map_or_else(Transfers::default, |p| Transfers::from(&p));
+    (phase_name(phase.ok().and_then(Result::ok)), transfers)
+}
+
+impl From<&Progress> for Transfers {
+    fn from(p: &Progress) -> Self {
+        // Partitions differ little in size: the ones done so far stand for the rest.
+        let bytes_total = (p.done > 0).then(|| p.bytes * p.gained as u64 / p.done as u64);
+        Self {
+            pending: p.gained - p.done,
+            active: p.active,
+            done: p.done,
+            records: p.records,
+            bytes_done: p.bytes,
+            bytes_total,
+        }
+    }
+}
+
+impl Transfers {
+    /// The transfers of every member together.
+    fn sum<'a>(all: impl Iterator<Item = &'a Transfers>) -> Self {
+        let all: Vec<&Transfers> = all.collect();
+        // Unknown while any member with partitions pending has finished none.
+        let bytes_total = all
+            .iter()
+            .map(|t| t.bytes_total.or_else(|| (t.pending == 0).then_some(t.bytes_done)))
+            .sum();
+        Transfers {
+            pending: all.iter().map(|t| t.pending).sum(),
+            active: all.iter().map(|t| t.active).sum(),
+            done: all.iter().map(|t| t.done).sum(),
+            records: all.iter().map(|t| t.records).sum(),
+            bytes_done: all.iter().map(|t| t.bytes_done).sum(),
+            bytes_total,
+        }
     }
 }
 

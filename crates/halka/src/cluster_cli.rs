@@ -3,7 +3,7 @@
 
 use crate::cli::{ClusterAction, ClusterArgs};
 use crate::client::RespClient;
-use crate::cluster_admin::{CommitReport, LayoutStatus};
+use crate::cluster_admin::{CommitReport, LayoutStatus, Transfers};
 use crate::commands::{check, text};
 use anyhow::Context;
 use halka_cluster::membership::Plan;
@@ -64,8 +64,16 @@ async fn ask(client: &mut RespClient, words: &[&str]) -> anyhow::Result<String> 
 }
 
 /// Shows how the change to `version` goes until every member has retired the older
-/// layouts (a member that has left may be stopped then), polling the node twice a second.
+/// layouts (a member that has left may be stopped then), polling the node twice a second:
+/// a bar of partitions moved on a terminal, a line whenever it changes otherwise.
 async fn wait_for_change(client: &mut RespClient, version: u64) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} partitions {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let mut rate = Rate::new();
     let mut last = String::new();
     loop {
         let status: LayoutStatus = serde_json::from_str(&ask(client, &["STATUS"]).await?)?;
@@ -73,22 +81,63 @@ async fn wait_for_change(client: &mut RespClient, version: u64) -> anyhow::Resul
         if status.layout_version > version
             || (status.layout_version == version && status.nodes.iter().all(|n| over(&n.phase)))
         {
+            bar.finish_and_clear();
             eprintln!("layout version {version}: every partition has moved");
             return Ok(());
         }
+        let t = &status.transfers;
         let phases: Vec<String> =
             status.nodes.iter().map(|n| format!("{} {}", n.id, n.phase)).collect();
-        let line = format!(
-            "layout version {version}: {} partitions streamed here, {} to go; {}",
-            status.transfers.done,
-            status.transfers.pending,
-            phases.join(", ")
-        );
-        if line != last {
-            eprintln!("{line}");
-            last = line;
+        let message = format!("{}; {}", rate.describe(t), phases.join(", "));
+        if terminal {
+            bar.set_length((t.done + t.pending) as u64);
+            bar.set_position(t.done as u64);
+            bar.set_message(message);
+        } else {
+            let line = format!(
+                "layout version {version}: {}/{} partitions, {message}",
+                t.done,
+                t.done + t.pending
+            );
+            if line != last {
+                eprintln!("{line}");
+                last = line;
+            }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The rate a change moves bytes at, since the wait began.
+struct Rate {
+    started: std::time::Instant,
+    /// The bytes moved when the wait began.
+    first: Option<u64>,
+}
+
+impl Rate {
+    fn new() -> Self {
+        Self { started: std::time::Instant::now(), first: None }
+    }
+
+    /// "12 MB of ~40 MB, 8.0 MB/s, 3 s left" (what is known of it).
+    fn describe(&mut self, t: &Transfers) -> String {
+        let first = *self.first.get_or_insert(t.bytes_done);
+        let secs = self.started.elapsed().as_secs_f64();
+        let per_second = (secs > 0.0).then(|| t.bytes_done.saturating_sub(first) as f64 / secs);
+        let mb = |b: f64| b / 1e6;
+        let mut out = format!("{:.0} MB", mb(t.bytes_done as f64));
+        if let Some(total) = t.bytes_total {
+            out += &format!(" of ~{:.0} MB", mb(total as f64));
+        }
+        if let Some(rate) = per_second.filter(|r| *r > 0.0) {
+            out += &format!(", {:.1} MB/s", mb(rate));
+            if let Some(total) = t.bytes_total {
+                let left = total.saturating_sub(t.bytes_done) as f64 / rate;
+                out += &format!(", {left:.0} s left");
+            }
+        }
+        out
     }
 }
 
@@ -97,12 +146,14 @@ fn status_text(s: &LayoutStatus) -> String {
     if s.active_versions.len() > 1 {
         let _ = writeln!(
             out,
-            "changing: versions {:?} active, reads from the {} layout; {} partitions streamed \
-             here, {} to go",
+            "changing: versions {:?} active, reads from the {} layout; {} partitions moved, {} \
+             to go ({} streaming now), {:.0} MB moved",
             s.active_versions,
             if s.reads_newest { "new" } else { "old" },
             s.transfers.done,
-            s.transfers.pending
+            s.transfers.pending,
+            s.transfers.active,
+            s.transfers.bytes_done as f64 / 1e6
         );
     }
     let _ = writeln!(

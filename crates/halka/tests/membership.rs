@@ -101,6 +101,51 @@ fn a_joined_node_serves_its_share_and_no_key_is_lost() {
     assert!((180..=270).contains(&held), "the new node owns about 3/4 of the keys, not {held}");
 }
 
+/// Old owners serving streams at 1 MB/s (their `[transfers]` limit) make the change
+/// last long enough to be watched.
+#[test]
+fn status_shows_each_members_transfers_and_their_total_while_partitions_move() {
+    let slow = "[transfers]\nmax_mb_per_second = 1\nbusy_mb_per_second = 1\n";
+    let mut c = TestCluster::start_with(3, "periodic", slow);
+    let value = "v".repeat(10_000);
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    for k in 0..1_000 {
+        assert_eq!(conn.cmd(&["SET", &format!("key-{k}"), &value]), "+OK\r\n");
+    }
+    let new = c.add_joining("");
+    cluster(&c.redis_addr(0), &["join", &c.peer_addr(new)]).unwrap();
+    let wait = std::process::Command::new(BIN)
+        .args(["cluster", "commit", "--wait", "--addr", &c.redis_addr(0)])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until some of the new node's partitions are in and some are not.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (total, mine) = loop {
+        let s = status(&c, 0);
+        let total = s["transfers"].clone();
+        let id = c.nodes[new].id.as_str();
+        // (Not listed before the commit installs the new layout.)
+        let nodes = s["nodes"].as_array().unwrap();
+        let mine = nodes.iter().find(|n| n["id"] == id).cloned().unwrap_or_default();
+        if mine["transfers"]["done"].as_u64() > Some(0)
+            && mine["transfers"]["pending"].as_u64() > Some(0)
+        {
+            break (total, mine["transfers"].clone());
+        }
+        assert!(std::time::Instant::now() < deadline, "never saw the change half done: {s}");
+    };
+    assert!(total["done"].as_u64() >= mine["done"].as_u64(), "{total} {mine}");
+    assert!(mine["active"].as_u64() <= Some(4), "at most [transfers] concurrency: {mine}");
+    let (done, estimate) = (mine["bytes_done"].as_u64().unwrap(), mine["bytes_total"].as_u64());
+    assert!(estimate.is_some_and(|t| t >= done && done > 0), "{mine}");
+    let out = wait.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("partitions") && shown.contains("MB"), "{shown}");
+    assert!(shown.contains("every partition has moved"), "{shown}");
+}
+
 #[test]
 fn a_member_that_leaves_hands_every_key_to_the_others() {
     let mut c = TestCluster::start(3, "periodic");

@@ -84,6 +84,9 @@ pub enum Request {
     },
     /// A membership request (see `membership`). Answered with `Membership`.
     Membership(Box<crate::membership::MembershipRequest>),
+    /// How far the node's transfers have come in the change under way. Answered with
+    /// `Progress`.
+    TransferProgress,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +118,8 @@ pub enum Response {
     Phase(crate::ChangePhase),
     /// The answer to `Membership`. Boxed: a layout is large, and rare.
     Membership(Box<crate::membership::MembershipResponse>),
+    /// The answer to `TransferProgress`.
+    Progress(crate::Progress),
 }
 
 /// A [`ReplicaError`] as it crosses the wire.

@@ -115,6 +115,13 @@ impl<T: Transport> Replica for MessageReplica<T> {
         })
     }
 
+    fn transfer_progress(&self) -> ReplicaFuture<crate::Progress> {
+        self.ask(Request::TransferProgress, |r| match r {
+            Response::Progress(progress) => Ok(progress),
+            other => Err(other),
+        })
+    }
+
     fn membership(
         &self,
         request: crate::membership::MembershipRequest,

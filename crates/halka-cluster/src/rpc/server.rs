@@ -428,6 +428,9 @@ pub fn handle(
         Request::TransferStatus { version } => {
             replica.transfer_status(version).map(|r| answer(r, Response::Phase)).boxed()
         }
+        Request::TransferProgress => {
+            replica.transfer_progress().map(|r| answer(r, Response::Progress)).boxed()
+        }
         Request::Membership(request) => {
             let call = replica.membership(*request);
             call.map(|r| answer(r, |m| Response::Membership(Box::new(m)))).boxed()
