@@ -41,11 +41,13 @@ N4=$!
 for _ in $(seq 1 400); do redis-cli -p $((PORT + 3)) ping >/dev/null 2>&1 && break; sleep 0.05; done
 "$BIN" cluster join 127.0.0.1:$((PEER + 3)) --addr 127.0.0.1:$PORT >/dev/null
 start=$(date +%s.%N)
-"$BIN" cluster commit --wait --addr 127.0.0.1:$PORT >/dev/null 2>"$WORK/wait.log" &
+# The join's end is taken when `commit --wait` returns, not after the clients below.
+( "$BIN" cluster commit --wait --addr 127.0.0.1:$PORT >/dev/null 2>"$WORK/wait.log"
+  date +%s.%N >"$WORK/end" ) &
 WAIT=$!
 echo "during the join:"; p99 100000 | tee "$WORK/during"
 wait "$WAIT"
-end=$(date +%s.%N)
+end=$(cat "$WORK/end")
 bytes=$(curl -s http://127.0.0.1:$((HTTP + 3))/metrics | awk '/^halka_transfer_bytes_total/ { print $2 }')
 records=$(curl -s http://127.0.0.1:$((HTTP + 3))/metrics | awk '/^halka_transfer_records_total/ { print $2 }')
 awk -v s="$start" -v e="$end" -v b="$bytes" -v r="$records" 'BEGIN {
