@@ -247,30 +247,27 @@ fn open_membership(
     .map_err(|e| ClusterError::Config(format!("membership: {e}")))
 }
 
-/// The node's repair budget: anti-entropy's rates, slowing to the busy one while the
-/// local replica serves clients.
+/// The node's repair budget: anti-entropy's rates, in keys.
 fn repair_budget(config: Option<&AntiEntropyConfig>, local: &LocalReplica) -> Arc<RepairBudget> {
     let defaults = AntiEntropyConfig::default();
     let config = config.unwrap_or(&defaults);
-    let local = local.clone();
-    Arc::new(RepairBudget::new(
-        config.max_keys_per_second,
-        config.busy_keys_per_second,
-        Some(Arc::new(move || local.foreground_ops())),
-    ))
+    budget(config.max_keys_per_second, config.busy_keys_per_second, local)
 }
 
 /// The node's transfer budget: the bytes a second it serves to new owners streaming from
-/// it, slowing to the busy rate while the local replica serves clients.
+/// it.
 fn transfer_budget(config: Option<&TransferConfig>, local: &LocalReplica) -> Arc<RepairBudget> {
     let defaults = TransferConfig::default();
     let config = config.unwrap_or(&defaults);
+    budget(config.max_bytes_per_second, config.busy_bytes_per_second, local)
+}
+
+/// A budget of `per_second`, slowing to `busy_per_second` while the local replica serves
+/// clients.
+fn budget(per_second: u32, busy_per_second: u32, local: &LocalReplica) -> Arc<RepairBudget> {
     let local = local.clone();
-    Arc::new(RepairBudget::new(
-        config.max_bytes_per_second,
-        config.busy_bytes_per_second,
-        Some(Arc::new(move || local.foreground_ops())),
-    ))
+    let load: crate::repair_budget::Load = Arc::new(move || local.foreground_ops());
+    Arc::new(RepairBudget::new(per_second, busy_per_second, Some(load)))
 }
 
 impl Services {
