@@ -207,17 +207,24 @@ impl AntiEntropy {
                 }
             }
             for peer in peers {
-                let exchange = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    e = self.exchange(&view, range, view.replica(peer)) => e,
+                // A co-owner the detector convicts would only time out: it is not asked,
+                // and the stretch stays uncompared until it is back (the pause below
+                // still comes, so a walk past members that are all down idles).
+                let exchange = if views.liveness().convicted(view.replica(peer).id()) {
+                    None
+                } else {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        e = self.exchange(&view, range, view.replica(peer)) => Some(e),
+                    }
                 };
                 match exchange {
                     // Behind a large repair the next stretch probably differs too: go on
                     // at once, at the pace the pacer sets. (A few keys differ under any
                     // write load, while their writes are in flight: those wait.)
-                    Ok(done) if done.divergent >= LARGE_REPAIR => continue,
-                    Ok(_) => {}
-                    Err(_) => complete = false,
+                    Some(Ok(done)) if done.divergent >= LARGE_REPAIR => continue,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => complete = false,
                 }
                 tokio::select! {
                     () = shutdown.cancelled() => return,

@@ -6,6 +6,7 @@
 //! production runs; they differ only in what they hand in: how a peer is reached (a TCP
 //! link or a simulated one), the clock, and the engine.
 
+use crate::gossip::{Gossip, GossipSpec, LayoutVersion};
 use crate::membership::{
     Admit, Connect, LayoutSpec, MemberSpec, MembershipConfig, MembershipStore,
 };
@@ -52,6 +53,9 @@ pub struct NodeSpec {
     /// Otherwise its membership decides the layouts, starting from what it kept (or
     /// `layout` when it kept nothing) and keeping the views its changes move it to.
     pub membership: Option<MembershipSpec>,
+    /// `None`: no gossip, and no failure detector (paths learn that a member is down
+    /// from their own failed calls only). Needs `membership`.
+    pub gossip: Option<GossipSpec>,
     /// Timestamps for writes and tombstone ages.
     pub clock: Clock,
     /// Let concurrent writes share an fsync (see `LocalReplica::with_shared_flushes`).
@@ -133,6 +137,7 @@ pub struct Services {
     pub collector: Option<Arc<Collector>>,
     pub transfers: Option<Arc<Transfers>>,
     pub membership: Option<Arc<Membership>>,
+    pub gossip: Option<Arc<Gossip>>,
 }
 
 impl NodeSpec {
@@ -159,6 +164,10 @@ impl NodeSpec {
                 Some(Arc::new(open_membership(spec, &members, self.coordinator.replication)?))
             }
             None => None,
+        };
+        let gossip = match (&membership, self.gossip.take()) {
+            (Some(m), Some(spec)) => Some(start_gossip(m, spec, &members, &self.clock)),
+            _ => None,
         };
         let transfer_config = self.transfers.as_ref().map(|spec| spec.config.clone());
         let transfers = self.transfers.take().map(|spec| {
@@ -192,11 +201,14 @@ impl NodeSpec {
         let repair_budget = repair_budget(self.anti_entropy.as_ref(), &local);
         let transfer_budget = transfer_budget(transfer_config.as_ref(), &local);
         let handoff = self.handoff.map(|config| Handoff::new(self.hints, config));
-        let coordinator = Coordinator::new(
+        let mut coordinator = Coordinator::new(
             view,
             CoordinatorConfig { local_node: Some(self.id.clone()), ..self.coordinator },
         )
         .with_clock(self.clock.clone());
+        if let Some(g) = &gossip {
+            coordinator = coordinator.with_liveness(g.liveness().clone());
+        }
         let coordinator = Arc::new(match &handoff {
             Some(h) => coordinator.with_handoff(Arc::clone(h)),
             None => coordinator,
@@ -223,7 +235,7 @@ impl NodeSpec {
             members,
             repair_budget,
             transfer_budget,
-            services: Services { handoff, anti_entropy, collector, transfers, membership },
+            services: Services { handoff, anti_entropy, collector, transfers, membership, gossip },
         })
     }
 }
@@ -245,6 +257,23 @@ fn open_membership(
         spec.initial,
     )
     .map_err(|e| ClusterError::Config(format!("membership: {e}")))
+}
+
+/// The node's gossip, answering peers through `membership` and announcing the newest
+/// layout it installed.
+fn start_gossip(
+    membership: &Arc<Membership>,
+    spec: GossipSpec,
+    members: &Members,
+    clock: &Clock,
+) -> Arc<Gossip> {
+    let weak = Arc::downgrade(membership);
+    let version: LayoutVersion =
+        Arc::new(move || weak.upgrade().and_then(|m| m.newest()).map_or(0, |l| l.version));
+    let gossip =
+        Arc::new(Gossip::new(membership.me().clone(), spec, members.clone(), clock, version));
+    membership.attach_gossip(Arc::clone(&gossip));
+    gossip
 }
 
 /// The node's repair budget: anti-entropy's rates, in keys.
@@ -291,6 +320,9 @@ impl Services {
         }
         if let Some(m) = &self.membership {
             tasks.push(tokio::spawn(Arc::clone(m).run(stop.clone())));
+        }
+        if let Some(g) = &self.gossip {
+            tasks.push(tokio::spawn(Arc::clone(g).run(stop.clone())));
         }
         tasks
     }

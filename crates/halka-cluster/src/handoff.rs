@@ -18,6 +18,7 @@
 //! streamed the partition from its old owners before the hint reached one of them), and
 //! once its owner no longer owns the key, to the newest owners alone (see [`targets`]).
 
+use crate::gossip::Liveness;
 use crate::telemetry;
 use crate::view::ViewHandle;
 use crate::{Replica, ReplicaError, View};
@@ -119,7 +120,7 @@ impl Handoff {
             let view = views.view();
             let delivered = tokio::select! {
                 () = shutdown.cancelled() => return,
-                delivered = self.deliver_round(&view, budget) => delivered,
+                delivered = self.deliver_to_live(&view, budget, views.liveness()) => delivered,
             };
             wait = if delivered == 0 {
                 self.config.interval
@@ -135,7 +136,13 @@ impl Handoff {
     /// one of the copies its write was acknowledged with, and handing it to another owner
     /// instead could leave fewer copies than W (the simulator found exactly that: the
     /// other owner was the coordinating one, and then lost its disk).
-    pub async fn deliver_round(&self, view: &View, mut budget: usize) -> usize {
+    pub async fn deliver_round(&self, view: &View, budget: usize) -> usize {
+        self.deliver_to_live(view, budget, &Liveness::default()).await
+    }
+
+    /// A round that leaves the owners `liveness` convicts for later: their hints wait
+    /// until the detector hears from them again, instead of a call timing out each round.
+    async fn deliver_to_live(&self, view: &View, mut budget: usize, liveness: &Liveness) -> usize {
         let pending = self.store.stats();
         let total: u64 = pending.values().map(|s| s.hints).sum();
         metrics::gauge!(telemetry::HINTS_PENDING).set(total as f64);
@@ -143,6 +150,9 @@ impl Handoff {
         for owner in pending.keys() {
             if budget == 0 {
                 break;
+            }
+            if liveness.convicted(owner) {
+                continue;
             }
             let after = self.cursors.lock().remove(owner);
             let probe = self.failing.lock().contains(owner);

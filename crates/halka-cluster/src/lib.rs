@@ -20,6 +20,7 @@ mod error;
 mod fanout;
 mod faulty;
 mod glob;
+pub mod gossip;
 mod handoff;
 mod listing;
 mod local;

@@ -9,7 +9,14 @@
 //! the suspicion. When it has lasted `SUSPICION` without news, exactly one request — the
 //! first to look — asks the replica again as a probe, and the suspicion is renewed for
 //! everyone else meanwhile; the probe's answer clears or renews it.
+//!
+//! A node whose gossip runs also has a failure detector (see `gossip`): a replica it
+//! convicts is passed over without probes until its heartbeats return, and the write
+//! path skips it outright (stand-ins take its writes, and it gets hints). The two
+//! complement each other: a failed call is evidence at once, the detector notices a node
+//! that no request happened to reach, and a node that is alive but hangs.
 
+use crate::gossip::Liveness;
 use halka_store::NodeId;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -24,9 +31,20 @@ pub(crate) const SUSPICION: Duration = Duration::from_secs(2);
 pub(crate) struct Suspects {
     any: AtomicBool,
     until: RwLock<HashMap<NodeId, Instant>>,
+    detector: Option<Liveness>,
 }
 
 impl Suspects {
+    /// Suspects that also pass over whom `detector` convicts.
+    pub(crate) fn with_detector(detector: Liveness) -> Self {
+        Self { detector: Some(detector), ..Self::default() }
+    }
+
+    /// Whether the failure detector convicts `node`.
+    pub(crate) fn convicted(&self, node: &NodeId) -> bool {
+        self.detector.as_ref().is_some_and(|d| d.convicted(node))
+    }
+
     pub(crate) fn suspect(&self, node: &NodeId) {
         self.until.write().insert(node.clone(), Instant::now() + SUSPICION);
         self.any.store(true, Ordering::Release);
@@ -36,6 +54,7 @@ impl Suspects {
     /// since it lapsed): when not, no replica needs asking about.
     pub(crate) fn any(&self) -> bool {
         self.any.load(Ordering::Acquire)
+            || self.detector.as_ref().is_some_and(Liveness::any_convicted)
     }
 
     pub(crate) fn clear(&self, node: &NodeId) {
@@ -54,6 +73,9 @@ impl Suspects {
     /// lapsed suspicion answers `false` to one caller (the probe) and is renewed for the
     /// rest.
     pub(crate) fn is_suspected(&self, node: &NodeId) -> bool {
+        if self.convicted(node) {
+            return true;
+        }
         if !self.any.load(Ordering::Acquire) {
             return false;
         }

@@ -32,7 +32,7 @@ pub(crate) const LAYOUT_VERSION: &str = "halka_layout_version";
 /// Every value of the `reason` label of [`PEERS_REJECTED`].
 const REJECT_REASONS: [&str; 9] = [
     "not_a_peer",
-    "not_a_member",
+    "own_id",
     "wrong_secret",
     "wrong_node",
     "refused",
@@ -88,7 +88,7 @@ pub fn describe(replicas: &[NodeId]) {
     metrics::describe_counter!(
         PEERS_REJECTED,
         "Connections to the peer port closed before serving anything, by reason \
-         (wrong_secret, not_a_member, not_a_peer, timeout, busy, ...)"
+         (wrong_secret, own_id, not_a_peer, timeout, busy, ...)"
     );
     metrics::describe_counter!(
         HINTS_STORED,

@@ -35,6 +35,7 @@
 //! [`collectible`]) instead of handing the tombstone back. Clock skew between nodes
 //! shortens the effective grace by the skew.
 
+use crate::gossip::Liveness;
 use crate::telemetry;
 use crate::view::ViewHandle;
 use crate::{Replica, View};
@@ -160,7 +161,7 @@ impl Collector {
             let now = views.now_us();
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = self.round(&view, now) => {}
+                _ = self.round_among_live(&view, now, views.liveness()) => {}
             }
             let stats = self.stats(now);
             metrics::gauge!(telemetry::TOMBSTONES_PENDING).set(stats.pending as f64);
@@ -188,6 +189,12 @@ impl Collector {
     /// One round: the tombstones deleted before `now_us - grace`, oldest first, up to
     /// `batch`.
     pub async fn round(&self, view: &View, now_us: u64) -> Round {
+        self.round_among_live(view, now_us, &Liveness::default()).await
+    }
+
+    /// A round in which a member `liveness` convicts vetoes what it would be asked about
+    /// without being asked (it would not answer in time anyway).
+    async fn round_among_live(&self, view: &View, now_us: u64, liveness: &Liveness) -> Round {
         let grace = u64::try_from(self.config.grace.as_micros()).unwrap_or(u64::MAX);
         let cutoff = now_us.saturating_sub(grace);
         // Rounds are at least `interval` apart, so this many epochs span `settle`.
@@ -231,8 +238,14 @@ impl Collector {
         let calls = asks.into_iter().map(|(owner, wanted)| {
             let replica: &Arc<dyn Replica> = &view.replicas()[owner];
             let keys = wanted.iter().map(|&i| candidates[i].0.clone()).collect();
+            let down = liveness.convicted(replica.id());
             let call = tokio::time::timeout(self.config.timeout, replica.get_many(keys));
-            async move { (wanted, call.await) }
+            async move {
+                if down {
+                    return (wanted, Ok(Ok(Vec::new())));
+                }
+                (wanted, call.await)
+            }
         });
         for (wanted, answer) in futures::future::join_all(calls).await {
             let records = match answer {
@@ -255,7 +268,14 @@ impl Collector {
         if !open.is_empty() {
             let keys: Vec<Bytes> = open.iter().map(|&i| candidates[i].0.clone()).collect();
             let calls = view.replicas().iter().map(|replica| {
-                tokio::time::timeout(self.config.timeout, replica.hinted(keys.clone()))
+                let down = liveness.convicted(replica.id());
+                let call = tokio::time::timeout(self.config.timeout, replica.hinted(keys.clone()));
+                async move {
+                    if down {
+                        return Ok(Ok(Vec::new()));
+                    }
+                    call.await
+                }
             });
             for answer in futures::future::join_all(calls).await {
                 let flags = match answer {

@@ -25,8 +25,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
-/// The current view and the node's clock: what the services beside the coordinator
-/// (handoff, anti-entropy, tombstone collection) read, without holding the coordinator.
+/// The current view, the node's clock and who the failure detector convicts: what the
+/// services beside the coordinator (handoff, anti-entropy, tombstone collection) read,
+/// without holding the coordinator.
 /// Cheap to clone; every clone sees the view the coordinator last installed.
 #[derive(Debug, Clone)]
 pub struct ViewHandle {
@@ -34,6 +35,7 @@ pub struct ViewHandle {
     /// Held while a view is kept and installed (see [`ViewHandle::transition`]).
     transitions: Arc<parking_lot::Mutex<()>>,
     clock: crate::Clock,
+    liveness: crate::gossip::Liveness,
 }
 
 impl ViewHandle {
@@ -43,6 +45,7 @@ impl ViewHandle {
             current: Arc::new(arc_swap::ArcSwap::from_pointee(view)),
             transitions: Arc::default(),
             clock,
+            liveness: crate::gossip::Liveness::default(),
         }
     }
 
@@ -103,6 +106,17 @@ impl ViewHandle {
 
     pub(crate) fn set_clock(&mut self, clock: crate::Clock) {
         self.clock = clock;
+    }
+
+    /// Who the failure detector convicts (nobody, on a node without gossip): a service
+    /// leaves a convicted member alone until it is back.
+    #[must_use]
+    pub fn liveness(&self) -> &crate::gossip::Liveness {
+        &self.liveness
+    }
+
+    pub(crate) fn set_liveness(&mut self, liveness: crate::gossip::Liveness) {
+        self.liveness = liveness;
     }
 }
 

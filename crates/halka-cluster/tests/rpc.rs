@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
 use bytes::Bytes;
+use halka_cluster::membership::MembershipRequest;
 use halka_cluster::rpc::{PeerAuth, RemoteReplica, RpcClientConfig, RpcServerConfig, serve};
 use halka_cluster::{ClusterSecret, LocalReplica, Replica, ReplicaError};
 use halka_store::{MemoryEngine, NodeId, VersionVector, Write};
@@ -314,4 +315,38 @@ async fn a_range_streams_from_a_peer_page_by_page() {
         let key = Bytes::from(format!("k{i}"));
         assert_eq!(target.get(&key).await.unwrap(), local.get(&key).await.unwrap());
     }
+}
+
+/// A server for "srv" whose member list is "srv" and "a": anyone else is a guest.
+async fn members_only_server() -> (String, LocalReplica, PeerAuth) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let local = LocalReplica::new(NodeId::new("srv"), Arc::new(MemoryEngine::default()));
+    let members = Some(vec![NodeId::new("srv"), NodeId::new("a")]);
+    let auth = PeerAuth::new(NodeId::new("srv"), &ClusterSecret::new(SECRET).unwrap(), members);
+    let config = RpcServerConfig::new(auth.clone());
+    tokio::spawn(serve(listener, Arc::new(local.clone()), config, futures::future::pending()));
+    (addr, local, auth)
+}
+
+#[tokio::test]
+async fn a_guest_with_the_secret_may_ask_who_a_node_is_but_not_read_or_write() {
+    let (addr, local, _) = members_only_server().await;
+    let guest = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
+    // The request reaches the replica (which, alone here, takes no part in membership).
+    let described = guest.membership(MembershipRequest::Describe).await.unwrap_err();
+    assert!(described.to_string().contains("takes no part in membership"), "{described}");
+    let err = guest.coordinate_write(&Bytes::from_static(b"k"), &write("v")).await.unwrap_err();
+    assert!(err.to_string().contains("not a member of the cluster's layout"), "{err}");
+    assert!(guest.get(&Bytes::from_static(b"k")).await.is_err());
+    assert_eq!(local.get(&Bytes::from_static(b"k")).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_guest_admitted_while_connected_is_served_as_a_member_on_the_same_connection() {
+    let (addr, _local, auth) = members_only_server().await;
+    let guest = RemoteReplica::new(NodeId::new("srv"), addr, client_config());
+    assert!(guest.get(&Bytes::from_static(b"k")).await.is_err());
+    auth.admit(NodeId::new("cli"));
+    assert_eq!(guest.get(&Bytes::from_static(b"k")).await.unwrap(), None);
 }

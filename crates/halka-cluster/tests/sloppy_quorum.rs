@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
 use bytes::Bytes;
+use halka_cluster::gossip::{Judged, Liveness};
 use halka_cluster::{
     ClusterError, Coordinator, CoordinatorConfig, FaultPlan, FaultyReplica, Handoff, HandoffConfig,
     LocalReplica, Replica, View, WriteQuorum,
@@ -108,6 +109,29 @@ async fn with_two_owners_down_a_stand_in_completes_the_write_and_hands_it_over()
     assert_eq!(nodes[s].handoff.deliver_round(&view, 100).await, 1);
     let o = owners.iter().copied().find(|&o| nodes[o].local.id() == for_owner).unwrap();
     assert_eq!(value(&nodes[o], &key), Some(Bytes::from("v")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_gives_an_owner_the_detector_convicts_to_a_stand_in_without_waiting_for_it() {
+    let nodes = cluster();
+    let key = Bytes::from("k");
+    let (owners, others) = owners_and_others(&nodes, &key);
+    // The owner hangs: without the detector the write would wait out its timeout.
+    nodes[owners[2]].faulty.set_plan(FaultPlan::silent());
+    let hung = nodes[owners[2]].local.id().clone();
+    let liveness = Liveness::default();
+    liveness.publish([(hung.clone(), Judged { phi: 20.0, convicted: true })].into());
+    let Node { coordinator, handoff, .. } = nodes.into_iter().nth(owners[0]).unwrap();
+    let coordinator = coordinator.with_liveness(liveness);
+
+    let started = tokio::time::Instant::now();
+    let put = coordinator.write(key, Some(Bytes::from("v")), None, 3).await.unwrap();
+
+    assert!(started.elapsed() < Duration::from_millis(100), "waited {:?}", started.elapsed());
+    assert_eq!(put.stand_ins.len(), 1, "{put:?}");
+    assert_eq!(put.stand_ins[0].1, hung);
+    assert!(others.len() == 2 && !put.acked.contains(&hung));
+    assert_eq!(handoff.pending()[&hung].hints, 1, "the coordinator keeps a hint for it");
 }
 
 #[tokio::test(start_paused = true)]

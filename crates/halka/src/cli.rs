@@ -67,6 +67,10 @@ pub struct ServerArgs {
     /// PEER_ADDR --addr MEMBER`); needs the cluster's secret.
     #[arg(long, conflicts_with = "members")]
     pub join: bool,
+    /// A member's peer address to announce this node to by gossip (repeatable). Without
+    /// `--members` the node waits to be joined under its id (`halka cluster join ID`).
+    #[arg(long = "seed", conflicts_with = "members")]
+    pub seeds: Vec<String>,
     /// Read the cluster secret from this file (`halka dev` keeps its cluster's in
     /// `DATA_DIR/cluster-secret`).
     #[arg(long)]
@@ -284,10 +288,11 @@ pub enum ClusterAction {
     /// The layout version, every member with its state and liveness, and the change under
     /// way.
     Status,
-    /// Stage joining the node whose peer port is PEER_ADDR (started with `halka server
-    /// --join` and the cluster's secret).
+    /// Stage joining NODE: its peer address (a node started with `halka server --join`
+    /// and the cluster's secret), or the id it announced by gossip (started with
+    /// `--seed`; `halka cluster status` lists such nodes).
     Join {
-        peer_addr: String,
+        node: String,
         /// Its zone (default: what the node says).
         #[arg(long)]
         zone: Option<String>,
@@ -297,10 +302,10 @@ pub enum ClusterAction {
     },
     /// Stage member NODE leaving: it hands its partitions to the others.
     Leave { node: String },
-    /// Stage the node at PEER_ADDR taking the place of member OLD, lost with its data
-    /// (nothing is streamed from OLD, nobody waits for it; a machine you still have is
-    /// swapped with `join` then `leave`).
-    Replace { old: String, peer_addr: String },
+    /// Stage NODE (a peer address, or an id announced by gossip) taking the place of
+    /// member OLD, lost with its data (nothing is streamed from OLD, nobody waits for it;
+    /// a machine you still have is swapped with `join` then `leave`).
+    Replace { old: String, node: String },
     /// What the staged changes would move: partitions per node before and after.
     Plan,
     /// Make the staged changes the next layout version.

@@ -31,6 +31,23 @@ pub struct LayoutStatus {
     pub transfers: Transfers,
     /// Changes staged on this node, not yet committed.
     pub staged: Vec<Change>,
+    /// Nodes that announced themselves by gossip and are in no active layout: started
+    /// with seeds and waiting to be joined (`halka cluster join ID`), or gone.
+    #[serde(default)]
+    pub announced: Vec<Announced>,
+}
+
+/// A node known by gossip only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Announced {
+    pub id: String,
+    pub peer_addr: String,
+    pub redis_addr: String,
+    pub zone: String,
+    pub weight: u32,
+    /// Whether the failure detector holds it alive.
+    pub alive: bool,
+    pub phi: Option<f64>,
 }
 
 /// One member of the newest layout (and members of older active ones).
@@ -44,7 +61,11 @@ pub struct NodeEntry {
     pub weight: u32,
     /// joining, active, leaving or left.
     pub state: String,
+    /// It answers now, and the failure detector does not hold it down.
     pub alive: bool,
+    /// The failure detector's phi for it (`None`: the node answering, or not heard of yet).
+    #[serde(default)]
+    pub phi: Option<f64>,
     /// How far it has come in the newest layout version: unaware, streaming, synced,
     /// reading-new, retired (the change is over there), gone (replaced), or unknown (it
     /// does not answer).
@@ -125,22 +146,29 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
     let answers = futures::future::join_all(asks).await;
     let me = &state.config.node_id;
     let transfers = Transfers::sum(answers.iter().map(|(_, t)| t));
+    let liveness = state.coordinator.view_handle().liveness().clone();
     let nodes = members
         .iter()
         .zip(answers)
-        .map(|(m, (phase, transfers))| NodeEntry {
-            id: m.id.clone(),
-            peer_addr: m.addresses.peer.clone(),
-            redis_addr: m.addresses.redis.clone(),
-            http_addr: m.addresses.http.clone(),
-            zone: m.zone.clone(),
-            weight: m.weight,
-            state: settled_state(m.state, changing).to_string(),
-            alive: m.id == *me || peers.get(&m.id).is_some_and(|p| *p != PeerState::Down),
-            phase,
-            transfers,
+        .map(|(m, (phase, transfers))| {
+            let judged = (m.id != *me).then(|| liveness.judged(&NodeId::new(&m.id))).flatten();
+            let answers = peers.get(&m.id).is_some_and(|p| *p != PeerState::Down);
+            NodeEntry {
+                id: m.id.clone(),
+                peer_addr: m.addresses.peer.clone(),
+                redis_addr: m.addresses.redis.clone(),
+                http_addr: m.addresses.http.clone(),
+                zone: m.zone.clone(),
+                weight: m.weight,
+                state: settled_state(m.state, changing).to_string(),
+                alive: m.id == *me || (answers && !judged.is_some_and(|j| j.convicted)),
+                phi: judged.map(|j| rounded(j.phi)),
+                phase,
+                transfers,
+            }
         })
         .collect();
+    let announced = announced(state, &seen);
     LayoutStatus {
         node: me.clone(),
         layout_version: layouts.last().map_or(0, |l| l.version),
@@ -149,7 +177,35 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
         nodes,
         transfers,
         staged: membership.staged(),
+        announced,
     }
+}
+
+/// Nodes gossip knows of that no active layout names (`members`).
+fn announced(state: &NodeState, members: &std::collections::BTreeSet<String>) -> Vec<Announced> {
+    let Some(gossip) = state.membership.gossip() else { return Vec::new() };
+    gossip
+        .known()
+        .into_iter()
+        .filter(|k| !members.contains(k.announcement.id()))
+        .map(|k| {
+            let m = k.announcement.member;
+            Announced {
+                id: m.id,
+                peer_addr: m.addresses.peer,
+                redis_addr: m.addresses.redis,
+                zone: m.zone,
+                weight: m.weight,
+                alive: k.judged.is_some_and(|j| !j.convicted),
+                phi: k.judged.map(|j| rounded(j.phi)),
+            }
+        })
+        .collect()
+}
+
+/// Phi to two decimals: what an operator reads.
+fn rounded(phi: f64) -> f64 {
+    (phi * 100.0).round() / 100.0
 }
 
 /// A member's phase in the change to `version`, and its transfers in it (none once no
@@ -229,15 +285,16 @@ fn phase_name(phase: Option<ChangePhase>) -> String {
     .to_string()
 }
 
-/// Stages joining the node whose peer port is `peer_addr`; it describes itself, and
-/// `zone` or `weight` override what it says. Returns the plan so far.
+/// Stages joining `node`: its peer address, or the id it announced by gossip (a node
+/// started with seeds). It describes itself, and `zone` or `weight` override what it
+/// says. Returns the plan so far.
 pub async fn join(
     state: &NodeState,
-    peer_addr: &str,
+    node: &str,
     zone: Option<String>,
     weight: Option<u32>,
 ) -> Result<Plan, AdminError> {
-    let mut spec = describe(state, peer_addr).await?;
+    let mut spec = describe(state, &peer_addr_of(state, node)?).await?;
     if let Some(z) = zone {
         spec.zone = z;
     }
@@ -253,14 +310,37 @@ pub fn leave(state: &NodeState, id: &str) -> Result<Plan, AdminError> {
 }
 
 /// Stages the node at `peer_addr` taking member `old`'s place.
-pub async fn replace(state: &NodeState, old: &str, peer_addr: &str) -> Result<Plan, AdminError> {
-    let new = describe(state, peer_addr).await?;
+pub async fn replace(state: &NodeState, old: &str, node: &str) -> Result<Plan, AdminError> {
+    let new = describe(state, &peer_addr_of(state, node)?).await?;
     stage(state, Change::Replace { old: old.to_string(), new })
 }
 
 fn stage(state: &NodeState, change: Change) -> Result<Plan, AdminError> {
     state.membership.stage(change)?;
     Ok(state.membership.plan()?)
+}
+
+/// The peer address of `node`: itself when it is one, else what the node of that id
+/// announced by gossip.
+fn peer_addr_of(state: &NodeState, node: &str) -> Result<String, AdminError> {
+    if node.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(node.to_string());
+    }
+    let gossip = state.membership.gossip();
+    if let Some(a) = gossip.and_then(|g| g.announced(node)) {
+        return Ok(a.member.addresses.peer);
+    }
+    let known: Vec<String> = gossip
+        .map(|g| g.known().into_iter().map(|k| k.announcement.member.id).collect())
+        .unwrap_or_default();
+    Err(AdminError(
+        Failure::Invalid,
+        format!(
+            "no node {node:?} has announced itself by gossip (known: {}): give its peer \
+             address (host:port), or start it with `--seed` and a member's peer address",
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        ),
+    ))
 }
 
 /// Asks the node at `peer_addr` who it is.

@@ -19,8 +19,8 @@ pub async fn run(args: &ClusterArgs) -> anyhow::Result<String> {
     let mut client = RespClient::connect(&args.addr, timeout).await?;
     let reply = match &args.action {
         ClusterAction::Status => ask(&mut client, &["STATUS"]).await?,
-        ClusterAction::Join { peer_addr, zone, weight } => {
-            let mut words = vec!["JOIN".to_string(), peer_addr.clone()];
+        ClusterAction::Join { node, zone, weight } => {
+            let mut words = vec!["JOIN".to_string(), node.clone()];
             if let Some(z) = zone {
                 words.extend(["ZONE".into(), z.clone()]);
             }
@@ -31,9 +31,7 @@ pub async fn run(args: &ClusterArgs) -> anyhow::Result<String> {
             ask(&mut client, &words).await?
         }
         ClusterAction::Leave { node } => ask(&mut client, &["LEAVE", node]).await?,
-        ClusterAction::Replace { old, peer_addr } => {
-            ask(&mut client, &["REPLACE", old, peer_addr]).await?
-        }
+        ClusterAction::Replace { old, node } => ask(&mut client, &["REPLACE", old, node]).await?,
         ClusterAction::Plan => ask(&mut client, &["PLAN"]).await?,
         ClusterAction::Commit { wait } => {
             let reply = ask(&mut client, &["COMMIT"]).await?;
@@ -158,14 +156,34 @@ fn status_text(s: &LayoutStatus) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<12} {:<8} {:<6} {:<22} {:<22} {:<6} phase",
-        "node", "state", "alive", "peer", "redis", "weight"
+        "{:<12} {:<8} {:<6} {:>6} {:<22} {:<22} {:<6} phase",
+        "node", "state", "alive", "phi", "peer", "redis", "weight"
     );
+    let phi = |p: Option<f64>| p.map_or_else(|| "-".to_string(), |p| format!("{p:.1}"));
     for n in &s.nodes {
         let _ = writeln!(
             out,
-            "{:<12} {:<8} {:<6} {:<22} {:<22} {:<6} {}",
-            n.id, n.state, n.alive, n.peer_addr, n.redis_addr, n.weight, n.phase
+            "{:<12} {:<8} {:<6} {:>6} {:<22} {:<22} {:<6} {}",
+            n.id,
+            n.state,
+            n.alive,
+            phi(n.phi),
+            n.peer_addr,
+            n.redis_addr,
+            n.weight,
+            n.phase
+        );
+    }
+    for a in &s.announced {
+        let _ = writeln!(
+            out,
+            "announced by gossip, not a member: {} (peer {}, alive {}, phi {}): \
+             `halka cluster join {}` stages it",
+            a.id,
+            a.peer_addr,
+            a.alive,
+            phi(a.phi),
+            a.id
         );
     }
     if !s.staged.is_empty() {

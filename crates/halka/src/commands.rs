@@ -54,6 +54,9 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
             .collect::<anyhow::Result<_>>()?;
     }
     c.join |= args.join;
+    if !args.seeds.is_empty() {
+        c.seeds.clone_from(&args.seeds);
+    }
     if let Some(path) = &args.cluster_secret_file {
         let secret = std::fs::read_to_string(path)
             .with_context(|| format!("reading the cluster secret from {}", path.display()))?;

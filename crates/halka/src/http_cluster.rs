@@ -59,6 +59,8 @@ async fn plan(State(state): State<Arc<NodeState>>) -> Response {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Join {
+    /// A peer address, or (as `node`) the id a node announced by gossip.
+    #[serde(alias = "node")]
     peer_addr: String,
     zone: Option<String>,
     weight: Option<u32>,
@@ -70,7 +72,10 @@ async fn join(
 ) -> Response {
     match body {
         Ok(axum::Json(j)) => answer(admin::join(&state, &j.peer_addr, j.zone, j.weight).await),
-        Err(e) => bad_body(&e, r#"{"peer_addr": "10.0.0.4:7380", "zone": "b", "weight": 1}"#),
+        Err(e) => bad_body(
+            &e,
+            r#"{"peer_addr": "10.0.0.4:7380" or "node": "node-4", "zone": "b", "weight": 1}"#,
+        ),
     }
 }
 
@@ -94,6 +99,8 @@ async fn leave(
 #[serde(deny_unknown_fields)]
 struct Replace {
     old: String,
+    /// A peer address, or (as `node`) the id a node announced by gossip.
+    #[serde(alias = "node")]
     peer_addr: String,
 }
 

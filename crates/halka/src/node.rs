@@ -153,6 +153,7 @@ fn build_generation(
     let peers = crate::membership::layout::Peers::default();
     spec.membership =
         Some(crate::membership::layout::membership_spec(&config, initial, &rpc, &auth, &peers));
+    spec.gossip = Some(crate::membership::gossip::gossip_spec(&config, &rpc));
     let node = spec.assemble(|_| unreachable!("a node with membership connects through it"))?;
     let membership = node.services.membership.clone().context("the node's membership")?;
     let placement = crate::membership::placement_memo::fingerprint(&config);
@@ -240,6 +241,7 @@ fn node_spec(
         collector_engine: None,
         transfers: None,
         membership: None,
+        gossip: None,
     }
 }
 

@@ -5,11 +5,12 @@
 use crate::membership::peers::PeerState;
 use crate::state::NodeState;
 use halka_cluster::{AntiEntropyStats, CollectorStats};
+use halka_store::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub node: String,
     pub version: String,
@@ -58,7 +59,7 @@ pub struct Placement {
     pub partitions: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberStatus {
     pub id: String,
     pub peer_addr: String,
@@ -66,9 +67,16 @@ pub struct MemberStatus {
     pub weight: u32,
     #[serde(rename = "self")]
     pub is_self: bool,
+    /// It answers this node now and the failure detector does not hold it down.
     pub alive: bool,
     /// `self`, or how the member answers this node (see `PeerState`).
     pub state: String,
+    /// The failure detector's phi for it (how unlikely its silence is, as -log10 of a
+    /// probability; above `[gossip] phi_threshold` it counts as down). `None`: this node,
+    /// or not heard of by gossip yet.
+    pub phi: Option<f64>,
+    /// Whether the failure detector holds it down.
+    pub detector_down: bool,
     /// Partitions whose first owner is this member.
     pub primary_partitions: u64,
 }
@@ -88,6 +96,7 @@ impl NodeStatus {
         let c = &state.config;
         // The newest installed layout's members (it starts as the static list).
         let newest = state.membership.newest();
+        let liveness = state.coordinator.view_handle().liveness().clone();
         let members = newest
             .iter()
             .flat_map(|l| l.members.iter())
@@ -95,14 +104,18 @@ impl NodeStatus {
                 let me = m.id == c.node_id;
                 let idx = view.members().iter().position(|v| v.id == m.id);
                 let peer = peers.get(&m.id).copied();
+                let judged = (!me).then(|| liveness.judged(&NodeId::new(&m.id))).flatten();
+                let detector_down = judged.is_some_and(|j| j.convicted);
                 MemberStatus {
                     id: m.id.clone(),
                     peer_addr: m.addresses.peer.clone(),
                     zone: m.zone.clone(),
                     weight: m.weight,
                     is_self: me,
-                    alive: me || peer.is_some_and(|p| p != PeerState::Down),
+                    alive: me || (peer.is_some_and(|p| p != PeerState::Down) && !detector_down),
                     state: if me { "self" } else { peer.map_or("down", PeerState::as_str) }.into(),
+                    phi: judged.map(|j| (j.phi * 100.0).round() / 100.0),
+                    detector_down,
                     primary_partitions: idx.and_then(|i| primaries.get(i)).copied().unwrap_or(0),
                 }
             })
@@ -208,10 +221,19 @@ impl NodeStatus {
         let members: Vec<String> = self
             .members
             .iter()
-            .map(|m| match m.state.as_str() {
-                "self" => format!("{} (this node)", m.id),
-                "other-placement" => format!("{} answers but has another member list or N", m.id),
-                state => format!("{} {state}", m.id),
+            .map(|m| {
+                let detector = match (m.phi, m.detector_down) {
+                    (Some(phi), true) => format!(" (failure detector: down, phi {phi:.1})"),
+                    (Some(phi), false) => format!(" (phi {phi:.1})"),
+                    (None, _) => String::new(),
+                };
+                match m.state.as_str() {
+                    "self" => format!("{} (this node)", m.id),
+                    "other-placement" => {
+                        format!("{} answers but has another member list or N{detector}", m.id)
+                    }
+                    state => format!("{} {state}{detector}", m.id),
+                }
             })
             .collect();
         let hints = if self.hints_pending.is_empty() {

@@ -487,3 +487,64 @@ fn a_member_whose_data_directory_was_lost_takes_the_clusters_layout_before_servi
     let log = c.startup_log(1);
     assert!(log.contains("took the cluster's layout from a member"), "{log}");
 }
+
+/// Waits until `done` holds, asking again every 50 ms.
+fn until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_node_started_with_a_seed_is_joined_by_its_id_and_serves_its_share() {
+    let mut c = TestCluster::start(3, "periodic");
+    write_keys(&c, 0, 0..300);
+    let new = c.add_outside("", &["--seed".into(), c.peer_addr(1)]);
+    let id = c.nodes[new].id.clone();
+    // Node 0 is not its seed: it hears of the new node by gossip from node 1.
+    until(|| status(&c, 0)["announced"].as_array().unwrap().iter().any(|a| a["id"] == id));
+    let plan = cluster(&c.redis_addr(0), &["join", &id]).unwrap();
+    let entry = plan["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).unwrap().clone();
+    assert_eq!(entry["state"], "joining", "{plan}");
+    assert_eq!(cluster(&c.redis_addr(0), &["commit", "--wait"]).unwrap()["layout_version"], 2);
+
+    assert_readable(&c, new, 0..300);
+    write_keys(&c, new, 300..400);
+    for i in 0..4 {
+        assert_readable(&c, i, 0..400);
+    }
+    let held =
+        (0..400).filter(|k| common::own_values(&c, new, &format!("key-{k}")).is_some()).count();
+    assert!((240..=360).contains(&held), "the new node owns about 3/4 of the keys, not {held}");
+    assert!(status(&c, 0)["announced"].as_array().unwrap().is_empty(), "it is a member now");
+}
+
+#[test]
+fn joining_a_node_nobody_has_heard_of_names_the_nodes_gossip_knows() {
+    let c = TestCluster::start(3, "periodic");
+    let err = cluster(&c.redis_addr(0), &["join", "node-9"]).unwrap_err();
+    assert!(err.contains("no node \"node-9\" has announced itself"), "{err}");
+    assert!(err.contains("(known: ") && err.contains("--seed"), "{err}");
+}
+
+#[test]
+fn a_killed_member_is_held_down_by_the_failure_detector_with_its_phi() {
+    let mut c = TestCluster::start(3, "periodic");
+    let phi_of = |s: &Value, id: &str| {
+        s["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).unwrap()["phi"].as_f64()
+    };
+    until(|| phi_of(&status(&c, 0), "node-3").is_some());
+    c.kill(2);
+    until(|| {
+        let s = status(&c, 0);
+        let n3 = s["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "node-3").unwrap();
+        n3["alive"] == false && n3["phi"].as_f64().is_some_and(|phi| phi > 8.0)
+    });
+    let text = std::process::Command::new(BIN)
+        .args(["status", "--addr", &c.redis_addr(0)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("node-3 down (failure detector: down, phi"), "{text}");
+    assert!(phi_of(&status(&c, 0), "node-2").is_some_and(|phi| phi < 8.0));
+}

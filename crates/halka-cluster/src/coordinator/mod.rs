@@ -127,6 +127,16 @@ impl Coordinator {
         }
     }
 
+    /// Passes over the replicas `liveness` convicts: they coordinate and serve reads only
+    /// when no other owner can, and writes skip them (stand-ins take their place and
+    /// hints are kept for them).
+    #[must_use]
+    pub fn with_liveness(mut self, liveness: crate::gossip::Liveness) -> Self {
+        self.views.set_liveness(liveness.clone());
+        self.suspects = Arc::new(Suspects::with_detector(liveness));
+        self
+    }
+
     /// Keeps writes that a replica did not acknowledge as hints in `handoff`, which
     /// delivers them when the replica answers again (see [`Handoff::run`]).
     #[must_use]

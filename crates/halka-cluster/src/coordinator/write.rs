@@ -68,7 +68,7 @@ impl Coordinator {
         // Replicas after the coordinator receive the record; those before it already failed.
         for &idx in plan.order[pos + 1..].iter().chain(&passed) {
             let replica = view.replica(idx);
-            fanout.start(replica.id().clone(), replica.merge(&key, &record));
+            fanout.start(replica.id().clone(), self.merge_unless_down(replica, &key, &record));
         }
         let mut stand_ins = StandIns::new(self.config.stand_ins);
         for owner in &skipped {
@@ -245,6 +245,22 @@ impl Coordinator {
                 }
             }
         }
+    }
+
+    /// `replica`'s merge of `record`, or at once a failure when the failure detector
+    /// convicts it: the write then engages a stand-in and keeps a hint without waiting
+    /// for a node that is down (or hangs) to time out.
+    fn merge_unless_down(
+        &self,
+        replica: &Arc<dyn crate::Replica>,
+        key: &Bytes,
+        record: &Arc<Record>,
+    ) -> crate::ReplicaFuture<Durability> {
+        if self.suspects.convicted(replica.id()) {
+            let down = format!("node {} is down (failure detector)", replica.id());
+            return crate::answered(Err(ReplicaError::Unavailable(down)));
+        }
+        replica.merge(key, record)
     }
 
     /// Keeps `record` for each replica in `missed`.

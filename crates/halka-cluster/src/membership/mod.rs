@@ -40,6 +40,8 @@ pub enum MembershipRequest {
     Accept { ballot: Ballot, proposal: LayoutSpec },
     /// Install the active layouts `layouts` (oldest first; the newest was chosen).
     Install { layouts: Vec<LayoutSpec> },
+    /// The sender's gossip table (see `gossip`); answered with the receiver's.
+    Gossip(Vec<crate::gossip::Announcement>),
 }
 
 /// The answers.
@@ -49,4 +51,5 @@ pub enum MembershipResponse {
     Current { layouts: Vec<LayoutSpec>, reads_newest: bool },
     Vote(Vote),
     Installed,
+    Gossip(Vec<crate::gossip::Announcement>),
 }

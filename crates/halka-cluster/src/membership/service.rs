@@ -78,6 +78,8 @@ pub struct Membership {
     store: Arc<dyn MembershipStore>,
     saved: Mutex<Saved>,
     views: OnceLock<ViewHandle>,
+    /// Answers peers' gossip (see `gossip`), once attached.
+    gossip: OnceLock<Arc<crate::gossip::Gossip>>,
     pub(super) staged: Mutex<Vec<Change>>,
     /// The static member list, as version 1 (`None` for a node waiting to be joined):
     /// installed only once the other static members settle that it is the cluster's (see
@@ -122,6 +124,7 @@ impl Membership {
             store,
             saved: Mutex::new(saved),
             views: OnceLock::new(),
+            gossip: OnceLock::new(),
             staged: Mutex::default(),
             initial,
         })
@@ -170,6 +173,17 @@ impl Membership {
     /// Starts installing views through `views` (the coordinator's).
     pub fn attach(&self, views: ViewHandle) {
         let _ = self.views.set(views);
+    }
+
+    /// Answers peers' gossip with `gossip` from now on.
+    pub fn attach_gossip(&self, gossip: Arc<crate::gossip::Gossip>) {
+        let _ = self.gossip.set(gossip);
+    }
+
+    /// The node's gossip, once attached.
+    #[must_use]
+    pub fn gossip(&self) -> Option<&Arc<crate::gossip::Gossip>> {
+        self.gossip.get()
     }
 
     /// The layouts installed, oldest first, and whether reads moved to the newest.
@@ -311,6 +325,11 @@ impl Membership {
                 self.install(layouts)?;
                 MembershipResponse::Installed
             }
+            // A node that does not gossip answers with no table: the sender learns
+            // nothing, and hears nothing from it.
+            MembershipRequest::Gossip(theirs) => MembershipResponse::Gossip(
+                self.gossip.get().map(|g| g.answer(theirs)).unwrap_or_default(),
+            ),
         })
     }
 

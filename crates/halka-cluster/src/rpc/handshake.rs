@@ -1,5 +1,6 @@
 //! The peer handshake: before any request is served, both ends of a connection prove that
-//! they know the cluster secret, and the client proves it is a member.
+//! they know the cluster secret, and the server learns whether the client is a member
+//! (a node that knows the secret but is not one may only gossip: see [`Standing`]).
 //!
 //! ```text
 //! client                                   server
@@ -101,9 +102,21 @@ impl PeerAuth {
         *blake3::keyed_hash(&self.key, &transcript).as_bytes()
     }
 
-    fn admits(&self, node: &NodeId) -> bool {
-        *node != self.node && self.members.read().as_ref().is_none_or(|m| m.contains(node))
+    /// Whether `node` may connect as a member (see [`Standing`]).
+    #[must_use]
+    pub fn is_member(&self, node: &NodeId) -> bool {
+        self.members.read().as_ref().is_none_or(|m| m.contains(node))
     }
+}
+
+/// What an authenticated client may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// A member: anything.
+    Member,
+    /// A node that knows the secret but is not a member (one started with seeds, waiting
+    /// to be joined; or one that left): it may gossip and say who it is, nothing more.
+    Guest,
 }
 
 /// What both proofs cover.
@@ -130,8 +143,8 @@ enum Message {
 pub enum HandshakeError {
     #[error("not a halka peer (bad first message: {0})")]
     NotAPeer(String),
-    #[error("node {0} is not in this node's member list")]
-    NotAMember(String),
+    #[error("the peer claims to be node {0}, this node's own id: check its node_id")]
+    OwnId(String),
     #[error("wrong cluster secret")]
     WrongSecret,
     #[error("expected node {expected}, found node {found}: check the member list's peer_addr")]
@@ -148,7 +161,7 @@ impl HandshakeError {
     pub fn reason(&self) -> &'static str {
         match self {
             HandshakeError::NotAPeer(_) => "not_a_peer",
-            HandshakeError::NotAMember(_) => "not_a_member",
+            HandshakeError::OwnId(_) => "own_id",
             HandshakeError::WrongSecret => "wrong_secret",
             HandshakeError::WrongNode { .. } => "wrong_node",
             HandshakeError::Refused(_) => "refused",
@@ -253,7 +266,7 @@ pub async fn server<S>(
     stream: &mut S,
     auth: &PeerAuth,
     named_member: impl FnOnce(),
-) -> Result<NodeId, HandshakeError>
+) -> Result<(NodeId, Standing), HandshakeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -266,12 +279,18 @@ where
         }
         other => return Err(HandshakeError::NotAPeer(format!("{other:?}"))),
     };
-    if !auth.admits(&client) {
-        let error = HandshakeError::NotAMember(client.to_string());
+    if client == auth.node {
+        let error = HandshakeError::OwnId(client.to_string());
         let _ = send(&mut framed, &Message::Refused { reason: error.to_string() }).await;
         return Err(error);
     }
-    named_member();
+    // A guest still proves the secret, but gives way first in a full waiting room.
+    let standing = if auth.is_member(&client) {
+        named_member();
+        Standing::Member
+    } else {
+        Standing::Guest
+    };
     let server_nonce = nonce();
     send(&mut framed, &Message::ServerHello { node: auth.node.clone(), nonce: server_nonce })
         .await?;
@@ -287,7 +306,7 @@ where
     }
     send(&mut framed, &Message::ServerProof { proof: auth.proof("server", &exchange) }).await?;
     unframed(framed)?;
-    Ok(client)
+    Ok((client, standing))
 }
 
 /// The stream under the handshake's framing. Neither side sends before the handshake is
@@ -320,7 +339,7 @@ mod tests {
         client_auth: PeerAuth,
         server_auth: PeerAuth,
         expected: &str,
-    ) -> (Result<(), HandshakeError>, Result<NodeId, HandshakeError>) {
+    ) -> (Result<(), HandshakeError>, Result<(NodeId, Standing), HandshakeError>) {
         let (mut a, mut b) = tokio::io::duplex(4096);
         let expected = NodeId::new(expected);
         // Each side closes its end when done, as a real connection does.
@@ -335,7 +354,7 @@ mod tests {
     async fn members_with_the_secret_are_accepted() {
         let (c, s) = run(auth("a", SECRET, None), auth("b", SECRET, Some(&["a", "b"])), "b").await;
         assert_eq!(c, Ok(()));
-        assert_eq!(s, Ok(NodeId::new("a")));
+        assert_eq!(s, Ok((NodeId::new("a"), Standing::Member)));
     }
 
     #[tokio::test]
@@ -346,10 +365,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_node_outside_the_member_list_is_refused() {
+    async fn a_node_outside_the_member_list_with_the_secret_is_only_a_guest() {
         let (c, s) = run(auth("x", SECRET, None), auth("b", SECRET, Some(&["a", "b"])), "b").await;
-        assert!(matches!(c, Err(HandshakeError::Refused(ref r)) if r.contains("x")), "{c:?}");
-        assert_eq!(s, Err(HandshakeError::NotAMember("x".into())));
+        assert_eq!(c, Ok(()));
+        assert_eq!(s, Ok((NodeId::new("x"), Standing::Guest)));
+    }
+
+    #[tokio::test]
+    async fn a_node_outside_the_member_list_without_the_secret_is_refused() {
+        let server = auth("b", SECRET, Some(&["a", "b"]));
+        let (_, s) = run(auth("x", b"another secret!!", None), server, "b").await;
+        assert_eq!(s, Err(HandshakeError::WrongSecret));
+    }
+
+    #[tokio::test]
+    async fn a_client_claiming_the_servers_own_id_is_refused() {
+        let (_, s) = run(auth("b", SECRET, None), auth("b", SECRET, None), "b").await;
+        assert_eq!(s, Err(HandshakeError::OwnId("b".into())));
     }
 
     #[tokio::test]
@@ -358,15 +390,15 @@ mod tests {
         // A clone, as the RPC server holds one: admission is shared.
         server.clone().admit(NodeId::new("x"));
         let (c, s) = run(auth("x", SECRET, None), server, "b").await;
-        assert_eq!((c, s), (Ok(()), Ok(NodeId::new("x"))));
+        assert_eq!((c, s), (Ok(()), Ok((NodeId::new("x"), Standing::Member))));
     }
 
     #[tokio::test]
-    async fn an_expelled_member_is_refused() {
+    async fn an_expelled_member_is_only_a_guest() {
         let server = auth("b", SECRET, Some(&["a", "b"]));
         server.clone().expel(&NodeId::new("a"));
         let (_, s) = run(auth("a", SECRET, None), server, "b").await;
-        assert_eq!(s, Err(HandshakeError::NotAMember("a".into())));
+        assert_eq!(s, Ok((NodeId::new("a"), Standing::Guest)));
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! The RPC server: answers peers' requests from this node's replica.
 
 use super::admission::{Admission, Limits, Place};
-use super::handshake::{self, PeerAuth};
+use super::handshake::{self, PeerAuth, Standing};
 use super::message::{Envelope, Request, Response, WireError, decode, encode};
 use super::rejections::{self, Rejections};
 use crate::{RepairBudget, Replica};
@@ -122,7 +122,7 @@ pub async fn serve(
                 () = cancel.cancelled() => return,
                 shaken = door.shake_hands(&mut stream, peer, place, &config) => shaken,
             };
-            let Some(node) = shaken else { return };
+            let Some((node, standing)) = shaken else { return };
             let Ok(permit) = Arc::clone(&door.connections).try_acquire_owned() else {
                 door.rejections.reject(
                     peer,
@@ -134,7 +134,8 @@ pub async fn serve(
                 );
                 return;
             };
-            connection(stream, replica, config, cancel).await;
+            let guest = (standing == Standing::Guest).then(|| node.clone());
+            connection(stream, replica, config, guest, cancel).await;
             tracing::debug!(%peer, %node, "rpc connection closed");
             drop(permit);
         });
@@ -163,7 +164,7 @@ impl Door {
         peer: std::net::SocketAddr,
         place: Place,
         config: &RpcServerConfig,
-    ) -> Option<halka_store::NodeId> {
+    ) -> Option<(halka_store::NodeId, Standing)> {
         let shaken = tokio::select! {
             () = place.displaced() => {
                 self.rejections.reject(peer, "displaced", "a newer connection took its place in the handshake queue");
@@ -175,7 +176,7 @@ impl Door {
             ) => shaken,
         };
         match shaken {
-            Ok(Ok(node)) => Some(node),
+            Ok(Ok(shaken)) => Some(shaken),
             Ok(Err(e)) => {
                 self.rejections.reject(peer, e.reason(), e);
                 None
@@ -192,6 +193,7 @@ async fn connection(
     stream: TcpStream,
     replica: Arc<dyn Replica>,
     config: RpcServerConfig,
+    guest: Option<halka_store::NodeId>,
     cancel: CancellationToken,
 ) {
     let peer = stream.peer_addr().ok();
@@ -214,6 +216,7 @@ async fn connection(
     // leaves room for the next frame's permit, which only spawned handlers then hold.
     let batch_limit = (config.max_in_flight / 2).clamp(1, 64);
     let placement = config.placement;
+    let auth = config.auth.clone();
     let max_frame = config.max_frame_bytes;
     let budget = config
         .repair_budget
@@ -238,7 +241,13 @@ async fn connection(
                     open = false;
                     break;
                 };
+                // A guest is asked again at each request: it may have been joined since
+                // it connected (its connection then serves it as the member it is).
+                let refused = guest
+                    .as_ref()
+                    .is_some_and(|node| !guests_may_ask(&envelope.body) && !auth.is_member(node));
                 let answer = match &budget {
+                    _ if refused => futures::future::ready(not_a_member()).boxed(),
                     Some(budget) => paced(budget, &replica, placement, envelope.body),
                     None => handle(replica.as_ref(), placement, envelope.body),
                 };
@@ -385,6 +394,25 @@ fn paced(
     .boxed()
 }
 
+/// What a guest (a node that knows the secret but is not a member) may ask: to swap
+/// gossip tables, who this node is, and whether it answers.
+fn guests_may_ask(request: &Request) -> bool {
+    use crate::membership::MembershipRequest as M;
+    match request {
+        Request::Ping => true,
+        Request::Membership(m) => matches!(**m, M::Gossip(_) | M::Describe),
+        _ => false,
+    }
+}
+
+fn not_a_member() -> Response {
+    Response::Error(WireError::Rejected(
+        "this node is not a member of the cluster's layout: it may only gossip until it is \
+         joined (`halka cluster join`)"
+            .into(),
+    ))
+}
+
 /// Answers one request from `replica`: what a node does with each request a peer sends.
 pub fn handle(
     replica: &dyn Replica,
@@ -474,6 +502,17 @@ mod tests {
 
     fn batch() -> Request {
         Request::GetMany { keys: (0..100).map(|i| Bytes::from(format!("k{i}"))).collect() }
+    }
+
+    #[test]
+    fn a_guest_may_gossip_and_ask_who_a_node_is_but_nothing_else() {
+        use crate::membership::MembershipRequest as M;
+        assert!(guests_may_ask(&Request::Membership(Box::new(M::Gossip(Vec::new())))));
+        assert!(guests_may_ask(&Request::Membership(Box::new(M::Describe))));
+        assert!(guests_may_ask(&Request::Ping));
+        assert!(!guests_may_ask(&Request::Membership(Box::new(M::Current))));
+        assert!(!guests_may_ask(&Request::Get { key: bytes::Bytes::from_static(b"k") }));
+        assert!(!guests_may_ask(&batch()));
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,11 +3,13 @@
 //! holds to, as the changes committed through the nodes made them.
 
 use super::{N, World};
+use halka_cluster::gossip::{DetectorConfig, GossipConfig, GossipSpec, Reach};
 use halka_cluster::membership::{
     Addresses, Connect, LayoutSpec, MemberSpec, MembershipConfig, MembershipStore,
 };
 use halka_cluster::{Membership, MembershipSpec, Replica};
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, Placement};
+use halka_store::NodeId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +94,34 @@ impl World {
             connect,
             admit: Arc::new(|_| {}),
             initial: Some(static_spec(&self.members)),
+        }
+    }
+
+    /// Node `i`'s gossip, over simulated links (a simulated node's id is its address),
+    /// at the simulator's pace: rounds every 50 ms, so a node silent for about a second
+    /// is convicted. Its peers are chosen from the seed.
+    pub(super) fn gossip_spec(self: &Arc<Self>, i: usize) -> GossipSpec {
+        let world = Arc::downgrade(self);
+        let reach: Reach = Arc::new(move |_: Option<&NodeId>, addr: &str| -> Arc<dyn Replica> {
+            let world = world.upgrade().expect("the world outlives its nodes");
+            let j = world.nodes.iter().position(|n| n.id.as_str() == addr).expect("a node");
+            world.link(i, j)
+        });
+        let interval = Duration::from_millis(50);
+        GossipSpec {
+            config: GossipConfig {
+                interval,
+                deadline: Duration::from_millis(200),
+                detector: DetectorConfig {
+                    prior: interval,
+                    max_gap: Duration::from_secs(1),
+                    ..DetectorConfig::default()
+                },
+                ..GossipConfig::default()
+            },
+            seeds: Vec::new(),
+            reach,
+            rng_seed: self.draw(0..u64::MAX),
         }
     }
 

@@ -369,6 +369,7 @@ impl World {
                 keep: None,
             }),
             membership: Some(self.membership_spec(i)),
+            gossip: Some(self.gossip_spec(i)),
         }
     }
 

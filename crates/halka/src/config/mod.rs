@@ -3,8 +3,10 @@
 //! Every field has a default, so a single node runs with no file at all. Errors name the
 //! file, the field and what is allowed.
 
+mod gossip;
 mod transfers;
 
+pub use gossip::GossipSettings;
 pub use transfers::TransferSettings;
 
 use halka_cluster::{ClusterSecret, ReadFanout};
@@ -296,6 +298,7 @@ pub struct NodeConfig {
     pub anti_entropy: AntiEntropySettings,
     pub tombstones: TombstoneSettings,
     pub transfers: TransferSettings,
+    pub gossip: GossipSettings,
     pub http: HttpSettings,
     /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
     /// nodes prove they know it before serving each other, and it signs the causal-context
@@ -315,6 +318,9 @@ pub struct NodeConfig {
     /// This node's zone and weight, told to the member that joins it.
     pub zone: String,
     pub weight: u32,
+    /// Peer addresses of members to announce this node to by gossip. A node with seeds
+    /// and no member list waits to be joined, under its id (`halka cluster join ID`).
+    pub seeds: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -345,6 +351,7 @@ impl Default for NodeConfig {
             handoff: HandoffSettings::default(),
             anti_entropy: AntiEntropySettings::default(),
             transfers: TransferSettings::default(),
+            gossip: GossipSettings::default(),
             tombstones: TombstoneSettings::default(),
             http: HttpSettings::default(),
             cluster_secret: None,
@@ -353,6 +360,7 @@ impl Default for NodeConfig {
             join: false,
             zone: String::new(),
             weight: 1,
+            seeds: Vec::new(),
         }
     }
 }
@@ -415,7 +423,18 @@ impl NodeConfig {
         if self.node_id.is_empty() {
             return Err(invalid("node_id", "must not be empty".into()));
         }
-        if self.join {
+        if let Some(problem) = self.gossip.problem() {
+            return Err(invalid("gossip", problem));
+        }
+        if let Some(seed) = self.seeds.iter().find(|s| s.parse::<SocketAddr>().is_err()) {
+            return Err(invalid(
+                "seeds",
+                format!("{seed:?} is not a peer address like 127.0.0.1:7380"),
+            ));
+        }
+        // Seeds and no member list: a node that comes to be joined.
+        if self.join || (!self.seeds.is_empty() && self.members.is_empty()) {
+            self.join = true;
             return self.finish_joining(origin);
         }
         if self.members.is_empty() {

@@ -3,6 +3,7 @@
 //! how the server takes part in versioned layouts (`layout`; the protocol itself is
 //! `halka_cluster::membership`).
 
+pub mod gossip;
 pub mod layout;
 pub mod peers;
 pub mod placement_memo;

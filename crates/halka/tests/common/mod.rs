@@ -90,6 +90,8 @@ pub struct NodeProc {
     startup_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Signalled once it logs that it serves (taken by `wait_serving`).
     serving: Option<std::sync::Mutex<mpsc::Receiver<()>>>,
+    /// Flags after `--config FILE`.
+    args: Vec<String>,
 }
 
 pub struct TestCluster {
@@ -175,6 +177,7 @@ impl TestCluster {
                 log_lines: std::sync::Arc::default(),
                 startup_log: std::sync::Arc::default(),
                 serving: None,
+                args: Vec::new(),
             });
         }
         Self { dir, nodes }
@@ -183,13 +186,19 @@ impl TestCluster {
     /// Starts one more node, outside the cluster (`join = true`), waiting to be joined by
     /// a member; returns its index. `extra` is added to its configuration.
     pub fn add_joining(&mut self, extra: &str) -> usize {
+        self.add_outside(&format!("join = true\n{extra}"), &[])
+    }
+
+    /// Starts one more node with no member list, configured with `extra` and started with
+    /// `args` after its `--config` (`join = true`, or `--seed`); returns its index.
+    pub fn add_outside(&mut self, extra: &str, args: &[String]) -> usize {
         let i = self.nodes.len();
         let (redis, http, peer) = (free_port(), free_port(), free_port());
         let id = format!("node-{}", i + 1);
         let data = self.dir.path().join(&id);
         let config = self.dir.path().join(format!("{id}.toml"));
         let text = format!(
-            "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\ncluster_secret = \"{SECRET}\"\njoin = true\n{extra}\n",
+            "node_id = \"{id}\"\ndata_dir = \"{}\"\nredis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \"127.0.0.1:{peer}\"\ntimeout_ms = 500\ncluster_secret = \"{SECRET}\"\n{extra}\n",
             data.display()
         );
         std::fs::write(&config, text).unwrap();
@@ -203,6 +212,7 @@ impl TestCluster {
             log_lines: std::sync::Arc::default(),
             startup_log: std::sync::Arc::default(),
             serving: None,
+            args: args.to_vec(),
         });
         self.start_process(i);
         i
@@ -264,6 +274,7 @@ impl TestCluster {
         let mut child = Command::new(BIN)
             .args(["server", "--config"])
             .arg(&node.config)
+            .args(&node.args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

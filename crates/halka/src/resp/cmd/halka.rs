@@ -131,9 +131,10 @@ pub async fn status(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> 
     Ok(Frame::Bulk(json.into()))
 }
 
-/// `HALKA.CLUSTER STATUS | JOIN <peer-addr> [ZONE <z>] [WEIGHT <w>] | LEAVE <node> |
-/// REPLACE <node> <peer-addr> | PLAN | COMMIT | CLEAR`: the layout and its changes (what
-/// `halka cluster` sends), each answered as JSON.
+/// `HALKA.CLUSTER STATUS | JOIN <node> [ZONE <z>] [WEIGHT <w>] | LEAVE <node> |
+/// REPLACE <old> <node> | PLAN | COMMIT | CLEAR`: the layout and its changes (what
+/// `halka cluster` sends), each answered as JSON. A node to join is named by its peer
+/// address or by the id it announced by gossip.
 pub async fn cluster(state: &NodeState, args: &mut Args) -> Result<Frame, Frame> {
     use crate::cluster_admin as admin;
     let action = args.next_string()?.to_ascii_uppercase();
