@@ -122,6 +122,15 @@ const TABLE: &[Scenario] = &[
         expect: &[],
     },
     Scenario {
+        name: "a-hung-node-is-convicted-and-skipped-until-it-answers",
+        hint_bytes: HINTS,
+        steps: &[
+            Step::WriteAll { via: N1, value: "v1", w: 3 },
+            Step::Run(a_hung_node_is_convicted_and_skipped_until_it_answers),
+        ],
+        expect: &[Expect::N3HoldsWhatItOwns],
+    },
+    Scenario {
         // n3 misses the deletes and stays away well past the tombstone grace (and its
         // hints' lifetime): the others must keep their tombstones for it.
         name: "node-down-past-the-grace-does-not-resurrect",
@@ -392,13 +401,10 @@ fn judge(world: &World, expect: Expect, verdict: &Verdict, options: &Options) ->
 fn hung_node_does_not_stall_quorums(world: &Arc<World>) -> BoxFuture<'_, Vec<String>> {
     Box::pin(async move {
         let mut problems = Vec::new();
-        let healthy = timed_writes(world, N1, "before").await;
+        let healthy = timed_writes(world, N1, "before", 2).await;
         // Hung: up, its sockets open, nothing answers.
-        for other in (0..world.nodes()).filter(|&o| o != N3) {
-            world.cut(other, N3);
-            world.cut(N3, other);
-        }
-        let hung = timed_writes(world, N1, "during").await;
+        hang(world, N3);
+        let hung = timed_writes(world, N1, "during", 2).await;
         if hung.failed > 0 {
             problems.push(format!("{} W=2 writes failed with one node hung", hung.failed));
         }
@@ -411,6 +417,64 @@ fn hung_node_does_not_stall_quorums(world: &Arc<World>) -> BoxFuture<'_, Vec<Str
         world.heal_links();
         problems
     })
+}
+
+/// n3 hangs (up, nothing answers): once n1's failure detector convicts it, W=3 writes
+/// through n1 give its slot to a stand-in at once instead of waiting out its timeout;
+/// once it answers again it is acquitted (and the scenario expects it to hold every key
+/// it owns: the hints reached it).
+fn a_hung_node_is_convicted_and_skipped_until_it_answers(
+    world: &Arc<World>,
+) -> BoxFuture<'_, Vec<String>> {
+    Box::pin(async move {
+        let mut problems = Vec::new();
+        // Without stand-ins a W=3 write needs n3 itself.
+        let w = if world.settings.stand_ins { 3 } else { 2 };
+        let healthy = timed_writes(world, N1, "before", w).await;
+        hang(world, N3);
+        let n3 = world.node_id(N3).clone();
+        let convicted = |world: &Arc<World>| {
+            world.coordinator(N1).is_some_and(|c| c.view_handle().liveness().convicted(&n3))
+        };
+        if !within(Duration::from_secs(10), || convicted(world)).await {
+            problems.push("n1's failure detector did not convict the hung n3 in 10 s".into());
+        }
+        let skipped = timed_writes(world, N1, "during", w).await;
+        if skipped.failed > 0 {
+            problems.push(format!("{} W={w} writes failed with n3 convicted", skipped.failed));
+        }
+        if skipped.p99 > healthy.p99 * 2 + Duration::from_millis(1) {
+            problems.push(format!(
+                "W={w} write p99 {:?} with n3 convicted, {:?} healthy: they waited for it",
+                skipped.p99, healthy.p99
+            ));
+        }
+        world.heal_links();
+        if !within(Duration::from_secs(10), || !convicted(world)).await {
+            problems.push("n3 answers again but n1 still holds it down after 10 s".into());
+        }
+        problems
+    })
+}
+
+/// Node `i` hangs: up, its sockets open, nothing it sends or is sent arrives.
+fn hang(world: &Arc<World>, i: usize) {
+    for other in (0..world.nodes()).filter(|&o| o != i) {
+        world.cut(other, i);
+        world.cut(i, other);
+    }
+}
+
+/// Whether `done` holds within `limit` of simulated time, looking every 10 ms.
+async fn within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    while !done() {
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
 }
 
 fn overflow_the_hint_stores(world: &Arc<World>) -> BoxFuture<'_, Vec<String>> {
@@ -599,11 +663,12 @@ struct Timed {
     p99: Duration,
 }
 
-/// Five rounds of W=2 writes to every key through `node`, with their simulated latencies.
-async fn timed_writes(world: &Arc<World>, node: usize, tag: &str) -> Timed {
+/// Five rounds of writes at W = `w` to every key through `node`, with their simulated
+/// latencies.
+async fn timed_writes(world: &Arc<World>, node: usize, tag: &str, w: usize) -> Timed {
     let before = world.history().len();
     for round in 0..5 {
-        write_all(world, node, &format!("{tag}{round}"), 2).await;
+        write_all(world, node, &format!("{tag}{round}"), w).await;
     }
     let mut ops: Vec<Op> = world.history()[before..]
         .iter()
