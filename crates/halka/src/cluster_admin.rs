@@ -153,11 +153,23 @@ pub async fn status(state: &NodeState) -> LayoutStatus {
         .map(|(m, (phase, transfers))| {
             let judged = (m.id != *me).then(|| liveness.judged(&NodeId::new(&m.id))).flatten();
             let answers = peers.get(&m.id).is_some_and(|p| *p != PeerState::Down);
+            // A member of a static list is written down without its client addresses;
+            // it announces them by gossip.
+            let told = membership.gossip().and_then(|g| g.announced(&m.id)).map(|a| a.member);
+            let or_told = |ours: &str, theirs: Option<&str>| {
+                if ours.is_empty() { theirs.unwrap_or_default() } else { ours }.to_string()
+            };
             NodeEntry {
                 id: m.id.clone(),
                 peer_addr: m.addresses.peer.clone(),
-                redis_addr: m.addresses.redis.clone(),
-                http_addr: m.addresses.http.clone(),
+                redis_addr: or_told(
+                    &m.addresses.redis,
+                    told.as_ref().map(|t| t.addresses.redis.as_str()),
+                ),
+                http_addr: or_told(
+                    &m.addresses.http,
+                    told.as_ref().map(|t| t.addresses.http.as_str()),
+                ),
                 zone: m.zone.clone(),
                 weight: m.weight,
                 state: settled_state(m.state, changing).to_string(),

@@ -722,12 +722,14 @@ mod tests {
         assert_eq!(config.http, defaults.http, "the README shows the defaults");
         assert_eq!(config.tombstones, defaults.tombstones, "the README shows the defaults");
         assert_eq!(config.transfers, defaults.transfers, "the README shows the defaults");
+        assert_eq!(config.gossip, defaults.gossip, "the README shows the defaults");
         for section in [
             "[storage]",
             "[handoff]",
             "[anti_entropy]",
             "[tombstones]",
             "[transfers]",
+            "[gossip]",
             "[http]",
             "[limits]",
             "[[members]]",
