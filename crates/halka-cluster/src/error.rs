@@ -36,6 +36,14 @@ pub enum ClusterError {
          PEER_ADDR --addr MEMBER`), then commit"
     )]
     NotInCluster,
+    /// This node was replaced (it is gone from the newest layout): it serves no clients,
+    /// since the members no longer take its requests.
+    #[error(
+        "this node was replaced in layout version {version} and is no longer a member: \
+         connect to a member ({})",
+        members.join(", ")
+    )]
+    Replaced { version: u64, members: Vec<String> },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("storage: {0}")]

@@ -75,7 +75,9 @@ impl From<ClusterError> for ApiError {
     fn from(e: ClusterError) -> Self {
         let status = match &e {
             ClusterError::Quorum(q) if q.for_lack_of_space() => StatusCode::INSUFFICIENT_STORAGE,
-            ClusterError::Quorum(_) | ClusterError::NotInCluster => StatusCode::SERVICE_UNAVAILABLE,
+            ClusterError::Quorum(_)
+            | ClusterError::NotInCluster
+            | ClusterError::Replaced { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ClusterError::Limit(
                 LimitError::ValueTooLarge { .. } | LimitError::RecordTooLarge { .. },
             ) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -548,3 +548,25 @@ fn a_killed_member_is_held_down_by_the_failure_detector_with_its_phi() {
     assert!(text.contains("node-3 down (failure detector: down, phi"), "{text}");
     assert!(phi_of(&status(&c, 0), "node-2").is_some_and(|phi| phi < 8.0));
 }
+
+#[test]
+fn a_member_replaced_while_down_learns_it_when_back_and_sends_clients_to_the_members() {
+    let mut c = TestCluster::start(3, "periodic");
+    write_keys(&c, 0, 0..100);
+    c.kill(2);
+    let new = c.add_joining("");
+    cluster(&c.redis_addr(0), &["replace", "node-3", &c.peer_addr(new)]).unwrap();
+    assert_eq!(cluster(&c.redis_addr(0), &["commit", "--wait"]).unwrap()["layout_version"], 2);
+    write_keys(&c, 0, 100..200);
+    // Back with its data, and with layout version 1, in which it still owns a share.
+    c.start_process(2);
+    until(|| status(&c, 2)["layout_version"] == 2);
+    let s = status(&c, 2);
+    let node3 = s["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "node-3").unwrap();
+    assert_eq!(node3["state"], "left", "{s}");
+    // The members no longer take its requests: it says so, naming them.
+    let reply = Raw::connect(&c.redis_addr(2)).cmd(&["GET", "key-1"]);
+    assert!(reply.starts_with("-CLUSTERDOWN this node was replaced in layout version 2"), "{reply}");
+    assert!(reply.contains("node-1, node-2, node-4"), "{reply}");
+    assert_readable(&c, new, 0..200);
+}

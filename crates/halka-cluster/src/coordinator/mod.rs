@@ -212,7 +212,7 @@ impl Coordinator {
         quorum: WriteQuorum,
     ) -> Result<(), ClusterError> {
         let WriteQuorum { w, pw } = quorum;
-        in_cluster(view)?;
+        in_cluster(view, self.config.local_node.as_ref())?;
         check_quorum("w", w, self.config.replication)?;
         if w > view.width() {
             return Err(ClusterError::TooFewNodes { name: "w", given: w, nodes: view.width() });
@@ -223,7 +223,7 @@ impl Coordinator {
     }
 
     fn check_read(&self, view: &View, key: &[u8], r: usize) -> Result<(), ClusterError> {
-        in_cluster(view)?;
+        in_cluster(view, self.config.local_node.as_ref())?;
         check_quorum("r", r, self.config.replication)?;
         if r > view.width() {
             return Err(ClusterError::TooFewNodes { name: "r", given: r, nodes: view.width() });
@@ -346,10 +346,21 @@ fn prefetch(view: &View, preference: &[NodeIdx], key: &[u8]) {
     }
 }
 
-/// Refuses requests on a node that has no layout yet (it waits to be joined).
-fn in_cluster(view: &View) -> Result<(), ClusterError> {
-    if view.layout().is_none() {
-        return Err(ClusterError::NotInCluster);
+/// Refuses requests on a node that has no layout yet (it waits to be joined), or that
+/// the newest layout marks replaced. (A member that left by `leave` still serves: the
+/// members keep taking its requests.)
+fn in_cluster(view: &View, local: Option<&NodeId>) -> Result<(), ClusterError> {
+    let Some(layout) = view.layout() else { return Err(ClusterError::NotInCluster) };
+    let roster = layout.roster();
+    let replaced = |m: &halka_ring::LayoutMember| {
+        m.state == halka_ring::MemberState::Left && local.is_some_and(|l| l.as_str() == m.member.id)
+    };
+    if roster.iter().any(replaced) {
+        let members = roster.iter().filter(|m| m.state.owns()).map(|m| m.member.id.clone());
+        return Err(ClusterError::Replaced {
+            version: layout.version(),
+            members: members.collect(),
+        });
     }
     Ok(())
 }

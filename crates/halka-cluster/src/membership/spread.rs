@@ -2,7 +2,8 @@
 //! chosen: while a change is under way, every member offers it to those that have not
 //! installed it (push); and every member asks another, now and then, for the layouts it
 //! installed, taking a newer one (pull: a node that kept no state, or one that missed a
-//! whole change it was not part of, catches up before long).
+//! whole change it was not part of, catches up before long). A node that hears by gossip
+//! of a newer layout pulls it from that node at once.
 //!
 //! Only chosen layouts are ever installed (see `commit`), so taking a peer's newer
 //! layouts is safe: they are the same everywhere.
@@ -106,6 +107,17 @@ impl Membership {
     }
 
     /// Every member of the installed layouts but this node.
+    /// A node that announced (by gossip) a newer layout than this node's newest, if any.
+    /// A node without a layout takes none this way: it waits to be joined, or for its
+    /// static members to settle its first (see `start`).
+    fn announced_ahead(&self) -> Option<MemberSpec> {
+        let ours = self.newest()?.version;
+        let gossip = self.gossip()?;
+        let known = gossip.known();
+        let ahead = known.into_iter().map(|k| k.announcement);
+        ahead.filter(|a| a.layout_version > ours).max_by_key(|a| a.layout_version).map(|a| a.member)
+    }
+
     fn others(&self) -> Vec<MemberSpec> {
         let (layouts, _) = self.current();
         let mut all: Vec<MemberSpec> = layouts.iter().flat_map(|l| l.present()).cloned().collect();
@@ -141,6 +153,12 @@ impl Membership {
                     && at.elapsed() >= self.config().pull
                 {
                     self.finish_accepted(spec).await;
+                } else if let Some(ahead) = self.announced_ahead() {
+                    // Gossip says a node installed a newer layout: take it now rather
+                    // than at the next turn (a node back from down, or replaced while
+                    // away, stops routing by its old layout within a round or two).
+                    pulled = tokio::time::Instant::now();
+                    self.pull(&[ahead]).await;
                 } else if !others.is_empty() && pulled.elapsed() >= self.config().pull {
                     pulled = tokio::time::Instant::now();
                     turn = turn.wrapping_add(1);

@@ -395,12 +395,13 @@ fn paced(
 }
 
 /// What a guest (a node that knows the secret but is not a member) may ask: to swap
-/// gossip tables, who this node is, and whether it answers.
+/// gossip tables, who this node is, the layouts it installed (a node replaced while it
+/// was away learns it is no longer a member), and whether it answers.
 fn guests_may_ask(request: &Request) -> bool {
     use crate::membership::MembershipRequest as M;
     match request {
         Request::Ping => true,
-        Request::Membership(m) => matches!(**m, M::Gossip(_) | M::Describe),
+        Request::Membership(m) => matches!(**m, M::Gossip(_) | M::Describe | M::Current),
         _ => false,
     }
 }
@@ -505,12 +506,14 @@ mod tests {
     }
 
     #[test]
-    fn a_guest_may_gossip_and_ask_who_a_node_is_but_nothing_else() {
+    fn a_guest_may_gossip_and_ask_who_a_node_is_and_its_layouts_but_nothing_else() {
         use crate::membership::MembershipRequest as M;
         assert!(guests_may_ask(&Request::Membership(Box::new(M::Gossip(Vec::new())))));
         assert!(guests_may_ask(&Request::Membership(Box::new(M::Describe))));
         assert!(guests_may_ask(&Request::Ping));
-        assert!(!guests_may_ask(&Request::Membership(Box::new(M::Current))));
+        assert!(guests_may_ask(&Request::Membership(Box::new(M::Current))));
+        let install = M::Install { layouts: Vec::new() };
+        assert!(!guests_may_ask(&Request::Membership(Box::new(install))));
         assert!(!guests_may_ask(&Request::Get { key: bytes::Bytes::from_static(b"k") }));
         assert!(!guests_may_ask(&batch()));
     }

@@ -115,7 +115,7 @@ pub(crate) fn cluster_error(e: &ClusterError) -> Frame {
     let prefix = match e {
         ClusterError::Quorum(q) if q.for_lack_of_space() => "NOSPACE",
         ClusterError::Quorum(_) => "NOQUORUM",
-        ClusterError::NotInCluster => "CLUSTERDOWN",
+        ClusterError::NotInCluster | ClusterError::Replaced { .. } => "CLUSTERDOWN",
         _ => "ERR",
     };
     Frame::error(format!("{prefix} {e}"))
