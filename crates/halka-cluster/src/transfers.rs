@@ -274,6 +274,7 @@ impl Transfers {
             let state = self.state.lock();
             gains.into_iter().filter(|g| !state.done.contains(&g.partition)).collect()
         };
+        metrics::gauge!(crate::telemetry::TRANSFER_PENDING).set(pending.len() as f64);
         let streams = futures::stream::iter(pending)
             .map(|gain| async move {
                 let _active = Active::count(&self.active);
@@ -285,8 +286,11 @@ impl Transfers {
         while let Some((partition, result)) = streams.next().await {
             match result {
                 Ok(()) => {
-                    if self.state.lock().done.insert(partition) {
+                    let mut state = self.state.lock();
+                    if state.done.insert(partition) {
                         metrics::counter!(crate::telemetry::TRANSFER_DONE).increment(1);
+                        let pending = state.gained - state.done.len();
+                        metrics::gauge!(crate::telemetry::TRANSFER_PENDING).set(pending as f64);
                     }
                 }
                 Err(e) => {

@@ -136,6 +136,10 @@ fn status_shows_each_members_transfers_and_their_total_while_partitions_move() {
         assert!(std::time::Instant::now() < deadline, "never saw the change half done: {s}");
     };
     assert!(total["done"].as_u64() >= mine["done"].as_u64(), "{total} {mine}");
+    // The gauge follows the partitions as they come in, not only once all are.
+    let gauge = common::metric(&c, new, "halka_transfer_partitions_pending");
+    let gained = (mine["pending"].as_u64().unwrap() + mine["done"].as_u64().unwrap()) as f64;
+    assert!(gauge > 0.0 && gauge < gained, "gauge {gauge} of {gained} gained: {mine}");
     assert!(mine["active"].as_u64() <= Some(4), "at most [transfers] concurrency: {mine}");
     let (done, estimate) = (mine["bytes_done"].as_u64().unwrap(), mine["bytes_total"].as_u64());
     assert!(estimate.is_some_and(|t| t >= done && done > 0), "{mine}");
@@ -566,7 +570,10 @@ fn a_member_replaced_while_down_learns_it_when_back_and_sends_clients_to_the_mem
     assert_eq!(node3["state"], "left", "{s}");
     // The members no longer take its requests: it says so, naming them.
     let reply = Raw::connect(&c.redis_addr(2)).cmd(&["GET", "key-1"]);
-    assert!(reply.starts_with("-CLUSTERDOWN this node was replaced in layout version 2"), "{reply}");
+    assert!(
+        reply.starts_with("-CLUSTERDOWN this node was replaced in layout version 2"),
+        "{reply}"
+    );
     assert!(reply.contains("node-1, node-2, node-4"), "{reply}");
     assert_readable(&c, new, 0..200);
 }
