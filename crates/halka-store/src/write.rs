@@ -78,6 +78,8 @@ pub enum ExpireWhen {
     Later,
     /// Only when the new expiry is earlier.
     Earlier,
+    /// Only when it has one and the new one is earlier (`XX LT`).
+    EarlierThanSet,
 }
 
 /// What must hold at the coordinating replica for a write to happen.
@@ -396,6 +398,9 @@ fn make(
                 ExpireWhen::Later => kept_expiry.is_some_and(|old| new.is_none_or(|new| new > old)),
                 ExpireWhen::Earlier => {
                     new.is_some_and(|new| kept_expiry.is_none_or(|old| new < old))
+                }
+                ExpireWhen::EarlierThanSet => {
+                    new.is_some_and(|new| kept_expiry.is_some_and(|old| new < old))
                 }
             };
             if !holds {

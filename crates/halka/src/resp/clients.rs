@@ -27,6 +27,8 @@ pub struct Client {
     /// Milliseconds after `connected` of the last command.
     last_active_ms: AtomicU64,
     name: Mutex<Option<Bytes>>,
+    /// `CLIENT SETINFO`'s library name and version.
+    lib: Mutex<(Option<Bytes>, Option<Bytes>)>,
     last_command: Mutex<String>,
     /// The protocol version, and the commands an open MULTI has queued (-1: none), as
     /// of the last command.
@@ -69,6 +71,7 @@ impl Clients {
             connected: Instant::now(),
             last_active_ms: AtomicU64::new(0),
             name: Mutex::new(None),
+            lib: Mutex::default(),
             last_command: Mutex::new("NULL".into()),
             resp: AtomicU64::new(2),
             multi: AtomicI64::new(-1),
@@ -147,6 +150,16 @@ impl Client {
         *self.name.lock() = name;
     }
 
+    /// Records `CLIENT SETINFO lib-name|lib-ver value` (checked by the caller).
+    pub fn set_lib(&self, attr: &str, value: Bytes) {
+        let mut lib = self.lib.lock();
+        if attr == "lib-name" {
+            lib.0 = Some(value);
+        } else {
+            lib.1 = Some(value);
+        }
+    }
+
     /// One `CLIENT LIST` line, without its newline.
     #[must_use]
     pub fn line(&self) -> String {
@@ -155,16 +168,18 @@ impl Client {
         let age = self.connected.elapsed().as_secs();
         let idle_ms = (self.connected.elapsed().as_millis() as u64)
             .saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
-        let name = self
-            .name
-            .lock()
-            .as_ref()
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
+        let text = |v: Option<&Bytes>| {
+            v.map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default()
+        };
+        let name = text(self.name.lock().as_ref());
+        let (lib_name, lib_ver) = {
+            let lib = self.lib.lock();
+            (text(lib.0.as_ref()), text(lib.1.as_ref()))
+        };
         let mut out = String::new();
         let _ = write!(
             out,
-            "id={} addr={} laddr={} fd=-1 name={name} age={age} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi={multi} cmd={} user=default resp={resp}",
+            "id={} addr={} laddr={} fd=-1 name={name} age={age} idle={} flags=N db=0 sub=0 psub=0 ssub=0 multi={multi} cmd={} user=default resp={resp} lib-name={lib_name} lib-ver={lib_ver}",
             self.id,
             self.addr,
             self.local.map(|a| a.to_string()).unwrap_or_default(),

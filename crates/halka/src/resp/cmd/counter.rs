@@ -44,8 +44,8 @@ pub async fn add(
 /// `long double`: README, "Counters").
 pub async fn add_float(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
-    let delta = halka_store::parse_float(&args.next_bytes()?)
-        .map_err(|_| Frame::error("ERR value is not a valid float"))?;
+    let raw = args.next_bytes()?;
+    let delta = halka_store::parse_float(&raw).map_err(|_| not_a_float(&raw))?;
     args.finish()?;
     let change = Change::AddFloat(Float(delta));
     let outcome = apply(state, s, key, WriteRequest::new(change, None)).await?;
@@ -53,4 +53,15 @@ pub async fn add_float(state: &NodeState, s: &Session, args: &mut Args) -> Resul
         .value
         .ok_or_else(|| Frame::error("ERR the coordinating replica reported no counter value"))?;
     Ok(Frame::Bulk(value))
+}
+
+/// Why an increment did not parse, as Redis says it: an infinite one (`inf`, `-1e999`)
+/// would make the counter infinite; anything else (`nan` too) is not a float.
+fn not_a_float(raw: &[u8]) -> Frame {
+    let text = std::str::from_utf8(raw).ok();
+    if text.and_then(|t| t.parse::<f64>().ok()).is_some_and(f64::is_infinite) {
+        Frame::error("ERR increment would produce NaN or Infinity")
+    } else {
+        Frame::error("ERR value is not a valid float")
+    }
 }

@@ -38,13 +38,19 @@ pub(super) fn expiry_at(
     absolute: bool,
     command: &str,
 ) -> Result<u64, Frame> {
-    let base = if absolute { 0 } else { i128::from(state.coordinator.now_us()) };
-    let at = base + i128::from(amount) * unit.micros();
-    // Redis refuses times whose milliseconds overflow; the same bound here.
-    if i128::from(amount).abs() > i128::from(i64::MAX) / 1_000 {
+    let now_us = i128::from(state.coordinator.now_us());
+    let base = if absolute { 0 } else { now_us };
+    // Redis's bounds: seconds whose milliseconds overflow, or a relative time that
+    // overflows once the current time is added. Anything else is taken: a time past
+    // deletes the key, a time beyond what a microsecond clock holds keeps it for ever.
+    let seconds_overflow = i128::from(amount).abs() > i128::from(i64::MAX) / 1_000;
+    let ms = i128::from(amount) * unit.micros() / 1_000;
+    let relative_overflow = !absolute && ms > i128::from(i64::MAX) - now_us / 1_000;
+    if (unit == Unit::Seconds && seconds_overflow) || relative_overflow {
         return Err(invalid_expire_time(command));
     }
-    u64::try_from(at.max(0)).map_err(|_| invalid_expire_time(command))
+    let at = base + ms * 1_000;
+    Ok(u64::try_from(at.clamp(0, i128::from(u64::MAX))).unwrap_or(u64::MAX))
 }
 
 pub(super) fn invalid_expire_time(command: &str) -> Frame {
@@ -62,31 +68,48 @@ pub async fn expire(
 ) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     let amount = args.next_i64()?;
-    let mut when = ExpireWhen::Always;
-    for opt in args.rest() {
-        let next = match opt.to_ascii_uppercase().as_slice() {
-            b"NX" => ExpireWhen::NoExpiry,
-            b"XX" => ExpireWhen::HasExpiry,
-            b"GT" => ExpireWhen::Later,
-            b"LT" => ExpireWhen::Earlier,
+    let when = expire_when(args.rest())?;
+    let at = expiry_at(state, amount, unit, absolute, &args.name)?;
+    let change = Change::Touch { expiry: Expiry::At(at), when };
+    let outcome = apply(state, s, key, WriteRequest::new(change, None)).await?;
+    Ok(Frame::Integer(i64::from(outcome.refused.is_none())))
+}
+
+/// The condition `NX`, `XX`, `GT` and `LT` make, combined as Redis 7 combines them: `XX`
+/// goes with `GT` or `LT` (a key without an expiry counts as expiring never, so `GT`
+/// already needs one), `NX` with none of them, `GT` not with `LT`.
+fn expire_when(options: Vec<bytes::Bytes>) -> Result<ExpireWhen, Frame> {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in options {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
             _ => {
                 return Err(Frame::error(format!(
                     "ERR Unsupported option {}",
                     String::from_utf8_lossy(&opt)
                 )));
             }
-        };
-        if when != ExpireWhen::Always && when != next {
-            return Err(Frame::error(
-                "ERR NX and XX, GT or LT options at the same time are not compatible",
-            ));
         }
-        when = next;
     }
-    let at = expiry_at(state, amount, unit, absolute, &args.name)?;
-    let change = Change::Touch { expiry: Expiry::At(at), when };
-    let outcome = apply(state, s, key, WriteRequest::new(change, None)).await?;
-    Ok(Frame::Integer(i64::from(outcome.refused.is_none())))
+    if nx && (xx || gt || lt) {
+        return Err(Frame::error(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(Frame::error("ERR GT and LT options at the same time are not compatible"));
+    }
+    Ok(match (nx, xx, gt, lt) {
+        (true, ..) => ExpireWhen::NoExpiry,
+        (_, _, true, _) => ExpireWhen::Later,
+        (_, true, _, true) => ExpireWhen::EarlierThanSet,
+        (_, _, _, true) => ExpireWhen::Earlier,
+        (_, true, ..) => ExpireWhen::HasExpiry,
+        _ => ExpireWhen::Always,
+    })
 }
 
 /// `PERSIST key`: 1 when an expiry was removed, 0 when the key is missing or had none.

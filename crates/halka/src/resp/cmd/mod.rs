@@ -3,6 +3,7 @@
 //! Siblings resolve by last-writer-wins on this protocol: a Redis client expects one value.
 //! `HALKA.GETALL` shows each replica's answer for clients that want to see more.
 
+mod client;
 mod counter;
 mod expiry;
 mod halka;
@@ -295,7 +296,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HELLO" => server::hello(state, session, &mut args),
         "INFO" => server::info(state, session, &mut args).await,
         "COMMAND" => server::command(&mut args),
-        "CLIENT" => server::client(state, session, &mut args),
+        "CLIENT" => client::client(state, session, &mut args),
         "CONFIG" => server::config(state, &mut args),
         "SELECT" => server::select(&mut args),
         "RESET" => server::reset(state, session, &mut args),

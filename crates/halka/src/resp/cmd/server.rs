@@ -37,7 +37,7 @@ pub fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Fram
         let mut name = None;
         while args.remaining() > 0 {
             match args.next_string()?.to_ascii_uppercase().as_str() {
-                "SETNAME" => name = Some(args.next_bytes()?),
+                "SETNAME" => name = Some(super::client::valid_name(args.next_bytes()?)?),
                 // Accepting and ignoring it would let a client configured with a password
                 // believe it is protected.
                 "AUTH" => {
@@ -227,103 +227,6 @@ pub fn reset(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Fram
     s.w = state.config.w;
     s.multi = None;
     Ok(Frame::Simple("RESET".into()))
-}
-
-pub fn client(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
-    let sub = args.next_string()?.to_ascii_uppercase();
-    match sub.as_str() {
-        "SETNAME" => {
-            let name = args.next_bytes()?;
-            args.finish()?;
-            if let Some(client) = &s.client {
-                client.set_name(Some(name.clone()));
-            }
-            s.name = Some(name);
-            Ok(Frame::ok())
-        }
-        "GETNAME" => Ok(s.name.clone().map_or(Frame::Null, Frame::Bulk)),
-        "SETINFO" => {
-            args.next_bytes()?;
-            args.next_bytes()?;
-            args.finish()?;
-            Ok(Frame::ok())
-        }
-        "ID" => Ok(Frame::Integer(s.id as i64)),
-        "LIST" => {
-            args.finish()?;
-            let mut out = String::new();
-            for client in state.client_list.all() {
-                out.push_str(&client.line());
-                out.push('\n');
-            }
-            Ok(Frame::Bulk(out.into()))
-        }
-        "INFO" => {
-            args.finish()?;
-            let line = s.client.as_ref().map(|c| c.line()).unwrap_or_default();
-            Ok(Frame::Bulk(format!("{line}\n").into()))
-        }
-        // halka evicts nothing, so there is nothing to exempt a client from.
-        "NO-EVICT" | "NO-TOUCH" => {
-            let mode = args.next_string()?.to_ascii_uppercase();
-            args.finish()?;
-            if mode != "ON" && mode != "OFF" {
-                return Err(Frame::error("ERR syntax error: expected ON or OFF"));
-            }
-            Ok(Frame::ok())
-        }
-        "KILL" => kill(state, s, args),
-        _ => Err(Frame::error(format!(
-            "ERR unknown subcommand '{}'; halka supports CLIENT SETNAME, GETNAME, SETINFO, ID, \
-             LIST, INFO, KILL, NO-EVICT, NO-TOUCH",
-            sub.to_lowercase()
-        ))),
-    }
-}
-
-/// `CLIENT KILL addr:port` (closes that client, `+OK`) or `CLIENT KILL [ID id] [ADDR
-/// addr:port] [SKIPME yes|no]` (closes every client matching all filters, the count).
-fn kill(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
-    let first = args.next_string()?;
-    if args.remaining() == 0 {
-        // The old form: one address.
-        let victim = state.client_list.all().into_iter().find(|c| c.addr.to_string() == first);
-        return match victim {
-            Some(c) => {
-                c.kill.cancel();
-                Ok(Frame::ok())
-            }
-            None => Err(Frame::error("ERR No such client")),
-        };
-    }
-    let (mut id, mut addr, mut skip_me) = (None, None, true);
-    let mut filter = Some(first);
-    while let Some(name) = filter
-        .take()
-        .or_else(|| (args.remaining() > 0).then(|| args.next_string().unwrap_or_default()))
-    {
-        match name.to_ascii_uppercase().as_str() {
-            "ID" => id = Some(args.next_usize()? as u64),
-            "ADDR" => addr = Some(args.next_string()?),
-            "SKIPME" => skip_me = args.next_string()?.eq_ignore_ascii_case("yes"),
-            other => {
-                return Err(Frame::error(format!(
-                    "ERR syntax error: unknown CLIENT KILL filter '{other}'; halka supports ID, ADDR, SKIPME"
-                )));
-            }
-        }
-    }
-    let mut killed = 0;
-    for client in state.client_list.all() {
-        let matches = id.is_none_or(|id| client.id == id)
-            && addr.as_ref().is_none_or(|a| client.addr.to_string() == *a)
-            && !(skip_me && client.id == s.id);
-        if matches {
-            client.kill.cancel();
-            killed += 1;
-        }
-    }
-    Ok(Frame::Integer(killed))
 }
 
 /// `SLOWLOG GET [count]`, `SLOWLOG LEN`, `SLOWLOG RESET`.

@@ -1,0 +1,110 @@
+//! Places where halka answered differently from Redis and now answers as Redis does:
+//! each found by running tests written for Redis, each checked here through the Redis
+//! protocol a client speaks.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::{Raw, TestCluster};
+
+#[test]
+fn a_client_name_with_a_newline_is_refused_and_cannot_forge_a_client_list_line() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let refused = "-ERR Client names cannot contain spaces, newlines or special characters.\r\n";
+    assert_eq!(conn.cmd(&["CLIENT", "SETNAME", "a\nid=1 addr=forged"]), refused);
+    assert_eq!(conn.cmd(&["CLIENT", "SETNAME", "with space"]), refused);
+    assert_eq!(conn.cmd(&["HELLO", "3", "SETNAME", "bad\rname"]), refused);
+    let list = conn.cmd(&["CLIENT", "LIST"]);
+    assert!(!list.contains("forged"), "{list}");
+    assert_eq!(conn.cmd(&["CLIENT", "SETNAME", "ok-name"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["CLIENT", "SETNAME", ""]), "+OK\r\n", "an empty name clears it");
+    assert_eq!(conn.cmd(&["CLIENT", "GETNAME"]), "$-1\r\n");
+}
+
+#[test]
+fn client_setinfo_checks_its_attribute_and_shows_in_client_list() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(
+        conn.cmd(&["CLIENT", "SETINFO", "lib-name", "redis-py"]),
+        "-ERR lib-name cannot contain spaces, newlines or special characters.\r\n"
+    );
+    assert_eq!(
+        conn.cmd(&["CLIENT", "SETINFO", "colour", "x"]),
+        "-ERR Unrecognized option 'colour'\r\n"
+    );
+    assert_eq!(conn.cmd(&["CLIENT", "SETINFO", "lib-name", "redispy"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["CLIENT", "SETINFO", "LIB-VER", "5.0.1"]), "+OK\r\n");
+    let info = conn.cmd(&["CLIENT", "INFO"]);
+    assert!(info.contains("lib-name=redispy lib-ver=5.0.1"), "{info}");
+}
+
+#[test]
+fn client_list_id_shows_only_the_clients_named() {
+    let c = TestCluster::start(1, "periodic");
+    let mut a = Raw::connect(&c.redis_addr(0));
+    let mut b = Raw::connect(&c.redis_addr(0));
+    let a_id = a.cmd(&["CLIENT", "ID"]).trim().trim_start_matches(':').to_string();
+    assert_eq!(b.cmd(&["PING"]), "+PONG\r\n");
+    let list = b.cmd(&["CLIENT", "LIST", "ID", &a_id]);
+    assert_eq!(list.matches("id=").count(), 1, "{list}");
+    assert!(list.contains(&format!("id={a_id} ")), "{list}");
+    assert_eq!(b.cmd(&["CLIENT", "LIST", "ID", "x"]), "-ERR Invalid client ID\r\n");
+}
+
+#[test]
+fn incrbyfloat_by_infinity_says_it_would_produce_infinity() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let infinite = "-ERR increment would produce NaN or Infinity\r\n";
+    assert_eq!(conn.cmd(&["INCRBYFLOAT", "f", "inf"]), infinite);
+    assert_eq!(conn.cmd(&["INCRBYFLOAT", "f", "-1e999"]), infinite);
+    assert_eq!(conn.cmd(&["INCRBYFLOAT", "f", "nan"]), "-ERR value is not a valid float\r\n");
+    assert_eq!(conn.cmd(&["EXISTS", "f"]), ":0\r\n", "nothing was written");
+}
+
+#[test]
+fn expire_takes_xx_with_gt_or_lt_as_redis_7_does() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "100", "XX", "LT"]), ":0\r\n", "no expiry to lower");
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "100", "XX", "GT"]), ":0\r\n");
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "100", "LT"]), ":1\r\n", "none counts as never");
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "50", "XX", "LT"]), ":1\r\n");
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "80", "XX", "LT"]), ":0\r\n");
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "200", "GT", "XX"]), ":1\r\n");
+    let ttl: i64 = conn.cmd(&["TTL", "k"]).trim().trim_start_matches(':').parse().unwrap();
+    assert!((150..=200).contains(&ttl), "{ttl}");
+}
+
+#[test]
+fn expire_options_that_cannot_go_together_are_refused_in_redis_words() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    let gt_lt = "-ERR GT and LT options at the same time are not compatible\r\n";
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "10", "LT", "GT"]), gt_lt);
+    let nx = "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n";
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "10", "NX", "XX"]), nx);
+    assert_eq!(conn.cmd(&["EXPIRE", "k", "10", "GT", "NX"]), nx);
+    assert_eq!(conn.cmd(&["TTL", "k"]), ":-1\r\n", "nothing changed");
+}
+
+#[test]
+fn pexpireat_with_extreme_times_keeps_or_deletes_as_redis_does() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["PEXPIREAT", "k", &i64::MAX.to_string()]), ":1\r\n");
+    assert_eq!(conn.cmd(&["EXISTS", "k"]), ":1\r\n", "the far future keeps it");
+    assert_eq!(conn.cmd(&["PEXPIREAT", "k", &i64::MIN.to_string()]), ":1\r\n");
+    assert_eq!(conn.cmd(&["EXISTS", "k"]), ":0\r\n", "the far past deletes it");
+    assert_eq!(conn.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    let invalid = |cmd: &str| format!("-ERR invalid expire time in '{cmd}' command\r\n");
+    assert_eq!(conn.cmd(&["EXPIRE", "k", &i64::MAX.to_string()]), invalid("expire"));
+    assert_eq!(conn.cmd(&["PEXPIRE", "k", &i64::MAX.to_string()]), invalid("pexpire"));
+    assert_eq!(conn.cmd(&["EXISTS", "k"]), ":1\r\n");
+}
