@@ -138,6 +138,13 @@ impl TombstoneIndex {
         self.inner.lock().untracked = 0;
     }
 
+    /// Indexed keys whose values still live at `now_us`: they expire later.
+    #[must_use]
+    pub fn expiring_after(&self, now_us: u64) -> u64 {
+        let inner = self.inner.lock();
+        inner.by_age.range((now_us.saturating_add(1), 0)..).count() as u64
+    }
+
     #[must_use]
     pub fn stats(&self) -> TombstoneStats {
         let inner = self.inner.lock();

@@ -123,9 +123,11 @@ impl NodeState {
         tree.digests(halka_store::HashRange::ALL, 0).ok()?.first().copied()
     }
 
-    /// Keys stored on this node (approximate with the durable engine).
+    /// Keys this node holds a live value for: not deleted, not expired (every stored
+    /// record, approximately, when the store keeps no tombstone index).
     #[must_use]
     pub fn local_keys(&self) -> u64 {
-        self.engine.key_count()
+        let now = self.coordinator.now_us();
+        self.engine.live_keys(now).unwrap_or_else(|| self.engine.key_count())
     }
 }

@@ -24,7 +24,7 @@ pub struct NodeStatus {
     pub reads: Reads,
     pub placement: Placement,
     pub members: Vec<MemberStatus>,
-    /// Approximate with the durable engine: overwrites count until compaction.
+    /// Keys with a live value here (deleted and expired ones left out).
     pub keys_on_this_node: u64,
     pub connected_clients: i64,
     /// Hints kept for other members, by owner.
@@ -271,7 +271,7 @@ impl NodeStatus {
             None => "ok".to_string(),
         };
         format!(
-            "node {} (halka {})\nmembers: {}\nhints pending: {}\nanti-entropy: {}\ntombstones: {}\nstorage: {} (reopened {} times)\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: about {} (overwrites count until compaction)\nclients: {}  uptime: {}s",
+            "node {} (halka {})\nmembers: {}\nhints pending: {}\nanti-entropy: {}\ntombstones: {}\nstorage: {} (reopened {} times)\nreplication N={} R={} W={}  sync={}  reads={} (hedge {} ms)\nkeys on this node: {}\nclients: {}  uptime: {}s",
             self.node,
             self.version,
             members.join(", "),

@@ -108,3 +108,24 @@ fn pexpireat_with_extreme_times_keeps_or_deletes_as_redis_does() {
     assert_eq!(conn.cmd(&["PEXPIRE", "k", &i64::MAX.to_string()]), invalid("pexpire"));
     assert_eq!(conn.cmd(&["EXISTS", "k"]), ":1\r\n");
 }
+
+#[test]
+fn dbsize_counts_live_keys_only_not_deleted_flushed_or_expired_ones() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    for k in 0..40 {
+        assert_eq!(conn.cmd(&["SET", &format!("k{k}"), "v"]), "+OK\r\n");
+    }
+    assert_eq!(conn.cmd(&["DBSIZE"]), ":40\r\n");
+    assert_eq!(conn.cmd(&["FLUSHALL"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SET", "a", "1"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["DEL", "a"]), ":1\r\n");
+    assert_eq!(conn.cmd(&["DBSIZE"]), ":0\r\n");
+    assert_eq!(conn.cmd(&["SET", "brief", "v", "PX", "50"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SET", "kept", "v", "EX", "1000"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["DBSIZE"]), ":2\r\n");
+    while conn.cmd(&["EXISTS", "brief"]) != ":0\r\n" {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(conn.cmd(&["DBSIZE"]), ":1\r\n", "the expired key no longer counts");
+}

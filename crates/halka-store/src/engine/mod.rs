@@ -161,6 +161,13 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// Keys holding a value at `now_us` (not deleted, not expired), if this engine keeps
+    /// count (see [`TrackedEngine`](crate::TrackedEngine)); `key_count` counts every
+    /// stored record, tombstones too.
+    fn live_keys(&self, _now_us: u64) -> Option<u64> {
+        None
+    }
+
     /// Applies a client write as the coordinating replica `node` and returns the record
     /// the key now holds (unchanged when the write was refused) with the write's outcome.
     ///

@@ -1,6 +1,7 @@
 //! An engine wrapper that keeps indexes derived from the records up to date on every
-//! update: the digest tree anti-entropy compares, and the index of deleted keys that
-//! tombstone collection walks.
+//! update: the digest tree anti-entropy compares, the index of deleted keys that
+//! tombstone collection walks, and a count of the keys that never expire (with the index,
+//! the live keys `DBSIZE` reports).
 //!
 //! Both are built by one scan when the store is opened and then follow every change
 //! through this wrapper, so no write path (client writes, merges, repairs, removals) can
@@ -12,6 +13,7 @@ use crate::layout::{HashRange, key_hash};
 use crate::tombstones::TombstoneIndex;
 use crate::{Limits, Record, StoreError};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Which indexes a [`TrackedEngine`] keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,13 @@ pub struct TrackedEngine {
     inner: Arc<dyn Engine>,
     tree: Option<Arc<DigestTree>>,
     tombstones: Option<Arc<TombstoneIndex>>,
+    /// Records with a value that never expires (`Record::deleted_at` is `None`).
+    lasting: AtomicI64,
+}
+
+/// 1 for a record whose value never expires, else 0.
+fn lasting(record: Option<&Record>) -> i64 {
+    i64::from(record.is_some_and(|r| r.deleted_at().is_none()))
 }
 
 impl TrackedEngine {
@@ -43,6 +52,7 @@ impl TrackedEngine {
     pub fn build(inner: Arc<dyn Engine>, tracking: Tracking) -> Result<Self, StoreError> {
         let tree = tracking.digests.then(|| Arc::new(DigestTree::default()));
         let tombstones = tracking.tombstones.then(|| Arc::new(TombstoneIndex::default()));
+        let mut count = 0;
         if tree.is_some() || tombstones.is_some() {
             inner.scan(&mut |key, record| {
                 if let Some(tree) = &tree {
@@ -51,9 +61,10 @@ impl TrackedEngine {
                 if let Some(index) = &tombstones {
                     index.note(key, None, Some(&record));
                 }
+                count += lasting(Some(&record));
             })?;
         }
-        Ok(Self { inner, tree, tombstones })
+        Ok(Self { inner, tree, tombstones, lasting: AtomicI64::new(count) })
     }
 
     #[must_use]
@@ -72,10 +83,10 @@ impl TrackedEngine {
         // tree takes XOR deltas, which commute, so they are applied after the update; the
         // tombstone index is not, so it is told inside, under the key's lock, where
         // updates of one key are in order (each call's note overrides the one before).
-        let mut delta = 0;
+        let (mut delta, mut counted) = (0, 0);
         let result = update(self.inner.as_ref(), &mut |current| {
             let next = f(current);
-            delta = 0;
+            (delta, counted) = (0, 0);
             if let Some(next) = &next {
                 if self.tree.is_some() {
                     delta = current.map_or(0, |c| entry_digest(key, c)) ^ entry_digest(key, next);
@@ -83,12 +94,14 @@ impl TrackedEngine {
                 if let Some(index) = &self.tombstones {
                     index.note(key, current.map(|c| &**c), Some(next));
                 }
+                counted = lasting(Some(next)) - lasting(current.map(|c| &**c));
             }
             next
         })?;
         if let Some(tree) = &self.tree {
             tree.apply(key_hash(key), delta);
         }
+        self.lasting.fetch_add(counted, Ordering::Relaxed);
         Ok(result)
     }
 }
@@ -127,19 +140,23 @@ impl Engine for TrackedEngine {
         key: &[u8],
         pred: &mut dyn FnMut(&Record) -> bool,
     ) -> Result<bool, StoreError> {
-        let mut delta = 0;
+        let (mut delta, mut counted) = (0, 0);
         let removed = self.inner.remove_if(key, &mut |record| {
             let remove = pred(record);
             if remove {
                 delta = entry_digest(key, record);
+                counted = lasting(Some(record));
                 if let Some(index) = &self.tombstones {
                     index.note(key, Some(record), None);
                 }
             }
             remove
         })?;
-        if removed && let Some(tree) = &self.tree {
-            tree.apply(key_hash(key), delta);
+        if removed {
+            if let Some(tree) = &self.tree {
+                tree.apply(key_hash(key), delta);
+            }
+            self.lasting.fetch_sub(counted, Ordering::Relaxed);
         }
         Ok(removed)
     }
@@ -179,6 +196,14 @@ impl Engine for TrackedEngine {
     fn tombstones(&self) -> Option<&Arc<TombstoneIndex>> {
         self.tombstones.as_ref()
     }
+
+    /// The values that never expire, and those the tombstone index holds expiring later
+    /// than `now_us`. Approximate only while the index is full (see `TombstoneIndex`).
+    fn live_keys(&self, now_us: u64) -> Option<u64> {
+        let index = self.tombstones.as_ref()?;
+        let lasting = u64::try_from(self.lasting.load(Ordering::Relaxed)).unwrap_or(0);
+        Some(lasting + index.expiring_after(now_us))
+    }
 }
 
 #[cfg(test)]
@@ -217,5 +242,32 @@ mod tests {
         };
         assert_eq!(due(&e).len(), 50, "deleted and not yet removed");
         assert_eq!(due(&e), due(&rebuilt));
+    }
+
+    #[test]
+    fn live_keys_leave_out_deleted_and_expired_ones_and_match_a_rebuild() {
+        let e = TrackedEngine::build(Arc::new(MemoryEngine::default()), Tracking::ALL).unwrap();
+        let node = NodeId::new("a");
+        for i in 0..100 {
+            e.apply_write(format!("k{i}").as_bytes(), &node, &write(Some("v"))).unwrap();
+        }
+        for i in 0..30 {
+            e.apply_write(format!("k{i}").as_bytes(), &node, &write(None)).unwrap();
+        }
+        for i in 30..40 {
+            let change =
+                crate::Change::Put { value: Bytes::from("v"), expiry: crate::Expiry::At(1_000) };
+            let expiring =
+                Write { overwrite: true, ..Write::new(change, Some(VersionVector::new()), 7) };
+            e.apply_write(format!("k{i}").as_bytes(), &node, &expiring).unwrap();
+        }
+        for i in 40..45 {
+            assert!(e.remove_if(format!("k{i}").as_bytes(), &mut |_| true).unwrap());
+        }
+        assert_eq!(e.key_count(), 95, "tombstones are stored records");
+        assert_eq!(e.live_keys(999), Some(65), "55 lasting, 10 not expired yet");
+        assert_eq!(e.live_keys(1_000), Some(55), "expired at 1000");
+        let rebuilt = TrackedEngine::build(Arc::clone(e.inner()), Tracking::ALL).unwrap();
+        assert_eq!(rebuilt.live_keys(999), Some(65));
     }
 }

@@ -187,7 +187,7 @@ pub const COMMANDS: &[Spec] = &[
         "string",
         "SETNX for one key; several keys get CROSSSLOT (all-or-none needs consensus).",
     ),
-    spec("DBSIZE", 1, "other", "server", "This node's approximate key count, replicas included."),
+    spec("DBSIZE", 1, "other", "server", "Keys with a live value on this node, replicas included."),
     spec("QUIT", -1, "other", "connection", "Closes the connection."),
     spec(
         "MULTI",
