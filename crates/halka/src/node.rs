@@ -183,6 +183,7 @@ fn build_generation(
         transfer_budget: node.transfer_budget,
         client_list: crate::resp::clients::Clients::default(),
         slowlog,
+        command_stats: crate::resp::command_stats::CommandStats::default(),
         input_budget: crate::resp::input_budget::InputBudget::new(config_limits_buffered),
     }))
 }

@@ -52,6 +52,8 @@ pub struct NodeState {
     pub client_list: crate::resp::clients::Clients,
     /// Recent slow Redis commands (`SLOWLOG`).
     pub slowlog: crate::resp::slowlog::SlowLog,
+    /// Calls and time per Redis command (`INFO commandstats`).
+    pub command_stats: crate::resp::command_stats::CommandStats,
     /// Request bytes all Redis connections may hold at once (`limits.max_buffered_bytes`).
     pub input_budget: crate::resp::input_budget::InputBudget,
     pub(crate) counters: ClientCounters,

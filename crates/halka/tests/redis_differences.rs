@@ -129,3 +129,26 @@ fn dbsize_counts_live_keys_only_not_deleted_flushed_or_expired_ones() {
     }
     assert_eq!(conn.cmd(&["DBSIZE"]), ":1\r\n", "the expired key no longer counts");
 }
+
+#[test]
+fn info_all_has_cpu_replication_and_commandstats_and_role_answers() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    assert_eq!(conn.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    let all = conn.cmd(&["INFO", "all"]);
+    for section in ["# Server", "# CPU", "# Replication", "# Commandstats", "# Keyspace"] {
+        assert!(all.contains(section), "INFO all lacks {section}: {all}");
+    }
+    assert!(all.contains("used_cpu_user:") && all.contains("role:master"), "{all}");
+    let stats = conn.cmd(&["INFO", "commandstats"]);
+    assert!(
+        stats.contains("cmdstat_get:calls=2,") && stats.contains("cmdstat_set:calls=1,"),
+        "{stats}"
+    );
+    let default = conn.cmd(&["INFO"]);
+    assert!(default.contains("# CPU") && !default.contains("# Commandstats"), "{default}");
+    assert!(conn.cmd(&["INFO", "everything"]).contains("# Commandstats"));
+    assert_eq!(conn.cmd(&["ROLE"]), "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
+}

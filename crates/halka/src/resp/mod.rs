@@ -7,6 +7,7 @@
 
 pub mod clients;
 pub mod cmd;
+pub mod command_stats;
 pub mod frame;
 mod inbound;
 mod inline;

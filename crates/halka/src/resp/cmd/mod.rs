@@ -195,22 +195,26 @@ pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<B
         "DEL" => kv::del(state, session, &mut args).await,
         _ => kv::exists(state, session, &mut args).await,
     };
-    observe(state, session, &name, (first.as_ref(), more), started.elapsed());
+    observe(state, session, &name, (first.as_ref(), more), (started.elapsed(), result.is_err()));
     match result {
         Ok(frame) | Err(frame) => frame,
     }
 }
 
-/// Counts a command in the metrics, and in `SLOWLOG` when it was slow. `args` is its
-/// first argument and how many more it had.
+/// Counts a command in the metrics and `INFO commandstats`, and in `SLOWLOG` when it was
+/// slow. `args` is its first argument and how many more it had.
 fn observe(
     state: &NodeState,
     session: &Session,
     name: &str,
     (first, more): (Option<&Bytes>, usize),
-    took: std::time::Duration,
+    (took, failed): (std::time::Duration, bool),
 ) {
-    let op = metric_op(name);
+    let index = table::position(name);
+    let op = index.map_or("other", |i| table::COMMANDS[i].op);
+    if let Some(i) = index {
+        state.command_stats.note(i, took, failed);
+    }
     metrics::counter!("halka_requests_total", "protocol" => "resp", "op" => op).increment(1);
     metrics::histogram!("halka_request_duration_seconds", "protocol" => "resp", "op" => op)
         .record(took.as_secs_f64());
@@ -299,6 +303,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "CLIENT" => client::client(state, session, &mut args),
         "CONFIG" => server::config(state, &mut args),
         "SELECT" => server::select(&mut args),
+        "ROLE" => server::role(&mut args),
         "RESET" => server::reset(state, session, &mut args),
         // Said plainly, rather than "unknown command", to a client configured with a password.
         "AUTH" => Err(Frame::error(
@@ -317,14 +322,10 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "SLOWLOG" => server::slowlog(state, &mut args),
         _ => Err(unknown_command(&name, &args.rest())),
     };
-    observe(state, session, &name, (first.as_ref(), more), started.elapsed());
+    observe(state, session, &name, (first.as_ref(), more), (started.elapsed(), result.is_err()));
     match result {
         Ok(frame) | Err(frame) => (frame, After::Continue),
     }
-}
-
-fn metric_op(name: &str) -> &'static str {
-    table::metric_op(name)
 }
 
 /// Redis's reply to a command it does not know.

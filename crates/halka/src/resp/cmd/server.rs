@@ -86,10 +86,45 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// `INFO [section]`: server, clients, memory, stats, keyspace and a `halka` section.
+/// CPU time this process used, as Redis reports it (`used_cpu_sys`, `used_cpu_user`).
+fn cpu_section() -> String {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    let (sys, user) = getrusage(UsageWho::RUSAGE_SELF)
+        .map_or((0.0, 0.0), |u| (seconds(u.system_time()), seconds(u.user_time())));
+    format!("# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\n\r\n")
+}
+
+/// Replication as halka does it, in Redis's fields: every node takes writes (there are no
+/// replicas of a whole node to list); each key is kept by `replication` members chosen
+/// per key, which the `halka_` lines say.
+fn replication_section(state: &NodeState) -> String {
+    let view = state.coordinator.view();
+    format!(
+        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nhalka_replication:\
+         every key on {} of {} members, chosen per key; no node is a replica of another\r\n\
+         halka_layout_version:{}\r\n\r\n",
+        state.config.replication,
+        view.width(),
+        view.epoch()
+    )
+}
+
+/// `ROLE`: every halka node takes writes and none follows another, so each answers as a
+/// Redis master without replicas.
+pub fn role(args: &mut Args) -> Result<Frame, Frame> {
+    args.finish()?;
+    Ok(Frame::Array(vec![Frame::bulk("master"), Frame::Integer(0), Frame::Array(Vec::new())]))
+}
+
+/// `INFO [section]`: server, clients, memory, stats, cpu, replication, keyspace and a
+/// `halka` section; `commandstats` too when asked for it or for `everything`.
 pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
-    let section =
-        if args.remaining() > 0 { args.next_string()?.to_ascii_lowercase() } else { "all".into() };
+    let section = if args.remaining() > 0 {
+        args.next_string()?.to_ascii_lowercase()
+    } else {
+        "default".into()
+    };
     let all = matches!(section.as_str(), "all" | "everything" | "default");
     let c = &state.config;
     let mut out = String::new();
@@ -130,6 +165,16 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
             out,
             "# Stats\r\ntotal_connections_received:{received}\r\ntotal_commands_processed:{commands}\r\nrejected_connections:{rejected}\r\n\r\n"
         );
+    }
+    if all || section == "cpu" {
+        out.push_str(&cpu_section());
+    }
+    if all || section == "replication" {
+        out.push_str(&replication_section(state));
+    }
+    // Not among the default sections, as in Redis.
+    if matches!(section.as_str(), "all" | "everything" | "commandstats") {
+        out.push_str(&state.command_stats.info_section());
     }
     if all || section == "keyspace" {
         let _ = write!(

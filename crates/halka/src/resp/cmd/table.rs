@@ -145,6 +145,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("EXPIRETIME", 2, "ttl", "generic", "The Unix time (seconds) a key expires at."),
     spec("PEXPIRETIME", 2, "ttl", "generic", "The Unix time (milliseconds) a key expires at."),
     spec("TIME", 1, "other", "server", "Returns this node's clock: seconds and microseconds."),
+    spec("ROLE", 1, "other", "server", "master: every node takes writes, none is a replica."),
     spec("PING", -1, "other", "connection", "Answers PONG, or echoes its argument."),
     spec("ECHO", 2, "other", "connection", "Returns its argument."),
     spec(
@@ -230,6 +231,12 @@ pub const COMMANDS: &[Spec] = &[
 #[must_use]
 pub fn lookup(name: &str) -> Option<&'static Spec> {
     COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// Where the command named `name` (upper case) is in [`COMMANDS`].
+#[must_use]
+pub fn position(name: &str) -> Option<usize> {
+    COMMANDS.iter().position(|c| c.name == name)
 }
 
 /// The metric label for `name`: unknown commands share "other", so labels stay bounded.
