@@ -152,3 +152,23 @@ fn info_all_has_cpu_replication_and_commandstats_and_role_answers() {
     assert!(conn.cmd(&["INFO", "everything"]).contains("# Commandstats"));
     assert_eq!(conn.cmd(&["ROLE"]), "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n");
 }
+
+#[test]
+fn a_value_over_the_limit_gets_the_size_error_and_the_connection_goes_on() {
+    let c = TestCluster::start(1, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    let big = "x".repeat(3 << 20);
+    let reply = conn.cmd(&["SET", "big", &big]);
+    assert!(
+        reply.starts_with("-ERR an argument is 3145728 bytes; the maximum is 1048576"),
+        "{reply}"
+    );
+    assert_eq!(conn.cmd(&["PING"]), "+PONG\r\n", "the connection is still open");
+    assert_eq!(conn.cmd(&["EXISTS", "big"]), ":0\r\n");
+    // Inside MULTI it fails the batch, as any command that cannot be queued.
+    assert_eq!(conn.cmd(&["MULTI"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SET", "small", "v"]), "+QUEUED\r\n");
+    assert!(conn.cmd(&["SET", "big", &big]).starts_with("-ERR an argument is"));
+    assert!(conn.cmd(&["EXEC"]).starts_with("-EXECABORT"));
+    assert_eq!(conn.cmd(&["EXISTS", "small", "big"]), ":0\r\n");
+}

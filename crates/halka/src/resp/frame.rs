@@ -23,6 +23,13 @@ pub enum Frame {
 pub enum ParseError {
     #[error("Protocol error: {0}")]
     Protocol(String),
+    /// A complete request with an argument over the size a value may have: read and
+    /// dropped whole, so the connection goes on and the client gets this error.
+    #[error(
+        "an argument is {size} bytes; the maximum is {max} bytes (limits.max_value_bytes, or \
+         max_key_bytes if larger); the command was not run"
+    )]
+    TooLarge { size: usize, max: usize },
 }
 
 /// Bounds on what a client may send.

@@ -4,7 +4,7 @@
 
 use super::input_budget::Share;
 use super::reader::RequestReader;
-use crate::resp::frame::Frame;
+use crate::resp::frame::{Frame, ParseError};
 use crate::state::NodeState;
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
@@ -27,21 +27,28 @@ pub(super) enum Received {
     Refused(Frame),
 }
 
+/// A request read off the connection, or the error it is answered with unread.
+pub type Request = Result<Vec<Bytes>, Frame>;
+
 impl Inbound {
     pub fn new(reader: RequestReader, share: Share) -> Self {
         Self { input: BytesMut::with_capacity(16 * 1024), reader, share, started: None }
     }
 
-    /// The complete requests buffered, at most `max`, and the protocol error that ends the
-    /// connection if one came.
-    pub fn requests(&mut self, max: usize) -> (Vec<Vec<Bytes>>, Option<Frame>) {
+    /// The complete requests buffered, at most `max` (a request refused whole, for an
+    /// oversized argument, as its error), and the protocol error that ends the connection
+    /// if one came.
+    pub fn requests(&mut self, max: usize) -> (Vec<Request>, Option<Frame>) {
         let mut batch = Vec::new();
         let mut closing = None;
         while batch.len() < max {
             match self.reader.next(&mut self.input) {
                 Ok(Some(req)) if req.is_empty() => {}
-                Ok(Some(req)) => batch.push(req),
+                Ok(Some(req)) => batch.push(Ok(req)),
                 Ok(None) => break,
+                Err(e @ ParseError::TooLarge { .. }) => {
+                    batch.push(Err(Frame::error(format!("ERR {e}"))));
+                }
                 Err(e) => {
                     closing = Some(Frame::error(format!("ERR {e}")));
                     break;

@@ -6,6 +6,11 @@
 //! (re-parsing from the start on every read made a trickled request quadratic), and the
 //! buffer holds at most the one argument still arriving. The whole request is bounded by
 //! `max_request_bytes`, as Redis bounds its query buffer.
+//!
+//! An argument longer than a value may be (`max_bulk_bytes`) but within that bound is
+//! read and dropped as it arrives, never held: the request then ends in a size error and
+//! the connection goes on. Closing at once instead would reset the connection under a
+//! client still sending the value, and the client would never see why.
 
 use super::frame::{ParseError, ParseLimits, line_int, parse_request, protocol};
 use bytes::{Buf, Bytes, BytesMut};
@@ -19,6 +24,8 @@ struct Partial {
     args: Vec<Bytes>,
     /// Bytes of the arguments so far.
     bytes: usize,
+    /// The size of an argument over `max_bulk_bytes`, dropped as it arrived.
+    too_large: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -26,6 +33,8 @@ pub struct RequestReader {
     limits: ParseLimits,
     max_request_bytes: usize,
     partial: Option<Partial>,
+    /// Bytes of an oversized argument still to drop (its CRLF not included).
+    dropping: Option<usize>,
     /// Input bytes examined so far (headers scanned, arguments copied): what reading
     /// costs, for tests that check it stays linear.
     pub examined: u64,
@@ -34,7 +43,7 @@ pub struct RequestReader {
 impl RequestReader {
     #[must_use]
     pub fn new(limits: ParseLimits, max_request_bytes: usize) -> Self {
-        Self { limits, max_request_bytes, partial: None, examined: 0 }
+        Self { limits, max_request_bytes, partial: None, dropping: None, examined: 0 }
     }
 
     /// Bytes of the request in progress already taken off the input (its arguments so
@@ -85,11 +94,23 @@ impl RequestReader {
                     self.limits.max_array_len
                 )));
             }
-            self.partial =
-                Some(Partial { remaining: len, args: Vec::with_capacity(len.min(1024)), bytes: 0 });
+            self.partial = Some(Partial {
+                remaining: len,
+                args: Vec::with_capacity(len.min(1024)),
+                bytes: 0,
+                too_large: None,
+            });
         }
         let Some(partial) = self.partial.as_mut() else { return Ok(None) };
         while partial.remaining > 0 {
+            if let Some(left) = self.dropping.as_mut() {
+                if !drop_argument(left, input, &mut self.examined)? {
+                    return Ok(None);
+                }
+                self.dropping = None;
+                partial.remaining -= 1;
+                continue;
+            }
             let Some(first) = input.first() else { return Ok(None) };
             if *first != b'$' {
                 return Err(protocol(format!("expected '$', got '{}'", char::from(*first))));
@@ -101,17 +122,19 @@ impl RequestReader {
             };
             let header = cursor.position() as usize;
             let n = usize::try_from(n).map_err(|_| protocol("invalid bulk length"))?;
-            if n > self.limits.max_bulk_bytes {
-                return Err(protocol(format!(
-                    "invalid bulk length {n}; at most {} bytes",
-                    self.limits.max_bulk_bytes
-                )));
-            }
             if partial.bytes + n > self.max_request_bytes {
                 return Err(protocol(format!(
                     "request larger than max_request_bytes ({} bytes)",
                     self.max_request_bytes
                 )));
+            }
+            if n > self.limits.max_bulk_bytes {
+                // Dropped, not held: it does not count towards what the request holds.
+                input.advance(header);
+                self.examined += header as u64;
+                partial.too_large = Some(n);
+                self.dropping = Some(n);
+                continue;
             }
             if input.len() < header + n + 2 {
                 // Room for the rest of this argument, so it arrives without regrowing.
@@ -128,8 +151,34 @@ impl RequestReader {
             partial.bytes += n;
             partial.remaining -= 1;
         }
-        Ok(self.partial.take().map(|p| p.args))
+        match self.partial.take() {
+            Some(Partial { too_large: Some(size), .. }) => {
+                Err(ParseError::TooLarge { size, max: self.limits.max_bulk_bytes })
+            }
+            done => Ok(done.map(|p| p.args)),
+        }
     }
+}
+
+/// Drops what has arrived of an oversized argument (`left` bytes still to come, then its
+/// CRLF); whether all of it is gone.
+fn drop_argument(
+    left: &mut usize,
+    input: &mut BytesMut,
+    examined: &mut u64,
+) -> Result<bool, ParseError> {
+    let now = (*left).min(input.len());
+    input.advance(now);
+    *examined += now as u64;
+    *left -= now;
+    if *left > 0 || input.len() < 2 {
+        return Ok(false);
+    }
+    if &input[..2] != b"\r\n" {
+        return Err(protocol("bulk string not terminated by CRLF"));
+    }
+    input.advance(2);
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -160,6 +209,33 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn an_oversized_argument_is_dropped_as_it_arrives_and_the_next_request_reads() {
+        let limits = ParseLimits { max_bulk_bytes: 100, ..LIMITS };
+        let mut reader = RequestReader::new(limits, 1 << 20);
+        let big = vec![b'x'; 10_000];
+        let mut bytes = request(&[b"SET", b"k", &big]);
+        bytes.extend(request(&[b"PING"]));
+        let mut input = BytesMut::new();
+        let mut answers = Vec::new();
+        for piece in bytes.chunks(700) {
+            input.extend_from_slice(piece);
+            // Never more than one piece is held: the value is not kept.
+            assert!(input.len() + reader.held() <= 1_500, "holds {}", input.len());
+            loop {
+                match reader.next(&mut input) {
+                    Ok(Some(req)) => answers.push(Ok(req)),
+                    Ok(None) => break,
+                    Err(e) => answers.push(Err(e.to_string())),
+                }
+            }
+        }
+        assert_eq!(answers.len(), 2, "{answers:?}");
+        let refused = answers[0].as_ref().unwrap_err();
+        assert!(refused.contains("an argument is 10000 bytes; the maximum is 100"), "{refused}");
+        assert_eq!(answers[1].as_ref().unwrap(), &vec![Bytes::from_static(b"PING")]);
     }
 
     #[test]

@@ -45,6 +45,15 @@ impl Queue {
 }
 
 impl Queue {
+    /// Refuses a command sent while the batch was open (with `error`): the batch is then
+    /// discarded at EXEC, so what it queued can go now.
+    pub fn refuse(&mut self, error: Frame) -> Frame {
+        self.refused = true;
+        self.commands = Vec::new();
+        self.bytes = 0;
+        error
+    }
+
     /// Queues `request` (named `name`, upper case) if it is a valid command and the
     /// queue has room for it under `max_bytes`.
     pub fn push(&mut self, name: &str, request: Vec<Bytes>, max_bytes: usize) -> Frame {
@@ -63,11 +72,7 @@ impl Queue {
             Some(_) => None,
         };
         if let Some(error) = refusal {
-            // The batch is discarded at EXEC: what it queued can go now.
-            self.refused = true;
-            self.commands = Vec::new();
-            self.bytes = 0;
-            return error;
+            return self.refuse(error);
         }
         self.bytes += size;
         self.commands.push(request);
