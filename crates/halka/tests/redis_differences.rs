@@ -172,3 +172,51 @@ fn a_value_over_the_limit_gets_the_size_error_and_the_connection_goes_on() {
     assert!(conn.cmd(&["EXEC"]).starts_with("-EXECABORT"));
     assert_eq!(conn.cmd(&["EXISTS", "small", "big"]), ":0\r\n");
 }
+
+#[test]
+fn rename_moves_the_value_and_its_expiry_and_the_source_is_gone_everywhere() {
+    let c = TestCluster::start(3, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["SET", "from", "v", "EX", "1000"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SET", "to", "old"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["RENAME", "from", "to"]), "+OK\r\n");
+    for i in 0..3 {
+        let mut other = Raw::connect(&c.redis_addr(i));
+        assert_eq!(other.cmd(&["HALKA.GET", "to", "3"]), "$1\r\nv\r\n", "through node {i}");
+        assert_eq!(other.cmd(&["HALKA.GET", "from", "3"]), "$-1\r\n", "through node {i}");
+    }
+    let ttl: i64 = conn.cmd(&["TTL", "to"]).trim().trim_start_matches(':').parse().unwrap();
+    assert!((990..=1000).contains(&ttl), "the expiry moved with it: {ttl}");
+    assert_eq!(conn.cmd(&["RENAME", "nothing", "to"]), "-ERR no such key\r\n");
+    assert_eq!(conn.cmd(&["RENAME", "to", "to"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["GET", "to"]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn renamenx_leaves_both_keys_when_the_new_name_exists() {
+    let c = TestCluster::start(3, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(1));
+    assert_eq!(conn.cmd(&["SET", "a", "1"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SET", "b", "2"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["RENAMENX", "a", "b"]), ":0\r\n");
+    assert_eq!(conn.cmd(&["MGET", "a", "b"]), "*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    assert_eq!(conn.cmd(&["RENAMENX", "a", "c"]), ":1\r\n");
+    assert_eq!(conn.cmd(&["MGET", "a", "c"]), "*2\r\n$-1\r\n$1\r\n1\r\n");
+}
+
+#[test]
+fn copy_keeps_the_source_and_replaces_only_when_asked() {
+    let c = TestCluster::start(3, "periodic");
+    let mut conn = Raw::connect(&c.redis_addr(2));
+    assert_eq!(conn.cmd(&["SET", "src", "v1"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["SET", "dst", "old"]), "+OK\r\n");
+    assert_eq!(conn.cmd(&["COPY", "src", "dst"]), ":0\r\n");
+    assert_eq!(conn.cmd(&["COPY", "src", "dst", "REPLACE"]), ":1\r\n");
+    assert_eq!(conn.cmd(&["MGET", "src", "dst"]), "*2\r\n$2\r\nv1\r\n$2\r\nv1\r\n");
+    assert_eq!(conn.cmd(&["COPY", "nothing", "dst"]), ":0\r\n");
+    assert_eq!(
+        conn.cmd(&["COPY", "src", "src"]),
+        "-ERR source and destination objects are the same\r\n"
+    );
+    assert_eq!(conn.cmd(&["COPY", "src", "x", "DB", "1"]), "-ERR DB index is out of range\r\n");
+}

@@ -9,6 +9,7 @@ mod expiry;
 mod halka;
 mod keys;
 mod kv;
+mod rename;
 mod server;
 mod strings;
 pub mod table;
@@ -311,6 +312,9 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
              private network",
         )),
         "MSETNX" => strings::msetnx(state, session, &mut args).await,
+        "RENAME" => rename::rename(state, session, &mut args).await,
+        "RENAMENX" => rename::renamenx(state, session, &mut args).await,
+        "COPY" => rename::copy(state, session, &mut args).await,
         "DBSIZE" => Ok(Frame::Integer(i64::try_from(state.local_keys()).unwrap_or(i64::MAX))),
         "QUIT" => return (Frame::ok(), After::Close),
         "HALKA.CONSISTENCY" => halka::consistency(state, session, &mut args),

@@ -146,6 +146,9 @@ pub const COMMANDS: &[Spec] = &[
     spec("PEXPIRETIME", 2, "ttl", "generic", "The Unix time (milliseconds) a key expires at."),
     spec("TIME", 1, "other", "server", "Returns this node's clock: seconds and microseconds."),
     spec("ROLE", 1, "other", "server", "master: every node takes writes, none is a replica."),
+    spec("RENAME", 3, "set", "generic", "Moves a key's value and expiry to another key."),
+    spec("RENAMENX", 3, "set", "generic", "RENAME unless the new name exists."),
+    spec("COPY", -3, "set", "generic", "Copies a key's value and expiry to another key."),
     spec("PING", -1, "other", "connection", "Answers PONG, or echoes its argument."),
     spec("ECHO", 2, "other", "connection", "Returns its argument."),
     spec(
