@@ -220,3 +220,50 @@ fn copy_keeps_the_source_and_replaces_only_when_asked() {
     );
     assert_eq!(conn.cmd(&["COPY", "src", "x", "DB", "1"]), "-ERR DB index is out of range\r\n");
 }
+
+/// The owners of `key` (node indexes), as a read at R=3 through node 0 reports them.
+fn owners(c: &TestCluster, key: &str) -> Vec<usize> {
+    let (_, body) = common::http("GET", &c.http_url(0, &format!("/v1/kv/{key}?r=3")), b"", &[]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let nodes = v["replicas"].as_array().unwrap().iter();
+    let ids = nodes.map(|r| r["node"].as_str().unwrap().trim_start_matches("node-").to_string());
+    ids.map(|n| n.parse::<usize>().unwrap() - 1).collect()
+}
+
+#[test]
+fn a_rename_whose_source_delete_is_not_acknowledged_loses_nothing_and_finishes_when_run_again() {
+    // Five nodes, no stand-ins: a key with an owner down cannot be written at W=3.
+    let mut c = TestCluster::start_with(5, "periodic", "[handoff]\nenabled = false\n");
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    for k in 0..40 {
+        assert_eq!(conn.cmd(&["SET", &format!("k{k}"), &format!("v{k}")]), "+OK\r\n");
+    }
+    // A source with an owner (not node 0) that owns nothing of the destination.
+    let keys: Vec<(String, Vec<usize>)> =
+        (0..40).map(|k| format!("k{k}")).map(|k| (k.clone(), owners(&c, &k))).collect();
+    let (src, dst, down) = keys
+        .iter()
+        .flat_map(|(s, so)| keys.iter().map(move |(d, dro)| (s, so, d, dro)))
+        .find_map(|(s, so, d, dro)| {
+            let x = so.iter().find(|&&x| x != 0 && !dro.contains(&x))?;
+            (s != d).then(|| (s.clone(), d.clone(), *x))
+        })
+        .unwrap();
+    let value = conn.cmd(&["GET", &src]);
+    c.kill(down);
+    assert_eq!(conn.cmd(&["HALKA.CONSISTENCY", "2", "3"]), "+OK\r\n");
+    let reply = conn.cmd(&["RENAME", &src, &dst]);
+    assert!(reply.contains("the source may still hold it; run the command again"), "{reply}");
+    assert_eq!(conn.cmd(&["GET", &dst]), value, "nothing was lost: the destination has it");
+    c.start_process(down);
+    // Run again once every owner of the source takes writes: done, or found done.
+    loop {
+        let again = conn.cmd(&["RENAME", &src, &dst]);
+        if again == "+OK\r\n" || again == "-ERR no such key\r\n" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(conn.cmd(&["GET", &dst]), value);
+    assert_eq!(conn.cmd(&["HALKA.GET", &src, "3"]), "$-1\r\n", "gone from every owner's merge");
+}

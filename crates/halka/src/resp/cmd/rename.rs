@@ -6,8 +6,8 @@
 //! write the destination (with the source's expiry), and only once the destination is
 //! acknowledged at W, delete the source with the causal context that was read (a write
 //! to the source after the read survives the delete, as a concurrent write does). If
-//! the delete fails, both keys hold the value and the client is told so: running the
-//! `RENAME` again finishes it. The value moved is the one `GET` reads (the last
+//! the delete is not acknowledged, the client is told that the source may still hold the
+//! value: running the `RENAME` again finishes it (or finds the source gone). The value moved is the one `GET` reads (the last
 //! writer's; a counter's total), not every sibling.
 
 use super::{Args, Session, apply, cluster_error};
@@ -75,8 +75,9 @@ async fn moved(
     let context = Some(read.context().clone());
     if let Err(e) = state.coordinator.write(source, None, context, s.w).await {
         return Err(Frame::error(format!(
-            "ERR the value was written to the destination but the source could not be \
-             deleted ({e}): both keys hold it now; run the command again to finish it"
+            "ERR the value was written to the destination, but deleting the source was not \
+             acknowledged ({e}): the source may still hold it; run the command again once \
+             its owners answer (\"no such key\" then means it is done)"
         )));
     }
     Ok(true)
