@@ -28,6 +28,7 @@ pub(crate) const TRANSFER_BYTES: &str = "halka_transfer_bytes_total";
 pub(crate) const TRANSFER_DONE: &str = "halka_transfer_partitions_done_total";
 pub(crate) const TRANSFER_PENDING: &str = "halka_transfer_partitions_pending";
 pub(crate) const LAYOUT_VERSION: &str = "halka_layout_version";
+pub(crate) const MEMBERS_DOWN: &str = "halka_members_down";
 
 /// Every value of the `reason` label of [`PEERS_REJECTED`].
 const REJECT_REASONS: [&str; 9] = [
@@ -184,10 +185,14 @@ fn describe_transfers() {
         "Partitions this node gains in the change under way and does not hold yet"
     );
     metrics::describe_gauge!(LAYOUT_VERSION, "The newest layout version this node has installed");
+    metrics::describe_gauge!(
+        MEMBERS_DOWN,
+        "Nodes this node's failure detector holds down (phi above [gossip] phi_threshold)"
+    );
     for counter in [TRANSFER_RECORDS, TRANSFER_BYTES, TRANSFER_DONE] {
         metrics::counter!(counter).increment(0);
     }
-    for gauge in [TRANSFER_PENDING, LAYOUT_VERSION] {
+    for gauge in [TRANSFER_PENDING, LAYOUT_VERSION, MEMBERS_DOWN] {
         metrics::gauge!(gauge).set(0.0);
     }
 }

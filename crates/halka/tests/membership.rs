@@ -551,6 +551,7 @@ fn a_killed_member_is_held_down_by_the_failure_detector_with_its_phi() {
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     assert!(text.contains("node-3 down (failure detector: down, phi"), "{text}");
     assert!(phi_of(&status(&c, 0), "node-2").is_some_and(|phi| phi < 8.0));
+    assert_eq!(common::metric(&c, 0, "halka_members_down"), 1.0);
 }
 
 #[test]

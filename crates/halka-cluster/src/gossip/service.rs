@@ -337,6 +337,8 @@ impl Gossip {
                 tracing::info!(node = %id, "failure detector: node is up again");
             }
         }
+        let down = judged.values().filter(|j| j.convicted).count();
+        metrics::gauge!(crate::telemetry::MEMBERS_DOWN).set(down as f64);
         self.liveness.publish(judged);
     }
 }
