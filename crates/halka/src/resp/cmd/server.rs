@@ -86,6 +86,17 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Who answers: `redis_version` is the Redis whose commands halka follows.
+fn server_section(state: &NodeState) -> String {
+    format!(
+        "# Server\r\nredis_version:7.2.0\r\nhalka_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        state.redis_port,
+        state.started.elapsed().as_secs()
+    )
+}
+
 /// CPU time this process used, as Redis reports it (`used_cpu_sys`, `used_cpu_user`).
 fn cpu_section() -> String {
     use nix::sys::resource::{UsageWho, getrusage};
@@ -129,14 +140,7 @@ pub async fn info(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     let c = &state.config;
     let mut out = String::new();
     if all || section == "server" {
-        let _ = write!(
-            out,
-            "# Server\r\nredis_version:7.2.0\r\nhalka_version:{}\r\nredis_mode:standalone\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
-            env!("CARGO_PKG_VERSION"),
-            std::process::id(),
-            state.redis_port,
-            state.started.elapsed().as_secs()
-        );
+        out.push_str(&server_section(state));
     }
     if all || section == "clients" {
         let _ = write!(
