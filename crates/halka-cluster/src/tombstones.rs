@@ -238,13 +238,14 @@ impl Collector {
         let calls = asks.into_iter().map(|(owner, wanted)| {
             let replica: &Arc<dyn Replica> = &view.replicas()[owner];
             let keys = wanted.iter().map(|&i| candidates[i].0.clone()).collect();
-            let down = liveness.convicted(replica.id());
-            let call = tokio::time::timeout(self.config.timeout, replica.get_many(keys));
+            // A convicted owner is not asked (no request is sent): it vetoes.
+            let call = (!liveness.convicted(replica.id()))
+                .then(|| tokio::time::timeout(self.config.timeout, replica.get_many(keys)));
             async move {
-                if down {
-                    return (wanted, Ok(Ok(Vec::new())));
+                match call {
+                    Some(call) => (wanted, call.await),
+                    None => (wanted, Ok(Ok(Vec::new()))),
                 }
-                (wanted, call.await)
             }
         });
         for (wanted, answer) in futures::future::join_all(calls).await {
@@ -268,13 +269,14 @@ impl Collector {
         if !open.is_empty() {
             let keys: Vec<Bytes> = open.iter().map(|&i| candidates[i].0.clone()).collect();
             let calls = view.replicas().iter().map(|replica| {
-                let down = liveness.convicted(replica.id());
-                let call = tokio::time::timeout(self.config.timeout, replica.hinted(keys.clone()));
+                let call = (!liveness.convicted(replica.id())).then(|| {
+                    tokio::time::timeout(self.config.timeout, replica.hinted(keys.clone()))
+                });
                 async move {
-                    if down {
-                        return Ok(Ok(Vec::new()));
+                    match call {
+                        Some(call) => call.await,
+                        None => Ok(Ok(Vec::new())),
                     }
-                    call.await
                 }
             });
             for answer in futures::future::join_all(calls).await {

@@ -212,6 +212,7 @@ fn observe(
     (took, failed): (std::time::Duration, bool),
 ) {
     let index = table::position(name);
+    // Unknown commands share the label "other", so the metric's labels stay bounded.
     let op = index.map_or("other", |i| table::COMMANDS[i].op);
     if let Some(i) = index {
         state.command_stats.note(i, took, failed);

@@ -242,12 +242,6 @@ pub fn position(name: &str) -> Option<usize> {
     COMMANDS.iter().position(|c| c.name == name)
 }
 
-/// The metric label for `name`: unknown commands share "other", so labels stay bounded.
-#[must_use]
-pub fn metric_op(name: &str) -> &'static str {
-    lookup(name).map_or("other", |c| c.op)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
