@@ -10,6 +10,7 @@ use crate::gossip::{Gossip, GossipSpec, LayoutVersion};
 use crate::membership::{
     Admit, Connect, LayoutSpec, MemberSpec, MembershipConfig, MembershipStore,
 };
+use crate::settings::{Settings, SettingsSpec};
 use crate::stream::Checkpoints;
 use crate::transfers::KeepView;
 use crate::view::ViewHandle;
@@ -56,6 +57,9 @@ pub struct NodeSpec {
     /// `None`: no gossip, and no failure detector (paths learn that a member is down
     /// from their own failed calls only). Needs `membership`.
     pub gossip: Option<GossipSpec>,
+    /// The cluster's shared settings (users, for one); needs membership. `None`: the
+    /// node keeps none.
+    pub settings: Option<crate::settings::SettingsSpec>,
     /// Timestamps for writes and tombstone ages.
     pub clock: Clock,
     /// Let concurrent writes share an fsync (see `LocalReplica::with_shared_flushes`).
@@ -138,6 +142,7 @@ pub struct Services {
     pub transfers: Option<Arc<Transfers>>,
     pub membership: Option<Arc<Membership>>,
     pub gossip: Option<Arc<Gossip>>,
+    pub settings: Option<Arc<Settings>>,
 }
 
 impl NodeSpec {
@@ -167,6 +172,10 @@ impl NodeSpec {
         };
         let gossip = match (&membership, self.gossip.take()) {
             (Some(m), Some(spec)) => Some(start_gossip(m, spec, &members, &self.clock)),
+            _ => None,
+        };
+        let settings = match (&membership, self.settings.take()) {
+            (Some(m), Some(spec)) => Some(open_settings(m, spec, &members, &self.clock)?),
             _ => None,
         };
         let transfer_config = self.transfers.as_ref().map(|spec| spec.config.clone());
@@ -235,7 +244,15 @@ impl NodeSpec {
             members,
             repair_budget,
             transfer_budget,
-            services: Services { handoff, anti_entropy, collector, transfers, membership, gossip },
+            services: Services {
+                handoff,
+                anti_entropy,
+                collector,
+                transfers,
+                membership,
+                gossip,
+                settings,
+            },
         })
     }
 }
@@ -274,6 +291,21 @@ fn start_gossip(
         Arc::new(Gossip::new(membership.me().clone(), spec, members.clone(), clock, version));
     membership.attach_gossip(Arc::clone(&gossip));
     gossip
+}
+
+/// The node's copy of the cluster's settings, answering peers through `membership`.
+fn open_settings(
+    membership: &Arc<Membership>,
+    spec: SettingsSpec,
+    members: &Members,
+    clock: &Clock,
+) -> Result<Arc<Settings>, ClusterError> {
+    let id = NodeId::new(&membership.me().id);
+    let settings = Settings::open(id, clock.clone(), members.clone(), spec)
+        .map_err(|e| ClusterError::Config(format!("settings: {e}")))?;
+    let settings = Arc::new(settings);
+    membership.attach_settings(Arc::clone(&settings));
+    Ok(settings)
 }
 
 /// The node's repair budget: anti-entropy's rates, in keys.
@@ -323,6 +355,9 @@ impl Services {
         }
         if let Some(g) = &self.gossip {
             tasks.push(tokio::spawn(Arc::clone(g).run(stop.clone())));
+        }
+        if let Some(s) = &self.settings {
+            tasks.push(tokio::spawn(Arc::clone(s).run(stop.clone())));
         }
         tasks
     }

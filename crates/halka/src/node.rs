@@ -154,6 +154,7 @@ fn build_generation(
     spec.membership =
         Some(crate::membership::layout::membership_spec(&config, initial, &rpc, &auth, &peers));
     spec.gossip = Some(crate::membership::gossip::gossip_spec(&config, &rpc));
+    spec.settings = Some(crate::membership::settings::settings_spec(&config));
     let node = spec.assemble(|_| unreachable!("a node with membership connects through it"))?;
     let membership = node.services.membership.clone().context("the node's membership")?;
     let placement = crate::membership::placement_memo::fingerprint(&config);
@@ -243,6 +244,7 @@ fn node_spec(
         transfers: None,
         membership: None,
         gossip: None,
+        settings: None,
     }
 }
 

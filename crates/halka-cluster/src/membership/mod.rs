@@ -42,6 +42,9 @@ pub enum MembershipRequest {
     Install { layouts: Vec<LayoutSpec> },
     /// The sender's gossip table (see `gossip`); answered with the receiver's.
     Gossip(Vec<crate::gossip::Announcement>),
+    /// The digest of the sender's settings (see `settings`), with its entries when it
+    /// found the receiver's older. Answered with the receiver's entries when they differ.
+    Settings { digest: u64, entries: Option<Vec<(String, crate::settings::Setting)>> },
 }
 
 /// The answers.
@@ -52,4 +55,5 @@ pub enum MembershipResponse {
     Vote(Vote),
     Installed,
     Gossip(Vec<crate::gossip::Announcement>),
+    Settings(Option<Vec<(String, crate::settings::Setting)>>),
 }

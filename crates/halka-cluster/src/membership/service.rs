@@ -65,6 +65,10 @@ pub enum MembershipError {
          replication {ours}: start it with `--replication {theirs}`"
     )]
     Replication { ours: usize, theirs: usize },
+    #[error("{0}")]
+    Settings(#[from] crate::settings::SettingError),
+    #[error("this node keeps no cluster settings")]
+    NoSettings,
 }
 
 /// One node's membership.
@@ -80,6 +84,8 @@ pub struct Membership {
     views: OnceLock<ViewHandle>,
     /// Answers peers' gossip (see `gossip`), once attached.
     gossip: OnceLock<Arc<crate::gossip::Gossip>>,
+    /// Answers peers comparing settings (see `settings`), once attached.
+    settings: OnceLock<Arc<crate::settings::Settings>>,
     pub(super) staged: Mutex<Vec<Change>>,
     /// The static member list, as version 1 (`None` for a node waiting to be joined):
     /// installed only once the other static members settle that it is the cluster's (see
@@ -125,6 +131,7 @@ impl Membership {
             saved: Mutex::new(saved),
             views: OnceLock::new(),
             gossip: OnceLock::new(),
+            settings: OnceLock::new(),
             staged: Mutex::default(),
             initial,
         })
@@ -178,6 +185,11 @@ impl Membership {
     /// Answers peers' gossip with `gossip` from now on.
     pub fn attach_gossip(&self, gossip: Arc<crate::gossip::Gossip>) {
         let _ = self.gossip.set(gossip);
+    }
+
+    /// Answers peers' settings comparisons with `settings` from now on.
+    pub fn attach_settings(&self, settings: Arc<crate::settings::Settings>) {
+        let _ = self.settings.set(settings);
     }
 
     /// The node's gossip, once attached.
@@ -330,6 +342,10 @@ impl Membership {
             MembershipRequest::Gossip(theirs) => MembershipResponse::Gossip(
                 self.gossip.get().map(|g| g.answer(theirs)).unwrap_or_default(),
             ),
+            MembershipRequest::Settings { digest, entries } => {
+                let settings = self.settings.get().ok_or(MembershipError::NoSettings)?;
+                MembershipResponse::Settings(settings.answer(digest, entries)?)
+            }
         })
     }
 

@@ -9,7 +9,6 @@ use super::ballot::Votes;
 use super::spec::LayoutSpec;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// A node's membership state as kept.
@@ -79,30 +78,11 @@ impl FileStore {
 
 impl MembershipStore for FileStore {
     fn load(&self) -> std::io::Result<Option<Saved>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        serde_json::from_str(&text).map(Some).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} does not parse: {e}", self.path.display()),
-            )
-        })
+        crate::durable_file::load(&self.path)
     }
 
     fn save(&self, saved: &Saved) -> std::io::Result<()> {
-        let text = serde_json::to_vec_pretty(saved).map_err(std::io::Error::other)?;
-        let aside = self.path.with_extension("new");
-        let mut file = std::fs::File::create(&aside)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-        std::fs::rename(&aside, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        crate::durable_file::save(&self.path, saved)
     }
 }
 

@@ -370,6 +370,7 @@ impl World {
             }),
             membership: Some(self.membership_spec(i)),
             gossip: Some(self.gossip_spec(i)),
+            settings: None,
         }
     }
 
