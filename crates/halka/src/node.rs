@@ -157,6 +157,9 @@ fn build_generation(
     spec.settings = Some(crate::membership::settings::settings_spec(&config));
     let node = spec.assemble(|_| unreachable!("a node with membership connects through it"))?;
     let membership = node.services.membership.clone().context("the node's membership")?;
+    let settings = node.services.settings.clone().context("the node's settings")?;
+    let acl = Arc::new(crate::acl::seed::open(&config, settings)?);
+    crate::acl::seed::check_exposure(&config, &acl)?;
     let placement = crate::membership::placement_memo::fingerprint(&config);
     let slowlog = crate::resp::slowlog::SlowLog::new(
         config.slowlog_log_slower_than_us,
@@ -186,6 +189,9 @@ fn build_generation(
         slowlog,
         command_stats: crate::resp::command_stats::CommandStats::default(),
         input_budget: crate::resp::input_budget::InputBudget::new(config_limits_buffered),
+        acl,
+        acl_log: crate::acl::log::AclLog::default(),
+        auth_throttle: crate::acl::throttle::Throttle::default(),
     }))
 }
 

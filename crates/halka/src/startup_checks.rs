@@ -8,9 +8,10 @@ use std::path::Path;
 pub fn warn_about(config: &NodeConfig) {
     if !config.protected_mode {
         tracing::warn!(
-            "protected_mode = false: Redis and HTTP clients are not authenticated, so anyone \
-             who reaches redis_addr or http_addr can read and write every key; keep them \
-             behind a firewall that admits your clients alone"
+            "protected_mode = false: clients beyond loopback are served even while the \
+             default user needs no password; unless users are set up (requirepass, aclfile, \
+             ACL SETUSER), clients are not authenticated and anyone who reaches redis_addr \
+             or http_addr can read and write every key"
         );
     }
     let reserve = config.storage.min_free_mb << 20;

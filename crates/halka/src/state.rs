@@ -56,6 +56,12 @@ pub struct NodeState {
     pub command_stats: crate::resp::command_stats::CommandStats,
     /// Request bytes all Redis connections may hold at once (`limits.max_buffered_bytes`).
     pub input_budget: crate::resp::input_budget::InputBudget,
+    /// The cluster's users, as this node follows them.
+    pub acl: Arc<crate::acl::Acl>,
+    /// Recent refusals (`ACL LOG`).
+    pub acl_log: crate::acl::log::AclLog,
+    /// Slows down addresses that keep failing to authenticate.
+    pub auth_throttle: crate::acl::throttle::Throttle,
     pub(crate) counters: ClientCounters,
 }
 

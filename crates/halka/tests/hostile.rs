@@ -102,11 +102,12 @@ fn data_files_are_readable_by_their_owner_only() {
 }
 
 #[test]
-fn hello_with_auth_is_refused_and_changes_nothing() {
-    let c = TestCluster::start(1, "periodic");
+fn hello_with_a_wrong_password_is_refused_and_changes_nothing() {
+    let c = TestCluster::start_with(1, "periodic", "requirepass = \"the-password\"");
     let mut conn = Raw::connect(&c.redis_addr(0));
     let reply = conn.cmd(&["HELLO", "3", "AUTH", "default", "secret"]);
-    assert!(reply.starts_with("-ERR HELLO AUTH is not supported"), "{reply}");
+    assert!(reply.starts_with("-WRONGPASS"), "{reply}");
+    assert!(conn.cmd(&["AUTH", "the-password"]).starts_with("+OK"));
     // Still RESP2: a map would start with '%'.
     assert_eq!(conn.cmd(&["CONFIG", "GET", "save"]), "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
     assert!(conn.cmd(&["HELLO", "3"]).starts_with('%'));

@@ -15,3 +15,4 @@ pub mod throttle;
 pub mod user;
 
 pub use registry::{Acl, AclError, DEFAULT_USER, MAX_NAME_BYTES};
+pub mod seed;

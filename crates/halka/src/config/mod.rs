@@ -168,9 +168,18 @@ pub struct NodeConfig {
     /// tokens clients get. Required when `peer_addr` is not a loopback address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_secret: Option<SecretString>,
-    /// Refuse to serve Redis and HTTP clients beyond loopback. halka has no client
-    /// authentication yet, so turning this off exposes every key to whoever can connect.
+    /// Refuse to serve Redis and HTTP clients beyond loopback while a client that never
+    /// authenticates could run commands (the default user needs no password). Off, every
+    /// key is exposed to whoever can connect unless users are set up.
     pub protected_mode: bool,
+    /// The default user's password, as Redis's `requirepass`: seeds the cluster's users
+    /// at its first start (afterwards `ACL SETUSER default …` changes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requirepass: Option<SecretString>,
+    /// A file of users in Redis's ACL file format (`user NAME rule …`), seeding the
+    /// cluster's users at its first start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aclfile: Option<PathBuf>,
     /// The static member list. Every node must be given the same list. Once the
     /// cluster's layout changes (`halka cluster commit`), each node keeps the layout it
     /// installed in `data_dir/membership.json` and starts from that instead.
@@ -219,6 +228,8 @@ impl Default for NodeConfig {
             http: HttpSettings::default(),
             cluster_secret: None,
             protected_mode: true,
+            requirepass: None,
+            aclfile: None,
             members: Vec::new(),
             join: false,
             zone: String::new(),
@@ -459,7 +470,7 @@ impl NodeConfig {
     }
 }
 
-fn is_loopback(addr: &str) -> bool {
+pub(crate) fn is_loopback(addr: &str) -> bool {
     addr.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback())
 }
 
@@ -542,21 +553,6 @@ impl NodeConfig {
                     self.peer_addr
                 ),
             ));
-        }
-        if self.protected_mode {
-            for (field, addr) in [("redis_addr", &self.redis_addr), ("http_addr", &self.http_addr)]
-            {
-                if !is_loopback(addr) {
-                    return Err(invalid(
-                        field,
-                        format!(
-                            "{addr} is reachable beyond this host, and halka does not \
-                             authenticate clients yet; set `protected_mode = false` to serve \
-                             it anyway (behind a firewall that admits only your clients)"
-                        ),
-                    ));
-                }
-            }
         }
         Ok(())
     }

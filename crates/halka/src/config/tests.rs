@@ -131,16 +131,6 @@ fn the_peer_port_beyond_loopback_needs_a_secret() {
 }
 
 #[test]
-fn clients_beyond_loopback_need_protected_mode_off() {
-    let e = parse("redis_addr = \"0.0.0.0:6380\"\n").unwrap_err().to_string();
-    assert!(e.contains("redis_addr") && e.contains("protected_mode = false"), "{e}");
-    let e = parse("http_addr = \"[::]:8080\"\n").unwrap_err().to_string();
-    assert!(e.contains("http_addr"), "{e}");
-    let open = "redis_addr = \"0.0.0.0:6380\"\nprotected_mode = false\n";
-    assert!(parse(&format!("{open}cluster_secret = \"0123456789abcdef0123\"\n")).is_ok());
-}
-
-#[test]
 fn protected_mode_off_needs_a_configured_secret() {
     let e = parse("protected_mode = false\n").unwrap_err().to_string();
     assert!(e.contains("protected_mode") && e.contains("cluster_secret"), "{e}");

@@ -165,6 +165,10 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        if exposed(&state, peer.ip()) {
+            tracker.spawn(refuse(stream, DENIED));
+            continue;
+        }
         let Some(place) = per_source.enter(peer.ip()) else {
             tracing::debug!(%peer, "refusing a client: its address holds its share");
             state.client_rejected();
@@ -206,6 +210,19 @@ pub async fn serve(
     tracker.close();
     tracker.wait().await;
     listener
+}
+
+/// Redis's reply, in its words, to a client beyond loopback while protected mode finds
+/// no password needed.
+const DENIED: &str = "-DENIED halka is running in protected mode because the default user \
+    needs no password, and this client connects from beyond loopback. Set a password for \
+    the default user from a loopback client (ACL SETUSER default on >PASSWORD, or \
+    requirepass in the config file), add users and turn the default user off, or set \
+    protected_mode = false\r\n";
+
+/// Whether protected mode turns away a client from `ip`.
+pub(crate) fn exposed(state: &NodeState, ip: std::net::IpAddr) -> bool {
+    state.config.protected_mode && !ip.is_loopback() && state.acl.default_needs_no_password()
 }
 
 /// A new client's place among `max_connections`.

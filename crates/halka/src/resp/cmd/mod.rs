@@ -3,6 +3,7 @@
 //! Siblings resolve by last-writer-wins on this protocol: a Redis client expects one value.
 //! `HALKA.GETALL` shows each replica's answer for clients that want to see more.
 
+mod acl;
 mod client;
 mod counter;
 mod expiry;
@@ -35,6 +36,9 @@ pub struct Session {
     pub multi: Option<transaction::Queue>,
     /// This connection in the node's client list, once registered.
     pub client: Option<std::sync::Arc<crate::resp::clients::Client>>,
+    /// The user it runs as; `None` until it authenticates, when the default user needs a
+    /// password.
+    pub user: Option<std::sync::Arc<str>>,
 }
 
 impl Session {
@@ -49,7 +53,18 @@ impl Session {
             w: state.config.w,
             multi: None,
             client: None,
+            user: Self::first_user(state),
         }
+    }
+
+    /// The user a connection runs as before `AUTH`: the default user, when it needs no
+    /// password.
+    #[must_use]
+    pub fn first_user(state: &NodeState) -> Option<std::sync::Arc<str>> {
+        state
+            .acl
+            .default_needs_no_password()
+            .then(|| std::sync::Arc::from(crate::acl::DEFAULT_USER))
     }
 }
 
@@ -184,6 +199,9 @@ pub fn single_key(request: &[Bytes]) -> Option<&Bytes> {
 pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<Bytes>) -> Frame {
     state.command_served();
     let name = String::from_utf8_lossy(&request[0]).to_ascii_uppercase();
+    if let Err(refused) = acl::permit(state, session, &name, &request[1..]) {
+        return refused;
+    }
     let (first, more) = (request.get(1).cloned(), request.len().saturating_sub(2));
     let mut args = Args {
         name: name.clone(),
@@ -236,6 +254,16 @@ pub async fn execute(
 ) -> (Frame, After) {
     state.command_served();
     let name = request.first().map(|n| String::from_utf8_lossy(n).to_ascii_uppercase());
+    if let Some(name) = &name
+        && let Err(refused) = acl::permit(state, session, name, &request[1..])
+    {
+        return match session.multi.as_mut() {
+            Some(queue) if !matches!(name.as_str(), "EXEC" | "DISCARD") => {
+                (queue.refuse(refused), After::Continue)
+            }
+            _ => (refused, After::Continue),
+        };
+    }
     match name.as_deref() {
         Some("MULTI") => (transaction::multi(session, request.len()), After::Continue),
         Some("DISCARD") => (transaction::discard(session, request.len()), After::Continue),
@@ -299,7 +327,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "FLUSHDB" | "FLUSHALL" => keys::flush(state, session, &mut args).await,
         "PING" => server::ping(&mut args),
         "ECHO" => server::echo(&mut args),
-        "HELLO" => server::hello(state, session, &mut args),
+        "HELLO" => server::hello(state, session, &mut args).await,
         "INFO" => server::info(state, session, &mut args).await,
         "COMMAND" => server::command(&mut args),
         "CLIENT" => client::client(state, session, &mut args),
@@ -307,11 +335,8 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "SELECT" => server::select(&mut args),
         "ROLE" => server::role(&mut args),
         "RESET" => server::reset(state, session, &mut args),
-        // Said plainly, rather than "unknown command", to a client configured with a password.
-        "AUTH" => Err(Frame::error(
-            "ERR AUTH is not supported: halka has no passwords or users; keep its ports on a \
-             private network",
-        )),
+        "AUTH" => acl::auth(state, session, &mut args).await,
+        "ACL" => acl::acl(state, session, &mut args).await,
         "MSETNX" => strings::msetnx(state, session, &mut args).await,
         "RENAME" => rename::rename(state, session, &mut args).await,
         "RENAMENX" => rename::renamenx(state, session, &mut args).await,

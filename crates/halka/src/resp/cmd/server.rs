@@ -20,7 +20,7 @@ pub fn echo(args: &mut Args) -> Result<Frame, Frame> {
 }
 
 /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
-pub fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
+pub async fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Frame, Frame> {
     if args.remaining() > 0 {
         let version = args.next_string()?;
         let resp3 = match version.as_str() {
@@ -35,19 +35,25 @@ pub fn hello(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Fram
         // Everything is checked before anything changes: a refused HELLO leaves the
         // connection as it was.
         let mut name = None;
+        let mut auth = None;
         while args.remaining() > 0 {
             match args.next_string()?.to_ascii_uppercase().as_str() {
                 "SETNAME" => name = Some(super::client::valid_name(args.next_bytes()?)?),
-                // Accepting and ignoring it would let a client configured with a password
-                // believe it is protected.
-                "AUTH" => {
-                    return Err(Frame::error(
-                        "ERR HELLO AUTH is not supported: halka has no passwords or users yet; \
-                         connect without credentials and keep its ports on a trusted network",
-                    ));
-                }
+                "AUTH" => auth = Some((args.next_string()?, args.next_bytes()?)),
                 _ => return Err(Frame::error("ERR syntax error in HELLO")),
             }
+        }
+        match auth {
+            Some((user, password)) => super::acl::log_in(state, s, &user, &password).await?,
+            None if s.user.is_none() => {
+                return Err(Frame::error(
+                    "NOAUTH HELLO must be called with the client already authenticated, \
+                     otherwise the HELLO <proto> AUTH <user> <pass> option can be used to \
+                     authenticate the client and select the RESP protocol version at the same \
+                     time",
+                ));
+            }
+            None => {}
         }
         s.resp3 = resp3;
         if name.is_some() {
@@ -275,6 +281,7 @@ pub fn reset(state: &NodeState, s: &mut Session, args: &mut Args) -> Result<Fram
     s.r = state.config.r;
     s.w = state.config.w;
     s.multi = None;
+    s.user = Session::first_user(state);
     Ok(Frame::Simple("RESET".into()))
 }
 

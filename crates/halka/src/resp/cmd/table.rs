@@ -183,7 +183,14 @@ pub const COMMANDS: &[Spec] = &[
         "connection",
         "Restores this connection's defaults (protocol, name, quorums, MULTI).",
     ),
-    spec("AUTH", -2, "other", "connection", "Refused: halka has no passwords or users."),
+    spec("AUTH", -2, "other", "connection", "Logs in as a user: AUTH [username] password."),
+    spec(
+        "ACL",
+        -2,
+        "other",
+        "server",
+        "Users: WHOAMI, SETUSER, GETUSER, DELUSER, LIST, USERS, CAT, LOG, GENPASS, DRYRUN.",
+    ),
     spec(
         "MSETNX",
         -3,
