@@ -59,6 +59,10 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            crate::http_auth::authorize,
+        ))
         .with_state(state)
 }
 

@@ -13,6 +13,7 @@ pub mod context_token;
 pub mod demo;
 pub mod dev;
 pub mod http;
+pub mod http_auth;
 pub mod http_cluster;
 pub mod http_listener;
 pub mod incarnation;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{BIN, Raw, TestCluster, metric};
+use common::{BIN, Raw, TestCluster};
 use std::time::{Duration, Instant};
 
 const REQUIREPASS: &str = "requirepass = \"s3cret-default\"\n";
@@ -158,7 +158,11 @@ fn wrong_passwords_are_counted_and_logged() {
     for _ in 0..3 {
         assert!(conn.cmd(&["AUTH", "intruder", "guess"]).starts_with("-WRONGPASS"));
     }
-    assert_eq!(metric(&c, 0, "halka_auth_failures_total"), 3.0);
+    // Metrics, too, are read as a user once the default user has a password.
+    let auth = basic("default", "s3cret-default");
+    let (_, text) =
+        common::http("GET", &c.http_url(0, "/metrics"), b"", &[("Authorization", &auth)]);
+    assert!(text.lines().any(|l| l == "halka_auth_failures_total 3"), "{text}");
     conn.cmd(&["AUTH", "s3cret-default"]);
     let log = conn.cmd(&["ACL", "LOG", "1"]);
     assert!(log.contains("intruder") && log.contains("auth"), "{log}");
@@ -226,4 +230,40 @@ fn protected_mode_refuses_an_address_beyond_loopback_while_no_password_is_needed
 #[test]
 fn protected_mode_serves_beyond_loopback_once_the_default_user_has_a_password() {
     assert_eq!(start_alone(&beyond_loopback(REQUIREPASS)), None);
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {token}")
+}
+
+#[test]
+fn http_needs_the_users_credentials_once_the_default_user_has_a_password() {
+    let c = TestCluster::start_with(1, "periodic", REQUIREPASS);
+    let url = c.http_url(0, "/v1/kv/k");
+    let (status, body) = common::http("PUT", &url, b"v", &[]);
+    assert_eq!(status, 401, "{body}");
+    let wrong = basic("default", "nope");
+    assert_eq!(common::http("PUT", &url, b"v", &[("Authorization", &wrong)]).0, 401);
+    let right = basic("default", "s3cret-default");
+    assert_eq!(common::http("PUT", &url, b"v", &[("Authorization", &right)]).0, 200);
+    assert_eq!(common::http("GET", &c.http_url(0, "/health"), b"", &[]).0, 200);
+}
+
+#[test]
+fn http_honours_the_same_key_and_command_rules_as_resp() {
+    let c = TestCluster::start(1, "periodic");
+    let mut admin = Raw::connect(&c.redis_addr(0));
+    admin.cmd(&["ACL", "SETUSER", "web", "on", ">pw", "%R~pub:*", "~web:*", "+@all", "-@admin"]);
+    let auth = basic("web", "pw");
+    let h = [("Authorization", auth.as_str())];
+    assert_eq!(common::http("PUT", &c.http_url(0, "/v1/kv/web:1"), b"v", &h).0, 200);
+    assert_eq!(common::http("GET", &c.http_url(0, "/v1/kv/pub:1"), b"", &h).0, 404);
+    let (status, body) = common::http("PUT", &c.http_url(0, "/v1/kv/pub:1"), b"v", &h);
+    assert_eq!(status, 403);
+    assert!(body.contains("NOPERM") && body.contains("pub:1"), "{body}");
+    let (status, body) = common::http("POST", &c.http_url(0, "/v1/cluster/commit"), b"{}", &h);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("halka.cluster"), "{body}");
 }
