@@ -40,6 +40,8 @@ pub enum Command {
     Cluster(ClusterArgs),
     /// Print a new random cluster secret (for `cluster_secret` in every member's config).
     Secret,
+    /// Make TLS certificates: a cluster CA, and node certificates it signs.
+    Cert(crate::cert_cli::CertArgs),
 }
 
 #[derive(Debug, clap::Args)]

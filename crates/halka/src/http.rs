@@ -41,7 +41,8 @@ pub async fn serve(
         header_timeout: std::time::Duration::from_millis(http.header_timeout_ms),
         request_timeout: std::time::Duration::from_millis(http.request_timeout_ms),
     };
-    crate::http_listener::serve(listener, router(state), limits, shutdown).await
+    let tls = state.tls.clone().filter(|_| state.config.tls.http);
+    crate::http_listener::serve(listener, router(state), limits, shutdown, tls).await
 }
 
 /// The routes, for `serve` and for tests.

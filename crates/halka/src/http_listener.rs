@@ -39,6 +39,7 @@ pub async fn serve(
     app: Router,
     limits: HttpLimits,
     shutdown: CancellationToken,
+    tls: Option<Arc<crate::tls::Tls>>,
 ) -> TcpListener {
     let app = app.layer(axum::middleware::from_fn_with_state(limits, request_deadline));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -80,11 +81,21 @@ pub async fn serve(
             continue;
         };
         let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let Some(tls) = &tls else {
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "http connection ended");
+                }
+                drop((slot, place));
+            });
+            continue;
+        };
+        // The TLS handshake runs in the connection's own task, so a slow one holds up no
+        // other client; the connection is watched for shutdown once it is up.
+        let (acceptor, http, watcher) = (tls.acceptor(), http.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "http connection ended");
-            }
+            https_connection(stream, peer, acceptor, (http, service), watcher).await;
             drop((slot, place));
         });
     }
@@ -92,10 +103,49 @@ pub async fn serve(
     listener
 }
 
+/// Serves one HTTPS connection, once its TLS handshake is done. A client that speaks
+/// plain HTTP to the port is told so.
+async fn https_connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: tokio_rustls::TlsAcceptor,
+    (http, service): (hyper::server::conn::http1::Builder, TowerToHyperService<Router>),
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let handshake = async {
+        if crate::tls::speaks_plain_text(&stream).await {
+            let why = "this port speaks HTTPS: use https:// (curl --cacert CA_FILE)\n";
+            refuse_with(stream, "400 Bad Request", why.to_string()).await;
+            return None;
+        }
+        Some(acceptor.accept(stream).await)
+    };
+    match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Some(Ok(stream))) => {
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "https connection ended");
+            }
+        }
+        Ok(Some(Err(e))) => {
+            metrics::counter!("halka_tls_handshake_failures_total", "listener" => "http")
+                .increment(1);
+            tracing::debug!(%peer, error = %e, "HTTPS handshake failed");
+        }
+        Ok(None) => {}
+        Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+    }
+}
+
 /// Answers a connection over a cap with 503 and `body`, and closes it.
-async fn refuse(mut stream: TcpStream, body: String) {
+async fn refuse(stream: TcpStream, body: String) {
+    refuse_with(stream, "503 Service Unavailable", body).await;
+}
+
+/// Answers with `status` and `body`, and closes the connection.
+async fn refuse_with(mut stream: TcpStream, status: &str, body: String) {
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
     let answer = async {

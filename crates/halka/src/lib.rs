@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod bench;
+pub mod cert_cli;
 pub mod cli;
 pub mod client;
 pub mod cluster_admin;
@@ -29,3 +30,4 @@ pub mod state;
 pub mod status;
 mod storage_watch;
 pub mod telemetry;
+pub mod tls;

@@ -28,6 +28,9 @@ fn main() -> std::process::ExitCode {
         Command::Put(args) => client(async { commands::put(&args).await.map(String::into_bytes) }),
         Command::Del(args) => client(async { commands::del(&args).await.map(String::into_bytes) }),
         Command::Secret => client(async { Ok(halka::secret_file::new_secret().into_bytes()) }),
+        Command::Cert(args) => {
+            client(async { halka::cert_cli::run(&args).map(String::into_bytes) })
+        }
         Command::Cluster(args) => {
             client(async { halka::cluster_cli::run(&args).await.map(String::into_bytes) })
         }

@@ -32,6 +32,8 @@ pub struct Listeners {
     pub redis: TcpListener,
     pub http: TcpListener,
     pub peer: TcpListener,
+    /// Redis clients over TLS (`tls.redis_addr`), when configured.
+    pub redis_tls: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -49,6 +51,10 @@ impl Listeners {
             redis: bind(config.redis_addr.clone(), "Redis clients").await?,
             http: bind(config.http_addr.clone(), "HTTP").await?,
             peer: bind(config.peer_addr.clone(), "peers").await?,
+            redis_tls: match &config.tls.redis_addr {
+                Some(addr) => Some(bind(addr.clone(), "Redis clients over TLS").await?),
+                None => None,
+            },
         })
     }
 }
@@ -104,19 +110,22 @@ fn with_indexes(config: &NodeConfig, engine: Arc<dyn Engine>) -> anyhow::Result<
 /// The engine cannot be opened, the member list does not make a placement, or there is
 /// no secret.
 pub fn build(config: NodeConfig, redis_port: u16) -> anyhow::Result<Arc<NodeState>> {
-    build_generation(config, redis_port, Lifetime::new())
+    let tls = crate::tls::Tls::load(&config.tls)?;
+    build_generation(config, redis_port, Lifetime::new(tls))
 }
 
 /// What outlives one generation of a node's state.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Lifetime {
     started: Instant,
     storage_reopens: u64,
+    /// The node's TLS, reloaded in place (see `Tls::watch`).
+    tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl Lifetime {
-    fn new() -> Self {
-        Self { started: Instant::now(), storage_reopens: 0 }
+    fn new(tls: Option<Arc<crate::tls::Tls>>) -> Self {
+        Self { started: Instant::now(), storage_reopens: 0, tls }
     }
 }
 
@@ -145,6 +154,7 @@ fn build_generation(
     let rpc = RpcClientConfig {
         max_frame_bytes: frame_limit(&config),
         connect_timeout: Duration::from_millis(config.timeout_ms.min(500)),
+        tls: lifetime.tls.as_ref().and_then(|t| t.peers.clone()),
         ..RpcClientConfig::new(auth.clone())
     };
     let mut spec =
@@ -190,6 +200,7 @@ fn build_generation(
         command_stats: crate::resp::command_stats::CommandStats::default(),
         input_budget: crate::resp::input_budget::InputBudget::new(config_limits_buffered),
         acl,
+        tls: lifetime.tls,
         acl_log: crate::acl::log::AclLog::default(),
         auth_throttle: crate::acl::throttle::Throttle::default(),
     }))
@@ -324,8 +335,10 @@ pub async fn run(
     let redis_port = listeners.redis.local_addr()?.port();
     let config = crate::secret_file::with_secret(config)?;
     crate::startup_checks::warn_about(&config);
-    let mut lifetime = Lifetime::new();
-    let mut state = build_generation(config.clone(), redis_port, lifetime)?;
+    let tls = crate::tls::Tls::load(&config.tls)?;
+    let reloads = tls.clone().map(|tls| tokio::spawn(tls.watch(shutdown.clone())));
+    let mut lifetime = Lifetime::new(tls);
+    let mut state = build_generation(config.clone(), redis_port, lifetime.clone())?;
     telemetry::describe_metrics(&state.config);
     crate::membership::placement_memo::warn_on_change(&state.config);
     let mut listeners = listeners;
@@ -334,13 +347,16 @@ pub async fn run(
         lifetime.storage_reopens += 1;
         metrics::counter!("halka_storage_reopens_total").increment(1);
         tracing::warn!(error = %why, "reopening the storage engine");
-        match reopen(&config, redis_port, lifetime, &shutdown).await {
+        match reopen(&config, redis_port, lifetime.clone(), &shutdown).await {
             Some(next) => state = next,
             None => break,
         }
     }
     if let Some(upkeep) = upkeep {
         let _ = upkeep.await;
+    }
+    if let Some(reloads) = reloads {
+        let _ = reloads.await;
     }
     tracing::info!("stopped");
     Ok(())
@@ -357,7 +373,7 @@ async fn reopen(
 ) -> Option<Arc<NodeState>> {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match build_generation(config.clone(), redis_port, lifetime) {
+        match build_generation(config.clone(), redis_port, lifetime.clone()) {
             Ok(state) => {
                 tracing::info!(actor = %state.incarnation.actor, "storage engine reopened");
                 return Some(state);
@@ -389,6 +405,7 @@ async fn serve(
         placement: state.placement,
         repair_budget: Some(Arc::clone(&state.repair_budget)),
         transfer_budget: Some(Arc::clone(&state.transfer_budget)),
+        tls: state.tls.as_ref().and_then(|t| t.peers.clone()),
         ..RpcServerConfig::new(state.auth.clone())
     };
     // Every task of this generation stops with it; a shutdown stops the generation.
@@ -400,7 +417,7 @@ async fn serve(
     ));
     let services = state.services.spawn(&state.coordinator.view_handle(), &stop);
     let rpc_stop = stop.clone();
-    let Listeners { redis, http, peer } = listeners;
+    let Listeners { redis, http, peer, redis_tls } = listeners;
     let peer_addr = peer.local_addr()?;
     let rpc = tokio::spawn(halka_cluster::rpc::serve(peer, local, rpc_config, async move {
         rpc_stop.cancelled().await;
@@ -421,7 +438,11 @@ async fn serve(
         resumed = state.incarnation.resumed,
         "halka node serving"
     );
-    let redis = tokio::spawn(crate::resp::serve(redis, Arc::clone(&state), stop.clone()));
+    let redis = tokio::spawn(crate::resp::serve(redis, Arc::clone(&state), stop.clone(), None));
+    let redis_tls = redis_tls.map(|listener| {
+        let tls = state.tls.clone();
+        tokio::spawn(crate::resp::serve(listener, Arc::clone(&state), stop.clone(), tls))
+    });
     let http = tokio::spawn(crate::http::serve(http, Arc::clone(&state), stop.clone()));
 
     let ended = tokio::select! {
@@ -437,8 +458,14 @@ async fn serve(
     for task in services {
         let _ = task.await;
     }
+    let redis_tls = async move {
+        match redis_tls {
+            Some(task) => task.await.map(Some),
+            None => Ok(None),
+        }
+    };
     let in_flight = async {
-        let servers = tokio::join!(redis, http, rpc);
+        let servers = tokio::join!(redis, http, rpc, redis_tls);
         state.coordinator.background().drain().await;
         servers
     };
@@ -468,8 +495,8 @@ async fn serve(
             Ok(None)
         }
         Ended::Poisoned(why) => match servers {
-            Some((Ok(redis), Ok(http), Ok(peer))) => {
-                Ok(Some((Listeners { redis, http, peer }, why)))
+            Some((Ok(redis), Ok(http), Ok(peer), Ok(redis_tls))) => {
+                Ok(Some((Listeners { redis, http, peer, redis_tls }, why)))
             }
             _ => anyhow::bail!("a listener task failed while the storage engine was reopened"),
         },

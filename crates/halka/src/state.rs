@@ -56,6 +56,8 @@ pub struct NodeState {
     pub command_stats: crate::resp::command_stats::CommandStats,
     /// Request bytes all Redis connections may hold at once (`limits.max_buffered_bytes`).
     pub input_budget: crate::resp::input_budget::InputBudget,
+    /// TLS on the listeners and towards peers, when configured.
+    pub tls: Option<Arc<crate::tls::Tls>>,
     /// The cluster's users, as this node follows them.
     pub acl: Arc<crate::acl::Acl>,
     /// Recent refusals (`ACL LOG`).

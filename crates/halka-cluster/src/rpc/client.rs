@@ -1,6 +1,7 @@
 //! The RPC client: a replica on another node, reached over one multiplexed connection.
 
 use super::handshake::{self, PeerAuth};
+use super::link::Link;
 use super::message::{Envelope, Request, Response, decode, encode};
 use super::remote::{MessageReplica, Transport, unexpected};
 use super::server::codec;
@@ -40,6 +41,8 @@ pub struct RpcClientConfig {
     pub redial_min: Duration,
     /// This node's identity and the secret it proves to peers.
     pub auth: PeerAuth,
+    /// Mutual TLS towards peers; `None`: plain TCP.
+    pub tls: Option<Arc<super::tls::PeerTls>>,
 }
 
 impl RpcClientConfig {
@@ -55,6 +58,7 @@ impl RpcClientConfig {
             probe_interval: Duration::from_millis(50),
             redial_min: Duration::from_millis(5),
             queue: 4096,
+            tls: None,
         }
     }
 }
@@ -271,10 +275,10 @@ fn in_backoff(peer: &Peer) -> Result<(), ReplicaError> {
 }
 
 /// Connects and runs the handshake.
-async fn dial(peer: &Peer) -> Result<TcpStream, DialError> {
+async fn dial(peer: &Peer) -> Result<Link, DialError> {
     let attempt =
         tokio::time::timeout(peer.config.connect_timeout, TcpStream::connect(&peer.addr)).await;
-    let mut stream = match attempt {
+    let stream = match attempt {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             return Err(DialError {
@@ -285,6 +289,7 @@ async fn dial(peer: &Peer) -> Result<TcpStream, DialError> {
         Err(_) => return Err(DialError::other("connect timed out")),
     };
     let _ = stream.set_nodelay(true);
+    let mut stream = secure(peer, stream).await?;
     let shaken = tokio::time::timeout(
         peer.config.connect_timeout,
         handshake::client(&mut stream, &peer.config.auth, &peer.id),
@@ -302,8 +307,21 @@ async fn dial(peer: &Peer) -> Result<TcpStream, DialError> {
     }
 }
 
+/// Wraps `tcp` in TLS when the node speaks it to peers.
+async fn secure(peer: &Peer, tcp: TcpStream) -> Result<Link, DialError> {
+    let Some(tls) = &peer.config.tls else { return Ok(Link::Plain(tcp)) };
+    match tokio::time::timeout(peer.config.connect_timeout, tls.connect(&peer.addr, tcp)).await {
+        Ok(Ok(link)) => Ok(link),
+        Ok(Err(e)) => {
+            tracing::warn!(peer = %peer.id, addr = %peer.addr, error = %e, "peer TLS handshake failed");
+            Err(DialError::other(format!("TLS handshake failed: {e}")))
+        }
+        Err(_) => Err(DialError::other("TLS handshake timed out")),
+    }
+}
+
 /// Makes `stream` the peer's connection and ends its backoff.
-fn install(peer: &Peer, stream: TcpStream) -> Conn {
+fn install(peer: &Peer, stream: Link) -> Conn {
     let conn = start(stream, &peer.config, peer.stop.child_token());
     *peer.conn.lock() = Some(conn.clone());
     let mut backoff = peer.backoff.lock();
@@ -391,8 +409,8 @@ fn failed(peer: &Peer, error: DialError) -> ReplicaError {
 
 /// Spawns the connection's writer and reader. Both end when the socket fails, the peer
 /// closes it, or `stop` is cancelled; pending requests then fail at once.
-fn start(stream: TcpStream, config: &RpcClientConfig, stop: CancellationToken) -> Conn {
-    let (read, write) = stream.into_split();
+fn start(stream: Link, config: &RpcClientConfig, stop: CancellationToken) -> Conn {
+    let (read, write) = stream.split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(config.queue);
     let pending: Pending = Arc::default();
     let alive = Arc::new(AtomicBool::new(true));

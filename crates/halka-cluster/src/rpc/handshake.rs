@@ -143,6 +143,11 @@ enum Message {
 pub enum HandshakeError {
     #[error("not a halka peer (bad first message: {0})")]
     NotAPeer(String),
+    #[error(
+        "the TLS session ended in the handshake: {0} (the peer refused this node's \
+         certificate: is it signed by the cluster's CA, and not expired?)"
+    )]
+    Tls(String),
     #[error("the peer claims to be node {0}, this node's own id: check its node_id")]
     OwnId(String),
     #[error("wrong cluster secret")]
@@ -161,6 +166,7 @@ impl HandshakeError {
     pub fn reason(&self) -> &'static str {
         match self {
             HandshakeError::NotAPeer(_) => "not_a_peer",
+            HandshakeError::Tls(_) => "tls",
             HandshakeError::OwnId(_) => "own_id",
             HandshakeError::WrongSecret => "wrong_secret",
             HandshakeError::WrongNode { .. } => "wrong_node",
@@ -196,6 +202,12 @@ where
     match framed.next().await {
         Some(Ok(bytes)) => {
             postcard::from_bytes(&bytes).map_err(|e| HandshakeError::NotAPeer(e.to_string()))
+        }
+        // An alert from the peer's TLS arrives as the first read fails.
+        Some(Err(e))
+            if e.get_ref().is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>()) =>
+        {
+            Err(HandshakeError::Tls(e.to_string()))
         }
         Some(Err(e)) => Err(HandshakeError::NotAPeer(e.to_string())),
         None => Err(HandshakeError::Io("closed by the other side".into())),

@@ -2,6 +2,7 @@
 
 use super::admission::{Admission, Limits, Place};
 use super::handshake::{self, PeerAuth, Standing};
+use super::link::Link;
 use super::message::{Envelope, Request, Response, WireError, decode, encode};
 use super::rejections::{self, Rejections};
 use crate::{RepairBudget, Replica};
@@ -47,6 +48,8 @@ pub struct RpcServerConfig {
     /// this node (`ReadRange`) wait their turn in it. `None`: they spend the repair
     /// budget, by keys.
     pub transfer_budget: Option<Arc<RepairBudget>>,
+    /// Mutual TLS with peers; `None`: plain TCP.
+    pub tls: Option<Arc<super::tls::PeerTls>>,
 }
 
 impl RpcServerConfig {
@@ -64,6 +67,7 @@ impl RpcServerConfig {
             placement: 0,
             repair_budget: None,
             transfer_budget: None,
+            tls: None,
         }
     }
 }
@@ -117,12 +121,11 @@ pub async fn serve(
         let (replica, config, cancel, door) =
             (Arc::clone(&replica), config.clone(), cancel.child_token(), Arc::clone(&door));
         tracker.spawn(async move {
-            let mut stream = stream;
             let shaken = tokio::select! {
                 () = cancel.cancelled() => return,
-                shaken = door.shake_hands(&mut stream, peer, place, &config) => shaken,
+                shaken = door.shake_hands(stream, peer, place, &config) => shaken,
             };
-            let Some((node, standing)) = shaken else { return };
+            let Some((stream, node, standing)) = shaken else { return };
             let Ok(permit) = Arc::clone(&door.connections).try_acquire_owned() else {
                 door.rejections.reject(
                     peer,
@@ -155,29 +158,41 @@ struct Door {
 }
 
 impl Door {
-    /// Runs the handshake in `place`; the member it authenticated, or `None` once the
-    /// connection is turned away (counted, and logged sparingly, before the stream closes,
-    /// so whoever sees the close sees the count).
+    /// Runs TLS (when configured) and the handshake in `place`; the connection and the
+    /// member it authenticated, or `None` once the connection is turned away (counted, and
+    /// logged sparingly, before the stream closes, so whoever sees the close sees the
+    /// count).
     async fn shake_hands(
         &self,
-        stream: &mut TcpStream,
+        tcp: TcpStream,
         peer: std::net::SocketAddr,
         place: Place,
         config: &RpcServerConfig,
-    ) -> Option<(halka_store::NodeId, Standing)> {
+    ) -> Option<(Link, halka_store::NodeId, Standing)> {
+        let work = async {
+            let mut link = match &config.tls {
+                Some(tls) => tls.accept(tcp).await.map_err(Refused::Tls)?,
+                None => Link::Plain(tcp),
+            };
+            let (node, standing) = handshake::server(&mut link, &config.auth, || place.greeted())
+                .await
+                .map_err(Refused::Handshake)?;
+            Ok::<_, Refused>((link, node, standing))
+        };
         let shaken = tokio::select! {
             () = place.displaced() => {
                 self.rejections.reject(peer, "displaced", "a newer connection took its place in the handshake queue");
                 return None;
             }
-            shaken = tokio::time::timeout(
-                config.handshake_timeout,
-                handshake::server(stream, &config.auth, || place.greeted()),
-            ) => shaken,
+            shaken = tokio::time::timeout(config.handshake_timeout, work) => shaken,
         };
         match shaken {
             Ok(Ok(shaken)) => Some(shaken),
-            Ok(Err(e)) => {
+            Ok(Err(Refused::Tls(e))) => {
+                self.rejections.reject(peer, "tls", format_args!("TLS handshake failed: {e}"));
+                None
+            }
+            Ok(Err(Refused::Handshake(e))) => {
                 self.rejections.reject(peer, e.reason(), e);
                 None
             }
@@ -189,15 +204,21 @@ impl Door {
     }
 }
 
+/// Why a connection was turned away in its handshake.
+enum Refused {
+    Tls(std::io::Error),
+    Handshake(handshake::HandshakeError),
+}
+
 async fn connection(
-    stream: TcpStream,
+    stream: Link,
     replica: Arc<dyn Replica>,
     config: RpcServerConfig,
     guest: Option<halka_store::NodeId>,
     cancel: CancellationToken,
 ) {
-    let peer = stream.peer_addr().ok();
-    let (read, write) = stream.into_split();
+    let peer = stream.peer_addr();
+    let (read, write) = stream.split();
     let mut frames = FramedRead::new(read, codec(config.max_frame_bytes));
     let mut sink = FramedWrite::new(write, codec(config.max_frame_bytes));
     let (tx, mut rx) = mpsc::channel::<Bytes>(config.max_in_flight);

@@ -5,12 +5,14 @@
 
 mod gossip;
 mod sections;
+mod tls;
 mod transfers;
 
 pub use gossip::GossipSettings;
 pub use sections::{
     AntiEntropySettings, HandoffSettings, HttpSettings, StorageConfig, TombstoneSettings,
 };
+pub use tls::{AuthClients, TlsSettings};
 pub use transfers::TransferSettings;
 
 use halka_cluster::{ClusterSecret, ReadFanout};
@@ -162,6 +164,7 @@ pub struct NodeConfig {
     pub tombstones: TombstoneSettings,
     pub transfers: TransferSettings,
     pub gossip: GossipSettings,
+    pub tls: TlsSettings,
     pub http: HttpSettings,
     /// Shared by every member (at least 16 bytes; `halka secret` prints a random one):
     /// nodes prove they know it before serving each other, and it signs the causal-context
@@ -224,6 +227,7 @@ impl Default for NodeConfig {
             anti_entropy: AntiEntropySettings::default(),
             transfers: TransferSettings::default(),
             gossip: GossipSettings::default(),
+            tls: TlsSettings::default(),
             tombstones: TombstoneSettings::default(),
             http: HttpSettings::default(),
             cluster_secret: None,
@@ -296,6 +300,9 @@ impl NodeConfig {
         };
         if self.node_id.is_empty() {
             return Err(invalid("node_id", "must not be empty".into()));
+        }
+        if let Some(problem) = self.tls.problem() {
+            return Err(invalid("tls", problem));
         }
         if let Some(problem) = self.gossip.problem() {
             return Err(invalid("gossip", problem));

@@ -148,6 +148,7 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<NodeState>,
     shutdown: CancellationToken,
+    tls: Option<Arc<crate::tls::Tls>>,
 ) -> TcpListener {
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let per_source = crate::per_source::PerSource::new(state.config.max_connections_per_source);
@@ -192,7 +193,7 @@ pub async fn serve(
                 continue;
             }
         };
-        let (state, shutdown) = (Arc::clone(&state), shutdown.clone());
+        let (state, shutdown, tls) = (Arc::clone(&state), shutdown.clone(), tls.clone());
         tracker.spawn(async move {
             let Some(permit) = permit.take().await else {
                 state.client_rejected();
@@ -200,7 +201,14 @@ pub async fn serve(
                 return;
             };
             state.client_connected(1);
-            if let Err(e) = connection(stream, &state, shutdown).await {
+            let ended = match tls {
+                None => connection(stream, &state, shutdown).await,
+                Some(tls) => match secure(&tls, stream).await {
+                    Some(stream) => connection(stream, &state, shutdown).await,
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "client connection ended with an error");
             }
             state.client_connected(-1);
@@ -266,8 +274,54 @@ async fn refuse(mut stream: TcpStream, reply: &'static str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;
 }
 
-async fn connection(
+/// Runs the TLS handshake with a client; `None` (the connection closed) when it fails or
+/// takes too long. A client that speaks plain RESP to the TLS port is told so first.
+async fn secure(
+    tls: &crate::tls::Tls,
     mut stream: TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    let handshake = async {
+        if crate::tls::speaks_plain_text(&stream).await {
+            let _ = stream.write_all(PLAIN_ON_TLS.as_bytes()).await;
+            return None;
+        }
+        tls.acceptor()
+            .accept(stream)
+            .await
+            .map_err(|e| {
+                metrics::counter!("halka_tls_handshake_failures_total", "listener" => "redis")
+                    .increment(1);
+                tracing::debug!(?peer, error = %e, "Redis TLS handshake failed");
+            })
+            .ok()
+    };
+    tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, handshake).await.ok().flatten()
+}
+
+/// What a client that sends plain RESP to the TLS port reads before it is closed.
+const PLAIN_ON_TLS: &str =
+    "-ERR this port speaks TLS: connect with TLS (redis-cli --tls --cacert CA_FILE)\r\n";
+
+/// A client's connection: TCP, or TLS over it.
+trait ClientStream: tokio::io::AsyncRead + AsyncWrite + Unpin + Send {
+    fn addresses(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>);
+}
+
+impl ClientStream for TcpStream {
+    fn addresses(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+        (self.peer_addr().ok(), self.local_addr().ok())
+    }
+}
+
+impl ClientStream for tokio_rustls::server::TlsStream<TcpStream> {
+    fn addresses(&self) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+        self.get_ref().0.addresses()
+    }
+}
+
+async fn connection<S: ClientStream>(
+    mut stream: S,
     state: &NodeState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
@@ -281,10 +335,8 @@ async fn connection(
     };
     let reader = RequestReader::new(limits, state.config.limits.max_request_bytes);
     let mut session = Session::new(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed), state);
-    let registration = stream
-        .peer_addr()
-        .ok()
-        .map(|addr| state.client_list.register(session.id, addr, stream.local_addr().ok()));
+    let (peer, local) = stream.addresses();
+    let registration = peer.map(|addr| state.client_list.register(session.id, addr, local));
     session.client = registration.as_ref().map(|r| Arc::clone(&r.client));
     let killed = session.client.as_ref().map(|c| c.kill.clone()).unwrap_or_default();
     let mut inbound = Inbound::new(reader, state.input_budget.share());
@@ -295,7 +347,7 @@ async fn connection(
         let more_buffered = batch.len() == MAX_BATCH;
         let walks = batch.iter().all(|r| r.as_ref().is_ok_and(|r| cmd::is_walk(r)));
         let after = if !batch.is_empty() && walks {
-            let (mut read, mut write) = stream.split();
+            let (mut read, mut write) = tokio::io::split(&mut stream);
             tokio::select! {
                 after = run_batch(state, &mut session, batch, &mut output, &mut write) => after?,
                 () = client_gone(&mut read, &mut inbound.input) => return Ok(()),

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_halka");
 
+/// Log lines kept of each node's most recent (see `wait_logged_lately`).
+const TAIL_LINES: usize = 1000;
+
 /// The cluster secret every test cluster's nodes share.
 pub const SECRET: &str = "test-cluster-secret-0123456789";
 
@@ -88,6 +91,8 @@ pub struct NodeProc {
     log_lines: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// What it logged until it served.
     startup_log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Its most recent lines (the last `TAIL_LINES`), before and after it served.
+    tail: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
     /// Signalled once it logs that it serves (taken by `wait_serving`).
     serving: Option<std::sync::Mutex<mpsc::Receiver<()>>>,
     /// Flags after `--config FILE`.
@@ -176,6 +181,7 @@ impl TestCluster {
                 child: None,
                 log_lines: std::sync::Arc::default(),
                 startup_log: std::sync::Arc::default(),
+                tail: std::sync::Arc::default(),
                 serving: None,
                 args: Vec::new(),
             });
@@ -211,6 +217,7 @@ impl TestCluster {
             child: None,
             log_lines: std::sync::Arc::default(),
             startup_log: std::sync::Arc::default(),
+            tail: std::sync::Arc::default(),
             serving: None,
             args: args.to_vec(),
         });
@@ -286,10 +293,19 @@ impl TestCluster {
         let log = std::sync::Arc::clone(&early);
         node.log_lines = std::sync::Arc::default();
         let lines = std::sync::Arc::clone(&node.log_lines);
+        let tail = std::sync::Arc::clone(&node.tail);
+        tail.lock().unwrap().clear();
         std::thread::spawn(move || {
             let mut ready = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 lines.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                {
+                    let mut tail = tail.lock().unwrap();
+                    if tail.len() == TAIL_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.clone());
+                }
                 if ready.is_some() {
                     log.lock().unwrap().push(line.clone());
                 }
@@ -352,6 +368,25 @@ impl TestCluster {
                 "{} never logged {text:?}:\n{}",
                 self.nodes[i].id,
                 self.startup_log(i)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until node `i`, serving or not, logs a line containing `text` (among its
+    /// last `TAIL_LINES`).
+    pub fn wait_logged_lately(&self, i: usize, text: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let tail = self.nodes[i].tail.lock().unwrap().iter().cloned().collect::<Vec<_>>();
+            if tail.iter().any(|l| l.contains(text)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never logged {text:?}:\n{}",
+                self.nodes[i].id,
+                tail.join("\n")
             );
             std::thread::sleep(Duration::from_millis(20));
         }
