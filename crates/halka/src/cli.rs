@@ -123,6 +123,13 @@ pub struct DevArgs {
     pub replication: usize,
     #[arg(long, value_enum, default_value_t = SyncArg::Periodic)]
     pub sync: SyncArg,
+    /// TLS everywhere: a throwaway CA and node certificates in DATA_DIR/tls, a Redis TLS
+    /// port beside each plain one, HTTPS, and mutual TLS between the nodes.
+    #[arg(long)]
+    pub tls: bool,
+    /// Redis TLS port of the first node (with --tls); node i uses tls-port + i.
+    #[arg(long, default_value_t = 6390)]
+    pub tls_port: u16,
 }
 
 #[derive(Debug, clap::Args)]

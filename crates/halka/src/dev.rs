@@ -1,7 +1,9 @@
 //! `halka dev`: a local multi-node cluster in one command. Each node is a real
 //! `halka server` process on loopback, with its own data directory.
 
-use crate::config::{MemberConfig, NodeConfig, SecretString, StorageConfig, SyncChoice};
+use crate::config::{
+    MemberConfig, NodeConfig, SecretString, StorageConfig, SyncChoice, TlsSettings,
+};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,6 +21,11 @@ pub struct DevOptions {
     pub sync: SyncChoice,
     /// The nodes' shared cluster secret (see [`crate::secret_file`]).
     pub secret: String,
+    /// With TLS: the directory of the CA and node certificates
+    /// (`tls::certs::throwaway`).
+    pub tls: Option<PathBuf>,
+    /// The first node's Redis TLS port.
+    pub tls_port: u16,
 }
 
 /// The configs of the dev cluster's nodes: node i listens on `port + i`, `http_port + i`
@@ -69,11 +76,26 @@ pub fn configs(opts: &DevOptions) -> anyhow::Result<Vec<NodeConfig>> {
                 members: members.clone(),
                 worker_threads,
                 cluster_secret: Some(SecretString(opts.secret.clone())),
+                tls: tls_settings(opts, &members[i].id, port(opts.tls_port, i)?),
                 ..NodeConfig::default()
             };
             Ok(config.finish("halka dev")?)
         })
         .collect()
+}
+
+/// TLS everywhere with the throwaway certificates, or none.
+fn tls_settings(opts: &DevOptions, id: &str, tls_port: u16) -> TlsSettings {
+    let Some(dir) = &opts.tls else { return TlsSettings::default() };
+    TlsSettings {
+        cert_file: Some(dir.join(format!("{id}.crt"))),
+        key_file: Some(dir.join(format!("{id}.key"))),
+        ca_file: Some(dir.join("ca.crt")),
+        redis_addr: Some(format!("127.0.0.1:{tls_port}")),
+        http: true,
+        peers: true,
+        ..TlsSettings::default()
+    }
 }
 
 /// A node process of the dev cluster.
@@ -325,6 +347,18 @@ pub fn banner(configs: &[NodeConfig], data_dir: &Path) -> String {
             "  {}  redis {}  http {}  peer {}",
             c.node_id, c.redis_addr, c.http_addr, c.peer_addr
         );
+    }
+    if let Some(tls) = configs[0].tls.redis_addr.as_ref() {
+        let ca = configs[0].tls.ca_file.clone().unwrap_or_default();
+        let port = tls.rsplit(':').next().unwrap_or("6390");
+        let _ = write!(
+            s,
+            "\nTLS everywhere (plain Redis ports stay open on loopback). Try:\n  redis-cli -p {port} --tls --cacert {ca} set greeting merhaba\n  redis-cli -p {port} --tls --cacert {ca} get greeting\n  curl --cacert {ca} -X PUT --data-binary Ozer https://{}/v1/kv/Mahmut\n  curl --cacert {ca} https://{}/v1/kv/Mahmut\n\nCtrl-C stops the cluster.\n",
+            configs[0].http_addr,
+            configs[configs.len() - 1].http_addr,
+            ca = ca.display(),
+        );
+        return s;
     }
     let redis_port = configs[0].redis_addr.rsplit(':').next().unwrap_or("6380");
     let _ = write!(

@@ -133,7 +133,13 @@ fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         replication: args.replication,
         sync: args.sync.into(),
         secret: halka::secret_file::load_or_create(&data_dir)?,
+        tls: args.tls.then(|| data_dir.join("tls")),
+        tls_port: args.tls_port,
     };
+    if let Some(dir) = &opts.tls {
+        let ids: Vec<String> = (1..=args.nodes).map(|i| format!("node-{i}")).collect();
+        halka::tls::certs::throwaway(dir, &ids)?;
+    }
     let configs = dev::configs(&opts)?;
     let exe = std::env::current_exe().context("locating the halka binary")?;
     runtime()?.block_on(async { dev::run(&exe, &configs, &data_dir, shutdown_on_signals()).await })

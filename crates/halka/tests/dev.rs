@@ -226,3 +226,30 @@ fn dev_warns_when_a_data_directory_comes_back_under_another_placement() {
     assert_eq!(warnings, 3, "one warning per node: {logs}");
     assert!(logs.contains("previous=replication = 2") && logs.contains("now=replication = 3"));
 }
+
+/// Runs a command line the banner printed (`redis-cli …`, `curl …`); its output.
+fn run_printed(line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn dev_with_tls_prints_redis_cli_and_curl_lines_that_work() {
+    let base = free_ports(12);
+    let tls_port = (base + 9).to_string();
+    let mut dev = Dev::spawn(base, &["--ephemeral", "--tls", "--tls-port", &tls_port]);
+    let banner = dev.wait_banner();
+    let printed: Vec<&str> = banner
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("redis-cli") || l.starts_with("curl"))
+        .collect();
+    assert_eq!(printed.len(), 4, "{banner}");
+    assert!(printed[0].contains("--tls --cacert"), "{banner}");
+    assert_eq!(run_printed(printed[0]), "OK");
+    assert_eq!(run_printed(printed[1]), "merhaba");
+    assert!(run_printed(printed[2]).contains("\"acked\""), "{banner}");
+    assert!(run_printed(printed[3]).contains("Ozer"), "{banner}");
+    assert!(dev.ctrl_c().success(), "{}", dev.errors());
+}

@@ -70,6 +70,28 @@ fn valid_for(params: &mut CertificateParams, from: OffsetDateTime, days: i64) {
     params.not_after = from + Duration::days(days);
 }
 
+/// Certificates for a throwaway local cluster (`halka dev --tls`) in `dir`: a CA, made
+/// once, and a certificate for each of `ids` on 127.0.0.1 and localhost, made again at
+/// every start.
+///
+/// # Errors
+/// A file cannot be read or written.
+pub fn throwaway(dir: &Path, ids: &[String]) -> anyhow::Result<()> {
+    let ca = match read_authority(dir) {
+        Ok(ca) => ca,
+        Err(_) => {
+            let ca = authority("halka dev CA (throwaway)", 365)?;
+            write(dir, "ca", &ca)?;
+            ca
+        }
+    };
+    let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+    for id in ids {
+        write(dir, id, &node(&ca, id, &hosts, OffsetDateTime::now_utc(), 30)?)?;
+    }
+    Ok(())
+}
+
 /// Reads a CA written by [`write`] from `dir` (`ca.crt`, `ca.key`).
 ///
 /// # Errors
