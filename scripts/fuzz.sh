@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes what crosses halka's trust boundaries: Redis requests, peer-port frames, stored
-# records and HTTP causal-context tokens (targets in fuzz/fuzz_targets), with cargo-fuzz
-# (libFuzzer, coverage-guided).
+# records, HTTP causal-context tokens, ACL rules and HTTP credentials (targets in
+# fuzz/fuzz_targets), with cargo-fuzz (libFuzzer, coverage-guided).
 #
 #   scripts/fuzz.sh [seconds per target, default 60] [target...]
 #       Nightly toolchain with AddressSanitizer (`rustup toolchain install nightly`).
@@ -44,7 +44,7 @@ esac
 # Its own target directory: the instrumented build must not replace the workspace's.
 BUILD+=(--target-dir "${FUZZ_TARGET_DIR:-target}")
 TARGETS=("$@")
-[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(resp_request rpc_frame stored_record context_token glob_pattern)
+[ "${#TARGETS[@]}" -gt 0 ] || TARGETS=(resp_request rpc_frame stored_record context_token glob_pattern acl_rules http_auth)
 
 # One build for every target before any runs, so the runs' time limits hold. cargo-fuzz
 # builds optimised with debug assertions and overflow checks on: an overflow fails too.

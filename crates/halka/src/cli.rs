@@ -142,6 +142,12 @@ pub struct ClientArgs {
     pub json: bool,
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
+    /// Log in as this user (with --pass).
+    #[arg(long, env = "HALKA_USER", default_value = "default")]
+    pub user: String,
+    /// The user's password; HALKA_PASSWORD keeps it off the command line.
+    #[arg(long = "pass", env = "HALKA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -290,6 +296,12 @@ pub struct ClusterArgs {
     pub json: bool,
     #[arg(long, global = true, default_value_t = 30_000)]
     pub timeout_ms: u64,
+    /// Log in as this user (with --pass).
+    #[arg(long, global = true, env = "HALKA_USER", default_value = "default")]
+    pub user: String,
+    /// The user's password; HALKA_PASSWORD keeps it off the command line.
+    #[arg(long = "pass", global = true, env = "HALKA_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

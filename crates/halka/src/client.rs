@@ -28,6 +28,18 @@ impl RespClient {
         Ok(Self { stream, buf: BytesMut::new(), timeout })
     }
 
+    /// Logs in as `user` with `password` (`AUTH`).
+    ///
+    /// # Errors
+    /// The node refused the credentials (its error says so), or the call failed.
+    pub async fn log_in(&mut self, user: &str, password: &str) -> anyhow::Result<()> {
+        match self.call(&[b"AUTH", user.as_bytes(), password.as_bytes()]).await? {
+            Frame::Simple(_) => Ok(()),
+            Frame::Error(e) => bail!("logging in as {user}: {e}"),
+            other => bail!("logging in as {user}: unexpected reply {other:?}"),
+        }
+    }
+
     /// Sends one command and returns its reply (error replies are returned, not raised).
     ///
     /// # Errors

@@ -17,6 +17,9 @@ use std::time::Duration;
 pub async fn run(args: &ClusterArgs) -> anyhow::Result<String> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut client = RespClient::connect(&args.addr, timeout).await?;
+    if let Some(password) = &args.password {
+        client.log_in(&args.user, password).await?;
+    }
     let reply = match &args.action {
         ClusterAction::Status => ask(&mut client, &["STATUS"]).await?,
         ClusterAction::Join { node, zone, weight } => {

@@ -90,7 +90,11 @@ pub fn server_config(args: &ServerArgs) -> anyhow::Result<NodeConfig> {
 }
 
 async fn connect(c: &ClientArgs) -> anyhow::Result<RespClient> {
-    RespClient::connect(&c.addr, Duration::from_millis(c.timeout_ms)).await
+    let mut client = RespClient::connect(&c.addr, Duration::from_millis(c.timeout_ms)).await?;
+    if let Some(password) = &c.password {
+        client.log_in(&c.user, password).await?;
+    }
+    Ok(client)
 }
 
 pub(crate) fn text(frame: &Frame) -> Option<String> {

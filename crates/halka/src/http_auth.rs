@@ -60,7 +60,7 @@ pub async fn authorize(
 
 /// The Redis command a request does, and its key; `None` for a request no rule covers
 /// (`/health`, or a path that answers 404).
-fn as_command(method: &Method, path: &str) -> Option<(&'static str, Vec<Bytes>)> {
+pub fn as_command(method: &Method, path: &str) -> Option<(&'static str, Vec<Bytes>)> {
     if let Some(key) = path.strip_prefix("/v1/kv/") {
         let key = percent_encoding::percent_decode_str(key).collect::<Vec<u8>>();
         let name = match *method {
@@ -81,7 +81,7 @@ fn as_command(method: &Method, path: &str) -> Option<(&'static str, Vec<Bytes>)>
 }
 
 /// The user and password of a Basic `Authorization` header, if one was sent.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, &'static str> {
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, &'static str> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let text = value.to_str().map_err(|_| "the Authorization header is not text")?;
     let encoded = text

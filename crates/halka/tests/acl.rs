@@ -267,3 +267,29 @@ fn http_honours_the_same_key_and_command_rules_as_resp() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("halka.cluster"), "{body}");
 }
+
+#[test]
+fn halka_status_and_cluster_status_log_in_with_a_password() {
+    let c = TestCluster::start_with(1, "periodic", REQUIREPASS);
+    let addr = c.redis_addr(0);
+    let status = |extra: &[&str], env: Option<&str>| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args(["status", "--addr", &addr]).args(extra).env_remove("HALKA_PASSWORD");
+        if let Some(pw) = env {
+            cmd.env("HALKA_PASSWORD", pw);
+        }
+        cmd.output().unwrap()
+    };
+    let refused = status(&[], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("NOAUTH"));
+    assert!(status(&["--pass", "s3cret-default"], None).status.success());
+    let wrong = status(&["--pass", "nope"], None);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("WRONGPASS"));
+    let cluster = std::process::Command::new(BIN)
+        .args(["cluster", "status", "--addr", &addr])
+        .env("HALKA_PASSWORD", "s3cret-default")
+        .output()
+        .unwrap();
+    assert!(cluster.status.success(), "{}", String::from_utf8_lossy(&cluster.stderr));
+}
