@@ -55,9 +55,14 @@ fn cert_dir(c: &TestCluster) -> PathBuf {
     c.dir.path().join("certs")
 }
 
-/// One node with a TLS Redis port (returned) and HTTPS.
+/// One node with a TLS Redis port (returned) and HTTPS, `more` in its `[tls]` section.
 fn tls_node(more: &str) -> (TestCluster, u16) {
-    let mut c = TestCluster::configure(&std::env::temp_dir(), 1, "periodic", "", "");
+    tls_node_with("", more)
+}
+
+/// As [`tls_node`], with `top` among the top-level settings.
+fn tls_node_with(top: &str, more: &str) -> (TestCluster, u16) {
+    let mut c = TestCluster::configure(&std::env::temp_dir(), 1, "periodic", top, "");
     certificates(&cert_dir(&c), 1);
     let port = common::free_port();
     let settings = format!("redis_addr = \"127.0.0.1:{port}\"\nhttp = true\n{more}");
@@ -244,4 +249,74 @@ fn sighup_reloads_the_certificates() {
     rotate(&c);
     c.signal(0, nix::sys::signal::Signal::SIGHUP);
     wait_serial_changes(&c, port, &before);
+}
+
+#[test]
+fn a_client_without_a_certificate_is_refused_when_auth_clients_is_yes() {
+    let (c, port) = tls_node("auth_clients = \"yes\"");
+    assert_ne!(redis_cli_tls(&c, port, &["PING"]), "PONG");
+    let dir = cert_dir(&c);
+    let (cert, key) = (dir.join("node-1.crt"), dir.join("node-1.key"));
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    assert_eq!(redis_cli_tls(&c, port, &["--cert", cert, "--key", key, "PING"]), "PONG");
+}
+
+#[test]
+fn curl_over_https_needs_credentials_once_the_default_user_has_a_password() {
+    let (c, _) = tls_node_with("requirepass = \"https-pw\"", "");
+    let ca = cert_dir(&c).join("ca.crt");
+    let url = format!("https://127.0.0.1:{}/v1/kv/k", c.nodes[0].http_port);
+    let curl = |extra: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&ca)
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(&[]), "401");
+    assert_eq!(curl(&["-u", "default:wrong"]), "401");
+    assert_eq!(curl(&["-u", "default:https-pw", "-X", "PUT", "--data", "v"]), "200");
+    assert_eq!(curl(&["-u", "default:https-pw"]), "200");
+}
+
+/// redis-py over TLS with a user and password: allowed, refused a key, wrong password.
+const REDIS_PY_TLS: &str = r#"
+import sys, redis
+port, ca = int(sys.argv[1]), sys.argv[2]
+def client(password):
+    return redis.Redis(host="127.0.0.1", port=port, ssl=True, ssl_ca_certs=ca,
+                       username="app", password=password)
+r = client("app-pw")
+r.set("app:1", "v")
+assert r.get("app:1") == b"v"
+try:
+    r.set("other", "x")
+    raise SystemExit("NOPERM expected")
+except redis.exceptions.NoPermissionError:
+    pass
+try:
+    client("wrong").ping()
+    raise SystemExit("WRONGPASS expected")
+except redis.exceptions.AuthenticationError:
+    pass
+print("ok")
+"#;
+
+#[test]
+fn redis_py_over_tls_with_a_username_and_password_is_allowed_and_refused_as_its_rules_say() {
+    let (c, port) = tls_node("");
+    let mut admin = Raw::connect(&c.redis_addr(0));
+    let made = admin.cmd(&["ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all"]);
+    assert_eq!(made, "+OK\r\n");
+    let out = Command::new("python3")
+        .args(["-c", REDIS_PY_TLS, &port.to_string()])
+        .arg(cert_dir(&c).join("ca.crt"))
+        .output()
+        .expect("python3 runs (see .ci/run)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{stderr}");
 }
