@@ -63,14 +63,41 @@ impl Replica for Link {
 
 const IDS: [&str; 3] = ["n1", "n2", "n3"];
 
-/// Starts node `id` with `store`, comparing with the other nodes of `IDS`.
-fn start(net: &Arc<Net>, id: &str, store: Arc<dyn SettingsStore>, seed: u64) -> Arc<Settings> {
+/// Node `id` as the cluster's only member.
+fn alone(net: &Arc<Net>, id: &str, store: Arc<dyn SettingsStore>) -> Arc<Settings> {
+    let members = Members::default();
+    members.add(Arc::new(Link { id: NodeId::new(id), net: Arc::clone(net) }));
+    open(net, id, members, store, 1, 0)
+}
+
+/// Starts node `id` with `store`, comparing with the other nodes of `IDS`, its clock
+/// `skew_us` ahead (or behind, negative).
+fn start_skewed(
+    net: &Arc<Net>,
+    id: &str,
+    store: Arc<dyn SettingsStore>,
+    seed: u64,
+    skew_us: i64,
+) -> Arc<Settings> {
     let members = Members::default();
     for m in IDS {
         members.add(Arc::new(Link { id: NodeId::new(m), net: Arc::clone(net) }));
     }
+    open(net, id, members, store, seed, skew_us)
+}
+
+fn open(
+    net: &Arc<Net>,
+    id: &str,
+    members: Members,
+    store: Arc<dyn SettingsStore>,
+    seed: u64,
+    skew_us: i64,
+) -> Arc<Settings> {
     let origin = tokio::time::Instant::now();
-    let clock = Clock::new(move || 1_000_000 + origin.elapsed().as_micros() as u64);
+    let clock = Clock::new(move || {
+        (100_000_000 + origin.elapsed().as_micros() as i64 + skew_us).max(1) as u64
+    });
     let spec = SettingsSpec { store, interval: INTERVAL, deadline: INTERVAL, rng_seed: seed };
     let settings = Arc::new(Settings::open(NodeId::new(id), clock, members, spec).unwrap());
     net.nodes.lock().insert(NodeId::new(id), Arc::clone(&settings));
@@ -88,12 +115,20 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Self {
+        Self::start_skewed(&[0, 0, 0])
+    }
+
+    /// The nodes with their clocks `skews_us` off.
+    fn start_skewed(skews_us: &[i64; 3]) -> Self {
         let net = Arc::new(Net::default());
         let stop = CancellationToken::new();
         let nodes: Vec<_> = IDS
             .iter()
             .zip(1..)
-            .map(|(id, seed)| start(&net, id, Arc::new(MemorySettings::default()), seed))
+            .zip(skews_us)
+            .map(|((id, seed), skew)| {
+                start_skewed(&net, id, Arc::new(MemorySettings::default()), seed, *skew)
+            })
             .collect();
         let runs = nodes.iter().map(|_| stop.child_token()).collect::<Vec<_>>();
         for (n, run) in nodes.iter().zip(&runs) {
@@ -176,20 +211,41 @@ async fn a_node_keeps_its_settings_across_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settings.json");
     let net = Arc::new(Net::default());
-    let node = start(&net, "n1", Arc::new(FileSettings::new(&path)), 1);
+    let node = alone(&net, "n1", Arc::new(FileSettings::new(&path)));
     node.write("acl/alice", Some("on".into())).await.unwrap();
     drop(node);
     net.nodes.lock().clear();
-    let again = start(&net, "n1", Arc::new(FileSettings::new(&path)), 1);
+    let again = alone(&net, "n1", Arc::new(FileSettings::new(&path)));
     assert_eq!(value(&again, "acl/alice").as_deref(), Some("on"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn seeding_leaves_a_setting_the_cluster_already_wrote() {
     let net = Arc::new(Net::default());
-    let node = start(&net, "n1", Arc::new(MemorySettings::default()), 1);
+    let node = alone(&net, "n1", Arc::new(MemorySettings::default()));
     assert!(node.seed("acl/default", "first".into()).unwrap());
     node.write("acl/default", None).await.unwrap();
     assert!(!node.seed("acl/default", "second".into()).unwrap());
     assert_eq!(value(&node, "acl/default"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_later_write_through_a_node_whose_clock_is_behind_still_wins() {
+    // n1's clock is ten seconds ahead of n2's: by the clocks alone, n1's earlier write
+    // would look newer than n2's later one.
+    let c = Cluster::start_skewed(&[10_000_000, 0, 0]);
+    c.nodes[0].write("acl/alice", Some("first".into())).await.unwrap();
+    c.nodes[1].write("acl/alice", Some("second".into())).await.unwrap();
+    let everywhere = || c.nodes.iter().all(|n| value(n, "acl/alice").as_deref() == Some("second"));
+    assert!(until(20, everywhere).await, "the later write lost to the earlier one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_that_reaches_no_majority_is_refused_and_changes_nothing() {
+    let mut c = Cluster::start();
+    c.down(1);
+    c.down(2);
+    let e = c.nodes[0].write("acl/alice", Some("on".into())).await.unwrap_err();
+    assert!(e.to_string().contains("nothing was changed"), "{e}");
+    assert_eq!(value(&c.nodes[0], "acl/alice"), None);
 }

@@ -135,6 +135,7 @@ async fn simulate(seed: u64, options: &Options) -> Run {
             reuse_actor_after_crash: options.reuse_actor_after_crash,
             counters: options.counters,
             hint_bytes_per_owner: world::HINT_BYTES_PER_OWNER,
+            shared_settings: false,
         },
     );
     let skews: Vec<String> =

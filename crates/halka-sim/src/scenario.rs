@@ -65,6 +65,9 @@ struct Scenario {
     name: &'static str,
     /// Each node's bound on the hints it keeps for one owner.
     hint_bytes: u64,
+    /// The nodes keep the cluster's shared settings (off elsewhere: see
+    /// `world::Settings::shared_settings`).
+    shared_settings: bool,
     steps: &'static [Step],
     expect: &'static [Expect],
 }
@@ -76,6 +79,7 @@ const TABLE: &[Scenario] = &[
     Scenario {
         name: "returning-node-catches-up",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Crash { node: N3, lose_disk: false },
@@ -87,6 +91,7 @@ const TABLE: &[Scenario] = &[
     Scenario {
         name: "deletes-reach-a-returning-node",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Crash { node: N3, lose_disk: false },
@@ -99,6 +104,7 @@ const TABLE: &[Scenario] = &[
         // Riak's KV679: v1 through n3, v2 through n1, n3 erased, v3 through n3.
         name: "erased-disk-keeps-acknowledged-writes",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N3, value: "v1", w: 3 },
             Step::WriteAll { via: N1, value: "v2", w: 3 },
@@ -111,6 +117,7 @@ const TABLE: &[Scenario] = &[
     Scenario {
         name: "erased-disk-is-refilled",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Crash { node: N3, lose_disk: true },
@@ -121,12 +128,14 @@ const TABLE: &[Scenario] = &[
     Scenario {
         name: "hung-node-does-not-stall-quorums",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[Step::Run(hung_node_does_not_stall_quorums)],
         expect: &[],
     },
     Scenario {
         name: "a-hung-node-is-convicted-and-skipped-until-it-answers",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Run(a_hung_node_is_convicted_and_skipped_until_it_answers),
@@ -138,6 +147,7 @@ const TABLE: &[Scenario] = &[
         // hints' lifetime): the others must keep their tombstones for it.
         name: "node-down-past-the-grace-does-not-resurrect",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Crash { node: N3, lose_disk: false },
@@ -148,14 +158,23 @@ const TABLE: &[Scenario] = &[
         expect: &[Expect::TombstonesCollected],
     },
     Scenario {
+        name: "settings-reach-every-node-through-a-crash-and-a-lost-disk",
+        hint_bytes: HINTS,
+        shared_settings: true,
+        steps: &[Step::Run(settings_reach_every_node_through_a_crash_and_a_lost_disk)],
+        expect: &[],
+    },
+    Scenario {
         name: "stand-in-outlives-the-coordinators-disk",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[Step::Run(stand_in_outlives_the_coordinators_disk)],
         expect: &[],
     },
     Scenario {
         name: "increments-survive-crashes-a-lost-disk-and-a-partition",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[Step::Run(increments_survive_crashes_a_lost_disk_and_a_partition)],
         expect: &[],
     },
@@ -165,6 +184,7 @@ const TABLE: &[Scenario] = &[
         // them, and they are collected like tombstones.
         name: "expired-keys-stay-expired-through-a-crash-and-are-collected",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::Run(write_values_that_expire_in_a_second),
             Step::Crash { node: N3, lose_disk: false },
@@ -179,6 +199,7 @@ const TABLE: &[Scenario] = &[
         // what does not fit, and anti-entropy must bring n3 the rest.
         name: "full-hint-stores-evict-their-oldest-and-lose-nothing",
         hint_bytes: FULL_HINT_BYTES,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Crash { node: N3, lose_disk: false },
@@ -191,6 +212,7 @@ const TABLE: &[Scenario] = &[
         // A new replica streams every range from n3 while n3 crashes and restarts.
         name: "a-range-stream-resumes-through-a-crash-of-its-source",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Run(|world| crate::streaming::stream_through_a_crash(world, N1, N3, KEYS)),
@@ -203,6 +225,7 @@ const TABLE: &[Scenario] = &[
         // owners and retires the old layout only as the nodes agree.
         name: "a-node-leaves-and-rejoins-under-writes",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Run(|world| crate::membership::leave_and_rejoin_under_writes(world, KEYS, None)),
@@ -215,6 +238,7 @@ const TABLE: &[Scenario] = &[
         // back to the view it had moved to, never to reading the old owners again.
         name: "a-node-crashes-in-the-middle-of-each-change",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Run(|world| {
@@ -229,6 +253,7 @@ const TABLE: &[Scenario] = &[
         // again empty, joins back. Clients read and write throughout.
         name: "a-member-lost-with-its-disk-is-replaced-under-writes",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Run(|world| crate::membership::replaced_under_writes(world, KEYS)),
@@ -242,6 +267,7 @@ const TABLE: &[Scenario] = &[
         // write throughout.
         name: "a-node-restarted-empty-while-the-others-are-down-waits-for-the-layout",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[
             Step::WriteAll { via: N1, value: "v1", w: 3 },
             Step::Run(|world| {
@@ -253,6 +279,7 @@ const TABLE: &[Scenario] = &[
     Scenario {
         name: "full-disk-refuses-writes-and-the-others-take-them",
         hint_bytes: HINTS,
+        shared_settings: false,
         steps: &[Step::Run(full_disk_refuses_writes_and_the_others_take_them)],
         expect: &[],
     },
@@ -322,6 +349,7 @@ async fn script(scenario: &Scenario, options: &Options) -> ScenarioRun {
             reuse_actor_after_crash: options.reuse_actor_after_crash,
             counters: options.counters,
             hint_bytes_per_owner: scenario.hint_bytes,
+            shared_settings: scenario.shared_settings,
         },
     );
     world.set_loss(0.0);

@@ -293,3 +293,17 @@ fn halka_status_and_cluster_status_log_in_with_a_password() {
         .unwrap();
     assert!(cluster.status.success(), "{}", String::from_utf8_lossy(&cluster.stderr));
 }
+
+#[test]
+fn a_user_change_acknowledged_just_before_a_crash_survives_it() {
+    let mut c = TestCluster::start(1, "periodic");
+    let mut admin = Raw::connect(&c.redis_addr(0));
+    assert_eq!(admin.cmd(&["ACL", "SETUSER", "kept", "on", ">pw", "+@all"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["ACL", "SETUSER", "gone", "on", ">pw", "+@all"]), "+OK\r\n");
+    assert_eq!(admin.cmd(&["ACL", "DELUSER", "gone"]), ":1\r\n");
+    c.kill(0);
+    c.start_process(0);
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["AUTH", "kept", "pw"]), "+OK\r\n");
+    assert!(conn.cmd(&["AUTH", "gone", "pw"]).starts_with("-WRONGPASS"), "a deleted user is back");
+}

@@ -152,12 +152,30 @@ impl Membership {
             return Err(CommitError::Changing(current.version));
         }
         let proposal = staging::next_layout(&current, &self.staged())?;
-        let chosen = self.choose_and_install(current, proposal.clone()).await?;
+        let chosen = match self.choose_and_install(current.clone(), proposal.clone()).await {
+            // A racing proposer found this proposal accepted, got it chosen and installed
+            // it before this one finished: the version is installed, and may be ours.
+            Err(CommitError::Superseded(v)) if v == proposal.version => {
+                self.installed_as(&current, v).await.ok_or(CommitError::Superseded(v))?
+            }
+            other => other?,
+        };
         let ours = chosen == proposal;
         if ours {
             self.clear_staged();
         }
         Ok(Committed { layout: chosen, ours })
+    }
+
+    /// Layout `version` as installed here, or else as a member of `current` installed
+    /// it; `None` when nobody answers with it.
+    async fn installed_as(&self, current: &LayoutSpec, version: u64) -> Option<LayoutSpec> {
+        let here = self.current().0.into_iter().find(|l| l.version == version);
+        if here.is_some() {
+            return here;
+        }
+        let answers = self.ask_current(current.members.iter()).await;
+        answers.into_iter().flatten().flatten().find(|l| l.version == version)
     }
 
     /// Chooses the layout after `current` with `proposal` as this node's candidate, then

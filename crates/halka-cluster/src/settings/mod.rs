@@ -7,6 +7,7 @@
 //! - [`Settings`]: one node's settings, answering peers and comparing its table with a
 //!   random member's every round.
 
+mod majority;
 mod service;
 pub mod store;
 pub mod table;

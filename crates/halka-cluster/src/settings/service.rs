@@ -83,21 +83,23 @@ impl Settings {
         f(&self.table.lock())
     }
 
-    /// Writes `value` to `name` (`None` removes it), kept before it returns.
-    ///
-    /// # Errors
-    /// The value is refused, or cannot be kept.
-    pub async fn write(
+    /// Writes `value` to `name` (`None` removes it) on this node alone, kept before it
+    /// returns; the written entry. See `write` for the cluster-wide write.
+    pub(super) async fn write_here(
         self: &Arc<Self>,
         name: &str,
         value: Option<String>,
-    ) -> Result<(), SettingError> {
+    ) -> Result<Setting, SettingError> {
         let name = name.to_string();
         self.off_thread(move |this| {
-            this.change(|table, node, now| table.write(&name, value, node, now).map(|_| true))
+            let mut written = None;
+            this.change(|table, node, now| {
+                written = Some(table.write(&name, value, node, now)?);
+                Ok(true)
+            })?;
+            Ok(written.expect("written when the change succeeded"))
         })
         .await
-        .map(|_| ())
     }
 
     /// Writes `value` to `name` unless the cluster ever wrote it (a removal counts): how
@@ -166,7 +168,7 @@ impl Settings {
     }
 
     /// Runs `f` where blocking is allowed when the store blocks.
-    async fn off_thread<R: Send + 'static>(
+    pub(super) async fn off_thread<R: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Self) -> Result<R, SettingError> + Send + 'static,
     ) -> Result<R, SettingError> {
@@ -177,6 +179,17 @@ impl Settings {
         tokio::task::spawn_blocking(move || f(&this))
             .await
             .map_err(|e| SettingError::Store(e.to_string()))?
+    }
+
+    /// The members other than this node.
+    pub(super) fn peers(&self) -> Vec<Arc<dyn crate::Replica>> {
+        let ids = self.members.ids().into_iter().filter(|id| *id != self.node);
+        ids.filter_map(|id| self.members.get(&id)).collect()
+    }
+
+    /// How long one exchange with peers may take.
+    pub(super) fn deadline(&self) -> std::time::Duration {
+        self.spec.deadline
     }
 
     /// Compares tables with one member every interval until `stop`.

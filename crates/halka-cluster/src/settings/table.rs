@@ -39,6 +39,17 @@ pub enum SettingError {
     Full,
     #[error("the settings cannot be kept: {0}")]
     Store(String),
+    #[error(
+        "only {reached} of the {members} members answered, and a change needs a majority \
+         ({needed}) to be sure it wins over earlier ones: nothing was changed"
+    )]
+    NoMajorityToRead { reached: usize, needed: usize, members: usize },
+    #[error(
+        "the change is kept on {reached} of the {members} members, short of a majority \
+         ({needed}): it reaches the others as they come back, but a change made meanwhile \
+         through another node may win over it"
+    )]
+    NoMajorityToWrite { reached: usize, needed: usize, members: usize },
 }
 
 /// Every setting a node knows, by name.

@@ -290,3 +290,51 @@ pub(super) async fn timed_writes(world: &Arc<World>, node: usize, tag: &str, w: 
     let p99 = ops.get(ops.len() * 99 / 100).map_or(0, |o| o.end_us - o.start_us);
     Timed { failed, p99: Duration::from_micros(p99) }
 }
+
+/// The cluster's shared settings (its users) through crashes: a change made while n3 is
+/// down, then a removal, then n2 crashes losing its disk. Once every node runs again,
+/// every node must hold the same settings, with the newest value and the removal kept.
+pub(super) fn settings_reach_every_node_through_a_crash_and_a_lost_disk(
+    world: &Arc<World>,
+) -> BoxFuture<'_, Vec<String>> {
+    Box::pin(async move {
+        const N2: usize = 1;
+        let mut problems = Vec::new();
+        let write = |i: usize, name: &'static str, value: Option<&'static str>| async move {
+            let settings = world.cluster_settings(i).expect("a running node keeps settings");
+            settings.write(name, value.map(str::to_string)).await
+        };
+        let wrote = [
+            write(N1, "acl/user/alice", Some("v1")).await,
+            async {
+                world.crash(N3, false);
+                write(N2, "acl/user/alice", Some("v2")).await
+            }
+            .await,
+            write(N2, "acl/user/bob", Some("x")).await,
+            write(N1, "acl/user/bob", None).await,
+        ];
+        problems.extend(wrote.iter().filter_map(|w| w.as_ref().err()).map(|e| format!("{e}")));
+        world.crash(N2, true);
+        world.start(N3);
+        world.start(N2);
+        let agree = |world: &Arc<World>| {
+            let digests: Vec<Option<u64>> =
+                (0..3).map(|i| world.cluster_settings(i).map(|s| s.read(|t| t.digest()))).collect();
+            digests.iter().all(|d| d.is_some() && *d == digests[0])
+        };
+        if !within(Duration::from_secs(10), || agree(world)).await {
+            problems.push("the nodes' settings still differ 10 s after every node is back".into());
+        }
+        for i in 0..3 {
+            let Some(s) = world.cluster_settings(i) else { continue };
+            let (alice, bob) = s.read(|t| {
+                (t.value("acl/user/alice").map(str::to_string), t.value("acl/user/bob").is_some())
+            });
+            if alice.as_deref() != Some("v2") || bob {
+                problems.push(format!("node {i} holds alice = {alice:?}, bob present = {bob}"));
+            }
+        }
+        problems
+    })
+}

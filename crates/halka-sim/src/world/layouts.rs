@@ -7,6 +7,7 @@ use halka_cluster::gossip::{DetectorConfig, GossipConfig, GossipSpec, Reach};
 use halka_cluster::membership::{
     Addresses, Connect, LayoutSpec, MemberSpec, MembershipConfig, MembershipStore,
 };
+use halka_cluster::settings::{SettingsSpec, SettingsStore};
 use halka_cluster::{Membership, MembershipSpec, Replica};
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, Placement};
 use halka_store::NodeId;
@@ -94,6 +95,19 @@ impl World {
             connect,
             admit: Arc::new(|_| {}),
             initial: Some(static_spec(&self.members)),
+        }
+    }
+
+    /// Node `i`'s shared settings, kept on its disk and compared with a member's every
+    /// 200 ms (the server compares at its gossip pace; slower here keeps the simulated
+    /// network's traffic to what the runs are about).
+    pub(super) fn settings_spec(self: &Arc<Self>, i: usize) -> SettingsSpec {
+        let store = Arc::clone(&self.nodes[i].disk.lock().settings) as Arc<dyn SettingsStore>;
+        SettingsSpec {
+            store,
+            interval: Duration::from_millis(200),
+            deadline: Duration::from_millis(500),
+            rng_seed: self.draw(0..u64::MAX),
         }
     }
 

@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use halka_cluster::Coordinated;
 use halka_cluster::membership::{MembershipStore, MemoryStore, Saved};
 use halka_cluster::rpc::{self, Envelope, MessageReplica, Request, Response, Transport};
+use halka_cluster::settings::{MemorySettings, Settings as ClusterSettings};
 use halka_cluster::stream::MemoryCheckpoints;
 use halka_cluster::{
     AntiEntropyConfig, AssembledNode, Clock, CollectorConfig, Coordinator, CoordinatorConfig,
@@ -59,6 +60,11 @@ pub struct Settings {
     pub counters: bool,
     /// Each node's bound on the hints it keeps for one owner, in bytes.
     pub hint_bytes_per_owner: u64,
+    /// The nodes keep the cluster's shared settings (users), compared between them in
+    /// rounds. Off in random runs: its extra messages at the same instants as others'
+    /// meet tokio's `select!`, which picks among ready branches with a per-runtime
+    /// random seed, and a run would no longer replay byte for byte.
+    pub shared_settings: bool,
 }
 
 /// The hint bound of simulated nodes, unless a scenario shrinks it.
@@ -95,6 +101,8 @@ struct Disk {
     hints: Arc<MemoryHints>,
     /// The node's membership state: its installed layouts and its votes.
     membership: Arc<MemoryStore>,
+    /// The cluster's shared settings as the node kept them.
+    settings: Arc<MemorySettings>,
 }
 
 impl Disk {
@@ -112,6 +120,7 @@ impl Disk {
             engine: Arc::default(),
             hints: Arc::new(MemoryHints::new(hint_bytes_per_owner)),
             membership: Arc::default(),
+            settings: Arc::default(),
         }
     }
 }
@@ -122,6 +131,7 @@ struct Running {
     replica: Arc<dyn Replica>,
     handoff: Option<Arc<Handoff>>,
     membership: Option<Arc<halka_cluster::Membership>>,
+    settings: Option<Arc<ClusterSettings>>,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -239,6 +249,11 @@ impl World {
         self.nodes[i].running.lock().is_some()
     }
 
+    /// Node `i`'s copy of the cluster's settings, while it runs.
+    pub fn cluster_settings(&self, i: usize) -> Option<Arc<ClusterSettings>> {
+        self.nodes[i].running.lock().as_ref().and_then(|r| r.settings.clone())
+    }
+
     pub fn coordinator(&self, i: usize) -> Option<Arc<Coordinator>> {
         self.nodes[i].running.lock().as_ref().map(|r| Arc::clone(&r.coordinator))
     }
@@ -298,9 +313,10 @@ impl World {
             tasks.push(tokio::spawn(async move { m.catch_up_at_start().await }));
         }
         let AssembledNode { coordinator, replica, services, .. } = assembled;
-        let (handoff, membership) = (services.handoff, services.membership);
+        let (handoff, membership, settings) =
+            (services.handoff, services.membership, services.settings);
         *node.running.lock() =
-            Some(Running { coordinator, replica, handoff, membership, stop, tasks });
+            Some(Running { coordinator, replica, handoff, membership, settings, stop, tasks });
     }
 
     /// What node `i` is assembled from: the server's wiring with the simulator's timings,
@@ -370,7 +386,7 @@ impl World {
             }),
             membership: Some(self.membership_spec(i)),
             gossip: Some(self.gossip_spec(i)),
-            settings: None,
+            settings: self.settings.shared_settings.then(|| self.settings_spec(i)),
         }
     }
 
