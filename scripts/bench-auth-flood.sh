@@ -28,7 +28,32 @@ cpu() { ps -o cputime= -p "$(pgrep -f "$WORK/node-1.toml" | head -1)" | awk -F: 
 
 echo "before the flood (op ops/s p99_ms):"; measure | tee "$WORK/before"
 c0=$(cpu)
-redis-benchmark -p 6960 -c "$FLOODERS" -n 100000000 AUTH intruder wrong-guess >/dev/null 2>&1 &
+# FLOODERS connections, each sending AUTH with a wrong password as soon as the last was
+# answered; prints how many answers came back.
+python3 - "$FLOODERS" >"$WORK/flood" <<'PY' &
+import asyncio, signal, sys
+def stop(*_):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop)
+async def flood(counts):
+    reader, writer = await asyncio.open_connection("127.0.0.1", 6960)
+    auth = b"*3\r\n$4\r\nAUTH\r\n$8\r\nintruder\r\n$11\r\nwrong-guess\r\n"
+    while True:
+        writer.write(auth)
+        await reader.readline()
+        counts[0] += 1
+async def main(n):
+    counts = [0]
+    tasks = [asyncio.create_task(flood(counts)) for _ in range(n)]
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        print(counts[0], flush=True)
+try:
+    asyncio.run(main(int(sys.argv[1])))
+except KeyboardInterrupt:
+    pass
+PY
 FLOOD=$!
 sleep 2
 echo "during the flood:"; measure | tee "$WORK/during"
@@ -37,4 +62,5 @@ c1=$(cpu)
 kill "$FLOOD"; wait "$FLOOD" 2>/dev/null || true
 failures=$(curl -s -u "default:$PW" http://127.0.0.1:8960/metrics | awk '/^halka_auth_failures_total/ { print $2 }')
 join "$WORK/before" "$WORK/during" | awk '{ printf "%s ops/s during/before %.2f, p99 during/before %.2f\n", $1, $4 / $2, $5 / $3 }'
+echo "the flood got $(cat "$WORK/flood") answers"
 echo "node-1: $failures failed AUTHs counted; $(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }') s of CPU over the flood"

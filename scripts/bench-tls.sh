@@ -37,16 +37,18 @@ for r in $(seq 1 "$ROUNDS"); do
     run tls -p 6995 --tls --cacert "$CA"
 done >"$WORK/runs"
 
-sort -k1,1 -k2,2 -k3,3n "$WORK/runs" | awk '
-    { key = $1 " " $2; ops[key] = ops[key] " " $3; p99[key] = p99[key] " " $4; keys[key] = 1 }
-    function median(list,   a, n) { n = split(list, a, " "); asort(a); return a[int((n + 1) / 2)] }
-    END {
-        for (k in keys) { m_ops[k] = median(ops[k]); m_p99[k] = median(p99[k]) }
-        printf "%-10s %-4s %10s %8s %10s %10s\n", "config", "op", "ops/s", "p99 ms", "ops/plain", "p99/plain"
-        split("plain peer-mtls tls", configs, " ")
-        split("SET GET", tests, " ")
-        for (t = 1; t <= 2; t++) for (c = 1; c <= 3; c++) {
-            k = configs[c] " " tests[t]; base = "plain " tests[t]
-            printf "%-10s %-4s %10.0f %8.3f %10.2f %10.2f\n", configs[c], tests[t], m_ops[k], m_p99[k], m_ops[k] / m_ops[base], m_p99[k] / m_p99[base]
-        }
-    }'
+python3 - "$WORK/runs" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    config, op, ops, p99 = line.split()
+    runs.setdefault((config, op), []).append((float(ops), float(p99)))
+print(f"{'config':<10} {'op':<4} {'ops/s':>10} {'p99 ms':>8} {'ops/plain':>10} {'p99/plain':>10}")
+for op in ("SET", "GET"):
+    base_ops = statistics.median(o for o, _ in runs[("plain", op)])
+    base_p99 = statistics.median(p for _, p in runs[("plain", op)])
+    for config in ("plain", "peer-mtls", "tls"):
+        ops = statistics.median(o for o, _ in runs[(config, op)])
+        p99 = statistics.median(p for _, p in runs[(config, op)])
+        print(f"{config:<10} {op:<4} {ops:>10.0f} {p99:>8.3f} {ops / base_ops:>10.2f} {p99 / base_p99:>10.2f}")
+PY
