@@ -41,9 +41,11 @@ pub async fn authorize(
             );
         }
         Some((user, password)) => {
-            if state.acl.authenticate(&user, password.as_bytes()).is_none() {
-                metrics::counter!("halka_auth_failures_total").increment(1);
-                state.acl_log.note(Reason::Auth, "http", "AUTH", &user, "");
+            let source = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0);
+            if !state.door().log_in(source, "http", &user, password.as_bytes()).await {
                 return unauthorized("invalid username-password pair or user is disabled");
             }
             user

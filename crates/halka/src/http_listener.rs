@@ -80,7 +80,10 @@ pub async fn serve(
             tokio::spawn(refuse(stream, why));
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The client's address travels with each request (`ConnectInfo`): the auth
+        // throttle is per source address.
+        let with_peer = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let service = TowerToHyperService::new(with_peer);
         let Some(tls) = &tls else {
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {

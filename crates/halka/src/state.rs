@@ -77,6 +77,16 @@ pub(crate) struct ClientCounters {
 }
 
 impl NodeState {
+    /// Where clients log in (see `acl::login`).
+    #[must_use]
+    pub fn door(&self) -> crate::acl::login::Door<'_> {
+        crate::acl::login::Door {
+            acl: &self.acl,
+            throttle: &self.auth_throttle,
+            log: &self.acl_log,
+        }
+    }
+
     pub(crate) fn client_connected(&self, delta: i64) {
         let now = self.counters.clients.fetch_add(delta, Ordering::Relaxed) + delta;
         metrics::gauge!("halka_connected_clients").set(now as f64);

@@ -38,6 +38,27 @@ pub(crate) fn describe_metrics(config: &NodeConfig) {
     );
     metrics::describe_gauge!("halka_connected_clients", "Open Redis-protocol connections");
     metrics::gauge!("halka_connected_clients").set(0.0);
+    metrics::describe_counter!(
+        "halka_auth_failures_total",
+        "Failed logins (AUTH, HELLO AUTH, HTTP Basic): a wrong password, an unknown or disabled user"
+    );
+    metrics::describe_counter!(
+        "halka_auth_throttled_total",
+        "Logins made to wait because their source address kept failing, by protocol"
+    );
+    metrics::describe_counter!(
+        "halka_acl_denied_total",
+        "Commands refused by a user's rules (NOPERM), by reason: command or key"
+    );
+    metrics::describe_counter!(
+        "halka_tls_handshake_failures_total",
+        "Client TLS handshakes that failed, by listener (redis, http)"
+    );
+    metrics::describe_counter!(
+        "halka_tls_reloads_total",
+        "Certificate reloads (SIGHUP or a changed file), by result"
+    );
+    metrics::counter!("halka_auth_failures_total").absolute(0);
     let members: Vec<NodeId> = config.members.iter().map(|m| NodeId::new(&m.id)).collect();
     halka_cluster::telemetry::describe(&members);
 }

@@ -307,3 +307,27 @@ fn a_user_change_acknowledged_just_before_a_crash_survives_it() {
     assert_eq!(conn.cmd(&["AUTH", "kept", "pw"]), "+OK\r\n");
     assert!(conn.cmd(&["AUTH", "gone", "pw"]).starts_with("-WRONGPASS"), "a deleted user is back");
 }
+
+#[test]
+fn failed_logins_over_http_are_slowed_like_failed_auths() {
+    let c = TestCluster::start_with(1, "periodic", REQUIREPASS);
+    let url = c.http_url(0, "/v1/kv/k");
+    let wrong = basic("default", "guess");
+    for _ in 0..=acl_free_failures() {
+        let (status, _) = common::http("GET", &url, b"", &[("Authorization", &wrong)]);
+        assert_eq!(status, 401);
+    }
+    let right = basic("default", "s3cret-default");
+    let (_, text) =
+        common::http("GET", &c.http_url(0, "/metrics"), b"", &[("Authorization", &right)]);
+    let throttled = text
+        .lines()
+        .find_map(|l| l.strip_prefix("halka_auth_throttled_total{protocol=\"http\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(throttled.is_some_and(|n| n >= 1.0), "{text}");
+}
+
+/// Failures a source may have before it is slowed (`acl::throttle::FREE`).
+fn acl_free_failures() -> u32 {
+    halka::acl::throttle::FREE
+}

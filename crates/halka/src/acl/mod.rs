@@ -9,6 +9,7 @@
 
 pub mod command;
 pub mod log;
+pub mod login;
 pub mod password;
 mod registry;
 pub mod throttle;

@@ -59,34 +59,20 @@ pub fn permit(state: &NodeState, s: &Session, name: &str, args: &[Bytes]) -> Res
     })
 }
 
-/// Logs `user` in with `password`, slowed when the client's address keeps failing.
+/// Logs `user` in with `password` (see `acl::login`).
 pub async fn log_in(
     state: &NodeState,
     s: &mut Session,
     user: &str,
     password: &[u8],
 ) -> Result<(), Frame> {
-    let addr = s.client.as_ref().map(|c| c.addr);
-    if let Some(addr) = addr {
-        let wait = state.auth_throttle.delay(addr.ip(), std::time::Instant::now());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    if state.acl.authenticate(user, password).is_some() {
-        if let Some(addr) = addr {
-            state.auth_throttle.succeeded(addr.ip());
-        }
+    let source = s.client.as_ref().map(|c| c.addr);
+    if state.door().log_in(source, "toplevel", user, password).await {
         s.user = Some(Arc::from(user));
-        return Ok(());
+        Ok(())
+    } else {
+        Err(wrongpass())
     }
-    metrics::counter!("halka_auth_failures_total").increment(1);
-    let client = addr.map(|a| a.to_string()).unwrap_or_default();
-    state.acl_log.note(Reason::Auth, "toplevel", "AUTH", user, &client);
-    if let Some(addr) = addr {
-        state.auth_throttle.failed(addr.ip(), std::time::Instant::now());
-    }
-    Err(wrongpass())
 }
 
 /// `AUTH [username] password`.
