@@ -24,6 +24,7 @@ use halka_store::{
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The node's listeners, bound by the caller.
@@ -167,9 +168,7 @@ fn build_generation(
     spec.settings = Some(crate::membership::settings::settings_spec(&config));
     let node = spec.assemble(|_| unreachable!("a node with membership connects through it"))?;
     let membership = node.services.membership.clone().context("the node's membership")?;
-    let settings = node.services.settings.clone().context("the node's settings")?;
-    let acl = Arc::new(crate::acl::seed::open(&config, settings)?);
-    crate::acl::seed::check_exposure(&config, &acl)?;
+    let acl = crate::acl::seed::for_node(&config, &node.services)?;
     let placement = crate::membership::placement_memo::fingerprint(&config);
     let slowlog = crate::resp::slowlog::SlowLog::new(
         config.slowlog_log_slower_than_us,
@@ -438,13 +437,15 @@ async fn serve(
         resumed = state.incarnation.resumed,
         "halka node serving"
     );
-    let redis = tokio::spawn(crate::resp::serve(redis, Arc::clone(&state), stop.clone(), None));
-    let redis_tls = redis_tls.map(|listener| {
-        let tls = state.tls.clone();
-        tokio::spawn(crate::resp::serve(listener, Arc::clone(&state), stop.clone(), tls))
-    });
-    let http = tokio::spawn(crate::http::serve(http, Arc::clone(&state), stop.clone()));
-
+    let serving = Serving {
+        redis: tokio::spawn(crate::resp::serve(redis, Arc::clone(&state), stop.clone(), None)),
+        redis_tls: redis_tls.map(|listener| {
+            let tls = state.tls.clone();
+            tokio::spawn(crate::resp::serve(listener, Arc::clone(&state), stop.clone(), tls))
+        }),
+        http: tokio::spawn(crate::http::serve(http, Arc::clone(&state), stop.clone())),
+        peer: rpc,
+    };
     let ended = tokio::select! {
         () = shutdown.cancelled() => Ended::Shutdown,
         why = crate::storage_watch::until_reopen_is_due(&state) => Ended::Poisoned(why),
@@ -458,20 +459,14 @@ async fn serve(
     for task in services {
         let _ = task.await;
     }
-    let redis_tls = async move {
-        match redis_tls {
-            Some(task) => task.await.map(Some),
-            None => Ok(None),
-        }
-    };
     let in_flight = async {
-        let servers = tokio::join!(redis, http, rpc, redis_tls);
+        let back = serving.listeners().await;
         state.coordinator.background().drain().await;
-        servers
+        back
     };
     tokio::pin!(in_flight);
-    let servers = match tokio::time::timeout(grace, &mut in_flight).await {
-        Ok(servers) => Some(servers),
+    let back = match tokio::time::timeout(grace, &mut in_flight).await {
+        Ok(back) => Some(back),
         Err(_) => {
             tracing::warn!(
                 grace_ms = grace.as_millis() as u64,
@@ -484,20 +479,52 @@ async fn serve(
             }
         }
     };
+    conclude(&state, ended, back)
+}
+
+/// The listeners' tasks of one generation; each gives its listener back as it ends.
+struct Serving {
+    redis: JoinHandle<TcpListener>,
+    redis_tls: Option<JoinHandle<TcpListener>>,
+    http: JoinHandle<TcpListener>,
+    peer: JoinHandle<TcpListener>,
+}
+
+impl Serving {
+    /// Every listener, once its task ended.
+    async fn listeners(self) -> Result<Listeners, tokio::task::JoinError> {
+        let redis_tls = async move {
+            match self.redis_tls {
+                Some(task) => task.await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (redis, http, peer, redis_tls) =
+            tokio::join!(self.redis, self.http, self.peer, redis_tls);
+        Ok(Listeners { redis: redis?, http: http?, peer: peer?, redis_tls: redis_tls? })
+    }
+}
+
+/// After a shutdown, the final flush and the record of a clean end (when every request
+/// finished: `back` is some); after the engine was poisoned, the listeners to serve the
+/// next generation on.
+fn conclude(
+    state: &NodeState,
+    ended: Ended,
+    back: Option<Result<Listeners, tokio::task::JoinError>>,
+) -> anyhow::Result<Option<(Listeners, String)>> {
     match ended {
         Ended::Shutdown => {
             state.engine.flush().context("final flush of the storage engine")?;
-            if servers.is_some() {
+            if back.is_some() {
                 // Only now is every dot this actor issued durable here, and no write can
                 // follow.
                 state.incarnation.end_cleanly().context("recording the clean shutdown")?;
             }
             Ok(None)
         }
-        Ended::Poisoned(why) => match servers {
-            Some((Ok(redis), Ok(http), Ok(peer), Ok(redis_tls))) => {
-                Ok(Some((Listeners { redis, http, peer, redis_tls }, why)))
-            }
+        Ended::Poisoned(why) => match back {
+            Some(Ok(listeners)) => Ok(Some((listeners, why))),
             _ => anyhow::bail!("a listener task failed while the storage engine was reopened"),
         },
     }

@@ -14,6 +14,21 @@ use halka_cluster::settings::Settings;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The node's users, over the settings among its `services`, seeded from `config`, once
+/// protected mode allowed its client addresses (see [`check_exposure`]).
+///
+/// # Errors
+/// As [`open`] and [`check_exposure`], or the node keeps no settings.
+pub fn for_node(
+    config: &NodeConfig,
+    services: &halka_cluster::Services,
+) -> anyhow::Result<Arc<Acl>> {
+    let settings = services.settings.clone().context("the node keeps no cluster settings")?;
+    let acl = open(config, settings)?;
+    check_exposure(config, &acl)?;
+    Ok(Arc::new(acl))
+}
+
 /// The node's users over `settings`, seeded from `config` where the cluster has none.
 ///
 /// # Errors

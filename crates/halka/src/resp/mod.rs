@@ -201,16 +201,7 @@ pub async fn serve(
                 return;
             };
             state.client_connected(1);
-            let ended = match tls {
-                None => connection(stream, &state, shutdown).await,
-                Some(tls) => match secure(&tls, stream).await {
-                    Some(stream) => connection(stream, &state, shutdown).await,
-                    None => Ok(()),
-                },
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, "client connection ended with an error");
-            }
+            serve_client(stream, &state, shutdown, tls.as_deref()).await;
             state.client_connected(-1);
             drop((permit, place));
         });
@@ -272,6 +263,25 @@ async fn client_gone<R: tokio::io::AsyncRead + Unpin>(read: &mut R, input: &mut 
 /// client that does not read cannot hold the task).
 async fn refuse(mut stream: TcpStream, reply: &'static str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;
+}
+
+/// Serves one client, over TLS when `tls` is given, until it leaves.
+async fn serve_client(
+    stream: TcpStream,
+    state: &NodeState,
+    shutdown: CancellationToken,
+    tls: Option<&crate::tls::Tls>,
+) {
+    let ended = match tls {
+        None => connection(stream, state, shutdown).await,
+        Some(tls) => match secure(tls, stream).await {
+            Some(stream) => connection(stream, state, shutdown).await,
+            None => Ok(()),
+        },
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "client connection ended with an error");
+    }
 }
 
 /// Runs the TLS handshake with a client; `None` (the connection closed) when it fails or
