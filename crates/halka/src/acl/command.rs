@@ -126,7 +126,8 @@ pub fn traits(name: &str) -> Option<Traits> {
         "COPY" => (&[KEYSPACE, WRITE, SLOW], Keys::Move { from: R, to: W }),
         "SCAN" | "RANDOMKEY" | "DBSIZE" => (&[KEYSPACE, READ, SLOW], Keys::None),
         "KEYS" => (&[KEYSPACE, READ, SLOW, DANGEROUS], Keys::None),
-        "FLUSHDB" | "FLUSHALL" => (&[KEYSPACE, WRITE, SLOW, DANGEROUS], Keys::None),
+        // Also @admin, unlike Redis: emptying the whole cluster is an administrator's act.
+        "FLUSHDB" | "FLUSHALL" => (&[KEYSPACE, WRITE, SLOW, DANGEROUS, ADMIN], Keys::None),
         "PING" | "ECHO" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "RESET" => {
             (&[CONNECTION, FAST], Keys::None)
         }

@@ -119,3 +119,11 @@ fn reset_makes_a_new_user() {
     let u = user("on >pw ~* +@all reset");
     assert_eq!(u, User::new());
 }
+
+#[test]
+fn emptying_the_cluster_needs_admin_commands() {
+    let u = user("on nopass ~* +@all -@admin");
+    assert_eq!(check(&u, "FLUSHDB"), Err(Denied::Command));
+    assert_eq!(check(&u, "FLUSHALL"), Err(Denied::Command));
+    assert_eq!(check(&u, "DEL k"), Ok(()));
+}
