@@ -3,6 +3,8 @@
 #![allow(dead_code, reason = "each test binary uses a different part of the harness")]
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
