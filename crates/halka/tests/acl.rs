@@ -331,3 +331,22 @@ fn failed_logins_over_http_are_slowed_like_failed_auths() {
 fn acl_free_failures() -> u32 {
     halka::acl::throttle::FREE
 }
+
+#[test]
+fn protected_mode_counts_the_tls_redis_port_too() {
+    let certs = tempfile::tempdir().unwrap();
+    common::tls::certificates(certs.path(), 1);
+    let tls = format!(
+        "\n[tls]\nredis_addr = \"0.0.0.0:{}\"\ncert_file = \"{1}/node-1.crt\"\nkey_file = \"{1}/node-1.key\"\n",
+        common::free_port(),
+        certs.path().display()
+    );
+    let (redis, http, peer) = (common::free_port(), common::free_port(), common::free_port());
+    let config = format!(
+        "redis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \
+         \"127.0.0.1:{peer}\"\ncluster_secret = \"{}\"\n{tls}",
+        common::SECRET
+    );
+    let printed = start_alone(&config).expect("the node must not start");
+    assert!(printed.contains("tls.redis_addr") && printed.contains("requirepass"), "{printed}");
+}
