@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 /// The node's listeners, bound by the caller.
 #[derive(Debug)]
 pub struct Listeners {
-    pub redis: TcpListener,
+    /// Plain Redis clients; `None` when `redis_addr` is empty (TLS only).
+    pub redis: Option<TcpListener>,
     pub http: TcpListener,
     pub peer: TcpListener,
     /// Redis clients over TLS (`tls.redis_addr`), when configured.
@@ -49,7 +50,10 @@ impl Listeners {
                 .with_context(|| format!("cannot listen for {what} on {addr}"))
         };
         Ok(Self {
-            redis: bind(config.redis_addr.clone(), "Redis clients").await?,
+            redis: match config.redis_addr.as_str() {
+                "" => None,
+                addr => Some(bind(addr.to_string(), "Redis clients").await?),
+            },
             http: bind(config.http_addr.clone(), "HTTP").await?,
             peer: bind(config.peer_addr.clone(), "peers").await?,
             redis_tls: match &config.tls.redis_addr {
@@ -331,7 +335,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let upkeep = telemetry::metrics_handle()
         .map(|handle| tokio::spawn(telemetry::metrics_upkeep(handle, shutdown.clone())));
-    let redis_port = listeners.redis.local_addr()?.port();
+    let redis = listeners.redis.as_ref().or(listeners.redis_tls.as_ref());
+    let redis_port = redis.context("a Redis listener")?.local_addr()?.port();
     let config = crate::secret_file::with_secret(config)?;
     crate::startup_checks::warn_about(&config);
     let tls = crate::tls::Tls::load(&config.tls)?;
@@ -429,7 +434,7 @@ async fn serve(
     }
     tracing::info!(
         node = %state.config.node_id,
-        redis = %redis.local_addr()?,
+        redis = %redis_addr(redis.as_ref(), redis_tls.as_ref()),
         http = %http.local_addr()?,
         peer = %peer_addr,
         members = state.config.members.len(),
@@ -438,7 +443,8 @@ async fn serve(
         "halka node serving"
     );
     let serving = Serving {
-        redis: tokio::spawn(crate::resp::serve(redis, Arc::clone(&state), stop.clone(), None)),
+        redis: redis
+            .map(|l| tokio::spawn(crate::resp::serve(l, Arc::clone(&state), stop.clone(), None))),
         redis_tls: redis_tls.map(|listener| {
             let tls = state.tls.clone();
             tokio::spawn(crate::resp::serve(listener, Arc::clone(&state), stop.clone(), tls))
@@ -484,7 +490,7 @@ async fn serve(
 
 /// The listeners' tasks of one generation; each gives its listener back as it ends.
 struct Serving {
-    redis: JoinHandle<TcpListener>,
+    redis: Option<JoinHandle<TcpListener>>,
     redis_tls: Option<JoinHandle<TcpListener>>,
     http: JoinHandle<TcpListener>,
     peer: JoinHandle<TcpListener>,
@@ -493,16 +499,25 @@ struct Serving {
 impl Serving {
     /// Every listener, once its task ended.
     async fn listeners(self) -> Result<Listeners, tokio::task::JoinError> {
-        let redis_tls = async move {
-            match self.redis_tls {
-                Some(task) => task.await.map(Some),
-                None => Ok(None),
-            }
-        };
         let (redis, http, peer, redis_tls) =
-            tokio::join!(self.redis, self.http, self.peer, redis_tls);
+            tokio::join!(back(self.redis), self.http, self.peer, back(self.redis_tls));
         Ok(Listeners { redis: redis?, http: http?, peer: peer?, redis_tls: redis_tls? })
     }
+}
+
+/// The listener a task gives back, if there was one.
+async fn back(
+    task: Option<JoinHandle<TcpListener>>,
+) -> Result<Option<TcpListener>, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Where Redis clients reach the node, for the log: the plain port, else the TLS one.
+fn redis_addr(plain: Option<&TcpListener>, tls: Option<&TcpListener>) -> String {
+    plain.or(tls).and_then(|l| l.local_addr().ok()).map_or_else(String::new, |a| a.to_string())
 }
 
 /// After a shutdown, the final flush and the record of a clean end (when every request

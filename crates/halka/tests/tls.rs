@@ -262,3 +262,31 @@ fn redis_py_over_tls_with_a_username_and_password_is_allowed_and_refused_as_its_
     assert!(out.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{stderr}");
 }
+
+#[test]
+fn a_node_with_no_plain_redis_port_serves_redis_over_tls_only() {
+    let mut c = TestCluster::configure(&std::env::temp_dir(), 1, "periodic", "", "");
+    certificates(&cert_dir(&c), 1);
+    let port = common::free_port();
+    let config = std::fs::read_to_string(&c.nodes[0].config).unwrap();
+    let plain = format!("redis_addr = \"127.0.0.1:{}\"", c.nodes[0].redis_port);
+    std::fs::write(&c.nodes[0].config, config.replace(&plain, "redis_addr = \"\"")).unwrap();
+    tls_config(&c, 0, &cert_dir(&c), &format!("redis_addr = \"127.0.0.1:{port}\""));
+    c.spawn_process(0);
+    c.wait_serving(0);
+    assert_eq!(redis_cli_tls(&c, port, &["SET", "k", "v"]), "OK");
+    let refused = std::net::TcpStream::connect(c.redis_addr(0));
+    assert!(refused.is_err(), "the plain Redis port answers");
+}
+
+#[test]
+fn no_redis_port_at_all_is_refused_saying_which_to_give() {
+    let out = Command::new(common::BIN)
+        .args(["server", "--redis-addr", "", "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tls.redis_addr"), "{stderr}");
+}

@@ -95,7 +95,7 @@ pub fn check_exposure(config: &NodeConfig, acl: &Acl) -> anyhow::Result<()> {
     let tls_redis = config.tls.redis_addr.as_ref().map(|a| ("tls.redis_addr", a));
     let addrs = [("redis_addr", &config.redis_addr), ("http_addr", &config.http_addr)];
     for (field, addr) in addrs.into_iter().chain(tls_redis) {
-        if !crate::config::is_loopback(addr) {
+        if !addr.is_empty() && !crate::config::is_loopback(addr) {
             anyhow::bail!(
                 "{field} {addr} is reachable beyond this host, and clients need no password: \
                  set `requirepass` in the config file (the default user's password), or add \

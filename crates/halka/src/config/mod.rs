@@ -336,11 +336,17 @@ impl NodeConfig {
         if self.w == 0 {
             self.w = self.replication / 2 + 1;
         }
-        for (field, addr) in [
-            ("redis_addr", &self.redis_addr),
-            ("http_addr", &self.http_addr),
-            ("peer_addr", &self.peer_addr),
-        ] {
+        if self.redis_addr.is_empty() && self.tls.redis_addr.is_none() {
+            return Err(invalid(
+                "redis_addr",
+                "is empty (no plain Redis port), so tls.redis_addr must give the TLS one: \
+                 clients would have no Redis port at all"
+                    .into(),
+            ));
+        }
+        let plain_redis = (!self.redis_addr.is_empty()).then_some(("redis_addr", &self.redis_addr));
+        let addrs = [("http_addr", &self.http_addr), ("peer_addr", &self.peer_addr)];
+        for (field, addr) in plain_redis.into_iter().chain(addrs) {
             addr.parse::<SocketAddr>().map_err(|e| {
                 invalid(
                     field,
