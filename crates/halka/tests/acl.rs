@@ -350,3 +350,27 @@ fn protected_mode_counts_the_tls_redis_port_too() {
     let printed = start_alone(&config).expect("the node must not start");
     assert!(printed.contains("tls.redis_addr") && printed.contains("requirepass"), "{printed}");
 }
+
+#[test]
+fn an_aclfile_seeds_the_users_at_first_start_and_a_bad_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("users.acl");
+    let users = "# the cluster's first users\nuser default off\nuser ops on >ops-pw ~* +@all\n\nuser app on >app-pw ~app:* +@read +@write\n";
+    std::fs::write(&file, users).unwrap();
+    let c = TestCluster::start_with(1, "periodic", &format!("aclfile = \"{}\"", file.display()));
+    let mut conn = Raw::connect(&c.redis_addr(0));
+    assert_eq!(conn.cmd(&["GET", "k"]), "-NOAUTH Authentication required.\r\n");
+    assert_eq!(conn.cmd(&["AUTH", "app", "app-pw"]), "+OK\r\n");
+    assert!(conn.cmd(&["GET", "other"]).starts_with("-NOPERM"));
+    assert_eq!(conn.cmd(&["AUTH", "ops", "ops-pw"]), "+OK\r\n");
+
+    std::fs::write(&file, "user broken on +nosuchcommand\n").unwrap();
+    let (redis, http, peer) = (common::free_port(), common::free_port(), common::free_port());
+    let config = format!(
+        "redis_addr = \"127.0.0.1:{redis}\"\nhttp_addr = \"127.0.0.1:{http}\"\npeer_addr = \
+         \"127.0.0.1:{peer}\"\naclfile = \"{}\"\n",
+        file.display()
+    );
+    let printed = start_alone(&config).expect("a bad aclfile must stop the node");
+    assert!(printed.contains("users.acl:1") && printed.contains("+nosuchcommand"), "{printed}");
+}
