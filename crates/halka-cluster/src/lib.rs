@@ -13,6 +13,7 @@
 pub mod anti_entropy;
 mod assembly;
 mod background;
+pub mod catch_up;
 mod clock;
 mod cluster;
 mod coordinator;

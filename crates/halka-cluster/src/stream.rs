@@ -94,7 +94,8 @@ pub async fn stream_range(
 ) -> Result<Streamed, StreamError> {
     let mut streamed = Streamed::default();
     let mut next = match checkpoints.stored_through(range) {
-        Some(through) => through.checked_add(1).filter(|n| *n <= range.last),
+        Some(through) if through == range.last => return Ok(streamed),
+        Some(through) => through.checked_add(1),
         None => Some(range.first),
     };
     while let Some(first) = next {
@@ -118,65 +119,11 @@ pub async fn stream_range(
     Ok(streamed)
 }
 
-/// Keys a catch-up reads from its source at once.
-const CATCH_UP_BATCH: usize = 512;
-
-/// Brings `target`, which already holds `range` as another replica had it, up to date
-/// with `source`: compares the two sides' key digests for the range and copies only the
-/// records `source` holds differently or `target` lacks (a write acknowledged by too few
-/// owners to reach the replica streamed first). Far less than streaming the range again
-/// when the replicas agree, as they do once repaired. Falls back to [`stream_range`]
-/// when either side keeps no digests. Finished ranges are checkpointed like streams.
-///
-/// # Errors
-/// A listing, read or merge failed; calling again compares again.
-pub async fn catch_up_range(
-    source: &dyn Replica,
-    target: &dyn Replica,
-    range: HashRange,
-    checkpoints: &dyn Checkpoints,
-    deadline: Duration,
-) -> Result<Streamed, StreamError> {
-    if checkpoints.stored_through(range) == Some(range.last) {
-        return Ok(Streamed::default());
-    }
-    let (theirs, mine) = tokio::join!(
-        within(deadline, source.key_digests(range)),
-        within(deadline, target.key_digests(range))
-    );
-    let (theirs, mine) = match (theirs, mine) {
-        (Ok(theirs), Ok(mine)) => (theirs, mine),
-        (Err(ReplicaError::Rejected(_)), _) | (_, Err(ReplicaError::Rejected(_))) => {
-            return stream_range(source, target, range, checkpoints, deadline).await;
-        }
-        (Err(e), _) => return Err(StreamError::Source(e)),
-        (_, Err(e)) => return Err(StreamError::Target(e)),
-    };
-    let mut keys = crate::range_sync::diff_keys(mine, theirs, |_| true).take;
-    let mut streamed = Streamed::default();
-    while !keys.is_empty() {
-        let ask: Vec<bytes::Bytes> = keys.iter().take(CATCH_UP_BATCH).cloned().collect();
-        let records =
-            within(deadline, source.get_many(ask.clone())).await.map_err(StreamError::Source)?;
-        if records.is_empty() {
-            let empty = ReplicaError::Unavailable("answered a batch read with nothing".into());
-            return Err(StreamError::Source(empty));
-        }
-        keys.drain(..records.len().min(ask.len()));
-        let entries: Vec<_> =
-            ask.into_iter().zip(records).filter_map(|(k, r)| r.map(|r| (k, r))).collect();
-        streamed.pages += 1;
-        streamed.records += entries.len() as u64;
-        let bytes: usize = entries.iter().map(|(k, r)| crate::replica::batch_weight(k, r)).sum();
-        streamed.bytes += bytes as u64;
-        within(deadline, target.merge_many(entries)).await.map_err(StreamError::Target)?;
-    }
-    checkpoints.finish(range).map_err(StreamError::Checkpoint)?;
-    Ok(streamed)
-}
-
 /// `call`, or a timeout once `deadline` has passed.
-async fn within<T>(deadline: Duration, call: crate::ReplicaFuture<T>) -> Result<T, ReplicaError> {
+pub(crate) async fn within<T>(
+    deadline: Duration,
+    call: crate::ReplicaFuture<T>,
+) -> Result<T, ReplicaError> {
     let ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
     tokio::time::timeout(deadline, call).await.unwrap_or(Err(ReplicaError::Timeout(ms)))
 }

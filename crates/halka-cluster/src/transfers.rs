@@ -23,9 +23,10 @@
 //!    then drops the partitions it no longer owns: nobody reads them there, and a node
 //!    that owns them again later must not bring back what was deleted meanwhile.
 
-use crate::stream::{Checkpoints, StreamError, catch_up_range, stream_range};
+use crate::catch_up::catch_up;
+use crate::stream::{Checkpoints, StreamError, Streamed, stream_range};
 use crate::view::ViewHandle;
-use crate::{Replica, View};
+use crate::{Replica, ReplicaError, View};
 use futures::StreamExt;
 use halka_ring::{PartitionId, Placement};
 use halka_store::{HashRange, NodeId};
@@ -60,7 +61,7 @@ impl Default for TransferConfig {
             deadline: Duration::from_secs(10),
             retry: Duration::from_secs(1),
             max_bytes_per_second: 256 << 20,
-            busy_bytes_per_second: 64 << 20,
+            busy_bytes_per_second: 24 << 20,
         }
     }
 }
@@ -137,11 +138,15 @@ pub struct Transfers {
 #[derive(Default)]
 struct State {
     version: u64,
+    /// When this node took the change up.
+    started: Option<std::time::Instant>,
     gained: usize,
+    /// Partitions streamed in from one old owner.
     done: BTreeSet<PartitionId>,
-    /// Partitions streamed in from one old owner (a partition is done once streamed
-    /// from all of them).
-    streamed: BTreeSet<(PartitionId, NodeId)>,
+    /// Old owners caught up with since every member took the change up.
+    caught_up_with: BTreeSet<NodeId>,
+    /// Whether every gained partition is streamed in and caught up with every old owner.
+    caught_up: bool,
     records: u64,
     bytes: u64,
     /// Whether this node reads from `version`'s layout.
@@ -237,7 +242,7 @@ impl Transfers {
         match () {
             () if state.version != version => ChangePhase::Unaware,
             () if state.reading_new => ChangePhase::ReadingNew,
-            () if state.done.len() == state.gained => ChangePhase::Synced,
+            () if state.caught_up => ChangePhase::Synced,
             () => ChangePhase::Streaming,
         }
     }
@@ -255,9 +260,12 @@ impl Transfers {
         }
     }
 
-    /// Streams in every partition this node gains in `view`'s change that it does not
-    /// hold yet, `concurrency` at a time. Returns whether all are in; the ones whose
-    /// every old owner failed are tried again on the next call.
+    /// Takes `view`'s change up and moves it as far as it goes: streams in every
+    /// partition this node gains that it does not hold yet, `concurrency` at a time, each
+    /// from the first of its old owners that serves it; then, once every member of every
+    /// active layout has taken the change up (from then on each writes to both layouts),
+    /// catches up with every old owner ([`catch_up`]). Returns whether all of it is done;
+    /// what failed is tried again on the next call.
     pub async fn sync(&self, view: &View) -> bool {
         let version = view.epoch();
         let gains = Self::gains(view, &self.local);
@@ -265,28 +273,65 @@ impl Transfers {
             let mut state = self.state.lock();
             if state.version != version {
                 *state = State { version, gained: gains.len(), ..State::default() };
+                state.started = Some(std::time::Instant::now());
+            }
+            if state.caught_up {
+                return true;
             }
         }
         let Some(target) = view.replicas().iter().find(|r| r.id() == &self.local) else {
             return gains.is_empty();
         };
+        if !self.stream_in(&gains, &**target).await {
+            return false;
+        }
+        // A member that has not taken the change up may still write to the old owners
+        // alone: what it writes then must be caught up with too.
+        if !self.all_reached(view, true, ChangePhase::Streaming).await {
+            return false;
+        }
+        if !self.catch_up_all(&gains, &**target).await {
+            return false;
+        }
+        let mut state = self.state.lock();
+        state.caught_up = true;
+        if !gains.is_empty() {
+            let elapsed = state.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+            let (bytes, records, partitions) = (state.bytes, state.records, gains.len());
+            let mb_per_second = bytes as f64 / 1e6 / elapsed.max(1e-3);
+            tracing::info!(
+                version,
+                partitions,
+                records,
+                bytes,
+                seconds = format!("{elapsed:.1}"),
+                mb_per_second = format!("{mb_per_second:.1}"),
+                "this node holds every partition it gains"
+            );
+        }
+        true
+    }
+
+    /// Streams in each of `gains` not streamed yet; returns whether all are in.
+    async fn stream_in(&self, gains: &[Gain], target: &dyn Replica) -> bool {
         let pending: Vec<Gain> = {
             let state = self.state.lock();
-            gains.into_iter().filter(|g| !state.done.contains(&g.partition)).collect()
+            gains.iter().filter(|g| !state.done.contains(&g.partition)).cloned().collect()
         };
         metrics::gauge!(crate::telemetry::TRANSFER_PENDING).set(pending.len() as f64);
         let streams = futures::stream::iter(pending)
             .map(|gain| async move {
                 let _active = Active::count(&self.active);
-                (gain.partition, self.fetch(&gain, &**target).await)
+                (gain.partition, self.fetch(&gain, target).await)
             })
             .buffer_unordered(self.config.concurrency.max(1));
         // Each partition counts as done as soon as it is in: progress shows as it goes.
         let mut streams = std::pin::pin!(streams);
         while let Some((partition, result)) = streams.next().await {
             match result {
-                Ok(()) => {
+                Ok(streamed) => {
                     let mut state = self.state.lock();
+                    state.count(streamed);
                     if state.done.insert(partition) {
                         metrics::counter!(crate::telemetry::TRANSFER_DONE).increment(1);
                         let pending = state.gained - state.done.len();
@@ -299,35 +344,61 @@ impl Transfers {
             }
         }
         let state = self.state.lock();
-        let pending = state.gained - state.done.len();
-        metrics::gauge!(crate::telemetry::TRANSFER_PENDING).set(pending as f64);
-        pending == 0
+        state.done.len() == state.gained
     }
 
-    /// Streams `gain` from its first old owner, then catches up with every other one
-    /// (only what that one holds differently), skipping those already done.
-    async fn fetch(&self, gain: &Gain, target: &dyn Replica) -> Result<(), StreamError> {
-        for (i, source) in gain.sources.iter().enumerate() {
-            let key = (gain.partition, source.id().clone());
-            if self.state.lock().streamed.contains(&key) {
-                continue;
-            }
+    /// Streams `gain` from the first of its old owners that serves it in full (each
+    /// resumes from its own checkpoint).
+    async fn fetch(&self, gain: &Gain, target: &dyn Replica) -> Result<Streamed, StreamError> {
+        let mut failure = StreamError::Source(ReplicaError::Unavailable(
+            "the partition has no old owner left to stream it from".into(),
+        ));
+        for source in &gain.sources {
             let checkpoints =
                 self.scoped(gain.version, source.id()).map_err(StreamError::Checkpoint)?;
             let deadline = self.config.deadline;
-            let streamed = if i == 0 {
-                stream_range(&**source, target, gain.range, &*checkpoints, deadline).await?
-            } else {
-                catch_up_range(&**source, target, gain.range, &*checkpoints, deadline).await?
-            };
-            metrics::counter!(crate::telemetry::TRANSFER_RECORDS).increment(streamed.records);
-            metrics::counter!(crate::telemetry::TRANSFER_BYTES).increment(streamed.bytes);
-            let mut state = self.state.lock();
-            state.records += streamed.records;
-            state.bytes += streamed.bytes;
-            state.streamed.insert(key);
+            match stream_range(&**source, target, gain.range, &*checkpoints, deadline).await {
+                Ok(streamed) => return Ok(streamed),
+                Err(e @ StreamError::Source(_)) => failure = e,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        Err(failure)
+    }
+
+    /// Catches up with every old owner of `gains` not caught up with yet, all at once;
+    /// returns whether every one is.
+    async fn catch_up_all(&self, gains: &[Gain], target: &dyn Replica) -> bool {
+        let mut by_source: Vec<(Arc<dyn Replica>, Vec<HashRange>)> = Vec::new();
+        for gain in gains {
+            for source in &gain.sources {
+                match by_source.iter_mut().find(|(s, _)| s.id() == source.id()) {
+                    Some((_, ranges)) => ranges.push(gain.range),
+                    None => by_source.push((Arc::clone(source), vec![gain.range])),
+                }
+            }
+        }
+        by_source.retain(|(s, _)| !self.state.lock().caught_up_with.contains(s.id()));
+        let deadline = self.config.deadline;
+        let catch_ups = by_source.into_iter().map(|(source, ranges)| async move {
+            let result = catch_up(&*source, target, &ranges, deadline).await;
+            (source.id().clone(), result)
+        });
+        let mut all = true;
+        for (source, result) in futures::future::join_all(catch_ups).await {
+            match result {
+                Ok(streamed) => {
+                    let mut state = self.state.lock();
+                    state.count(streamed);
+                    state.caught_up_with.insert(source);
+                }
+                Err(e) => {
+                    all = false;
+                    tracing::info!(%source, error = %e, "catching up with an old owner failed; will retry");
+                }
+            }
+        }
+        all
     }
 
     /// Removes the records of every partition this node owned in an older layout of
@@ -382,21 +453,37 @@ impl Transfers {
 
     /// Carries the current view's change through its phases until `stop`: streams what
     /// this node gains, then moves reads to the newest layout and retires the older ones
-    /// as the other members catch up, checking again every `retry`.
+    /// as the other members catch up. After a step forward, or a view installed, it goes
+    /// on at once; while it waits for other members it asks again after 50 ms, doubling
+    /// up to a quarter of `retry` (their answers are a few bytes each).
     pub async fn run(self: Arc<Self>, views: ViewHandle, stop: CancellationToken) {
         let _ = self.views.set(views.downgrade());
+        let first_wait = Duration::from_millis(50).min(self.config.retry);
+        let longest_wait = (self.config.retry / 4).max(first_wait);
+        let mut wait = first_wait;
         loop {
+            let changed = views.changed();
             let view = views.view();
             metrics::gauge!(crate::telemetry::LAYOUT_VERSION).set(view.epoch() as f64);
             if view.is_changing() {
+                let before = self.phase(view.epoch());
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = self.advance(&views, &view) => {}
                 }
+                if self.phase(view.epoch()) > before {
+                    wait = first_wait;
+                    continue;
+                }
+            } else {
+                // Nothing to do until a view is installed.
+                wait = self.config.retry;
             }
             tokio::select! {
+                biased;
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.config.retry) => {}
+                () = changed => wait = first_wait,
+                () = tokio::time::sleep(wait) => wait = (wait * 2).min(longest_wait),
             }
         }
     }
@@ -404,8 +491,15 @@ impl Transfers {
     /// One step of the change `view` is in, as far as the other members allow.
     pub async fn advance(&self, views: &ViewHandle, view: &Arc<View>) {
         let version = view.epoch();
-        if self.phase(version) < ChangePhase::Synced && !self.sync(view).await {
-            return;
+        if self.phase(version) < ChangePhase::Synced {
+            if self.phase(version) == ChangePhase::Unaware {
+                // Taking the change up says this node writes to both layouts: true only
+                // once no write begun under an older view is still under way.
+                views.settle().await;
+            }
+            if !self.sync(view).await {
+                return;
+            }
         }
         if !view.reads_newest() {
             if self.all_reached(view, false, ChangePhase::Synced).await
@@ -457,6 +551,15 @@ impl<'a> Active<'a> {
     fn count(active: &'a std::sync::atomic::AtomicUsize) -> Self {
         active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self(active)
+    }
+}
+
+impl State {
+    fn count(&mut self, streamed: Streamed) {
+        metrics::counter!(crate::telemetry::TRANSFER_RECORDS).increment(streamed.records);
+        metrics::counter!(crate::telemetry::TRANSFER_BYTES).increment(streamed.bytes);
+        self.records += streamed.records;
+        self.bytes += streamed.bytes;
     }
 }
 

@@ -34,6 +34,11 @@ pub struct ViewHandle {
     current: Arc<arc_swap::ArcSwap<View>>,
     /// Held while a view is kept and installed (see [`ViewHandle::transition`]).
     transitions: Arc<parking_lot::Mutex<()>>,
+    /// Views replaced while requests may still be inside them (see
+    /// [`ViewHandle::settle`]).
+    replaced: Arc<parking_lot::Mutex<Vec<Arc<View>>>>,
+    /// Woken whenever a view is installed.
+    changed: Arc<Notify>,
     clock: crate::Clock,
     liveness: crate::gossip::Liveness,
 }
@@ -44,6 +49,8 @@ impl ViewHandle {
         Self {
             current: Arc::new(arc_swap::ArcSwap::from_pointee(view)),
             transitions: Arc::default(),
+            replaced: Arc::default(),
+            changed: Arc::default(),
             clock,
             liveness: crate::gossip::Liveness::default(),
         }
@@ -71,8 +78,34 @@ impl ViewHandle {
             return Ok(false);
         }
         keep(&view)?;
-        self.current.store(Arc::new(view));
+        let old = self.current.swap(Arc::new(view));
+        self.replaced(old);
         Ok(true)
+    }
+
+    /// Notes `old`, just replaced, until no request is left inside it.
+    fn replaced(&self, old: Arc<View>) {
+        let mut replaced = self.replaced.lock();
+        // A view only this list holds has no request inside, and none can enter it.
+        replaced.retain(|v| Arc::strong_count(v) > 1);
+        replaced.push(old);
+        self.changed.notify_waiters();
+    }
+
+    /// Resolves when a view is installed after this call.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// Resolves once no request that began under a view replaced before this call is
+    /// still under way: from then on, every request this node coordinates follows the
+    /// current view. A node takes a layout change up only then, so that when it says
+    /// it has, no write it acknowledged later went to the old layout's owners alone.
+    pub async fn settle(&self) {
+        let replaced = std::mem::take(&mut *self.replaced.lock());
+        for view in replaced {
+            view.retire().await;
+        }
     }
 
     /// The current view.
@@ -101,7 +134,9 @@ impl ViewHandle {
 
     /// Installs `view`; returns the one it replaces.
     pub(crate) fn swap(&self, view: View) -> Arc<View> {
-        self.current.swap(Arc::new(view))
+        let old = self.current.swap(Arc::new(view));
+        self.replaced(Arc::clone(&old));
+        old
     }
 
     pub(crate) fn set_clock(&mut self, clock: crate::Clock) {
@@ -578,5 +613,20 @@ mod tests {
         assert!((&mut retire).now_or_never().is_none(), "retired with one pass outstanding");
         drop(second.join().expect("thread"));
         retire.await;
+    }
+
+    #[tokio::test]
+    async fn settling_waits_for_the_requests_still_inside_a_replaced_view() {
+        let handle = ViewHandle::new(View::new(None, Vec::new(), 3), crate::Clock::system());
+        let inside = View::enter(handle.load()).expect("open gate");
+        let changed = handle.changed();
+        assert!(handle.transition(None, |_| Ok(()), View::new(None, Vec::new(), 3)).unwrap());
+        changed.await;
+        let mut settle = Box::pin(handle.settle());
+        assert!((&mut settle).now_or_never().is_none(), "settled with a request inside");
+        assert!(View::enter(handle.load()).is_some(), "the new view lets requests in");
+        drop(inside);
+        settle.await;
+        handle.settle().await;
     }
 }

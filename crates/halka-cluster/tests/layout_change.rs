@@ -13,7 +13,7 @@ use halka_cluster::{
     LocalReplica, Replica, TransferConfig, Transfers, View, ViewHandle, WriteQuorum, WriteRequest,
 };
 use halka_ring::{DEFAULT_PARTITIONS, Layout, Member, key_hash};
-use halka_store::{Change, MemoryEngine, NodeId};
+use halka_store::{Change, MemoryEngine, NodeId, TrackedEngine, Tracking};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,10 @@ impl Change5 {
                 config,
                 Arc::new(MemoryCheckpoints::default()),
             ));
-            let local = LocalReplica::new(NodeId::new(&id), Arc::new(MemoryEngine::default()))
+            // Digest trees, as a server's engine keeps them: catch-ups compare them.
+            let engine =
+                TrackedEngine::build(Arc::new(MemoryEngine::default()), Tracking::ALL).unwrap();
+            let local = LocalReplica::new(NodeId::new(&id), Arc::new(engine))
                 .with_transfers(Arc::clone(&t));
             let faulty = FaultyReplica::new(Arc::new(local.clone()), FaultPlan::default(), i);
             locals.insert(id.clone(), local);
@@ -51,12 +54,17 @@ impl Change5 {
         self.view(vec![Self::old(), Self::new_layout()])
     }
 
-    /// Every node syncs its transfers for the change; returns whether all did.
+    /// Every node syncs its transfers for the change, in two rounds (a node catches up
+    /// with the old owners only once every member has taken the change up); returns
+    /// whether all did.
     async fn sync_all(&self) -> bool {
         let view = self.changing();
         let mut all = true;
-        for t in self.transfers.values() {
-            all &= t.sync(&view).await;
+        for _round in 0..2 {
+            all = true;
+            for t in self.transfers.values() {
+                all &= t.sync(&view).await;
+            }
         }
         all
     }
@@ -211,6 +219,7 @@ async fn nodes_gaining_partitions_stream_them_from_their_old_owners() {
 async fn a_node_restarted_during_a_change_does_not_stream_again_what_it_holds() {
     let nodes = Change5::new();
     load(&nodes, 300).await;
+    assert!(nodes.sync_all().await, "every member takes the change up");
     let view = nodes.changing();
     let kept = Arc::new(MemoryCheckpoints::default());
     let start = || Transfers::new(NodeId::new("n4"), TransferConfig::default(), kept.clone());
@@ -224,14 +233,16 @@ async fn a_node_restarted_during_a_change_does_not_stream_again_what_it_holds() 
 }
 
 #[tokio::test]
-async fn a_partition_is_streamed_in_only_once_every_old_owner_served_it() {
+async fn a_new_owner_is_synced_only_once_every_old_owner_served_it() {
     let nodes = Change5::new();
     let keys = load(&nodes, 200).await;
     nodes.faults["n2"].set_plan(FaultPlan::down());
-    let view = nodes.changing();
-    assert!(!nodes.transfers["n4"].sync(&view).await, "n2 holds partitions back");
+    assert!(!nodes.sync_all().await, "n2 holds partitions back");
+    // n4 streamed n2's partitions from the other old owners, but n2 may hold writes they
+    // lack: n4 is not synced until it has caught up with n2 too.
     let progress = nodes.transfers["n4"].progress();
-    assert!(progress.done < progress.gained, "{progress:?}");
+    assert_eq!(progress.done, progress.gained, "{progress:?}");
+    assert_eq!(nodes.transfers["n4"].phase(2), ChangePhase::Streaming);
     nodes.faults["n2"].set_plan(FaultPlan::default());
     assert!(nodes.sync_all().await);
     every_new_owner_holds(&nodes, &keys).await;
@@ -322,5 +333,26 @@ async fn the_old_layout_retires_only_once_every_member_reads_the_new_one() {
             let owns = ids(&new, key).contains(id);
             assert_eq!(nodes.holds(id, key).is_some(), owns, "{id} and {key:?}");
         }
+    }
+}
+
+/// A coordinator that has not taken the change up yet writes to the old owners alone; a
+/// new owner that had already streamed the partition must not count as synced before
+/// that coordinator has taken the change up, and then catches up with the write.
+#[tokio::test]
+async fn a_write_to_the_old_owners_alone_before_every_member_took_the_change_up_reaches_the_new_owners()
+ {
+    let nodes = Change5::new();
+    let key = moving_key();
+    let view = nodes.changing();
+    let n4 = &nodes.transfers["n4"];
+    assert!(!n4.sync(&view).await, "the other members have not taken the change up");
+    assert_eq!(n4.phase(2), ChangePhase::Streaming);
+    let lagging = nodes.coordinator(vec![Change5::old()]);
+    lagging.write(key.clone(), Some(Bytes::from("late")), None, 3).await.unwrap();
+    assert!(nodes.sync_all().await);
+    let old = ids(&Change5::old(), &key);
+    for node in ids(&Change5::new_layout(), &key).iter().filter(|n| !old.contains(n)) {
+        assert_eq!(nodes.holds(node, &key).as_deref(), Some(&b"late"[..]), "{node}");
     }
 }

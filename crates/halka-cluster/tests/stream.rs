@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
 
 use bytes::Bytes;
-use halka_cluster::stream::{Checkpoints, FileCheckpoints, MemoryCheckpoints, stream_range};
+use halka_cluster::catch_up::catch_up;
+use halka_cluster::stream::{
+    Checkpoints, FileCheckpoints, MemoryCheckpoints, Streamed, stream_range,
+};
 use halka_cluster::{LocalReplica, Replica};
 use halka_store::{HashRange, MemoryEngine, NodeId, VersionVector, Write};
 use std::sync::Arc;
@@ -145,9 +148,9 @@ fn tracked(node: &str) -> LocalReplica {
     LocalReplica::new(NodeId::new(node), Arc::new(engine))
 }
 
-#[tokio::test]
-async fn a_catch_up_copies_only_what_the_second_source_holds_differently() {
-    use halka_cluster::stream::catch_up_range;
+/// Two sources holding the same 500 keys, but for a write only the second got
+/// (acknowledged at W < N) and a key only it holds; and a target streamed from the first.
+async fn streamed_from_the_first() -> (LocalReplica, LocalReplica) {
     let (first, second, target) = (tracked("a"), tracked("b"), tracked("new"));
     for i in 0..500 {
         let key = Bytes::from(format!("key-{i}"));
@@ -155,18 +158,50 @@ async fn a_catch_up_copies_only_what_the_second_source_holds_differently() {
         let record = first.coordinate_write(&key, &write).await.unwrap().record;
         second.merge(&key, &record).await.unwrap();
     }
-    // A write only the second source got (acknowledged at W < N), and one it lacks.
     let only = Write::value(Some(Bytes::from("late")), None, 2);
     second.coordinate_write(&Bytes::from("key-3"), &only).await.unwrap();
     second.coordinate_write(&Bytes::from("new-key"), &only).await.unwrap();
     let checkpoints = MemoryCheckpoints::default();
     stream_range(&first, &target, HashRange::ALL, &checkpoints, DEADLINE).await.unwrap();
-    let caught = MemoryCheckpoints::default();
-    let copied = catch_up_range(&second, &target, HashRange::ALL, &caught, DEADLINE).await.unwrap();
+    (second, target)
+}
+
+/// The partitions of a 64-partition layout: each spans 64 digest blocks.
+fn partitions() -> Vec<HashRange> {
+    (0..64).map(|p| HashRange::partition(p, 6)).collect()
+}
+
+#[tokio::test]
+async fn a_catch_up_copies_only_what_the_second_source_holds_differently() {
+    let (second, target) = streamed_from_the_first().await;
+    let copied = catch_up(&second, &target, &partitions(), DEADLINE).await.unwrap();
     assert_eq!(copied.records, 2, "{copied:?}");
     let got = target.get(&Bytes::from("key-3")).await.unwrap().unwrap();
     assert!(got.values().any(|v| v.as_ref() == b"late"), "{got:?}");
     assert!(target.get(&Bytes::from("new-key")).await.unwrap().is_some());
-    let again = catch_up_range(&second, &target, HashRange::ALL, &caught, DEADLINE).await.unwrap();
-    assert_eq!(again.records, 0, "a finished catch-up is not repeated");
+    let again = catch_up(&second, &target, &partitions(), DEADLINE).await.unwrap();
+    assert_eq!(again, Streamed::default(), "replicas that agree copy nothing");
+}
+
+#[tokio::test]
+async fn a_catch_up_leaves_alone_the_partitions_it_was_not_asked_for() {
+    let (second, target) = streamed_from_the_first().await;
+    let elsewhere: Vec<HashRange> = partitions()
+        .into_iter()
+        .filter(|p| {
+            let hashes = [b"key-3".as_slice(), b"new-key"].map(halka_store::layout::key_hash);
+            !hashes.iter().any(|h| (p.first..=p.last).contains(h))
+        })
+        .collect();
+    let copied = catch_up(&second, &target, &elsewhere, DEADLINE).await.unwrap();
+    assert_eq!(copied.records, 0, "{copied:?}");
+    assert!(target.get(&Bytes::from("new-key")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_catch_up_without_digest_trees_streams_the_ranges_again() {
+    let (source, target) = (source().await, replica("dst"));
+    let copied = catch_up(&source, &target, &partitions(), DEADLINE).await.unwrap();
+    assert_eq!(copied.records, 3000);
+    assert_same(&source, &target).await;
 }

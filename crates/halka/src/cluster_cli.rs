@@ -105,7 +105,7 @@ async fn wait_for_change(client: &mut RespClient, version: u64) -> anyhow::Resul
                 last = line;
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

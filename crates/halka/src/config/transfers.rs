@@ -17,7 +17,7 @@ pub struct TransferSettings {
 
 impl Default for TransferSettings {
     fn default() -> Self {
-        Self { concurrency: 4, max_mb_per_second: 256, busy_mb_per_second: 64 }
+        Self { concurrency: 4, max_mb_per_second: 256, busy_mb_per_second: 24 }
     }
 }
 
