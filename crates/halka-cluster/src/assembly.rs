@@ -6,7 +6,7 @@
 //! production runs; they differ only in what they hand in: how a peer is reached (a TCP
 //! link or a simulated one), the clock, and the engine.
 
-use crate::gossip::{Gossip, GossipSpec, LayoutVersion};
+use crate::gossip::{Gossip, GossipSpec, LayoutVersion, Watched};
 use crate::membership::{
     Admit, Connect, LayoutSpec, MemberSpec, MembershipConfig, MembershipStore,
 };
@@ -287,8 +287,15 @@ fn start_gossip(
     let weak = Arc::downgrade(membership);
     let version: LayoutVersion =
         Arc::new(move || weak.upgrade().and_then(|m| m.newest()).map_or(0, |l| l.version));
-    let gossip =
-        Arc::new(Gossip::new(membership.me().clone(), spec, members.clone(), clock, version));
+    let weak = Arc::downgrade(membership);
+    let registry = members.clone();
+    // Before it holds a layout, a node watches the members it was started with.
+    let watched: Watched = Arc::new(move || {
+        let owners = weak.upgrade().map(|m| m.owners()).unwrap_or_default();
+        if owners.is_empty() { registry.ids() } else { owners }
+    });
+    let gossip = Gossip::new(membership.me().clone(), spec, members.clone(), clock, version);
+    let gossip = Arc::new(gossip.watching(watched));
     membership.attach_gossip(Arc::clone(&gossip));
     gossip
 }

@@ -79,6 +79,16 @@ fn spec(id: &str) -> MemberSpec {
 
 /// Starts node `id`, registered with `members` (ids) and announcing itself to `seeds`.
 fn start(net: &Arc<Net>, id: &str, members: &[&str], seeds: &[&str]) -> Node {
+    start_with(net, id, members, seeds, GossipConfig::default())
+}
+
+fn start_with(
+    net: &Arc<Net>,
+    id: &str,
+    members: &[&str],
+    seeds: &[&str],
+    config: GossipConfig,
+) -> Node {
     let registry = Members::default();
     for m in members {
         registry.add(Arc::new(Link { id: NodeId::new(m), net: Arc::clone(net) }));
@@ -89,7 +99,7 @@ fn start(net: &Arc<Net>, id: &str, members: &[&str], seeds: &[&str]) -> Node {
         Arc::new(Link { id: NodeId::new(id), net: Arc::clone(&link_net) })
     });
     let spec_ = GossipSpec {
-        config: GossipConfig::default(),
+        config,
         seeds: seeds.iter().map(|s| format!("{s}:7380")).collect(),
         reach,
         rng_seed: 7,
@@ -188,4 +198,33 @@ async fn a_member_never_heard_from_is_convicted() {
     // b never starts: calls to it fail.
     net.down.lock().entry(NodeId::new("b")).or_default().store(true, Ordering::Release);
     assert!(until(100, || a.gossip.liveness().convicted(&NodeId::new("b"))).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_is_no_member_is_forgotten_once_silent_and_known_again_when_it_returns() {
+    let net = Arc::new(Net::default());
+    let forget_after = std::time::Duration::from_secs(60);
+    let config = GossipConfig { forget_after, ..GossipConfig::default() };
+    let ids = ["a", "b", "c"];
+    let members: Vec<Node> =
+        ids.iter().map(|id| start_with(&net, id, &ids, &[], config.clone())).collect();
+    let visitor = start(&net, "d", &[], &["a"]);
+    assert!(until(20, || members.iter().all(|m| knows(m, "d"))).await);
+
+    visitor.stop.cancel();
+    net.down.lock()[&NodeId::new("d")].store(true, Ordering::Release);
+    let rounds_to_forget = 2 * (forget_after.as_millis() / 500) as u32;
+    assert!(until(rounds_to_forget, || members.iter().all(|m| !knows(m, "d"))).await);
+    assert!(members.iter().all(|m| m.gossip.liveness().judged(&NodeId::new("d")).is_none()));
+    // The members' tables and swaps go on; none brings d back.
+    rounds(40).await;
+    assert!(members.iter().all(|m| !knows(m, "d")), "an old announcement brought d back");
+    // A member is never forgotten, however long it is silent.
+    members[2].stop.cancel();
+    net.down.lock()[&NodeId::new("c")].store(true, Ordering::Release);
+    rounds(rounds_to_forget).await;
+    assert!(knows(&members[0], "c") && members[0].gossip.liveness().convicted(&NodeId::new("c")));
+
+    let _back = start(&net, "d", &[], &["a"]);
+    assert!(until(20, || knows(&members[0], "d") && knows(&members[1], "d")).await);
 }

@@ -73,6 +73,12 @@ impl Arrivals {
         }
     }
 
+    /// How long no heartbeat has arrived, at `now`.
+    #[must_use]
+    pub fn silence(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last)
+    }
+
     /// How unlikely the silence since the last heartbeat is, at `now`.
     #[must_use]
     pub fn phi(&self, now: Instant) -> f64 {

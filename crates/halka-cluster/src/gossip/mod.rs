@@ -17,5 +17,5 @@ pub mod table;
 
 pub use detector::DetectorConfig;
 pub use liveness::{Judged, Liveness};
-pub use service::{Gossip, GossipConfig, GossipSpec, Known, LayoutVersion, Reach};
+pub use service::{Gossip, GossipConfig, GossipSpec, Known, LayoutVersion, Reach, Watched};
 pub use table::Announcement;

@@ -35,6 +35,11 @@ pub type Reach = Arc<dyn Fn(Option<&NodeId>, &str) -> Arc<dyn Replica> + Send + 
 /// The newest layout version this node has installed (0: none).
 pub type LayoutVersion = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// The members a node watches and gossips with: those owning partitions in a layout it
+/// holds. Others (a member that left once the change is over, one replaced) are judged
+/// only while news of them comes, and forgotten once it stops.
+pub type Watched = Arc<dyn Fn() -> Vec<NodeId> + Send + Sync>;
+
 /// How a node gossips.
 #[derive(Debug, Clone)]
 pub struct GossipConfig {
@@ -45,6 +50,9 @@ pub struct GossipConfig {
     /// How long one swap may take.
     pub deadline: Duration,
     pub detector: DetectorConfig,
+    /// How long a node that is no member (one that left, was replaced, or was never
+    /// joined) stays known after the last news of it; then it is forgotten.
+    pub forget_after: Duration,
 }
 
 impl Default for GossipConfig {
@@ -54,6 +62,7 @@ impl Default for GossipConfig {
             fanout: 3,
             deadline: Duration::from_secs(2),
             detector: DetectorConfig::default(),
+            forget_after: Duration::from_secs(3600),
         }
     }
 }
@@ -89,6 +98,8 @@ pub struct Gossip {
     liveness: Liveness,
     seeds: Vec<String>,
     members: Members,
+    /// Who is watched; `None`: every member of the registry.
+    watched: Option<Watched>,
     reach: Reach,
     layout_version: LayoutVersion,
     /// Replicas reaching nodes outside the registry, by peer address.
@@ -101,6 +112,8 @@ pub struct Gossip {
 struct Heard {
     table: Table,
     arrivals: HashMap<String, Arrivals>,
+    /// When each forgotten node was forgotten here.
+    forgotten: HashMap<String, Instant>,
 }
 
 impl std::fmt::Debug for Gossip {
@@ -139,10 +152,25 @@ impl Gossip {
             liveness: Liveness::default(),
             seeds: spec.seeds,
             members,
+            watched: None,
             reach: spec.reach,
             layout_version,
             links: Mutex::default(),
             rng: Mutex::new(SmallRng::seed_from_u64(spec.rng_seed)),
+        }
+    }
+
+    /// Watches the members `watched` names rather than every member of the registry.
+    #[must_use]
+    pub fn watching(mut self, watched: Watched) -> Self {
+        self.watched = Some(watched);
+        self
+    }
+
+    fn watched(&self) -> Vec<NodeId> {
+        match &self.watched {
+            Some(watched) => watched(),
+            None => self.members.ids(),
         }
     }
 
@@ -258,7 +286,7 @@ impl Gossip {
     fn candidates(&self) -> (Vec<Peer>, Option<Peer>) {
         let me = self.me.lock().member.clone();
         let mut peers: Vec<Peer> = Vec::new();
-        let registered = self.members.ids();
+        let registered = self.watched();
         for id in &registered {
             if id.as_str() != me.id {
                 peers.push(Peer::Member(id.clone()));
@@ -310,15 +338,17 @@ impl Gossip {
         let now = Instant::now();
         let me = NodeId::new(&self.me.lock().member.id);
         let detector = &self.config.detector;
+        let members = self.watched();
         let mut heard = self.heard.lock();
-        for id in self.members.ids() {
-            if id != me {
+        for id in &members {
+            if *id != me {
                 heard
                     .arrivals
                     .entry(id.to_string())
                     .or_insert_with(|| Arrivals::new(now, detector));
             }
         }
+        self.forget_departed(&mut heard, &members, now);
         let judged: BTreeMap<NodeId, Judged> = heard
             .arrivals
             .iter()
@@ -340,6 +370,42 @@ impl Gossip {
         let down = judged.values().filter(|j| j.convicted).count();
         metrics::gauge!(crate::telemetry::MEMBERS_DOWN).set(down as f64);
         self.liveness.publish(judged);
+    }
+}
+
+impl Gossip {
+    /// Forgets each node that is no member and has not been heard of for
+    /// `forget_after`: one that left, was replaced, or was never joined would otherwise
+    /// stay in every table, convicted, for good. Its old announcements are refused for
+    /// another `forget_after`, by when every peer has forgotten it too (they stopped
+    /// hearing of it at about the same time).
+    fn forget_departed(&self, heard: &mut Heard, members: &[NodeId], now: Instant) {
+        let forget_after = self.config.forget_after;
+        let departed: Vec<String> = heard
+            .arrivals
+            .iter()
+            .filter(|(id, arrivals)| {
+                arrivals.silence(now) > forget_after && !members.iter().any(|m| m.as_str() == *id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in departed {
+            heard.arrivals.remove(&id);
+            if let Some(a) = heard.table.get(&id) {
+                self.links.lock().remove(&a.member.addresses.peer);
+            }
+            heard.table.forget(&id);
+            heard.forgotten.insert(id.clone(), now);
+            tracing::info!(node = %id, "gossip: forgot a node that is no member and fell silent");
+        }
+        let table = &mut heard.table;
+        heard.forgotten.retain(|id, at| {
+            let keep = now.saturating_duration_since(*at) <= forget_after;
+            if !keep {
+                table.unmark(id);
+            }
+            keep
+        });
     }
 }
 

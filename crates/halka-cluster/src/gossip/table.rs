@@ -45,6 +45,10 @@ impl Announcement {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     nodes: BTreeMap<String, Announcement>,
+    /// Nodes forgotten, with the stamp of the last announcement held of each: a peer
+    /// that has not forgotten one yet sends that announcement again, which must not
+    /// bring it back; a newer one (the node is alive after all) does.
+    forgotten: BTreeMap<String, (u64, u64)>,
 }
 
 /// What merging a peer's announcements changed.
@@ -65,6 +69,12 @@ impl Table {
             if theirs.id() == me {
                 continue;
             }
+            if let Some(stamp) = self.forgotten.get(theirs.id()) {
+                if theirs.stamp() <= *stamp {
+                    continue;
+                }
+                self.forgotten.remove(theirs.id());
+            }
             let full = self.nodes.len() >= MAX_NODES;
             match self.nodes.get_mut(theirs.id()) {
                 Some(ours) if theirs.stamp() > ours.stamp() => {
@@ -82,6 +92,19 @@ impl Table {
             }
         }
         merged
+    }
+
+    /// Drops node `id`, and refuses its announcements up to the one held now (see
+    /// `forgotten`). Returns whether it was known.
+    pub fn forget(&mut self, id: &str) -> bool {
+        let Some(gone) = self.nodes.remove(id) else { return false };
+        self.forgotten.insert(id.to_string(), gone.stamp());
+        true
+    }
+
+    /// Stops refusing node `id`'s old announcements: every peer has forgotten it too.
+    pub fn unmark(&mut self, id: &str) {
+        self.forgotten.remove(id);
     }
 
     #[must_use]
@@ -164,6 +187,18 @@ mod tests {
             backward.merge("me", vec![u.clone()]);
         }
         assert_eq!(forward, backward);
+    }
+
+    #[test]
+    fn a_forgotten_node_is_not_brought_back_by_its_old_announcement_but_by_a_newer_one() {
+        let mut table = Table::default();
+        table.merge("me", vec![ann("gone", 1, 40)]);
+        assert!(table.forget("gone"));
+        let merged = table.merge("me", vec![ann("gone", 1, 40), ann("gone", 1, 12)]);
+        assert_eq!(merged, Merged::default());
+        assert!(table.get("gone").is_none());
+        let merged = table.merge("me", vec![ann("gone", 2, 0)]);
+        assert_eq!(merged.new, vec!["gone".to_string()]);
     }
 
     #[test]

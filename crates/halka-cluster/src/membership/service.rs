@@ -205,6 +205,14 @@ impl Membership {
         (saved.layouts.clone(), saved.reads_newest)
     }
 
+    /// Every member owning partitions in an installed layout, this node included.
+    #[must_use]
+    pub fn owners(&self) -> Vec<NodeId> {
+        let saved = self.saved.lock();
+        let ids = saved.layouts.iter().flat_map(|l| l.owning()).map(|m| NodeId::new(&m.id));
+        ids.collect::<BTreeSet<_>>().into_iter().collect()
+    }
+
     /// The newest installed layout.
     #[must_use]
     pub fn newest(&self) -> Option<LayoutSpec> {

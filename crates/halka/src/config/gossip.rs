@@ -14,11 +14,15 @@ pub struct GossipSettings {
     /// times its usual gap between heartbeats (a chance of 1 in 10^8 that it was only
     /// slow); lower convicts sooner and wrongly more often.
     pub phi_threshold: f64,
+    /// Seconds a node that is no member (one that left, once its change is over; one
+    /// replaced; one never joined) stays in gossip tables and `halka cluster status`
+    /// after the last news of it.
+    pub forget_after_secs: u64,
 }
 
 impl Default for GossipSettings {
     fn default() -> Self {
-        Self { interval_ms: 500, phi_threshold: 8.0 }
+        Self { interval_ms: 500, phi_threshold: 8.0, forget_after_secs: 3600 }
     }
 }
 
@@ -31,8 +35,11 @@ impl GossipSettings {
     pub(super) fn problem(&self) -> Option<String> {
         let interval_ok = (10..=60_000).contains(&self.interval_ms);
         let phi_ok = self.phi_threshold.is_finite() && (1.0..=100.0).contains(&self.phi_threshold);
-        (!interval_ok || !phi_ok).then(|| {
-            "interval_ms must be from 10 to 60000 and phi_threshold from 1 to 100".to_string()
+        let forget_ok = (60..=7 * 24 * 3600).contains(&self.forget_after_secs);
+        (!interval_ok || !phi_ok || !forget_ok).then(|| {
+            "interval_ms must be from 10 to 60000, phi_threshold from 1 to 100 and \
+             forget_after_secs from 60 to 604800 (a week)"
+                .to_string()
         })
     }
 
@@ -50,6 +57,7 @@ impl GossipSettings {
                 max_gap: interval.saturating_mul(20),
                 ..halka_cluster::gossip::DetectorConfig::default()
             },
+            forget_after: Duration::from_secs(self.forget_after_secs),
             ..halka_cluster::gossip::GossipConfig::default()
         }
     }
@@ -81,7 +89,12 @@ mod tests {
 
     #[test]
     fn gossip_settings_out_of_range_are_refused_saying_what_is_allowed() {
-        for bad in ["interval_ms = 0", "phi_threshold = 0.5", "phi_threshold = nan"] {
+        for bad in [
+            "interval_ms = 0",
+            "phi_threshold = 0.5",
+            "phi_threshold = nan",
+            "forget_after_secs = 5",
+        ] {
             let e = parse(&format!("[gossip]\n{bad}\n")).unwrap_err();
             assert!(
                 e.contains("gossip") && e.contains("phi_threshold from 1 to 100"),
@@ -92,8 +105,10 @@ mod tests {
 
     #[test]
     fn the_phi_threshold_and_interval_reach_the_detector() {
-        let c = parse("[gossip]\ninterval_ms = 200\nphi_threshold = 12\n").unwrap();
+        let c = parse("[gossip]\ninterval_ms = 200\nphi_threshold = 12\nforget_after_secs = 90\n")
+            .unwrap();
         let applied = c.gossip.apply();
+        assert_eq!(applied.forget_after, std::time::Duration::from_secs(90));
         assert_eq!(applied.interval, std::time::Duration::from_millis(200));
         assert_eq!(applied.detector.prior, std::time::Duration::from_millis(200));
         assert!((applied.detector.threshold - 12.0).abs() < f64::EPSILON);
