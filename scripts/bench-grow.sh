@@ -10,9 +10,12 @@
 # (halka_transfer_bytes_total) and the rate, and the p99 ratios during/before.
 #
 # Needs redis-benchmark, redis-cli and curl.
-# Usage: scripts/bench-grow.sh [halka binary, default target/release/halka] [keys, default 330000] [value bytes, default 1000]
+# With a fourth argument `idle`, no clients run during the join: the streaming rate
+# alone, with the transfer budget at its idle rate.
+#
+# Usage: scripts/bench-grow.sh [halka binary, default target/release/halka] [keys, default 330000] [value bytes, default 1000] [idle]
 set -euo pipefail
-BIN="${1:-target/release/halka}"; KEYS="${2:-330000}"; VALUE="${3:-1000}"
+BIN="${1:-target/release/halka}"; KEYS="${2:-330000}"; VALUE="${3:-1000}"; IDLE="${4:-}"
 PORT=6880; HTTP=8880; PEER=7880
 WORK="$(mktemp -d)"
 cleanup() { kill "${N4:-}" "${DEV:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
@@ -37,7 +40,7 @@ p99() { # requests -> "SET ops/s p99_ms" and "GET ops/s p99_ms": SETs and GETs a
     cat "$WORK/set.csv" "$WORK/get.csv" |
         awk -F',' '/^"(SET|GET)"/ { gsub(/"/, ""); split($0, f, ","); print f[1], f[2], f[7] }'
 }
-echo "before the join:"; p99 30000 | tee "$WORK/before"
+if [ -z "$IDLE" ]; then echo "before the join:"; p99 30000 | tee "$WORK/before"; fi
 
 "$BIN" server --join --node-id node-4 --data-dir "$WORK/node-4" --redis-addr 127.0.0.1:$((PORT + 3)) \
     --http-addr 127.0.0.1:$((HTTP + 3)) --peer-addr 127.0.0.1:$((PEER + 3)) \
@@ -50,7 +53,7 @@ start=$(date +%s.%N)
 ( "$BIN" cluster commit --wait --addr 127.0.0.1:$PORT >/dev/null 2>"$WORK/wait.log"
   date +%s.%N >"$WORK/end" ) &
 WAIT=$!
-echo "during the join:"; p99 30000 | tee "$WORK/during"
+if [ -z "$IDLE" ]; then echo "during the join:"; p99 30000 | tee "$WORK/during"; fi
 wait "$WAIT"
 end=$(cat "$WORK/end")
 bytes=$(curl -s http://127.0.0.1:$((HTTP + 3))/metrics | awk '/^halka_transfer_bytes_total/ { print $2 }')
@@ -60,4 +63,4 @@ awk -v s="$start" -v e="$end" -v b="$bytes" -v r="$records" 'BEGIN {
 # The new node's own account of its streaming: from taking the change up to holding
 # every partition it gains (streamed from one old owner, caught up with the others).
 grep -h "holds every partition it gains" "$WORK/node-4.log" | sed 's/.*partitions=/streaming: partitions=/'
-paste "$WORK/before" "$WORK/during" | awk '{ printf "%s p99 during/before: %.2f (%s ms -> %s ms), ops/s %.2f\n", $1, $6 / $3, $3, $6, $5 / $2 }'
+[ -n "$IDLE" ] || paste "$WORK/before" "$WORK/during" | awk '{ printf "%s p99 during/before: %.2f (%s ms -> %s ms), ops/s %.2f\n", $1, $6 / $3, $3, $6, $5 / $2 }'

@@ -88,6 +88,23 @@ impl Votes {
     }
 }
 
+/// The votes for `version` a node that lost its own takes from the other members'
+/// (`theirs`; see `Membership::recover_votes`): it promises nothing below the highest
+/// ballot any of them promised or accepted, and reports as accepted the proposal
+/// accepted under the highest ballot. Reporting another member's acceptance is safe: it
+/// is a proposal really accepted under that ballot, which is all a proposer's choice
+/// rests on; and it carries a chosen proposal the lost votes may have been part of.
+#[must_use]
+pub fn recovered(version: u64, theirs: &[Votes]) -> Votes {
+    let theirs = theirs.iter().filter(|v| v.version == version);
+    let accepted = theirs.clone().filter_map(|v| v.accepted.clone()).max_by(|a, b| a.0.cmp(&b.0));
+    let promised = theirs
+        .flat_map(|v| v.promised.iter().chain(v.accepted.iter().map(|(b, _)| b)))
+        .max()
+        .cloned();
+    Votes { version, promised, accepted }
+}
+
 /// What phase 1 leaves the proposer with: the proposal it must carry on (the one accepted
 /// under the highest ballot among the promises, or its own), or why it cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +185,25 @@ mod tests {
             Vote::Outbid { promised: ballot(5, "a") }
         );
         assert_eq!(v.accept(ballot(5, "a"), spec(2, &["a"])), Vote::Accepted);
+    }
+
+    #[test]
+    fn recovered_votes_promise_the_highest_ballot_seen_and_report_the_latest_acceptance() {
+        let mut b = Votes::default();
+        b.accept(ballot(3, "c"), spec(2, &["a", "b", "c", "d"]));
+        let mut c = Votes::default();
+        c.prepare(2, ballot(7, "b"));
+        let stale = Votes { version: 1, promised: Some(ballot(99, "x")), accepted: None };
+        let votes = recovered(2, &[b, c, stale, Votes::default()]);
+        assert_eq!(votes.version, 2);
+        assert_eq!(votes.promised, Some(ballot(7, "b")));
+        assert_eq!(votes.accepted, Some((ballot(3, "c"), spec(2, &["a", "b", "c", "d"]))));
+        let mut v = votes;
+        assert_eq!(v.prepare(2, ballot(6, "z")), Vote::Outbid { promised: ballot(7, "b") });
+        let Vote::Promise { accepted: Some((_, layout)) } = v.prepare(2, ballot(8, "z")) else {
+            panic!("a promise reporting the recovered acceptance");
+        };
+        assert_eq!(layout, spec(2, &["a", "b", "c", "d"]));
     }
 
     #[test]

@@ -205,6 +205,8 @@ impl Membership {
         proposal: LayoutSpec,
     ) -> Result<LayoutSpec, CommitError> {
         let version = proposal.version;
+        // A proposer that lost its votes is one of its own voters: recover them first.
+        self.recover_votes().await;
         let mut round = 0;
         let mut reasons = Vec::new();
         let mut granted = 0;

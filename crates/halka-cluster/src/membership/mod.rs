@@ -11,6 +11,7 @@
 
 pub mod ballot;
 mod commit;
+mod recovery;
 mod service;
 pub mod spec;
 mod spread;
@@ -45,6 +46,9 @@ pub enum MembershipRequest {
     /// The digest of the sender's settings (see `settings`), with its entries when it
     /// found the receiver's older. Answered with the receiver's entries when they differ.
     Settings { digest: u64, entries: Option<Vec<(String, crate::settings::Setting)>> },
+    /// What the node promised and accepted for layout `version` (asked by a member that
+    /// lost its own votes).
+    Votes { version: u64 },
 }
 
 /// The answers.
@@ -56,4 +60,5 @@ pub enum MembershipResponse {
     Installed,
     Gossip(Vec<crate::gossip::Announcement>),
     Settings(Option<Vec<(String, crate::settings::Setting)>>),
+    Votes(ballot::Votes),
 }

@@ -239,7 +239,7 @@ impl Membership {
                 "layout versions {versions:?} are not all installed here"
             )));
         }
-        let next = Saved { layouts: specs, reads_newest, votes: saved.votes.clone() };
+        let next = Saved { layouts: specs, reads_newest, ..saved.clone() };
         self.store.save(&next)?;
         self.admit_members(&next.layouts);
         *saved = next;
@@ -302,8 +302,7 @@ impl Membership {
         let view = self.view_over(&layouts)?;
         let keep = |_: &View| {
             let mut saved = self.saved.lock();
-            let next =
-                Saved { layouts: layouts.clone(), reads_newest: false, votes: saved.votes.clone() };
+            let next = Saved { layouts: layouts.clone(), reads_newest: false, ..saved.clone() };
             self.store.save(&next)?;
             *saved = next;
             Ok(())
@@ -354,6 +353,15 @@ impl Membership {
                 let settings = self.settings.get().ok_or(MembershipError::NoSettings)?;
                 MembershipResponse::Settings(settings.answer(digest, entries)?)
             }
+            MembershipRequest::Votes { version } => {
+                let votes = self.saved.lock().votes.clone();
+                let votes = if votes.version == version {
+                    votes
+                } else {
+                    super::ballot::Votes { version, ..Default::default() }
+                };
+                MembershipResponse::Votes(votes)
+            }
         })
     }
 
@@ -371,6 +379,12 @@ impl Membership {
         }
         let reason = if version > newest + 1 {
             Some(format!("node {} has installed layout version {newest} only", self.me.id))
+        } else if saved.recovering == Some(newest) {
+            Some(format!(
+                "node {} started without its votes (a new or lost data directory) and has \
+                 not yet heard what every other member accepted for version {version}",
+                self.me.id
+            ))
         } else if saved.layouts.len() > 1 {
             Some(format!(
                 "node {} is still moving partitions to layout version {newest}",
@@ -389,6 +403,40 @@ impl Membership {
             *saved = next;
         }
         Ok(vote)
+    }
+
+    /// The layout version this node took without its votes, while it has not recovered
+    /// them and holds no newer layout.
+    pub(super) fn recovering(&self) -> Option<u64> {
+        let saved = self.saved.lock();
+        let newest = saved.layouts.last()?.version;
+        saved.recovering.filter(|v| *v == newest)
+    }
+
+    /// Notes that the layouts this node is about to take at start (newest: `version`)
+    /// come without the votes it may have cast (see `recovery`). Kept with them when they
+    /// are installed: a node that holds no layout keeps nothing.
+    pub(super) fn will_recover(&self, version: u64) {
+        self.saved.lock().recovering = Some(version);
+    }
+
+    /// Takes `votes`, recovered from the other members, as this node's for their
+    /// version, if it is still recovering the version before it.
+    pub(super) fn take_recovered(
+        &self,
+        votes: super::ballot::Votes,
+    ) -> Result<bool, MembershipError> {
+        let mut saved = self.saved.lock();
+        let newest = saved.layouts.last().map_or(0, |l| l.version);
+        if saved.recovering != Some(newest) || votes.version != newest + 1 {
+            return Ok(false);
+        }
+        let mut next = saved.clone();
+        next.votes = votes;
+        next.recovering = None;
+        self.store.save(&next)?;
+        *saved = next;
+        Ok(true)
     }
 
     /// The layout this node accepted for the version after its newest, if any: chosen

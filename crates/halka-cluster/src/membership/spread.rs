@@ -147,7 +147,9 @@ impl Membership {
                 (None, _) => None,
             };
             let step = async {
-                if layouts.len() > 1 {
+                if self.recovering().is_some() {
+                    self.recover_votes().await;
+                } else if layouts.len() > 1 {
                     self.offer(&layouts).await;
                 } else if let (Some(spec), Some(at)) = (accepted, since)
                     && at.elapsed() >= self.config().pull
@@ -169,9 +171,15 @@ impl Membership {
                 () = stop.cancelled() => return,
                 () = step => {}
             }
+            // A node recovering its votes holds commits back: it asks again soon.
+            let pause = if self.recovering().is_some() {
+                self.config().retry.min(std::time::Duration::from_millis(100))
+            } else {
+                self.config().retry
+            };
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(self.config().retry) => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
     }

@@ -27,8 +27,11 @@ use std::time::Duration;
 pub(super) enum Start {
     /// Install these layouts (a member's, newer than the static list).
     Take(Vec<LayoutSpec>),
-    /// Install the static list.
+    /// Install the static list: a member kept it, so this node may have voted since.
     Static,
+    /// Install the static list: the cluster starts for the first time, and nobody has
+    /// voted on anything yet.
+    First,
     /// Ask again later.
     Wait,
 }
@@ -49,7 +52,7 @@ pub(super) fn decide(initial: &LayoutSpec, answers: &[Option<Vec<LayoutSpec>>]) 
     }
     let without_state = 1 + answers.iter().flatten().filter(|l| l.is_empty()).count();
     if without_state >= majority(initial.present().count()) {
-        return Start::Static;
+        return Start::First;
     }
     Start::Wait
 }
@@ -65,9 +68,11 @@ impl Membership {
         let mut waited = false;
         while self.newest().is_none() {
             let answers = self.ask_current(initial.present()).await;
-            let (layouts, how) = match decide(&initial, &answers) {
+            let decided = decide(&initial, &answers);
+            let (layouts, how) = match decided.clone() {
                 Start::Take(layouts) => (layouts, "took the cluster's layout from a member"),
                 Start::Static => (vec![initial.clone()], "took the static member list"),
+                Start::First => (vec![initial.clone()], "took the static member list"),
                 Start::Wait => {
                     if !waited {
                         tracing::info!(
@@ -82,6 +87,10 @@ impl Membership {
                 }
             };
             let versions: Vec<u64> = layouts.iter().map(|l| l.version).collect();
+            // This node kept no votes, and may have cast some before (see `recovery`).
+            if let (Some(&newest), false) = (versions.last(), decided == Start::First) {
+                self.will_recover(newest);
+            }
             match self.install(layouts) {
                 Ok(_) => tracing::info!(?versions, "{how}"),
                 Err(e) => {
@@ -140,16 +149,16 @@ mod tests {
     #[test]
     fn a_majority_without_state_is_a_first_start() {
         let v1 = layout(1, &["a", "b", "c"]);
-        assert_eq!(decide(&v1, &[Some(Vec::new()), None]), Start::Static);
+        assert_eq!(decide(&v1, &[Some(Vec::new()), None]), Start::First);
         let five = layout(1, &["a", "b", "c", "d", "e"]);
         assert_eq!(decide(&five, &[Some(Vec::new()), None, None, None]), Start::Wait);
         let answers = [Some(Vec::new()), Some(Vec::new()), None, None];
-        assert_eq!(decide(&five, &answers), Start::Static);
+        assert_eq!(decide(&five, &answers), Start::First);
     }
 
     #[test]
     fn a_single_node_needs_no_answer() {
         let v1 = layout(1, &["a"]);
-        assert_eq!(decide(&v1, &[]), Start::Static);
+        assert_eq!(decide(&v1, &[]), Start::First);
     }
 }

@@ -19,6 +19,11 @@ pub struct Saved {
     /// Whether reads moved to the newest layout.
     pub reads_newest: bool,
     pub votes: Votes,
+    /// The layout version this node took without its votes (a new or lost data
+    /// directory): it does not vote on the next version until it has heard what the
+    /// other members promised and accepted for it (see `Membership::recover_votes`).
+    #[serde(default)]
+    pub recovering: Option<u64>,
 }
 
 /// Keeps [`Saved`].
@@ -106,12 +111,24 @@ mod tests {
                 promised: Some(Ballot { round: 1, node: "a".into() }),
                 accepted: None,
             },
+            recovering: Some(1),
         };
         store.save(&saved).unwrap();
         assert_eq!(
             FileStore::new(&dir.path().join("membership.json")).load().unwrap(),
             Some(saved)
         );
+    }
+
+    #[test]
+    fn a_file_kept_before_votes_could_be_lost_loads_as_not_recovering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("membership.json");
+        let spec = LayoutSpec::new(1, 3, 16, vec![MemberSpec::active("a", Addresses::default())]);
+        let old = serde_json::json!({ "layouts": [spec], "reads_newest": false, "votes": Votes::default() });
+        std::fs::write(&path, old.to_string()).unwrap();
+        let loaded = FileStore::new(&path).load().unwrap().unwrap();
+        assert_eq!(loaded.recovering, None);
     }
 
     #[test]

@@ -171,13 +171,15 @@ impl Door {
     ) -> Option<(Link, halka_store::NodeId, Standing)> {
         let work = async {
             let mut link = match &config.tls {
-                Some(tls) => tls.accept(tcp).await.map_err(Refused::Tls)?,
+                Some(tls) => tls.accept(tcp).await.map_err(|e| (Refused::Tls(e), None))?,
                 None => Link::Plain(tcp),
             };
-            let (node, standing) = handshake::server(&mut link, &config.auth, || place.greeted())
-                .await
-                .map_err(Refused::Handshake)?;
-            Ok::<_, Refused>((link, node, standing))
+            match handshake::server(&mut link, &config.auth, || place.greeted()).await {
+                Ok((node, standing)) => Ok((link, node, standing)),
+                // The connection stays open until the refusal is counted: a peer that
+                // sees it closed and then reads the metric finds it there.
+                Err(e) => Err((Refused::Handshake(e), Some(link))),
+            }
         };
         let shaken = tokio::select! {
             () = place.displaced() => {
@@ -188,12 +190,13 @@ impl Door {
         };
         match shaken {
             Ok(Ok(shaken)) => Some(shaken),
-            Ok(Err(Refused::Tls(e))) => {
+            Ok(Err((Refused::Tls(e), _))) => {
                 self.rejections.reject(peer, "tls", format_args!("TLS handshake failed: {e}"));
                 None
             }
-            Ok(Err(Refused::Handshake(e))) => {
+            Ok(Err((Refused::Handshake(e), link))) => {
                 self.rejections.reject(peer, e.reason(), e);
+                drop(link);
                 None
             }
             Err(_) => {
