@@ -43,6 +43,7 @@ pub mod telemetry;
 pub mod tombstones;
 mod transfers;
 mod view;
+mod view_handle;
 
 pub use anti_entropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyStats};
 pub use assembly::{AssembledNode, MembershipSpec, NodeSpec, ServeLocal, Services, TransferSpec};
