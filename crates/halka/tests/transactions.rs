@@ -29,7 +29,7 @@ fn a_command_refused_while_queueing_makes_exec_discard_the_batch() {
     let mut conn = Raw::connect(&c.redis_addr(0));
     assert_eq!(conn.cmd(&["MULTI"]), "+OK\r\n");
     assert_eq!(conn.cmd(&["SET", "aborted", "1"]), "+QUEUED\r\n");
-    assert!(conn.cmd(&["NOSUCH", "x"]).starts_with("-ERR unknown command 'nosuch'"));
+    assert!(conn.cmd(&["NOSUCH", "x"]).starts_with("-ERR unknown command 'NOSUCH'"));
     assert!(conn.cmd(&["GET"]).starts_with("-ERR wrong number of arguments for 'get'"));
     assert_eq!(
         conn.cmd(&["EXEC"]),

@@ -368,13 +368,17 @@ pub fn parse_float(value: &[u8]) -> Result<f64, CounterError> {
     }
 }
 
-/// Parses a stored value as `INCR` does: a base-10 `i64`, no spaces, no leading `+`.
+/// Parses a stored value as `INCR` does (Redis's `string2ll`): a base-10 `i64`, no
+/// spaces, no leading `+`, and no leading zero but in `0` itself (`00` and `-0` are not
+/// integers).
 ///
 /// # Errors
 /// [`CounterError::NotAnInteger`].
 pub fn parse_integer(value: &[u8]) -> Result<i64, CounterError> {
     let text = std::str::from_utf8(value).map_err(|_| CounterError::NotAnInteger)?;
-    if text.is_empty() || text.starts_with('+') || text.len() > 20 {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let leading_zero = digits.starts_with('0') && text != "0";
+    if digits.is_empty() || text.starts_with('+') || text.len() > 20 || leading_zero {
         return Err(CounterError::NotAnInteger);
     }
     text.parse().map_err(|_| CounterError::NotAnInteger)
@@ -386,6 +390,16 @@ mod tests {
 
     fn n(s: &str) -> NodeId {
         NodeId::new(s)
+    }
+
+    #[test]
+    fn integers_are_parsed_as_redis_parses_them() {
+        for good in ["0", "7", "-7", "9223372036854775807", "-9223372036854775808"] {
+            assert!(parse_integer(good.as_bytes()).is_ok(), "{good}");
+        }
+        for bad in ["", "00", "01", "-0", "-01", "+1", " 1", "1 ", "-", "9223372036854775808"] {
+            assert_eq!(parse_integer(bad.as_bytes()), Err(CounterError::NotAnInteger), "{bad}");
+        }
     }
 
     #[test]

@@ -161,25 +161,23 @@ pub async fn getex(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fr
     let key = args.next_bytes()?;
     let options = args.rest();
     let expiry = match options.as_slice() {
-        [] => None,
-        [flag] if flag.eq_ignore_ascii_case(b"PERSIST") => Some(Expiry::Never),
+        [] => Ok(None),
+        [flag] if flag.eq_ignore_ascii_case(b"PERSIST") => Ok(Some(Expiry::Never)),
         [flag, amount] => {
             let (unit, absolute) =
                 time_flag(flag).ok_or_else(|| Frame::error("ERR syntax error"))?;
-            let amount: i64 = std::str::from_utf8(amount)
-                .ok()
-                .and_then(|a| a.parse().ok())
-                .ok_or_else(|| Frame::error("ERR value is not an integer or out of range"))?;
-            if amount <= 0 {
-                return Err(invalid_expire_time("getex"));
-            }
-            Some(Expiry::At(expiry_at(state, amount, unit, absolute, "getex")?))
+            getex_expiry(state, amount, unit, absolute).map(Some)
         }
         _ => return Err(Frame::error("ERR syntax error")),
     };
-    let Some(expiry) = expiry else {
+    // As Redis: a missing key answers nil before its time is judged.
+    let Ok(Some(expiry)) = expiry else {
         let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
-        return Ok(got.value().map_or(Frame::Null, Frame::Bulk));
+        let value = got.value().map_or(Frame::Null, Frame::Bulk);
+        return match expiry {
+            Err(refused) if value != Frame::Null => Err(refused),
+            _ => Ok(value),
+        };
     };
     let request = WriteRequest {
         want_previous: true,
@@ -187,6 +185,20 @@ pub async fn getex(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fr
     };
     let outcome = apply(state, s, key, request).await?;
     Ok(outcome.previous.map_or(Frame::Null, Frame::Bulk))
+}
+
+/// `GETEX`'s new expiry from its amount, or Redis's error for it.
+fn getex_expiry(
+    state: &NodeState,
+    amount: &[u8],
+    unit: Unit,
+    absolute: bool,
+) -> Result<Expiry, Frame> {
+    let amount = super::integer(amount)?;
+    if amount <= 0 {
+        return Err(invalid_expire_time("getex"));
+    }
+    Ok(Expiry::At(expiry_at(state, amount, unit, absolute, "getex")?))
 }
 
 /// `EX`, `PX`, `EXAT`, `PXAT`: the unit and whether the time is absolute.

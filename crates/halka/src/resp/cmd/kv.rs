@@ -67,10 +67,9 @@ pub async fn set(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fram
             b"KEEPTTL" if expiry.is_none() => expiry = Some(Expiry::Keep),
             flag if expiry.is_none() && expiry::time_flag(flag).is_some() => {
                 let (unit, absolute) = expiry::time_flag(flag).unwrap_or((Unit::Seconds, false));
-                let amount: i64 = options
-                    .next()
-                    .and_then(|a| std::str::from_utf8(&a).ok().and_then(|a| a.parse().ok()))
-                    .ok_or_else(|| Frame::error("ERR value is not an integer or out of range"))?;
+                // A flag without its amount is a syntax error, as in Redis.
+                let amount = options.next().ok_or_else(|| Frame::error("ERR syntax error"))?;
+                let amount = super::integer(&amount)?;
                 if amount <= 0 {
                     return Err(expiry::invalid_expire_time("set"));
                 }

@@ -99,9 +99,7 @@ impl Args {
     }
 
     fn next_i64(&mut self) -> Result<i64, Frame> {
-        self.next_string()?
-            .parse()
-            .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
+        integer(&self.next_bytes()?)
     }
 
     fn rest(&mut self) -> Vec<Bytes> {
@@ -283,8 +281,13 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
     let Some(name) = it.next() else {
         return (Frame::error("ERR empty command"), After::Continue);
     };
-    let name = String::from_utf8_lossy(&name).to_ascii_uppercase();
+    let sent = name;
+    let name = String::from_utf8_lossy(&sent).to_ascii_uppercase();
     let rest = it.as_slice();
+    // Redis checks a command's arity against its table before anything else.
+    if table::lookup(&name).is_some_and(|spec| !spec.accepts(rest.len() + 1)) {
+        return (wrong_arity(&name), After::Continue);
+    }
     let (first, more) = (rest.first().cloned(), rest.len().saturating_sub(1));
     let mut args = Args { name: name.clone(), args: it };
     let started = std::time::Instant::now();
@@ -350,7 +353,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HALKA.STATUS" => halka::status(state, &mut args).await,
         "HALKA.CLUSTER" => halka::cluster(state, &mut args).await,
         "SLOWLOG" => server::slowlog(state, &mut args),
-        _ => Err(unknown_command(&name, &args.rest())),
+        _ => Err(unknown_command(&sent, &args.rest())),
     };
     observe(state, session, &name, (first.as_ref(), more), (started.elapsed(), result.is_err()));
     match result {
@@ -358,15 +361,27 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
     }
 }
 
-/// Redis's reply to a command it does not know.
-fn unknown_command(name: &str, args: &[Bytes]) -> Frame {
-    Frame::error(format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        name.to_lowercase(),
-        args.iter()
-            .take(3)
-            .map(|a| format!("'{}'", String::from_utf8_lossy(a)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    ))
+/// An integer argument as Redis reads one (`string2ll`: no `+`, no spaces, no leading
+/// zero), or Redis's error.
+pub(super) fn integer(arg: &[u8]) -> Result<i64, Frame> {
+    halka_store::parse_integer(arg)
+        .map_err(|_| Frame::error("ERR value is not an integer or out of range"))
+}
+
+/// Redis's reply to a command it does not know, worded as Redis words it: the name as
+/// sent, then each argument quoted and followed by a space, until 128 characters.
+fn unknown_command(sent: &[u8], args: &[Bytes]) -> Frame {
+    let printable = |b: &[u8]| String::from_utf8_lossy(b).replace(['\r', '\n'], " ");
+    let mut listed = String::new();
+    for arg in args {
+        if listed.len() >= 128 {
+            break;
+        }
+        let room = 128 - listed.len();
+        let arg = printable(arg);
+        let arg: String = arg.chars().take(room).collect();
+        listed += &format!("'{arg}' ");
+    }
+    let name: String = printable(sent).chars().take(128).collect();
+    Frame::error(format!("ERR unknown command '{name}', with args beginning with: {listed}"))
 }

@@ -45,10 +45,11 @@ pub async fn copy(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
             _ => return Err(Frame::error("ERR syntax error")),
         }
     }
-    let Some(read) = read_source(state, s, &source).await? else { return Ok(Frame::Integer(0)) };
+    // Redis refuses a copy onto itself before it looks at the key.
     if source == destination {
         return Err(same_keys());
     }
+    let Some(read) = read_source(state, s, &source).await? else { return Ok(Frame::Integer(0)) };
     let condition = if replace { Condition::Always } else { Condition::Absent };
     let written = write_destination(state, s, destination, &read, condition).await?;
     Ok(Frame::Integer(i64::from(written)))

@@ -218,7 +218,7 @@ pub const COMMANDS: &[Spec] = &[
     spec("WATCH", -2, "other", "transactions", "Refused: no optimistic locking without consensus."),
     spec("UNWATCH", 1, "other", "transactions", "Nothing is watched: answers OK."),
     spec("HALKA.CONSISTENCY", -1, "other", "halka", "Shows or sets this connection's R and W."),
-    spec("HALKA.GETALL", 2, "getall", "halka", "Every replica's answer for a key, with siblings."),
+    spec("HALKA.GETALL", -2, "getall", "halka", "Every replica's answer for a key, with siblings."),
     spec("HALKA.GET", -3, "get", "halka", "GET with R (and PR) for this request only."),
     spec(
         "HALKA.SET",

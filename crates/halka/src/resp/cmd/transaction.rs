@@ -59,7 +59,7 @@ impl Queue {
     pub fn push(&mut self, name: &str, request: Vec<Bytes>, max_bytes: usize) -> Frame {
         let size: usize = request.iter().map(Bytes::len).sum();
         let refusal = match table::lookup(name) {
-            None => Some(super::unknown_command(name, &request[1..])),
+            None => Some(super::unknown_command(&request[0], &request[1..])),
             Some(spec) if !spec.accepts(request.len()) => Some(super::wrong_arity(name)),
             Some(_) if self.commands.len() >= MAX_QUEUED => {
                 Some(Frame::error(format!("ERR a MULTI batch holds at most {MAX_QUEUED} commands")))

@@ -1,0 +1,422 @@
+//! The same single-client command sequences against a real `redis-server` (started by
+//! the test) and a three-node halka cluster, replies compared one by one: written
+//! sequences for every family of commands halka has, and sequences proptest generates
+//! over a few keys.
+//!
+//! Replies that legitimately vary (a TTL's exact value, the order of `KEYS`) are compared
+//! by their shape. Where halka differs from Redis on purpose, the command is in
+//! [`DELIBERATE`] with the reason (the README's "Where halka differs from Redis" says the
+//! same), and both replies are still checked to be what each side documents.
+//!
+//! Needs `redis-server` (Debian's `redis-server` package; `.ci/run` installs it).
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any error")]
+
+mod common;
+
+use common::{TestCluster, free_port};
+use proptest::prelude::*;
+use std::process::{Child, Command, Stdio};
+
+/// Commands whose replies differ from Redis's on purpose, with why.
+const DELIBERATE: &[(&str, &str)] = &[
+    ("INCRBYFLOAT", "64-bit binary floating point where Redis uses long double"),
+    ("MSETNX", "over several keys: CROSSSLOT, as Redis Cluster (no all-or-none across keys)"),
+    ("WATCH", "refused: no optimistic locking without consensus between replicas"),
+    ("SCAN", "a cursor is a position in the placement-hash space, not a table index"),
+    ("DBSIZE", "counts this node's replicas, which is every key only while N = nodes"),
+    ("SELECT", "one database: SELECT (and COPY ... DB) other than 0 is refused"),
+];
+
+/// A `redis-server` on a free loopback port, stopped when dropped.
+struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server package) must be installed");
+        let server = Self { child, port, _dir: dir };
+        // Ready once it answers: each attempt waits for the connection, not for time.
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let ready = (0..2_000).any(|_| {
+            let ok = client.get_connection().is_ok();
+            if !ok {
+                std::thread::yield_now();
+            }
+            ok
+        });
+        assert!(ready, "redis-server never answered on port {port}");
+        server
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One connection to each side; every command goes to both.
+struct Both {
+    redis: redis::Connection,
+    halka: redis::Connection,
+    /// The commands sent so far in this sequence, for a failure's message.
+    sent: Vec<String>,
+}
+
+impl Both {
+    fn connect(redis: &RedisServer, halka: &TestCluster) -> Self {
+        let open = |addr: String| {
+            redis::Client::open(format!("redis://{addr}/")).unwrap().get_connection().unwrap()
+        };
+        Self {
+            redis: open(format!("127.0.0.1:{}", redis.port)),
+            halka: open(halka.redis_addr(0)),
+            sent: Vec::new(),
+        }
+    }
+
+    /// Starts a sequence from empty databases.
+    fn reset(&mut self) {
+        self.sent.clear();
+        for con in [&mut self.redis, &mut self.halka] {
+            let _: () = redis::cmd("FLUSHALL").query(con).unwrap();
+        }
+    }
+
+    /// Sends `args` to both and returns the two replies, normalised.
+    fn both(&mut self, args: &[&str]) -> (String, String) {
+        self.sent.push(args.join(" "));
+        let run = |con: &mut redis::Connection| {
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            normalise(args[0], cmd.query::<redis::Value>(con))
+        };
+        (run(&mut self.redis), run(&mut self.halka))
+    }
+
+    /// Sends `args` to both and requires the same reply.
+    fn same(&mut self, args: &[&str]) {
+        let (redis, halka) = self.both(args);
+        assert_eq!(halka, redis, "after: {}", self.sent.join(" | "));
+    }
+}
+
+/// A reply as compared: errors by their whole text, values by their RESP shape, with
+/// what varies between two servers reduced to what must hold.
+fn normalise(command: &str, reply: redis::RedisResult<redis::Value>) -> String {
+    use redis::Value;
+    let value = match reply {
+        Ok(value) => value,
+        Err(e) => {
+            return format!("error: {} {}", e.code().unwrap_or("?"), e.detail().unwrap_or(""));
+        }
+    };
+    match (command.to_ascii_uppercase().as_str(), value) {
+        ("TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME", Value::Int(n)) if n > 0 => {
+            "a positive time".into()
+        }
+        ("KEYS", Value::Array(mut keys)) => {
+            keys.sort_by_key(|k| format!("{k:?}"));
+            format!("{:?}", Value::Array(keys))
+        }
+        (_, value) => format!("{value:?}"),
+    }
+}
+
+fn pair() -> (RedisServer, TestCluster) {
+    (RedisServer::start(), TestCluster::start(3, "periodic"))
+}
+
+#[test]
+fn string_commands_answer_as_redis_does() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    for args in [
+        &["GET", "s"][..],
+        &["SET", "s", "one"],
+        &["GET", "s"],
+        &["SET", "s", "two", "NX"],
+        &["SET", "s", "two", "XX", "GET"],
+        &["SET", "t", "x", "XX"],
+        &["SET", "s", "v", "EX", "100"],
+        &["TTL", "s"],
+        &["SET", "s", "w", "KEEPTTL"],
+        &["PTTL", "s"],
+        &["SET", "s", "w", "EX", "0"],
+        &["SET", "s", "w", "EX", "-1"],
+        &["SET", "s", "w", "NX", "XX"],
+        &["SET", "s", "w", "EX", "10", "PX", "100"],
+        &["SETNX", "n", "1"],
+        &["SETNX", "n", "2"],
+        &["SETEX", "e", "100", "v"],
+        &["SETEX", "e", "0", "v"],
+        &["PSETEX", "e", "100000", "v"],
+        &["GETSET", "n", "3"],
+        &["GETDEL", "n"],
+        &["GETDEL", "n"],
+        &["GETEX", "s", "PERSIST"],
+        &["GETEX", "missing", "EX", "10"],
+        &["APPEND", "a", "hello"],
+        &["APPEND", "a", " world"],
+        &["STRLEN", "a"],
+        &["STRLEN", "missing"],
+        &["GETRANGE", "a", "0", "4"],
+        &["GETRANGE", "a", "-5", "-1"],
+        &["GETRANGE", "a", "20", "30"],
+        &["SUBSTR", "a", "1", "3"],
+        &["SETRANGE", "a", "6", "WORLD"],
+        &["SETRANGE", "r", "3", "x"],
+        &["GET", "r"],
+        &["SETRANGE", "r", "-1", "x"],
+        &["MSET", "m1", "a", "m2", "b"],
+        &["MGET", "m1", "m2", "missing"],
+        &["MSET", "m1"],
+        &["MSETNX", "only", "1"],
+        &["MSETNX", "only", "2"],
+        &["GET", "only"],
+    ] {
+        both.same(args);
+    }
+}
+
+#[test]
+fn counters_answer_as_redis_does() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    for args in [
+        &["INCR", "c"][..],
+        &["INCRBY", "c", "41"],
+        &["DECR", "c"],
+        &["DECRBY", "c", "-10"],
+        &["GET", "c"],
+        &["INCRBY", "c", "x"],
+        &["SET", "word", "abc"],
+        &["INCR", "word"],
+        &["SET", "big", "9223372036854775807"],
+        &["INCR", "big"],
+        &["DECRBY", "c", "-9223372036854775808"],
+        &["INCRBYFLOAT", "f", "1.5"],
+        &["INCRBYFLOAT", "f", "2"],
+        &["INCRBYFLOAT", "f", "x"],
+        &["INCRBYFLOAT", "f", "inf"],
+        &["INCR", "f"],
+        &["SET", "sp", " 1"],
+        &["INCR", "sp"],
+    ] {
+        both.same(args);
+    }
+}
+
+#[test]
+fn keyspace_commands_answer_as_redis_does() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    for args in [
+        &["MSET", "k1", "a", "k2", "b", "other", "c"][..],
+        &["EXISTS", "k1", "k2", "k1", "missing"],
+        &["TYPE", "k1"],
+        &["TYPE", "missing"],
+        &["KEYS", "k*"],
+        &["KEYS", "*"],
+        &["DEL", "k1", "missing"],
+        &["UNLINK", "k2"],
+        &["TOUCH", "other", "missing"],
+        &["EXPIRE", "other", "100"],
+        &["TTL", "other"],
+        &["EXPIRE", "other", "50", "GT"],
+        &["EXPIRE", "other", "50", "LT"],
+        &["EXPIRE", "other", "500", "NX"],
+        &["EXPIRE", "other", "500", "XX", "GT"],
+        &["EXPIRE", "other", "5", "GT", "LT"],
+        &["EXPIRE", "other", "5", "NX", "XX"],
+        &["PERSIST", "other"],
+        &["PERSIST", "other"],
+        &["TTL", "other"],
+        &["TTL", "missing"],
+        &["PEXPIRE", "other", "100000"],
+        &["EXPIRETIME", "other"],
+        &["EXPIRE", "missing", "10"],
+        &["EXPIRE", "other", "abc"],
+        &["SET", "gone", "v"],
+        &["EXPIRE", "gone", "0"],
+        &["GET", "gone"],
+        &["SET", "gone", "v"],
+        &["PEXPIREAT", "gone", "1"],
+        &["EXISTS", "gone"],
+        &["RENAME", "other", "moved"],
+        &["GET", "moved"],
+        &["RENAME", "missing", "x"],
+        &["SET", "taken", "t"],
+        &["RENAMENX", "moved", "taken"],
+        &["COPY", "moved", "copy"],
+        &["COPY", "moved", "taken"],
+        &["COPY", "moved", "taken", "REPLACE"],
+        &["GET", "taken"],
+    ] {
+        both.same(args);
+    }
+}
+
+#[test]
+fn mistakes_are_answered_as_redis_answers_them() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    for args in [
+        &["NOSUCHCOMMAND", "x"][..],
+        &["GET"],
+        &["GET", "a", "b"],
+        &["SET", "a"],
+        &["SET", "a", "b", "BOGUS"],
+        &["EXPIRE", "a"],
+        &["PING"],
+        &["PING", "hello"],
+        &["ECHO", "hi"],
+        &["SELECT", "0"],
+        &["SET", "k", "v", "EX"],
+        &["SET", "k", "v", "EX", "1.5"],
+        &["SET", "k", "v", "PX", "0"],
+        &["GETEX", "k", "EX", "0"],
+        &["GETEX", "k", "PERSIST", "EX", "10"],
+        &["INCRBY", "k", "1", "2"],
+        &["EXPIRE", "k", "10", "BOGUS"],
+        &["MGET"],
+        &["MSET", "a", "1", "b"],
+        &["GETRANGE", "k", "a", "b"],
+        &["SETRANGE", "k", "x", "v"],
+        &["APPEND", "k"],
+        &["RENAME", "k"],
+        &["COPY", "k", "j", "BOGUS"],
+        &["EXISTS"],
+        &["DEL"],
+        &["TTL"],
+        &["ECHO"],
+        &["PING", "a", "b"],
+    ] {
+        both.same(args);
+    }
+}
+
+/// Every deliberate difference is still one: both sides answer, and differently.
+#[test]
+fn the_deliberate_differences_still_differ() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    let (r, h) = both.both(&["INCRBYFLOAT", "f", "0.1"]);
+    assert_eq!(r, h);
+    let (r, h) = both.both(&["INCRBYFLOAT", "f", "0.2"]);
+    assert_ne!(r, h, "{}", DELIBERATE[0].1);
+    let (r, h) = both.both(&["MSETNX", "x", "1", "y", "2"]);
+    assert!(h.contains("CROSSSLOT") && !r.contains("CROSSSLOT"), "{r} / {h}");
+    let (r, h) = both.both(&["SELECT", "1"]);
+    assert!(r == "ok" && h.contains("only SELECT 0"), "{r} / {h}");
+    let (r, h) = both.both(&["WATCH", "x"]);
+    assert!(r == "ok" && h.starts_with("error: ERR WATCH is not supported"), "{r} / {h}");
+}
+
+/// One command of a generated sequence, over three keys and a few values.
+fn command() -> impl Strategy<Value = Vec<String>> {
+    let key = prop::sample::select(vec!["a", "b", "c"]);
+    let value =
+        prop::sample::select(vec!["0", "1", "-7", "x", "", "12345678901234567890", "01", " 5"]);
+    let n = prop::sample::select(vec!["0", "1", "-1", "3", "100", "abc", "007", "+2", "-0"]);
+    let template = prop::sample::select(vec![
+        "GET k",
+        "SET k v",
+        "SET k v NX",
+        "SET k v XX",
+        "SET k v GET",
+        "SETNX k v",
+        "GETSET k v",
+        "GETDEL k",
+        "APPEND k v",
+        "STRLEN k",
+        "GETRANGE k n n",
+        "SETRANGE k n v",
+        "INCR k",
+        "DECR k",
+        "INCRBY k n",
+        "DECRBY k n",
+        "DEL k",
+        "EXISTS k",
+        "TYPE k",
+        "EXPIRE k n",
+        "PERSIST k",
+        "TTL k",
+        "MGET k k",
+        "MSET k v k v",
+        "RENAME k k",
+        "RENAMENX k k",
+        "COPY k k",
+        "KEYS *",
+        "EXPIRE k n NX",
+        "EXPIRE k n XX",
+        "EXPIRE k n GT",
+        "EXPIRE k n LT",
+        "PEXPIRE k 100000",
+        "PEXPIRE k 0",
+        "PTTL k",
+        "GETEX k EX n",
+        "GETEX k PERSIST",
+        "SET k v EX n",
+        "SET k v KEEPTTL",
+        "SETEX k n v",
+        "MSETNX k v",
+        "UNLINK k k",
+        "TOUCH k",
+        "COPY k k REPLACE",
+        "GETRANGE k n n",
+    ]);
+    (template, prop::collection::vec((key, value, n), 4)).prop_map(|(template, fills)| {
+        let mut fills = fills.into_iter().cycle();
+        template
+            .split(' ')
+            .map(|word| {
+                let (k, v, n) = fills.next().unwrap();
+                match word {
+                    "k" => k.to_string(),
+                    "v" => v.to_string(),
+                    "n" => n.to_string(),
+                    other => other.to_string(),
+                }
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn generated_sequences_answer_as_redis_does() {
+    let (redis, halka) = pair();
+    let both = std::cell::RefCell::new(Both::connect(&redis, &halka));
+    let config =
+        ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() };
+    proptest!(config, |(sequence in prop::collection::vec(command(), 1..16))| {
+        let mut both = both.borrow_mut();
+        both.reset();
+        for args in &sequence {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (redis, halka) = both.both(&args);
+            prop_assert_eq!(halka, redis, "after: {}", both.sent.join(" | "));
+        }
+    });
+}
