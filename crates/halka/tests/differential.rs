@@ -26,6 +26,10 @@ const DELIBERATE: &[(&str, &str)] = &[
     ("SCAN", "a cursor is a position in the placement-hash space, not a table index"),
     ("DBSIZE", "counts this node's replicas, which is every key only while N = nodes"),
     ("SELECT", "one database: SELECT (and COPY ... DB) other than 0 is refused"),
+    (
+        "OBJECT",
+        "ENCODING as of a freshly set string (Redis says raw once APPEND grew one); no IDLETIME or FREQ",
+    ),
 ];
 
 /// A `redis-server` on a free loopback port, stopped when dropped.
@@ -269,6 +273,19 @@ fn keyspace_commands_answer_as_redis_does() {
         &["COPY", "moved", "taken"],
         &["COPY", "moved", "taken", "REPLACE"],
         &["GET", "taken"],
+        &["SET", "number", "12345"],
+        &["OBJECT", "ENCODING", "number"],
+        &["INCR", "number"],
+        &["OBJECT", "ENCODING", "number"],
+        &["OBJECT", "ENCODING", "taken"],
+        &["SET", "long", "this value is longer than forty-four bytes, so raw"],
+        &["OBJECT", "ENCODING", "long"],
+        &["SET", "zero", "007"],
+        &["OBJECT", "ENCODING", "zero"],
+        &["OBJECT", "ENCODING", "missing"],
+        &["OBJECT", "REFCOUNT", "missing"],
+        &["OBJECT", "BOGUS", "long"],
+        &["OBJECT", "ENCODING"],
     ] {
         both.same(args);
     }

@@ -61,6 +61,8 @@ pub enum Keys {
     All(Access),
     /// Every other argument from the first (`MSET k v k v`).
     Pairs(Access),
+    /// The second argument (after a subcommand: `OBJECT ENCODING key`).
+    Second(Access),
     /// The first argument (the source) and the second (the destination).
     Move {
         from: Access,
@@ -120,6 +122,7 @@ pub fn traits(name: &str) -> Option<Traits> {
         }
         "TTL" | "PTTL" | "EXPIRETIME" | "PEXPIRETIME" => (&[KEYSPACE, READ, FAST], Keys::First(R)),
         "TYPE" => (&[KEYSPACE, READ, FAST], Keys::First(NAMED)),
+        "OBJECT" => (&[KEYSPACE, READ, SLOW], Keys::Second(NAMED)),
         "EXISTS" | "TOUCH" => (&[KEYSPACE, READ, FAST], Keys::All(NAMED)),
         "DEL" | "UNLINK" => (&[KEYSPACE, WRITE, SLOW], Keys::All(W)),
         "RENAME" | "RENAMENX" => (&[KEYSPACE, WRITE, SLOW], Keys::Move { from: RW, to: W }),
@@ -154,6 +157,7 @@ pub fn keys<'a>(
         Keys::None => Vec::new(),
         Keys::First(a) => args.first().map(|k| (k.as_ref(), a)).into_iter().collect(),
         Keys::All(a) => args.iter().map(|k| (k.as_ref(), a)).collect(),
+        Keys::Second(a) => args.get(1).map(|k| (k.as_ref(), a)).into_iter().collect(),
         Keys::Pairs(a) => args.iter().step_by(2).map(|k| (k.as_ref(), a)).collect(),
         Keys::Move { from, to } => {
             args.iter().take(2).zip([from, to]).map(|(k, a)| (k.as_ref(), a)).collect()
@@ -192,6 +196,16 @@ mod tests {
         let t = traits("MSET").unwrap();
         let got: Vec<&[u8]> = keys("MSET", t.keys, &args).map(|(k, _)| k).collect();
         assert_eq!(got, vec![&b"a"[..], b"b"]);
+    }
+
+    #[test]
+    fn object_names_its_key_after_the_subcommand() {
+        let args: Vec<Bytes> = [&b"ENCODING"[..], b"k"].map(Bytes::from_static).to_vec();
+        let t = traits("OBJECT").unwrap();
+        let got: Vec<&[u8]> = keys("OBJECT", t.keys, &args).map(|(k, _)| k).collect();
+        assert_eq!(got, vec![&b"k"[..]]);
+        let help = [Bytes::from_static(b"HELP")];
+        assert_eq!(keys("OBJECT", t.keys, &help).count(), 0);
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod expiry;
 mod halka;
 mod keys;
 mod kv;
+mod object;
 mod rename;
 mod server;
 mod strings;
@@ -302,6 +303,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "MGET" => kv::mget(state, session, &mut args).await,
         "MSET" => kv::mset(state, session, &mut args).await,
         "TYPE" => kv::type_of(state, session, &mut args).await,
+        "OBJECT" => object::object(state, session, &mut args).await,
         "TTL" => expiry::ttl(state, session, &mut args, Report::Left(Unit::Seconds)).await,
         "PTTL" => expiry::ttl(state, session, &mut args, Report::Left(Unit::Millis)).await,
         "EXPIRETIME" => expiry::ttl(state, session, &mut args, Report::At(Unit::Seconds)).await,

@@ -123,6 +123,7 @@ pub const COMMANDS: &[Spec] = &[
         "Sets several keys, each its own quorum write (not atomic).",
     ),
     spec("TYPE", 2, "other", "generic", "Returns string for an existing key, none otherwise."),
+    spec("OBJECT", -2, "other", "generic", "How a key's value is held (ENCODING, REFCOUNT, HELP)."),
     spec(
         "SCAN",
         -2,
