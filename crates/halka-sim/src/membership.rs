@@ -110,6 +110,57 @@ pub(crate) fn restarted_empty_while_the_others_are_down(
     .boxed()
 }
 
+/// The last node leaves; then n1 loses its disk and starts again while n3 is down. n1
+/// takes the cluster's layout from n2, but it may have voted on the next version before,
+/// so it must not vote until n3 has answered or been convicted; once it may, the last
+/// node joins back through a commit, with clients reading and writing throughout.
+pub(crate) fn a_node_without_its_votes_waits_to_hear_the_others(
+    world: &Arc<World>,
+    keys: u64,
+) -> BoxFuture<'_, Vec<String>> {
+    async move {
+        let until = Instant::now() + Duration::from_secs(20);
+        let clients: Vec<_> = (0..4)
+            .map(|c| tokio::spawn(workload::client(Arc::clone(world), c, keys, until)))
+            .collect();
+        let all: Vec<usize> = (0..world.nodes()).collect();
+        let mut problems = change(world, &all[..all.len() - 1]).await;
+        world.crash(2, false);
+        world.crash(0, true);
+        world.record(Event::Fault {
+            at_us: world.now_us(),
+            what: "n1 lost with its disk, n3 down".to_string(),
+            erased: Some(world.node_id(0).to_string()),
+        });
+        world.start(0);
+        world.until_serving(0).await;
+        let may_vote = |world: &Arc<World>| {
+            let membership = world.membership(0);
+            async move {
+                match membership {
+                    Some(m) => m.recover_votes().await,
+                    None => false,
+                }
+            }
+        };
+        if may_vote(world).await {
+            problems.push("n1 voted again before n3 answered or was convicted".to_string());
+        }
+        // n3's silence convicts it within a few seconds of gossip; n1 may vote then.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if !may_vote(world).await {
+            problems.push("n1 still refused to vote once n3 was convicted".to_string());
+        }
+        world.start(2);
+        problems.extend(change(world, &all).await);
+        for c in clients {
+            let _ = c.await;
+        }
+        problems
+    }
+    .boxed()
+}
+
 /// Runs `changes` while four clients read and write through every node over a network
 /// losing 1% of messages, a reader checks the keys written before never read as missing,
 /// and another that a write acknowledged at W = 2 is read back at R = 2; returns every

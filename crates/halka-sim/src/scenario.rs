@@ -277,6 +277,21 @@ const TABLE: &[Scenario] = &[
         expect: &[],
     },
     Scenario {
+        // n1 loses its disk and its Paxos votes while n3 is down: it takes the layout
+        // from n2 but votes on the next version only once n3 has answered or been
+        // convicted; then a commit brings the last node back. Clients write throughout.
+        name: "a-node-without-its-votes-waits-to-hear-the-others",
+        hint_bytes: HINTS,
+        shared_settings: false,
+        steps: &[
+            Step::WriteAll { via: N1, value: "v1", w: 3 },
+            Step::Run(|world| {
+                crate::membership::a_node_without_its_votes_waits_to_hear_the_others(world, KEYS)
+            }),
+        ],
+        expect: &[],
+    },
+    Scenario {
         name: "full-disk-refuses-writes-and-the-others-take-them",
         hint_bytes: HINTS,
         shared_settings: false,
