@@ -46,6 +46,12 @@ pub enum ClusterError {
     Replaced { version: u64, members: Vec<String> },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A command that reads a whole collection found more than it may hold in memory.
+    #[error(
+        "the collection holds more than {max} bytes, more than one reply may carry \
+         (limits.max_reply_bytes); read it in parts with HSCAN"
+    )]
+    CollectionTooLarge { max: usize },
     #[error("storage: {0}")]
     Storage(String),
 }

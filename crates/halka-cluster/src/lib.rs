@@ -51,8 +51,8 @@ pub use background::Background;
 pub use clock::Clock;
 pub use cluster::{Cluster, ClusterBuilder, EngineKind, NodeStats};
 pub use coordinator::{
-    Acks, Coordinator, CoordinatorConfig, GetResult, PutResult, ReadFanout, Replies, WriteQuorum,
-    WriteRequest, check_owner_quorum,
+    Acks, Coordinator, CoordinatorConfig, GetResult, MemberRecords, PutResult, ReadFanout, Replies,
+    WriteQuorum, WriteRequest, check_owner_quorum,
 };
 pub use error::{ClusterError, QuorumError, check_quorum};
 pub use faulty::{FaultPlan, FaultyReplica};

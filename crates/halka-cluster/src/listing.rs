@@ -120,6 +120,8 @@ impl Merged {
             .keys
             .into_iter()
             .take_while(|((hash, _), _)| *hash <= through)
+            // A collection's members are not keys: its head is.
+            .filter(|((_, key), _)| !halka_store::collection::is_member_key(key))
             .filter(|(_, record)| record.live_winner(now).is_some())
             .map(|((_, key), record)| (key, Arc::new(record)))
             .collect();

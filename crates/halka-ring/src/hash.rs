@@ -19,11 +19,67 @@ const KEY_SEED: u64 = 0x6861_6c6b_615f_6b65; // "halka_ke"
 /// Seed for node tokens (ring positions) and per-node scores.
 const TOKEN_SEED: u64 = 0x6861_6c6b_615f_746f; // "halka_to"
 
-/// Position of `key` in the 64-bit hash space. The same for every node and version.
+/// Seed for the part of a member key's hash that its member contributes.
+const MEMBER_SEED: u64 = 0x6861_6c6b_615f_6d65; // "halka_me"
+
+/// Keys that begin with these bytes name a member of a collection (a hash's field, a
+/// set's member) rather than a key of its own: see [`member_key`]. Clients cannot write
+/// keys that begin with them.
+pub const MEMBER_PREFIX: &[u8] = b"\xff\xfehalka\x00";
+
+/// The low bits of a member key's hash, which come from the member; the high bits come
+/// from its collection's key. Partitions are ranges of the high bits (at most 2^20 of
+/// them), so every member lies in its collection's partition and with its owners, while
+/// the members of one collection still spread over 2^32 hashes: pages, digest leaves and
+/// streamed batches that end at a hash boundary can end inside a collection.
+const MEMBER_BITS: u32 = 32;
+
+/// Position of `key` in the 64-bit hash space. The same for every node and version. A
+/// member key ([`member_key`]) lies in its collection's range ([`collection_range`]).
 #[inline]
 #[must_use]
 pub fn key_hash(key: &[u8]) -> u64 {
-    xxh3_64_with_seed(key, KEY_SEED)
+    match split_member_key(key) {
+        Some((collection, member)) => {
+            let low = u64::MAX >> (64 - MEMBER_BITS);
+            (xxh3_64_with_seed(collection, KEY_SEED) & !low)
+                | (xxh3_64_with_seed(member, MEMBER_SEED) & low)
+        }
+        None => xxh3_64_with_seed(key, KEY_SEED),
+    }
+}
+
+/// The key that stores `member` of the collection at `collection`: [`MEMBER_PREFIX`], the
+/// collection key's length (4 bytes, big-endian), the collection key, then `member` as
+/// the caller encodes it.
+#[must_use]
+pub fn member_key(collection: &[u8], member: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(collection.len()).expect("keys are far shorter than 4 GiB");
+    let mut out = Vec::with_capacity(MEMBER_PREFIX.len() + 4 + collection.len() + member.len());
+    out.extend_from_slice(MEMBER_PREFIX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(collection);
+    out.extend_from_slice(member);
+    out
+}
+
+/// The collection key and member part of a member key; `None` for any other key.
+#[inline]
+#[must_use]
+pub fn split_member_key(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = key.strip_prefix(MEMBER_PREFIX)?;
+    let (len, rest) = rest.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    (rest.len() >= len).then(|| rest.split_at(len))
+}
+
+/// The hashes every member of the collection at `key` lies in (the key itself too),
+/// first and last inclusive.
+#[must_use]
+pub fn collection_range(key: &[u8]) -> (u64, u64) {
+    let low = u64::MAX >> (64 - MEMBER_BITS);
+    let first = xxh3_64_with_seed(key, KEY_SEED) & !low;
+    (first, first | low)
 }
 
 /// Position of virtual node `index` of node `node_id` on the ring.
@@ -82,6 +138,33 @@ mod tests {
         0x8314_102a_f123_5297,
         0xbea0_03d2_a6d8_2826,
     ];
+
+    #[test]
+    fn members_lie_in_their_collections_range_and_partition() {
+        let (first, last) = collection_range(b"cart:7");
+        assert!((first..=last).contains(&key_hash(b"cart:7")));
+        let hashes: std::collections::HashSet<u64> = (0..1000)
+            .map(|i| {
+                let key = member_key(b"cart:7", format!("item-{i}").as_bytes());
+                assert_eq!(
+                    split_member_key(&key),
+                    Some((&b"cart:7"[..], format!("item-{i}").as_bytes()))
+                );
+                key_hash(&key)
+            })
+            .inspect(|h| assert!((first..=last).contains(h)))
+            .collect();
+        assert!(hashes.len() > 990, "members spread over the range: {}", hashes.len());
+    }
+
+    #[test]
+    fn a_key_that_only_looks_like_a_member_key_hashes_as_itself() {
+        let mut key = MEMBER_PREFIX.to_vec();
+        key.extend_from_slice(&[0, 0, 0, 9, b'a']);
+        assert_eq!(split_member_key(&key), None);
+        assert_eq!(key_hash(&key), xxh3_64_with_seed(&key, KEY_SEED));
+        assert_eq!(split_member_key(b"plain"), None);
+    }
 
     #[test]
     fn tokens_differ_by_name_and_index() {

@@ -34,7 +34,7 @@ mod ring;
 pub mod stats;
 
 pub use error::PlacementError;
-pub use hash::key_hash;
+pub use hash::{MEMBER_PREFIX, collection_range, key_hash, member_key, split_member_key};
 pub use jump::Jump;
 pub use layout::{Layout, LayoutDiff, LayoutMember, MemberState, PartitionId, PartitionMove};
 pub use member::{Member, NodeIdx};

@@ -11,6 +11,7 @@
 
 mod clock;
 mod codec;
+pub mod collection;
 mod counter;
 pub mod digests;
 pub mod engine;
@@ -25,6 +26,7 @@ mod write;
 
 pub use clock::{Dot, NodeId, VersionVector};
 pub use codec::{decode_record, encode_record};
+pub use collection::{Head, Kind};
 pub use counter::{
     Counter, CounterEntry, CounterError, Float, FloatEntry, FloatPart, Number, parse_float,
     parse_integer,

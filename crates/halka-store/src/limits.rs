@@ -57,6 +57,11 @@ pub enum LimitError {
     #[error("value is {size} bytes; the maximum is {max} bytes")]
     ValueTooLarge { size: usize, max: usize },
     #[error(
+        "a field or member is {size} bytes; the maximum is {max} bytes (limits.max_key_bytes: \
+         each is stored under a key of its own)"
+    )]
+    MemberTooLarge { size: usize, max: usize },
+    #[error(
         "the key would hold {versions} versions of {size} bytes in all; the maximum is {max} \
          bytes (limits.max_record_bytes). They are concurrent writes kept side by side: read \
          the key and write with the context the read returned to replace them"
@@ -78,6 +83,17 @@ impl Limits {
     pub fn check_key(&self, key: &[u8]) -> Result<(), LimitError> {
         if key.is_empty() {
             return Err(LimitError::EmptyKey);
+        }
+        // A member key holds its collection's key and the member, each bounded alone.
+        if let Some((collection, _, member)) = crate::collection::split_member_key(key) {
+            self.check_key(collection)?;
+            if member.len() > self.max_key_bytes {
+                return Err(LimitError::MemberTooLarge {
+                    size: member.len(),
+                    max: self.max_key_bytes,
+                });
+            }
+            return Ok(());
         }
         if key.len() > self.max_key_bytes {
             return Err(LimitError::KeyTooLarge { size: key.len(), max: self.max_key_bytes });

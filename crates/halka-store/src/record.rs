@@ -45,13 +45,24 @@ pub struct Version {
     pub counter: Option<Box<Counter>>,
     /// The media type the value was stored with (HTTP `Content-Type`), if any.
     pub content_type: Option<Box<str>>,
+    /// Set when the version is a collection's head (see `collection`); its value is
+    /// then empty.
+    pub collection: Option<Box<crate::Head>>,
 }
 
 impl Version {
     /// A version holding `value` (or a tombstone), without expiry or counter.
     #[must_use]
     pub fn new(dot: Dot, timestamp_us: u64, value: Option<Bytes>) -> Self {
-        Self { dot, timestamp_us, value, expires_at_us: None, counter: None, content_type: None }
+        Self {
+            dot,
+            timestamp_us,
+            value,
+            expires_at_us: None,
+            counter: None,
+            content_type: None,
+            collection: None,
+        }
     }
 
     /// Last-writer-wins order: later timestamp, then higher node id, then higher counter.

@@ -15,7 +15,7 @@ use crate::LimitError;
 use crate::counter::{Counter, CounterError, Float, parse_float, parse_integer};
 use crate::record::{Record, Version};
 use crate::validate::{InvalidRecord, MAX_NUMBERED};
-use crate::{Dot, NodeId, VersionVector};
+use crate::{Dot, Head, Kind, NodeId, VersionVector};
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
@@ -42,6 +42,11 @@ pub enum Change {
     /// Overwrite the live value from `offset`, padding with zero bytes (`SETRANGE`).
     /// Expiry kept.
     SetRange { offset: u64, bytes: Bytes },
+    /// Make the key a collection of `kind` unless it is one (`HSET` and friends): a new
+    /// head with a new lifetime when the key holds nothing live, nothing written when it
+    /// holds such a collection already, refused when it holds anything else. The
+    /// outcome's `head` names the collection either way.
+    Create(Kind),
 }
 
 impl Change {
@@ -151,7 +156,11 @@ impl Write {
         match &self.change {
             Change::Put { value, .. } | Change::Append(value) => Some(value),
             Change::SetRange { bytes, .. } => Some(bytes),
-            Change::Delete | Change::Touch { .. } | Change::Add(_) | Change::AddFloat(_) => None,
+            Change::Delete
+            | Change::Touch { .. }
+            | Change::Add(_)
+            | Change::AddFloat(_)
+            | Change::Create(_) => None,
         }
     }
 }
@@ -167,6 +176,9 @@ pub enum Refusal {
     Counter(#[from] CounterError),
     #[error("string exceeds maximum allowed size")]
     TooLarge,
+    /// The key holds another type than the change works on.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
     /// This node has numbered [`MAX_NUMBERED`] writes to the key and can number no more.
     /// Only a forged record from a peer gets a key there; another owner can still
     /// coordinate writes to it.
@@ -207,6 +219,8 @@ pub struct Outcome {
     pub number: Option<i64>,
     /// The value the write made, when that is its reply (`INCRBYFLOAT`).
     pub value: Option<Bytes>,
+    /// The collection the key holds after a [`Change::Create`].
+    pub head: Option<Box<Head>>,
 }
 
 /// The result of [`Record::apply_write`].
@@ -237,6 +251,8 @@ struct Made {
     number: Option<i64>,
     /// Report the new value in the outcome.
     reply_value: bool,
+    /// The head a collection's version carries.
+    collection: Option<Box<Head>>,
 }
 
 impl Record {
@@ -295,6 +311,9 @@ impl Record {
         if !holds {
             return Ok(refuse(Refusal::ConditionNotMet, previous));
         }
+        if let Some(refused) = on_collection(base, write) {
+            return Ok(refused);
+        }
         let Some(counter) = base
             .context
             .get(node)
@@ -306,7 +325,7 @@ impl Record {
             return Ok(refuse(Refusal::CounterExhausted, previous));
         };
         let dot = Dot { node: node.clone(), counter };
-        let made = match make(base, node, &write.change, now, max_value) {
+        let made = match make(base, &dot, &write.change, now, max_value) {
             Ok(made) => made,
             Err(refusal) => return Ok(refuse(refusal, previous)),
         };
@@ -315,7 +334,7 @@ impl Record {
             Change::Touch { .. } | Change::Append(_) | Change::SetRange { .. } => {
                 live.and_then(|v| v.content_type.clone())
             }
-            Change::Delete | Change::Add(_) | Change::AddFloat(_) => None,
+            Change::Delete | Change::Add(_) | Change::AddFloat(_) | Change::Create(_) => None,
         };
         let replace_all =
             write.overwrite || !matches!(write.change, Change::Put { .. } | Change::Delete);
@@ -326,6 +345,7 @@ impl Record {
         };
         // Only `INCRBYFLOAT` replies with the value it made: no clone for other writes.
         let reply = if made.reply_value { made.value.clone() } else { None };
+        let head = matches!(write.change, Change::Create(_)).then(|| made.collection.clone());
         let at = versions.partition_point(|v| v.dot < dot);
         versions.insert(
             at,
@@ -336,6 +356,7 @@ impl Record {
                 expires_at_us: made.expires_at_us,
                 counter: made.counter,
                 content_type,
+                collection: made.collection,
             },
         );
         let mut context = base.context.clone();
@@ -345,27 +366,74 @@ impl Record {
         record.prune();
         Ok(Applied {
             written: Some((record, dot)),
-            outcome: Outcome { refused: None, previous, number: made.number, value: reply },
+            outcome: Outcome {
+                refused: None,
+                previous,
+                number: made.number,
+                value: reply,
+                head: head.flatten(),
+            },
         })
     }
 }
 
-/// Works out the new version's contents from the replica's record.
+/// What a write meets when the key holds a collection, or when it makes one: a change
+/// that reads or edits a string's value is refused on a collection's head (`WRONGTYPE`,
+/// as Redis), a [`Change::Create`] on a string too; a create on a collection of its kind
+/// writes nothing and names the collection. `None` when the write goes ahead.
+fn on_collection(base: &Record, write: &Write) -> Option<Applied> {
+    let now = write.timestamp_us;
+    let live = base.live_winner(now);
+    let wrong = || Applied {
+        written: None,
+        outcome: Outcome { refused: Some(Refusal::WrongType), ..Outcome::default() },
+    };
+    match (&write.change, live) {
+        (Change::Create(kind), Some(v)) => match base.head_at(now) {
+            Some(head) if head.kind == *kind => Some(Applied {
+                written: None,
+                outcome: Outcome {
+                    refused: Some(Refusal::ConditionNotMet),
+                    head: Some(Box::new(head)),
+                    ..Outcome::default()
+                },
+            }),
+            _ => {
+                debug_assert!(v.is_live(now));
+                Some(wrong())
+            }
+        },
+        (Change::Create(_), None) => None,
+        (_, Some(v)) if v.is_head() => {
+            let edits = matches!(
+                write.change,
+                Change::Add(_) | Change::AddFloat(_) | Change::Append(_) | Change::SetRange { .. }
+            );
+            (edits || write.want_previous).then(wrong)
+        }
+        _ => None,
+    }
+}
+
+/// Works out the new version's contents from the replica's record; `dot` is the new
+/// version's.
 fn make(
     base: &Record,
-    node: &NodeId,
+    dot: &Dot,
     change: &Change,
     now: u64,
     max_value: usize,
 ) -> Result<Made, Refusal> {
     let live = base.live_winner(now);
     let kept_expiry = live.and_then(|v| v.expires_at_us);
+    let node = &dot.node;
     let plain = |value: Bytes, expires_at_us| Made {
         value: Some(value),
         expires_at_us,
         counter: None,
         number: None,
         reply_value: false,
+        collection: None,
     };
     match change {
         Change::Put { value, expiry } => {
@@ -376,12 +444,10 @@ fn make(
             };
             Ok(plain(value.clone(), expires_at_us))
         }
-        Change::Delete => Ok(Made {
-            value: None,
-            expires_at_us: None,
-            counter: None,
-            number: None,
-            reply_value: false,
+        Change::Delete => Ok(Made { value: None, ..plain(Bytes::new(), None) }),
+        Change::Create(kind) => Ok(Made {
+            collection: Some(Box::new(Head::created(*kind, dot))),
+            ..plain(Bytes::new(), None)
         }),
         Change::Touch { expiry, when } => {
             let winner = live.ok_or(Refusal::NoSuchKey)?;
@@ -415,7 +481,9 @@ fn make(
                 Some(c) => Bytes::from(c.value()?.to_string()),
                 None => winner.value.clone().unwrap_or_default(),
             };
-            Ok(Made { value: Some(value), counter, ..plain(Bytes::new(), new) })
+            // A collection keeps every lifetime its live heads name.
+            let collection = base.head_at(now).map(Box::new);
+            Ok(Made { value: Some(value), counter, collection, ..plain(Bytes::new(), new) })
         }
         Change::Add(delta) => {
             let mut state = match live {

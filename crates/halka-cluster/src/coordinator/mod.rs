@@ -14,6 +14,7 @@
 //! and without outliving the deadline. Reads compare every answer — including late ones —
 //! with the merged record and write the merge back to stale replicas (read repair).
 
+mod members;
 mod plan;
 mod read;
 mod read_repair;
@@ -21,6 +22,7 @@ mod request;
 mod stand_ins;
 mod write;
 
+pub use members::MemberRecords;
 pub use request::{
     Acks, GetResult, PutResult, Replies, WriteQuorum, WriteRequest, check_owner_quorum,
 };

@@ -146,6 +146,12 @@ impl GetResult {
         !counter && self.values().nth(1).is_some()
     }
 
+    /// The collection the key holds (see `halka_store::collection`), if it holds one.
+    #[must_use]
+    pub fn head(&self) -> Option<halka_store::Head> {
+        self.record.head_at(self.now_us)
+    }
+
     /// The causal context to pass to a write that resolves these siblings.
     #[must_use]
     pub fn context(&self) -> &VersionVector {

@@ -16,9 +16,11 @@ use std::sync::Arc;
 /// it stopped (`Response::Listed`), and a write can be refused for the size of the record
 /// it would make (`Refusal::RecordTooLarge`). Format 6: counters hold a net per node
 /// with an epoch (`CounterEntry`, `FloatEntry`), and a write can be refused because its
-/// coordinator numbered all it can (`Refusal::CounterExhausted`). An older peer's frames
-/// are refused with a message naming the format.
-pub const FORMAT: u8 = 6;
+/// coordinator numbered all it can (`Refusal::CounterExhausted`). Format 7: a version may
+/// be a collection's head, a write may create one (`Change::Create`) or be refused for
+/// the key's type (`Refusal::WrongType`), and an outcome names the head. An older peer's
+/// frames are refused with a message naming the format.
+pub const FORMAT: u8 = 7;
 
 /// A message with the id that pairs a response with its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

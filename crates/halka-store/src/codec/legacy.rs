@@ -161,3 +161,32 @@ impl CounterV3 {
         }
     }
 }
+
+/// A record as format 4 laid it out: versions without a collection head.
+#[derive(Deserialize)]
+pub(super) struct RecordV4 {
+    context: VersionVector,
+    versions: Vec<VersionV4>,
+}
+
+#[derive(Deserialize)]
+struct VersionV4 {
+    dot: Dot,
+    timestamp_us: u64,
+    value: Option<Bytes>,
+    expires_at_us: Option<u64>,
+    counter: Option<Box<Counter>>,
+    content_type: Option<Box<str>>,
+}
+
+impl From<RecordV4> for Record {
+    fn from(old: RecordV4) -> Self {
+        let versions = old.versions.into_iter().map(|v| Version {
+            content_type: v.content_type,
+            counter: v.counter,
+            expires_at_us: v.expires_at_us,
+            ..Version::new(v.dot, v.timestamp_us, v.value)
+        });
+        Record::from_parts(old.context, versions.collect())
+    }
+}

@@ -5,7 +5,7 @@
 mod legacy;
 
 use crate::{Record, StoreError};
-use legacy::{RecordV1, RecordV2, RecordV3};
+use legacy::{RecordV1, RecordV2, RecordV3, RecordV4};
 
 /// Versions without expiry or counters.
 const FORMAT_V1: u8 = 1;
@@ -15,13 +15,15 @@ const FORMAT_V2: u8 = 2;
 const FORMAT_V3: u8 = 3;
 /// Counters hold a net per node with an epoch, not ever-growing totals.
 const FORMAT_V4: u8 = 4;
+/// Versions may be a collection's head (`collection`).
+const FORMAT_V5: u8 = 5;
 
 /// Encodes a record for storage.
 ///
 /// # Errors
 /// Only if the serializer fails, which for these plain structs it does not.
 pub fn encode_record(record: &Record) -> Result<Vec<u8>, StoreError> {
-    postcard::to_extend(record, vec![FORMAT_V4]).map_err(|e| StoreError::Corrupt(e.to_string()))
+    postcard::to_extend(record, vec![FORMAT_V5]).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Decodes a stored record.
@@ -30,9 +32,12 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>, StoreError> {
 /// An unknown format byte or bytes that do not decode.
 pub fn decode_record(bytes: &[u8]) -> Result<Record, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V4, body)) => {
+        Some((&FORMAT_V5, body)) => {
             postcard::from_bytes(body).map_err(|e| StoreError::Corrupt(e.to_string()))
         }
+        Some((&FORMAT_V4, body)) => postcard::from_bytes::<RecordV4>(body)
+            .map(Record::from)
+            .map_err(|e| StoreError::Corrupt(e.to_string())),
         Some((&FORMAT_V3, body)) => postcard::from_bytes::<RecordV3>(body)
             .map(Record::from)
             .map_err(|e| StoreError::Corrupt(e.to_string())),
@@ -77,16 +82,16 @@ mod tests {
         Record::from_parts(record.context().clone(), versions)
     }
 
-    /// The v4 layout, pinned: a change here breaks every existing data directory.
+    /// The v5 layout, pinned: a change here breaks every existing data directory.
     #[test]
-    fn v4_format_is_pinned() {
+    fn v5_format_is_pinned() {
         let record = written(b"Ozer");
         let bytes = encode_record(&record).unwrap();
         assert_eq!(
             bytes,
             [
-                4, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r',
-                0, 0, 0
+                5, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r',
+                0, 0, 0, 0
             ]
         );
         assert_eq!(decode_record(&bytes).unwrap(), record);
@@ -95,8 +100,8 @@ mod tests {
         assert_eq!(
             bytes,
             [
-                4, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
-                b'n', b'1', 1, 10, 0, 0
+                5, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
+                b'n', b'1', 1, 10, 0, 0, 0
             ]
         );
         assert_eq!(decode_record(&bytes).unwrap(), counter);
@@ -106,10 +111,32 @@ mod tests {
         };
         let typed = Record::apply_write(None, &NodeId::new("n1"), &typed).unwrap().into_record();
         let bytes = encode_record(&typed).unwrap();
-        assert!(bytes.ends_with(b"\x01\x0atext/plain"), "{bytes:?}");
+        assert!(bytes.ends_with(b"\x01\x0atext/plain\x00"), "{bytes:?}");
         assert_eq!(decode_record(&bytes).unwrap(), typed);
+        let create = Write::new(crate::Change::Create(crate::Kind::Hash), None, 1000);
+        let head = Record::apply_write(None, &NodeId::new("n1"), &create).unwrap().into_record();
+        let bytes = encode_record(&head).unwrap();
+        // An empty value, no expiry, counter or type; a head: kind 0, one lifetime.
+        assert_eq!(bytes[13..21], [1, 0, 0, 0, 0, 1, 0, 1], "{bytes:?}");
+        assert_eq!(decode_record(&bytes).unwrap(), head);
         assert!(decode_record(&[9, 0]).is_err());
         assert!(decode_record(&[]).is_err());
+        assert!(decode_record(&[5, 200]).is_err());
+    }
+
+    /// Data written in the v4 layout still reads.
+    #[test]
+    fn v4_records_still_decode() {
+        let v4 = [
+            4, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 4, b'O', b'z', b'e', b'r', 0,
+            0, 0,
+        ];
+        assert_eq!(decode_record(&v4).unwrap(), written(b"Ozer"));
+        let v4_counter = [
+            4, 1, 2, b'n', b'1', 1, 1, 2, b'n', b'1', 1, 232, 7, 1, 1, b'5', 0, 1, 0, 0, 1, 2,
+            b'n', b'1', 1, 10, 0, 0,
+        ];
+        assert_eq!(decode_record(&v4_counter).unwrap(), counted(5));
         assert!(decode_record(&[4, 200]).is_err());
     }
 

@@ -38,9 +38,11 @@ pub struct TrackedEngine {
     lasting: AtomicI64,
 }
 
-/// 1 for a record whose value never expires, else 0.
-fn lasting(record: Option<&Record>) -> i64 {
-    i64::from(record.is_some_and(|r| r.deleted_at().is_none()))
+/// 1 for a key's record whose value never expires, else 0. A collection's members are
+/// not keys: the collection's head counts for it.
+fn lasting(key: &[u8], record: Option<&Record>) -> i64 {
+    let member = crate::collection::is_member_key(key);
+    i64::from(!member && record.is_some_and(|r| r.deleted_at().is_none()))
 }
 
 impl TrackedEngine {
@@ -61,7 +63,7 @@ impl TrackedEngine {
                 if let Some(index) = &tombstones {
                     index.note(key, None, Some(&record));
                 }
-                count += lasting(Some(&record));
+                count += lasting(key, Some(&record));
             })?;
         }
         Ok(Self { inner, tree, tombstones, lasting: AtomicI64::new(count) })
@@ -94,7 +96,7 @@ impl TrackedEngine {
                 if let Some(index) = &self.tombstones {
                     index.note(key, current.map(|c| &**c), Some(next));
                 }
-                counted = lasting(Some(next)) - lasting(current.map(|c| &**c));
+                counted = lasting(key, Some(next)) - lasting(key, current.map(|c| &**c));
             }
             next
         })?;
@@ -145,7 +147,7 @@ impl Engine for TrackedEngine {
             let remove = pred(record);
             if remove {
                 delta = entry_digest(key, record);
-                counted = lasting(Some(record));
+                counted = lasting(key, Some(record));
                 if let Some(index) = &self.tombstones {
                     index.note(key, Some(record), None);
                 }

@@ -27,10 +27,11 @@ pub const ADMIN: Category = cat("admin", 6);
 pub const DANGEROUS: Category = cat("dangerous", 7);
 pub const CONNECTION: Category = cat("connection", 8);
 pub const TRANSACTION: Category = cat("transaction", 9);
+pub const HASH: Category = cat("hash", 10);
 
 /// Every category (`all` is not one: it names every command).
 pub const CATEGORIES: &[Category] =
-    &[KEYSPACE, READ, WRITE, STRING, FAST, SLOW, ADMIN, DANGEROUS, CONNECTION, TRANSACTION];
+    &[KEYSPACE, READ, WRITE, STRING, FAST, SLOW, ADMIN, DANGEROUS, CONNECTION, TRANSACTION, HASH];
 
 /// The category named `name` (without `@`), if halka has it.
 #[must_use]
@@ -117,6 +118,10 @@ pub fn traits(name: &str) -> Option<Traits> {
             (&[WRITE, STRING, FAST], Keys::First(RW))
         }
         "MSET" | "MSETNX" => (&[WRITE, STRING, SLOW], Keys::Pairs(W)),
+        "HGET" | "HMGET" | "HEXISTS" | "HSTRLEN" | "HLEN" => (&[READ, HASH, FAST], Keys::First(R)),
+        "HGETALL" | "HKEYS" | "HVALS" => (&[READ, HASH, SLOW], Keys::First(R)),
+        "HSET" | "HMSET" | "HSETNX" | "HDEL" => (&[WRITE, HASH, FAST], Keys::First(W)),
+        "HINCRBY" | "HINCRBYFLOAT" => (&[WRITE, HASH, FAST], Keys::First(RW)),
         "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" | "PERSIST" => {
             (&[KEYSPACE, WRITE, FAST], Keys::First(W))
         }

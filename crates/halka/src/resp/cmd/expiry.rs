@@ -172,8 +172,10 @@ pub async fn getex(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fr
     };
     // As Redis: a missing key answers nil before its time is judged.
     let Ok(Some(expiry)) = expiry else {
-        let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
-        let value = got.value().map_or(Frame::Null, Frame::Bulk);
+        let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
+        // A hash is the wrong type before its time is judged, too.
+        let value = super::hash::string_value(state, s, &key, &got).await?;
+        let value = value.map_or(Frame::Null, Frame::Bulk);
         return match expiry {
             Err(refused) if value != Frame::Null => Err(refused),
             _ => Ok(value),
@@ -243,5 +245,7 @@ pub(super) fn refusal_error(refusal: Refusal, limit: usize) -> Option<Frame> {
         Refusal::RecordTooLarge { .. } | Refusal::CounterExhausted => {
             Some(Frame::error(format!("ERR {refusal}")))
         }
+        // Redis's own words, which carry their own prefix.
+        Refusal::WrongType => Some(Frame::error(refusal.to_string())),
     }
 }

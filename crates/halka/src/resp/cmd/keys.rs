@@ -37,7 +37,7 @@ fn compile(pattern: &[u8]) -> Result<Glob, Frame> {
 pub async fn scan(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let cursor: u64 =
         args.next_string()?.parse().map_err(|_| Frame::error("ERR invalid cursor"))?;
-    let (mut pattern, mut count, mut only_strings) = (None, 10_usize, true);
+    let (mut pattern, mut count, mut only_type) = (None, 10_usize, None);
     while args.remaining() > 0 {
         match args.next_string()?.to_ascii_uppercase().as_str() {
             "MATCH" => pattern = Some(compile(&args.next_bytes()?)?),
@@ -47,8 +47,7 @@ pub async fn scan(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
                     return Err(Frame::error("ERR syntax error"));
                 }
             }
-            // Every value is a string: any other type lists nothing.
-            "TYPE" => only_strings = args.next_string()?.eq_ignore_ascii_case("string"),
+            "TYPE" => only_type = Some(args.next_string()?.to_ascii_lowercase()),
             _ => return Err(Frame::error("ERR syntax error")),
         }
     }
@@ -57,11 +56,14 @@ pub async fn scan(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
         .scan(cursor, count, estimate(state), max_missing(state, s))
         .await
         .map_err(|e| cluster_error(&e))?;
+    let now = state.coordinator.now_us();
+    let type_of = |r: &halka_store::Record| r.head_at(now).map_or("string", |h| h.kind.name());
     let keys = page
         .keys
         .into_iter()
+        .filter(|(_, r)| only_type.as_deref().is_none_or(|t| t == type_of(r)))
         .map(|(k, _)| k)
-        .filter(|k| only_strings && pattern.as_ref().is_none_or(|p| p.matches(k)))
+        .filter(|k| pattern.as_ref().is_none_or(|p| p.matches(k)))
         .map(Frame::Bulk)
         .collect();
     let next = page.next.unwrap_or(0);

@@ -1,6 +1,7 @@
 //! Key-value commands: GET, SET [NX|XX], DEL, EXISTS, MGET, MSET.
 
 use super::expiry::{self, Unit};
+use super::hash::{Held, held, string_value};
 use super::{Args, Session, apply, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
@@ -12,7 +13,10 @@ use halka_store::{Change, Condition, Expiry};
 pub async fn get(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     args.finish()?;
-    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
+    let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
+    if got.head().is_some() {
+        return Ok(string_value(state, s, &key, &got).await?.map_or(Frame::Null, Frame::Bulk));
+    }
     Ok(got.value().map_or(Frame::Null, Frame::Bulk))
 }
 
@@ -20,8 +24,9 @@ pub async fn get(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fram
 pub async fn strlen(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     args.finish()?;
-    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
-    Ok(Frame::Integer(got.value().map_or(0, |v| i64::try_from(v.len()).unwrap_or(i64::MAX))))
+    let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
+    let value = string_value(state, s, &key, &got).await?;
+    Ok(Frame::Integer(value.map_or(0, |v| i64::try_from(v.len()).unwrap_or(i64::MAX))))
 }
 
 /// `GETRANGE key start end`: bytes `start..=end` of the value, with negative offsets
@@ -31,8 +36,10 @@ pub async fn getrange(state: &NodeState, s: &Session, args: &mut Args) -> Result
     let start = args.next_i64()?;
     let end = args.next_i64()?;
     args.finish()?;
-    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
-    let Some(value) = got.value() else { return Ok(Frame::Bulk(Bytes::new())) };
+    let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
+    let Some(value) = string_value(state, s, &key, &got).await? else {
+        return Ok(Frame::Bulk(Bytes::new()));
+    };
     Ok(Frame::Bulk(byte_range(&value, start, end)))
 }
 
@@ -80,11 +87,34 @@ pub async fn set(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fram
     }
     let change = Change::Put { value, expiry: expiry.unwrap_or(Expiry::Never) };
     let request = WriteRequest { condition, want_previous: get, ..WriteRequest::new(change, None) };
-    let outcome = apply(state, s, key, request).await?;
+    let outcome = put_over_empty_hash(state, s, key, request).await?;
     if get {
         return Ok(outcome.previous.map_or(Frame::Null, Frame::Bulk));
     }
     Ok(if outcome.refused.is_some() { Frame::Null } else { Frame::ok() })
+}
+
+/// Applies `request` (a `SET`); when `NX` was refused because the key holds a hash
+/// whose fields were all removed — no key for Redis — applies it again over that head,
+/// on condition that the key's record is still the one read.
+pub(super) async fn put_over_empty_hash(
+    state: &NodeState,
+    s: &Session,
+    key: Bytes,
+    request: WriteRequest,
+) -> Result<halka_store::Outcome, Frame> {
+    let retry = (request.condition == Condition::Absent).then(|| request.clone());
+    let outcome = apply(state, s, key.clone(), request).await?;
+    let Some(mut request) = retry.filter(|_| outcome.refused.is_some()) else {
+        return Ok(outcome);
+    };
+    let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
+    if got.head().is_none() || !matches!(held(state, s, &key, &got).await?, Held::Nothing) {
+        return Ok(outcome);
+    }
+    request.condition = Condition::Unchanged(got.context().clone());
+    request.context = Some(got.context().clone());
+    apply(state, s, key, request).await
 }
 
 /// `DEL key...`: counts keys that had a value, as Redis does, so it reads before deleting.
@@ -96,16 +126,18 @@ pub async fn del(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fram
     let mut seen = std::collections::HashSet::new();
     keys.retain(|k| seen.insert(k.clone()));
     let results = join_all(keys.into_iter().map(|k| async move {
-        let existed = state.coordinator.get(k.clone(), s.r).await?.value().is_some();
-        if existed {
-            state.coordinator.write(k, None, None, s.w).await?;
+        let got = state.coordinator.get(k.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
+        let existed = !matches!(held(state, s, &k, &got).await?, Held::Nothing);
+        // A head without fields goes too, though it counts as no key.
+        if got.value().is_some() {
+            state.coordinator.write(k, None, None, s.w).await.map_err(|e| cluster_error(&e))?;
         }
-        Ok::<_, halka_cluster::ClusterError>(existed)
+        Ok::<_, Frame>(existed)
     }))
     .await;
     let mut count = 0;
     for r in results {
-        count += i64::from(r.map_err(|e| cluster_error(&e))?);
+        count += i64::from(r?);
     }
     Ok(Frame::Integer(count))
 }
@@ -154,16 +186,21 @@ fn over_budget(max: usize) -> Frame {
 
 pub async fn exists(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let keys = nonempty(args)?;
-    let found = read_keys(state, s, &keys, usize::MAX, |got| (got.value().is_some(), 1)).await?;
+    let found = read_keys(state, s, &keys, usize::MAX, |got| (got.clone(), 1)).await?;
     // As in Redis, a key named twice counts twice.
-    Ok(Frame::Integer(found.into_iter().map(i64::from).sum()))
+    let mut count = 0;
+    for (key, got) in keys.iter().zip(&found) {
+        count += i64::from(!matches!(held(state, s, key, got).await?, Held::Nothing));
+    }
+    Ok(Frame::Integer(count))
 }
 
 pub async fn mget(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let keys = nonempty(args)?;
     let max = state.config.limits.max_reply_bytes;
     let values = read_keys(state, s, &keys, max, |got| {
-        let v = got.value();
+        // As in Redis, a key of another type reads as missing.
+        let v = if got.head().is_some() { None } else { got.value() };
         let size = v.as_ref().map_or(5, |v| v.len() + 16);
         (v, size)
     })
@@ -196,12 +233,17 @@ pub async fn mset(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     Ok(Frame::ok())
 }
 
-/// `TYPE key`: every value is a string.
+/// `TYPE key`: `string`, `hash` or `none`.
 pub async fn type_of(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     args.finish()?;
-    let got = state.coordinator.get(key, s.r).await.map_err(|e| cluster_error(&e))?;
-    Ok(Frame::Simple(if got.value().is_some() { "string" } else { "none" }.into()))
+    let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
+    let name = match held(state, s, &key, &got).await? {
+        Held::Nothing => "none",
+        Held::String(_) => "string",
+        Held::Hash(head) => head.kind.name(),
+    };
+    Ok(Frame::Simple(name.into()))
 }
 
 fn nonempty(args: &mut Args) -> Result<Vec<Bytes>, Frame> {

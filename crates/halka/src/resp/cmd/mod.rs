@@ -8,6 +8,7 @@ mod client;
 mod counter;
 mod expiry;
 mod halka;
+mod hash;
 mod keys;
 mod kv;
 mod object;
@@ -201,6 +202,9 @@ pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<B
     if let Err(refused) = acl::permit(state, session, &name, &request[1..]) {
         return refused;
     }
+    if let Some(refused) = reserved_key(&name, &request[1..]) {
+        return refused;
+    }
     let (first, more) = (request.get(1).cloned(), request.len().saturating_sub(2));
     let mut args = Args {
         name: name.clone(),
@@ -217,6 +221,19 @@ pub async fn execute_shared(state: &NodeState, session: &Session, request: Vec<B
     match result {
         Ok(frame) | Err(frame) => frame,
     }
+}
+
+/// The refusal of a command naming a key that begins with the bytes halka keeps for the
+/// members of collections (`halka_ring::MEMBER_PREFIX`).
+fn reserved_key(name: &str, args: &[Bytes]) -> Option<Frame> {
+    let traits = crate::acl::command::traits(name)?;
+    let mut keys = crate::acl::command::keys(name, traits.keys, args);
+    keys.any(|(k, _)| k.starts_with(halka_ring::MEMBER_PREFIX)).then(|| {
+        Frame::error(
+            "ERR keys beginning with the bytes \\xff\\xfehalka\\x00 are reserved: halka \
+             stores the fields of hashes under them",
+        )
+    })
 }
 
 /// Counts a command in the metrics and `INFO commandstats`, and in `SLOWLOG` when it was
@@ -289,6 +306,9 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
     if table::lookup(&name).is_some_and(|spec| !spec.accepts(rest.len() + 1)) {
         return (wrong_arity(&name), After::Continue);
     }
+    if let Some(refused) = reserved_key(&name, rest) {
+        return (refused, After::Continue);
+    }
     let (first, more) = (rest.first().cloned(), rest.len().saturating_sub(1));
     let mut args = Args { name: name.clone(), args: it };
     let started = std::time::Instant::now();
@@ -343,6 +363,19 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "AUTH" => acl::auth(state, session, &mut args).await,
         "ACL" => acl::acl(state, session, &mut args).await,
         "MSETNX" => strings::msetnx(state, session, &mut args).await,
+        "HSET" | "HMSET" => hash::hset(state, session, &mut args).await,
+        "HSETNX" => hash::hsetnx(state, session, &mut args).await,
+        "HGET" => hash::hget(state, session, &mut args).await,
+        "HMGET" => hash::hmget(state, session, &mut args).await,
+        "HEXISTS" => hash::hexists(state, session, &mut args).await,
+        "HSTRLEN" => hash::hstrlen(state, session, &mut args).await,
+        "HDEL" => hash::hdel(state, session, &mut args).await,
+        "HGETALL" => hash::whole(state, session, &mut args, hash::Whole::All).await,
+        "HKEYS" => hash::whole(state, session, &mut args, hash::Whole::Keys).await,
+        "HVALS" => hash::whole(state, session, &mut args, hash::Whole::Values).await,
+        "HLEN" => hash::whole(state, session, &mut args, hash::Whole::Len).await,
+        "HINCRBY" => hash::hincrby(state, session, &mut args).await,
+        "HINCRBYFLOAT" => hash::hincrbyfloat(state, session, &mut args).await,
         "RENAME" => rename::rename(state, session, &mut args).await,
         "RENAMENX" => rename::renamenx(state, session, &mut args).await,
         "COPY" => rename::copy(state, session, &mut args).await,

@@ -8,8 +8,10 @@
 //! to the source after the read survives the delete, as a concurrent write does). If
 //! the delete is not acknowledged, the client is told that the source may still hold the
 //! value: running the `RENAME` again finishes it (or finds the source gone). The value moved is the one `GET` reads (the last
-//! writer's; a counter's total), not every sibling.
+//! writer's; a counter's total), not every sibling. A hash's fields are copied one by one
+//! under a new head at the destination (see `hash::copy`).
 
+use super::hash::Held;
 use super::{Args, Session, apply, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
@@ -51,7 +53,7 @@ pub async fn copy(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     }
     let Some(read) = read_source(state, s, &source).await? else { return Ok(Frame::Integer(0)) };
     let condition = if replace { Condition::Always } else { Condition::Absent };
-    let written = write_destination(state, s, destination, &read, condition).await?;
+    let written = write_destination(state, s, &source, destination, &read, condition).await?;
     Ok(Frame::Integer(i64::from(written)))
 }
 
@@ -70,7 +72,7 @@ async fn moved(
         // Redis: a key renamed to itself stays (RENAMENX answers 0: it exists).
         return Ok(condition == Condition::Always);
     }
-    if !write_destination(state, s, destination, &read, condition).await? {
+    if !write_destination(state, s, &source, destination, &read, condition).await? {
         return Ok(false);
     }
     let context = Some(read.context().clone());
@@ -91,7 +93,8 @@ async fn read_source(
     source: &Bytes,
 ) -> Result<Option<GetResult>, Frame> {
     let read = state.coordinator.get(source.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
-    Ok(read.value().is_some().then_some(read))
+    let holds = !matches!(super::hash::held(state, s, source, &read).await?, Held::Nothing);
+    Ok(holds.then_some(read))
 }
 
 /// Writes the source's value and expiry to `destination` if `condition` holds there;
@@ -99,10 +102,16 @@ async fn read_source(
 async fn write_destination(
     state: &NodeState,
     s: &Session,
+    source: &Bytes,
     destination: Bytes,
     read: &GetResult,
     condition: Condition,
 ) -> Result<bool, Frame> {
+    if let Some(head) = read.head() {
+        let expires_at = read.expires_at_us();
+        return super::hash::copy(state, s, (source, &head), destination, expires_at, condition)
+            .await;
+    }
     let value = read.value().unwrap_or_default();
     let expiry = read.expires_at_us().map_or(Expiry::Never, Expiry::At);
     let request =

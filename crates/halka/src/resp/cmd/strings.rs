@@ -17,7 +17,7 @@ pub async fn setnx(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fr
         condition: Condition::Absent,
         ..WriteRequest::new(Change::Put { value, expiry: Expiry::Never }, None)
     };
-    let outcome = apply(state, s, key, request).await?;
+    let outcome = super::kv::put_over_empty_hash(state, s, key, request).await?;
     Ok(Frame::Integer(i64::from(outcome.refused.is_none())))
 }
 
@@ -95,8 +95,10 @@ pub async fn setrange(state: &NodeState, s: &Session, args: &mut Args) -> Result
     let offset = u64::try_from(offset).map_err(|_| Frame::error("ERR offset is out of range"))?;
     if bytes.is_empty() {
         // Nothing to write: Redis reports the current length.
-        let got = state.coordinator.get(key, s.r).await.map_err(|e| super::cluster_error(&e))?;
-        return Ok(Frame::Integer(got.value().map_or(0, |v| i64::try_from(v.len()).unwrap_or(0))));
+        let got =
+            state.coordinator.get(key.clone(), s.r).await.map_err(|e| super::cluster_error(&e))?;
+        let value = super::hash::string_value(state, s, &key, &got).await?;
+        return Ok(Frame::Integer(value.map_or(0, |v| i64::try_from(v.len()).unwrap_or(0))));
     }
     let change = Change::SetRange { offset, bytes };
     let outcome = apply(state, s, key, WriteRequest::new(change, None)).await?;

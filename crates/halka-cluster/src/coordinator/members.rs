@@ -1,0 +1,116 @@
+//! Reading a collection's members: the records in the collection's hash range
+//! (`halka_ring::collection_range`), from R of its owners, merged per key.
+//!
+//! Members are records of their own, placed beside their collection's key, so the owners
+//! of the key hold every member and one range read per owner finds them. Each owner
+//! answers a page at a time (`Replica::read_range`); a round ends where the shortest page
+//! ended and the next starts just past it, so a collection of any size is read in
+//! bounded messages. The answers are not repaired here: anti-entropy brings a replica
+//! that missed a member up to date, as for any record.
+
+use super::Coordinator;
+use crate::fanout::Fanout;
+use crate::view::View;
+use crate::{ClusterError, KeyPage, replica::batch_weight};
+use bytes::Bytes;
+use halka_ring::{NodeIdx, PreferenceList};
+use halka_store::{HashRange, Record, collection::split_member_key};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The member records of a collection as R owners hold them.
+#[derive(Debug, Clone)]
+pub struct MemberRecords {
+    /// Member keys (every lifetime) in hash order, each with the merge of its records.
+    pub records: Vec<(Bytes, Arc<Record>)>,
+    /// The coordinator's clock when the read completed: what expiry is judged by.
+    pub now_us: u64,
+}
+
+impl Coordinator {
+    /// The member records of the collection at `key` from `r` of its owners, merged.
+    /// Holds at most `budget` bytes of them; with `one_page`, stops after the first page
+    /// (enough to tell whether the collection holds anything).
+    ///
+    /// # Errors
+    /// Bad `r` or key (before any I/O), [`ClusterError::CollectionTooLarge`] past
+    /// `budget`, or a [`QuorumError`](crate::QuorumError) when fewer than `r` owners
+    /// answer.
+    pub async fn read_members(
+        &self,
+        key: &Bytes,
+        r: usize,
+        budget: usize,
+        one_page: bool,
+    ) -> Result<MemberRecords, ClusterError> {
+        let view = self.enter();
+        self.check_read(&view, key, r)?;
+        let order = self.planner(&view).read(key, self.config.reads, r).order;
+        let (first, last) = halka_ring::collection_range(key);
+        let (mut records, mut used, mut cursor) = (Vec::new(), 0_usize, first);
+        loop {
+            let range = HashRange { first: cursor, last };
+            let pages = self.read_pages(&view, &order, r, range).await?;
+            let through = pages.iter().filter_map(|p| p.through).min().unwrap_or(last);
+            let mut merged: BTreeMap<(u64, Bytes), Record> = BTreeMap::new();
+            for (k, record) in pages.into_iter().flat_map(|p| p.keys) {
+                let hash = halka_store::layout::key_hash(&k);
+                let ours = split_member_key(&k).is_some_and(|(c, _, _)| c == &key[..]);
+                if hash <= through && ours {
+                    let entry = merged.entry((hash, k)).or_default();
+                    *entry = entry.merge(&record);
+                }
+            }
+            for ((_, k), record) in merged {
+                used = used.saturating_add(batch_weight(&k, &record));
+                if used > budget {
+                    return Err(ClusterError::CollectionTooLarge { max: budget });
+                }
+                records.push((k, Arc::new(record)));
+            }
+            match through.checked_add(1) {
+                Some(next) if through < last && !one_page => cursor = next,
+                _ => break,
+            }
+        }
+        Ok(MemberRecords { records, now_us: self.now_us() })
+    }
+
+    /// One page of `range` from each of `r` owners in `order`, asking the next owner when
+    /// one fails.
+    async fn read_pages(
+        &self,
+        view: &View,
+        order: &PreferenceList,
+        r: usize,
+        range: HashRange,
+    ) -> Result<Vec<KeyPage>, ClusterError> {
+        let mut fanout = Fanout::new(self.config.timeout);
+        let ask = |fanout: &mut Fanout<KeyPage>, idx: NodeIdx| {
+            let replica = view.replica(idx);
+            fanout.start(replica.id().clone(), replica.read_range(range));
+        };
+        let mut asked = r.min(order.len());
+        for &idx in &order[..asked] {
+            ask(&mut fanout, idx);
+        }
+        let (mut pages, mut failures) = (Vec::new(), Vec::new());
+        while pages.len() < r {
+            match fanout.next().await {
+                Some((_, Ok(page))) => pages.push(page),
+                Some((id, Err(e))) => {
+                    failures.push((id, e));
+                    if let Some(&idx) = order.get(asked) {
+                        ask(&mut fanout, idx);
+                        asked += 1;
+                    }
+                }
+                None => {
+                    let n = order.len();
+                    return Err(self.quorum_failed("read", r, (pages.len(), 0), n, failures));
+                }
+            }
+        }
+        Ok(pages)
+    }
+}
