@@ -1,5 +1,6 @@
 //! Owner and preference-list lookups for every strategy, 6 nodes, 16-byte keys, hashing
-//! included. Run: `cargo bench -p halka-ring --bench lookup`.
+//! included; and `key_hash` itself, plain and member keys. Run: `cargo bench -p halka-ring
+//! --bench lookup`.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use halka_ring::{Member, PreferenceList, Strategy, key_hash};
@@ -48,5 +49,22 @@ fn lookups(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups);
+/// What telling a collection's member key from a plain key costs placement: `key_hash` of
+/// a plain 16-byte key against the bare xxh3 it wraps, and of a hash field's key.
+fn hashing(c: &mut Criterion) {
+    // A slice, as keys arrive: a fixed-size array would let xxh3 specialise on its length.
+    let plain: &[u8] = b"key-000000000042";
+    let member = halka_ring::member_key(b"user:1000", b"\0\0\0\0\0\0\0\x07last_seen");
+    let mut group = c.benchmark_group("key_hash");
+    group.bench_function("xxh3_plain", |b| {
+        b.iter(|| {
+            xxhash_rust::xxh3::xxh3_64_with_seed(black_box(plain), black_box(0x6861_6c6b_615f_6b65))
+        });
+    });
+    group.bench_function("plain", |b| b.iter(|| key_hash(black_box(plain))));
+    group.bench_function("member", |b| b.iter(|| key_hash(black_box(&member))));
+    group.finish();
+}
+
+criterion_group!(benches, lookups, hashing);
 criterion_main!(benches);

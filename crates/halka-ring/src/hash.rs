@@ -39,6 +39,10 @@ const MEMBER_BITS: u32 = 32;
 #[inline]
 #[must_use]
 pub fn key_hash(key: &[u8]) -> u64 {
+    // Nearly every key is no member key: one byte says so.
+    if key.first() != MEMBER_PREFIX.first() {
+        return xxh3_64_with_seed(key, KEY_SEED);
+    }
     match split_member_key(key) {
         Some((collection, member)) => {
             let low = u64::MAX >> (64 - MEMBER_BITS);

@@ -25,6 +25,8 @@ use smallvec::SmallVec;
 pub enum Kind {
     /// Fields with values (Redis hashes).
     Hash,
+    /// Members without values (Redis sets): a member is there while its record lives.
+    Set,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Hash => "hash",
+            Kind::Set => "set",
         }
     }
 }

@@ -143,7 +143,10 @@ fn normalise(command: &str, reply: redis::RedisResult<redis::Value>) -> String {
             pairs.sort();
             format!("{pairs:?}")
         }
-        ("KEYS" | "HKEYS" | "HVALS", Value::Array(mut keys)) => {
+        (
+            "KEYS" | "HKEYS" | "HVALS" | "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF",
+            Value::Array(mut keys),
+        ) => {
             keys.sort_by_key(|k| format!("{k:?}"));
             format!("{:?}", Value::Array(keys))
         }
@@ -326,6 +329,71 @@ fn hash_commands_answer_as_redis_does() {
         &["HSET", "h", "x", "1"],
         &["SET", "h", "plain"],
         &["GET", "h"],
+    ] {
+        both.same(args);
+    }
+}
+
+#[test]
+fn set_commands_answer_as_redis_does() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    for args in [
+        &["SADD", "s", "a", "b", "c", "a"][..],
+        &["SADD", "s", "c", "d"],
+        &["SISMEMBER", "s", "a"],
+        &["SISMEMBER", "s", "zz"],
+        &["SISMEMBER", "nokey", "a"],
+        &["SMISMEMBER", "s", "a", "zz", "d"],
+        &["SMISMEMBER", "nokey", "a"],
+        &["SMEMBERS", "s"],
+        &["SMEMBERS", "nokey"],
+        &["SCARD", "s"],
+        &["SCARD", "nokey"],
+        &["TYPE", "s"],
+        &["OBJECT", "ENCODING", "s"],
+        &["SADD", "n", "1", "2", "3"],
+        &["OBJECT", "ENCODING", "n"],
+        &["SADD", "t", "b", "c", "x"],
+        &["SINTER", "s", "t"],
+        &["SUNION", "s", "t", "nokey"],
+        &["SDIFF", "s", "t"],
+        &["SINTER", "s", "nokey"],
+        &["SINTERCARD", "2", "s", "t"],
+        &["SINTERCARD", "2", "s", "t", "LIMIT", "1"],
+        &["SINTERCARD", "0", "s"],
+        &["SINTERCARD", "3", "s", "t"],
+        &["SINTERSTORE", "dst", "s", "t"],
+        &["SMEMBERS", "dst"],
+        &["SUNIONSTORE", "dst", "s", "t"],
+        &["SCARD", "dst"],
+        &["SDIFFSTORE", "dst", "s", "s"],
+        &["EXISTS", "dst"],
+        &["SMOVE", "s", "t", "a"],
+        &["SMOVE", "s", "t", "zz"],
+        &["SMOVE", "nokey", "t", "a"],
+        &["SMEMBERS", "t"],
+        &["SREM", "s", "a", "b", "zz", "b"],
+        &["SREM", "nokey", "a"],
+        &["SET", "str", "v"],
+        &["SADD", "str", "a"],
+        &["SMEMBERS", "str"],
+        &["SINTER", "s", "str"],
+        &["SMOVE", "s", "str", "c"],
+        &["HSET", "h", "f", "v"],
+        &["SADD", "h", "a"],
+        &["HGET", "s", "c"],
+        &["GET", "s"],
+        &["SADD", "s"],
+        &["SREM", "s"],
+        &["RENAME", "s", "s2"],
+        &["SMEMBERS", "s2"],
+        &["SREM", "s2", "c", "d"],
+        &["EXISTS", "s2"],
+        &["SMEMBERS", "s2"],
+        &["DEL", "t"],
+        &["SMEMBERS", "t"],
     ] {
         both.same(args);
     }
@@ -521,6 +589,18 @@ fn command() -> impl Strategy<Value = Vec<String>> {
         "HEXISTS k f",
         "HSTRLEN k f",
         "HINCRBY k f n",
+        "SADD k f",
+        "SADD k f f",
+        "SISMEMBER k f",
+        "SMISMEMBER k f f",
+        "SMEMBERS k",
+        "SCARD k",
+        "SINTER k k",
+        "SUNION k k",
+        "SDIFF k k",
+        "SINTERSTORE k k k",
+        "SUNIONSTORE k k k",
+        "SMOVE k k f",
         // Not HINCRBYFLOAT: 64-bit floats where Redis has `long double`, as INCRBYFLOAT
         // (DELIBERATE).
     ]);

@@ -28,10 +28,23 @@ pub const DANGEROUS: Category = cat("dangerous", 7);
 pub const CONNECTION: Category = cat("connection", 8);
 pub const TRANSACTION: Category = cat("transaction", 9);
 pub const HASH: Category = cat("hash", 10);
+pub const SET: Category = cat("set", 11);
 
 /// Every category (`all` is not one: it names every command).
-pub const CATEGORIES: &[Category] =
-    &[KEYSPACE, READ, WRITE, STRING, FAST, SLOW, ADMIN, DANGEROUS, CONNECTION, TRANSACTION, HASH];
+pub const CATEGORIES: &[Category] = &[
+    KEYSPACE,
+    READ,
+    WRITE,
+    STRING,
+    FAST,
+    SLOW,
+    ADMIN,
+    DANGEROUS,
+    CONNECTION,
+    TRANSACTION,
+    HASH,
+    SET,
+];
 
 /// The category named `name` (without `@`), if halka has it.
 #[must_use]
@@ -69,6 +82,13 @@ pub enum Keys {
         from: Access,
         to: Access,
     },
+    /// The first argument, then every other (`SINTERSTORE destination key …`).
+    FirstThen {
+        first: Access,
+        rest: Access,
+    },
+    /// As many as the first argument counts, after it (`SINTERCARD 2 a b LIMIT 1`).
+    Counted(Access),
 }
 
 /// A command as the rules see it.
@@ -122,6 +142,15 @@ pub fn traits(name: &str) -> Option<Traits> {
         "HGETALL" | "HKEYS" | "HVALS" => (&[READ, HASH, SLOW], Keys::First(R)),
         "HSET" | "HMSET" | "HSETNX" | "HDEL" => (&[WRITE, HASH, FAST], Keys::First(W)),
         "HINCRBY" | "HINCRBYFLOAT" => (&[WRITE, HASH, FAST], Keys::First(RW)),
+        "SISMEMBER" | "SMISMEMBER" => (&[READ, SET, FAST], Keys::First(R)),
+        "SMEMBERS" | "SCARD" => (&[READ, SET, SLOW], Keys::First(R)),
+        "SINTER" | "SUNION" | "SDIFF" => (&[READ, SET, SLOW], Keys::All(R)),
+        "SINTERCARD" => (&[READ, SET, SLOW], Keys::Counted(R)),
+        "SADD" | "SREM" => (&[WRITE, SET, FAST], Keys::First(W)),
+        "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" => {
+            (&[WRITE, SET, SLOW], Keys::FirstThen { first: W, rest: R })
+        }
+        "SMOVE" => (&[WRITE, SET, FAST], Keys::Move { from: RW, to: W }),
         "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" | "PERSIST" => {
             (&[KEYSPACE, WRITE, FAST], Keys::First(W))
         }
@@ -166,6 +195,15 @@ pub fn keys<'a>(
         Keys::Pairs(a) => args.iter().step_by(2).map(|k| (k.as_ref(), a)).collect(),
         Keys::Move { from, to } => {
             args.iter().take(2).zip([from, to]).map(|(k, a)| (k.as_ref(), a)).collect()
+        }
+        Keys::FirstThen { first, rest } => args
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_ref(), if i == 0 { first } else { rest }))
+            .collect(),
+        Keys::Counted(a) => {
+            let n = args.first().and_then(|n| std::str::from_utf8(n).ok()?.parse().ok());
+            args.iter().skip(1).take(n.unwrap_or(0)).map(|k| (k.as_ref(), a)).collect()
         }
     };
     if set_get && let Some(first) = found.first_mut() {

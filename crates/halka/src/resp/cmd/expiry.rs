@@ -174,7 +174,7 @@ pub async fn getex(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fr
     let Ok(Some(expiry)) = expiry else {
         let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
         // A hash is the wrong type before its time is judged, too.
-        let value = super::hash::string_value(state, s, &key, &got).await?;
+        let value = super::collection::string_value(state, s, &key, &got).await?;
         let value = value.map_or(Frame::Null, Frame::Bulk);
         return match expiry {
             Err(refused) if value != Frame::Null => Err(refused),

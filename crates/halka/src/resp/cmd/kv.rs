@@ -1,7 +1,7 @@
 //! Key-value commands: GET, SET [NX|XX], DEL, EXISTS, MGET, MSET.
 
+use super::collection::{Held, held, string_value};
 use super::expiry::{self, Unit};
-use super::hash::{Held, held, string_value};
 use super::{Args, Session, apply, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
@@ -241,7 +241,7 @@ pub async fn type_of(state: &NodeState, s: &Session, args: &mut Args) -> Result<
     let name = match held(state, s, &key, &got).await? {
         Held::Nothing => "none",
         Held::String(_) => "string",
-        Held::Hash(head) => head.kind.name(),
+        Held::Collection(head) => head.kind.name(),
     };
     Ok(Frame::Simple(name.into()))
 }

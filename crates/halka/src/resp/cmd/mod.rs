@@ -5,6 +5,7 @@
 
 mod acl;
 mod client;
+mod collection;
 mod counter;
 mod expiry;
 mod halka;
@@ -14,6 +15,7 @@ mod kv;
 mod object;
 mod rename;
 mod server;
+mod set;
 mod strings;
 pub mod table;
 pub mod transaction;
@@ -376,6 +378,20 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HLEN" => hash::whole(state, session, &mut args, hash::Whole::Len).await,
         "HINCRBY" => hash::hincrby(state, session, &mut args).await,
         "HINCRBYFLOAT" => hash::hincrbyfloat(state, session, &mut args).await,
+        "SADD" => set::sadd(state, session, &mut args).await,
+        "SREM" => set::srem(state, session, &mut args).await,
+        "SISMEMBER" => set::sismember(state, session, &mut args).await,
+        "SMISMEMBER" => set::smismember(state, session, &mut args).await,
+        "SMEMBERS" => set::smembers(state, session, &mut args).await,
+        "SCARD" => set::scard(state, session, &mut args).await,
+        "SINTER" => set::combine(state, session, &mut args, set::Combine::Inter).await,
+        "SUNION" => set::combine(state, session, &mut args, set::Combine::Union).await,
+        "SDIFF" => set::combine(state, session, &mut args, set::Combine::Diff).await,
+        "SINTERSTORE" => set::combine_store(state, session, &mut args, set::Combine::Inter).await,
+        "SUNIONSTORE" => set::combine_store(state, session, &mut args, set::Combine::Union).await,
+        "SDIFFSTORE" => set::combine_store(state, session, &mut args, set::Combine::Diff).await,
+        "SINTERCARD" => set::sintercard(state, session, &mut args).await,
+        "SMOVE" => set::smove(state, session, &mut args).await,
         "RENAME" => rename::rename(state, session, &mut args).await,
         "RENAMENX" => rename::renamenx(state, session, &mut args).await,
         "COPY" => rename::copy(state, session, &mut args).await,

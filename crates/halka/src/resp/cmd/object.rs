@@ -5,7 +5,7 @@
 //! halka does not track how a value was written. Access times and frequencies are not
 //! tracked either, so `IDLETIME` and `FREQ` are refused saying so.
 
-use super::hash::Held;
+use super::collection::Held;
 use super::{Args, Session, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
@@ -30,11 +30,11 @@ pub async fn object(state: &NodeState, s: &Session, args: &mut Args) -> Result<F
             let key = args.next_bytes()?;
             let got =
                 state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
-            Ok(match (super::hash::held(state, s, &key, &got).await?, sub.as_str()) {
+            Ok(match (super::collection::held(state, s, &key, &got).await?, sub.as_str()) {
                 (Held::Nothing, _) => Frame::Null,
                 (Held::String(value), "ENCODING") => Frame::Bulk(encoding(&value).into()),
-                (Held::Hash(head), "ENCODING") => {
-                    Frame::bulk(super::hash::encoding(state, s, &key, &head).await?)
+                (Held::Collection(head), "ENCODING") => {
+                    Frame::bulk(super::collection::encoding(state, s, &key, &head).await?)
                 }
                 (_, _) => Frame::Integer(1),
             })

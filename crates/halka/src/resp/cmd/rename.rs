@@ -9,9 +9,9 @@
 //! the delete is not acknowledged, the client is told that the source may still hold the
 //! value: running the `RENAME` again finishes it (or finds the source gone). The value moved is the one `GET` reads (the last
 //! writer's; a counter's total), not every sibling. A hash's fields are copied one by one
-//! under a new head at the destination (see `hash::copy`).
+//! under a new head at the destination (see `collection::copy`).
 
-use super::hash::Held;
+use super::collection::Held;
 use super::{Args, Session, apply, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
@@ -93,7 +93,7 @@ async fn read_source(
     source: &Bytes,
 ) -> Result<Option<GetResult>, Frame> {
     let read = state.coordinator.get(source.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
-    let holds = !matches!(super::hash::held(state, s, source, &read).await?, Held::Nothing);
+    let holds = !matches!(super::collection::held(state, s, source, &read).await?, Held::Nothing);
     Ok(holds.then_some(read))
 }
 
@@ -109,8 +109,15 @@ async fn write_destination(
 ) -> Result<bool, Frame> {
     if let Some(head) = read.head() {
         let expires_at = read.expires_at_us();
-        return super::hash::copy(state, s, (source, &head), destination, expires_at, condition)
-            .await;
+        return super::collection::copy(
+            state,
+            s,
+            (source, &head),
+            destination,
+            expires_at,
+            condition,
+        )
+        .await;
     }
     let value = read.value().unwrap_or_default();
     let expiry = read.expires_at_us().map_or(Expiry::Never, Expiry::At);

@@ -97,7 +97,7 @@ pub async fn setrange(state: &NodeState, s: &Session, args: &mut Args) -> Result
         // Nothing to write: Redis reports the current length.
         let got =
             state.coordinator.get(key.clone(), s.r).await.map_err(|e| super::cluster_error(&e))?;
-        let value = super::hash::string_value(state, s, &key, &got).await?;
+        let value = super::collection::string_value(state, s, &key, &got).await?;
         return Ok(Frame::Integer(value.map_or(0, |v| i64::try_from(v.len()).unwrap_or(0))));
     }
     let change = Change::SetRange { offset, bytes };
