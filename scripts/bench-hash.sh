@@ -44,9 +44,15 @@ echo "halka/redis: throughput $(ratio "$halka_ops" "$redis_ops"), p99 $(ratio "$
 echo "== one field's write in a hash of $MEMBERS fields against one of 10"
 for port in "$PORT" "$REDIS"; do
     redis-cli -p "$port" del big small >/dev/null
-    # Fields f000000000000 .. as redis-benchmark writes __rand_int__ (12 digits).
-    seq 0 $((MEMBERS - 1)) | awk '{ printf "HSET big f%012d v\r\n", $1 }' |
-        redis-cli -p "$port" --pipe >/dev/null
+    # Fields f000000000000 .. as redis-benchmark writes __rand_int__ (12 digits), through
+    # 16 connections at once (one pipelined connection runs its commands in turn).
+    pids=()
+    for part in $(seq 0 15); do
+        seq "$part" 16 $((MEMBERS - 1)) | awk '{ printf "HSET big f%012d v\r\n", $1 }' |
+            redis-cli -p "$port" --pipe >/dev/null &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
     for i in $(seq 0 9); do redis-cli -p "$port" hset small "$(printf 'f%012d' "$i")" v >/dev/null; done
 done
 echo "halka HLEN big: $(redis-cli -p "$PORT" hlen big), redis: $(redis-cli -p "$REDIS" hlen big)"

@@ -298,6 +298,39 @@ fn record_json(state: &NodeState, key: &str, result: &GetResult) -> Value {
     })
 }
 
+/// A collection as JSON: its type and its members (a hash's fields with their values; a
+/// set's members as a list), each as UTF-8 or, when it is not, base64 (as values are).
+async fn collection_json(
+    state: &NodeState,
+    key: &str,
+    k: &Bytes,
+    r: usize,
+    head: &halka_store::Head,
+) -> Result<Value, ApiError> {
+    let budget = state.config.limits.max_reply_bytes;
+    let read = state.coordinator.read_members(k, r, budget, false).await?;
+    let live = read.live(head);
+    // One encoding for every member, so a reader knows how to read each.
+    let utf8 = |b: &[u8]| std::str::from_utf8(b).is_ok();
+    let base64 = !live.iter().all(|(m, (_, v))| utf8(m) && utf8(v));
+    let text =
+        |b: &[u8]| if base64 { STANDARD.encode(b) } else { String::from_utf8_lossy(b).into() };
+    let members = match head.kind {
+        halka_store::Kind::Hash => {
+            let map: serde_json::Map<String, Value> =
+                live.iter().map(|(m, (_, v))| (text(m), json!(text(v)))).collect();
+            Value::Object(map)
+        }
+        halka_store::Kind::Set => Value::Array(live.keys().map(|m| json!(text(m))).collect()),
+    };
+    Ok(json!({
+        "key": key,
+        "type": head.kind.name(),
+        "members": members,
+        "encoding": if base64 { "base64" } else { "utf8" },
+    }))
+}
+
 async fn get_key(
     State(state): State<Arc<NodeState>>,
     key: Result<Path<String>, PathRejection>,
@@ -316,7 +349,12 @@ async fn get_key(
         );
         return Err(ApiError(StatusCode::BAD_REQUEST, message));
     }
-    let result = state.coordinator.get(k, r).await?;
+    let result = state.coordinator.get(k.clone(), r).await?;
+    if let Some(head) = result.head() {
+        let body = collection_json(&state, &key, &k, r, &head).await?;
+        observe("get", started);
+        return Ok((StatusCode::OK, axum::Json(body)).into_response());
+    }
     observe("get", started);
     let raw = params.raw.unwrap_or(false)
         || headers.get(axum::http::header::ACCEPT).is_some_and(|a| a == OCTET_STREAM);

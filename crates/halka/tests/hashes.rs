@@ -279,3 +279,30 @@ async fn keys_in_the_bytes_kept_for_fields_are_refused_saying_why() {
     let err = redis::cmd("SET").arg(&reserved).arg("v").query_async::<()>(&mut a).await;
     assert!(err.unwrap_err().to_string().contains("reserved"));
 }
+
+#[tokio::test]
+async fn the_http_api_shows_a_hash_and_a_set_as_json() {
+    let c = TestCluster::start(1, "periodic");
+    let mut a = conn(&c, 0).await;
+    let _: i64 = redis::cmd("HSET")
+        .arg("user")
+        .arg("name")
+        .arg("Ayşe")
+        .arg("visits")
+        .arg(3)
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let _: i64 =
+        redis::cmd("SADD").arg("tags").arg("b").arg("a").query_async(&mut a).await.unwrap();
+    let (status, body) = common::http("GET", &c.http_url(0, "/v1/kv/user"), b"", &[]);
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["type"], "hash");
+    assert_eq!(body["members"], serde_json::json!({ "name": "Ayşe", "visits": "3" }));
+    let (status, body) = common::http("GET", &c.http_url(0, "/v1/kv/tags"), b"", &[]);
+    assert_eq!(status, 200, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["type"], "set");
+    assert_eq!(body["members"], serde_json::json!(["a", "b"]));
+}

@@ -14,7 +14,7 @@ use crate::view::View;
 use crate::{ClusterError, KeyPage, replica::batch_weight};
 use bytes::Bytes;
 use halka_ring::{NodeIdx, PreferenceList};
-use halka_store::{HashRange, Record, collection::split_member_key};
+use halka_store::{HashRange, Head, Record, collection::split_member_key};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -25,6 +25,31 @@ pub struct MemberRecords {
     pub records: Vec<(Bytes, Arc<Record>)>,
     /// The coordinator's clock when the read completed: what expiry is judged by.
     pub now_us: u64,
+}
+
+impl MemberRecords {
+    /// The members that live in `head`'s lifetimes, each with its newest live value and
+    /// when that was written (`Record::member_at`): a member in two lifetimes (heads
+    /// created concurrently) reads as its newest. In member order.
+    #[must_use]
+    pub fn live(&self, head: &Head) -> BTreeMap<Bytes, (u64, Bytes)> {
+        let mut out: BTreeMap<Bytes, (u64, Bytes)> = BTreeMap::new();
+        for (k, record) in &self.records {
+            let Some((_, lifetime, member)) = split_member_key(k) else { continue };
+            if head.lifetimes.binary_search(&lifetime).is_err() {
+                continue;
+            }
+            let Some(found) = record.member_at(self.now_us) else { continue };
+            match out.get_mut(member) {
+                Some(slot) if found.0 > slot.0 => *slot = found,
+                Some(_) => {}
+                None => {
+                    out.insert(Bytes::copy_from_slice(member), found);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Coordinator {

@@ -8,10 +8,9 @@ use crate::resp::frame::Frame;
 use crate::state::NodeState;
 use bytes::Bytes;
 use futures::future::{join_all, try_join_all};
-use halka_cluster::{MemberRecords, WriteRequest};
-use halka_store::collection::{member_key, split_member_key};
+use halka_cluster::WriteRequest;
+use halka_store::collection::member_key;
 use halka_store::{Change, Condition, CounterError, Head, Kind, Outcome, Refusal};
-use std::collections::BTreeMap;
 
 /// The collection of `kind` at `key`: its head, or `None` when the key holds nothing.
 /// `WRONGTYPE` when it holds something else.
@@ -96,24 +95,7 @@ pub(super) async fn fields(
         .read_members(key, s.r, budget, false)
         .await
         .map_err(|e| cluster_error(&e))?;
-    Ok(live_fields(&read, head).into_iter().map(|(f, (_, v))| (f, v)).collect())
-}
-
-/// The live fields of `read` in `head`'s lifetimes: the newest value of each field.
-fn live_fields(read: &MemberRecords, head: &Head) -> BTreeMap<Bytes, (u64, Bytes)> {
-    let mut out: BTreeMap<Bytes, (u64, Bytes)> = BTreeMap::new();
-    for (k, record) in &read.records {
-        let Some((_, lifetime, field)) = split_member_key(k) else { continue };
-        if head.lifetimes.binary_search(&lifetime).is_err() {
-            continue;
-        }
-        let Some(found) = record.member_at(read.now_us) else { continue };
-        let slot = out.entry(Bytes::copy_from_slice(field)).or_insert_with(|| found.clone());
-        if found.0 > slot.0 {
-            *slot = found;
-        }
-    }
-    out
+    Ok(read.live(head).into_iter().map(|(f, (_, v))| (f, v)).collect())
 }
 
 /// What a key holds, as the commands of every type see it.
@@ -167,7 +149,7 @@ async fn holds_fields(
         .read_members(key, s.r, budget, true)
         .await
         .map_err(|e| cluster_error(&e))?;
-    if !live_fields(&read, head).is_empty() {
+    if !read.live(head).is_empty() {
         return Ok(true);
     }
     // The first page held only removed fields: the rest may still hold live ones.
@@ -176,7 +158,7 @@ async fn holds_fields(
         .read_members(key, s.r, budget, false)
         .await
         .map_err(|e| cluster_error(&e))?;
-    Ok(!live_fields(&read, head).is_empty())
+    Ok(!read.live(head).is_empty())
 }
 
 /// Writes the members of the collection at `source` (with `head`) to `destination` under a head
