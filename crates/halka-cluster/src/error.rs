@@ -49,7 +49,7 @@ pub enum ClusterError {
     /// A command that reads a whole collection found more than it may hold in memory.
     #[error(
         "the collection holds more than {max} bytes, more than one reply may carry \
-         (limits.max_reply_bytes); read it in parts with HSCAN"
+         (limits.max_reply_bytes)"
     )]
     CollectionTooLarge { max: usize },
     #[error("storage: {0}")]

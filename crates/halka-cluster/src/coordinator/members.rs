@@ -68,11 +68,62 @@ impl Coordinator {
         budget: usize,
         one_page: bool,
     ) -> Result<MemberRecords, ClusterError> {
+        let (mut records, mut used) = (Vec::new(), 0_usize);
+        self.visit_members(key, r, one_page, &mut |k, record| {
+            used = used.saturating_add(batch_weight(&k, &record));
+            if used > budget {
+                return Err(ClusterError::CollectionTooLarge { max: budget });
+            }
+            records.push((k, Arc::new(record)));
+            Ok(())
+        })
+        .await?;
+        Ok(MemberRecords { records, now_us: self.now_us() })
+    }
+
+    /// How many members live in `head`'s lifetimes of the collection at `key`, read from
+    /// `r` of its owners a page at a time: `HLEN`, `SCARD` of a collection of any size,
+    /// holding one page at a time.
+    ///
+    /// # Errors
+    /// As [`Coordinator::read_members`], without a budget.
+    pub async fn count_members(
+        &self,
+        key: &Bytes,
+        r: usize,
+        head: &Head,
+    ) -> Result<u64, ClusterError> {
+        let now = self.now_us();
+        // A member in two lifetimes (heads created concurrently) counts once.
+        let mut seen = std::collections::HashSet::new();
+        let mut count = 0;
+        self.visit_members(key, r, false, &mut |k, record| {
+            let Some((_, lifetime, member)) = split_member_key(&k) else { return Ok(()) };
+            let ours = head.lifetimes.binary_search(&lifetime).is_ok();
+            if ours && record.member_at(now).is_some() {
+                let first = head.lifetimes.len() == 1 || seen.insert(member.to_vec());
+                count += u64::from(first);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(count)
+    }
+
+    /// Visits the member records of the collection at `key` from `r` of its owners,
+    /// merged, in hash order, a page at a time.
+    async fn visit_members(
+        &self,
+        key: &Bytes,
+        r: usize,
+        one_page: bool,
+        visit: &mut (dyn FnMut(Bytes, Record) -> Result<(), ClusterError> + Send),
+    ) -> Result<(), ClusterError> {
         let view = self.enter();
         self.check_read(&view, key, r)?;
         let order = self.planner(&view).read(key, self.config.reads, r).order;
         let (first, last) = halka_ring::collection_range(key);
-        let (mut records, mut used, mut cursor) = (Vec::new(), 0_usize, first);
+        let mut cursor = first;
         loop {
             let range = HashRange { first: cursor, last };
             let pages = self.read_pages(&view, &order, r, range).await?;
@@ -87,18 +138,13 @@ impl Coordinator {
                 }
             }
             for ((_, k), record) in merged {
-                used = used.saturating_add(batch_weight(&k, &record));
-                if used > budget {
-                    return Err(ClusterError::CollectionTooLarge { max: budget });
-                }
-                records.push((k, Arc::new(record)));
+                visit(k, record)?;
             }
             match through.checked_add(1) {
                 Some(next) if through < last && !one_page => cursor = next,
-                _ => break,
+                _ => return Ok(()),
             }
         }
-        Ok(MemberRecords { records, now_us: self.now_us() })
     }
 
     /// One page of `range` from each of `r` owners in `order`, asking the next owner when

@@ -153,12 +153,17 @@ async fn holds_fields(
         return Ok(true);
     }
     // The first page held only removed fields: the rest may still hold live ones.
-    let read = state
-        .coordinator
-        .read_members(key, s.r, budget, false)
-        .await
-        .map_err(|e| cluster_error(&e))?;
-    Ok(!read.live(head).is_empty())
+    Ok(count(state, s, key, head).await? > 0)
+}
+
+/// How many members the collection holds, read a page at a time (`HLEN`, `SCARD`).
+pub(super) async fn count(
+    state: &NodeState,
+    s: &Session,
+    key: &Bytes,
+    head: &Head,
+) -> Result<u64, Frame> {
+    state.coordinator.count_members(key, s.r, head).await.map_err(|e| cluster_error(&e))
 }
 
 /// Writes the members of the collection at `source` (with `head`) to `destination` under a head

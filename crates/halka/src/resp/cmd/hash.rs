@@ -131,16 +131,26 @@ pub async fn hdel(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     Ok(Frame::Integer(count))
 }
 
-/// What `HGETALL`, `HKEYS`, `HVALS` and `HLEN` answer.
+/// What `HGETALL`, `HKEYS` and `HVALS` answer.
 #[derive(Debug, Clone, Copy)]
 pub enum Whole {
     All,
     Keys,
     Values,
-    Len,
 }
 
-/// `HGETALL`, `HKEYS`, `HVALS`, `HLEN key`: read every field.
+/// `HLEN key`: counts the fields a page at a time, holding none of them.
+pub async fn hlen(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    args.finish()?;
+    let n = match read_head(state, s, &key, Kind::Hash).await? {
+        Some(head) => super::collection::count(state, s, &key, &head).await?,
+        None => 0,
+    };
+    Ok(Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+/// `HGETALL`, `HKEYS`, `HVALS key`: read every field.
 pub async fn whole(
     state: &NodeState,
     s: &Session,
@@ -154,7 +164,6 @@ pub async fn whole(
         None => Vec::new(),
     };
     Ok(match what {
-        Whole::Len => Frame::Integer(i64::try_from(fields.len()).unwrap_or(i64::MAX)),
         Whole::Keys => Frame::Array(fields.into_iter().map(|(f, _)| Frame::Bulk(f)).collect()),
         Whole::Values => Frame::Array(fields.into_iter().map(|(_, v)| Frame::Bulk(v)).collect()),
         Whole::All => {

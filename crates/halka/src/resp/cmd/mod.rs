@@ -375,7 +375,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HGETALL" => hash::whole(state, session, &mut args, hash::Whole::All).await,
         "HKEYS" => hash::whole(state, session, &mut args, hash::Whole::Keys).await,
         "HVALS" => hash::whole(state, session, &mut args, hash::Whole::Values).await,
-        "HLEN" => hash::whole(state, session, &mut args, hash::Whole::Len).await,
+        "HLEN" => hash::hlen(state, session, &mut args).await,
         "HINCRBY" => hash::hincrby(state, session, &mut args).await,
         "HINCRBYFLOAT" => hash::hincrbyfloat(state, session, &mut args).await,
         "SADD" => set::sadd(state, session, &mut args).await,

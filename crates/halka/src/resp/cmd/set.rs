@@ -129,11 +129,14 @@ pub async fn smembers(state: &NodeState, s: &Session, args: &mut Args) -> Result
     Ok(array(members(state, s, &key).await?))
 }
 
-/// `SCARD key`: how many members (reads the whole set).
+/// `SCARD key`: how many members (reads the whole set a page at a time).
 pub async fn scard(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     args.finish()?;
-    let n = members(state, s, &key).await?.len();
+    let n = match read_head(state, s, &key, Kind::Set).await? {
+        Some(head) => super::collection::count(state, s, &key, &head).await?,
+        None => 0,
+    };
     Ok(Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
 }
 
