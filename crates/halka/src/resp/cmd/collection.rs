@@ -189,7 +189,7 @@ pub(super) async fn copy(
         return Ok(false);
     }
     if got.value().is_some() {
-        write(state, s, destination.clone(), WriteRequest::new(Change::Delete, None)).await?;
+        write(state, s, destination.clone(), delete_at_first_owner()).await?;
     }
     let lifetime = make_head(state, s, &destination, head.kind).await?.lifetimes[0];
     let writes = fields.into_iter().map(|(field, value)| {
@@ -235,4 +235,11 @@ pub(super) async fn encoding(
     } else {
         "hashtable"
     })
+}
+
+/// A delete of what the key holds, coordinated by its first owner (a condition makes it
+/// so) like the `Change::Create` that follows it: that replica then holds the delete
+/// when it makes the new head, whatever the other owners had received.
+pub(super) fn delete_at_first_owner() -> WriteRequest {
+    WriteRequest { condition: Condition::Present, ..WriteRequest::new(Change::Delete, None) }
 }

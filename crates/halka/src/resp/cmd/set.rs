@@ -189,7 +189,7 @@ pub async fn combine_store(
     let result = combined(state, s, &keys, how).await?;
     let n = i64::try_from(result.len()).unwrap_or(i64::MAX);
     // As a new key: what the destination held goes first, fields and all.
-    write(state, s, destination.clone(), WriteRequest::new(Change::Delete, None)).await?;
+    write(state, s, destination.clone(), super::collection::delete_at_first_owner()).await?;
     if !result.is_empty() {
         add(state, s, &destination, result).await?;
     }
