@@ -52,6 +52,14 @@ pub enum ClusterError {
          (limits.max_reply_bytes)"
     )]
     CollectionTooLarge { max: usize },
+    /// The key holds a string where a collection was asked for, or another kind of
+    /// collection (Redis's words, with their own prefix).
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// The coordinating replica refused a write that has no condition to fail (a record
+    /// at its size limit, say).
+    #[error(transparent)]
+    Refused(halka_store::Refusal),
     #[error("storage: {0}")]
     Storage(String),
 }

@@ -16,6 +16,7 @@ mod background;
 pub mod catch_up;
 mod clock;
 mod cluster;
+pub mod collection;
 mod coordinator;
 mod durable_file;
 mod error;

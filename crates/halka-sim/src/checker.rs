@@ -45,6 +45,8 @@ pub struct Verdict {
     /// Tombstones removed by collectors (not a failure: shows collection ran).
     pub tombstones_collected: u64,
     pub acked_increments: u64,
+    /// Acknowledged writes of hash fields (`HSET`), among `acked_writes`.
+    pub acked_field_writes: u64,
     /// Counter keys whose final value is below the sum of the acknowledged increments
     /// (less those whose every acknowledging replica lost its disk).
     pub lost_increments: Vec<String>,
@@ -73,7 +75,7 @@ impl Verdict {
     }
 }
 
-fn dot(d: &(String, u64)) -> Dot {
+pub(crate) fn dot(d: &(String, u64)) -> Dot {
     Dot { node: NodeId::new(&d.0), counter: d.1 }
 }
 
@@ -101,6 +103,8 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
                 verdict.ops += 1;
                 if op.outcome == Outcome::Acked && matches!(op.write, Some(Some(_))) {
                     verdict.acked_writes += 1;
+                    let field = crate::history::member_parts(&op.key).is_some();
+                    verdict.acked_field_writes += u64::from(field);
                 }
             }
             Event::Fault { erased: Some(node), at_us, .. } => {
@@ -114,10 +118,15 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
             }
         }
     }
-    let finals: BTreeMap<String, Arc<Record>> = (0..keys)
-        .map(|k| {
-            let key = crate::workload::key(k);
-            (key.clone(), final_record(world, &key, &mut verdict))
+    // The plain keys, and every hash head and member key a version was made for.
+    let hashes = versions.keys().filter(|k| crate::collections::is_hash_name(k));
+    let names: Vec<String> =
+        (0..keys).map(crate::workload::key).chain(hashes.map(|k| (*k).to_string())).collect();
+    let finals: BTreeMap<String, Arc<Record>> = names
+        .into_iter()
+        .map(|key| {
+            let record = final_record(world, &key, &mut verdict);
+            (key, record)
         })
         .collect();
     let outcome = |key: &str, record: &Record| {
@@ -151,10 +160,36 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
             let replaced = mine.iter().any(|u| u.saw(&c.dot) && seen.covers(&dot(&u.dot)));
             kept || replaced
         });
+        let erased = |n: &str| erasures.iter().any(|(e, at)| *e == n && *at >= op.start_us);
         if survives {
+            // A hash's field: its hash's lifetime must live on, or be ended by a delete.
+            let Some((hash, lifetime, _)) = crate::history::member_parts(&op.key) else {
+                continue;
+            };
+            let (Some(head), heads) = (finals.get(hash), versions.get(hash).unwrap_or(&none))
+            else {
+                continue;
+            };
+            let Some(lost) =
+                crate::collections::lifetime_lost(&op.key, head, heads, &outcome(hash, head))
+            else {
+                continue;
+            };
+            // The head that held the lifetime may have been lost with every disk that
+            // held it (its creator's among them): then a later write made a new one.
+            let mut holders = heads.iter().filter(|v| v.lifetimes.contains(&lifetime)).peekable();
+            let any_holder = holders.peek().is_some();
+            let creator_erased = |v: &&Version| {
+                let node = v.dot.0.split('#').next().unwrap_or_default();
+                erasures.iter().any(|(e, at)| *e == node && *at >= v.at_us)
+            };
+            if any_holder && holders.all(creator_erased) {
+                verdict.lost_with_disks += 1;
+            } else {
+                verdict.lost_writes.push(lost);
+            }
             continue;
         }
-        let erased = |n: &str| erasures.iter().any(|(e, at)| *e == n && *at >= op.start_us);
         // A stand-in's copy is a hint, handed to its owner and then dropped: that copy is
         // lost with the owner's disk, or with the stand-in's if erased before it handed
         // the hint on (the history does not say when it did, so either counts).
@@ -192,6 +227,14 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
                     ));
                 }
             }
+        }
+    }
+    for k in 0..crate::collections::HASH_KEYS {
+        let hash = crate::collections::hash_key(k);
+        if let Some(head) = finals.get(&hash) {
+            let heads = versions.get(hash.as_str()).unwrap_or(&none);
+            let revived = crate::collections::revived(&hash, head, heads, &outcome(&hash, head));
+            verdict.resurrections.extend(revived);
         }
     }
     check_counters(world, history, &erasures, &mut verdict);
@@ -281,8 +324,9 @@ fn check_counters(
 
 /// The merge of what `key`'s owners hold, noting the key if they differ.
 fn final_record(world: &World, key: &str, verdict: &mut Verdict) -> Arc<Record> {
+    let raw = crate::history::key_bytes(key);
     let held: Vec<Option<Arc<Record>>> =
-        world.owners(key.as_bytes()).into_iter().map(|i| world.stored(i, key.as_bytes())).collect();
+        world.owners(&raw).into_iter().map(|i| world.stored(i, &raw)).collect();
     let same = held.windows(2).all(|w| match (&w[0], &w[1]) {
         (Some(a), Some(b)) => a.same_as(b),
         (None, None) => true,

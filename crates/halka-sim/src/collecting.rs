@@ -44,7 +44,7 @@ impl Engine for Collecting {
         if done && let (Some(seen), Some(world)) = (removed, self.world.upgrade()) {
             world.record(Event::Collected(Collected {
                 node: self.node.clone(),
-                key: String::from_utf8_lossy(key).into_owned(),
+                key: crate::history::key_name(key),
                 seen,
                 at_us: world.now_us(),
             }));

@@ -64,6 +64,9 @@ pub struct Version {
     /// The creator's causal context, its own dot included.
     pub seen: Vec<(String, u64)>,
     pub at_us: u64,
+    /// A collection's head: the lifetimes it holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lifetimes: Vec<u64>,
 }
 
 impl Version {
@@ -100,6 +103,40 @@ pub enum Event {
 }
 
 pub type History = Vec<Event>;
+
+/// How the history names a stored key: a collection's member key as
+/// `key/lifetime/member` (lifetime in hex), any other key as its text. The simulator's
+/// keys hold no `/`, so the name gives the key back (`key_bytes`).
+#[must_use]
+pub fn key_name(key: &[u8]) -> String {
+    match halka_store::collection::split_member_key(key) {
+        Some((collection, lifetime, member)) => format!(
+            "{}/{lifetime:016x}/{}",
+            String::from_utf8_lossy(collection),
+            String::from_utf8_lossy(member)
+        ),
+        None => String::from_utf8_lossy(key).into_owned(),
+    }
+}
+
+/// The key `name` names (see `key_name`).
+#[must_use]
+pub fn key_bytes(name: &str) -> Vec<u8> {
+    match member_parts(name) {
+        Some((collection, lifetime, member)) => {
+            halka_store::collection::member_key(collection.as_bytes(), lifetime, member.as_bytes())
+        }
+        None => name.as_bytes().to_vec(),
+    }
+}
+
+/// The collection, lifetime and member a member key's name names.
+#[must_use]
+pub fn member_parts(name: &str) -> Option<(&str, u64, &str)> {
+    let mut parts = name.splitn(3, '/');
+    let (collection, lifetime, member) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((collection, u64::from_str_radix(lifetime, 16).ok()?, member))
+}
 
 /// The history as JSON lines.
 #[must_use]

@@ -37,6 +37,10 @@ struct Args {
     /// Clients do not increment counter keys.
     #[arg(long)]
     no_counters: bool,
+    /// Clients also write hashes (off by default: with layout changes about one seed in
+    /// 150 finds a removed field back after its tombstone was collected; not yet fixed).
+    #[arg(long)]
+    collections: bool,
     /// Members do not leave and rejoin during the chaos.
     #[arg(long)]
     no_layout_changes: bool,
@@ -103,7 +107,9 @@ fn main() {
         stand_ins: !args.no_stand_ins,
         reckless_collection: false,
         reuse_actor_after_crash: false,
+        stray_lifetimes: false,
         counters: !args.no_counters,
+        collections: args.collections,
         layout_changes: !args.no_layout_changes,
     };
     if let Some(name) = &args.scenario {
@@ -206,6 +212,9 @@ fn replay(args: &Args, seed: u64) -> String {
     }
     if args.no_counters {
         cmd.push_str(" --no-counters");
+    }
+    if args.collections {
+        cmd.push_str(" --collections");
     }
     if args.no_layout_changes {
         cmd.push_str(" --no-layout-changes");

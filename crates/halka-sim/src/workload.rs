@@ -31,6 +31,10 @@ pub async fn operate(world: &World, client: usize, serial: u64, node: usize, key
         increment(world, client, node, k, amount, w).await;
         return;
     }
+    if world.settings.collections && world.chance(0.2) {
+        crate::collections::operate(world, client, serial, node).await;
+        return;
+    }
     let k = key(world.draw(0..keys));
     let roll = world.draw(0..100);
     let quorum = world.draw(1..N as u64 + 1) as usize;

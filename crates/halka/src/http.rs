@@ -308,20 +308,22 @@ async fn collection_json(
     head: &halka_store::Head,
 ) -> Result<Value, ApiError> {
     let budget = state.config.limits.max_reply_bytes;
-    let read = state.coordinator.read_members(k, r, budget, false).await?;
-    let live = read.live(head);
+    let quorum = halka_cluster::WriteQuorum { w: 1, pw: 0 };
+    let collection =
+        halka_cluster::collection::Collection::new(&state.coordinator, k.clone(), r, quorum);
+    let live = collection.members(head, budget).await?;
     // One encoding for every member, so a reader knows how to read each.
     let utf8 = |b: &[u8]| std::str::from_utf8(b).is_ok();
-    let base64 = !live.iter().all(|(m, (_, v))| utf8(m) && utf8(v));
+    let base64 = !live.iter().all(|(m, v)| utf8(m) && utf8(v));
     let text =
         |b: &[u8]| if base64 { STANDARD.encode(b) } else { String::from_utf8_lossy(b).into() };
     let members = match head.kind {
         halka_store::Kind::Hash => {
             let map: serde_json::Map<String, Value> =
-                live.iter().map(|(m, (_, v))| (text(m), json!(text(v)))).collect();
+                live.iter().map(|(m, v)| (text(m), json!(text(v)))).collect();
             Value::Object(map)
         }
-        halka_store::Kind::Set => Value::Array(live.keys().map(|m| json!(text(m))).collect()),
+        halka_store::Kind::Set => Value::Array(live.iter().map(|(m, _)| json!(text(m))).collect()),
     };
     Ok(json!({
         "key": key,

@@ -56,8 +56,12 @@ pub struct Settings {
     /// Test-only fault: a node keeps its actor across a crash, as halka did before
     /// incarnations (Riak's KV679). The checker must catch it.
     pub reuse_actor_after_crash: bool,
+    /// Test-only fault: hash fields are written outside their head's lifetimes.
+    pub stray_lifetimes: bool,
     /// Clients also increment the counter keys.
     pub counters: bool,
+    /// Clients also write, remove and read hashes.
+    pub collections: bool,
     /// Each node's bound on the hints it keeps for one owner, in bytes.
     pub hint_bytes_per_owner: u64,
     /// The nodes keep the cluster's shared settings (users), compared between them in

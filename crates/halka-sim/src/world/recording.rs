@@ -25,18 +25,16 @@ pub(super) struct Recording {
 impl Recording {
     fn note(&self, key: &Bytes, record: &Record) {
         let dot = Dot { node: self.actor.clone(), counter: record.context().get(&self.actor) };
-        let value = record
-            .versions()
-            .iter()
-            .find(|v| v.dot == dot)
-            .map(|v| v.value.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()));
-        if let Some(value) = value {
+        if let Some(made) = record.versions().iter().find(|v| v.dot == dot) {
+            let value = made.value.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+            let lifetimes = made.collection.as_ref().map(|h| h.lifetimes.to_vec());
             self.world.record(Event::Version(Version {
-                key: String::from_utf8_lossy(key).into_owned(),
+                key: crate::history::key_name(key),
                 dot: (dot.node.to_string(), dot.counter),
                 value,
                 seen: record.context().iter().map(|(n, c)| (n.to_string(), c)).collect(),
                 at_us: self.world.now_us(),
+                lifetimes: lifetimes.unwrap_or_default(),
             }));
         }
     }

@@ -7,10 +7,15 @@ use super::{Session, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
 use bytes::Bytes;
-use futures::future::{join_all, try_join_all};
-use halka_cluster::WriteRequest;
-use halka_store::collection::member_key;
+use futures::future::join_all;
+use halka_cluster::collection::Collection;
+use halka_cluster::{WriteQuorum, WriteRequest};
 use halka_store::{Change, Condition, CounterError, Head, Kind, Outcome, Refusal};
+
+/// The collection at `key` with this connection's quorums.
+pub(super) fn at<'a>(state: &'a NodeState, s: &Session, key: &Bytes) -> Collection<'a> {
+    Collection::new(&state.coordinator, key.clone(), s.r, WriteQuorum { w: s.w, pw: 0 })
+}
 
 /// The collection of `kind` at `key`: its head, or `None` when the key holds nothing.
 /// `WRONGTYPE` when it holds something else.
@@ -20,12 +25,7 @@ pub(super) async fn read_head(
     key: &Bytes,
     kind: Kind,
 ) -> Result<Option<Head>, Frame> {
-    let got = state.coordinator.get(key.clone(), s.r).await.map_err(|e| cluster_error(&e))?;
-    match got.head() {
-        Some(head) if head.kind == kind => Ok(Some(head)),
-        None if got.value().is_none() => Ok(None),
-        _ => Err(wrong_type()),
-    }
+    at(state, s, key).head(kind).await.map_err(|e| cluster_error(&e))
 }
 
 pub(super) fn wrong_type() -> Frame {
@@ -40,9 +40,7 @@ pub(super) async fn make_head(
     key: &Bytes,
     kind: Kind,
 ) -> Result<Head, Frame> {
-    let outcome =
-        write(state, s, key.clone(), WriteRequest::new(Change::Create(kind), None)).await?;
-    outcome.head.map(|h| *h).ok_or_else(|| Frame::error("ERR the collection's head was not made"))
+    at(state, s, key).make(kind).await.map_err(|e| cluster_error(&e))
 }
 
 /// Applies `request` at `key` as every command does (`super::apply`), with the errors
@@ -53,16 +51,31 @@ pub(super) async fn write(
     key: Bytes,
     request: WriteRequest,
 ) -> Result<Outcome, Frame> {
-    super::apply(state, s, key, request).await.map_err(|error| {
-        let hashed = |words: &str| error == Frame::error(format!("ERR {words}"));
-        if hashed(&CounterError::NotAnInteger.to_string()) {
-            Frame::error("ERR hash value is not an integer")
-        } else if hashed(&CounterError::NotAFloat.to_string()) {
-            Frame::error("ERR hash value is not a float")
-        } else {
-            error
-        }
-    })
+    super::apply(state, s, key, request).await.map_err(hash_words)
+}
+
+/// Writes `request` to `member` of the collection at `key` in `lifetime`, its refusals
+/// worded as `write` words them.
+pub(super) async fn write_member(
+    state: &NodeState,
+    s: &Session,
+    (key, lifetime): (&Bytes, u64),
+    member: &[u8],
+    request: WriteRequest,
+) -> Result<Outcome, Frame> {
+    let member = Bytes::from(halka_store::collection::member_key(key, lifetime, member));
+    write(state, s, member, request).await
+}
+
+fn hash_words(error: Frame) -> Frame {
+    let hashed = |words: &str| error == Frame::error(format!("ERR {words}"));
+    if hashed(&CounterError::NotAnInteger.to_string()) {
+        Frame::error("ERR hash value is not an integer")
+    } else if hashed(&CounterError::NotAFloat.to_string()) {
+        Frame::error("ERR hash value is not a float")
+    } else {
+        error
+    }
 }
 
 /// The value of member `field`: the newest live one among the collection's lifetimes.
@@ -73,13 +86,7 @@ pub(super) async fn field_value(
     head: &Head,
     field: &[u8],
 ) -> Result<Option<Bytes>, Frame> {
-    let reads = head.lifetimes.iter().map(|&l| {
-        let member = Bytes::from(member_key(key, l, field));
-        state.coordinator.get(member, s.r)
-    });
-    let got = try_join_all(reads).await.map_err(|e| cluster_error(&e))?;
-    let newest = got.iter().filter_map(|g| g.record.member_at(g.now_us)).max_by_key(|(at, _)| *at);
-    Ok(newest.map(|(_, v)| v))
+    at(state, s, key).value(head, field).await.map_err(|e| cluster_error(&e))
 }
 
 /// Every live member of the collection with its value, in member order.
@@ -90,12 +97,7 @@ pub(super) async fn fields(
     head: &Head,
 ) -> Result<Vec<(Bytes, Bytes)>, Frame> {
     let budget = state.config.limits.max_reply_bytes;
-    let read = state
-        .coordinator
-        .read_members(key, s.r, budget, false)
-        .await
-        .map_err(|e| cluster_error(&e))?;
-    Ok(read.live(head).into_iter().map(|(f, (_, v))| (f, v)).collect())
+    at(state, s, key).members(head, budget).await.map_err(|e| cluster_error(&e))
 }
 
 /// What a key holds, as the commands of every type see it.
@@ -136,7 +138,8 @@ pub(super) async fn string_value(
     }
 }
 
-/// Whether the hash holds any field: a head alone (its fields all removed) is no hash.
+/// Whether the collection holds any member: a head alone (its members all removed) is
+/// none.
 async fn holds_fields(
     state: &NodeState,
     s: &Session,
@@ -144,16 +147,7 @@ async fn holds_fields(
     head: &Head,
 ) -> Result<bool, Frame> {
     let budget = state.config.limits.max_reply_bytes;
-    let read = state
-        .coordinator
-        .read_members(key, s.r, budget, true)
-        .await
-        .map_err(|e| cluster_error(&e))?;
-    if !read.live(head).is_empty() {
-        return Ok(true);
-    }
-    // The first page held only removed fields: the rest may still hold live ones.
-    Ok(count(state, s, key, head).await? > 0)
+    at(state, s, key).holds_any(head, budget).await.map_err(|e| cluster_error(&e))
 }
 
 /// How many members the collection holds, read a page at a time (`HLEN`, `SCARD`).
@@ -163,7 +157,7 @@ pub(super) async fn count(
     key: &Bytes,
     head: &Head,
 ) -> Result<u64, Frame> {
-    state.coordinator.count_members(key, s.r, head).await.map_err(|e| cluster_error(&e))
+    at(state, s, key).count(head).await.map_err(|e| cluster_error(&e))
 }
 
 /// Writes the members of the collection at `source` (with `head`) to `destination` under a head
@@ -189,20 +183,22 @@ pub(super) async fn copy(
         return Ok(false);
     }
     if got.value().is_some() {
-        write(state, s, destination.clone(), delete_at_first_owner()).await?;
+        let delete = halka_cluster::collection::delete_at_first_owner();
+        write(state, s, destination.clone(), delete).await?;
     }
     let lifetime = make_head(state, s, &destination, head.kind).await?.lifetimes[0];
-    let writes = fields.into_iter().map(|(field, value)| {
-        let member = Bytes::from(member_key(&destination, lifetime, &field));
+    let to = &destination;
+    let writes = fields.into_iter().map(|(field, value)| async move {
         let change = Change::Put { value, expiry: halka_store::Expiry::Never };
-        write(state, s, member, WriteRequest::new(change, None))
+        let request = WriteRequest::new(change, None);
+        write_member(state, s, (to, lifetime), &field, request).await
     });
     for written in join_all(writes).await {
         written?;
     }
-    if let Some(at) = expires_at {
+    if let Some(when) = expires_at {
         let change = Change::Touch {
-            expiry: halka_store::Expiry::At(at),
+            expiry: halka_store::Expiry::At(when),
             when: halka_store::ExpireWhen::Always,
         };
         write(state, s, destination, WriteRequest::new(change, None)).await?;
@@ -235,11 +231,4 @@ pub(super) async fn encoding(
     } else {
         "hashtable"
     })
-}
-
-/// A delete of what the key holds, coordinated by its first owner (a condition makes it
-/// so) like the `Change::Create` that follows it: that replica then holds the delete
-/// when it makes the new head, whatever the other owners had received.
-pub(super) fn delete_at_first_owner() -> WriteRequest {
-    WriteRequest { condition: Condition::Present, ..WriteRequest::new(Change::Delete, None) }
 }

@@ -4,14 +4,13 @@
 //! removal takes away only the versions it saw), and `HINCRBY` fields are convergent
 //! counters like `INCR`'s.
 
-use super::collection::{field_value, fields, make_head, read_head, write};
-use super::{Args, Session};
+use super::collection::{at, field_value, fields, make_head, read_head, write_member};
+use super::{Args, Session, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
 use bytes::Bytes;
 use futures::future::{join_all, try_join_all};
 use halka_cluster::WriteRequest;
-use halka_store::collection::member_key;
 use halka_store::{Change, Condition, Float, Kind, Outcome};
 
 fn pairs(args: &mut Args) -> Result<Vec<(Bytes, Bytes)>, Frame> {
@@ -27,11 +26,11 @@ pub async fn hset(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     let key = args.next_bytes()?;
     let pairs = pairs(args)?;
     let lifetime = make_head(state, s, &key, Kind::Hash).await?.lifetimes[0];
-    let writes = pairs.into_iter().map(|(field, value)| {
-        let member = Bytes::from(member_key(&key, lifetime, &field));
+    let key = &key;
+    let writes = pairs.into_iter().map(|(field, value)| async move {
         let change = Change::Put { value, expiry: halka_store::Expiry::Never };
         let request = WriteRequest { want_previous: true, ..WriteRequest::new(change, None) };
-        write(state, s, member, request)
+        write_member(state, s, (key, lifetime), &field, request).await
     });
     let mut added = 0;
     for outcome in join_all(writes).await {
@@ -45,10 +44,9 @@ pub async fn hsetnx(state: &NodeState, s: &Session, args: &mut Args) -> Result<F
     let (key, field, value) = (args.next_bytes()?, args.next_bytes()?, args.next_bytes()?);
     args.finish()?;
     let lifetime = make_head(state, s, &key, Kind::Hash).await?.lifetimes[0];
-    let member = Bytes::from(member_key(&key, lifetime, &field));
     let change = Change::Put { value, expiry: halka_store::Expiry::Never };
     let request = WriteRequest { condition: Condition::Absent, ..WriteRequest::new(change, None) };
-    let outcome = write(state, s, member, request).await?;
+    let outcome = write_member(state, s, (&key, lifetime), &field, request).await?;
     Ok(Frame::Integer(i64::from(outcome.refused.is_none())))
 }
 
@@ -108,25 +106,11 @@ pub async fn hdel(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     let Some(head) = read_head(state, s, &key, Kind::Hash).await? else {
         return Ok(Frame::Integer(0));
     };
-    let removals = fields.iter().map(|field| {
-        let (state, key, head) = (state, &key, &head);
-        async move {
-            // Read first: a field whose removal lost to a concurrent write holds a value
-            // though its newest version is a removal, which a condition at the
-            // coordinating replica would take for absent.
-            if field_value(state, s, key, head, field).await?.is_none() {
-                return Ok::<_, Frame>(false);
-            }
-            for &l in &head.lifetimes {
-                let member = Bytes::from(member_key(key, l, field));
-                write(state, s, member, WriteRequest::new(Change::Delete, None)).await?;
-            }
-            Ok(true)
-        }
-    });
+    let hash = at(state, s, &key);
+    let removals = fields.iter().map(|field| hash.remove(&head, field));
     let mut count = 0;
     for removed in join_all(removals).await {
-        count += i64::from(removed?);
+        count += i64::from(removed.map_err(|e| cluster_error(&e))?);
     }
     Ok(Frame::Integer(count))
 }
@@ -202,6 +186,5 @@ async fn add(
     change: Change,
 ) -> Result<Outcome, Frame> {
     let lifetime = make_head(state, s, key, Kind::Hash).await?.lifetimes[0];
-    let member = Bytes::from(member_key(key, lifetime, field));
-    write(state, s, member, WriteRequest::new(change, None)).await
+    write_member(state, s, (key, lifetime), field, WriteRequest::new(change, None)).await
 }

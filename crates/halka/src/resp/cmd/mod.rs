@@ -132,6 +132,13 @@ fn wrong_arity(name: &str) -> Frame {
 /// A cluster error as a RESP error reply.
 pub(crate) fn cluster_error(e: &ClusterError) -> Frame {
     let prefix = match e {
+        // Redis's words carry their own prefix.
+        ClusterError::WrongType => return Frame::error(e.to_string()),
+        // Only a value's `TooLarge` names the limit, and that is never refused here.
+        ClusterError::Refused(refusal) => {
+            return expiry::refusal_error(*refusal, usize::MAX)
+                .unwrap_or_else(|| Frame::error(format!("ERR {e}")));
+        }
         ClusterError::Quorum(q) if q.for_lack_of_space() => "NOSPACE",
         ClusterError::Quorum(_) => "NOQUORUM",
         ClusterError::NotInCluster | ClusterError::Replaced { .. } => "CLUSTERDOWN",

@@ -4,14 +4,15 @@
 //! one node while another adds it stays (the removal takes away only the additions its
 //! node had seen).
 
-use super::collection::{Held, field_value, fields, held, make_head, read_head, write};
+use super::collection::{
+    Held, at, field_value, fields, held, make_head, read_head, write, write_member,
+};
 use super::{Args, Session, cluster_error};
 use crate::resp::frame::Frame;
 use crate::state::NodeState;
 use bytes::Bytes;
 use futures::future::{join_all, try_join_all};
 use halka_cluster::WriteRequest;
-use halka_store::collection::member_key;
 use halka_store::{Change, Expiry, Head, Kind};
 use std::collections::BTreeSet;
 
@@ -31,11 +32,10 @@ async fn add(
     members: impl IntoIterator<Item = Bytes>,
 ) -> Result<i64, Frame> {
     let lifetime = make_head(state, s, key, Kind::Set).await?.lifetimes[0];
-    let writes = members.into_iter().map(|member| {
-        let record = Bytes::from(member_key(key, lifetime, &member));
+    let writes = members.into_iter().map(|member| async move {
         let change = Change::Put { value: Bytes::new(), expiry: Expiry::Never };
         let request = WriteRequest { want_previous: true, ..WriteRequest::new(change, None) };
-        write(state, s, record, request)
+        write_member(state, s, (key, lifetime), &member, request).await
     });
     let mut added = 0;
     for outcome in join_all(writes).await {
@@ -61,16 +61,7 @@ async fn remove(
     head: &Head,
     member: &[u8],
 ) -> Result<bool, Frame> {
-    // Read first, as `HDEL` does: an add that won against a concurrent removal is there
-    // though its record's newest version is the removal.
-    if field_value(state, s, key, head, member).await?.is_none() {
-        return Ok(false);
-    }
-    for &l in &head.lifetimes {
-        let record = Bytes::from(member_key(key, l, member));
-        write(state, s, record, WriteRequest::new(Change::Delete, None)).await?;
-    }
-    Ok(true)
+    at(state, s, key).remove(head, member).await.map_err(|e| cluster_error(&e))
 }
 
 /// `SREM key member [member …]`: how many were in the set.
@@ -189,7 +180,8 @@ pub async fn combine_store(
     let result = combined(state, s, &keys, how).await?;
     let n = i64::try_from(result.len()).unwrap_or(i64::MAX);
     // As a new key: what the destination held goes first, fields and all.
-    write(state, s, destination.clone(), super::collection::delete_at_first_owner()).await?;
+    let delete = halka_cluster::collection::delete_at_first_owner();
+    write(state, s, destination.clone(), delete).await?;
     if !result.is_empty() {
         add(state, s, &destination, result).await?;
     }
