@@ -11,7 +11,7 @@ use crate::{ClusterError, Coordinator, PutResult, WriteQuorum, WriteRequest};
 use bytes::Bytes;
 use futures::future::{join_all, try_join_all};
 use halka_store::collection::member_key;
-use halka_store::{Change, Condition, Expiry, Head, Kind, Outcome, Refusal};
+use halka_store::{Change, Condition, Head, Kind, Refusal};
 
 /// The collection at one key, with the quorums its reads and writes use.
 #[derive(Debug, Clone)]
@@ -79,25 +79,6 @@ impl<'c> Collection<'c> {
         self.coordinator.apply(at, request, self.quorum).await
     }
 
-    /// Writes `value` to `member`, making the collection of `kind` first if need be;
-    /// the outcome says whether the member was new (`previous`, with `want_previous`).
-    ///
-    /// # Errors
-    /// As [`Collection::make`] and [`Collection::write_member`].
-    pub async fn put(
-        &self,
-        kind: Kind,
-        member: &[u8],
-        value: Bytes,
-        condition: Condition,
-    ) -> Result<Outcome, ClusterError> {
-        let lifetime = self.make(kind).await?.lifetimes[0];
-        let change = Change::Put { value, expiry: Expiry::Never };
-        let request =
-            WriteRequest { want_previous: true, condition, ..WriteRequest::new(change, None) };
-        Ok(self.write_member(lifetime, member, request).await?.outcome)
-    }
-
     /// The value of `member`: the newest live one among the head's lifetimes.
     ///
     /// # Errors
@@ -124,6 +105,35 @@ impl<'c> Collection<'c> {
     ) -> Result<Vec<(Bytes, Bytes)>, ClusterError> {
         let read = self.coordinator.read_members(&self.key, self.r, budget, false).await?;
         Ok(read.live(head).into_iter().map(|(m, (_, v))| (m, v)).collect())
+    }
+
+    /// One step of a walk over the live members (`HSCAN`, `SSCAN`): those from `cursor`
+    /// (an offset in the collection's hash range, 0 to begin) through one page of R
+    /// owners, in hash order, and the cursor to go on from (0 at the end, as Redis says
+    /// it). A member in two lifetimes (heads made concurrently) may be given twice, as
+    /// `SCAN` may give a key twice.
+    ///
+    /// # Errors
+    /// A failed read.
+    pub async fn scan(
+        &self,
+        head: &Head,
+        cursor: u32,
+    ) -> Result<(Vec<(Bytes, Bytes)>, u32), ClusterError> {
+        let (read, next) = self.coordinator.scan_members(&self.key, self.r, cursor).await?;
+        let mut found = Vec::new();
+        for (key, record) in &read.records {
+            let Some((_, lifetime, member)) = halka_store::collection::split_member_key(key) else {
+                continue;
+            };
+            if head.lifetimes.binary_search(&lifetime).is_err() {
+                continue;
+            }
+            if let Some((_, value)) = record.member_at(read.now_us) {
+                found.push((Bytes::copy_from_slice(member), value));
+            }
+        }
+        Ok((found, next.unwrap_or(0)))
     }
 
     /// How many members live in the collection, read a page at a time.

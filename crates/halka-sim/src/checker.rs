@@ -215,9 +215,31 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
             if version.value.is_some()
                 && mine.iter().any(|u| u.value.is_none() && u.saw(x) && seen.covers(&dot(&u.dot)))
             {
-                verdict
-                    .resurrections
-                    .push(format!("{key}: {}#{} came back after a delete", x.0, x.1));
+                let raw = crate::history::key_bytes(key);
+                let owners = world.owners(&raw);
+                let holders: Vec<String> = (0..world.nodes())
+                    .filter_map(|i| {
+                        world.stored(i, &raw).map(|r| {
+                            format!(
+                                "n{}{}:{:?}",
+                                i + 1,
+                                if owners.contains(&i) { "(owner)" } else { "" },
+                                r.versions()
+                                    .iter()
+                                    .map(|v| (
+                                        v.dot.node.to_string(),
+                                        v.dot.counter,
+                                        v.value.is_some()
+                                    ))
+                                    .collect::<Vec<_>>()
+                            )
+                        })
+                    })
+                    .collect();
+                verdict.resurrections.push(format!(
+                    "{key}: {}#{} came back after a delete DIAG {holders:?}",
+                    x.0, x.1
+                ));
             }
             for y in &present {
                 if by_dot.get(&(key.as_str(), y)).is_some_and(|v| v.saw(x)) {

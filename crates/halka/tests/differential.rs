@@ -143,6 +143,16 @@ fn normalise(command: &str, reply: redis::RedisResult<redis::Value>) -> String {
             pairs.sort();
             format!("{pairs:?}")
         }
+        // A small collection's walk is one step in both; its items in either order.
+        ("HSCAN" | "SSCAN", Value::Array(step)) if step.len() == 2 => {
+            let pairs = if command.eq_ignore_ascii_case("HSCAN") { 2 } else { 1 };
+            let mut items: Vec<String> = match &step[1] {
+                Value::Array(items) => items.chunks(pairs).map(|p| format!("{p:?}")).collect(),
+                other => vec![format!("{other:?}")],
+            };
+            items.sort();
+            format!("cursor {:?}, {items:?}", step[0])
+        }
         (
             "KEYS" | "HKEYS" | "HVALS" | "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF",
             Value::Array(mut keys),
@@ -255,6 +265,12 @@ fn hash_commands_answer_as_redis_does() {
         &["HMGET", "nokey", "a"],
         &["HGETALL", "h"],
         &["HGETALL", "nokey"],
+        &["HSCAN", "h", "0"],
+        &["HSCAN", "h", "0", "MATCH", "a*", "COUNT", "100"],
+        &["HSCAN", "h", "0", "COUNT", "0"],
+        &["HSCAN", "h", "x"],
+        &["HSCAN", "h", "0", "BOGUS"],
+        &["HSCAN", "nokey", "0"],
         &["HKEYS", "h"],
         &["HVALS", "h"],
         &["HLEN", "h"],
@@ -349,6 +365,11 @@ fn set_commands_answer_as_redis_does() {
         &["SMISMEMBER", "nokey", "a"],
         &["SMEMBERS", "s"],
         &["SMEMBERS", "nokey"],
+        &["SSCAN", "s", "0"],
+        &["SSCAN", "s", "0", "MATCH", "[ab]", "COUNT", "5"],
+        &["SSCAN", "s", "0", "NOVALUES"],
+        &["SSCAN", "nokey", "0"],
+        &["HSCAN", "s", "0"],
         &["SCARD", "s"],
         &["SCARD", "nokey"],
         &["TYPE", "s"],

@@ -311,3 +311,50 @@ async fn the_http_api_shows_a_hash_and_a_set_as_json() {
     assert_eq!(body["type"], "set");
     assert_eq!(body["members"], serde_json::json!(["a", "b"]));
 }
+
+/// Every field of `key`, walked with `HSCAN … COUNT 10` through node after node in turn.
+async fn hscan_all(c: &TestCluster, key: &str) -> (BTreeMap<String, String>, usize) {
+    let (mut cursor, mut steps, mut seen) = ("0".to_string(), 0, BTreeMap::new());
+    loop {
+        let mut n = conn(c, steps % 3).await;
+        let (next, items): (String, Vec<String>) = redis::cmd("HSCAN")
+            .arg(key)
+            .arg(&cursor)
+            .arg("COUNT")
+            .arg(10)
+            .query_async(&mut n)
+            .await
+            .unwrap();
+        for pair in items.chunks(2) {
+            seen.insert(pair[0].clone(), pair[1].clone());
+        }
+        steps += 1;
+        if next == "0" {
+            return (seen, steps);
+        }
+        cursor = next;
+    }
+}
+
+#[tokio::test]
+async fn hscan_walks_every_field_of_a_large_hash_across_nodes() {
+    let c = TestCluster::start(3, "periodic");
+    let mut n = conn(&c, 0).await;
+    let mut expected = BTreeMap::new();
+    // Enough bytes that the fields span several of a replica's range pages (1 MiB).
+    let value = "v".repeat(1000);
+    for batch in 0..40 {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg("big");
+        for f in 0..50 {
+            let field = format!("f{batch}-{f}");
+            cmd.arg(&field).arg(&value);
+            expected.insert(field, value.clone());
+        }
+        let _: i64 = cmd.query_async(&mut n).await.unwrap();
+    }
+    let (seen, steps) = hscan_all(&c, "big").await;
+    assert_eq!(seen.len(), expected.len());
+    assert_eq!(seen, expected);
+    assert!(steps > 1, "two thousand 1000-byte fields take more than one step");
+}

@@ -114,3 +114,30 @@ async fn members_acknowledged_before_a_crash_are_all_there_after_it() {
     let _: () = redis::cmd("HALKA.CONSISTENCY").arg(2).arg(2).query_async(&mut b).await.unwrap();
     assert_eq!(smembers(&mut b, "s").await.len(), 100);
 }
+
+#[tokio::test]
+async fn sscan_with_match_gives_the_matching_members_and_only_those() {
+    let c = TestCluster::start(3, "periodic");
+    let mut n = conn(&c, 0).await;
+    let members: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    let _: i64 = redis::cmd("SADD").arg("s").arg(&members).query_async(&mut n).await.unwrap();
+    let (mut cursor, mut seen) = ("0".to_string(), std::collections::BTreeSet::new());
+    loop {
+        let (next, items): (String, Vec<String>) = redis::cmd("SSCAN")
+            .arg("s")
+            .arg(&cursor)
+            .arg("MATCH")
+            .arg("m1*")
+            .query_async(&mut n)
+            .await
+            .unwrap();
+        seen.extend(items);
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+    }
+    let expected: std::collections::BTreeSet<String> =
+        members.into_iter().filter(|m| m.starts_with("m1")).collect();
+    assert_eq!(seen, expected);
+}

@@ -110,6 +110,32 @@ impl Coordinator {
         Ok(count)
     }
 
+    /// One step of a walk over the member records of the collection at `key` (`HSCAN`,
+    /// `SSCAN`): the records from `cursor` (an offset in the collection's 2^32 hashes) to
+    /// where the shortest of `r` owners' pages ended, and the cursor after them (`None`
+    /// at the end). Any node continues a walk any other began.
+    ///
+    /// # Errors
+    /// As [`Coordinator::read_members`], without a budget.
+    pub async fn scan_members(
+        &self,
+        key: &Bytes,
+        r: usize,
+        cursor: u32,
+    ) -> Result<(MemberRecords, Option<u32>), ClusterError> {
+        let view = self.enter();
+        self.check_read(&view, key, r)?;
+        let order = self.planner(&view).read(key, self.config.reads, r).order;
+        let (first, last) = halka_ring::collection_range(key);
+        let range = HashRange { first: first + u64::from(cursor), last };
+        let (merged, through) = self.member_round(&view, &order, r, key, range).await?;
+        let records = merged.into_iter().map(|((_, k), record)| (k, Arc::new(record))).collect();
+        // The offset past `through`, which lies in the collection's range.
+        let next = u32::try_from(through - first).ok().and_then(|t| t.checked_add(1));
+        let read = MemberRecords { records, now_us: self.now_us() };
+        Ok((read, next.filter(|_| through < last)))
+    }
+
     /// Visits the member records of the collection at `key` from `r` of its owners,
     /// merged, in hash order, a page at a time.
     async fn visit_members(
@@ -126,17 +152,7 @@ impl Coordinator {
         let mut cursor = first;
         loop {
             let range = HashRange { first: cursor, last };
-            let pages = self.read_pages(&view, &order, r, range).await?;
-            let through = pages.iter().filter_map(|p| p.through).min().unwrap_or(last);
-            let mut merged: BTreeMap<(u64, Bytes), Record> = BTreeMap::new();
-            for (k, record) in pages.into_iter().flat_map(|p| p.keys) {
-                let hash = halka_store::layout::key_hash(&k);
-                let ours = split_member_key(&k).is_some_and(|(c, _, _)| c == &key[..]);
-                if hash <= through && ours {
-                    let entry = merged.entry((hash, k)).or_default();
-                    *entry = entry.merge(&record);
-                }
-            }
+            let (merged, through) = self.member_round(&view, &order, r, key, range).await?;
             for ((_, k), record) in merged {
                 visit(k, record)?;
             }
@@ -145,6 +161,31 @@ impl Coordinator {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// One round of a member read: a page of `range` from each of `r` owners, merged per
+    /// member key of the collection at `key`, up to the hash where the shortest page ended
+    /// (returned: beyond it some owner has not answered yet).
+    async fn member_round(
+        &self,
+        view: &View,
+        order: &PreferenceList,
+        r: usize,
+        key: &Bytes,
+        range: HashRange,
+    ) -> Result<(BTreeMap<(u64, Bytes), Record>, u64), ClusterError> {
+        let pages = self.read_pages(view, order, r, range).await?;
+        let through = pages.iter().filter_map(|p| p.through).min().unwrap_or(range.last);
+        let mut merged: BTreeMap<(u64, Bytes), Record> = BTreeMap::new();
+        for (k, record) in pages.into_iter().flat_map(|p| p.keys) {
+            let hash = halka_store::layout::key_hash(&k);
+            let ours = split_member_key(&k).is_some_and(|(c, _, _)| c == &key[..]);
+            if hash <= through && ours {
+                let entry = merged.entry((hash, k)).or_default();
+                *entry = entry.merge(&record);
+            }
+        }
+        Ok((merged, through))
     }
 
     /// One page of `range` from each of `r` owners in `order`, asking the next owner when

@@ -232,3 +232,45 @@ pub(super) async fn encoding(
         "hashtable"
     })
 }
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT n] [NOVALUES]`, `SSCAN key cursor [MATCH
+/// pattern] [COUNT n]`: one step of a walk over a collection's members. The cursor is a
+/// position in the collection's hashes, so any node continues a walk any other began;
+/// a step gives one page of R owners whatever `COUNT` says (a hint, as in Redis).
+pub(super) async fn scan(
+    state: &NodeState,
+    s: &Session,
+    args: &mut super::Args,
+    kind: Kind,
+) -> Result<Frame, Frame> {
+    let key = args.next_bytes()?;
+    let cursor: u32 =
+        args.next_string()?.parse().map_err(|_| Frame::error("ERR invalid cursor"))?;
+    let (mut pattern, mut values) = (None, kind == Kind::Hash);
+    while args.remaining() > 0 {
+        match args.next_string()?.to_ascii_uppercase().as_str() {
+            "MATCH" => {
+                let glob = halka_cluster::Glob::new(&args.next_bytes()?);
+                pattern = Some(glob.map_err(|e| Frame::error(format!("ERR {e}")))?);
+            }
+            "COUNT" if args.next_usize()? > 0 => {}
+            "NOVALUES" if kind == Kind::Hash => values = false,
+            _ => return Err(Frame::error("ERR syntax error")),
+        }
+    }
+    let Some(head) = read_head(state, s, &key, kind).await? else {
+        return Ok(Frame::Array(vec![Frame::bulk("0"), Frame::Array(Vec::new())]));
+    };
+    let (found, next) =
+        at(state, s, &key).scan(&head, cursor).await.map_err(|e| cluster_error(&e))?;
+    let mut items = Vec::new();
+    for (member, value) in found {
+        if pattern.as_ref().is_none_or(|p| p.matches(&member)) {
+            items.push(Frame::Bulk(member));
+            if values {
+                items.push(Frame::Bulk(value));
+            }
+        }
+    }
+    Ok(Frame::Array(vec![Frame::bulk(next.to_string()), Frame::Array(items)]))
+}

@@ -385,6 +385,8 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HLEN" => hash::hlen(state, session, &mut args).await,
         "HINCRBY" => hash::hincrby(state, session, &mut args).await,
         "HINCRBYFLOAT" => hash::hincrbyfloat(state, session, &mut args).await,
+        "HSCAN" => collection::scan(state, session, &mut args, halka_store::Kind::Hash).await,
+        "SSCAN" => collection::scan(state, session, &mut args, halka_store::Kind::Set).await,
         "SADD" => set::sadd(state, session, &mut args).await,
         "SREM" => set::srem(state, session, &mut args).await,
         "SISMEMBER" => set::sismember(state, session, &mut args).await,
