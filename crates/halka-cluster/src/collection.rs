@@ -13,6 +13,9 @@ use futures::future::{join_all, try_join_all};
 use halka_store::collection::member_key;
 use halka_store::{Change, Condition, Head, Kind, Refusal};
 
+/// A live member found by a walk: its offset in the collection's hashes, name and value.
+type Offered = (u32, Bytes, Bytes);
+
 /// The collection at one key, with the quorums its reads and writes use.
 #[derive(Debug, Clone)]
 pub struct Collection<'c> {
@@ -120,7 +123,14 @@ impl<'c> Collection<'c> {
         head: &Head,
         cursor: u32,
     ) -> Result<(Vec<(Bytes, Bytes)>, u32), ClusterError> {
+        let (found, next) = self.step(head, cursor).await?;
+        Ok((found.into_iter().map(|(_, m, v)| (m, v)).collect(), next))
+    }
+
+    /// `scan`, each member with its offset in the collection's hashes.
+    async fn step(&self, head: &Head, cursor: u32) -> Result<(Vec<Offered>, u32), ClusterError> {
         let (read, next) = self.coordinator.scan_members(&self.key, self.r, cursor).await?;
+        let (first, _) = halka_ring::collection_range(&self.key);
         let mut found = Vec::new();
         for (key, record) in &read.records {
             let Some((_, lifetime, member)) = halka_store::collection::split_member_key(key) else {
@@ -130,10 +140,73 @@ impl<'c> Collection<'c> {
                 continue;
             }
             if let Some((_, value)) = record.member_at(read.now_us) {
-                found.push((Bytes::copy_from_slice(member), value));
+                let offset = halka_store::layout::key_hash(key).wrapping_sub(first);
+                let offset = u32::try_from(offset).unwrap_or(u32::MAX);
+                found.push((offset, Bytes::copy_from_slice(member), value));
             }
         }
         Ok((found, next.unwrap_or(0)))
+    }
+
+    /// Up to `want` distinct live members with their values (at most `budget` bytes of
+    /// them), taken in hash order from
+    /// `start` (an offset in the collection's hashes; random for `SRANDMEMBER`, `SPOP`
+    /// and `HRANDFIELD`) round to where it began, a page at a time: a member is as likely
+    /// to be first as the gap of hashes before it is wide, as `RANDOMKEY`'s keys are.
+    ///
+    /// # Errors
+    /// [`ClusterError::CollectionTooLarge`] past `budget`; a failed read.
+    pub async fn sample(
+        &self,
+        head: &Head,
+        start: u32,
+        want: usize,
+        budget: usize,
+    ) -> Result<Vec<(Bytes, Bytes)>, ClusterError> {
+        let (mut found, mut seen, mut used) = (Vec::new(), std::collections::BTreeSet::new(), 0);
+        let (mut cursor, mut wrapped) = (start, false);
+        while found.len() < want {
+            let (items, next) = self.step(head, cursor).await?;
+            for (offset, member, value) in items {
+                if wrapped && offset >= start {
+                    return Ok(found);
+                }
+                if found.len() < want && seen.insert(member.clone()) {
+                    used += member.len() + value.len() + 16;
+                    if used > budget {
+                        return Err(ClusterError::CollectionTooLarge { max: budget });
+                    }
+                    found.push((member, value));
+                }
+            }
+            match next {
+                0 if wrapped || start == 0 => break,
+                0 => (cursor, wrapped) = (0, true),
+                n if wrapped && n > start => break,
+                n => cursor = n,
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes `member` if it is still there, deciding at the collection's first owner:
+    /// whether this call removed it. Two pops of one member through different nodes then
+    /// remove it once, as long as the first owner is reachable (as for conditional writes:
+    /// in the failover window both may).
+    ///
+    /// # Errors
+    /// A failed write; a refused removal.
+    pub async fn pop(&self, head: &Head, member: &[u8]) -> Result<bool, ClusterError> {
+        let mut popped = false;
+        for &lifetime in &head.lifetimes {
+            let put = self.write_member(lifetime, member, delete_at_first_owner()).await?;
+            match put.outcome.refused {
+                None => popped = true,
+                Some(Refusal::ConditionNotMet) => {}
+                Some(refusal) => return Err(ClusterError::Refused(refusal)),
+            }
+        }
+        Ok(popped)
     }
 
     /// How many members live in the collection, read a page at a time.

@@ -154,7 +154,8 @@ fn normalise(command: &str, reply: redis::RedisResult<redis::Value>) -> String {
             format!("cursor {:?}, {items:?}", step[0])
         }
         (
-            "KEYS" | "HKEYS" | "HVALS" | "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF",
+            "KEYS" | "HKEYS" | "HVALS" | "SMEMBERS" | "SINTER" | "SUNION" | "SDIFF" | "SPOP"
+            | "SRANDMEMBER" | "HRANDFIELD",
             Value::Array(mut keys),
         ) => {
             keys.sort_by_key(|k| format!("{k:?}"));
@@ -271,6 +272,13 @@ fn hash_commands_answer_as_redis_does() {
         &["HSCAN", "h", "x"],
         &["HSCAN", "h", "0", "BOGUS"],
         &["HSCAN", "nokey", "0"],
+        &["HRANDFIELD", "h", "100"],
+        &["HRANDFIELD", "h", "0"],
+        &["HRANDFIELD", "h", "100", "WITHVALUES"],
+        &["HRANDFIELD", "h", "1", "BOGUS"],
+        &["HRANDFIELD", "h", "WITHVALUES"],
+        &["HRANDFIELD", "nokey"],
+        &["HRANDFIELD", "nokey", "2", "WITHVALUES"],
         &["HKEYS", "h"],
         &["HVALS", "h"],
         &["HLEN", "h"],
@@ -370,6 +378,19 @@ fn set_commands_answer_as_redis_does() {
         &["SSCAN", "s", "0", "NOVALUES"],
         &["SSCAN", "nokey", "0"],
         &["HSCAN", "s", "0"],
+        &["SADD", "r", "x", "y", "z"],
+        &["SRANDMEMBER", "r", "10"],
+        &["SRANDMEMBER", "r", "0"],
+        &["SRANDMEMBER", "r", "x"],
+        &["SRANDMEMBER", "nokey"],
+        &["SRANDMEMBER", "nokey", "3"],
+        &["SPOP", "r", "-1"],
+        &["SPOP", "nokey"],
+        &["SPOP", "nokey", "2"],
+        &["SPOP", "r", "0"],
+        &["SPOP", "r", "10"],
+        &["EXISTS", "r"],
+        &["SPOP", "r"],
         &["SCARD", "s"],
         &["SCARD", "nokey"],
         &["TYPE", "s"],

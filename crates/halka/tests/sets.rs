@@ -141,3 +141,62 @@ async fn sscan_with_match_gives_the_matching_members_and_only_those() {
         members.into_iter().filter(|m| m.starts_with("m1")).collect();
     assert_eq!(seen, expected);
 }
+
+#[tokio::test]
+async fn spop_through_every_node_at_once_gives_each_member_to_one_client() {
+    let c = TestCluster::start_with(3, "periodic", FIRST_OWNER_WAITS);
+    let members: BTreeSet<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let mut n = conn(&c, 0).await;
+    let _: i64 = redis::cmd("SADD")
+        .arg("s")
+        .arg(Vec::from_iter(&members))
+        .query_async(&mut n)
+        .await
+        .unwrap();
+    let mut poppers = Vec::new();
+    for i in 0..3 {
+        let mut n = conn(&c, i).await;
+        poppers.push(tokio::spawn(async move {
+            let mut popped = Vec::new();
+            while let Some(m) =
+                redis::cmd("SPOP").arg("s").query_async::<Option<String>>(&mut n).await.unwrap()
+            {
+                popped.push(m);
+            }
+            popped
+        }));
+    }
+    let mut all = Vec::new();
+    for p in poppers {
+        all.extend(p.await.unwrap());
+    }
+    let left: BTreeSet<String> = redis::cmd("SMEMBERS").arg("s").query_async(&mut n).await.unwrap();
+    let popped: BTreeSet<String> = all.iter().cloned().collect();
+    assert_eq!(popped.len(), all.len(), "a member was popped twice");
+    assert!(popped.is_disjoint(&left), "a popped member is still in the set");
+    assert_eq!(popped.union(&left).cloned().collect::<BTreeSet<_>>(), members);
+}
+
+#[tokio::test]
+async fn srandmember_draws_distinct_members_and_negative_counts_repeat() {
+    let c = TestCluster::start(3, "periodic");
+    let mut n = conn(&c, 0).await;
+    let members: BTreeSet<String> = (0..50).map(|i| format!("m{i}")).collect();
+    let _: i64 = redis::cmd("SADD")
+        .arg("s")
+        .arg(Vec::from_iter(&members))
+        .query_async(&mut n)
+        .await
+        .unwrap();
+    let ten: Vec<String> =
+        redis::cmd("SRANDMEMBER").arg("s").arg(10).query_async(&mut n).await.unwrap();
+    let distinct: BTreeSet<String> = ten.iter().cloned().collect();
+    assert_eq!(distinct.len(), 10, "{ten:?}");
+    assert!(distinct.is_subset(&members));
+    let many: Vec<String> =
+        redis::cmd("SRANDMEMBER").arg("s").arg(-200).query_async(&mut n).await.unwrap();
+    assert_eq!(many.len(), 200);
+    assert!(many.iter().all(|m| members.contains(m)));
+    let card: i64 = redis::cmd("SCARD").arg("s").query_async(&mut n).await.unwrap();
+    assert_eq!(card, 50, "drawing removes nothing");
+}

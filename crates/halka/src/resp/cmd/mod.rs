@@ -13,6 +13,7 @@ mod hash;
 mod keys;
 mod kv;
 mod object;
+mod random;
 mod rename;
 mod server;
 mod set;
@@ -387,6 +388,9 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "HINCRBYFLOAT" => hash::hincrbyfloat(state, session, &mut args).await,
         "HSCAN" => collection::scan(state, session, &mut args, halka_store::Kind::Hash).await,
         "SSCAN" => collection::scan(state, session, &mut args, halka_store::Kind::Set).await,
+        "SRANDMEMBER" => random::srandmember(state, session, &mut args).await,
+        "SPOP" => random::spop(state, session, &mut args).await,
+        "HRANDFIELD" => random::hrandfield(state, session, &mut args).await,
         "SADD" => set::sadd(state, session, &mut args).await,
         "SREM" => set::srem(state, session, &mut args).await,
         "SISMEMBER" => set::sismember(state, session, &mut args).await,
