@@ -5,12 +5,6 @@
 mod common;
 
 use common::TestCluster;
-use redis::aio::MultiplexedConnection;
-
-async fn conn(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(i))).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
 
 #[tokio::test]
 async fn twenty_clients_racing_set_nx_through_three_nodes_have_exactly_one_winner() {
@@ -57,7 +51,7 @@ async fn twenty_clients_racing_set_nx_through_three_nodes_have_exactly_one_winne
 #[tokio::test]
 async fn setnx_getset_and_getdel_report_what_they_replaced() {
     let c = TestCluster::start(3, "periodic");
-    let (mut a, mut b) = (conn(&c, 0).await, conn(&c, 1).await);
+    let (mut a, mut b) = (c.connect(0).await, c.connect(1).await);
     let set: i64 = redis::cmd("SETNX").arg("k").arg("1").query_async(&mut a).await.unwrap();
     assert_eq!(set, 1);
     let set: i64 = redis::cmd("SETNX").arg("k").arg("2").query_async(&mut b).await.unwrap();
@@ -78,7 +72,7 @@ async fn setnx_getset_and_getdel_report_what_they_replaced() {
 #[tokio::test]
 async fn set_xx_writes_only_over_a_value() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let r: Option<String> =
         redis::cmd("SET").arg("k").arg("v").arg("XX").query_async(&mut a).await.unwrap();
     assert_eq!(r, None);
@@ -93,7 +87,7 @@ async fn set_xx_writes_only_over_a_value() {
 #[tokio::test]
 async fn append_and_setrange_edit_the_value_in_place() {
     let c = TestCluster::start(3, "periodic");
-    let (mut a, mut b) = (conn(&c, 0).await, conn(&c, 2).await);
+    let (mut a, mut b) = (c.connect(0).await, c.connect(2).await);
     let n: i64 = redis::cmd("APPEND").arg("s").arg("Hello").query_async(&mut a).await.unwrap();
     assert_eq!(n, 5);
     let n: i64 = redis::cmd("APPEND").arg("s").arg(" World").query_async(&mut b).await.unwrap();
@@ -115,7 +109,7 @@ async fn append_and_setrange_edit_the_value_in_place() {
 #[tokio::test]
 async fn a_value_grown_past_the_limit_is_refused_and_kept() {
     let c = TestCluster::start_with(1, "periodic", "[limits]\nmax_value_bytes = 8\n");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = redis::cmd("SET").arg("s").arg("12345").query_async(&mut a).await.unwrap();
     let err =
         redis::cmd("APPEND").arg("s").arg("6789").query_async::<i64>(&mut a).await.unwrap_err();
@@ -151,7 +145,7 @@ fn an_http_put_with_if_none_match_stores_only_over_nothing() {
 #[tokio::test]
 async fn msetnx_over_several_keys_is_refused_with_crossslot_and_writes_nothing() {
     let c = TestCluster::start(1, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let err = redis::cmd("MSETNX")
         .arg("a")
         .arg("1")
@@ -170,11 +164,11 @@ async fn msetnx_over_several_keys_is_refused_with_crossslot_and_writes_nothing()
 #[tokio::test]
 async fn msetnx_over_one_key_is_setnx_with_the_last_value() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let set: i64 =
         redis::cmd("MSETNX").arg("k").arg("1").arg("k").arg("2").query_async(&mut a).await.unwrap();
     assert_eq!(set, 1);
-    let mut b = conn(&c, 1).await;
+    let mut b = c.connect(1).await;
     let again: i64 = redis::cmd("MSETNX").arg("k").arg("3").query_async(&mut b).await.unwrap();
     assert_eq!(again, 0);
     let held: String = redis::cmd("GET").arg("k").query_async(&mut b).await.unwrap();

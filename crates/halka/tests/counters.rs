@@ -7,11 +7,6 @@ mod common;
 use common::TestCluster;
 use redis::aio::MultiplexedConnection;
 
-async fn conn(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(i))).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
 async fn incr_many(mut conn: MultiplexedConnection, key: &str, times: usize) {
     for _ in 0..times {
         let _: i64 = redis::cmd("INCR").arg(key).query_async(&mut conn).await.unwrap();
@@ -19,7 +14,7 @@ async fn incr_many(mut conn: MultiplexedConnection, key: &str, times: usize) {
 }
 
 async fn read_at_r2(c: &TestCluster, i: usize, key: &str) -> i64 {
-    let mut n = conn(c, i).await;
+    let mut n = c.connect(i).await;
     let v: String = redis::cmd("HALKA.GET").arg(key).arg(2).query_async(&mut n).await.unwrap();
     v.parse().unwrap()
 }
@@ -29,7 +24,7 @@ async fn four_clients_incrementing_through_every_node_count_every_increment() {
     let c = TestCluster::start(3, "periodic");
     let mut clients = Vec::new();
     for i in 0..4 {
-        clients.push(tokio::spawn(incr_many(conn(&c, i % 3).await, "hits", 1000)));
+        clients.push(tokio::spawn(incr_many(c.connect(i % 3).await, "hits", 1000)));
     }
     for t in clients {
         t.await.unwrap();
@@ -47,7 +42,7 @@ async fn increments_during_an_owners_crash_and_restart_all_count() {
     let clients: Vec<_> = {
         let mut v = Vec::new();
         for i in 0..4 {
-            v.push(conn(&c, i % 2).await);
+            v.push(c.connect(i % 2).await);
         }
         v
     };
@@ -76,8 +71,8 @@ async fn increments_during_an_owners_crash_and_restart_all_count() {
 #[tokio::test]
 async fn incr_starts_from_an_integer_value_and_set_restarts_the_counter() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
-    let mut b = conn(&c, 1).await;
+    let mut a = c.connect(0).await;
+    let mut b = c.connect(1).await;
     let _: () = redis::cmd("SET").arg("n").arg("10").query_async(&mut a).await.unwrap();
     let v: i64 = redis::cmd("INCRBY").arg("n").arg(5).query_async(&mut b).await.unwrap();
     assert_eq!(v, 15);
@@ -93,12 +88,12 @@ async fn incr_starts_from_an_integer_value_and_set_restarts_the_counter() {
 #[tokio::test]
 async fn a_deleted_counter_starts_again_from_zero() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     for _ in 0..5 {
         let _: i64 = redis::cmd("INCR").arg("n").query_async(&mut a).await.unwrap();
     }
     let _: i64 = redis::cmd("DEL").arg("n").query_async(&mut a).await.unwrap();
-    let mut b = conn(&c, 2).await;
+    let mut b = c.connect(2).await;
     let v: i64 = redis::cmd("INCR").arg("n").query_async(&mut b).await.unwrap();
     assert_eq!(v, 1);
 }
@@ -106,7 +101,7 @@ async fn a_deleted_counter_starts_again_from_zero() {
 #[tokio::test]
 async fn incr_on_text_or_past_the_limit_is_refused_and_changes_nothing() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = redis::cmd("SET").arg("t").arg("ten").query_async(&mut a).await.unwrap();
     let err = redis::cmd("INCR").arg("t").query_async::<i64>(&mut a).await.unwrap_err();
     assert!(err.to_string().contains("not an integer or out of range"), "{err}");
@@ -125,7 +120,7 @@ async fn incr_on_text_or_past_the_limit_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn a_counter_keeps_its_expiry() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () =
         redis::cmd("SET").arg("n").arg("1").arg("EX").arg(500).query_async(&mut a).await.unwrap();
     let _: i64 = redis::cmd("INCR").arg("n").query_async(&mut a).await.unwrap();
@@ -138,10 +133,10 @@ async fn an_incr_through_another_node_sees_the_set_acknowledged_before_it() {
     // A write waits for the key's first owner (which coordinates INCR) at most
     // `read_hedge_ms` once W is met; on a loaded machine that owner can take longer, so
     // the wait is made long enough that the SET's acknowledgement always includes it.
-    let c = TestCluster::start_with(3, "periodic", "timeout_ms = 600000\nread_hedge_ms = 600000");
+    let c = TestCluster::start_with(3, "periodic", common::FIRST_OWNER_WAITS);
     let mut conns = Vec::new();
     for i in 0..3 {
-        conns.push(conn(&c, i).await);
+        conns.push(c.connect(i).await);
     }
     for i in 0..60 {
         let key = format!("n{i}");
@@ -167,13 +162,13 @@ async fn incrbyfloat(
 #[tokio::test]
 async fn incrbyfloat_behaves_as_redis_documents() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = redis::cmd("SET").arg("f").arg("10.50").query_async(&mut a).await.unwrap();
     assert_eq!(incrbyfloat(&mut a, "f", "0.1").await.unwrap(), "10.6");
     assert_eq!(incrbyfloat(&mut a, "f", "-5").await.unwrap(), "5.6");
     let _: () = redis::cmd("SET").arg("f").arg("5.0e3").query_async(&mut a).await.unwrap();
     assert_eq!(incrbyfloat(&mut a, "f", "2.0e2").await.unwrap(), "5200");
-    let mut b = conn(&c, 1).await;
+    let mut b = c.connect(1).await;
     let read: String = redis::cmd("GET").arg("f").query_async(&mut b).await.unwrap();
     assert_eq!(read, "5200");
     // INCR works on an integral value and is refused on a fractional one, as in Redis.
@@ -187,7 +182,7 @@ async fn incrbyfloat_behaves_as_redis_documents() {
 #[tokio::test]
 async fn incrbyfloat_on_text_or_toward_infinity_is_refused_and_changes_nothing() {
     let c = TestCluster::start(1, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = redis::cmd("SET").arg("t").arg("abc").query_async(&mut a).await.unwrap();
     let err = incrbyfloat(&mut a, "t", "1").await.unwrap_err();
     assert!(err.to_string().contains("not a valid float"), "{err}");
@@ -210,7 +205,7 @@ async fn float_increments_through_every_node_during_an_owners_crash_all_count() 
         }
     }
     // Halves add up exactly in binary floating point, so the total is exact.
-    let before: Vec<_> = [conn(&c, 0).await, conn(&c, 1).await, conn(&c, 2).await]
+    let before: Vec<_> = [c.connect(0).await, c.connect(1).await, c.connect(2).await]
         .into_iter()
         .map(|conn| tokio::spawn(add_halves(conn, 100)))
         .collect();
@@ -218,7 +213,7 @@ async fn float_increments_through_every_node_during_an_owners_crash_all_count() 
         t.await.unwrap();
     }
     c.kill(2);
-    let during: Vec<_> = [conn(&c, 0).await, conn(&c, 1).await]
+    let during: Vec<_> = [c.connect(0).await, c.connect(1).await]
         .into_iter()
         .map(|conn| tokio::spawn(add_halves(conn, 100)))
         .collect();
@@ -226,10 +221,10 @@ async fn float_increments_through_every_node_during_an_owners_crash_all_count() 
         t.await.unwrap();
     }
     c.launch(2);
-    let after = tokio::spawn(add_halves(conn(&c, 2).await, 100));
+    let after = tokio::spawn(add_halves(c.connect(2).await, 100));
     after.await.unwrap();
     for i in 0..3 {
-        let mut n = conn(&c, i).await;
+        let mut n = c.connect(i).await;
         let v: String =
             redis::cmd("HALKA.GET").arg("amount").arg(2).query_async(&mut n).await.unwrap();
         assert_eq!(v, "300", "through node {i}");
@@ -243,7 +238,7 @@ async fn incrby(conn: &mut MultiplexedConnection, cmd: &str, key: &str, by: i64)
 #[tokio::test]
 async fn a_counter_back_at_zero_after_huge_increments_keeps_counting() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     assert_eq!(incrby(&mut a, "INCRBY", "d", 1 << 62).await, 1 << 62);
     assert_eq!(incrby(&mut a, "DECRBY", "d", 1 << 62).await, 0);
     assert_eq!(incrby(&mut a, "INCRBY", "d", 1).await, 1);
@@ -252,7 +247,7 @@ async fn a_counter_back_at_zero_after_huge_increments_keeps_counting() {
         assert_eq!(incrby(&mut a, "INCRBY", "d", i64::MAX - 1).await, i64::MAX);
         assert_eq!(incrby(&mut a, "DECRBY", "d", i64::MAX - 1).await, 1);
     }
-    let mut b = conn(&c, 1).await;
+    let mut b = c.connect(1).await;
     assert_eq!(incrby(&mut b, "INCRBY", "d", 1).await, 2);
     let err = redis::cmd("INCRBY").arg("d").arg(i64::MAX).query_async::<i64>(&mut b).await;
     assert!(err.unwrap_err().to_string().contains("would overflow"));
@@ -261,12 +256,12 @@ async fn a_counter_back_at_zero_after_huge_increments_keeps_counting() {
 #[tokio::test]
 async fn a_float_counter_back_at_zero_after_huge_increments_keeps_counting() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     incrbyfloat(&mut a, "c", "1e308").await.unwrap();
     assert_eq!(incrbyfloat(&mut a, "c", "-1e308").await.unwrap(), "0");
     assert_eq!(incrbyfloat(&mut a, "c", "1").await.unwrap(), "1");
     assert_eq!(incrbyfloat(&mut a, "c", "1").await.unwrap(), "2");
-    let mut b = conn(&c, 2).await;
+    let mut b = c.connect(2).await;
     let read: String = redis::cmd("GET").arg("c").query_async(&mut b).await.unwrap();
     assert_eq!(read, "2");
 }

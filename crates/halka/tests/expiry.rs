@@ -7,11 +7,6 @@ mod common;
 use common::{TestCluster, http};
 use redis::aio::MultiplexedConnection;
 
-async fn conn(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(i))).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
 async fn run<T: redis::FromRedisValue>(conn: &mut MultiplexedConnection, args: &[&str]) -> T {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -28,11 +23,11 @@ fn unix_ms() -> u64 {
 #[tokio::test]
 async fn a_key_with_a_past_expiry_reads_as_missing_on_every_node_and_every_path() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let past = (unix_ms() - 1).to_string();
     let _: () = run(&mut a, &["SET", "gone", "v", "PXAT", &past]).await;
     for i in 0..3 {
-        let mut n = conn(&c, i).await;
+        let mut n = c.connect(i).await;
         let got: Option<String> = run(&mut n, &["GET", "gone"]).await;
         assert_eq!(got, None, "node {i}");
         let one: Option<String> = run(&mut n, &["HALKA.GET", "gone", "1"]).await;
@@ -51,9 +46,9 @@ async fn a_key_with_a_past_expiry_reads_as_missing_on_every_node_and_every_path(
 #[tokio::test]
 async fn ttl_and_pttl_count_down_from_the_expiry_set() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = run(&mut a, &["SET", "k", "v", "EX", "1000"]).await;
-    let mut b = conn(&c, 1).await;
+    let mut b = c.connect(1).await;
     let ttl: i64 = run(&mut b, &["TTL", "k"]).await;
     assert!((1..=1000).contains(&ttl), "{ttl}");
     let pttl: i64 = run(&mut b, &["PTTL", "k"]).await;
@@ -71,7 +66,7 @@ async fn ttl_and_pttl_count_down_from_the_expiry_set() {
 #[tokio::test]
 async fn expire_persist_and_getex_change_the_expiry_and_keep_the_value() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = run(&mut a, &["SET", "k", "v"]).await;
     let set: i64 = run(&mut a, &["EXPIRE", "k", "500"]).await;
     assert_eq!(set, 1);
@@ -81,7 +76,7 @@ async fn expire_persist_and_getex_change_the_expiry_and_keep_the_value() {
     assert_eq!(gt, 0, "GT: 100 s is sooner");
     let lt: i64 = run(&mut a, &["EXPIRE", "k", "100", "LT"]).await;
     assert_eq!(lt, 1);
-    let mut b = conn(&c, 2).await;
+    let mut b = c.connect(2).await;
     let ttl: i64 = run(&mut b, &["TTL", "k"]).await;
     assert!((1..=100).contains(&ttl), "{ttl}");
     let persisted: i64 = run(&mut b, &["PERSIST", "k"]).await;
@@ -103,7 +98,7 @@ async fn expire_persist_and_getex_change_the_expiry_and_keep_the_value() {
 #[tokio::test]
 async fn keepttl_keeps_the_expiry_and_a_plain_set_clears_it() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = run(&mut a, &["SETEX", "k", "300", "v1"]).await;
     let _: () = run(&mut a, &["SET", "k", "v2", "KEEPTTL"]).await;
     let ttl: i64 = run(&mut a, &["TTL", "k"]).await;
@@ -116,7 +111,7 @@ async fn keepttl_keeps_the_expiry_and_a_plain_set_clears_it() {
 #[tokio::test]
 async fn bad_expiry_arguments_get_redis_errors() {
     let c = TestCluster::start(1, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let err = |args: &'static [&'static str]| {
         let mut a = a.clone();
         async move {
@@ -142,12 +137,12 @@ async fn bad_expiry_arguments_get_redis_errors() {
 #[tokio::test]
 async fn an_expiry_survives_a_crash_of_the_node_that_holds_it() {
     let mut c = TestCluster::start(3, "always");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = run(&mut a, &["SET", "k", "v", "EX", "1000"]).await;
     let _: () = run(&mut a, &["SET", "short", "v", "PX", "1"]).await;
     c.kill(0);
     c.launch(0);
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     // R=1 through node 1 reads its own replica first.
     let ttl: i64 = run(&mut a, &["TTL", "k"]).await;
     assert!((1..=1000).contains(&ttl), "{ttl}");
@@ -166,7 +161,7 @@ async fn an_http_put_with_ttl_ms_expires_like_set_px() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let at = v["siblings"][0]["expires_at_us"].as_u64().unwrap();
     assert!(at > unix_ms() * 1000, "{body}");
-    let mut b = conn(&c, 2).await;
+    let mut b = c.connect(2).await;
     let ttl: i64 = run(&mut b, &["TTL", "k"]).await;
     assert!((1..=600).contains(&ttl), "{ttl}");
     let (status, body) = http("PUT", &c.http_url(0, "/v1/kv/k?ttl_ms=0"), b"v", &[]);

@@ -10,18 +10,6 @@ use common::TestCluster;
 use redis::aio::MultiplexedConnection;
 use std::collections::BTreeMap;
 
-async fn conn(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(i))).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
-/// A connection that reads from every replica (R = 3) and writes to one (W = 1).
-async fn r3_w1(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let mut n = conn(c, i).await;
-    let _: () = redis::cmd("HALKA.CONSISTENCY").arg(3).arg(1).query_async(&mut n).await.unwrap();
-    n
-}
-
 async fn hgetall(n: &mut MultiplexedConnection, key: &str) -> BTreeMap<String, String> {
     redis::cmd("HGETALL").arg(key).query_async(n).await.unwrap()
 }
@@ -31,7 +19,7 @@ async fn fields_written_through_every_node_at_once_all_survive() {
     let c = TestCluster::start(3, "periodic");
     let mut writers = Vec::new();
     for i in 0..3 {
-        let mut n = r3_w1(&c, i).await;
+        let mut n = c.connect_with(i, 3, 1).await;
         writers.push(tokio::spawn(async move {
             for f in 0..50 {
                 let field = format!("n{i}-f{f}");
@@ -56,23 +44,18 @@ async fn fields_written_through_every_node_at_once_all_survive() {
         }
     }
     for i in 0..3 {
-        let mut n = r3_w1(&c, i).await;
+        let mut n = c.connect_with(i, 3, 1).await;
         assert_eq!(hgetall(&mut n, "h").await, expected, "through node {i}");
         let len: i64 = redis::cmd("HLEN").arg("h").query_async(&mut n).await.unwrap();
         assert_eq!(len, 150);
     }
 }
 
-/// A write's acknowledgement waits for the key's first owner at most `read_hedge_ms`
-/// past W; on a loaded machine that owner can take longer, and the next write, which it
-/// coordinates, would not see the one before. So the wait is made long enough.
-const FIRST_OWNER_WAITS: &str = "timeout_ms = 600000\nread_hedge_ms = 600000";
-
 #[tokio::test]
 async fn a_deleted_hash_comes_back_with_none_of_its_old_fields() {
-    let c = TestCluster::start_with(3, "periodic", FIRST_OWNER_WAITS);
-    let mut a = conn(&c, 0).await;
-    let mut b = conn(&c, 1).await;
+    let c = TestCluster::start_with(3, "periodic", common::FIRST_OWNER_WAITS);
+    let mut a = c.connect(0).await;
+    let mut b = c.connect(1).await;
     let _: i64 = redis::cmd("HSET")
         .arg("h")
         .arg("old1")
@@ -97,7 +80,7 @@ async fn a_deleted_hash_comes_back_with_none_of_its_old_fields() {
 #[tokio::test]
 async fn a_hash_whose_last_field_is_removed_no_longer_exists() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: i64 = redis::cmd("HSET").arg("h").arg("f").arg(1).query_async(&mut a).await.unwrap();
     let kind: String = redis::cmd("TYPE").arg("h").query_async(&mut a).await.unwrap();
     assert_eq!(kind, "hash");
@@ -117,7 +100,7 @@ async fn hincrby_through_every_node_counts_every_increment() {
     let c = TestCluster::start(3, "periodic");
     let mut clients = Vec::new();
     for i in 0..4 {
-        let mut n = conn(&c, i % 3).await;
+        let mut n = c.connect(i % 3).await;
         clients.push(tokio::spawn(async move {
             for _ in 0..200 {
                 let _: i64 = redis::cmd("HINCRBY")
@@ -134,7 +117,7 @@ async fn hincrby_through_every_node_counts_every_increment() {
         t.await.unwrap();
     }
     for i in 0..3 {
-        let mut n = r3_w1(&c, i).await;
+        let mut n = c.connect_with(i, 3, 1).await;
         let hits: i64 =
             redis::cmd("HGET").arg("stats").arg("hits").query_async(&mut n).await.unwrap();
         assert_eq!(hits, 800, "through node {i}");
@@ -144,7 +127,7 @@ async fn hincrby_through_every_node_counts_every_increment() {
 #[tokio::test]
 async fn an_expired_hash_is_gone_and_a_new_one_starts_empty() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: i64 = redis::cmd("HSET")
         .arg("session")
         .arg("user")
@@ -182,7 +165,7 @@ async fn an_expired_hash_is_gone_and_a_new_one_starts_empty() {
 #[tokio::test]
 async fn string_commands_on_a_hash_and_hash_commands_on_a_string_say_wrongtype() {
     let c = TestCluster::start(1, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: i64 = redis::cmd("HSET").arg("h").arg("f").arg("v").query_async(&mut a).await.unwrap();
     let _: () = redis::cmd("SET").arg("s").arg("v").query_async(&mut a).await.unwrap();
     for cmd in [
@@ -218,7 +201,7 @@ async fn string_commands_on_a_hash_and_hash_commands_on_a_string_say_wrongtype()
 #[tokio::test]
 async fn scan_lists_a_hash_once_and_never_its_fields() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: i64 = redis::cmd("HSET")
         .arg("h")
         .arg("a")
@@ -249,7 +232,7 @@ async fn scan_lists_a_hash_once_and_never_its_fields() {
 #[tokio::test]
 async fn fields_acknowledged_before_a_crash_are_all_there_after_it() {
     let mut c = TestCluster::start(3, "always");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = redis::cmd("HALKA.CONSISTENCY").arg(2).arg(2).query_async(&mut a).await.unwrap();
     for f in 0..100 {
         let _: i64 = redis::cmd("HSET")
@@ -263,7 +246,7 @@ async fn fields_acknowledged_before_a_crash_are_all_there_after_it() {
     c.kill(1);
     c.launch(1);
     c.kill(2);
-    let mut b = conn(&c, 1).await;
+    let mut b = c.connect(1).await;
     let _: () = redis::cmd("HALKA.CONSISTENCY").arg(2).arg(2).query_async(&mut b).await.unwrap();
     let all = hgetall(&mut b, "h").await;
     assert_eq!(all.len(), 100, "read from nodes 0 and 1 after node 1's crash");
@@ -273,7 +256,7 @@ async fn fields_acknowledged_before_a_crash_are_all_there_after_it() {
 #[tokio::test]
 async fn keys_in_the_bytes_kept_for_fields_are_refused_saying_why() {
     let c = TestCluster::start(1, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let mut reserved = b"\xff\xfehalka\x00".to_vec();
     reserved.extend_from_slice(b"\x00\x00\x00\x01h");
     for cmd in ["GET", "HGETALL", "DEL"] {
@@ -288,7 +271,7 @@ async fn keys_in_the_bytes_kept_for_fields_are_refused_saying_why() {
 #[tokio::test]
 async fn the_http_api_shows_a_hash_and_a_set_as_json() {
     let c = TestCluster::start(1, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: i64 = redis::cmd("HSET")
         .arg("user")
         .arg("name")
@@ -316,7 +299,7 @@ async fn the_http_api_shows_a_hash_and_a_set_as_json() {
 async fn hscan_all(c: &TestCluster, key: &str) -> (BTreeMap<String, String>, usize) {
     let (mut cursor, mut steps, mut seen) = ("0".to_string(), 0, BTreeMap::new());
     loop {
-        let mut n = conn(c, steps % 3).await;
+        let mut n = c.connect(steps % 3).await;
         let (next, items): (String, Vec<String>) = redis::cmd("HSCAN")
             .arg(key)
             .arg(&cursor)
@@ -339,7 +322,7 @@ async fn hscan_all(c: &TestCluster, key: &str) -> (BTreeMap<String, String>, usi
 #[tokio::test]
 async fn hscan_walks_every_field_of_a_large_hash_across_nodes() {
     let c = TestCluster::start(3, "periodic");
-    let mut n = conn(&c, 0).await;
+    let mut n = c.connect(0).await;
     let mut expected = BTreeMap::new();
     // Enough bytes that the fields span several of a replica's range pages (1 MiB).
     let value = "v".repeat(1000);

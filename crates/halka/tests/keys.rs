@@ -9,13 +9,8 @@ use redis::aio::MultiplexedConnection;
 use std::collections::BTreeSet;
 use std::process::Command;
 
-async fn conn(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(i))).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
 async fn write_keys(c: &TestCluster, n: usize) {
-    let mut a = conn(c, 0).await;
+    let mut a = c.connect(0).await;
     let mut pipe = redis::pipe();
     for i in 0..n {
         pipe.cmd("SET").arg(format!("key:{i}")).arg("v").ignore();
@@ -53,7 +48,7 @@ fn expected(n: usize) -> BTreeSet<String> {
 async fn a_scan_continued_through_any_node_returns_every_key() {
     let c = TestCluster::start(3, "periodic");
     write_keys(&c, 500).await;
-    let mut conns = vec![conn(&c, 0).await, conn(&c, 1).await, conn(&c, 2).await];
+    let mut conns = vec![c.connect(0).await, c.connect(1).await, c.connect(2).await];
     let seen = scan_all(&mut conns, &["COUNT", "50"]).await;
     assert!(seen.len() >= 500, "{} keys", seen.len());
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), expected(500));
@@ -63,7 +58,7 @@ async fn a_scan_continued_through_any_node_returns_every_key() {
 async fn deleted_and_expired_keys_never_appear() {
     let c = TestCluster::start(3, "periodic");
     write_keys(&c, 100).await;
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     for i in 0..50 {
         let _: i64 = redis::cmd("DEL").arg(format!("key:{i}")).query_async(&mut a).await.unwrap();
     }
@@ -83,12 +78,12 @@ async fn deleted_and_expired_keys_never_appear() {
 async fn a_cursor_survives_a_node_failure() {
     let mut c = TestCluster::start(3, "periodic");
     write_keys(&c, 300).await;
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let (cursor, first): (String, Vec<String>) =
         redis::cmd("SCAN").arg(0).arg("COUNT").arg(100).query_async(&mut a).await.unwrap();
     assert_ne!(cursor, "0");
     c.kill(2);
-    let mut b = conn(&c, 1).await;
+    let mut b = c.connect(1).await;
     let mut seen: BTreeSet<String> = first.into_iter().collect();
     let mut cursor = cursor;
     while cursor != "0" {
@@ -109,7 +104,7 @@ async fn a_cursor_survives_a_node_failure() {
 async fn match_and_type_filter_and_keys_lists_every_match() {
     let c = TestCluster::start(3, "periodic");
     write_keys(&c, 30).await;
-    let mut a = conn(&c, 1).await;
+    let mut a = c.connect(1).await;
     let seen: BTreeSet<String> =
         scan_all(&mut [a.clone()], &["MATCH", "key:1*"]).await.into_iter().collect();
     let ones: BTreeSet<String> = [
@@ -145,7 +140,7 @@ async fn redis_cli_scan_lists_every_key() {
 #[tokio::test]
 async fn randomkey_returns_a_live_key_and_nil_on_an_empty_cluster() {
     let c = TestCluster::start(3, "periodic");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let none: Option<String> = redis::cmd("RANDOMKEY").query_async(&mut a).await.unwrap();
     assert_eq!(none, None);
     write_keys(&c, 20).await;
@@ -159,16 +154,16 @@ async fn randomkey_returns_a_live_key_and_nil_on_an_empty_cluster() {
 async fn flushdb_deletes_every_key_and_is_refused_with_a_member_down() {
     let mut c = TestCluster::start(3, "periodic");
     write_keys(&c, 200).await;
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let () = redis::cmd("FLUSHDB").query_async(&mut a).await.unwrap();
-    let mut b = conn(&c, 2).await;
+    let mut b = c.connect(2).await;
     let left: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut b).await.unwrap();
     assert!(left.is_empty(), "{left:?}");
     let got: Option<String> = redis::cmd("GET").arg("key:7").query_async(&mut b).await.unwrap();
     assert_eq!(got, None);
     write_keys(&c, 10).await;
     c.kill(2);
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let err = redis::cmd("FLUSHALL").query_async::<()>(&mut a).await.unwrap_err();
     assert!(err.to_string().contains("every member"), "{err}");
     // A listing that fails says so, not that a write did.
@@ -212,7 +207,7 @@ fn the_http_listing_pages_through_every_key_with_a_prefix() {
 async fn scan_with_a_huge_count_answers_a_page_and_the_walk_lists_every_key() {
     let c = TestCluster::start(3, "periodic");
     write_keys(&c, 20_000).await;
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     // The report's `COUNT 1000000000`: each member answers one bounded page of the range
     // instead of every key it holds, so the step ends early and says where to go on.
     let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
@@ -254,7 +249,7 @@ async fn keys_stops_walking_when_its_client_goes_away() {
     c.signal(2, nix::sys::signal::Signal::SIGSTOP);
     let mut walker = std::net::TcpStream::connect(c.redis_addr(0)).unwrap();
     walker.write_all(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n").unwrap();
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     // The walk is under way while its client is connected; once the client is gone the
     // node drops the walk and the connection.
     wait_clients(&mut a, 2).await;

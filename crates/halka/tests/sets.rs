@@ -9,18 +9,6 @@ use common::TestCluster;
 use redis::aio::MultiplexedConnection;
 use std::collections::BTreeSet;
 
-async fn conn(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let client = redis::Client::open(format!("redis://{}/", c.redis_addr(i))).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap()
-}
-
-/// A connection that reads from every replica (R = 3) and writes to one (W = 1).
-async fn r3_w1(c: &TestCluster, i: usize) -> MultiplexedConnection {
-    let mut n = conn(c, i).await;
-    let _: () = redis::cmd("HALKA.CONSISTENCY").arg(3).arg(1).query_async(&mut n).await.unwrap();
-    n
-}
-
 async fn smembers(n: &mut MultiplexedConnection, key: &str) -> BTreeSet<String> {
     redis::cmd("SMEMBERS").arg(key).query_async(n).await.unwrap()
 }
@@ -30,7 +18,7 @@ async fn members_added_through_every_node_at_once_all_survive() {
     let c = TestCluster::start(3, "periodic");
     let mut writers = Vec::new();
     for i in 0..3 {
-        let mut n = r3_w1(&c, i).await;
+        let mut n = c.connect_with(i, 3, 1).await;
         writers.push(tokio::spawn(async move {
             for m in 0..50 {
                 let member = format!("n{i}-m{m}");
@@ -46,23 +34,18 @@ async fn members_added_through_every_node_at_once_all_survive() {
     let expected: BTreeSet<String> =
         (0..3).flat_map(|i| (0..50).map(move |m| format!("n{i}-m{m}"))).collect();
     for i in 0..3 {
-        let mut n = r3_w1(&c, i).await;
+        let mut n = c.connect_with(i, 3, 1).await;
         assert_eq!(smembers(&mut n, "tags").await, expected, "through node {i}");
         let card: i64 = redis::cmd("SCARD").arg("tags").query_async(&mut n).await.unwrap();
         assert_eq!(card, 150);
     }
 }
 
-/// A write's acknowledgement waits for the key's first owner at most `read_hedge_ms`
-/// past W; on a loaded machine that owner can take longer, and the next write, which it
-/// coordinates, would not see the one before. So the wait is made long enough.
-const FIRST_OWNER_WAITS: &str = "timeout_ms = 600000\nread_hedge_ms = 600000";
-
 #[tokio::test]
 async fn a_removed_member_is_gone_everywhere_and_can_be_added_again() {
-    let c = TestCluster::start_with(3, "periodic", FIRST_OWNER_WAITS);
-    let mut a = conn(&c, 0).await;
-    let mut b = conn(&c, 1).await;
+    let c = TestCluster::start_with(3, "periodic", common::FIRST_OWNER_WAITS);
+    let mut a = c.connect(0).await;
+    let mut b = c.connect(1).await;
     let _: i64 = redis::cmd("SADD").arg("s").arg("x").arg("y").query_async(&mut a).await.unwrap();
     let removed: i64 =
         redis::cmd("SREM").arg("s").arg("x").arg("z").query_async(&mut b).await.unwrap();
@@ -79,8 +62,8 @@ async fn a_removed_member_is_gone_everywhere_and_can_be_added_again() {
 
 #[tokio::test]
 async fn set_algebra_stores_a_new_set_over_whatever_the_destination_held() {
-    let c = TestCluster::start_with(3, "periodic", FIRST_OWNER_WAITS);
-    let mut a = conn(&c, 0).await;
+    let c = TestCluster::start_with(3, "periodic", common::FIRST_OWNER_WAITS);
+    let mut a = c.connect(0).await;
     let _: i64 =
         redis::cmd("SADD").arg("a").arg(1).arg(2).arg(3).query_async(&mut a).await.unwrap();
     let _: i64 =
@@ -89,7 +72,7 @@ async fn set_algebra_stores_a_new_set_over_whatever_the_destination_held() {
     let n: i64 =
         redis::cmd("SINTERSTORE").arg("dest").arg("a").arg("b").query_async(&mut a).await.unwrap();
     assert_eq!(n, 2);
-    let mut b = conn(&c, 2).await;
+    let mut b = c.connect(2).await;
     let dest = smembers(&mut b, "dest").await;
     assert_eq!(dest, BTreeSet::from(["2".to_string(), "3".to_string()]), "old is gone");
     let moved: i64 =
@@ -102,7 +85,7 @@ async fn set_algebra_stores_a_new_set_over_whatever_the_destination_held() {
 #[tokio::test]
 async fn members_acknowledged_before_a_crash_are_all_there_after_it() {
     let mut c = TestCluster::start(3, "always");
-    let mut a = conn(&c, 0).await;
+    let mut a = c.connect(0).await;
     let _: () = redis::cmd("HALKA.CONSISTENCY").arg(2).arg(2).query_async(&mut a).await.unwrap();
     for m in 0..100 {
         let _: i64 = redis::cmd("SADD").arg("s").arg(m).query_async(&mut a).await.unwrap();
@@ -110,7 +93,7 @@ async fn members_acknowledged_before_a_crash_are_all_there_after_it() {
     c.kill(1);
     c.launch(1);
     c.kill(2);
-    let mut b = conn(&c, 1).await;
+    let mut b = c.connect(1).await;
     let _: () = redis::cmd("HALKA.CONSISTENCY").arg(2).arg(2).query_async(&mut b).await.unwrap();
     assert_eq!(smembers(&mut b, "s").await.len(), 100);
 }
@@ -118,7 +101,7 @@ async fn members_acknowledged_before_a_crash_are_all_there_after_it() {
 #[tokio::test]
 async fn sscan_with_match_gives_the_matching_members_and_only_those() {
     let c = TestCluster::start(3, "periodic");
-    let mut n = conn(&c, 0).await;
+    let mut n = c.connect(0).await;
     let members: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
     let _: i64 = redis::cmd("SADD").arg("s").arg(&members).query_async(&mut n).await.unwrap();
     let (mut cursor, mut seen) = ("0".to_string(), std::collections::BTreeSet::new());
@@ -144,9 +127,9 @@ async fn sscan_with_match_gives_the_matching_members_and_only_those() {
 
 #[tokio::test]
 async fn spop_through_every_node_at_once_gives_each_member_to_one_client() {
-    let c = TestCluster::start_with(3, "periodic", FIRST_OWNER_WAITS);
+    let c = TestCluster::start_with(3, "periodic", common::FIRST_OWNER_WAITS);
     let members: BTreeSet<String> = (0..200).map(|i| format!("m{i}")).collect();
-    let mut n = conn(&c, 0).await;
+    let mut n = c.connect(0).await;
     let _: i64 = redis::cmd("SADD")
         .arg("s")
         .arg(Vec::from_iter(&members))
@@ -155,7 +138,7 @@ async fn spop_through_every_node_at_once_gives_each_member_to_one_client() {
         .unwrap();
     let mut poppers = Vec::new();
     for i in 0..3 {
-        let mut n = conn(&c, i).await;
+        let mut n = c.connect(i).await;
         poppers.push(tokio::spawn(async move {
             let mut popped = Vec::new();
             while let Some(m) =
@@ -180,7 +163,7 @@ async fn spop_through_every_node_at_once_gives_each_member_to_one_client() {
 #[tokio::test]
 async fn srandmember_draws_distinct_members_and_negative_counts_repeat() {
     let c = TestCluster::start(3, "periodic");
-    let mut n = conn(&c, 0).await;
+    let mut n = c.connect(0).await;
     let members: BTreeSet<String> = (0..50).map(|i| format!("m{i}")).collect();
     let _: i64 = redis::cmd("SADD")
         .arg("s")

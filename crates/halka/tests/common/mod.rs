@@ -17,6 +17,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_halka");
 /// Log lines kept of each node's most recent (see `wait_logged_lately`).
 const TAIL_LINES: usize = 1000;
 
+/// Settings under which a node never passes over a slow first owner (a loaded machine can
+/// make it look down): for tests whose write follows a delete coordinated there.
+pub const FIRST_OWNER_WAITS: &str = "timeout_ms = 600000\nread_hedge_ms = 600000";
+
 /// The cluster secret every test cluster's nodes share.
 pub const SECRET: &str = "test-cluster-secret-0123456789";
 
@@ -413,6 +417,25 @@ impl TestCluster {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap();
         kb * 1024
+    }
+
+    /// An async Redis connection to node `i`.
+    pub async fn connect(&self, i: usize) -> redis::aio::MultiplexedConnection {
+        let client = redis::Client::open(format!("redis://{}/", self.redis_addr(i))).unwrap();
+        client.get_multiplexed_async_connection().await.unwrap()
+    }
+
+    /// A connection to node `i` that reads from `r` replicas and writes to `w`.
+    pub async fn connect_with(
+        &self,
+        i: usize,
+        r: usize,
+        w: usize,
+    ) -> redis::aio::MultiplexedConnection {
+        let mut n = self.connect(i).await;
+        let _: () =
+            redis::cmd("HALKA.CONSISTENCY").arg(r).arg(w).query_async(&mut n).await.unwrap();
+        n
     }
 
     pub fn redis_addr(&self, i: usize) -> String {
