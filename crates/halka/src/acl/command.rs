@@ -139,11 +139,14 @@ pub fn traits(name: &str) -> Option<Traits> {
         }
         "MSET" | "MSETNX" => (&[WRITE, STRING, SLOW], Keys::Pairs(W)),
         "HGET" | "HMGET" | "HEXISTS" | "HSTRLEN" | "HLEN" => (&[READ, HASH, FAST], Keys::First(R)),
-        "HGETALL" | "HKEYS" | "HVALS" => (&[READ, HASH, SLOW], Keys::First(R)),
+        "HGETALL" | "HKEYS" | "HVALS" | "HSCAN" | "HRANDFIELD" => {
+            (&[READ, HASH, SLOW], Keys::First(R))
+        }
         "HSET" | "HMSET" | "HSETNX" | "HDEL" => (&[WRITE, HASH, FAST], Keys::First(W)),
         "HINCRBY" | "HINCRBYFLOAT" => (&[WRITE, HASH, FAST], Keys::First(RW)),
         "SISMEMBER" | "SMISMEMBER" => (&[READ, SET, FAST], Keys::First(R)),
-        "SMEMBERS" | "SCARD" => (&[READ, SET, SLOW], Keys::First(R)),
+        "SMEMBERS" | "SCARD" | "SSCAN" | "SRANDMEMBER" => (&[READ, SET, SLOW], Keys::First(R)),
+        "SPOP" => (&[WRITE, SET, FAST], Keys::First(RW)),
         "SINTER" | "SUNION" | "SDIFF" => (&[READ, SET, SLOW], Keys::All(R)),
         "SINTERCARD" => (&[READ, SET, SLOW], Keys::Counted(R)),
         "SADD" | "SREM" => (&[WRITE, SET, FAST], Keys::First(W)),
