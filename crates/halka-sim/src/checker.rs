@@ -83,16 +83,93 @@ pub(crate) fn dot(d: &(String, u64)) -> Dot {
 #[must_use]
 pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
     let mut verdict = Verdict::default();
-    let mut erasures: Vec<(&str, u64)> = Vec::new();
-    let mut versions: BTreeMap<&str, Vec<&Version>> = BTreeMap::new();
-    // Dots number the versions of one key: unique per (key, dot).
-    let mut by_dot: BTreeMap<(&str, &(String, u64)), &Version> = BTreeMap::new();
-    let mut collected: BTreeMap<&str, VersionVector> = BTreeMap::new();
+    let mut facts = gather(history, &mut verdict);
+    // The plain keys, and every hash head and member key a version was made for.
+    let hashes = facts.versions.keys().filter(|k| crate::collections::is_hash_name(k));
+    let names: Vec<String> =
+        (0..keys).map(crate::workload::key).chain(hashes.map(|k| (*k).to_string())).collect();
+    for key in names {
+        let record = final_record(world, &key, &mut verdict);
+        facts.finals.insert(key, record);
+    }
+    for event in history {
+        if let Event::Op(op) = event {
+            judge_write(&facts, op, &mut verdict);
+        }
+    }
+    for (key, record) in &facts.finals {
+        judge_final(&facts, key, record, &mut verdict);
+    }
+    for k in 0..crate::collections::HASH_KEYS {
+        let hash = crate::collections::hash_key(k);
+        if let Some(head) = facts.finals.get(&hash) {
+            let seen = facts.outcome(&hash, head);
+            let revived = crate::collections::revived(&hash, head, facts.of(&hash), &seen);
+            verdict.resurrections.extend(revived);
+        }
+    }
+    check_counters(world, history, &facts.erasures, &mut verdict);
+    verdict.hints_left = (0..world.nodes()).map(|i| world.hints_pending(i)).sum();
+    verdict.layout_changes = world.layout().version() - 1;
+    verdict.unfinished_changes = (0..world.nodes())
+        .filter_map(|i| {
+            let view = world.coordinator(i)?.view();
+            view.is_changing()
+                .then(|| format!("n{} holds layouts {:?}", i + 1, view.active_versions()))
+        })
+        .collect();
+    verdict.unfinished_changes.extend(other_layouts(world));
+    verdict
+}
+
+/// What the history says, gathered once, and the final records of the keys judged.
+struct Facts<'h> {
+    /// Nodes whose disk a fault erased, and when.
+    erasures: Vec<(&'h str, u64)>,
+    /// Every version made, by key.
+    versions: BTreeMap<&'h str, Vec<&'h Version>>,
+    /// Dots number the versions of one key: unique per (key, dot).
+    by_dot: BTreeMap<(&'h str, &'h (String, u64)), &'h Version>,
+    /// The contexts of the tombstones collected, by key.
+    collected: BTreeMap<&'h str, VersionVector>,
+    finals: BTreeMap<String, Arc<Record>>,
+}
+
+impl Facts<'_> {
+    /// The versions made for `key`.
+    fn of(&self, key: &str) -> &[&Version] {
+        self.versions.get(key).map_or(&[], Vec::as_slice)
+    }
+
+    /// What the cluster ended up having seen of `key`: its final record's context joined
+    /// with those of its collected tombstones.
+    fn outcome(&self, key: &str, record: &Record) -> VersionVector {
+        let mut seen = record.context().clone();
+        if let Some(c) = self.collected.get(key) {
+            seen.join(c);
+        }
+        seen
+    }
+
+    fn erased_after(&self, node: &str, at_us: u64) -> bool {
+        self.erasures.iter().any(|(e, at)| *e == node && *at >= at_us)
+    }
+}
+
+/// Reads the history once: versions, erasures, collected tombstones, and the counts.
+fn gather<'h>(history: &'h History, verdict: &mut Verdict) -> Facts<'h> {
+    let mut facts = Facts {
+        erasures: Vec::new(),
+        versions: BTreeMap::new(),
+        by_dot: BTreeMap::new(),
+        collected: BTreeMap::new(),
+        finals: BTreeMap::new(),
+    };
     for event in history {
         match event {
             Event::Version(v) => {
-                versions.entry(v.key.as_str()).or_default().push(v);
-                if let Some(earlier) = by_dot.insert((v.key.as_str(), &v.dot), v) {
+                facts.versions.entry(v.key.as_str()).or_default().push(v);
+                if let Some(earlier) = facts.by_dot.insert((v.key.as_str(), &v.dot), v) {
                     verdict.reused_dots.push(format!(
                         "{}: {}#{} made {:?} and {:?}",
                         v.key, v.dot.0, v.dot.1, earlier.value, v.value
@@ -108,169 +185,109 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
                 }
             }
             Event::Fault { erased: Some(node), at_us, .. } => {
-                erasures.push((node.as_str(), *at_us));
+                facts.erasures.push((node.as_str(), *at_us));
             }
             Event::Fault { .. } => {}
             Event::Collected(c) => {
                 verdict.tombstones_collected += 1;
                 let seen = c.seen.iter().map(|(n, counter)| (NodeId::new(n), *counter));
-                collected.entry(c.key.as_str()).or_default().join(&seen.collect());
+                facts.collected.entry(c.key.as_str()).or_default().join(&seen.collect());
             }
         }
     }
-    // The plain keys, and every hash head and member key a version was made for.
-    let hashes = versions.keys().filter(|k| crate::collections::is_hash_name(k));
-    let names: Vec<String> =
-        (0..keys).map(crate::workload::key).chain(hashes.map(|k| (*k).to_string())).collect();
-    let finals: BTreeMap<String, Arc<Record>> = names
-        .into_iter()
-        .map(|key| {
-            let record = final_record(world, &key, &mut verdict);
-            (key, record)
-        })
-        .collect();
-    let outcome = |key: &str, record: &Record| {
-        let mut seen = record.context().clone();
-        if let Some(c) = collected.get(key) {
-            seen.join(c);
-        }
-        seen
+    facts
+}
+
+/// An acknowledged write: in its key's final record, or replaced by a version that had
+/// seen it and reached the outcome — else lost (or lost with every disk that held it).
+fn judge_write(facts: &Facts<'_>, op: &crate::history::Op, verdict: &mut Verdict) {
+    let (Outcome::Acked, Some(Some(value))) = (&op.outcome, &op.write) else { return };
+    let Some(record) = facts.finals.get(&op.key) else { return };
+    // An expired value may be gone: collected like a tombstone once past the grace.
+    if op.expires_at_us.is_some_and(|at| at <= crate::sim_clock_us()) {
+        return;
+    }
+    let mine = facts.of(&op.key);
+    // A coordinator that lost its first choice retries on the next owner: the same
+    // write can create more than one version.
+    let created: Vec<&&Version> = mine.iter().filter(|v| v.value.as_ref() == Some(value)).collect();
+    if created.is_empty() {
+        verdict.lost_writes.push(format!("{}={value}: acknowledged, never created", op.key));
+        return;
+    }
+    let seen = facts.outcome(&op.key, record);
+    let survives = created.iter().any(|c| {
+        let kept = record.versions().iter().any(|v| v.dot == dot(&c.dot));
+        let replaced = mine.iter().any(|u| u.saw(&c.dot) && seen.covers(&dot(&u.dot)));
+        kept || replaced
+    });
+    if survives {
+        judge_field_lifetime(facts, &op.key, verdict);
+        return;
+    }
+    // A stand-in's copy is a hint, handed to its owner and then dropped: that copy is
+    // lost with the owner's disk, or with the stand-in's if erased before it handed
+    // the hint on (the history does not say when it did, so either counts).
+    let erased = |n: &str| facts.erased_after(n, op.start_us);
+    let erased_everywhere = op.acked_by.iter().all(|n| {
+        let owner = op.stand_ins.iter().find(|(s, _)| s == n).map(|(_, o)| o.as_str());
+        erased(n) || owner.is_some_and(erased)
+    });
+    if erased_everywhere {
+        verdict.lost_with_disks += 1;
+    } else {
+        verdict.lost_writes.push(format!(
+            "{}={value} ({}#{}) acknowledged by {:?} with W={}, gone without a successor",
+            op.key, created[0].dot.0, created[0].dot.1, op.acked_by, op.quorum
+        ));
+    }
+}
+
+/// A hash's field that survives as a record: its hash's lifetime must live on, or have
+/// been ended by a delete (`collections::lifetime_lost`).
+fn judge_field_lifetime(facts: &Facts<'_>, name: &str, verdict: &mut Verdict) {
+    let Some((hash, lifetime, _)) = crate::history::member_parts(name) else { return };
+    let Some(head) = facts.finals.get(hash) else { return };
+    let heads = facts.of(hash);
+    let seen = facts.outcome(hash, head);
+    let Some(lost) = crate::collections::lifetime_lost(name, head, heads, &seen) else { return };
+    // The head that held the lifetime may have been lost with every disk that held it
+    // (its creator's among them): then a later write made a new one.
+    let mut holders = heads.iter().filter(|v| v.lifetimes.contains(&lifetime)).peekable();
+    let any_holder = holders.peek().is_some();
+    let creator_erased = |v: &&Version| {
+        let node = v.dot.0.split('#').next().unwrap_or_default();
+        facts.erased_after(node, v.at_us)
     };
-    let none = Vec::new();
-    for event in history {
-        let Event::Op(op) = event else { continue };
-        let (Outcome::Acked, Some(Some(value))) = (&op.outcome, &op.write) else { continue };
-        let Some(record) = finals.get(&op.key) else { continue };
-        // An expired value may be gone: collected like a tombstone once past the grace.
-        if op.expires_at_us.is_some_and(|at| at <= crate::sim_clock_us()) {
-            continue;
-        }
-        let mine = versions.get(op.key.as_str()).unwrap_or(&none);
-        // A coordinator that lost its first choice retries on the next owner: the same
-        // write can create more than one version.
-        let created: Vec<&&Version> =
-            mine.iter().filter(|v| v.value.as_ref() == Some(value)).collect();
-        if created.is_empty() {
-            verdict.lost_writes.push(format!("{}={value}: acknowledged, never created", op.key));
-            continue;
-        }
-        let seen = outcome(&op.key, record);
-        let survives = created.iter().any(|c| {
-            let kept = record.versions().iter().any(|v| v.dot == dot(&c.dot));
-            let replaced = mine.iter().any(|u| u.saw(&c.dot) && seen.covers(&dot(&u.dot)));
-            kept || replaced
-        });
-        let erased = |n: &str| erasures.iter().any(|(e, at)| *e == n && *at >= op.start_us);
-        if survives {
-            // A hash's field: its hash's lifetime must live on, or be ended by a delete.
-            let Some((hash, lifetime, _)) = crate::history::member_parts(&op.key) else {
-                continue;
-            };
-            let (Some(head), heads) = (finals.get(hash), versions.get(hash).unwrap_or(&none))
-            else {
-                continue;
-            };
-            let Some(lost) =
-                crate::collections::lifetime_lost(&op.key, head, heads, &outcome(hash, head))
-            else {
-                continue;
-            };
-            // The head that held the lifetime may have been lost with every disk that
-            // held it (its creator's among them): then a later write made a new one.
-            let mut holders = heads.iter().filter(|v| v.lifetimes.contains(&lifetime)).peekable();
-            let any_holder = holders.peek().is_some();
-            let creator_erased = |v: &&Version| {
-                let node = v.dot.0.split('#').next().unwrap_or_default();
-                erasures.iter().any(|(e, at)| *e == node && *at >= v.at_us)
-            };
-            if any_holder && holders.all(creator_erased) {
-                verdict.lost_with_disks += 1;
-            } else {
-                verdict.lost_writes.push(lost);
-            }
-            continue;
-        }
-        // A stand-in's copy is a hint, handed to its owner and then dropped: that copy is
-        // lost with the owner's disk, or with the stand-in's if erased before it handed
-        // the hint on (the history does not say when it did, so either counts).
-        let erased_everywhere = op.acked_by.iter().all(|n| {
-            let owner = op.stand_ins.iter().find(|(s, _)| s == n).map(|(_, o)| o.as_str());
-            erased(n) || owner.is_some_and(erased)
-        });
-        if erased_everywhere {
-            verdict.lost_with_disks += 1;
-        } else {
-            verdict.lost_writes.push(format!(
-                "{}={value} ({}#{}) acknowledged by {:?} with W={}, gone without a successor",
-                op.key, created[0].dot.0, created[0].dot.1, op.acked_by, op.quorum
-            ));
-        }
+    if any_holder && holders.all(creator_erased) {
+        verdict.lost_with_disks += 1;
+    } else {
+        verdict.lost_writes.push(lost);
     }
-    for (key, record) in &finals {
-        let mine = versions.get(key.as_str()).unwrap_or(&none);
-        let present: Vec<(String, u64)> =
-            record.versions().iter().map(|v| (v.dot.node.to_string(), v.dot.counter)).collect();
-        let seen = outcome(key, record);
-        for (x, version) in present.iter().zip(record.versions()) {
-            if version.value.is_some()
-                && mine.iter().any(|u| u.value.is_none() && u.saw(x) && seen.covers(&dot(&u.dot)))
-            {
-                let raw = crate::history::key_bytes(key);
-                let owners = world.owners(&raw);
-                let holders: Vec<String> = (0..world.nodes())
-                    .filter_map(|i| {
-                        world.stored(i, &raw).map(|r| {
-                            format!(
-                                "n{}{}:{:?}",
-                                i + 1,
-                                if owners.contains(&i) { "(owner)" } else { "" },
-                                r.versions()
-                                    .iter()
-                                    .map(|v| (
-                                        v.dot.node.to_string(),
-                                        v.dot.counter,
-                                        v.value.is_some()
-                                    ))
-                                    .collect::<Vec<_>>()
-                            )
-                        })
-                    })
-                    .collect();
-                verdict.resurrections.push(format!(
-                    "{key}: {}#{} came back after a delete DIAG {holders:?}",
-                    x.0, x.1
+}
+
+/// A key's final record: no live value a surviving delete had seen, and no two versions
+/// side by side of which one had seen the other.
+fn judge_final(facts: &Facts<'_>, key: &str, record: &Record, verdict: &mut Verdict) {
+    let mine = facts.of(key);
+    let present: Vec<(String, u64)> =
+        record.versions().iter().map(|v| (v.dot.node.to_string(), v.dot.counter)).collect();
+    let seen = facts.outcome(key, record);
+    for (x, version) in present.iter().zip(record.versions()) {
+        if version.value.is_some()
+            && mine.iter().any(|u| u.value.is_none() && u.saw(x) && seen.covers(&dot(&u.dot)))
+        {
+            verdict.resurrections.push(format!("{key}: {}#{} came back after a delete", x.0, x.1));
+        }
+        for y in &present {
+            if facts.by_dot.get(&(key, y)).is_some_and(|v| v.saw(x)) {
+                verdict.false_siblings.push(format!(
+                    "{key}: {}#{} beside {}#{}, which had seen it",
+                    x.0, x.1, y.0, y.1
                 ));
             }
-            for y in &present {
-                if by_dot.get(&(key.as_str(), y)).is_some_and(|v| v.saw(x)) {
-                    verdict.false_siblings.push(format!(
-                        "{key}: {}#{} beside {}#{}, which had seen it",
-                        x.0, x.1, y.0, y.1
-                    ));
-                }
-            }
         }
     }
-    for k in 0..crate::collections::HASH_KEYS {
-        let hash = crate::collections::hash_key(k);
-        if let Some(head) = finals.get(&hash) {
-            let heads = versions.get(hash.as_str()).unwrap_or(&none);
-            let revived = crate::collections::revived(&hash, head, heads, &outcome(&hash, head));
-            verdict.resurrections.extend(revived);
-        }
-    }
-    check_counters(world, history, &erasures, &mut verdict);
-    verdict.hints_left = (0..world.nodes()).map(|i| world.hints_pending(i)).sum();
-    verdict.layout_changes = world.layout().version() - 1;
-    verdict.unfinished_changes = (0..world.nodes())
-        .filter_map(|i| {
-            let view = world.coordinator(i)?.view();
-            view.is_changing()
-                .then(|| format!("n{} holds layouts {:?}", i + 1, view.active_versions()))
-        })
-        .collect();
-    verdict.unfinished_changes.extend(other_layouts(world));
-    verdict
 }
 
 /// Running nodes whose newest layout is not the one the cluster's commits chose: two
