@@ -195,6 +195,7 @@ impl AntiEntropy {
                 // No layout yet (a node settling its first, or waiting to be joined): it
                 // owns nothing, and a walk over nothing is no pass.
                 tokio::select! {
+                    biased;
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(self.config.interval) => continue,
                 }
@@ -202,6 +203,7 @@ impl AntiEntropy {
             if peers.is_empty() {
                 // Nothing to compare here (a cluster of one): idle as if exchanging.
                 tokio::select! {
+                    biased;
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(self.config.interval) => {}
                 }
@@ -214,6 +216,7 @@ impl AntiEntropy {
                     None
                 } else {
                     tokio::select! {
+                        biased;
                         () = shutdown.cancelled() => return,
                         e = self.exchange(&view, range, view.replica(peer)) => Some(e),
                     }
@@ -227,6 +230,7 @@ impl AntiEntropy {
                     Some(Err(_)) | None => complete = false,
                 }
                 tokio::select! {
+                    biased;
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(self.config.interval) => {}
                 }

@@ -41,15 +41,17 @@ pub(crate) fn diff_keys(
     theirs: Vec<(Bytes, u64)>,
     both_own: impl Fn(u64) -> bool,
 ) -> KeyDiff {
-    let mine: HashMap<Bytes, u64> = mine.into_iter().collect();
+    // Looked up by key, but walked in the order given: the order repairs are sent in must
+    // not depend on a per-process hash seed, or a simulated run would not repeat.
+    let index: HashMap<&Bytes, u64> = mine.iter().map(|(k, d)| (k, *d)).collect();
     let mut diff = KeyDiff::default();
     let mut seen = HashSet::with_capacity(theirs.len());
     for (key, digest) in theirs {
-        let differs = mine.get(&key) != Some(&digest);
+        let differs = index.get(&key) != Some(&digest);
         if differs && both_own(key_hash(&key)) {
             diff.divergent += 1;
             // Theirs is merged here; the join goes back if this side had a record too.
-            if mine.contains_key(&key) {
+            if index.contains_key(&key) {
                 diff.send.push(key.clone());
             } else {
                 diff.absent_here.insert(key.clone());
@@ -58,7 +60,8 @@ pub(crate) fn diff_keys(
         }
         seen.insert(key);
     }
-    for key in mine.into_keys() {
+    drop(index);
+    for (key, _) in mine {
         if !seen.contains(&key) && both_own(key_hash(&key)) {
             diff.divergent += 1;
             diff.absent_there.insert(key.clone());

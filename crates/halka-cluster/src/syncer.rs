@@ -42,6 +42,7 @@ impl Syncer {
             let blocking = engine.is_blocking();
             loop {
                 tokio::select! {
+                    biased;
                     () = cancel.cancelled() => return,
                     () = w.notified() => {}
                 }

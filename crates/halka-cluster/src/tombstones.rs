@@ -42,7 +42,7 @@ use crate::{Replica, View};
 use bytes::Bytes;
 use halka_store::layout::key_hash;
 use halka_store::{Engine, NodeId, Record, TombstoneIndex};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -151,6 +151,7 @@ impl Collector {
     pub async fn run(self: Arc<Self>, views: ViewHandle, shutdown: CancellationToken) {
         loop {
             tokio::select! {
+                biased;
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.config.interval) => {}
             }
@@ -160,6 +161,7 @@ impl Collector {
             let view = views.view();
             let now = views.now_us();
             tokio::select! {
+                biased;
                 () = shutdown.cancelled() => return,
                 _ = self.round_among_live(&view, now, views.liveness()) => {}
             }
@@ -213,7 +215,7 @@ impl Collector {
         };
         // Candidates still deleted and old enough here, grouped by the other owners to ask.
         let mut candidates: Vec<(Bytes, Arc<Record>)> = Vec::new();
-        let mut asks: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut asks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for key in due {
             let Ok(Some(record)) = self.engine.get(&key) else { continue };
             if record.deleted_at().is_none_or(|at| at >= cutoff) {

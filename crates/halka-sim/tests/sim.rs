@@ -23,6 +23,24 @@ fn the_same_seed_gives_the_same_history_byte_for_byte() {
     assert_ne!(to_json_lines(&a.history), to_json_lines(&run(43, &options()).history));
 }
 
+/// Two processes, not two runs in one: anything seeded per process (a hasher's keys,
+/// tokio's choice among ready `select!` branches) would show here and not above.
+#[test]
+fn two_processes_given_the_same_seed_print_the_same_history() {
+    let history = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_halka-sim"))
+            .args(["--seeds", "3..4", "--chaos-secs", "5", "--quiesce-secs", "20", "--history"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        // The summary's last line gives the wall time the run took.
+        text.lines().filter(|l| l.starts_with('{')).collect::<Vec<_>>().join("\n")
+    };
+    let first = history();
+    assert!(first.lines().count() > 1000, "a run does something: {} events", first.lines().count());
+    assert_eq!(first, history());
+}
+
 /// Seeds `range` with every mechanism on: each must pass.
 fn seeds_pass(range: std::ops::Range<u64>) {
     for seed in range {

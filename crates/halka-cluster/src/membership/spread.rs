@@ -168,6 +168,7 @@ impl Membership {
                 }
             };
             tokio::select! {
+                biased;
                 () = stop.cancelled() => return,
                 () = step => {}
             }
@@ -178,6 +179,7 @@ impl Membership {
                 self.config().retry
             };
             tokio::select! {
+                biased;
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
             }

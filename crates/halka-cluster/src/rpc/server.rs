@@ -100,6 +100,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
+            biased;
             () = &mut shutdown => break,
             _ = summary.tick() => {
                 door.rejections.summarise();
@@ -122,6 +123,7 @@ pub async fn serve(
             (Arc::clone(&replica), config.clone(), cancel.child_token(), Arc::clone(&door));
         tracker.spawn(async move {
             let shaken = tokio::select! {
+                biased;
                 () = cancel.cancelled() => return,
                 shaken = door.shake_hands(stream, peer, place, &config) => shaken,
             };
@@ -182,6 +184,7 @@ impl Door {
             }
         };
         let shaken = tokio::select! {
+            biased;
             () = place.displaced() => {
                 self.rejections.reject(peer, "displaced", "a newer connection took its place in the handshake queue");
                 return None;
@@ -251,6 +254,7 @@ async fn connection(
         let mut open = true;
         while open {
             let mut frame = tokio::select! {
+                biased;
                 () = cancel.cancelled() => break,
                 frame = frames.next() => Some(frame),
             };
