@@ -27,6 +27,9 @@ pub enum Kind {
     Hash,
     /// Members without values (Redis sets): a member is there while its record lives.
     Set,
+    /// Members with scores (Redis sorted sets): a member's value is its score as text, a
+    /// float counter once `ZINCRBY` added to it.
+    SortedSet,
 }
 
 impl Kind {
@@ -36,6 +39,7 @@ impl Kind {
         match self {
             Kind::Hash => "hash",
             Kind::Set => "set",
+            Kind::SortedSet => "zset",
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod hints;
 pub mod layout;
 mod limits;
 mod record;
+pub mod score;
 pub mod tombstones;
 mod validate;
 mod write;
@@ -41,6 +42,7 @@ pub use hints::{Hint, HintKind, HintStats, HintStore, MemoryHints, Stored};
 pub use layout::HashRange;
 pub use limits::{LimitError, Limits};
 pub use record::{MAX_SIBLINGS, Record, Version};
+pub use score::{Score, ScoreError};
 pub use tombstones::{TombstoneIndex, TombstoneStats};
 pub use validate::{
     InvalidRecord, MAX_CONTENT_TYPE_BYTES, MAX_CONTEXT_ENTRIES, MAX_COUNTER, MAX_NODE_ID_BYTES,

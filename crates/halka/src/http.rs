@@ -299,7 +299,7 @@ fn record_json(state: &NodeState, key: &str, result: &GetResult) -> Value {
 }
 
 /// A collection as JSON: its type and its members (a hash's fields with their values; a
-/// set's members as a list), each as UTF-8 or, when it is not, base64 (as values are).
+/// set's members as a list; a sorted set's as a list of members with scores, in order), each as UTF-8 or, when it is not, base64 (as values are).
 async fn collection_json(
     state: &NodeState,
     key: &str,
@@ -324,6 +324,19 @@ async fn collection_json(
             Value::Object(map)
         }
         halka_store::Kind::Set => Value::Array(live.iter().map(|(m, _)| json!(text(m))).collect()),
+        // In the set's order. JSON has no infinity: those two scores are strings.
+        halka_store::Kind::SortedSet => {
+            let ranked = halka_store::score::ranked(live);
+            let score = |s: halka_store::Score| {
+                if s.0.is_finite() { json!(s.0) } else { json!(s.to_string()) }
+            };
+            Value::Array(
+                ranked
+                    .into_iter()
+                    .map(|(m, s)| json!({"member": text(&m), "score": score(s)}))
+                    .collect(),
+            )
+        }
     };
     Ok(json!({
         "key": key,

@@ -29,6 +29,7 @@ pub const CONNECTION: Category = cat("connection", 8);
 pub const TRANSACTION: Category = cat("transaction", 9);
 pub const HASH: Category = cat("hash", 10);
 pub const SET: Category = cat("set", 11);
+pub const SORTEDSET: Category = cat("sortedset", 12);
 
 /// Every category (`all` is not one: it names every command).
 pub const CATEGORIES: &[Category] = &[
@@ -44,6 +45,7 @@ pub const CATEGORIES: &[Category] = &[
     TRANSACTION,
     HASH,
     SET,
+    SORTEDSET,
 ];
 
 /// The category named `name` (without `@`), if halka has it.
@@ -154,6 +156,19 @@ pub fn traits(name: &str) -> Option<Traits> {
             (&[WRITE, SET, SLOW], Keys::FirstThen { first: W, rest: R })
         }
         "SMOVE" => (&[WRITE, SET, FAST], Keys::Move { from: RW, to: W }),
+        "ZSCORE" | "ZMSCORE" | "ZCARD" | "ZRANK" | "ZREVRANK" | "ZCOUNT" | "ZLEXCOUNT" => {
+            (&[READ, SORTEDSET, FAST], Keys::First(R))
+        }
+        "ZRANGE" | "ZREVRANGE" | "ZRANGEBYSCORE" | "ZREVRANGEBYSCORE" | "ZRANGEBYLEX"
+        | "ZREVRANGEBYLEX" | "ZSCAN" | "ZRANDMEMBER" => (&[READ, SORTEDSET, SLOW], Keys::First(R)),
+        "ZADD" | "ZINCRBY" | "ZREM" | "ZPOPMIN" | "ZPOPMAX" => {
+            (&[WRITE, SORTEDSET, FAST], Keys::First(RW))
+        }
+        "ZREMRANGEBYRANK" | "ZREMRANGEBYSCORE" | "ZREMRANGEBYLEX" => {
+            (&[WRITE, SORTEDSET, SLOW], Keys::First(RW))
+        }
+        // The destination comes first here, the source second.
+        "ZRANGESTORE" => (&[WRITE, SORTEDSET, SLOW], Keys::Move { from: W, to: R }),
         "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" | "PERSIST" => {
             (&[KEYSPACE, WRITE, FAST], Keys::First(W))
         }

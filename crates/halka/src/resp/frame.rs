@@ -15,6 +15,9 @@ pub enum Frame {
     Array(Vec<Frame>),
     /// RESP3 map; encoded as a flat array under RESP2.
     Map(Vec<(Frame, Frame)>),
+    /// RESP3 double (a sorted set's score); a bulk string of the same text under RESP2,
+    /// written as Redis writes scores (`halka_store::Score`).
+    Double(f64),
 }
 
 /// Why a request could not be parsed. Any of these closes the connection after an error
@@ -196,6 +199,16 @@ impl Frame {
                 out.put_slice(b"\r\n");
             }
             Frame::Null => out.put_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
+            Frame::Double(x) => {
+                let text = halka_store::Score(*x).to_string();
+                if resp3 {
+                    out.put_u8(b',');
+                    out.put_slice(text.as_bytes());
+                    out.put_slice(b"\r\n");
+                } else {
+                    Frame::Bulk(Bytes::from(text)).encode(resp3, out);
+                }
+            }
             Frame::Array(items) => {
                 Frame::encode_array_header(items.len(), out);
                 for item in items {
@@ -234,6 +247,12 @@ pub fn parse_reply(buf: &mut Cursor<&[u8]>) -> Result<Option<Frame>, ParseError>
         b'-' => text(buf)?.map(Frame::Error),
         b':' => line_int(buf, MAX)?.map(Frame::Integer),
         b'_' => line(buf, MAX)?.map(|_| Frame::Null),
+        b',' => match text(buf)? {
+            None => None,
+            Some(t) => Some(Frame::Double(
+                halka_store::Score::parse(t.as_bytes()).map_err(|_| protocol("invalid double"))?.0,
+            )),
+        },
         b'$' => match line_int(buf, MAX)? {
             None => None,
             Some(-1) => Some(Frame::Null),

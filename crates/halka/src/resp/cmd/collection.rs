@@ -209,7 +209,8 @@ pub(super) async fn copy(
 /// `OBJECT ENCODING` of a collection: what Redis 7.0 would use for these members — for a
 /// hash `listpack` up to 128 fields of at most 64 bytes each (names and values), else
 /// `hashtable`; for a set `intset` up to 512 integers, else `hashtable` (7.2 added
-/// `listpack` for small sets). Reads the whole collection.
+/// `listpack` for small sets); for a sorted set see `zset::encoding`. Reads the whole
+/// collection.
 pub(super) async fn encoding(
     state: &NodeState,
     s: &Session,
@@ -217,6 +218,9 @@ pub(super) async fn encoding(
     head: &Head,
 ) -> Result<&'static str, Frame> {
     let members = fields(state, s, key, head).await?;
+    if head.kind == Kind::SortedSet {
+        return Ok(super::zset::encoding(&members));
+    }
     let short = |b: &Bytes| b.len() <= 64;
     let small = head.kind == Kind::Hash
         && members.len() <= 128
@@ -233,8 +237,8 @@ pub(super) async fn encoding(
     })
 }
 
-/// `HSCAN key cursor [MATCH pattern] [COUNT n] [NOVALUES]`, `SSCAN key cursor [MATCH
-/// pattern] [COUNT n]`: one step of a walk over a collection's members. The cursor is a
+/// `HSCAN key cursor [MATCH pattern] [COUNT n] [NOVALUES]`, `SSCAN` and `ZSCAN key cursor
+/// [MATCH pattern] [COUNT n]`: one step of a walk over a collection's members. The cursor is a
 /// position in the collection's hashes, so any node continues a walk any other began;
 /// a step gives one page of R owners whatever `COUNT` says (a hint, as in Redis).
 pub(super) async fn scan(
@@ -267,7 +271,11 @@ pub(super) async fn scan(
     for (member, value) in found {
         if pattern.as_ref().is_none_or(|p| p.matches(&member)) {
             items.push(Frame::Bulk(member));
-            if values {
+            if kind == Kind::SortedSet {
+                // Scores as Redis writes them, whatever spelling the record holds.
+                let score = halka_store::Score::parse(&value);
+                items.push(score.map_or(Frame::Null, |x| Frame::Bulk(x.to_string().into())));
+            } else if values {
                 items.push(Frame::Bulk(value));
             }
         }

@@ -20,6 +20,8 @@ mod set;
 mod strings;
 pub mod table;
 pub mod transaction;
+mod zrange;
+mod zset;
 
 use super::frame::Frame;
 use crate::state::NodeState;
@@ -405,6 +407,7 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "SDIFFSTORE" => set::combine_store(state, session, &mut args, set::Combine::Diff).await,
         "SINTERCARD" => set::sintercard(state, session, &mut args).await,
         "SMOVE" => set::smove(state, session, &mut args).await,
+        name if zset_command(name) => sorted_set(state, session, &mut args).await,
         "RENAME" => rename::rename(state, session, &mut args).await,
         "RENAMENX" => rename::renamenx(state, session, &mut args).await,
         "COPY" => rename::copy(state, session, &mut args).await,
@@ -448,4 +451,42 @@ fn unknown_command(sent: &[u8], args: &[Bytes]) -> Frame {
     }
     let name: String = printable(sent).chars().take(128).collect();
     Frame::error(format!("ERR unknown command '{name}', with args beginning with: {listed}"))
+}
+
+/// Whether `name` is a sorted set command (dispatched by [`sorted_set`]).
+fn zset_command(name: &str) -> bool {
+    name.starts_with('Z') && table::lookup(name).is_some_and(|spec| spec.group == "sorted-set")
+}
+
+/// Runs a sorted set command.
+async fn sorted_set(state: &NodeState, session: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    use zrange::Form;
+    let (s, a) = (session, args);
+    match a.name.as_str() {
+        "ZADD" => zset::zadd(state, s, a).await,
+        "ZINCRBY" => zset::zincrby(state, s, a).await,
+        "ZSCORE" => zset::zscore(state, s, a).await,
+        "ZMSCORE" => zset::zmscore(state, s, a).await,
+        "ZCARD" => zset::zcard(state, s, a).await,
+        "ZREM" => zset::zrem(state, s, a).await,
+        "ZPOPMIN" => zset::zpop(state, s, a, zset::End::Min).await,
+        "ZPOPMAX" => zset::zpop(state, s, a, zset::End::Max).await,
+        "ZRANDMEMBER" => random::zrandmember(state, s, a).await,
+        "ZSCAN" => collection::scan(state, s, a, halka_store::Kind::SortedSet).await,
+        "ZRANGE" => zrange::zrange(state, s, a, Form::Any).await,
+        "ZREVRANGE" => zrange::zrange(state, s, a, Form::RevRank).await,
+        "ZRANGEBYSCORE" => zrange::zrange(state, s, a, Form::Score { rev: false }).await,
+        "ZREVRANGEBYSCORE" => zrange::zrange(state, s, a, Form::Score { rev: true }).await,
+        "ZRANGEBYLEX" => zrange::zrange(state, s, a, Form::Lex { rev: false }).await,
+        "ZREVRANGEBYLEX" => zrange::zrange(state, s, a, Form::Lex { rev: true }).await,
+        "ZCOUNT" => zrange::zcount(state, s, a, Form::Score { rev: false }).await,
+        "ZLEXCOUNT" => zrange::zcount(state, s, a, Form::Lex { rev: false }).await,
+        "ZRANK" => zrange::zrank(state, s, a, false).await,
+        "ZREVRANK" => zrange::zrank(state, s, a, true).await,
+        "ZREMRANGEBYRANK" => zrange::zremrange(state, s, a, Form::Rank).await,
+        "ZREMRANGEBYSCORE" => zrange::zremrange(state, s, a, Form::Score { rev: false }).await,
+        "ZREMRANGEBYLEX" => zrange::zremrange(state, s, a, Form::Lex { rev: false }).await,
+        "ZRANGESTORE" => zrange::zrangestore(state, s, a).await,
+        name => Err(unknown_command(name.to_owned().as_bytes(), &a.rest())),
+    }
 }

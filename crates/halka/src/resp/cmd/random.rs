@@ -1,4 +1,4 @@
-//! Random members: `SRANDMEMBER`, `SPOP` and `HRANDFIELD`. Members are drawn from a
+//! Random members: `SRANDMEMBER`, `SPOP`, `HRANDFIELD` and `ZRANDMEMBER`. Members are drawn from a
 //! random place in the collection's hashes (`Collection::sample`), reading a page or so
 //! rather than the whole collection. `SPOP` removes what it draws at the collection's
 //! first owner on condition that the member is still there, so two clients popping
@@ -127,22 +127,45 @@ pub async fn spop(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
 
 /// `HRANDFIELD key [count [WITHVALUES]]`.
 pub async fn hrandfield(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    random_members(state, s, args, Kind::Hash).await
+}
+
+/// `ZRANDMEMBER key [count [WITHSCORES]]`.
+pub async fn zrandmember(state: &NodeState, s: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    random_members(state, s, args, Kind::SortedSet).await
+}
+
+/// Members of a hash or sorted set drawn at random, with their values (a hash's) or
+/// scores (a sorted set's) when asked for.
+async fn random_members(
+    state: &NodeState,
+    s: &Session,
+    args: &mut Args,
+    kind: Kind,
+) -> Result<Frame, Frame> {
     let key = args.next_bytes()?;
     let want = count(args)?;
+    let word = if kind == Kind::Hash { "WITHVALUES" } else { "WITHSCORES" };
     let values = match args.remaining() {
         0 => false,
-        1 if args.next_string()?.eq_ignore_ascii_case("WITHVALUES") => true,
+        1 if want.is_some() && args.next_string()?.eq_ignore_ascii_case(word) => true,
         _ => return Err(Frame::error("ERR syntax error")),
     };
-    let Some(head) = read_head(state, s, &key, Kind::Hash).await? else {
+    let Some(head) = read_head(state, s, &key, kind).await? else {
         return Ok(want.map_or(Frame::Null, |_| Frame::Array(Vec::new())));
     };
     let drawn = draw(state, s, (&key, &head), want.unwrap_or(Want::Distinct(1))).await?;
     if want.is_none() {
         return Ok(drawn.into_iter().next().map_or(Frame::Null, |(f, _)| Frame::Bulk(f)));
     }
+    let value = |v: Bytes| match kind {
+        Kind::SortedSet => {
+            halka_store::Score::parse(&v).map_or(Frame::Null, |x| Frame::Double(x.0))
+        }
+        _ => Frame::Bulk(v),
+    };
     let items = drawn.into_iter().flat_map(|(f, v)| {
-        let pair = if values { vec![Frame::Bulk(f), Frame::Bulk(v)] } else { vec![Frame::Bulk(f)] };
+        let pair = if values { vec![Frame::Bulk(f), value(v)] } else { vec![Frame::Bulk(f)] };
         if s.resp3 && values { vec![Frame::Array(pair)] } else { pair }
     });
     Ok(Frame::Array(items.collect()))
