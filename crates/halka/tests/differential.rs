@@ -553,6 +553,52 @@ fn sorted_set_commands_answer_as_redis_does() {
 }
 
 #[test]
+fn sorted_sets_combine_as_redis_combines_them() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    for args in [
+        &["ZADD", "a", "1", "x", "2", "y", "inf", "i"][..],
+        &["ZADD", "b", "3", "y", "4", "w", "-inf", "i"],
+        &["SADD", "s", "x", "z"],
+        &["SET", "str", "v"],
+        &["ZUNION", "2", "a", "s", "WITHSCORES"],
+        &["ZUNION", "3", "a", "b", "s", "WEIGHTS", "2", "3", "0", "AGGREGATE", "MAX", "WITHSCORES"],
+        &["ZUNION", "2", "a", "b", "WITHSCORES"],
+        &["ZUNION", "2", "a", "b", "WEIGHTS", "0", "1", "WITHSCORES"],
+        &["ZINTER", "2", "a", "b", "WITHSCORES"],
+        &["ZINTER", "2", "a", "b", "AGGREGATE", "MIN", "WITHSCORES"],
+        &["ZINTER", "2", "a", "s"],
+        &["ZINTER", "2", "a", "nokey"],
+        &["ZDIFF", "2", "a", "b", "WITHSCORES"],
+        &["ZDIFF", "1", "nokey"],
+        &["ZDIFF", "2", "a", "s", "WEIGHTS", "1", "1"],
+        &["ZINTERCARD", "2", "a", "b"],
+        &["ZINTERCARD", "2", "a", "b", "LIMIT", "1"],
+        &["ZINTERCARD", "2", "a", "b", "LIMIT", "-1"],
+        &["ZINTERCARD", "0", "a"],
+        &["ZUNIONSTORE", "d", "2", "a", "b"],
+        &["ZRANGE", "d", "0", "-1", "WITHSCORES"],
+        &["ZINTERSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"],
+        &["ZRANGE", "d", "0", "-1", "WITHSCORES"],
+        &["ZDIFFSTORE", "d", "2", "a", "a"],
+        &["EXISTS", "d"],
+        &["ZUNIONSTORE", "a", "2", "a", "b"],
+        &["ZRANGE", "a", "0", "-1", "WITHSCORES"],
+        &["ZUNION", "2", "a", "str"],
+        &["ZUNIONSTORE", "d", "0", "a"],
+        &["ZUNIONSTORE", "d", "3", "a", "b"],
+        &["ZUNION", "2", "a", "b", "WEIGHTS", "1"],
+        &["ZUNION", "2", "a", "b", "WEIGHTS", "1", "x"],
+        &["ZUNION", "2", "a", "b", "AGGREGATE", "AVG"],
+        &["ZUNIONSTORE", "d", "2", "a", "b", "WITHSCORES"],
+        &["ZUNION", "-1", "a"],
+    ] {
+        both.same(args);
+    }
+}
+
+#[test]
 fn keyspace_commands_answer_as_redis_does() {
     let (redis, halka) = pair();
     let mut both = Both::connect(&redis, &halka);

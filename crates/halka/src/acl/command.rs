@@ -91,6 +91,12 @@ pub enum Keys {
     },
     /// As many as the first argument counts, after it (`SINTERCARD 2 a b LIMIT 1`).
     Counted(Access),
+    /// The first argument, then as many as the second counts after it (`ZUNIONSTORE
+    /// destination 2 a b WEIGHTS 1 2`).
+    FirstThenCounted {
+        first: Access,
+        rest: Access,
+    },
 }
 
 /// A command as the rules see it.
@@ -167,6 +173,11 @@ pub fn traits(name: &str) -> Option<Traits> {
         "ZREMRANGEBYRANK" | "ZREMRANGEBYSCORE" | "ZREMRANGEBYLEX" => {
             (&[WRITE, SORTEDSET, SLOW], Keys::First(RW))
         }
+        "ZUNION" | "ZINTER" | "ZDIFF" => (&[READ, SORTEDSET, SLOW], Keys::Counted(R)),
+        "ZINTERCARD" => (&[READ, SORTEDSET, SLOW], Keys::Counted(R)),
+        "ZUNIONSTORE" | "ZINTERSTORE" | "ZDIFFSTORE" => {
+            (&[WRITE, SORTEDSET, SLOW], Keys::FirstThenCounted { first: W, rest: R })
+        }
         // The destination comes first here, the source second.
         "ZRANGESTORE" => (&[WRITE, SORTEDSET, SLOW], Keys::Move { from: W, to: R }),
         "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" | "PERSIST" => {
@@ -219,15 +230,24 @@ pub fn keys<'a>(
             .enumerate()
             .map(|(i, k)| (k.as_ref(), if i == 0 { first } else { rest }))
             .collect(),
-        Keys::Counted(a) => {
-            let n = args.first().and_then(|n| std::str::from_utf8(n).ok()?.parse().ok());
-            args.iter().skip(1).take(n.unwrap_or(0)).map(|k| (k.as_ref(), a)).collect()
+        Keys::Counted(a) => counted(args, a),
+        Keys::FirstThenCounted { first, rest } => {
+            let mut found: Vec<(&[u8], Access)> =
+                args.first().map(|k| (k.as_ref(), first)).into_iter().collect();
+            found.extend(counted(args.get(1..).unwrap_or_default(), rest));
+            found
         }
     };
     if set_get && let Some(first) = found.first_mut() {
         first.1 = RW;
     }
     found.into_iter()
+}
+
+/// The keys after a count of them, all with access `a`.
+fn counted(args: &[bytes::Bytes], a: Access) -> Vec<(&[u8], Access)> {
+    let n = args.first().and_then(|n| std::str::from_utf8(n).ok()?.parse().ok());
+    args.iter().skip(1).take(n.unwrap_or(0)).map(|k| (k.as_ref(), a)).collect()
 }
 
 #[cfg(test)]

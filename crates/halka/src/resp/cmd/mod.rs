@@ -20,6 +20,7 @@ mod set;
 mod strings;
 pub mod table;
 pub mod transaction;
+mod zcombine;
 mod zrange;
 mod zset;
 
@@ -460,6 +461,7 @@ fn zset_command(name: &str) -> bool {
 
 /// Runs a sorted set command.
 async fn sorted_set(state: &NodeState, session: &Session, args: &mut Args) -> Result<Frame, Frame> {
+    use zcombine::How;
     use zrange::Form;
     let (s, a) = (session, args);
     match a.name.as_str() {
@@ -487,6 +489,13 @@ async fn sorted_set(state: &NodeState, session: &Session, args: &mut Args) -> Re
         "ZREMRANGEBYSCORE" => zrange::zremrange(state, s, a, Form::Score { rev: false }).await,
         "ZREMRANGEBYLEX" => zrange::zremrange(state, s, a, Form::Lex { rev: false }).await,
         "ZRANGESTORE" => zrange::zrangestore(state, s, a).await,
+        "ZUNION" => zcombine::zcombine(state, s, a, How::Union).await,
+        "ZINTER" => zcombine::zcombine(state, s, a, How::Inter).await,
+        "ZDIFF" => zcombine::zcombine(state, s, a, How::Diff).await,
+        "ZUNIONSTORE" => zcombine::zcombine_store(state, s, a, How::Union).await,
+        "ZINTERSTORE" => zcombine::zcombine_store(state, s, a, How::Inter).await,
+        "ZDIFFSTORE" => zcombine::zcombine_store(state, s, a, How::Diff).await,
+        "ZINTERCARD" => zcombine::zintercard(state, s, a).await,
         name => Err(unknown_command(name.to_owned().as_bytes(), &a.rest())),
     }
 }
