@@ -195,7 +195,6 @@ impl AntiEntropy {
                 // No layout yet (a node settling its first, or waiting to be joined): it
                 // owns nothing, and a walk over nothing is no pass.
                 tokio::select! {
-                    biased;
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(self.config.interval) => continue,
                 }
@@ -203,7 +202,6 @@ impl AntiEntropy {
             if peers.is_empty() {
                 // Nothing to compare here (a cluster of one): idle as if exchanging.
                 tokio::select! {
-                    biased;
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(self.config.interval) => {}
                 }
@@ -216,7 +214,6 @@ impl AntiEntropy {
                     None
                 } else {
                     tokio::select! {
-                        biased;
                         () = shutdown.cancelled() => return,
                         e = self.exchange(&view, range, view.replica(peer)) => Some(e),
                     }
@@ -230,7 +227,6 @@ impl AntiEntropy {
                     Some(Err(_)) | None => complete = false,
                 }
                 tokio::select! {
-                    biased;
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(self.config.interval) => {}
                 }

@@ -113,14 +113,12 @@ impl Handoff {
         let mut wait = self.config.interval;
         loop {
             tokio::select! {
-                biased;
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
             let started = tokio::time::Instant::now();
             let view = views.view();
             let delivered = tokio::select! {
-                biased;
                 () = shutdown.cancelled() => return,
                 delivered = self.deliver_to_live(&view, budget, views.liveness()) => delivered,
             };

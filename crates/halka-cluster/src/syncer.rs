@@ -42,7 +42,6 @@ impl Syncer {
             let blocking = engine.is_blocking();
             loop {
                 tokio::select! {
-                    biased;
                     () = cancel.cancelled() => return,
                     () = w.notified() => {}
                 }

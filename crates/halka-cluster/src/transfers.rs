@@ -468,7 +468,6 @@ impl Transfers {
             if view.is_changing() {
                 let before = self.phase(view.epoch());
                 tokio::select! {
-                    biased;
                     () = stop.cancelled() => return,
                     () = self.advance(&views, &view) => {}
                 }

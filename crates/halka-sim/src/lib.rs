@@ -112,17 +112,24 @@ pub(crate) fn sim_clock_us() -> u64 {
 #[must_use]
 pub fn run(seed: u64, options: &Options) -> Run {
     std::thread::scope(|s| {
-        s.spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .expect("a current-thread runtime");
-            runtime.block_on(simulate(seed, options))
-        })
+        s.spawn(|| runtime(seed).block_on(simulate(seed, options)))
         .join()
         .expect("the simulation panicked")
     })
+}
+
+/// A paused current-thread runtime whose every choice repeats for `seed`. Tokio picks
+/// among the ready branches of a `select!` at random; seeding that choice (possible only
+/// with `--cfg tokio_unstable`, which `.cargo/config.toml` sets) keeps both the
+/// repetition and the variety: another seed tries other orders.
+pub(crate) fn runtime(seed: u64) -> tokio::runtime::Runtime {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_time().start_paused(true);
+    #[cfg(tokio_unstable)]
+    builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
+    #[cfg(not(tokio_unstable))]
+    let _ = seed;
+    builder.build().expect("a current-thread runtime")
 }
 
 /// Starts the coordinators' clock at the current simulated instant.

@@ -332,14 +332,7 @@ pub fn run(name: &str, options: &Options) -> ScenarioRun {
     };
     let options = options.clone();
     std::thread::scope(|s| {
-        s.spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .expect("a current-thread runtime")
-                .block_on(script(scenario, &options))
-        })
+        s.spawn(move || crate::runtime(0).block_on(script(scenario, &options)))
         .join()
         .expect("the scenario panicked")
     })

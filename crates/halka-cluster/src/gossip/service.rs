@@ -236,7 +236,6 @@ impl Gossip {
         let mut swaps = JoinSet::new();
         loop {
             tokio::select! {
-                biased;
                 () = stop.cancelled() => break,
                 Some(answer) = swaps.join_next(), if !swaps.is_empty() => {
                     if let Ok(Some(theirs)) = answer {

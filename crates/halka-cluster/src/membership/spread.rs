@@ -168,7 +168,6 @@ impl Membership {
                 }
             };
             tokio::select! {
-                biased;
                 () = stop.cancelled() => return,
                 () = step => {}
             }
@@ -179,7 +178,6 @@ impl Membership {
                 self.config().retry
             };
             tokio::select! {
-                biased;
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(pause) => {}
             }

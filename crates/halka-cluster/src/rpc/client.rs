@@ -349,7 +349,6 @@ fn probe(peer: &Arc<Peer>) {
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                biased;
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
                 () = wake.notified() => {}
@@ -365,7 +364,6 @@ fn probe(peer: &Arc<Peer>) {
             }
             // Spaced even when woken: a dead peer is not dialled once per request.
             tokio::select! {
-                biased;
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(spacing) => {}
             }
@@ -423,7 +421,6 @@ fn start(stream: Link, config: &RpcClientConfig, stop: CancellationToken) -> Con
     tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
-                biased;
                 () = w_stop.cancelled() => break,
                 frame = rx.recv() => match frame { Some(f) => f, None => break },
             };
@@ -438,7 +435,6 @@ fn start(stream: Link, config: &RpcClientConfig, stop: CancellationToken) -> Con
     tokio::spawn(async move {
         loop {
             let frame = tokio::select! {
-                biased;
                 () = stop.cancelled() => break,
                 frame = frames.next() => frame,
             };

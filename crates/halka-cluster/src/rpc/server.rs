@@ -100,7 +100,6 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
-            biased;
             () = &mut shutdown => break,
             _ = summary.tick() => {
                 door.rejections.summarise();
@@ -123,7 +122,6 @@ pub async fn serve(
             (Arc::clone(&replica), config.clone(), cancel.child_token(), Arc::clone(&door));
         tracker.spawn(async move {
             let shaken = tokio::select! {
-                biased;
                 () = cancel.cancelled() => return,
                 shaken = door.shake_hands(stream, peer, place, &config) => shaken,
             };
@@ -184,7 +182,6 @@ impl Door {
             }
         };
         let shaken = tokio::select! {
-            biased;
             () = place.displaced() => {
                 self.rejections.reject(peer, "displaced", "a newer connection took its place in the handshake queue");
                 return None;
@@ -254,7 +251,6 @@ async fn connection(
         let mut open = true;
         while open {
             let mut frame = tokio::select! {
-                biased;
                 () = cancel.cancelled() => break,
                 frame = frames.next() => Some(frame),
             };

@@ -69,7 +69,6 @@ impl Settings {
         tokio::pin!(deadline);
         while answered < enough {
             let answer = tokio::select! {
-                biased;
                 () = &mut deadline => break,
                 answer = asked.next() => match answer { Some(a) => a, None => break },
             };

@@ -84,7 +84,6 @@ async fn collect_recklessly(
     let Some(index) = engine.tombstones().cloned() else { return };
     loop {
         tokio::select! {
-            biased;
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
