@@ -10,6 +10,8 @@
 //!    answer vetoes);
 //! 3. every other owner of the key answers, and holds exactly the same record or none
 //!    (none: it collected the tombstone already, or never held anything for the key).
+//!    Asked after 2: a hint is removed only once delivered, so one gone by then is in
+//!    the records read here.
 //!
 //! Never by a timer alone: an owner that is down, or still holds the old value, stops
 //! the collection until anti-entropy has given it the tombstone. The removal is
@@ -213,30 +215,97 @@ impl Collector {
         let Some(me) = view.replicas().iter().position(|r| r.id() == &self.local) else {
             return round;
         };
-        // Candidates still deleted and old enough here, grouped by the other owners to ask.
-        let mut candidates: Vec<(Bytes, Arc<Record>)> = Vec::new();
-        let mut asks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for key in due {
-            let Ok(Some(record)) = self.engine.get(&key) else { continue };
-            if record.deleted_at().is_none_or(|at| at >= cutoff) {
+        let candidates = self.candidates(due, cutoff);
+        let mut vetoed = vec![false; candidates.len()];
+        // Hints before records. A hint's delivery merges it into the owners before the
+        // hint is removed, so a hint no member holds any more is in the owners' records
+        // when they are read next. In the other order a hint delivered between the two
+        // questions is missed by both: the owners answered before it arrived, and its
+        // holder no longer has it when asked. The simulator found exactly that.
+        self.veto_hinted(view, liveness, &candidates, &mut vetoed).await;
+        self.veto_differing(view, me, liveness, &candidates, &mut vetoed).await;
+        for ((key, record), vetoed) in candidates.iter().zip(vetoed) {
+            if vetoed {
                 continue;
             }
-            // Every owner in any active layout: during a change, the old owners too.
-            let others: Vec<usize> = view
-                .all_owners(key_hash(&key))
-                .iter()
-                .map(|&o| usize::from(o))
-                .filter(|&o| o != me)
-                .collect();
-            let at = candidates.len();
-            candidates.push((key, record));
-            for o in others {
-                asks.entry(o).or_default().push(at);
+            match self.engine.remove_if(key, &mut |stored| stored.same_as(record)) {
+                Ok(true) => round.collected += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(key = ?key, error = %e, "cannot remove a tombstone"),
             }
         }
-        // Every other owner is asked for its records of the candidates it owns; one that
-        // does not answer, or answers for only some, vetoes the rest.
-        let mut vetoed = vec![false; candidates.len()];
+        if round.collected > 0 {
+            self.collected.fetch_add(round.collected as u64, Ordering::Relaxed);
+            metrics::counter!(telemetry::TOMBSTONES_COLLECTED).increment(round.collected as u64);
+            tracing::debug!(?round, "tombstones collected");
+        }
+        round
+    }
+
+    /// The due keys still deleted here, deleted before `cutoff`, with their records.
+    fn candidates(&self, due: Vec<Bytes>, cutoff: u64) -> Vec<(Bytes, Arc<Record>)> {
+        due.into_iter()
+            .filter_map(|key| {
+                let record = self.engine.get(&key).ok()??;
+                record.deleted_at().is_some_and(|at| at < cutoff).then_some((key, record))
+            })
+            .collect()
+    }
+
+    /// Every member, this one included, is asked whether it keeps a hint for any
+    /// candidate: a hint may carry a value a tombstone replaced, and it lives until an
+    /// owner takes it. A member that does not answer vetoes them all.
+    async fn veto_hinted(
+        &self,
+        view: &View,
+        liveness: &Liveness,
+        candidates: &[(Bytes, Arc<Record>)],
+        vetoed: &mut [bool],
+    ) {
+        if candidates.is_empty() {
+            return;
+        }
+        let keys: Vec<Bytes> = candidates.iter().map(|(k, _)| k.clone()).collect();
+        let calls = view.replicas().iter().map(|replica| {
+            let call = (!liveness.convicted(replica.id()))
+                .then(|| tokio::time::timeout(self.config.timeout, replica.hinted(keys.clone())));
+            async move {
+                match call {
+                    Some(call) => call.await,
+                    None => Ok(Ok(Vec::new())),
+                }
+            }
+        });
+        for answer in futures::future::join_all(calls).await {
+            let flags = match answer {
+                Ok(Ok(flags)) if flags.len() == candidates.len() => flags,
+                _ => vec![true; candidates.len()],
+            };
+            for (veto, hinted) in vetoed.iter_mut().zip(flags) {
+                *veto |= hinted;
+            }
+        }
+    }
+
+    /// Every other owner of a candidate still standing — in any active layout: during a
+    /// change, the old owners too — is asked for its record; one that does not answer, or
+    /// holds something other than this replica's tombstone, vetoes.
+    async fn veto_differing(
+        &self,
+        view: &View,
+        me: usize,
+        liveness: &Liveness,
+        candidates: &[(Bytes, Arc<Record>)],
+        vetoed: &mut [bool],
+    ) {
+        let mut asks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, (key, _)) in candidates.iter().enumerate().filter(|(i, _)| !vetoed[*i]) {
+            for &o in view.all_owners(key_hash(key)).iter() {
+                if usize::from(o) != me {
+                    asks.entry(usize::from(o)).or_default().push(i);
+                }
+            }
+        }
         let calls = asks.into_iter().map(|(owner, wanted)| {
             let replica: &Arc<dyn Replica> = &view.replicas()[owner];
             let keys = wanted.iter().map(|&i| candidates[i].0.clone()).collect();
@@ -264,48 +333,5 @@ impl Collector {
                 vetoed[i] |= !same;
             }
         }
-        // Every member, this one included, is asked whether it keeps a hint for any
-        // candidate still standing: a hint may carry a value a tombstone replaced, and it
-        // lives until an owner takes it. A member that does not answer vetoes them all.
-        let open: Vec<usize> = (0..candidates.len()).filter(|&i| !vetoed[i]).collect();
-        if !open.is_empty() {
-            let keys: Vec<Bytes> = open.iter().map(|&i| candidates[i].0.clone()).collect();
-            let calls = view.replicas().iter().map(|replica| {
-                let call = (!liveness.convicted(replica.id())).then(|| {
-                    tokio::time::timeout(self.config.timeout, replica.hinted(keys.clone()))
-                });
-                async move {
-                    match call {
-                        Some(call) => call.await,
-                        None => Ok(Ok(Vec::new())),
-                    }
-                }
-            });
-            for answer in futures::future::join_all(calls).await {
-                let flags = match answer {
-                    Ok(Ok(flags)) if flags.len() == open.len() => flags,
-                    _ => vec![true; open.len()],
-                };
-                for (&i, hinted) in open.iter().zip(flags) {
-                    vetoed[i] |= hinted;
-                }
-            }
-        }
-        for ((key, record), vetoed) in candidates.iter().zip(vetoed) {
-            if vetoed {
-                continue;
-            }
-            match self.engine.remove_if(key, &mut |stored| stored.same_as(record)) {
-                Ok(true) => round.collected += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(key = ?key, error = %e, "cannot remove a tombstone"),
-            }
-        }
-        if round.collected > 0 {
-            self.collected.fetch_add(round.collected as u64, Ordering::Relaxed);
-            metrics::counter!(telemetry::TOMBSTONES_COLLECTED).increment(round.collected as u64);
-            tracing::debug!(?round, "tombstones collected");
-        }
-        round
     }
 }

@@ -253,6 +253,95 @@ async fn a_hint_kept_on_another_node_keeps_the_tombstone() {
     assert_eq!(settled_rounds(&nodes[1]).await.collected, 1);
 }
 
+/// Owner c as a's collector sees it: it answers a read of its records, and just after,
+/// a's hint for it arrives (a's handoff delivers it). That is the moment between the
+/// collector's two questions — which members hold hints, which records the owners hold —
+/// when a delivery could slip past both.
+struct HintArrivesAfterTheRead {
+    c: FaultyReplica,
+    handoff: Arc<Handoff>,
+    view: Arc<View>,
+}
+
+impl std::fmt::Debug for HintArrivesAfterTheRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HintArrivesAfterTheRead").field("c", self.c.id()).finish_non_exhaustive()
+    }
+}
+
+impl Replica for HintArrivesAfterTheRead {
+    fn id(&self) -> &NodeId {
+        self.c.id()
+    }
+    fn coordinate_write(
+        &self,
+        key: &Bytes,
+        write: &halka_store::Write,
+    ) -> halka_cluster::ReplicaFuture<halka_cluster::Coordinated> {
+        self.c.coordinate_write(key, write)
+    }
+    fn merge(
+        &self,
+        key: &Bytes,
+        record: &Arc<halka_store::Record>,
+    ) -> halka_cluster::ReplicaFuture<halka_cluster::Durability> {
+        self.c.merge(key, record)
+    }
+    fn get(&self, key: &Bytes) -> halka_cluster::ReplicaFuture<Option<Arc<halka_store::Record>>> {
+        self.c.get(key)
+    }
+    fn hinted(&self, keys: Vec<Bytes>) -> halka_cluster::ReplicaFuture<Vec<bool>> {
+        self.c.hinted(keys)
+    }
+    fn get_many(
+        &self,
+        keys: Vec<Bytes>,
+    ) -> halka_cluster::ReplicaFuture<Vec<Option<Arc<halka_store::Record>>>> {
+        let answer = self.c.get_many(keys);
+        let (handoff, view) = (Arc::clone(&self.handoff), Arc::clone(&self.view));
+        halka_cluster::deferred(async move {
+            let answer = answer.await;
+            assert_eq!(handoff.deliver_round(&view, 1000).await, 1, "a delivers its hint");
+            answer
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hint_delivered_while_the_collector_asks_the_owners_keeps_the_tombstone() {
+    let nodes = cluster();
+    let a = &nodes[0].coordinator;
+    // a keeps a hint with the value for c, which was down when it was written.
+    nodes[2].faulty.set_plan(FaultPlan::down());
+    a.write(key(0), Some(Bytes::from("doomed")), None, 2).await.unwrap();
+    nodes[2].faulty.set_plan(FaultPlan::default());
+    a.write(key(0), None, None, 3).await.unwrap();
+    a.background().drain().await;
+    // b and c no longer hold the key (collected, or their disks were replaced).
+    for owner in &nodes[1..] {
+        owner.local.engine().remove_if(&key(0), &mut |_| true).unwrap();
+    }
+    advance(GRACE + Duration::from_secs(1));
+    let view = a.view();
+    let late = HintArrivesAfterTheRead {
+        c: nodes[2].faulty.clone(),
+        handoff: Arc::clone(&nodes[0].handoff),
+        view: Arc::clone(&view),
+    };
+    let replicas: Vec<Arc<dyn Replica>> =
+        vec![Arc::clone(&view.replicas()[0]), Arc::clone(&view.replicas()[1]), Arc::new(late)];
+    let seen_by_collector = View::new(view.layout().cloned(), replicas, 3);
+    let mut collected = 0;
+    for _ in 0..SETTLE_ROUNDS {
+        collected += nodes[0].collector.round(&seen_by_collector, now()).await.collected;
+    }
+    assert_eq!(collected, 0, "a's hint was pending when the collector began");
+    // What c got from the hint is hidden by a's tombstone once the replicas compare.
+    anti_entropy_pass(&nodes, 0).await;
+    let read = a.get(key(0), 3).await.unwrap();
+    assert!(read.values().next().is_none(), "the deleted value came back: {read:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_member_that_does_not_answer_keeps_every_tombstone() {
     let nodes = cluster();

@@ -113,8 +113,8 @@ pub(crate) fn sim_clock_us() -> u64 {
 pub fn run(seed: u64, options: &Options) -> Run {
     std::thread::scope(|s| {
         s.spawn(|| runtime(seed).block_on(simulate(seed, options)))
-        .join()
-        .expect("the simulation panicked")
+            .join()
+            .expect("the simulation panicked")
     })
 }
 

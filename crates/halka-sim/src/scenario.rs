@@ -333,8 +333,8 @@ pub fn run(name: &str, options: &Options) -> ScenarioRun {
     let options = options.clone();
     std::thread::scope(|s| {
         s.spawn(move || crate::runtime(0).block_on(script(scenario, &options)))
-        .join()
-        .expect("the scenario panicked")
+            .join()
+            .expect("the scenario panicked")
     })
 }
 
