@@ -17,6 +17,7 @@ pub mod digests;
 pub mod engine;
 mod error;
 pub mod hints;
+pub mod hll;
 pub mod layout;
 mod limits;
 mod record;

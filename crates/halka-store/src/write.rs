@@ -47,6 +47,10 @@ pub enum Change {
     /// holds such a collection already, refused when it holds anything else. The
     /// outcome's `head` names the collection either way.
     Create(Kind),
+    /// Raise a HyperLogLog's registers (`PFADD`, `PFMERGE`): the value becomes the
+    /// registers' maximum over every live version and these (see `hll::merged`).
+    /// Refused with `ConditionNotMet` when no register grows. Expiry kept.
+    Registers(Vec<(u16, u8)>),
 }
 
 impl Change {
@@ -55,7 +59,10 @@ impl Change {
     /// may have applied it: an `INCR` would count twice.
     #[must_use]
     pub fn is_idempotent(&self) -> bool {
-        matches!(self, Change::Put { .. } | Change::Delete | Change::Touch { .. })
+        matches!(
+            self,
+            Change::Put { .. } | Change::Delete | Change::Touch { .. } | Change::Registers(_)
+        )
     }
 }
 
@@ -160,7 +167,8 @@ impl Write {
             | Change::Touch { .. }
             | Change::Add(_)
             | Change::AddFloat(_)
-            | Change::Create(_) => None,
+            | Change::Create(_)
+            | Change::Registers(_) => None,
         }
     }
 }
@@ -179,6 +187,9 @@ pub enum Refusal {
     /// The key holds another type than the change works on.
     #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
     WrongType,
+    /// The key holds a string that is not a HyperLogLog (Redis's words).
+    #[error("WRONGTYPE Key is not a valid HyperLogLog string value.")]
+    NotAnHll,
     /// This node has numbered [`MAX_NUMBERED`] writes to the key and can number no more.
     /// Only a forged record from a peer gets a key there; another owner can still
     /// coordinate writes to it.
@@ -334,7 +345,11 @@ impl Record {
             Change::Touch { .. } | Change::Append(_) | Change::SetRange { .. } => {
                 live.and_then(|v| v.content_type.clone())
             }
-            Change::Delete | Change::Add(_) | Change::AddFloat(_) | Change::Create(_) => None,
+            Change::Delete
+            | Change::Add(_)
+            | Change::AddFloat(_)
+            | Change::Create(_)
+            | Change::Registers(_) => None,
         };
         let replace_all =
             write.overwrite || !matches!(write.change, Change::Put { .. } | Change::Delete);
@@ -407,7 +422,11 @@ fn on_collection(base: &Record, write: &Write) -> Option<Applied> {
         (_, Some(v)) if v.is_head() => {
             let edits = matches!(
                 write.change,
-                Change::Add(_) | Change::AddFloat(_) | Change::Append(_) | Change::SetRange { .. }
+                Change::Add(_)
+                    | Change::AddFloat(_)
+                    | Change::Append(_)
+                    | Change::SetRange { .. }
+                    | Change::Registers(_)
             );
             (edits || write.want_previous).then(wrong)
         }
@@ -530,6 +549,13 @@ fn make(
                 reply_value: true,
                 ..plain(Bytes::from(value.to_string()), kept_expiry)
             })
+        }
+        Change::Registers(raise) => {
+            let (value, grew) = crate::hll::merged(base, now, raise)?;
+            if !grew {
+                return Err(Refusal::ConditionNotMet);
+            }
+            Ok(plain(value, kept_expiry))
         }
         Change::Append(suffix) => {
             let old = base.value_at(now).unwrap_or_default();

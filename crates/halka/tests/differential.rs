@@ -599,6 +599,57 @@ fn sorted_sets_combine_as_redis_combines_them() {
 }
 
 #[test]
+fn hyperloglogs_count_as_redis_counts() {
+    let (redis, halka) = pair();
+    let mut both = Both::connect(&redis, &halka);
+    both.reset();
+    let many: Vec<String> = (0..5000).map(|i| format!("e{i}")).collect();
+    let mut pfadd = vec!["PFADD", "big"];
+    pfadd.extend(many.iter().map(String::as_str));
+    for args in [
+        &["PFADD", "h", "a", "b", "c"][..],
+        &["PFADD", "h", "a"],
+        &["PFADD", "h"],
+        &["PFADD", "new"],
+        &["PFCOUNT", "h"],
+        &["PFCOUNT", "new"],
+        &["PFCOUNT", "nokey"],
+        &pfadd,
+        &["PFCOUNT", "big"],
+        &["PFCOUNT", "big", "h"],
+        &["PFADD", "g", "c", "d"],
+        &["PFMERGE", "m", "h", "g"],
+        &["PFCOUNT", "m"],
+        &["PFMERGE", "m"],
+        &["PFMERGE", "m2", "big", "nokey"],
+        &["PFCOUNT", "m2"],
+        &["TYPE", "m"],
+        &["SET", "str", "v"],
+        &["PFADD", "str", "a"],
+        &["PFCOUNT", "str"],
+        &["PFCOUNT", "h", "str"],
+        &["PFMERGE", "h", "str"],
+        &["SADD", "s", "a"],
+        &["PFADD", "s", "a"],
+        &["PFCOUNT", "s"],
+        &["PFCOUNT"],
+        &["PFADD"],
+    ] {
+        both.same(args);
+    }
+    // A HyperLogLog copied from Redis (its sparse encoding) counts the same here.
+    let bytes: Vec<u8> = redis::cmd("GET").arg("h").query(&mut both.redis).unwrap();
+    let _: () = redis::cmd("SET").arg("copied").arg(&bytes).query(&mut both.halka).unwrap();
+    let copied: i64 = redis::cmd("PFCOUNT").arg("copied").query(&mut both.halka).unwrap();
+    assert_eq!(copied, 3);
+    let _: i64 = redis::cmd("PFADD").arg("copied").arg("z").query(&mut both.halka).unwrap();
+    let _: i64 = redis::cmd("PFADD").arg("h").arg("z").query(&mut both.redis).unwrap();
+    let here: i64 = redis::cmd("PFCOUNT").arg("copied").query(&mut both.halka).unwrap();
+    let there: i64 = redis::cmd("PFCOUNT").arg("h").query(&mut both.redis).unwrap();
+    assert_eq!((here, there), (4, 4));
+}
+
+#[test]
 fn keyspace_commands_answer_as_redis_does() {
     let (redis, halka) = pair();
     let mut both = Both::connect(&redis, &halka);

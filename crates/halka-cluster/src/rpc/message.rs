@@ -18,9 +18,11 @@ use std::sync::Arc;
 /// with an epoch (`CounterEntry`, `FloatEntry`), and a write can be refused because its
 /// coordinator numbered all it can (`Refusal::CounterExhausted`). Format 7: a version may
 /// be a collection's head, a write may create one (`Change::Create`) or be refused for
-/// the key's type (`Refusal::WrongType`), and an outcome names the head. An older peer's
-/// frames are refused with a message naming the format.
-pub const FORMAT: u8 = 7;
+/// the key's type (`Refusal::WrongType`), and an outcome names the head. Format 8: a
+/// write may raise a HyperLogLog's registers (`Change::Registers`) or be refused because
+/// the key holds no HyperLogLog (`Refusal::NotAnHll`). An older peer's frames are refused
+/// with a message naming the format.
+pub const FORMAT: u8 = 8;
 
 /// A message with the id that pairs a response with its request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

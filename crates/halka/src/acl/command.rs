@@ -30,6 +30,7 @@ pub const TRANSACTION: Category = cat("transaction", 9);
 pub const HASH: Category = cat("hash", 10);
 pub const SET: Category = cat("set", 11);
 pub const SORTEDSET: Category = cat("sortedset", 12);
+pub const HYPERLOGLOG: Category = cat("hyperloglog", 13);
 
 /// Every category (`all` is not one: it names every command).
 pub const CATEGORIES: &[Category] = &[
@@ -46,6 +47,7 @@ pub const CATEGORIES: &[Category] = &[
     HASH,
     SET,
     SORTEDSET,
+    HYPERLOGLOG,
 ];
 
 /// The category named `name` (without `@`), if halka has it.
@@ -178,6 +180,9 @@ pub fn traits(name: &str) -> Option<Traits> {
         "ZUNIONSTORE" | "ZINTERSTORE" | "ZDIFFSTORE" => {
             (&[WRITE, SORTEDSET, SLOW], Keys::FirstThenCounted { first: W, rest: R })
         }
+        "PFADD" => (&[WRITE, HYPERLOGLOG, FAST], Keys::First(RW)),
+        "PFCOUNT" => (&[READ, HYPERLOGLOG, SLOW], Keys::All(R)),
+        "PFMERGE" => (&[WRITE, HYPERLOGLOG, SLOW], Keys::FirstThen { first: RW, rest: R }),
         // The destination comes first here, the source second.
         "ZRANGESTORE" => (&[WRITE, SORTEDSET, SLOW], Keys::Move { from: W, to: R }),
         "EXPIRE" | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" | "PERSIST" => {

@@ -246,6 +246,6 @@ pub(super) fn refusal_error(refusal: Refusal, limit: usize) -> Option<Frame> {
             Some(Frame::error(format!("ERR {refusal}")))
         }
         // Redis's own words, which carry their own prefix.
-        Refusal::WrongType => Some(Frame::error(refusal.to_string())),
+        Refusal::WrongType | Refusal::NotAnHll => Some(Frame::error(refusal.to_string())),
     }
 }

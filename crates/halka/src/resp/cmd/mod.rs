@@ -10,6 +10,7 @@ mod counter;
 mod expiry;
 mod halka;
 mod hash;
+mod hll;
 mod keys;
 mod kv;
 mod object;
@@ -409,6 +410,9 @@ async fn dispatch(state: &NodeState, session: &mut Session, request: Vec<Bytes>)
         "SINTERCARD" => set::sintercard(state, session, &mut args).await,
         "SMOVE" => set::smove(state, session, &mut args).await,
         name if zset_command(name) => sorted_set(state, session, &mut args).await,
+        "PFADD" => hll::pfadd(state, session, &mut args).await,
+        "PFCOUNT" => hll::pfcount(state, session, &mut args).await,
+        "PFMERGE" => hll::pfmerge(state, session, &mut args).await,
         "RENAME" => rename::rename(state, session, &mut args).await,
         "RENAMENX" => rename::renamenx(state, session, &mut args).await,
         "COPY" => rename::copy(state, session, &mut args).await,
