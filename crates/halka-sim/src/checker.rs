@@ -53,6 +53,12 @@ pub struct Verdict {
     /// Counter keys whose final value is above the sum of every increment that may have
     /// been applied: one counted twice.
     pub doubled_increments: Vec<String>,
+    /// Acknowledged `PFADD`s (see `hyperloglogs`).
+    pub acked_hll_adds: u64,
+    /// HyperLogLog registers below what an acknowledged `PFADD` raised them to (less
+    /// those whose every acknowledging replica lost its disk), or above anything any
+    /// `PFADD` offered.
+    pub wrong_registers: Vec<String>,
     /// Layout changes made during the run (joins and leaves).
     pub layout_changes: u64,
     /// Nodes still in a layout change after the quiet period: a change that never
@@ -71,6 +77,7 @@ impl Verdict {
             && self.hints_left == 0
             && self.lost_increments.is_empty()
             && self.doubled_increments.is_empty()
+            && self.wrong_registers.is_empty()
             && self.unfinished_changes.is_empty()
     }
 }
@@ -109,6 +116,7 @@ pub fn check(world: &World, history: &History, keys: u64) -> Verdict {
         }
     }
     check_counters(world, history, &facts.erasures, &mut verdict);
+    crate::hyperloglogs::check(world, history, &facts.erasures, &mut verdict);
     verdict.hints_left = (0..world.nodes()).map(|i| world.hints_pending(i)).sum();
     verdict.layout_changes = world.layout().version() - 1;
     verdict.unfinished_changes = (0..world.nodes())
@@ -225,15 +233,7 @@ fn judge_write(facts: &Facts<'_>, op: &crate::history::Op, verdict: &mut Verdict
         judge_field_lifetime(facts, &op.key, verdict);
         return;
     }
-    // A stand-in's copy is a hint, handed to its owner and then dropped: that copy is
-    // lost with the owner's disk, or with the stand-in's if erased before it handed
-    // the hint on (the history does not say when it did, so either counts).
-    let erased = |n: &str| facts.erased_after(n, op.start_us);
-    let erased_everywhere = op.acked_by.iter().all(|n| {
-        let owner = op.stand_ins.iter().find(|(s, _)| s == n).map(|(_, o)| o.as_str());
-        erased(n) || owner.is_some_and(erased)
-    });
-    if erased_everywhere {
+    if erased_everywhere(op, &facts.erasures) {
         verdict.lost_with_disks += 1;
     } else {
         verdict.lost_writes.push(format!(
@@ -312,6 +312,18 @@ fn other_layouts(world: &World) -> Vec<String> {
         .collect()
 }
 
+/// Whether every copy an acknowledged write was acknowledged with went with a disk erased
+/// after the write began. A stand-in's copy is a hint, handed to its owner and then
+/// dropped: that copy is lost with the owner's disk, or with the stand-in's if erased
+/// before it handed the hint on (the history does not say when it did, so either counts).
+pub(crate) fn erased_everywhere(op: &crate::history::Op, erasures: &[(&str, u64)]) -> bool {
+    let erased = |n: &str| erasures.iter().any(|(e, at)| *e == n && *at >= op.start_us);
+    op.acked_by.iter().all(|n| {
+        let owner = op.stand_ins.iter().find(|(s, _)| s == n).map(|(_, o)| o.as_str());
+        erased(n) || owner.is_some_and(erased)
+    })
+}
+
 /// Counter keys: each final value lies between the sum of the increments acknowledged
 /// (less those lost with every disk that acknowledged them) and the sum of every increment
 /// that may have been applied (acknowledged or failed; not refused).
@@ -330,11 +342,7 @@ fn check_counters(
             match op.outcome {
                 Outcome::Acked => {
                     verdict.acked_increments += 1;
-                    let erased = op
-                        .acked_by
-                        .iter()
-                        .all(|n| erasures.iter().any(|(e, at)| e == n && *at >= op.start_us));
-                    if erased {
+                    if erased_everywhere(op, erasures) {
                         verdict.lost_with_disks += 1;
                     } else {
                         low += amount;
@@ -362,7 +370,7 @@ fn check_counters(
 }
 
 /// The merge of what `key`'s owners hold, noting the key if they differ.
-fn final_record(world: &World, key: &str, verdict: &mut Verdict) -> Arc<Record> {
+pub(crate) fn final_record(world: &World, key: &str, verdict: &mut Verdict) -> Arc<Record> {
     let raw = crate::history::key_bytes(key);
     let held: Vec<Option<Arc<Record>>> =
         world.owners(&raw).into_iter().map(|i| world.stored(i, &raw)).collect();

@@ -36,18 +36,8 @@ pub async fn operate(world: &World, client: usize, serial: u64, node: usize) {
     let quorum = world.draw(1..N as u64 + 1) as usize;
     let mut op = Op {
         client,
-        node,
-        key: key.clone(),
-        write: None,
-        add: None,
-        expires_at_us: None,
-        quorum,
-        pw: 0,
         start_us: world.now_us(),
-        end_us: 0,
-        outcome: Outcome::Refused,
-        acked_by: Vec::new(),
-        stand_ins: Vec::new(),
+        ..crate::workload::blank(node, key.clone(), quorum)
     };
     if let Some(coordinator) = world.coordinator(node) {
         let hash = Collection::new(

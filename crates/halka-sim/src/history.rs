@@ -20,6 +20,9 @@ pub struct Op {
     /// The amount an `INCRBY` added.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub add: Option<i64>,
+    /// The element a `PFADD` added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observe: Option<String>,
     /// When a written value expires (coordinator microseconds): after that it may be gone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at_us: Option<u64>,

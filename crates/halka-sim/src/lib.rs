@@ -16,6 +16,7 @@ pub mod checker;
 mod collecting;
 mod collections;
 pub mod history;
+mod hyperloglogs;
 mod membership;
 pub mod scenario;
 mod streaming;
@@ -53,7 +54,8 @@ pub struct Options {
     /// Test-only: hash fields are written outside their head's lifetimes (a coordinator
     /// that names the wrong lifetime). The checker must catch it.
     pub stray_lifetimes: bool,
-    /// Clients also increment counter keys (`INCRBY`), which the checker sums.
+    /// Clients also increment counter keys (`INCRBY`), which the checker sums, and add
+    /// elements to a HyperLogLog (`PFADD`), whose registers it checks.
     pub counters: bool,
     /// Clients also set and remove fields of hashes and delete whole hashes (see
     /// `collections`).

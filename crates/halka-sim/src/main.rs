@@ -87,6 +87,8 @@ struct Summary {
     acked_increments: u64,
     lost_increments: u64,
     doubled_increments: u64,
+    acked_hll_adds: u64,
+    wrong_registers: u64,
     layout_changes: u64,
     unfinished_changes: u64,
     simulated_seconds: f64,
@@ -136,6 +138,7 @@ fn main() {
              disk that held them), resurrected {}, \
              false siblings {}, reused dots {}, unconverged keys {}, hints left {}; \
              {} tombstones collected; {} acknowledged increments, lost {}, doubled {}; \
+             {} acknowledged PFADDs, wrong registers {}; \
              {} layout changes, {} unfinished; {:.0} simulated s in {:.1} s",
             summary.seeds,
             summary.failed_seeds.len(),
@@ -152,6 +155,8 @@ fn main() {
             summary.acked_increments,
             summary.lost_increments,
             summary.doubled_increments,
+            summary.acked_hll_adds,
+            summary.wrong_registers,
             summary.layout_changes,
             summary.unfinished_changes,
             summary.simulated_seconds,
@@ -181,6 +186,8 @@ fn add(summary: &mut Summary, run: &Run) {
     summary.tombstones_collected += v.tombstones_collected;
     summary.acked_increments += v.acked_increments;
     summary.lost_increments += v.lost_increments.len() as u64;
+    summary.acked_hll_adds += v.acked_hll_adds;
+    summary.wrong_registers += v.wrong_registers.len() as u64;
     summary.layout_changes += v.layout_changes;
     summary.unfinished_changes += v.unfinished_changes.len() as u64;
     summary.doubled_increments += v.doubled_increments.len() as u64;
@@ -233,6 +240,7 @@ fn describe(v: &halka_sim::Verdict) -> String {
         ("unconverged", &v.unconverged_keys),
         ("increments lost", &v.lost_increments),
         ("increments doubled", &v.doubled_increments),
+        ("wrong registers", &v.wrong_registers),
         ("changes unfinished", &v.unfinished_changes),
     ] {
         if !list.is_empty() {

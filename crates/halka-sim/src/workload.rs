@@ -31,6 +31,10 @@ pub async fn operate(world: &World, client: usize, serial: u64, node: usize, key
         increment(world, client, node, k, amount, w).await;
         return;
     }
+    if world.settings.counters && world.chance(0.05) {
+        crate::hyperloglogs::pfadd(world, client, serial, node).await;
+        return;
+    }
     if world.settings.collections && world.chance(0.2) {
         crate::collections::operate(world, client, serial, node).await;
         return;
@@ -95,6 +99,7 @@ pub async fn run_op(
         key,
         write,
         add: None,
+        observe: None,
         expires_at_us: None,
         quorum,
         pw,
@@ -141,13 +146,14 @@ pub(crate) async fn put_expiring(
 }
 
 /// An operation of client 0 through `node` on `key` with write quorum `w`, before it runs.
-fn blank(node: usize, key: String, w: usize) -> Op {
+pub(crate) fn blank(node: usize, key: String, w: usize) -> Op {
     Op {
         client: 0,
         node,
         key,
         write: None,
         add: None,
+        observe: None,
         expires_at_us: None,
         quorum: w,
         pw: 0,
@@ -161,7 +167,7 @@ fn blank(node: usize, key: String, w: usize) -> Op {
 
 /// Applies `request` to `op.key` through `op.node` at W = `op.quorum` and records `op`
 /// with its timing and outcome. A write the coordinating replica refused counts as failed.
-async fn apply_recorded(world: &World, mut op: Op, request: WriteRequest) {
+pub(crate) async fn apply_recorded(world: &World, mut op: Op, request: WriteRequest) {
     op.start_us = world.now_us();
     op.outcome = match world.coordinator(op.node) {
         None => Outcome::Refused,

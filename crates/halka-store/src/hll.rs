@@ -98,6 +98,12 @@ impl Registers {
         out.freeze()
     }
 
+    /// Register `index`'s value.
+    #[must_use]
+    pub fn get(&self, index: u16) -> u8 {
+        self.0[usize::from(index) % REGISTERS]
+    }
+
     /// Raises register `index` to `value`; whether it grew.
     pub fn raise(&mut self, index: u16, value: u8) -> bool {
         let r = &mut self.0[usize::from(index) % REGISTERS];

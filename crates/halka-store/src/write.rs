@@ -48,8 +48,9 @@ pub enum Change {
     /// outcome's `head` names the collection either way.
     Create(Kind),
     /// Raise a HyperLogLog's registers (`PFADD`, `PFMERGE`): the value becomes the
-    /// registers' maximum over every live version and these (see `hll::merged`).
-    /// Refused with `ConditionNotMet` when no register grows. Expiry kept.
+    /// registers' maximum over every live version and these (see `hll::merged`). The
+    /// outcome's number is 1 when a register grew (or the key was made), else 0. Expiry
+    /// kept.
     Registers(Vec<(u16, u8)>),
 }
 
@@ -550,12 +551,11 @@ fn make(
                 ..plain(Bytes::from(value.to_string()), kept_expiry)
             })
         }
+        // Written even when nothing grew: the reply promises W copies of these
+        // registers, and only a write replicates them.
         Change::Registers(raise) => {
             let (value, grew) = crate::hll::merged(base, now, raise)?;
-            if !grew {
-                return Err(Refusal::ConditionNotMet);
-            }
-            Ok(plain(value, kept_expiry))
+            Ok(Made { number: Some(i64::from(grew)), ..plain(value, kept_expiry) })
         }
         Change::Append(suffix) => {
             let old = base.value_at(now).unwrap_or_default();

@@ -26,7 +26,7 @@ impl Recording {
     fn note(&self, key: &Bytes, record: &Record) {
         let dot = Dot { node: self.actor.clone(), counter: record.context().get(&self.actor) };
         if let Some(made) = record.versions().iter().find(|v| v.dot == dot) {
-            let value = made.value.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+            let value = made.value.as_deref().map(shown);
             let lifetimes = made.collection.as_ref().map(|h| h.lifetimes.to_vec());
             self.world.record(Event::Version(Version {
                 key: crate::history::key_name(key),
@@ -188,5 +188,14 @@ impl Replica for Recording {
 
     fn hinted(&self, keys: Vec<Bytes>) -> ReplicaFuture<Vec<bool>> {
         self.inner.hinted(keys)
+    }
+}
+
+/// A value as the history shows it: a HyperLogLog (12 KiB of registers) as the registers
+/// it has set, anything else as text.
+fn shown(value: &[u8]) -> String {
+    match halka_store::hll::Registers::decode(value) {
+        Ok(registers) => format!("HYLL{:?}", registers.set()),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
     }
 }

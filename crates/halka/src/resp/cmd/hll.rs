@@ -35,7 +35,7 @@ async fn raise(
 ) -> Result<bool, Frame> {
     let request = WriteRequest::new(Change::Registers(registers), None);
     let outcome = super::apply(state, s, key, request).await?;
-    Ok(outcome.refused.is_none())
+    Ok(outcome.number == Some(1))
 }
 
 /// `PFADD key [element …]`: 1 when the estimate may have changed (a register grew, or the
