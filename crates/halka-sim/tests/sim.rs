@@ -98,11 +98,10 @@ fn a_node_that_reuses_its_actor_after_a_crash_is_caught() {
     assert!(caught > 0, "the checker missed actor amnesia in every seed");
 }
 
-/// Hashes through every fault but layout changes (with them, about one seed in 150 still
-/// finds a removed field back: see `Options::collections`).
+/// Hashes through every fault, layout changes included.
 #[test]
 fn seeds_with_hashes_0_to_25_pass() {
-    let hashes = Options { collections: true, layout_changes: false, ..options() };
+    let hashes = Options { collections: true, ..options() };
     for seed in 0..25 {
         let verdict = run(seed, &hashes).verdict;
         assert!(verdict.passed(), "seed {seed} with hashes: {verdict:?}");
