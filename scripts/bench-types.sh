@@ -44,9 +44,9 @@ compare() { # label redis-benchmark-args...
 
 # SADD and ZADD fill the sets SPOP and ZPOPMIN then empty.
 compare "sadd" -t sadd -c 50 -n 50000 -r 100000
-compare "spop" -t spop -c 50 -n 20000 -r 100000
+compare "spop" -t spop -c 10 -n 500 -r 100000
 compare "zadd" -t zadd -c 50 -n 50000 -r 100000
-compare "zpopmin" -t zpopmin -c 10 -n 200 -r 100000
+compare "zpopmin" -t zpopmin -c 10 -n 100 -r 100000
 compare "pfadd" -c 50 -n 50000 -r 100000 pfadd hll e__rand_int__
 
 echo "== one member's ZADD in a sorted set of $MEMBERS members against one of 10"
