@@ -229,13 +229,8 @@ pub async fn zcount(
     args: &mut Args,
     form: Form,
 ) -> Result<Frame, Frame> {
-    let key = args.next_bytes()?;
-    let query = Query::parse(args, form)?;
-    if query.with_scores || query.limit.is_some() {
-        return Err(Frame::error("ERR syntax error"));
-    }
-    let n = query.select(ranked(state, s, &key).await?).len();
-    Ok(Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX)))
+    let (_, selected) = plain_range(state, s, args, form).await?;
+    Ok(Frame::Integer(i64::try_from(selected.len()).unwrap_or(i64::MAX)))
 }
 
 /// `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE`, `ZREMRANGEBYLEX key start stop`: removes the
@@ -246,13 +241,25 @@ pub async fn zremrange(
     args: &mut Args,
     form: Form,
 ) -> Result<Frame, Frame> {
+    let (key, selected) = plain_range(state, s, args, form).await?;
+    Ok(Frame::Integer(remove(state, s, &key, selected.into_iter().map(|(m, _)| m)).await?))
+}
+
+/// `key start stop` without `WITHSCORES` or `LIMIT` (`ZCOUNT`, `ZREMRANGEBY…`): the key
+/// and the members the range selects.
+async fn plain_range(
+    state: &NodeState,
+    s: &Session,
+    args: &mut Args,
+    form: Form,
+) -> Result<(Bytes, Vec<(Bytes, Score)>), Frame> {
     let key = args.next_bytes()?;
     let query = Query::parse(args, form)?;
     if query.with_scores || query.limit.is_some() {
         return Err(Frame::error("ERR syntax error"));
     }
     let selected = query.select(ranked(state, s, &key).await?);
-    Ok(Frame::Integer(remove(state, s, &key, selected.into_iter().map(|(m, _)| m)).await?))
+    Ok((key, selected))
 }
 
 /// `ZRANK`, `ZREVRANK key member`: the member's position in the set's order, nil when it

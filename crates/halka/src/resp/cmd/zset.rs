@@ -123,8 +123,7 @@ pub async fn zadd(state: &NodeState, s: &Session, args: &mut Args) -> Result<Fra
     pairs.reverse();
     let mut seen = std::collections::HashSet::new();
     pairs.retain(|(_, m)| seen.insert(m.clone()));
-    let lifetime = make_head(state, s, &key, Kind::SortedSet).await?.lifetimes[0];
-    let head = Head { kind: Kind::SortedSet, lifetimes: [lifetime].into_iter().collect() };
+    let head = make_head(state, s, &key, Kind::SortedSet).await?;
     let writes =
         pairs.iter().map(|(new, member)| set_score(state, s, (&key, &head), member, *new, flags));
     let mut counted = 0;
